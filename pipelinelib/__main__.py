@@ -1,0 +1,5 @@
+"""``python -m pipelinelib`` is the ``pipeline`` command."""
+
+from pipelinelib.cli import main
+
+raise SystemExit(main())

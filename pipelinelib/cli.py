@@ -1,0 +1,135 @@
+"""The ``pipeline`` command: one subcommand per job or step.
+
+Start-up is kept fast: ``pipeline --help`` imports no step, and
+``pipeline <command> --help`` imports only that command's argument module.
+docker-py, kubernetes and friends load when a step first needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from pipelinelib.errors import EXIT_BAD_INPUT, EXIT_CODES_HELP, PipelineError
+
+# name -> (module under pipelinelib.commands, one-line help). Order is the help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "env": ("envfile", "validate an env file and show its (redacted) values"),
+    "build": ("build", "build, tag, push and smoke-test an app's image (idempotent)"),
+}
+
+DESCRIPTION = """\
+Idempotent deployment steps for CI job scripts. Each command observes the
+actual state, acts only on the difference, and reports changed/unchanged.
+Run `pipeline COMMAND --help` for a command's options.
+"""
+
+ENV_DEFAULTS = """\
+environment:
+  PIPELINE_LOG_FORMAT, PIPELINE_REPORT_DIR, PIPELINE_DRY_RUN=1 set the global
+  options' defaults (handy in Jenkins withEnv / GoCD environment_variables).
+  CI=true selects JSON logs when --log-format is auto.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    env = os.environ
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default=default(env.get("PIPELINE_LOG_FORMAT", "auto")),
+        help="console for people, json lines for CI (auto: json when CI=true)",
+    )
+    group.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=default("info"),
+        help="least severe level to log (default info)",
+    )
+    group.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        default=default(env.get("PIPELINE_REPORT_DIR") or None),
+        help="write junit.xml, summary.json and summary.md here",
+    )
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=default(env.get("PIPELINE_DRY_RUN", "") in ("1", "true", "yes")),
+        help="observe and plan, print what would change, write nothing",
+    )
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The full parser; only the selected command's module is imported."""
+    parser = _Parser(
+        prog="pipeline",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES_HELP + ENV_DEFAULTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from pipelinelib import __version__
+
+    parser.add_argument("--version", action="version", version=f"pipelinelib {__version__}")
+    _add_global_options(parser, suppress=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    selected = _selected_command(argv)
+    for name, (module_name, summary) in COMMANDS.items():
+        if name != selected:
+            subparsers.add_parser(name, help=summary)
+            continue
+        module = importlib.import_module(f"pipelinelib.commands.{module_name}")
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=module.DESCRIPTION,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        _add_global_options(sub, suppress=True)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pipeline`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from pipelinelib.context import Context
+    from pipelinelib.log import configure
+
+    secrets = configure(args.log_format, args.log_level)
+    ctx = Context(dry_run=args.dry_run, secrets=secrets)
+    try:
+        return int(args._module.run(args, ctx) or 0)
+    except PipelineError as exc:  # raised before a job started (e.g. bad parameters)
+        print(f"pipeline {args.command}: {secrets.redact_text(exc.one_line())}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"pipeline {args.command}: interrupted", file=sys.stderr)
+        return 130

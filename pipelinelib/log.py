@@ -1,0 +1,72 @@
+"""Structured logging: readable console locally, JSON lines in CI, secrets redacted.
+
+Only entry points (the CLI, job scripts) call ``configure``; library code just
+does ``log = structlog.get_logger(__name__)`` and binds context.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from pipelinelib.secrets import Secrets
+
+
+class RedactSecrets:
+    """structlog processor: masks secret values and secret-looking keys everywhere."""
+
+    def __init__(self, secrets: Secrets):
+        self.secrets = secrets
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        return self.secrets.redact(event_dict)
+
+
+def default_format(env: dict[str, str] | None = None) -> str:
+    """``json`` under CI (``CI=true`` or a Jenkins/GoCD build), else ``console``."""
+    env = os.environ if env is None else env
+    in_ci = (
+        env.get("CI", "").lower() in ("1", "true", "yes")
+        or "BUILD_URL" in env
+        or "GO_SERVER_URL" in env
+    )
+    return "json" if in_ci else "console"
+
+
+def configure(
+    log_format: str = "auto",
+    level: str = "info",
+    secrets: Secrets | None = None,
+    stream: TextIO | None = None,
+) -> Secrets:
+    """Configure structlog once for this process and return the secrets it redacts."""
+    secrets = secrets if secrets is not None else Secrets()
+    fmt = default_format() if log_format == "auto" else log_format
+    stream = stream or sys.stderr
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        RedactSecrets(secrets),
+    ]
+    if fmt == "json":
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        colors = stream.isatty() and "NO_COLOR" not in os.environ
+        processors.append(structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=28))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    return secrets
+
+
+def get_logger(name: str | None = None) -> Any:
+    """The library's logger (structlog bound logger)."""
+    return structlog.get_logger(name)

@@ -1,0 +1,93 @@
+"""One retry policy for transient faults, shared by every adapter.
+
+Retried: connection errors and timeouts, HTTP 5xx, 429 and 409 (conflict), and
+``TransientError``. Never retried: 4xx other than those, and every
+``PipelineError`` (bad input, refusals, step failures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from pipelinelib.errors import PipelineError, TransientError
+
+T = TypeVar("T")
+TRANSIENT_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+_CONNECTION_ERROR_NAMES = frozenset(
+    {
+        "ConnectionError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "Timeout",
+        "ProtocolError",
+        "MaxRetryError",
+        "NewConnectionError",
+        "RemoteDisconnected",
+        "ChunkedEncodingError",
+    }
+)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status an exception carries (requests, docker-py, kubernetes), if any."""
+    for attr in ("status", "status_code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(exc, "response", None)
+    value = getattr(response, "status_code", None)
+    return value if isinstance(value, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` is worth retrying."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, PipelineError):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if any(cls.__name__ in _CONNECTION_ERROR_NAMES for cls in type(exc).__mro__):
+        return True
+    status = status_of(exc)
+    return status in TRANSIENT_STATUS
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    structlog.get_logger("pipelinelib.retry").warning(
+        "retrying after transient fault",
+        call=getattr(state.fn, "__qualname__", "?"),
+        attempt=state.attempt_number,
+        error=str(exc)[:200],
+        wait_s=round(state.next_action.sleep, 2) if state.next_action else None,
+    )
+
+
+def transient_retry(
+    attempts: int = 5, max_delay_s: float = 30.0, max_wait_s: float = 8.0
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorator: retry transient faults with bounded, jittered exponential back-off."""
+    return retry(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts) | stop_after_delay(max_delay_s),
+        wait=wait_random_exponential(multiplier=0.25, max=max_wait_s),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def call_with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``fn`` once under the default transient retry policy."""
+    return transient_retry()(fn)(*args, **kwargs)
