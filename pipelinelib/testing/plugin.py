@@ -1,0 +1,49 @@
+"""pytest plugin: session fixtures for the real testbed components.
+
+Fixtures: ``testbed`` (the ``Testbed``), ``docker_env``, ``registry_env``,
+``kube_env``, ``postgres_env`` (each a dict of the component's exported
+variables). A component that fails to start fails the test run; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelinelib.testing.testbed import Testbed
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pipelinelib")
+    group.addoption("--testbed-dir", default=None,
+                    help="testbed state directory (default $PIPELINELIB_TESTBED or "
+                         "/tmp/pipelinelib-testbed)")
+
+
+@pytest.fixture(scope="session")
+def testbed(request: pytest.FixtureRequest) -> Testbed:
+    """The shared testbed; components start on first use and keep running after the session."""
+    return Testbed(request.config.getoption("--testbed-dir"))
+
+
+@pytest.fixture(scope="session")
+def docker_env(testbed: Testbed) -> dict[str, str]:
+    """A private Docker engine: DOCKER_HOST, PIPELINELIB_BASE_IMAGE."""
+    return testbed.up("docker")
+
+
+@pytest.fixture(scope="session")
+def registry_env(testbed: Testbed) -> dict[str, str]:
+    """Open and basic-auth registries: PIPELINELIB_REGISTRY, PIPELINELIB_AUTH_REGISTRY(_USER/_PASSWORD)."""
+    return testbed.up("docker", "registry")
+
+
+@pytest.fixture(scope="session")
+def kube_env(testbed: Testbed) -> dict[str, str]:
+    """A Kubernetes control plane with kwok nodes: KUBECONFIG, PIPELINELIB_KUBE_BIN."""
+    return testbed.up("kubernetes")
+
+
+@pytest.fixture(scope="session")
+def postgres_env(testbed: Testbed) -> dict[str, str]:
+    """A private PostgreSQL cluster: PIPELINELIB_PG_DSN and friends."""
+    return testbed.up("postgres")
