@@ -169,8 +169,6 @@ def _split_value(rest: str, source: str, number: int, key: str) -> tuple[str, st
     else:
         value, _, tail = rest.partition(" ")
         tail = " " + tail if tail else ""
-        if "#" in value and not tail:
-            value, tail = value.split("#", 1)[0], ""
         if not UNQUOTED.fullmatch(value):
             raise bad(
                 "unquoted value has characters a shell would interpret",

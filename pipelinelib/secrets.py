@@ -13,8 +13,8 @@ from typing import Any
 
 MASK = "***"
 SECRET_KEY = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[-_]?key|private[-_]?key|credential|auth(orization)?)$"
-    r"|^(pass(word)?|secret|token|authorization)",
+    r"(pass(word|wd|phrase)?|secret|token|api[-_]?key|private[-_]?key|credentials?|authorization)$"
+    r"|^(pass(word|wd)?|secret|token|authorization|credentials?)([-_]|$)",
     re.IGNORECASE,
 )
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words everywhere

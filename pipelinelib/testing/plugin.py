@@ -33,7 +33,7 @@ def docker_env(testbed: Testbed) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def registry_env(testbed: Testbed) -> dict[str, str]:
-    """Open and basic-auth registries: PIPELINELIB_REGISTRY, PIPELINELIB_AUTH_REGISTRY(_USER/_PASSWORD)."""
+    """Open and basic-auth registries (PIPELINELIB_REGISTRY, PIPELINELIB_AUTH_REGISTRY...)."""
     return testbed.up("docker", "registry")
 
 

@@ -47,7 +47,7 @@ class Testbed:
     __test__ = False  # not a pytest test class
 
     def __init__(self, state_dir: str | os.PathLike[str] | None = None):
-        default = os.environ.get("PIPELINELIB_TESTBED", "/tmp/pipelinelib-testbed")
+        default = os.environ.get("PIPELINELIB_TESTBED", "/tmp/pipelinelib-testbed")  # noqa: S108
         self.state_dir = Path(state_dir or default)
         self.env: dict[str, str] = {}
         self._started: set[str] = set()
@@ -63,8 +63,7 @@ class Testbed:
             if missing:
                 cmd = [str(scripts_dir() / "up"), "--state-dir", str(self.state_dir),
                        "--only", ",".join(missing)]
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, check=False)
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 sys.stderr.write(proc.stderr[-4000:])
                 if proc.returncode != 0:
                     tail = "\n".join(proc.stderr.strip().splitlines()[-15:])

@@ -1,0 +1,64 @@
+"""The `pipeline` command: help, exit codes, one-line errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pipelinelib.cli import COMMANDS
+
+
+def pipeline(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "pipelinelib", *args], capture_output=True,
+                          text=True, env=env, check=False)
+
+
+def test_help_lists_commands_and_documents_exit_codes():
+    out = pipeline("--help")
+    assert out.returncode == 0
+    for name in COMMANDS:
+        assert name in out.stdout
+    for line in ("0  success", "1  a step failed", "2  bad input", "3  a required system"):
+        assert line in out.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_with_dry_run(command):
+    out = pipeline(command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert "--dry-run" in out.stdout and "--report-dir" in out.stdout
+
+
+def test_help_does_not_import_docker_or_kubernetes():
+    code = ("import sys; from pipelinelib.cli import build_parser; "
+            "build_parser(['build', '--help']); "
+            "print(sorted(m for m in ('docker', 'kubernetes', 'git', 'jenkins') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_flag_exits_2_with_one_line():
+    out = pipeline("build", "--no-such-flag")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "unrecognized arguments: --no-such-flag" in out.stderr
+
+
+def test_no_command_exits_2():
+    assert pipeline().returncode == 2
+
+
+def test_env_command_reports_bad_file_with_exit_2(tmp_path):
+    bad = tmp_path / "release.env"
+    bad.write_text("OK=1\nX=$(whoami)\n")
+    out = pipeline("env", str(bad))
+    assert out.returncode == 2
+    assert f"{bad}:2 X: unquoted value" in out.stderr
+
+
+def test_env_command_masks_secrets(tmp_path):
+    good = tmp_path / "release.env"
+    good.write_text("NAME=web\nDB_PASSWORD='planted-cli-secret'\n")
+    out = pipeline("env", str(good), "--output", "json")
+    assert out.returncode == 0 and "planted-cli-secret" not in out.stdout + out.stderr
+    assert '"DB_PASSWORD": "***"' in out.stdout
