@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: setup demo test lint bench testbed-up testbed-down
 
 setup:  ## install pipelinelib and its test tools (Python side)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev,charts]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
 testbed-up: setup  ## start every testbed component (installs Debian packages, builds Go tools once)
 	testbed/up --state-dir $(TESTBED) --only all > $(TESTBED).env

@@ -20,6 +20,20 @@ from pipelinelib.errors import EXIT_BAD_INPUT, EXIT_CODES_HELP, PipelineError
 COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("envfile", "validate an env file and show its (redacted) values"),
     "build": ("build", "build, tag, push and smoke-test an app's image (idempotent)"),
+    "scan": ("scan", "scan an image for vulnerabilities and apply the severity policy"),
+    "perf": ("perf", "check Lighthouse performance budgets"),
+    "gate": ("gate", "the release checklist: every mark checked, with evidence"),
+    "migrate": ("migrate", "apply database migrations before the rollout"),
+    "rollout": ("rollout", "apply manifests, wait for health, roll back on failure"),
+    "swap": ("swap", "blue/green: swap which colour serves (staging <-> live)"),
+    "plan": ("plan", "show what `apply` would change in an environment"),
+    "apply": ("apply", "bring an environment to its desired-state spec"),
+    "promote": ("promote", "promote an app's image digest from one environment to the next"),
+    "status": ("status", "what is deployed where"),
+    "state": ("state", "read or set a commit's git-note state"),
+    "annotate": ("annotate", "record a deployment: tag, git note, audit, CI server"),
+    "audit": ("audit", "query or flush the audit trail"),
+    "metrics": ("metrics", "DORA metrics from the deployment records"),
 }
 
 DESCRIPTION = """\

@@ -110,6 +110,11 @@ class Context:
         return self.adapter("docker")
 
     @property
+    def kube(self) -> Any:
+        """The Kubernetes adapter (``pipelinelib.adapters.kube.KubeClient``)."""
+        return self.adapter("kube")
+
+    @property
     def log(self) -> Any:
         """A logger bound with this context's app, environment and revision."""
         bound = {k: v for k, v in (("app", self.app), ("env", self.environment)) if v}
@@ -130,6 +135,13 @@ def _docker_from_env(ctx: Context) -> Any:
     return DockerEngine.from_env()
 
 
+def _kube_from_env(ctx: Context) -> Any:
+    from pipelinelib.adapters.kube import KubeClient
+
+    return KubeClient.from_env()
+
+
 DEFAULT_FACTORIES: dict[str, AdapterFactory] = {
     "docker": _docker_from_env,
+    "kube": _kube_from_env,
 }
