@@ -145,8 +145,8 @@ def load(
     dockerfile = env.get("DOCKERFILE", "Dockerfile") or "Dockerfile"
     if not (app / dockerfile).is_file():
         raise BadInput(
-            "Dockerfile not found",
-            source=str(app / dockerfile),
+            f"{app / dockerfile} not found",
+            source=source,
             field="DOCKERFILE",
             expected="a Dockerfile in the app directory",
         )

@@ -243,7 +243,7 @@ def test_bad_input_exits_2_and_writes_nothing(app, registry_env, engine, tmp_pat
     env_file = app / "release.env"
     if message is None:  # missing Dockerfile
         (app / "Dockerfile").unlink()
-        message = "Dockerfile: Dockerfile not found"
+        message = "release.env DOCKERFILE: "
     else:
         env_file.write_text(env_file.read_text().replace(*edit))
     commit_all(app, "bad input")
