@@ -1,0 +1,127 @@
+package pipelinelib
+
+import org.junit.Test
+
+import static org.junit.Assert.assertEquals
+import static org.junit.Assert.assertFalse
+import static org.junit.Assert.assertTrue
+import static org.junit.Assert.fail
+
+/** The shipped Jenkinsfiles: stage order, failure propagation, reports always published. */
+class JenkinsfileTest extends PipelineLibTestBase {
+
+    private List<String> stages() {
+        return events.findAll { it.startsWith('stage ') }.collect { it.substring(6) }
+    }
+
+    @Test
+    void exampleAppPipelineRunsEveryStageInOrderThenPromotesAfterApproval() {
+        helper.registerAllowedMethod('input', [Map]) { Map m -> events << 'input'; 'rita' }
+        runScript('examples/jenkins/Jenkinsfile')
+        assertEquals(['Checkout', 'Build', 'Scan', 'Gate', 'Migrate', 'Deploy sandbox', 'Approve',
+                      'Promote to staging'], stages())
+        assertEquals(['build', 'scan', 'gate', 'migrate', 'rollout', 'annotate', 'promote'],
+                     pipelineCommands())
+        assertTrue(events.indexOf('input') < events.indexOf('sh promote'))
+        Map annotate = shCalls.find { commandOf(it.script) == 'annotate' }
+        assertEquals('SUCCESS', annotate.env.PIPELINE_RESULT)
+        Map promote = shCalls.find { commandOf(it.script) == 'promote' }
+        assertEquals('rita', promote.env.PIPELINE_APPROVED_BY)
+        assertEquals('alice', promote.env.PIPELINE_TRIGGERED_BY)
+        assertEquals('staging', promote.env.PIPELINE_TO)
+        // every pipeline command published its reports
+        ['build', 'scan', 'gate', 'migrate', 'deploy', 'annotate', 'promote'].each {
+            assertTrue(it, events.contains("junit reports/${it}/junit.xml".toString()))
+        }
+    }
+
+    @Test
+    void exampleStopsAtTheFirstFailedStageAndStillAnnotatesTheFailure() {
+        exitCodes.scan = 1
+        try {
+            runScript('examples/jenkins/Jenkinsfile')
+            fail('a failed scan must fail the build')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.startsWith('pipeline scan failed: exit 1'))
+        }
+        assertEquals(['Checkout', 'Build', 'Scan'], stages())
+        assertEquals(['build', 'scan', 'annotate'], pipelineCommands())
+        assertEquals('FAILURE', shCalls.last().env.PIPELINE_RESULT)
+        assertTrue(events.contains('junit reports/scan/junit.xml'))
+        assertFalse(events.contains('input'))
+    }
+
+    @Test
+    void aFailedAnnotationDoesNotHideTheDeployFailure() {
+        exitCodes.rollout = 1
+        exitCodes.annotate = 3
+        try {
+            runScript('examples/jenkins/Jenkinsfile')
+            fail('a failed deploy must fail the build')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.startsWith('pipeline deploy failed: exit 1'))
+        }
+        assertTrue(events.any { it.startsWith('echo pipelineAnnotate: could not record') })
+    }
+
+    @Test
+    void repositoryCiRunsLintGroovyThenIntegrationAndAlwaysPublishesReports() {
+        runScript('Jenkinsfile')
+        assertEquals(['Checkout', 'Lint', 'Unit (Groovy)', 'Integration'], stages())
+        assertEquals(['make setup lint', 'cd tests/groovy && mvn -B -q test', 'bash .ci/run'],
+                     shCalls*.script)
+        assertTrue(events.last().startsWith('archive'))
+    }
+
+    @Test
+    void repositoryCiFailureStopsLaterStagesButPublishesReports() {
+        exitCodes.make = 1
+        try {
+            runScript('Jenkinsfile')
+            fail('lint failure must fail the build')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('exit code 1'))
+        }
+        assertEquals(['Checkout', 'Lint'], stages())
+        assertTrue(events.any { it.startsWith('junit reports/*.xml') })
+    }
+
+    @Test
+    void releaseJobsPassTheirParametersAndTakeTheIdentityFromTheCause() {
+        binding.setVariable('params', [APP: 'web', FROM_ENV: 'staging', TO_ENV: 'live',
+                                       DIGEST: 'sha256:0a', BUILD_USER_ID: 'mallory'])
+        runScript('jenkins/jobs/promote.Jenkinsfile')
+        Map call = shCalls.last()
+        assertEquals(['promote'], pipelineCommands())
+        assertEquals('live', call.env.PIPELINE_TO)
+        assertEquals('staging', call.env.PIPELINE_FROM)
+        assertEquals('sha256:0a', call.env.PIPELINE_DIGEST)
+        assertEquals('alice', call.env.BUILD_USER_ID)
+        assertEquals('#42 web staging -> live', binding.getVariable('currentBuild').displayName.toString())
+
+        shCalls.clear(); events.clear()
+        binding.setVariable('params', [APP: 'web', ENVIRONMENT: 'live'])
+        runScript('jenkins/jobs/swap.Jenkinsfile')
+        assertEquals(['swap'], pipelineCommands())
+        assertEquals('live', shCalls.last().env.PIPELINE_ENV)
+
+        shCalls.clear(); events.clear()
+        binding.setVariable('params', [APP: 'web', TO_ENV: 'live', DIGEST: 'sha256:0b',
+                                       REASON: 'CVE-2024-1234'])
+        runScript('jenkins/jobs/hotfix.Jenkinsfile')
+        assertEquals('CVE-2024-1234', shCalls.last().env.PIPELINE_REASON)
+        assertTrue(shCalls.last().script.contains('--hotfix --reason "$PIPELINE_REASON"'))
+    }
+
+    @Test
+    void hotfixJobWithoutAReasonRunsNothing() {
+        binding.setVariable('params', [APP: 'web', TO_ENV: 'live', DIGEST: 'sha256:0b', REASON: ''])
+        try {
+            runScript('jenkins/jobs/hotfix.Jenkinsfile')
+            fail('hot-fix without reason must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('missing required parameter(s) reason'))
+        }
+        assertTrue(shCalls.isEmpty())
+    }
+}

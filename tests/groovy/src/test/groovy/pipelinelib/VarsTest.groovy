@@ -1,0 +1,242 @@
+package pipelinelib
+
+import org.junit.Test
+
+import static org.junit.Assert.assertEquals
+import static org.junit.Assert.assertFalse
+import static org.junit.Assert.assertNotNull
+import static org.junit.Assert.assertTrue
+import static org.junit.Assert.fail
+
+/** The vars/ steps: what reaches `sh`, what is always reported, how failures propagate. */
+class VarsTest extends PipelineLibTestBase {
+
+    static final String HOSTILE = '\'; rm -rf / #"$(id)`id`${HOME} *'
+
+    /** Each var with a full parameter map, and the one env variable each value must land in. */
+    static final Map<String, Map> CALLS = [
+        pipelineBuild   : [appDir: 'services/web', registry: 'registry.example:5000'],
+        pipelineScan    : [appDir: 'services/web', image: 'ns/web:abc', report: 'trivy.json', policy: 'scan.yaml'],
+        pipelineGate    : [appDir: 'services/web', environment: 'staging'],
+        pipelineMigrate : [dir: 'db/migrations', environment: 'staging', dsnCredentialsId: 'web-dsn'],
+        pipelineDeploy  : [app: 'web', environment: 'sandbox', manifests: 'k8s', digest: 'sha256:0a'],
+        pipelinePromote : [app: 'web', from: 'staging', to: 'live', digest: 'sha256:0a'],
+        pipelineSwap    : [app: 'web', environment: 'live'],
+        pipelineHotfix  : [app: 'web', to: 'live', digest: 'sha256:0a', reason: 'CVE-2024-1 in login'],
+        pipelineAnnotate: [app: 'web', environment: 'sandbox', result: 'SUCCESS', digest: 'sha256:0a'],
+    ]
+
+    private Map<String, String> hostile(Map params) {
+        return params.collectEntries { k, v ->
+            [(k): k in ['dsnCredentialsId', 'result'] ? v : "${v}${HOSTILE}".toString()]
+        }
+    }
+
+    @Test
+    void shScriptTextIsConstantAndValuesArriveOnlyThroughWithEnv() {
+        CALLS.each { String var, Map params ->
+            shCalls.clear()
+            runVar(var, params)
+            Map plain = shCalls[0]
+            shCalls.clear()
+            Map evil = hostile(params)
+            runVar(var, evil)
+            Map attacked = shCalls[0]
+            assertEquals("${var}: sh text must not depend on the values".toString(),
+                         plain.script, attacked.script)
+            evil.each { k, v ->
+                if (k != 'dsnCredentialsId') {
+                    assertFalse("${var}: ${k} reached the sh text".toString(),
+                                attacked.script.contains(v.toString()))
+                }
+            }
+            assertFalse("${var}: hostile text in sh".toString(), attacked.script.contains('rm -rf'))
+            // every hostile value is in the environment, byte for byte
+            evil.findAll { k, v -> !(k in ['dsnCredentialsId', 'reportDir']) }.each { k, v ->
+                assertTrue("${var}: ${k} value not passed via withEnv".toString(),
+                           attacked.env.values().contains(v))
+            }
+        }
+    }
+
+    @Test
+    void everyVarHasHelpTextAndSingleQuotedShellText() {
+        File vars = new File(ROOT, 'vars')
+        def groovyFiles = vars.listFiles().findAll { it.name.endsWith('.groovy') }
+        assertEquals(CALLS.size() + 1, groovyFiles.size())
+        groovyFiles.each { File f ->
+            File help = new File(vars, f.name.replace('.groovy', '.txt'))
+            assertTrue("${help} missing".toString(), help.isFile() && help.text.trim())
+            // the sh text is built from single-quoted literals only: no GString in script:
+            f.readLines().findAll { it.contains('script:') && !it.trim().startsWith('*') }.each {
+                assertFalse("${f.name}: ${it}".toString(), it.contains('script: "'))
+            }
+            assertFalse("${f.name} calls sh directly with a GString".toString(),
+                        (f.text =~ /\bsh\s*\(?\s*"/).find())
+        }
+    }
+
+    @Test
+    void reportDirIsSetArchivedAndFedToJunit() {
+        runVar('pipelineBuild', [appDir: '.', reportDir: 'out/build-reports'])
+        assertEquals('out/build-reports', shCalls[0].env.PIPELINE_REPORT_DIR)
+        assertEquals(['sh build', 'archive out/build-reports/**', 'junit out/build-reports/junit.xml'],
+                     events)
+    }
+
+    @Test
+    void failureStillArchivesAndFeedsJunitThenPropagates() {
+        exitCodes.build = 1
+        try {
+            runVar('pipelineBuild', [appDir: '.'])
+            fail('a failed pipeline build must fail the stage')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('exit 1 (a step failed)'))
+            assertTrue(e.message, e.message.contains('reports/build/summary.md'))
+        }
+        assertEquals(['sh build', 'archive reports/build/**', 'junit reports/build/junit.xml'],
+                     events.take(3))
+        assertTrue(events[3].startsWith('error pipeline build failed'))
+    }
+
+    @Test
+    void exitCodeMeaningIsInTheFailureMessage() {
+        exitCodes.promote = 2
+        try {
+            runVar('pipelinePromote', [app: 'web', to: 'live'])
+            fail('refused promotion must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('exit 2 (bad input or refused; nothing was written)'))
+        }
+        exitCodes.promote = 3
+        try {
+            runVar('pipelinePromote', [app: 'web', to: 'live'])
+            fail('unreachable system must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('exit 3 (a required system is unreachable)'))
+        }
+    }
+
+    @Test
+    void deployReturnsFiveWhenTheNewColourAwaitsPromotion() {
+        exitCodes.rollout = 5
+        assertEquals(5, runVar('pipelineDeploy', [app: 'web', environment: 'staging']))
+        exitCodes.rollout = 4
+        try {
+            runVar('pipelineDeploy', [app: 'web', environment: 'staging'])
+            fail('exit 4 is not a deploy success')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('exit 4'))
+        }
+    }
+
+    @Test
+    void identityComesFromTheBuildCauseNotFromParametersOrEnvironment() {
+        baseEnv.BUILD_USER_ID = 'mallory'          // e.g. a job parameter of that name
+        baseEnv.PIPELINE_TRIGGERED_BY = 'mallory'
+        runVar('pipelinePromote', [app: 'web', from: 'staging', to: 'live'])
+        assertEquals('alice', shCalls[0].env.BUILD_USER_ID)
+        assertEquals('alice', shCalls[0].env.PIPELINE_TRIGGERED_BY)
+        assertEquals('', shCalls[0].env.PIPELINE_APPROVED_BY)
+    }
+
+    @Test
+    void identityCannotBePassedAsAVarParameterOrEnvName() {
+        try {
+            runVar('pipelinePromote', [app: 'web', to: 'live', user: 'mallory'])
+            fail('an identity parameter must be rejected')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('unknown parameter(s) user'))
+        }
+        try {
+            runVar('pipelineCli', [name: 'x', script: 'true', env: [PIPELINE_TRIGGERED_BY: 'mallory']])
+            fail('PIPELINE_TRIGGERED_BY must not be settable')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('not an allowed parameter variable'))
+        }
+        try {
+            runVar('pipelineCli', [name: 'x', script: 'true', env: [BUILD_USER_ID: 'mallory']])
+            fail('BUILD_USER_ID must not be settable')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('not an allowed parameter variable'))
+        }
+        assertTrue(shCalls.isEmpty())
+    }
+
+    @Test
+    void privilegedVarsRefuseWhenNoPersonStartedOrApprovedTheBuild() {
+        causes = [[_class: 'hudson.triggers.TimerTrigger$TimerTriggerCause',
+                   shortDescription: 'Started by timer']]
+        binding.setVariable('currentBuild', currentBuildMockFor())
+        ['pipelinePromote', 'pipelineSwap', 'pipelineHotfix'].each { String var ->
+            try {
+                runVar(var, CALLS[var])
+                fail("${var} must refuse a timer-started build".toString())
+            } catch (PipelineAbort e) {
+                assertTrue(e.message, e.message.contains('refused: no person started this build'))
+                assertTrue(e.message, e.message.contains('Started by timer'))
+            }
+        }
+        assertTrue('nothing may run', shCalls.isEmpty())
+        // the approver of an input step is a person Jenkins authenticated
+        runVar('pipelinePromote', [app: 'web', to: 'staging', approver: 'rita'])
+        assertEquals('rita', shCalls[0].env.PIPELINE_APPROVED_BY)
+        assertEquals('', shCalls[0].env.PIPELINE_TRIGGERED_BY)
+    }
+
+    @Test
+    void unprivilegedVarsRunForTimerBuildsWithAnEmptyIdentity() {
+        causes = [[_class: 'hudson.triggers.SCMTrigger$SCMTriggerCause', shortDescription: 'Started by an SCM change']]
+        binding.setVariable('currentBuild', currentBuildMockFor())
+        runVar('pipelineBuild', [:])
+        assertEquals('', shCalls[0].env.BUILD_USER_ID)
+        assertEquals('.', shCalls[0].env.PIPELINE_APP_DIR)
+    }
+
+    @Test
+    void unknownOrMissingParametersFailBeforeAnythingRuns() {
+        try {
+            runVar('pipelineBuild', [appdir: 'typo'])
+            fail('a typo must not be ignored')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('unknown parameter(s) appdir'))
+        }
+        try {
+            runVar('pipelineHotfix', [app: 'web', to: 'live', digest: 'sha256:0a', reason: '  '])
+            fail('a hot-fix needs a reason')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('missing required parameter(s) reason'))
+        }
+        assertTrue(shCalls.isEmpty())
+        assertFalse(events.any { it.startsWith('junit') })
+    }
+
+    @Test
+    void migrateTakesTheDsnFromACredentialNeverFromAParameter() {
+        runVar('pipelineMigrate', CALLS.pipelineMigrate)
+        assertTrue(events.contains('withCredentials'))
+        assertEquals('****', shCalls[0].env.PIPELINELIB_PG_DSN)
+        assertFalse(shCalls[0].env.values().contains('web-dsn'))
+    }
+
+    @Test
+    void annotatingAFailureNeverHidesTheFailure() {
+        exitCodes.annotate = 3
+        assertEquals(null, runVar('pipelineAnnotate', [app: 'web', environment: 'sandbox', result: 'FAILURE']))
+        assertEquals('FAILURE', shCalls[0].env.PIPELINE_RESULT)
+        assertTrue(events.contains('junit reports/annotate/junit.xml'))
+        try {
+            runVar('pipelineAnnotate', [app: 'web', environment: 'sandbox', result: 'SUCCESS'])
+            fail('annotating a success that cannot be recorded fails')
+        } catch (PipelineAbort e) {
+            assertNotNull(e.message)
+        }
+    }
+
+    @Test
+    void optionalValuesAreSetEmptySoTheEnvironmentCannotLeakThem() {
+        baseEnv.PIPELINE_REGISTRY = 'evil.example'
+        runVar('pipelineBuild', [:])
+        assertEquals('', shCalls[0].env.PIPELINE_REGISTRY)
+    }
+}
