@@ -1,0 +1,284 @@
+"""Load and validate environment files against the published JSON Schema.
+
+Every problem is collected before anything happens: ``SpecInvalid`` (exit 2) lists each
+one as ``FILE:LINE FIELD: what is wrong (expected WHAT)``. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.envspec import yamlines
+from pipelinelib.envspec.model import (
+    DEFAULT_PARALLEL,
+    DEFAULT_PRIORITY,
+    DEFAULT_TIMEOUT,
+    AppSpec,
+    ChartSpec,
+    EnvSpec,
+    ImageSpec,
+    SecretRef,
+)
+from pipelinelib.errors import BadInput
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "environment.schema.json"
+ENV_DIR = "environments"
+_PATTERNS = {
+    "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$": "a DNS label (lower-case a-z 0-9 -, at most 63)",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "an environment variable name (letters, digits, _)",
+    "^sha256:[a-f0-9]{64}$": "sha256: and 64 lower-case hex digits",
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$": "a docker tag (A-Z a-z 0-9 _ . -, at most 128)",
+    "^[a-z0-9.:/_-]+$": "registry/repository in lower case, without tag",
+    "^[0-9a-f]{7,40}$": "a git revision (7 to 40 lower-case hex digits)",
+}
+_JSON_TYPES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer",
+               float: "number", type(None): "null"}
+
+
+class Problem:
+    """One validation problem: where, what, and what was expected."""
+
+    def __init__(self, source: str, line: int | None, field: str, message: str,
+                 expected: str | None = None):
+        self.source, self.line, self.field = source, line, field
+        self.message, self.expected = message, expected
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        text = f"{where} {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return f"{text} (expected {self.expected})" if self.expected else text
+
+
+class SpecInvalid(BadInput):
+    """One or more problems in environment files; all of them are in ``problems``."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(first.message, source=first.source, field=first.field or None,
+                         line=first.line, expected=first.expected,
+                         hint="fix the file(s) and run again; nothing was changed")
+        if len(self.problems) > 1:
+            listing = "\n".join(f"  {p}" for p in self.problems)
+            self.message = f"{len(self.problems)} problems in the environment spec:\n{listing}"
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The published JSON Schema (pipelinelib/envspec/schema/environment.schema.json)."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema())
+    return cls(schema())
+
+
+def _field(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _schema_problems(data: Any, source: str, lines: yamlines.Lines) -> list[Problem]:
+    problems: list[Problem] = []
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    for err in errors:
+        path = list(err.absolute_path)
+        problems.extend(_explain(err, path, source, lines))
+    unique = {str(p): p for p in problems}
+    return sorted(unique.values(), key=lambda p: (p.line or 0, p.field))
+
+
+def _explain(err: Any, path: list[Any], source: str, lines: yamlines.Lines) -> list[Problem]:
+    kind, value, sub = err.validator, err.instance, err.schema
+    line = lines.line(path)
+    here = _field(path)
+
+    def problem(message: str, expected: str | None = None, at: list[Any] | None = None):
+        where = path if at is None else at
+        return Problem(source, lines.line(where), _field(where), message, expected)
+
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(sub.get("properties", {}))
+        extra = [k for k in value if k not in sub.get("properties", {})]
+        return [problem(f"unknown key {k!r}", "one of " + ", ".join(allowed), [*path, k])
+                for k in extra]
+    if kind == "required":
+        missing = [k for k in err.validator_value if isinstance(value, dict) and k not in value]
+        return [problem(f"missing required key {k!r}", f"{k!r} under {here or 'the top level'}")
+                for k in missing]
+    if kind == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return [problem(f"got {_JSON_TYPES.get(type(value), type(value).__name__)} "
+                        f"{_short(value)}", want)]
+    if kind == "pattern" and "propertyNames" in err.schema_path:
+        return [problem(f"invalid name {_short(value)}",
+                        _PATTERNS.get(err.validator_value, "a valid name"), [*path, value])]
+    if kind == "pattern":
+        return [problem(f"invalid value {_short(value)}",
+                        _PATTERNS.get(err.validator_value, f"to match {err.validator_value}"))]
+    if kind == "propertyNames":
+        at = [*path, err.instance] if isinstance(err.instance, str) else path
+        expected = "a valid name"
+        for ctx_err in err.context or []:
+            expected = _PATTERNS.get(str(ctx_err.validator_value), expected)
+        return [problem(f"invalid name {_short(err.instance)}", expected, at)]
+    if kind == "const":
+        return [problem(f"got {_short(value)}", repr(err.validator_value))]
+    if kind == "enum":
+        return [problem(f"got {_short(value)}", "one of " + ", ".join(map(str,
+                                                                         err.validator_value)))]
+    if kind == "anyOf" and path and path[-1] == "image":
+        return [problem("the image needs a tag or a digest", "image.tag or image.digest")]
+    if kind == "not" and isinstance(value, dict) and "chart" in value:
+        return [problem("an app takes manifests or a chart, not both", "one of them")]
+    if kind in ("minimum", "maximum", "minLength", "minItems", "uniqueItems"):
+        return [problem(err.message.replace(repr(value), _short(value)),
+                        f"{kind} {err.validator_value}" if kind != "uniqueItems" else
+                        "no duplicates")]
+    return [Problem(source, line, here, err.message[:200])]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_environment(path: str | Path, root: str | Path | None = None) -> EnvSpec:
+    """Read, validate and return one environment file; ``SpecInvalid`` lists every problem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise BadInput("no such environment file", source=source,
+                       expected=f"{ENV_DIR}/<name>.yaml in the env-state repository") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read: {exc}", source=source) from exc
+    return parse_environment(text, source, path.stem, Path(root) if root else path.parent.parent)
+
+
+def parse_environment(text: str, source: str, expected_name: str | None = None,
+                      root: Path | None = None) -> EnvSpec:
+    """Validate ``text`` (the content of ``source``) and build the ``EnvSpec``."""
+    try:
+        data, lines = yamlines.load(text)
+    except yamlines.YamlError as exc:
+        raise SpecInvalid([Problem(source, exc.line, "", f"not valid YAML: {exc}",
+                                   "a YAML mapping")]) from exc
+    if not isinstance(data, dict):
+        raise SpecInvalid([Problem(source, lines.line(()), "", "the file is not a mapping",
+                                   "keys apiVersion, kind, name, apps")])
+    problems = _schema_problems(data, source, lines)
+    if problems:
+        raise SpecInvalid(problems)
+    spec = _build(data, source, lines, root)
+    problems = _semantic_problems(spec, data, lines, expected_name)
+    if problems:
+        raise SpecInvalid(problems)
+    return spec
+
+
+def _build(data: dict[str, Any], source: str, lines: yamlines.Lines,
+           root: Path | None) -> EnvSpec:
+    defaults = data.get("defaults", {})
+    namespaces = list(data.get("namespaces", []))
+    apps = {}
+    for name, raw in data["apps"].items():
+        merged = {**defaults, **raw}
+        chart = raw.get("chart")
+        apps[name] = AppSpec(
+            name=name,
+            image=ImageSpec(**raw["image"]),
+            namespace=merged.get("namespace") or (namespaces[0] if namespaces else "default"),
+            manifests=raw.get("manifests"),
+            chart=ChartSpec(**chart) if chart else None,
+            values=raw.get("values", {}),
+            config={k: _text(v) for k, v in raw.get("config", {}).items()},
+            ports=list(raw.get("ports", [])),
+            replicas=merged.get("replicas", 1),
+            resources={k: str(v) for k, v in merged.get("resources", {}).items()},
+            env={k: _text(v) for k, v in {**defaults.get("env", {}),
+                                          **raw.get("env", {})}.items()},
+            secrets={k: SecretRef(**v) for k, v in raw.get("secrets", {}).items()},
+            dns=list(raw.get("dns", [])),
+            priority=merged.get("priority", DEFAULT_PRIORITY),
+            protected=raw.get("protected", False),
+            timeout=merged.get("timeout", DEFAULT_TIMEOUT),
+            annotations=raw.get("annotations", {}),
+            line=lines.line(("apps", name)),
+        )
+    cluster = data.get("cluster", {})
+    promotion = data.get("promotion", {})
+    return EnvSpec(name=data["name"], source=source, apps=apps, namespaces=namespaces,
+                   context=cluster.get("context"), kubeconfig=cluster.get("kubeconfig"),
+                   branch=data.get("branch"), promote_from=list(promotion.get("from", [])),
+                   via_branch=promotion.get("via_branch"),
+                   max_parallel=data.get("max_parallel", DEFAULT_PARALLEL), root=root)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _semantic_problems(spec: EnvSpec, data: dict[str, Any], lines: yamlines.Lines,
+                       expected_name: str | None) -> list[Problem]:
+    src = spec.source
+    problems = []
+    if expected_name and spec.name != expected_name:
+        problems.append(Problem(src, lines.line(("name",)), "name",
+                                f"{spec.name!r} differs from the file name",
+                                repr(expected_name)))
+    hosts: dict[str, str] = {}
+    for app in spec.apps.values():
+        at = ("apps", app.name)
+        if spec.namespaces and app.namespace not in spec.namespaces:
+            field = (*at, "namespace") if "namespace" in data["apps"][app.name] else at
+            problems.append(Problem(src, lines.line(field), _field(field),
+                                    f"namespace {app.namespace!r} is not allowed here",
+                                    "one of " + ", ".join(spec.namespaces)))
+        if app.values and app.chart is None:
+            problems.append(Problem(src, lines.line((*at, "values")), _field((*at, "values")),
+                                    "values are only used by charts", "a chart, or no values"))
+        for key in sorted(set(app.env) & set(app.secrets)):
+            problems.append(Problem(src, lines.line((*at, "secrets", key)),
+                                    _field((*at, "secrets", key)),
+                                    f"{key} is both in env and in secrets", "one of them"))
+        for i, host in enumerate(app.dns):
+            if host in hosts:
+                problems.append(Problem(src, lines.line((*at, "dns", i)), _field((*at, "dns", i)),
+                                        f"host {host!r} is already bound to {hosts[host]}",
+                                        "each host bound once"))
+            hosts.setdefault(host, app.name)
+        if spec.root is not None:
+            local = app.manifests or (app.chart.repository if app.chart and
+                                      app.chart.kind == "local" else None)
+            if local and not (spec.root / local).is_dir():
+                field = (*at, "manifests") if app.manifests else (*at, "chart", "repository")
+                problems.append(Problem(src, lines.line(field), _field(field),
+                                        f"no directory {local!r} in the env-state repository",
+                                        "a directory path relative to the repository root"))
+    return problems
+
+
+def environment_path(root: str | Path, name: str) -> Path:
+    """Where the file of environment ``name`` lives in an env-state checkout."""
+    if not name or "/" in name or name.startswith("."):
+        raise BadInput(f"invalid environment name {name!r}", field="ENV",
+                       expected="a DNS label such as staging")
+    return Path(root) / ENV_DIR / f"{name}.yaml"
+
+
+def list_environments(root: str | Path) -> list[str]:
+    """Names of every environment file in the checkout, sorted."""
+    folder = Path(root) / ENV_DIR
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []

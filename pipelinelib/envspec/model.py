@@ -1,0 +1,121 @@
+"""The desired state of one environment, as plain dataclasses (validated on load)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PRIORITY = 0
+DEFAULT_PARALLEL = 4
+DEFAULT_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Which image an app runs: repository plus tag and/or digest (digest wins)."""
+
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+    revision: str | None = None
+    version: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """The reference deployed: ``repo@digest`` when pinned, else ``repo:tag``."""
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def registry_and_path(self) -> tuple[str, str]:
+        """``(registry host, repository path)``; host empty when the name has none."""
+        first, _, rest = self.repository.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            return first, rest
+        return "", self.repository
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """A Helm chart: name, repository (local path, https URL or oci://) and version."""
+
+    name: str
+    repository: str
+    version: str
+
+    @property
+    def kind(self) -> str:
+        """``oci``, ``repo`` (an http(s) chart repository) or ``local``."""
+        if self.repository.startswith("oci://"):
+            return "oci"
+        if self.repository.startswith(("http://", "https://")):
+            return "repo"
+        return "local"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable read from an existing Secret (never the value itself)."""
+
+    secret: str
+    key: str
+
+
+@dataclass
+class AppSpec:
+    """One app of an environment; see schema/environment.schema.json for each field."""
+
+    name: str
+    image: ImageSpec
+    namespace: str
+    manifests: str | None = None
+    chart: ChartSpec | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, str] = field(default_factory=dict)
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    replicas: int = 1
+    resources: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, SecretRef] = field(default_factory=dict)
+    dns: list[str] = field(default_factory=list)
+    priority: int = DEFAULT_PRIORITY
+    protected: bool = False
+    timeout: int = DEFAULT_TIMEOUT
+    annotations: dict[str, str] = field(default_factory=dict)
+    line: int | None = None
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that shapes the deployment (not the line)."""
+        data = asdict(self)
+        data.pop("line", None)
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class EnvSpec:
+    """One environment file: settings and apps by name."""
+
+    name: str
+    source: str
+    apps: dict[str, AppSpec]
+    namespaces: list[str] = field(default_factory=list)
+    context: str | None = None
+    kubeconfig: str | None = None
+    branch: str | None = None
+    promote_from: list[str] = field(default_factory=list)
+    via_branch: str | None = None
+    max_parallel: int = DEFAULT_PARALLEL
+    root: Path | None = None
+    text: str = ""
+
+    def by_priority(self) -> list[tuple[int, list[AppSpec]]]:
+        """Apps grouped by priority, lowest number first; names sorted within a group."""
+        groups: dict[int, list[AppSpec]] = {}
+        for app in sorted(self.apps.values(), key=lambda a: a.name):
+            groups.setdefault(app.priority, []).append(app)
+        return sorted(groups.items())

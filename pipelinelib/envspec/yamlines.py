@@ -1,0 +1,132 @@
+"""YAML with line numbers, and surgical edits that keep comments and layout.
+
+``load(text)`` returns plain Python data plus ``Lines``: the 1-based line of every
+mapping key / sequence item, addressed by its path (a tuple of keys and indexes).
+``set_value(text, path, value)`` rewrites one scalar in place (or inserts the key
+into its parent mapping), so a promotion commit changes exactly one line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+try:  # the C loader is several times faster on big specs
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - libyaml missing
+    _Loader = yaml.SafeLoader
+
+Path = tuple[Any, ...]
+
+
+class YamlError(ValueError):
+    """The text is not YAML (or has duplicate keys); ``line`` says where."""
+
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.line = line
+
+
+class Lines:
+    """Line numbers by path; a missing path falls back to its nearest ancestor."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[Path, int] = {}
+
+    def line(self, path: Sequence[Any]) -> int | None:
+        path = tuple(path)
+        while path:
+            if path in self.by_path:
+                return self.by_path[path]
+            path = path[:-1]
+        return self.by_path.get((), None)
+
+
+def load(text: str) -> tuple[Any, Lines]:
+    """Parse ``text`` (one document) into data and the line of every node."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise YamlError(str(exc.problem or exc), mark.line + 1 if mark else None) from exc
+    except yaml.YAMLError as exc:
+        raise YamlError(str(exc), None) from exc
+    lines = Lines()
+    if node is None:
+        return None, lines
+    return _build(node, (), lines), lines
+
+
+def _build(node: yaml.Node, path: Path, lines: Lines, scalar: Any = None) -> Any:
+    if scalar is None:
+        scalar = yaml.constructor.SafeConstructor().construct_object
+    lines.by_path[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise YamlError("merge keys (<<) are not supported", key_node.start_mark.line + 1)
+            key = scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            if isinstance(key, (dict, list)):
+                raise YamlError("mapping keys must be scalars", key_node.start_mark.line + 1)
+            if key in result:
+                raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+            child = (*path, key)
+            value = _build(value_node, child, lines, scalar)
+            lines.by_path[child] = key_node.start_mark.line + 1
+            result[key] = value
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), lines, scalar) for i, item in enumerate(node.value)]
+    return scalar(node)
+
+
+def _find(node: yaml.Node, path: Sequence[Any]) -> tuple[yaml.Node | None, yaml.Node | None]:
+    """(parent mapping node, value node) for ``path``; value None when the key is absent."""
+    parent = None
+    for key in path:
+        if not isinstance(node, yaml.MappingNode):
+            return parent, None
+        parent = node
+        match = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+        if match is None:
+            return parent if key == path[-1] else None, None
+        node = match
+    return parent, node
+
+
+def render_scalar(value: Any) -> str:
+    """A YAML flow scalar for ``value`` (strings always quoted)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...")
+
+
+def set_value(text: str, path: Sequence[Any], value: Any) -> str:
+    """``text`` with the scalar at ``path`` set to ``value``; comments are kept.
+
+    The parent mapping must exist and be in block style; a missing key is added after
+    the parent's last key with the same indentation.
+    """
+    root = yaml.compose(text, Loader=_Loader)
+    parent, node = _find(root, path)
+    rendered = render_scalar(value)
+    if node is not None:
+        if not isinstance(node, yaml.ScalarNode):
+            raise YamlError(f"{'.'.join(map(str, path))} is not a scalar", node.start_mark.line + 1)
+        return text[: node.start_mark.index] + rendered + text[node.end_mark.index :]
+    if not isinstance(parent, yaml.MappingNode) or parent.flow_style or not parent.value:
+        raise YamlError(f"cannot add {'.'.join(map(str, path))}: no block mapping to add it to",
+                        None)
+    first_key = parent.value[0][0]
+    indent = " " * first_key.start_mark.column
+    last_value = parent.value[-1][1]
+    end = last_value.end_mark.index
+    line_end = text.find("\n", end - 1 if end and text[end - 1] == "\n" else end)
+    insert_at = len(text) if line_end < 0 else line_end + 1
+    prefix = "" if insert_at == 0 or text[insert_at - 1] == "\n" else "\n"
+    line = f"{prefix}{indent}{path[-1]}: {rendered}\n"
+    return text[:insert_at] + line + text[insert_at:]
