@@ -15,6 +15,8 @@ COMPONENTS = ("docker", "registry", "kubernetes", "postgres")
 class TestbedError(RuntimeError):
     """A testbed component could not be started."""
 
+    __test__ = False
+
 
 def scripts_dir() -> Path:
     """Where ``up``/``down`` live: $PIPELINELIB_TESTBED_SCRIPTS, else the source tree's testbed/."""
