@@ -1,0 +1,148 @@
+"""Compare an app's desired manifests with the live objects: what would change, and drift.
+
+The comparison asks "does the live object hold what we want?": every field we set must
+have the same value live (the API server's defaults are ignored); named lists
+(containers, env, ports) and ConfigMap ``data`` must also hold no extra entries.
+Each object carries ``pipelinelib.dev/spec-hash`` from its last apply: when that hash
+equals the desired one, the spec did not change, so any difference was made by hand
+— drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelinelib.envspec.render import ANN_HASH, key
+from pipelinelib.secrets import MASK, looks_secret
+
+IGNORED_META = {"annotations", "labels"}
+
+
+@dataclass
+class Change:
+    """One field that differs: ``live`` -> ``desired`` (``drift`` when changed by hand)."""
+
+    obj: str
+    field: str
+    live: Any
+    desired: Any
+    drift: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.obj, "field": self.field, "live": self.live,
+                "desired": self.desired, "drift": self.drift}
+
+
+@dataclass
+class AppPlan:
+    """What applying one app would do: ``create``, ``update``, ``delete`` or ``none``."""
+
+    app: str
+    namespace: str
+    priority: int
+    action: str
+    changes: list[Change] = field(default_factory=list)
+    creates: list[str] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    drift: bool = False
+    image: str = ""
+
+    @property
+    def pending(self) -> bool:
+        return self.action != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"app": self.app, "namespace": self.namespace, "priority": self.priority,
+                "action": self.action, "drift": self.drift, "image": self.image,
+                "creates": self.creates, "deletes": self.deletes,
+                "changes": [c.to_dict() for c in self.changes]}
+
+
+def _name(doc: dict[str, Any]) -> str:
+    kind, _, name = key(doc)
+    return f"{kind}/{name}"
+
+
+def diff_app(app: str, namespace: str, priority: int, image: str,
+             desired: list[dict[str, Any]], live: dict[tuple[str, str, str], dict[str, Any]],
+             orphans: list[dict[str, Any]] = ()) -> AppPlan:
+    """Plan one app: ``live`` maps (kind, namespace, name) to live objects."""
+    plan = AppPlan(app, namespace, priority, "none", image=image)
+    for doc in desired:
+        current = live.get(key(doc))
+        if current is None:
+            plan.creates.append(_name(doc))
+            continue
+        diffs: list[tuple[str, Any, Any]] = []
+        _compare(doc, current, "", diffs, top=True)
+        if not diffs:
+            continue
+        recorded = current.get("metadata", {}).get("annotations", {}).get(ANN_HASH)
+        wanted = doc.get("metadata", {}).get("annotations", {}).get(ANN_HASH)
+        drift = recorded == wanted or recorded is None
+        for path, live_value, desired_value in diffs:
+            plan.changes.append(Change(_name(doc), path, _mask(path, live_value),
+                                       _mask(path, desired_value), drift))
+        plan.drift = plan.drift or drift
+    plan.deletes = [_name(o) for o in orphans]
+    if plan.creates and len(plan.creates) == len(desired):
+        plan.action = "create"
+    elif plan.creates or plan.changes or plan.deletes:
+        plan.action = "update"
+    return plan
+
+
+def _mask(path: str, value: Any) -> Any:
+    leaf = path.rsplit(".", 1)[-1].split("[", 1)[-1].rstrip("]")
+    if value is not None and looks_secret(leaf):
+        return MASK
+    return value
+
+
+def _compare(want: Any, have: Any, path: str, out: list[tuple[str, Any, Any]],
+             top: bool = False) -> None:
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            out.append((path, have, want))
+            return
+        for k, v in want.items():
+            if top and k in ("status", "apiVersion"):
+                continue
+            if path == "metadata" and k in IGNORED_META:
+                continue
+            _compare(v, have.get(k), f"{path}.{k}" if path else k, out)
+        if path == "data" or path.endswith(".data"):
+            for k in have.keys() - want.keys():
+                out.append((f"{path}.{k}", have[k], None))
+        return
+    if isinstance(want, list):
+        if not isinstance(have, list):
+            out.append((path, have, want))
+            return
+        if want and all(isinstance(i, dict) and "name" in i for i in want) and all(
+                isinstance(i, dict) and "name" in i for i in have):
+            theirs = {i["name"]: i for i in have}
+            for item in want:
+                _compare(item, theirs.get(item["name"]), f"{path}[{item['name']}]", out)
+            for extra in theirs.keys() - {i["name"] for i in want}:
+                out.append((f"{path}[{extra}]", _summary(theirs[extra]), None))
+            return
+        if len(want) != len(have):
+            out.append((path, have, want))
+            return
+        for i, (w, h) in enumerate(zip(want, have, strict=False)):
+            _compare(w, h, f"{path}[{i}]", out)
+        return
+    if want != have and not _same_scalar(want, have):
+        out.append((path, have, want))
+
+
+def _summary(item: dict[str, Any]) -> Any:
+    return item.get("value", item)
+
+
+def _same_scalar(want: Any, have: Any) -> bool:
+    if have is None or isinstance(want, bool) or isinstance(have, bool):
+        return False
+    return str(want) == str(have)

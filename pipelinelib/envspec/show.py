@@ -1,0 +1,102 @@
+"""Human output: a plan like ``terraform plan``, and the status table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_SIGN = {"create": "+", "update": "~", "delete": "-", "none": " "}
+_FRIENDLY = (
+    ("spec.template.spec.containers", "container"),
+    ("spec.template.metadata.annotations", "pod annotation"),
+    ("spec.replicas", "replicas"),
+    ("spec.rules", "dns"),
+    ("data.", "config."),
+)
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def friendly(field: str) -> str:
+    """``spec.template.spec.containers[web].image`` -> ``container[web].image``."""
+    for prefix, name in _FRIENDLY:
+        if field.startswith(prefix):
+            return name + field[len(prefix):]
+    return field
+
+
+def format_plan(env: str, plans: list[dict[str, Any]]) -> str:
+    """The plan as text: one block per app that would change, then a summary line."""
+    out = [f"Environment {env}:"]
+    pending = [p for p in plans if p["action"] != "none"]
+    for p in pending:
+        head = f"{_SIGN[p['action']]} {p['app']}  ({p['action']}, namespace {p['namespace']}"
+        head += f", priority {p['priority']})" if p["priority"] < 10**6 else ", not in the spec)"
+        out.append(head)
+        for obj in p["creates"]:
+            out.append(f"    + {obj}")
+        for c in p["changes"]:
+            mark = "!" if c["drift"] else "~"
+            line = (f"    {mark} {c['object']} {friendly(c['field'])}: {_value(c['live'])} -> "
+                    f"{_value(c['desired'])}")
+            out.append(line + ("   (drift: changed by hand in the cluster)" if c["drift"] else ""))
+        for obj in p["deletes"]:
+            out.append(f"    - {obj}")
+    unchanged = len(plans) - len(pending)
+    counts = {a: sum(p["action"] == a for p in plans) for a in ("create", "update", "delete")}
+    drifted = sum(p["drift"] for p in plans)
+    if pending:
+        out.append(f"Plan: {counts['create']} to create, {counts['update']} to change, "
+                   f"{counts['delete']} to delete, {unchanged} unchanged"
+                   + (f"; {drifted} drifted (live changed by hand)" if drifted else "") + ".")
+    else:
+        out.append(f"No changes. {len(plans)} apps match the spec.")
+    return "\n".join(out)
+
+
+STATUS_COLUMNS = ("environment", "app", "digest", "revision", "version", "deployed_by",
+                  "deployed_when", "health", "sync")
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    sync = "drift" if row["drift"] else ("in sync" if row["in_sync"] else "changes pending")
+    if row.get("hotfix"):
+        sync += ", hot-fix" + ("" if row.get("hotfix_back_merged") else " NOT BACK-MERGED")
+    return [row["environment"], row["app"], (row["digest"] or row["tag"])[:19],
+            (row["revision"] or "")[:12], row["version"] or "", row.get("deployed_by", ""),
+            (row.get("deployed_when") or "")[:19], row["health"], sync]
+
+
+def format_status(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table."""
+    table = [list(STATUS_COLUMNS)] + [_cells(r) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(STATUS_COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
+                     for r in table)
+
+
+def status_html(rows: list[dict[str, Any]], generated: str) -> str:
+    """A self-contained static HTML page (inline CSS, no scripts, no outside links)."""
+    import html
+
+    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in STATUS_COLUMNS)
+    body = []
+    for r in rows:
+        cells = _cells(r)
+        cls = "bad" if ("NOT" in cells[-1] or "degraded" in cells[-2] or "missing" in cells[-2]
+                        or r["drift"]) else ("ok" if r["in_sync"] else "warn")
+        body.append(f'<tr class="{cls}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                    + "</tr>")
+    return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>What is deployed where"
+            "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
+            "collapse}td,th{border:1px solid #ccc;padding:4px 8px;font-family:monospace}"
+            "tr.ok td:last-child{background:#dfd}tr.warn td:last-child{background:#ffd}"
+            "tr.bad td:last-child{background:#fdd}</style></head><body>"
+            f"<h1>What is deployed where</h1><p>Generated {html.escape(generated)}</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            "</body></html>\n")

@@ -1,0 +1,70 @@
+"""Hot-fix records, and whether the fix commit has reached the main branch yet.
+
+A hot-fix promotion writes ``hotfixes/<env>/<app>.yaml`` (reason, fix commit, source
+repository, main branch) in its commit. Until the fix commit is contained in the main
+branch, promote/apply/status warn. A later regular promotion of the app removes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HOTFIX_DIR = "hotfixes"
+
+
+def hotfix_path(env: str, app: str) -> str:
+    return f"{HOTFIX_DIR}/{env}/{app}.yaml"
+
+
+def write_hotfix(root: Path, env: str, app: str, **fields: Any) -> str:
+    rel = hotfix_path(env, app)
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields["at"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    path.write_text(yaml.safe_dump(fields, sort_keys=True))
+    return rel
+
+
+def read_hotfixes(root: Path, env: str) -> dict[str, dict[str, Any]]:
+    folder = root / HOTFIX_DIR / env
+    if not folder.is_dir():
+        return {}
+    return {p.stem: yaml.safe_load(p.read_text()) or {} for p in sorted(folder.glob("*.yaml"))}
+
+
+def back_merged(record: dict[str, Any]) -> bool | None:
+    """True when the fix commit is in the main branch, False when not, None when unknown."""
+    import git
+
+    source, commit = record.get("source_repo"), record.get("fix_commit")
+    branch = record.get("main_branch") or "main"
+    if not source or not commit:
+        return None
+    try:
+        repo = git.Repo(source)
+        ref = branch
+        if repo.remotes and "origin" in [r.name for r in repo.remotes]:
+            repo.git.fetch("--quiet", "origin", f"+refs/heads/{branch}:refs/remotes/origin/"
+                           f"{branch}")
+            ref = f"origin/{branch}"
+        status = repo.git.execute(["git", "merge-base", "--is-ancestor", commit, ref],
+                                  with_extended_output=True, with_exceptions=False)[0]
+    except (git.GitError, OSError):
+        return None
+    return {0: True, 1: False}.get(status)
+
+
+def warnings(root: Path, env: str) -> list[str]:
+    """One warning per hot-fix of ``env`` not yet back-merged into its main branch."""
+    out = []
+    for app, record in read_hotfixes(root, env).items():
+        merged = back_merged(record)
+        if merged is not True:
+            state = "not yet in" if merged is False else "cannot be checked against"
+            out.append(f"hot-fix of {app} in {env} (commit {str(record.get('fix_commit'))[:12]})"
+                       f" is {state} {record.get('main_branch') or 'main'}: merge it back")
+    return out

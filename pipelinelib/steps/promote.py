@@ -1,0 +1,306 @@
+"""The promote step: copy the exact digest into the next environment's spec, by commit.
+
+Procedure (validate everything, then one write):
+1. identity from the CI server; the policy allows this user to promote (or hot-fix) here;
+2. the digest comes from the source environment's spec (never rebuilt); the registry still
+   has it; its gates passed (the gate record; until gates exist, the build's labels);
+3. four eyes where required: a fresh approval by someone else holding the role;
+4. one commit to the env-state repo (pushed; a rejected push is redone on the new head).
+Refusals raise ``Refused`` (exit 2), change nothing and are audited.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.envspec import yamlines
+from pipelinelib.envspec.load import environment_path, load_environment
+from pipelinelib.envspec.model import AppSpec, EnvSpec, ImageSpec
+from pipelinelib.envspec.staterepo import EnvStateRepo
+from pipelinelib.errors import BadInput, Refused
+from pipelinelib.promotion import approvals, hotfix
+from pipelinelib.promotion.audit import audit
+from pipelinelib.promotion.policy import Policy, identity, load_policy
+from pipelinelib.result import StepResult
+from pipelinelib.step import step
+
+
+@dataclass
+class Promotion:
+    """What to promote: ``app`` from ``source`` (an environment) or a hot-fix ``image``."""
+
+    app: str
+    target: str
+    source: str | None = None
+    image: str | None = None
+    hotfix: bool = False
+    reason: str = ""
+    fix_commit: str | None = None
+    source_repo: str | None = None
+    main_branch: str = "main"
+
+
+@dataclass
+class Resolved:
+    """The checked promotion: the new image and the target app spec it produces."""
+
+    app: AppSpec
+    new_app: AppSpec
+    image: ImageSpec
+    env: EnvSpec
+    user: str
+
+
+def _registry(ctx: Context, host: str) -> Any:
+    reg = ctx.adapters.get("registry")
+    if callable(reg) and not hasattr(reg, "manifest_digest"):
+        return reg(host)
+    if reg is not None:
+        return reg
+    import os
+
+    from pipelinelib.adapters.registry import RegistryClient
+
+    user = os.environ.get("PIPELINE_REGISTRY_USER")
+    password = os.environ.get("PIPELINE_REGISTRY_PASSWORD")
+    ctx.secrets.add(password)
+    return RegistryClient(host, user, password)
+
+
+def refuse(ctx: Context, promotion: Promotion, message: str, hint: str | None = None) -> Refused:
+    """Audit a refusal and return the error to raise."""
+    audit(ctx, "hotfix" if promotion.hotfix else "promote", target=
+          f"{promotion.target}/{promotion.app}", result="refused", reason=message)
+    return Refused(message, field=promotion.app, hint=hint)
+
+
+def _source_image(ctx: Context, root: Path, promotion: Promotion) -> tuple[ImageSpec, str]:
+    if promotion.hotfix:
+        if not promotion.image:
+            raise BadInput("a hot-fix needs --image REPOSITORY@DIGEST or :TAG", field="--image")
+        from pipelinelib import imageref
+
+        ref = imageref.parse(promotion.image, "--image")
+        return ImageSpec(ref.name, ref.tag, ref.digest), "hot-fix"
+    if not promotion.source:
+        raise BadInput("say where the image comes from", field="--from",
+                       expected="the source environment")
+    source = load_environment(environment_path(root, promotion.source), root=root)
+    app = source.apps.get(promotion.app)
+    if app is None:
+        raise BadInput(f"{promotion.source} has no app {promotion.app!r}", field="APP",
+                       source=source.source, expected="one of " + ", ".join(sorted(source.apps)))
+    return app.image, promotion.source
+
+
+def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy) -> Resolved:
+    """Every check before the write; ``Refused``/``BadInput`` say what is wrong."""
+    rules = policy.env(promotion.target)
+    try:
+        user = identity(ctx, rules, promotion.target)
+    except Refused as exc:
+        audit(ctx, "promote", target=f"{promotion.target}/{promotion.app}", result="refused",
+              reason=exc.message)
+        raise
+    allowed = rules.hotfix if promotion.hotfix else rules.promote
+    if not policy.holds(user, allowed):
+        what = "hot-fix" if promotion.hotfix else "promote into"
+        role = "hotfix" if promotion.hotfix else "promote"
+        raise refuse(ctx, promotion, f"{user} may not {what} {promotion.target}",
+                     hint=f"ask someone in {policy.source} environments.{promotion.target}.{role}")
+    if promotion.hotfix and not promotion.reason.strip():
+        raise BadInput("a hot-fix needs a reason", field="--reason",
+                       expected="why this cannot wait for the normal path")
+    target = load_environment(environment_path(root, promotion.target), root=root)
+    if not promotion.hotfix and target.promote_from and promotion.source not in \
+            target.promote_from:
+        raise refuse(ctx, promotion, f"{promotion.target} takes promotions only from "
+                     f"{', '.join(target.promote_from)}, not {promotion.source}")
+    current = target.apps.get(promotion.app)
+    if current is None:
+        raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP",
+                       source=target.source, expected="an app of the target environment")
+    image, _origin = _source_image(ctx, root, promotion)
+    image = _check_image(ctx, promotion, image)
+    new_app = dataclasses.replace(current, image=image)
+    if rules.four_eyes or current.protected:
+        _check_approval(ctx, root, promotion, policy, user, new_app)
+    return Resolved(current, new_app, image, target, user)
+
+
+def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec) -> ImageSpec:
+    host, path = image.registry_and_path
+    registry = _registry(ctx, host)
+    digest = registry.manifest_digest(path, image.digest or image.tag or "")
+    if digest is None:
+        raise refuse(ctx, promotion, f"the registry has no image {image.ref}",
+                     hint="promote an image that was pushed (build it first)")
+    if image.digest and digest != image.digest:
+        raise refuse(ctx, promotion, f"{image.ref} resolves to another digest ({digest})")
+    labels = registry.labels(path, digest)
+    revision = labels.get("org.opencontainers.image.revision") or image.revision
+    version = labels.get("org.opencontainers.image.version") or image.version
+    _check_gates(ctx, promotion, path, digest, labels)
+    return ImageSpec(image.repository, image.tag, digest, revision, version)
+
+
+def _check_gates(ctx: Context, promotion: Promotion, repo: str, digest: str,
+                 labels: dict[str, str]) -> None:
+    try:
+        from pipelinelib.attest import read_attestation
+    except ImportError:
+        read_attestation = None
+    if read_attestation is not None:
+        record = read_attestation(ctx, repo, digest, "gate")
+        passed = record is not None and (getattr(record, "passed", None) or (
+            isinstance(record, dict) and record.get("result") in ("passed", "pass", True)))
+        if not passed:
+            raise refuse(ctx, promotion, f"the release gate has not passed for {digest[:19]}",
+                         hint="run `pipeline gate` for this image first")
+        return
+    if "org.opencontainers.image.revision" not in labels:
+        raise refuse(ctx, promotion, f"{repo}@{digest[:19]} was not built by the build job "
+                     "(no revision label)", hint="promote images built by `pipeline build`")
+
+
+def _check_approval(ctx: Context, root: Path, promotion: Promotion, policy: Policy, user: str,
+                    new_app: AppSpec) -> None:
+    rules = policy.env(promotion.target)
+    found = approvals.read_approval(root, promotion.target, promotion.app)
+    hint = (f"someone else in environments.{promotion.target}.approve runs `pipeline promote "
+            f"{promotion.app} --to {promotion.target} --approve ...`")
+    if found is None:
+        raise refuse(ctx, promotion, f"{promotion.target} needs a second person's approval "
+                     f"(four eyes) and there is none for {promotion.app}", hint=hint)
+    if found.approved_by == user:
+        raise refuse(ctx, promotion, f"{user} cannot approve their own promotion (four eyes)",
+                     hint=hint)
+    if not policy.holds(found.approved_by, rules.approve):
+        raise refuse(ctx, promotion, f"approver {found.approved_by} does not hold the approve "
+                     f"role of {promotion.target}", hint=hint)
+    if found.fingerprint != new_app.fingerprint():
+        what = ("the digest changed" if found.digest != new_app.image.digest
+                else "the spec changed")
+        raise refuse(ctx, promotion, f"the approval by {found.approved_by} is stale: {what} "
+                     "since it was given", hint=hint)
+
+
+def edit_target(root: Path, resolved: Resolved, promotion: Promotion) -> list[str]:
+    """Write the new image into the target file; returns the paths written."""
+    rel = f"environments/{promotion.target}.yaml"
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    new = text
+    base = ("apps", promotion.app, "image")
+    image = resolved.image
+    for field, value in (("repository", image.repository), ("tag", image.tag),
+                         ("digest", image.digest), ("revision", image.revision),
+                         ("version", image.version)):
+        if value:
+            new = yamlines.set_value(new, (*base, field), value)
+    written = []
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        written.append(rel)
+    for rel_extra in (approvals.approval_path(promotion.target, promotion.app),
+                      hotfix.hotfix_path(promotion.target, promotion.app)):
+        if (root / rel_extra).is_file() and not (promotion.hotfix and "hotfix" in rel_extra):
+            (root / rel_extra).unlink()
+            written.append(rel_extra)
+    if promotion.hotfix and written:
+        written.append(hotfix.write_hotfix(
+            root, promotion.target, promotion.app, reason=promotion.reason,
+            fix_commit=image.revision or promotion.fix_commit or "",
+            source_repo=promotion.source_repo or "", main_branch=promotion.main_branch,
+            image=image.ref, by=resolved.user))
+    return written
+
+
+def commit_message(ctx: Context, resolved: Resolved, promotion: Promotion,
+                   approver: str | None) -> str:
+    kind = "hot-fix" if promotion.hotfix else "promote"
+    origin = f"from {promotion.source}" if promotion.source else "hot-fix build"
+    lines = [f"{kind} {promotion.app} to {promotion.target}: {resolved.image.digest} ({origin})",
+             "", f"App: {promotion.app}", f"From: {promotion.source or '-'}",
+             f"To: {promotion.target}", f"Image: {resolved.image.ref}",
+             f"Previous: {resolved.app.image.ref}"]
+    if resolved.image.revision:
+        lines.append(f"Revision: {resolved.image.revision}")
+    lines.append(f"Promoted-by: {resolved.user} ({ctx.ci.provider}"
+                 + (f", {ctx.ci.build_url})" if ctx.ci.build_url else ")"))
+    if approver:
+        lines.append(f"Approved-by: {approver}")
+    if promotion.hotfix:
+        lines.append(f"Hotfix: {promotion.reason}")
+    return ctx.secrets.redact_text("\n".join(lines) + "\n")
+
+
+@step("promote")
+def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResult:
+    """Promote one app; ``unchanged`` when the target already runs that digest."""
+    policy = load_policy(state.root)
+    resolved = resolve(ctx, state.root, promotion, policy)
+    target = f"{promotion.target}/{promotion.app}"
+    if resolved.app.image.digest == resolved.image.digest and not promotion.hotfix:
+        return StepResult.of("promote", [], digest=resolved.image.digest, commit="",
+                             target=promotion.target, app=promotion.app)
+    action = f"set {target} image to {resolved.image.ref}"
+    if ctx.dry_run:
+        return StepResult.of("promote", [action], dry_run=True, digest=resolved.image.digest)
+    found = approvals.read_approval(state.root, promotion.target, promotion.app)
+    approver = found.approved_by if found and (policy.env(promotion.target).four_eyes or
+                                               resolved.app.protected) else None
+
+    def edit(root: Path) -> list[str]:
+        # re-checked on the freshest head: another promotion may have landed meanwhile
+        again = resolve(ctx, root, promotion, load_policy(root))
+        return edit_target(root, again, promotion)
+
+    message = commit_message(ctx, resolved, promotion, approver)
+    commit = state.commit_change(edit, message, author=(resolved.user,
+                                                        f"{resolved.user}@ci"))
+    audit(ctx, "hotfix" if promotion.hotfix else "promote", target=target, result="done",
+          reason=promotion.reason, digest=resolved.image.digest, source=promotion.source or "",
+          commit=commit.sha if commit else "", approved_by=approver or "")
+    if commit is None:
+        return StepResult.of("promote", [], digest=resolved.image.digest, commit="")
+    return StepResult.of("promote", [action], digest=resolved.image.digest, commit=commit.sha,
+                         target=promotion.target, app=promotion.app, pushed=commit.pushed)
+
+
+@step("approve")
+def approve(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResult:
+    """Record a second person's approval of exactly this promotion (four eyes)."""
+    policy = load_policy(state.root)
+    rules = policy.env(promotion.target)
+    user = identity(ctx, rules, promotion.target)
+    if not policy.holds(user, rules.approve):
+        raise refuse(ctx, promotion, f"{user} may not approve promotions into "
+                     f"{promotion.target}")
+    target = load_environment(environment_path(state.root, promotion.target), root=state.root)
+    current = target.apps.get(promotion.app)
+    if current is None:
+        raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP")
+    image, _ = _source_image(ctx, state.root, promotion)
+    image = _check_image(ctx, promotion, image)
+    new_app = dataclasses.replace(current, image=image)
+    record = approvals.new_approval(ctx, promotion.target, promotion.app, image.digest or "",
+                                    new_app.fingerprint())
+    action = f"approve {promotion.target}/{promotion.app} at {image.digest}"
+    if ctx.dry_run:
+        return StepResult.of("approve", [action], dry_run=True)
+    existing = approvals.read_approval(state.root, promotion.target, promotion.app)
+    if existing and existing.fingerprint == record.fingerprint and existing.approved_by == user:
+        return StepResult.of("approve", [], digest=image.digest)
+    commit = state.commit_change(
+        lambda root: [approvals.write_approval(root, record)],
+        f"approve {promotion.app} to {promotion.target}: {image.digest}\n\n"
+        f"Approved-by: {user} ({ctx.ci.provider})\n", author=(user, f"{user}@ci"))
+    audit(ctx, "approve", target=f"{promotion.target}/{promotion.app}", result="done",
+          digest=image.digest or "", commit=commit.sha if commit else "")
+    return StepResult.of("approve", [action], digest=image.digest,
+                         commit=commit.sha if commit else "")

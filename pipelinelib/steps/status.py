@@ -1,0 +1,81 @@
+"""The status step: environments x apps — digest, revision, version, who/when, health, drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.envspec.model import EnvSpec
+from pipelinelib.envspec.render import ANN_REVISION, ANN_VERSION, LABEL_APP
+from pipelinelib.envspec.staterepo import EnvStateRepo
+from pipelinelib.promotion.hotfix import back_merged, read_hotfixes
+from pipelinelib.result import StepResult
+from pipelinelib.step import step
+from pipelinelib.steps.plan import compute_plans, render_all
+
+
+def _health(deployment: dict[str, Any] | None) -> str:
+    if deployment is None:
+        return "missing"
+    want = deployment.get("spec", {}).get("replicas", 1)
+    st = deployment.get("status", {})
+    ready, updated = st.get("readyReplicas", 0) or 0, st.get("updatedReplicas", 0) or 0
+    if want == 0:
+        return "scaled to 0"
+    if ready >= want and updated >= want:
+        return "healthy"
+    return f"degraded ({ready}/{want} ready)"
+
+
+def _who(state: EnvStateRepo | None, env: str, app: str) -> dict[str, str]:
+    if state is None:
+        return {}
+    for commit in state.log(f"environments/{env}.yaml", max_count=200):
+        msg = commit.message
+        if f"App: {app}\n" in msg or commit == state.log(f"environments/{env}.yaml", 1)[-1]:
+            by = next((ln.split(":", 1)[1].strip() for ln in msg.splitlines()
+                       if ln.startswith("Promoted-by:")), commit.author.name)
+            return {"by": by, "when": commit.committed_datetime.isoformat(),
+                    "commit": commit.hexsha[:12]}
+    return {}
+
+
+def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[dict[str, Any]]:
+    """One row per app of ``env``."""
+    from pipelinelib.envspec.live import list_env_objects
+
+    plans = {p.app: p for p in compute_plans(ctx, env, render_all(env))}
+    namespaces = {a.namespace for a in env.apps.values()}
+    live = list_env_objects(ctx, env.name, namespaces, ["Deployment", "StatefulSet"])
+    workloads = {o["metadata"].get("labels", {}).get(LABEL_APP): o for o in live.values()}
+    hotfixes = read_hotfixes(state.root, env.name) if state else {}
+    rows = []
+    for name, app in sorted(env.apps.items()):
+        obj = workloads.get(name)
+        ann = (obj or {}).get("metadata", {}).get("annotations", {})
+        plan = plans.get(name)
+        fix = hotfixes.get(name)
+        merged = back_merged(fix) if fix else None
+        rows.append({
+            "environment": env.name, "app": name, "namespace": app.namespace,
+            "image": app.image.repository, "digest": app.image.digest or "",
+            "tag": app.image.tag or "",
+            "revision": ann.get(ANN_REVISION, app.image.revision or ""),
+            "version": ann.get(ANN_VERSION, app.image.version or ""),
+            "health": _health(obj),
+            "in_sync": plan is not None and not plan.pending,
+            "drift": bool(plan and plan.drift),
+            "hotfix": bool(fix), "hotfix_back_merged": merged,
+            **{f"deployed_{k}": v for k, v in _who(state, env.name, name).items()},
+        })
+    return rows
+
+
+@step("status")
+def status(ctx: Context, envs: list[EnvSpec], state: EnvStateRepo | None) -> StepResult:
+    """Rows for every app of every environment; observes only."""
+    rows = []
+    for env in envs:
+        rows += env_status(ctx, env, state)
+    return StepResult.of("status", [], summary=f"{len(rows)} apps in {len(envs)} environments",
+                         rows=rows)
