@@ -16,8 +16,12 @@ from typing import Any
 
 import jsonschema
 import pytest
+import responses
 import yaml
+from responses import matchers
 
+from pipelinelib.adapters.gocd import GoCDClient
+from pipelinelib.errors import BadInput, Refused, StepFailed, Unreachable
 from pipelinelib.secrets import looks_secret
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,3 +242,189 @@ def _stage(config: dict[str, Any], pipeline: str, name: str) -> dict[str, Any]:
 def test_validation_rejects_broken_configs(change: Any, expected: str) -> None:
     errors = validate(mutated(change))
     assert any(expected in e for e in errors), errors
+
+
+# -- the API adapter ---------------------------------------------------------------------------
+
+GO = "https://gocd.example.org/go"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def gocd(**kwargs: Any) -> GoCDClient:
+    clock = FakeClock()
+    return GoCDClient(GO, token="tok-gocd-1", sleep=clock.sleep, clock=clock, **kwargs)
+
+
+def accept(version: int) -> Any:
+    return matchers.header_matcher({"Accept": f"application/vnd.go.cd.v{version}+json"})
+
+
+def history(*counters: int) -> dict[str, Any]:
+    return {"_links": {"next": {"href": f"{GO}/api/pipelines/hello/history?after=1"}},
+            "pipelines": [{"name": "hello", "counter": c, "label": f"{c}-abc12345",
+                           "natural_order": float(c), "can_run": True,
+                           "preparing_to_schedule": False, "comment": None,
+                           "scheduled_date": 1700000000000,
+                           "build_cause": {"trigger_message": "Forced by rita",
+                                           "trigger_forced": True, "approver": "rita",
+                                           "material_revisions": []},
+                           "stages": []} for c in counters]}
+
+
+def stage_json(result: str, state: str = "Completed") -> dict[str, Any]:
+    return {"name": "staging", "counter": 1, "approval_type": "success",
+            "approved_by": "changes", "result": result, "rerun_of_counter": None,
+            "fetch_materials": True, "clean_working_directory": False,
+            "artifacts_deleted": False, "pipeline_name": "hello", "pipeline_counter": 8,
+            "jobs": [{"name": "deploy", "scheduled_date": 1700000000000, "state": state,
+                      "result": result}]}
+
+
+@responses.activate
+def test_run_and_follow_schedules_with_variables_and_waits_for_the_stage_result() -> None:
+    responses.add(responses.GET, f"{GO}/api/pipelines/hello/history", json=history(7, 6),
+                  match=[accept(1)])
+    responses.add(responses.POST, f"{GO}/api/pipelines/hello/schedule", status=202,
+                  json={"message": "Request to schedule pipeline hello accepted"},
+                  match=[accept(1), matchers.header_matcher({"X-GoCD-Confirm": "true"})])
+    responses.add(responses.GET, f"{GO}/api/pipelines/hello/history", json=history(7, 6))
+    responses.add(responses.GET, f"{GO}/api/pipelines/hello/history", json=history(8, 7, 6))
+    responses.add(responses.GET, f"{GO}/api/stages/hello/8/staging/1", status=404,
+                  json={"message": "Not Found { Stage 'staging' not found. }"})
+    responses.add(responses.GET, f"{GO}/api/stages/hello/8/staging/1",
+                  json=stage_json("Unknown", "Building"), match=[accept(3)])
+    responses.add(responses.GET, f"{GO}/api/stages/hello/8/staging/1", json=stage_json("Passed"),
+                  match=[accept(3)])
+
+    outcome = gocd().run_and_follow("hello", "staging", {"APP": "hello", "DIGEST": "sha256:ab"},
+                                    secure={"TOKEN": "s3cr3t-value"})
+
+    assert outcome.ok and (outcome.counter, outcome.result) == (8, "Passed")
+    schedule = next(c.request for c in responses.calls if c.request.method == "POST")
+    body = json.loads(schedule.body)
+    assert body["environment_variables"] == [
+        {"name": "APP", "value": "hello", "secure": False},
+        {"name": "DIGEST", "value": "sha256:ab", "secure": False},
+        {"name": "TOKEN", "value": "s3cr3t-value", "secure": True}]
+    assert body["update_materials_before_scheduling"] is True
+    assert schedule.headers["Authorization"] == "bearer tok-gocd-1"
+
+
+@responses.activate
+def test_a_failed_stage_is_reported_with_its_jobs() -> None:
+    responses.add(responses.GET, f"{GO}/api/stages/hello/8/staging/1", json=stage_json("Failed"))
+
+    outcome = gocd().follow_stage("hello", 8, "staging")
+
+    assert not outcome.ok and outcome.jobs[0]["result"] == "Failed"
+
+
+@responses.activate
+def test_a_stage_that_never_finishes_fails_with_its_job_states() -> None:
+    responses.add(responses.GET, f"{GO}/api/stages/hello/8/staging/1",
+                  json=stage_json("Unknown", "Scheduled"))
+
+    with pytest.raises(StepFailed, match="has no result after 60s") as caught:
+        gocd().follow_stage("hello", 8, "staging", timeout_s=60)
+    assert "deploy=Scheduled" in caught.value.one_line()
+
+
+@responses.activate
+def test_a_paused_pipeline_is_not_retried_and_says_why() -> None:
+    responses.add(responses.POST, f"{GO}/api/pipelines/hello/schedule", status=409,
+                  json={"message": "Failed to trigger pipeline [hello] { Pipeline 'hello' is "
+                                   "paused. }"})
+
+    with pytest.raises(StepFailed, match="is paused"):
+        gocd().schedule("hello", {"APP": "hello"})
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_server_errors_are_retried_then_unreachable() -> None:
+    responses.add(responses.GET, f"{GO}/api/pipelines/hello/history", status=503)
+
+    with pytest.raises(Unreachable, match="kept failing"):
+        gocd().latest_counter("hello")
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_401_403_and_404_are_refusals_and_bad_input() -> None:
+    responses.add(responses.GET, f"{GO}/api/pipelines/hello/history", status=401,
+                  json={"message": "You are not authenticated!"})
+    responses.add(responses.POST, f"{GO}/api/stages/hello/8/swap-live/run", status=403,
+                  json={"message": "You do not have permissions for this operation."})
+    responses.add(responses.GET, f"{GO}/api/pipelines/nope/history", status=404,
+                  json={"message": "Either the resource you requested was not found, or you "
+                                   "are not authorized to perform this action."})
+    client = gocd()
+
+    with pytest.raises(Refused, match="rejected the credentials"):
+        client.latest_counter("hello")
+    with pytest.raises(Refused, match="You do not have permissions"):
+        client.run_stage("hello", 8, "swap-live")
+    with pytest.raises(BadInput, match="GoCD does not know pipeline nope"):
+        client.latest_counter("nope")
+
+
+@responses.activate
+def test_run_stage_approves_the_manual_swap() -> None:
+    responses.add(responses.POST, f"{GO}/api/stages/hello/8/swap-live/run", status=202,
+                  json={"message": "Request to schedule stage hello/8/swap-live accepted"},
+                  match=[accept(2), matchers.header_matcher({"X-GoCD-Confirm": "true"})])
+
+    gocd().run_stage("hello", 8, "swap-live")
+
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_comment_annotates_the_instance_once() -> None:
+    instance = {**history(8)["pipelines"][0], "comment": "release 1.4"}
+    responses.add(responses.GET, f"{GO}/api/pipelines/hello/8", json=instance, match=[accept(1)])
+    responses.add(responses.POST, f"{GO}/api/pipelines/hello/8/comment",
+                  json={"message": "Comment successfully updated."}, match=[accept(1)])
+
+    assert gocd().comment("hello", 8, "Successfully Deployed to staging") == [
+        "commented on hello/8"]
+    post = next(c.request for c in responses.calls if c.request.method == "POST")
+    assert json.loads(post.body) == {"comment": "release 1.4\nSuccessfully Deployed to staging"}
+
+    responses.replace(responses.GET, f"{GO}/api/pipelines/hello/8",
+                      json={**instance, "comment": "release 1.4\nSuccessfully Deployed to staging"})
+    assert gocd().comment("hello", 8, "Successfully Deployed to staging") == []
+
+
+@responses.activate
+def test_encrypt_returns_the_ciphertext_for_secure_variables() -> None:
+    responses.add(responses.POST, f"{GO}/api/admin/encrypt",
+                  json={"_links": {"doc": {"href": "https://api.gocd.org/#encryption"}},
+                        "encrypted_value": "AES:ZmFrZWl2:Y2lwaGVy"}, match=[accept(1)])
+
+    value = gocd().encrypt("hunter2")
+
+    assert value == "AES:ZmFrZWl2:Y2lwaGVy"
+    assert re.fullmatch(SCHEMA["$defs"]["secureVariables"]["additionalProperties"]["pattern"],
+                        value)
+
+
+def test_from_env_reads_the_agent_url_and_registers_the_token() -> None:
+    from pipelinelib.secrets import Secrets
+
+    with pytest.raises(BadInput, match="PIPELINELIB_GOCD_URL"):
+        GoCDClient.from_env({})
+    secrets = Secrets()
+    client = GoCDClient.from_env({"GO_SERVER_URL": GO + "/", "PIPELINELIB_GOCD_TOKEN": "tok-9999"},
+                                 secrets=secrets)
+    assert client.url == GO and "tok-9999" in secrets
