@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Release manager's trigger: start the Jenkins promotion job and follow it to its result.
 
-    python jobs/promote_trigger.py --app web --to live [--from staging] [--digest sha256:...]
-    python jobs/promote_trigger.py --app web --to live --hotfix --digest sha256:... --reason "..."
+    python jobs/promote_trigger.py --app web --from staging --to live [--approve]
+    python jobs/promote_trigger.py --app web --to live --hotfix --image REPO@sha256:... --reason WHY
 
 Credentials come from the environment: PIPELINELIB_JENKINS_URL, PIPELINELIB_JENKINS_USER and
 PIPELINELIB_JENKINS_TOKEN (your own API token). Jenkins records you as the build's cause; the
@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
     parser.add_argument("--app", required=True)
     parser.add_argument("--to", required=True, help="target environment (e.g. live)")
     parser.add_argument("--from", dest="source", help="source environment (e.g. staging)")
-    parser.add_argument("--digest", help="the exact image digest to promote")
+    parser.add_argument("--approve", action="store_true",
+                        help="only record your four-eyes approval of this promotion")
     parser.add_argument("--hotfix", action="store_true", help="use the hot-fix job")
+    parser.add_argument("--image", help="hot-fix: REPOSITORY@sha256:DIGEST")
     parser.add_argument("--reason", help="why (mandatory for --hotfix)")
     parser.add_argument("--job", help="Jenkins job (default release/promote or release/hotfix)")
     parser.add_argument("--queue-timeout", type=float, default=300.0, metavar="S")
@@ -48,8 +50,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
     secrets = configure(args.log_format)
     ctx = Context(app=args.app, environment=args.to, dry_run=args.dry_run, secrets=secrets)
     try:
-        parameters = promotion_parameters(args.app, args.to, args.source, args.digest,
-                                          args.reason, hotfix=args.hotfix)
+        parameters = promotion_parameters(args.app, args.to, args.source, args.image,
+                                          args.reason, hotfix=args.hotfix, approve=args.approve)
         client = JenkinsClient.from_env(env, secrets=secrets, **client_options)
     except PipelineError as exc:
         print(f"promote_trigger: {secrets.redact_text(exc.one_line())}", file=sys.stderr)

@@ -8,9 +8,12 @@ never skips.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -58,3 +61,84 @@ def test_groovy_vars_and_jenkinsfiles_pass_jenkins_pipeline_unit() -> None:
     assert totals["failures"] == totals["errors"] == totals["skipped"] == 0, totals
     assert {s.name for s in suites} >= {"TEST-pipelinelib.VarsTest.xml",
                                         "TEST-pipelinelib.JenkinsfileTest.xml"}
+
+
+# -- the vars' shell text, run by a real POSIX shell --------------------------------------------
+
+HOSTILE = "x'; rm -rf / #\"$(id)`id` ${HOME} *"
+_SCRIPT = re.compile(r"script:\s*((?:'[^']*'\s*\+?\s*)+)")
+_VARIABLE = re.compile(r"\$\{?(PIPELINE_[A-Z0-9_]+)")
+
+
+def var_scripts() -> dict[str, str]:
+    """Each var's constant sh text, joined from its single-quoted Groovy literals."""
+    scripts = {}
+    for path in sorted((ROOT / "vars").glob("pipeline*.groovy")):
+        match = _SCRIPT.search(path.read_text())
+        if match:
+            scripts[path.stem] = "".join(re.findall(r"'([^']*)'", match.group(1)))
+    return scripts
+
+
+def run_sh(script: str, env: dict[str, str], tmp_path: Path) -> list[str]:
+    """Run ``script`` with /bin/sh (as Jenkins' sh step does) and a `pipeline` that records argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "pipeline"
+    fake.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                    "open(os.environ['ARGV_OUT'], 'w').write(json.dumps(sys.argv[1:]))\n")
+    fake.chmod(0o755)
+    out = tmp_path / "argv.json"
+    full_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "ARGV_OUT": str(out), **env}
+    subprocess.run(["/bin/sh", "-e", "-c", script], env=full_env, check=True, timeout=30)
+    return json.loads(out.read_text())
+
+
+def test_every_var_runs_the_pipeline_cli_through_constant_shell_text() -> None:
+    scripts = var_scripts()
+    assert set(scripts) == {"pipelineBuild", "pipelineScan", "pipelineGate", "pipelineMigrate",
+                            "pipelineDeploy", "pipelinePromote", "pipelineSwap",
+                            "pipelineHotfix", "pipelineAnnotate"}
+    for name, script in scripts.items():
+        assert script.startswith('pipeline --report-dir "$PIPELINE_REPORT_DIR" '), name
+        # every expansion is quoted: "$VAR" or inside ${VAR:+... "$VAR"}
+        assert not re.search(r'(?<!")\$PIPELINE_[A-Z0-9_]+(?!")', script.replace(
+            "${", "{")), name
+
+
+def test_hostile_values_reach_pipeline_as_single_unchanged_arguments(tmp_path: Path) -> None:
+    for name, script in var_scripts().items():
+        names = sorted(set(_VARIABLE.findall(script)))
+        env = {n: f"{n.lower()}-{HOSTILE}" for n in names}
+        argv = run_sh(script, env, tmp_path)
+        for n, value in env.items():
+            if f'"${n}"' in script:  # a value; flags like ${PIPELINE_APPROVE:+--approve} are not
+                assert argv.count(value) == 1, (name, n, argv)
+        assert not any("rm -rf" in a and a not in env.values() for a in argv), (name, argv)
+        # unset optional values drop their option instead of passing an empty argument
+        minimal = run_sh(script, {"PIPELINE_REPORT_DIR": "reports/x", "PIPELINE_APP": "web",
+                                  "PIPELINE_APP_DIR": ".", "PIPELINE_ENV": "staging",
+                                  "PIPELINE_TO": "live", "PIPELINE_DIGEST": "",
+                                  "PIPELINE_REASON": "r", "PIPELINE_RESULT": "SUCCESS",
+                                  "PIPELINE_MIGRATIONS_DIR": "db"}, tmp_path)
+        assert "" not in minimal or name == "pipelineHotfix", (name, minimal)
+
+
+def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
+    """Where the `pipeline` command exists already, the var's command line is accepted."""
+    import importlib.util
+
+    from pipelinelib.cli import COMMANDS, build_parser
+
+    checked = []
+    for name, script in var_scripts().items():
+        env = {n: "sha256:" + "a" * 64 if n == "PIPELINE_DIGEST" else "value"
+               for n in set(_VARIABLE.findall(script))}
+        env["PIPELINE_REPORT_DIR"] = str(tmp_path / "reports")
+        argv = run_sh(script, env, tmp_path)
+        command = argv[2]
+        assert command in COMMANDS, (name, command)
+        if importlib.util.find_spec(f"pipelinelib.commands.{COMMANDS[command][0]}"):
+            build_parser(argv).parse_args(argv)
+            checked.append(name)
+    assert "pipelineBuild" in checked

@@ -391,7 +391,7 @@ def test_promote_trigger_runs_the_promotion_job_and_exits_with_its_result(tmp_pa
     assert lines == ["Promoting web to live", "Finished: SUCCESS"]
     post = next(c.request for c in responses.calls if c.request.method == "POST")
     assert parse_qs(post.body, keep_blank_values=True) == {
-        "APP": ["web"], "TO_ENV": ["live"], "FROM_ENV": ["staging"], "DIGEST": [""]}
+        "APP": ["web"], "TO_ENV": ["live"], "FROM_ENV": ["staging"], "APPROVE_ONLY": ["false"]}
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "api-token-123" not in json.dumps(summary)
 
@@ -420,13 +420,17 @@ def test_promote_trigger_exits_2_when_jenkins_refuses() -> None:
     assert _trigger_main()(["--app", "web", "--to", "live"], env=ENV, out=print) == 2
 
 
+@responses.activate
 def test_promote_trigger_validates_before_contacting_jenkins(capsys: pytest.CaptureFixture) -> None:
     main = _trigger_main()
-    assert main(["--app", "web", "--to", "live", "--hotfix", "--digest", "sha256:" + "a" * 64],
-                env=ENV) == 2
+    image = "ns/web@sha256:" + "a" * 64
+    assert main(["--app", "web", "--to", "live", "--hotfix", "--image", image], env=ENV) == 2
     assert "a hot-fix needs a reason" in capsys.readouterr().err
     assert main(["--app", "Web App", "--to", "live"], env=ENV) == 2
-    assert main(["--app", "web", "--to", "live", "--digest", "latest"], env=ENV) == 2
+    assert main(["--app", "web", "--to", "live", "--hotfix", "--image", "ns/web:latest",
+                 "--reason", "CVE"], env=ENV) == 2
+    assert main(["--app", "web", "--to", "live", "--image", image], env=ENV) == 2
+    assert not responses.calls
 
 
 @responses.activate
@@ -441,10 +445,12 @@ def test_promote_trigger_hotfix_uses_the_hotfix_job_with_its_reason() -> None:
     responses.add(responses.GET, hotfix_build + "api/json",
                   json={**build_json("SUCCESS", False), "number": 5, "url": hotfix_build})
 
-    code = _trigger_main()(["--app", "web", "--to", "live", "--hotfix", "--digest",
-                            "sha256:" + "b" * 64, "--reason", "CVE-2024-1234 in login"],
+    code = _trigger_main()(["--app", "web", "--to", "live", "--hotfix", "--image",
+                            "ns/web@sha256:" + "b" * 64, "--reason", "CVE-2024-1234 in login"],
                            env=ENV, out=lambda line: None)
 
     assert code == 0
     post = next(c.request for c in responses.calls if c.request.method == "POST")
-    assert parse_qs(post.body)["REASON"] == ["CVE-2024-1234 in login"]
+    assert parse_qs(post.body) == {"APP": ["web"], "TO_ENV": ["live"],
+                                   "IMAGE": ["ns/web@sha256:" + "b" * 64],
+                                   "REASON": ["CVE-2024-1234 in login"]}

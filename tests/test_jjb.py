@@ -90,11 +90,12 @@ def test_only_release_managers_may_build_and_nothing_is_inherited(
 
 def test_promote_job_parameters(rendered: dict[str, ET.Element]) -> None:
     params = parameters(rendered["release/promote"])
-    assert list(params) == ["APP", "FROM_ENV", "TO_ENV", "DIGEST"]
+    assert list(params) == ["APP", "FROM_ENV", "TO_ENV", "APPROVE_ONLY"]
     assert params["APP"].tag == "hudson.model.ChoiceParameterDefinition"
     assert "hello" in choices(params["APP"])
     assert "live" in choices(params["TO_ENV"]) and "staging" in choices(params["FROM_ENV"])
-    assert params["DIGEST"].tag == "hudson.model.StringParameterDefinition"
+    assert params["APPROVE_ONLY"].tag == "hudson.model.BooleanParameterDefinition"
+    assert params["APPROVE_ONLY"].findtext("defaultValue") == "false"
     # no identity parameter: who promotes is the build's cause
     assert not {"USER", "BUILD_USER_ID", "PIPELINE_TRIGGERED_BY"} & set(params)
 
@@ -109,13 +110,14 @@ def test_hotfix_job_requires_a_digest_and_a_reason(rendered: dict[str, ET.Elemen
     import re
 
     params = parameters(rendered["release/hotfix"])
-    assert list(params) == ["APP", "TO_ENV", "DIGEST", "REASON"]
+    assert list(params) == ["APP", "TO_ENV", "IMAGE", "REASON"]
     validating = "hudson.plugins.validating__string__parameter.ValidatingStringParameterDefinition"
-    digest, reason = params["DIGEST"], params["REASON"]
+    digest, reason = params["IMAGE"], params["REASON"]
     assert digest.tag == reason.tag == validating
     digest_re, reason_re = digest.findtext("regex") or "", reason.findtext("regex") or ""
-    assert re.fullmatch(digest_re, "sha256:" + "a" * 64)
-    assert not re.fullmatch(digest_re, "latest")
+    assert re.fullmatch(digest_re, "littleman-co/docs-nginx@sha256:" + "a" * 64)
+    assert not re.fullmatch(digest_re, "littleman-co/docs-nginx:latest")
+    assert not re.fullmatch(digest_re, "sha256:" + "a" * 64)
     assert re.fullmatch(reason_re, "CVE-2024-1234 in the login form")
     assert not re.fullmatch(reason_re, "")
     assert not re.fullmatch(reason_re, "   ")

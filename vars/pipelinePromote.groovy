@@ -1,10 +1,14 @@
-// pipelinePromote: promote an app's exact image digest to the next environment
-// (`pipeline promote`). Privileged: the identity is the person who started the build
-// (build cause) and, after an `input` step, its approver (pass `approver:` from
-// input's submitterParameter); the promotion policy checks both. See pipelinePromote.txt.
+// pipelinePromote: promote an app's exact image digest from one environment's spec to the
+// next (`pipeline promote APP --from ENV --to ENV`): one commit to the env-state repository
+// (PIPELINE_ENV_REPO in the agent's environment), then applied. `approve: true` records this
+// person's four-eyes approval instead (`--approve`).
+// Privileged: the identity is the person who started the build (build cause) and, after an
+// `input` step, its approver (pass `approver:` from input's submitterParameter); the
+// promotion policy checks it. See pipelinePromote.txt.
 
 def call(Map params = [:]) {
-    pipelineCli.checkParams('pipelinePromote', params, ['app', 'from', 'to', 'digest', 'approver', 'reportDir'],
+    pipelineCli.checkParams('pipelinePromote', params,
+                            ['app', 'from', 'to', 'approve', 'approver', 'reportDir'],
                             ['app', 'to'])
     return pipelineCli(
         name: 'promote',
@@ -15,10 +19,10 @@ def call(Map params = [:]) {
             PIPELINE_APP: params.app,
             PIPELINE_FROM: params.from,
             PIPELINE_TO: params.to,
-            PIPELINE_DIGEST: params.digest,
+            PIPELINE_APPROVE: params.approve ? '1' : '',
         ],
         script: 'pipeline --report-dir "$PIPELINE_REPORT_DIR" promote "$PIPELINE_APP"' +
                 ' ${PIPELINE_FROM:+--from "$PIPELINE_FROM"} --to "$PIPELINE_TO"' +
-                ' ${PIPELINE_DIGEST:+--digest "$PIPELINE_DIGEST"}'
+                ' ${PIPELINE_APPROVE:+--approve}'
     )
 }

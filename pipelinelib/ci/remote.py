@@ -17,30 +17,36 @@ from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 
 
 def promotion_parameters(app: str, to: str, source: str | None = None,
-                         digest: str | None = None, reason: str | None = None,
-                         hotfix: bool = False) -> dict[str, str]:
-    """The promotion job's parameters (jenkins/jobs/release-jobs.yaml), validated."""
+                         image: str | None = None, reason: str | None = None,
+                         hotfix: bool = False, approve: bool = False) -> dict[str, str]:
+    """The release jobs' parameters (jenkins/jobs/release-jobs.yaml), validated.
+
+    Promotion: APP, FROM_ENV, TO_ENV, APPROVE_ONLY. Hot-fix: APP, TO_ENV, IMAGE, REASON.
+    """
     for field, value in (("--app", app), ("--to", to), ("--from", source)):
         if value is not None and not _NAME.match(value):
             raise BadInput(f"{value!r} is not a valid name", field=field,
                            expected="lower-case letters, digits, '.', '_' or '-'")
-    if digest is not None and not _DIGEST.match(digest):
-        raise BadInput(f"{digest!r} is not an image digest", field="--digest",
-                       expected="sha256: and 64 hex digits")
-    if hotfix:
-        if not digest:
-            raise BadInput("a hot-fix names the image digest", field="--digest",
-                           expected="sha256:...")
-        if not (reason or "").strip():
-            raise BadInput("a hot-fix needs a reason", field="--reason",
-                           expected="why this cannot wait for the normal promotion")
-        return {"APP": app, "TO_ENV": to, "DIGEST": digest, "REASON": reason.strip()}
-    params = {"APP": app, "TO_ENV": to, "FROM_ENV": source or "", "DIGEST": digest or ""}
-    return params
+    if not hotfix:
+        if image or reason:
+            raise BadInput("--image and --reason belong to a hot-fix", field="--hotfix",
+                           expected="--hotfix with --image and --reason, or neither")
+        return {"APP": app, "FROM_ENV": source or "", "TO_ENV": to,
+                "APPROVE_ONLY": "true" if approve else "false"}
+    if approve:
+        raise BadInput("a hot-fix has no four-eyes approval step", field="--approve",
+                       expected="--approve without --hotfix")
+    if not image or not _IMAGE.match(image):
+        raise BadInput(f"{image!r} is not an image pinned by digest", field="--image",
+                       expected="REPOSITORY@sha256:<64 hex digits>")
+    if not (reason or "").strip():
+        raise BadInput("a hot-fix needs a reason", field="--reason",
+                       expected="why this cannot wait for the normal promotion")
+    return {"APP": app, "TO_ENV": to, "IMAGE": image, "REASON": reason.strip()}
 
 
 @step("jenkins-job")

@@ -89,15 +89,16 @@ class JenkinsfileTest extends PipelineLibTestBase {
     @Test
     void releaseJobsPassTheirParametersAndTakeTheIdentityFromTheCause() {
         binding.setVariable('params', [APP: 'web', FROM_ENV: 'staging', TO_ENV: 'live',
-                                       DIGEST: 'sha256:0a', BUILD_USER_ID: 'mallory'])
+                                       APPROVE_ONLY: false, BUILD_USER_ID: 'mallory'])
         runScript('jenkins/jobs/promote.Jenkinsfile')
         Map call = shCalls.last()
         assertEquals(['promote'], pipelineCommands())
         assertEquals('live', call.env.PIPELINE_TO)
         assertEquals('staging', call.env.PIPELINE_FROM)
-        assertEquals('sha256:0a', call.env.PIPELINE_DIGEST)
+        assertEquals('', call.env.PIPELINE_APPROVE)
         assertEquals('alice', call.env.BUILD_USER_ID)
-        assertEquals('#42 web staging -> live', binding.getVariable('currentBuild').displayName.toString())
+        assertEquals('#42 promote web staging -> live',
+                     binding.getVariable('currentBuild').displayName.toString())
 
         shCalls.clear(); events.clear()
         binding.setVariable('params', [APP: 'web', ENVIRONMENT: 'live'])
@@ -106,16 +107,27 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals('live', shCalls.last().env.PIPELINE_ENV)
 
         shCalls.clear(); events.clear()
-        binding.setVariable('params', [APP: 'web', TO_ENV: 'live', DIGEST: 'sha256:0b',
+        binding.setVariable('params', [APP: 'web', TO_ENV: 'live', IMAGE: 'ns/web@sha256:0b',
                                        REASON: 'CVE-2024-1234'])
         runScript('jenkins/jobs/hotfix.Jenkinsfile')
         assertEquals('CVE-2024-1234', shCalls.last().env.PIPELINE_REASON)
-        assertTrue(shCalls.last().script.contains('--hotfix --reason "$PIPELINE_REASON"'))
+        assertEquals('ns/web@sha256:0b', shCalls.last().env.PIPELINE_IMAGE)
+        assertTrue(shCalls.last().script.contains('--hotfix --image "$PIPELINE_IMAGE" --reason "$PIPELINE_REASON"'))
+    }
+
+    @Test
+    void promoteJobCanOnlyRecordAnApproval() {
+        binding.setVariable('params', [APP: 'web', FROM_ENV: 'staging', TO_ENV: 'live',
+                                       APPROVE_ONLY: true])
+        runScript('jenkins/jobs/promote.Jenkinsfile')
+        assertEquals('1', shCalls.last().env.PIPELINE_APPROVE)
+        assertEquals('#42 approve web staging -> live',
+                     binding.getVariable('currentBuild').displayName.toString())
     }
 
     @Test
     void hotfixJobWithoutAReasonRunsNothing() {
-        binding.setVariable('params', [APP: 'web', TO_ENV: 'live', DIGEST: 'sha256:0b', REASON: ''])
+        binding.setVariable('params', [APP: 'web', TO_ENV: 'live', IMAGE: 'ns/web@sha256:0b', REASON: ''])
         try {
             runScript('jenkins/jobs/hotfix.Jenkinsfile')
             fail('hot-fix without reason must fail')

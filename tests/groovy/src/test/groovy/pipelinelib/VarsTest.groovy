@@ -20,9 +20,10 @@ class VarsTest extends PipelineLibTestBase {
         pipelineGate    : [appDir: 'services/web', environment: 'staging'],
         pipelineMigrate : [dir: 'db/migrations', environment: 'staging', dsnCredentialsId: 'web-dsn'],
         pipelineDeploy  : [app: 'web', environment: 'sandbox', manifests: 'k8s', digest: 'sha256:0a'],
-        pipelinePromote : [app: 'web', from: 'staging', to: 'live', digest: 'sha256:0a'],
+        pipelinePromote : [app: 'web', from: 'staging', to: 'live'],
         pipelineSwap    : [app: 'web', environment: 'live'],
-        pipelineHotfix  : [app: 'web', to: 'live', digest: 'sha256:0a', reason: 'CVE-2024-1 in login'],
+        pipelineHotfix  : [app: 'web', to: 'live', image: 'ns/web@sha256:0a', reason: 'CVE-2024-1 in login',
+                           sourceRepo: 'https://git.example/web.git'],
         pipelineAnnotate: [app: 'web', environment: 'sandbox', result: 'SUCCESS', digest: 'sha256:0a'],
     ]
 
@@ -202,7 +203,7 @@ class VarsTest extends PipelineLibTestBase {
             assertTrue(e.message, e.message.contains('unknown parameter(s) appdir'))
         }
         try {
-            runVar('pipelineHotfix', [app: 'web', to: 'live', digest: 'sha256:0a', reason: '  '])
+            runVar('pipelineHotfix', [app: 'web', to: 'live', image: 'ns/web@sha256:0a', reason: '  '])
             fail('a hot-fix needs a reason')
         } catch (PipelineAbort e) {
             assertTrue(e.message, e.message.contains('missing required parameter(s) reason'))
@@ -231,6 +232,16 @@ class VarsTest extends PipelineLibTestBase {
         } catch (PipelineAbort e) {
             assertNotNull(e.message)
         }
+    }
+
+    @Test
+    void promoteCanRecordAFourEyesApprovalInstead() {
+        runVar('pipelinePromote', [app: 'web', from: 'staging', to: 'live', approve: true])
+        assertEquals('1', shCalls[0].env.PIPELINE_APPROVE)
+        assertTrue(shCalls[0].script.endsWith('${PIPELINE_APPROVE:+--approve}'))
+        shCalls.clear()
+        runVar('pipelinePromote', [app: 'web', from: 'staging', to: 'live'])
+        assertEquals('', shCalls[0].env.PIPELINE_APPROVE)
     }
 
     @Test
