@@ -117,6 +117,8 @@ def set_value(text: str, path: Sequence[Any], value: Any) -> str:
     if node is not None:
         if not isinstance(node, yaml.ScalarNode):
             raise YamlError(f"{'.'.join(map(str, path))} is not a scalar", node.start_mark.line + 1)
+        if yaml.constructor.SafeConstructor().construct_object(node) == value:
+            return text
         return text[: node.start_mark.index] + rendered + text[node.end_mark.index :]
     if not isinstance(parent, yaml.MappingNode) or parent.flow_style or not parent.value:
         raise YamlError(f"cannot add {'.'.join(map(str, path))}: no block mapping to add it to",
