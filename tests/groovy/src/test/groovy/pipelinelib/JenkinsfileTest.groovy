@@ -68,7 +68,8 @@ class JenkinsfileTest extends PipelineLibTestBase {
     void repositoryCiRunsLintGroovyThenIntegrationAndAlwaysPublishesReports() {
         runScript('Jenkinsfile')
         assertEquals(['Checkout', 'Lint', 'Unit (Groovy)', 'Integration'], stages())
-        assertEquals(['make setup lint', 'cd tests/groovy && mvn -B -q test', 'bash .ci/run'],
+        assertEquals(['make setup lint', 'tests/groovy/ensure-tools && cd tests/groovy && mvn -B -q test',
+                      'bash .ci/run'],
                      shCalls*.script)
         assertTrue(events.last().startsWith('archive'))
     }
