@@ -32,21 +32,21 @@ def _tools() -> str:
     return shutil.which("mvn") or "mvn"
 
 
-def _mvn(mvn: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _mvn(mvn: str, build_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MAVEN_OPTS": os.environ.get("MAVEN_OPTS", "-Xmx512m")}
-    return subprocess.run([mvn, "-B", "-q", *args, "test"], cwd=GROOVY, env=env,
-                          capture_output=True, text=True, check=False, timeout=900)
+    return subprocess.run([mvn, "-B", "-q", f"-Dgroovy.build.dir={build_dir}", *args, "test"],
+                          cwd=GROOVY, env=env, capture_output=True, text=True, check=False,
+                          timeout=900)
 
 
 @pytest.mark.timeout(900)
-def test_groovy_vars_and_jenkinsfiles_pass_jenkins_pipeline_unit() -> None:
+def test_groovy_vars_and_jenkinsfiles_pass_jenkins_pipeline_unit(tmp_path: Path) -> None:
     """All JenkinsPipelineUnit tests pass: stage order, failures, no values in sh text."""
     mvn = _tools()
-    reports = GROOVY / "target" / "surefire-reports"
-    shutil.rmtree(reports, ignore_errors=True)
-    result = _mvn(mvn, "-o")
+    reports = tmp_path / "surefire-reports"
+    result = _mvn(mvn, tmp_path, "-o")
     if result.returncode != 0 and "offline" in (result.stdout + result.stderr):
-        result = _mvn(mvn)  # first run: fetch the plugins and JenkinsPipelineUnit once
+        result = _mvn(mvn, tmp_path)  # first run: fetch the plugins and JenkinsPipelineUnit
     output = (result.stdout + result.stderr)[-6000:]
     assert result.returncode == 0, f"mvn test failed:\n{output}"
 
