@@ -454,3 +454,19 @@ def test_promote_trigger_hotfix_uses_the_hotfix_job_with_its_reason() -> None:
     assert parse_qs(post.body) == {"APP": ["web"], "TO_ENV": ["live"],
                                    "IMAGE": ["ns/web@sha256:" + "b" * 64],
                                    "REASON": ["CVE-2024-1234 in login"]}
+
+
+@responses.activate
+def test_a_quiet_running_build_logs_progress_and_times_out_with_its_tail() -> None:
+    responses.add(responses.GET, BUILD_URL + "logText/progressiveText", body="deploying\n",
+                  headers={"X-Text-Size": "10", "X-More-Data": "true"},
+                  match=[responses.matchers.query_param_matcher({"start": "0"})])
+    responses.add(responses.GET, BUILD_URL + "logText/progressiveText", body="",
+                  headers={"X-Text-Size": "10", "X-More-Data": "true"},
+                  match=[responses.matchers.query_param_matcher({"start": "10"})])
+
+    with capture_logs() as logs, pytest.raises(StepFailed, match="still running after 20s") as e:
+        client().stream_console(BuildRef(JOB, 42, BUILD_URL), lambda line: None, timeout_s=20)
+
+    assert e.value.evidence == ["deploying"]
+    assert [x for x in logs if x["event"] == "build running, no new console output"]

@@ -226,6 +226,7 @@ class JenkinsClient:
         Returns the last ``tail_lines`` lines (the evidence for a failure).
         """
         started = self.clock()
+        quiet_since = started
         offset, pending = 0, ""
         tail: deque[str] = deque(maxlen=tail_lines)
         path = f"{job_path(ref.job)}{ref.number}/logText/progressiveText"
@@ -241,7 +242,14 @@ class JenkinsClient:
             offset = int(response.headers.get("X-Text-Size", offset + len(response.content)))
             if response.headers.get("X-More-Data", "").lower() != "true":
                 break
-            if self.clock() - started >= timeout_s:
+            now = self.clock()
+            if lines:
+                quiet_since = now
+            elif now - quiet_since >= self.progress_every_s:
+                self.log.info("build running, no new console output", job=ref.job,
+                              build=ref.number, quiet_s=round(now - quiet_since, 1))
+                quiet_since = now
+            if now - started >= timeout_s:
                 raise StepFailed(
                     f"{ref.job} #{ref.number} still running after {timeout_s:.0f}s",
                     hint=f"follow or stop it at {ref.url or self.url + path}",
