@@ -250,3 +250,50 @@ def test_hotfix_needs_a_reason_is_recorded_and_warns_until_back_merged(world):
     git(app_repo, "checkout", "-q", "main")
     git(app_repo, "merge", "-q", "--no-ff", "-m", "back-merge the hot-fix", "hotfix/cve")
     assert hotfix.warnings(checkout, "prod") == []
+
+
+def test_a_build_of_a_branch_deploys_to_its_branch_environment_only(world):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+    from branch_deploy import environment_for_branch
+
+    assert environment_for_branch(str(world["clone"]), "sandbox") == "sandbox"
+    assert environment_for_branch(str(world["clone"]), "main") == "staging"
+    uro = push_image(world["registry"], f"{world['prefix']}/uro", "sandbox-abc", "4" * 40)
+    ref = f"{world['registry']}/{world['prefix']}/uro@{uro}"
+    out = promote(world, "changes", "uro", "--to", "sandbox", "--image", ref, provider="gocd")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert spec_image(world, "sandbox", "uro")["digest"] == uro
+    assert git(world["origin"], "log", "-1", "--format=%s", "main").startswith(
+        f"deploy uro to sandbox: {uro} (new build)")
+    live = promote(world, "rm-alice", "uro", "--to", "live", "--image", ref)
+    assert live.returncode == 2 and "not a branch environment" in live.stderr
+
+
+def test_autoroll_applies_only_environments_a_commit_touched_from_their_branch(world):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+    from autoroll import touched_environments
+
+    from pipelinelib.envspec.staterepo import EnvStateRepo
+
+    _to_preprod(world)
+    clone = world["clone"]
+    git(clone, "fetch", "-q", "origin")
+    git(clone, "checkout", "-q", "-B", "prod", "origin/prod")
+    git(clone, "merge", "-q", "--no-ff", "-m", "Merge pull request: preprod", "origin/main")
+    git(clone, "push", "-q", "origin", "prod")
+    merge = git(clone, "rev-parse", "HEAD")
+    state = EnvStateRepo.open(clone)
+    assert touched_environments(state, merge, "prod") == ["preprod"]
+    main_head = git(clone, "rev-parse", "origin/main")
+    assert touched_environments(state, main_head, "main") == [], "preprod rolls from prod only"
+    path = clone / "charts" / "portal" / "values.yaml"
+    git(clone, "checkout", "-q", "main")
+    git(clone, "pull", "-q", "origin", "main")
+    path.write_text(path.read_text() + "# touched\n")
+    git(clone, "commit", "-q", "-am", "portal chart tweak")
+    chart_commit = git(clone, "rev-parse", "HEAD")
+    assert touched_environments(state, chart_commit, "main") == ["int-test", "prod", "qa"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from pipelinelib.context import Context
 
@@ -56,13 +57,8 @@ def _origin(repo: str) -> str:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from pipelinelib.envspec.load import environment_path, load_environment
-    from pipelinelib.envspec.staterepo import EnvStateRepo
     from pipelinelib.errors import BadInput
     from pipelinelib.job import Job
-    from pipelinelib.promotion.hotfix import warnings
-    from pipelinelib.steps.apply import apply_environment
-    from pipelinelib.steps.promote import Promotion, approve, promote
 
     if not args.repo:
         raise BadInput("no env-state repository given", field="--repo",
@@ -71,29 +67,50 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise BadInput("name the app(s) to promote, or --all", field="APP")
     ctx.environment = args.target
     with Job("promote", ctx, args.report_dir) as job:
-        state = EnvStateRepo.checkout(_origin(args.repo), args.branch)
-        target = load_environment(environment_path(state.root, args.target), root=state.root)
-        apps = list(args.apps)
-        if args.all:
-            source = load_environment(environment_path(state.root, args.source or ""),
-                                      root=state.root)
-            apps = sorted(set(source.apps) & set(target.apps))
-        promoted = []
-        for app in apps:
-            promotion = Promotion(app, args.target, args.source, args.image, args.hotfix,
-                                  args.reason, None, args.source_repo, args.main_branch)
-            if args.approve:
-                job.run(approve, ctx, state, promotion)
-                continue
-            if job.run(promote, ctx, state, promotion).changed:
-                promoted.append(app)
-        if promoted and target.via_branch:
-            ctx.log.info("promotion lands through a branch: merge it to apply",
-                         branch=args.branch, via=target.via_branch)
-        elif promoted and not args.no_apply and not args.approve:
-            state.refresh()
-            env = load_environment(environment_path(state.root, args.target), root=state.root)
-            job.run(apply_environment, ctx, env, promoted)
-        for warning in warnings(state.root, args.target):
-            ctx.log.warning(warning)
+        promote_pipeline(job, ctx, repo=args.repo, branch=args.branch, apps=args.apps,
+                         all_apps=args.all, source=args.source, target=args.target,
+                         approve=args.approve, hotfix=args.hotfix, image=args.image,
+                         reason=args.reason, source_repo=args.source_repo,
+                         main_branch=args.main_branch, apply=not args.no_apply)
     return job.exit_code
+
+
+def promote_pipeline(job: Any, ctx: Context, *, repo: str, target: str, apps: list[str],
+                     branch: str = "main", all_apps: bool = False, source: str | None = None,
+                     approve: bool = False, hotfix: bool = False, image: str | None = None,
+                     reason: str = "", source_repo: str | None = None,
+                     main_branch: str = "main", apply: bool = True) -> list[str]:
+    """The promote job: check, commit to the env-state repo, then apply. Returns the apps
+    whose spec changed."""
+    from pipelinelib.envspec.load import environment_path, load_environment
+    from pipelinelib.envspec.staterepo import EnvStateRepo
+    from pipelinelib.promotion.hotfix import warnings
+    from pipelinelib.steps.apply import apply_environment
+    from pipelinelib.steps.promote import Promotion
+    from pipelinelib.steps.promote import approve as approve_step
+    from pipelinelib.steps.promote import promote as promote_step
+
+    state = EnvStateRepo.checkout(_origin(repo), branch)
+    env = load_environment(environment_path(state.root, target), root=state.root)
+    names = list(apps)
+    if all_apps:
+        src = load_environment(environment_path(state.root, source or ""), root=state.root)
+        names = sorted(set(src.apps) & set(env.apps))
+    promoted = []
+    for app in names:
+        promotion = Promotion(app, target, source, image, hotfix, reason, None, source_repo,
+                              main_branch)
+        if approve:
+            job.run(approve_step, ctx, state, promotion)
+        elif job.run(promote_step, ctx, state, promotion).changed:
+            promoted.append(app)
+    if promoted and env.via_branch and env.via_branch != branch:
+        ctx.log.warning(f"{target} is rolled out from branch {env.via_branch}: open a pull "
+                        f"request {branch} -> {env.via_branch}; it is applied when merged")
+    elif promoted and apply and not ctx.dry_run:
+        state.refresh()
+        env = load_environment(environment_path(state.root, target), root=state.root)
+        job.run(apply_environment, ctx, env, promoted)
+    for warning in warnings(state.root, target):
+        ctx.log.warning(warning)
+    return promoted

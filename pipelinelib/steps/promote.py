@@ -79,13 +79,14 @@ def refuse(ctx: Context, promotion: Promotion, message: str, hint: str | None = 
 
 
 def _source_image(ctx: Context, root: Path, promotion: Promotion) -> tuple[ImageSpec, str]:
-    if promotion.hotfix:
+    if promotion.hotfix or (promotion.image and not promotion.source):
         if not promotion.image:
             raise BadInput("a hot-fix needs --image REPOSITORY@DIGEST or :TAG", field="--image")
         from pipelinelib import imageref
 
         ref = imageref.parse(promotion.image, "--image")
-        return ImageSpec(ref.name, ref.tag, ref.digest), "hot-fix"
+        return ImageSpec(ref.name, ref.tag, ref.digest), "hot-fix" if promotion.hotfix else \
+            "build"
     if not promotion.source:
         raise BadInput("say where the image comes from", field="--from",
                        expected="the source environment")
@@ -116,8 +117,11 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy) -> R
         raise BadInput("a hot-fix needs a reason", field="--reason",
                        expected="why this cannot wait for the normal path")
     target = load_environment(environment_path(root, promotion.target), root=root)
-    if not promotion.hotfix and target.promote_from and promotion.source not in \
-            target.promote_from:
+    if not promotion.hotfix and not promotion.source and not target.branch:
+        raise refuse(ctx, promotion, f"{promotion.target} is not a branch environment: new "
+                     "builds reach it only by promotion", hint="use --from ENV")
+    if not promotion.hotfix and promotion.source and target.promote_from and \
+            promotion.source not in target.promote_from:
         raise refuse(ctx, promotion, f"{promotion.target} takes promotions only from "
                      f"{', '.join(target.promote_from)}, not {promotion.source}")
     current = target.apps.get(promotion.app)
@@ -222,8 +226,9 @@ def edit_target(root: Path, resolved: Resolved, promotion: Promotion) -> list[st
 
 def commit_message(ctx: Context, resolved: Resolved, promotion: Promotion,
                    approver: str | None) -> str:
-    kind = "hot-fix" if promotion.hotfix else "promote"
-    origin = f"from {promotion.source}" if promotion.source else "hot-fix build"
+    kind = "hot-fix" if promotion.hotfix else ("promote" if promotion.source else "deploy")
+    origin = (f"from {promotion.source}" if promotion.source else
+              "hot-fix build" if promotion.hotfix else "new build")
     lines = [f"{kind} {promotion.app} to {promotion.target}: {resolved.image.digest} ({origin})",
              "", f"App: {promotion.app}", f"From: {promotion.source or '-'}",
              f"To: {promotion.target}", f"Image: {resolved.image.ref}",
