@@ -98,7 +98,8 @@ def test_every_var_runs_the_pipeline_cli_through_constant_shell_text() -> None:
     scripts = var_scripts()
     assert set(scripts) == {"pipelineBuild", "pipelineScan", "pipelineGate", "pipelineMigrate",
                             "pipelineDeploy", "pipelinePromote", "pipelineSwap",
-                            "pipelineHotfix", "pipelineAnnotate"}
+                            "pipelineHotfix", "pipelineAnnotate", "pipelinePlan",
+                            "pipelineApply"}
     for name, script in scripts.items():
         assert script.startswith('pipeline --report-dir "$PIPELINE_REPORT_DIR" '), name
         # every expansion is quoted: "$VAR" or inside ${VAR:+... "$VAR"}
@@ -141,4 +142,5 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
         if importlib.util.find_spec(f"pipelinelib.commands.{COMMANDS[command][0]}"):
             build_parser(argv).parse_args(argv)
             checked.append(name)
-    assert "pipelineBuild" in checked
+    assert {"pipelineBuild", "pipelinePromote", "pipelineHotfix", "pipelinePlan",
+            "pipelineApply"} <= set(checked)

@@ -25,6 +25,8 @@ class VarsTest extends PipelineLibTestBase {
         pipelineHotfix  : [app: 'web', to: 'live', image: 'ns/web@sha256:0a', reason: 'CVE-2024-1 in login',
                            sourceRepo: 'https://git.example/web.git'],
         pipelineAnnotate: [app: 'web', environment: 'sandbox', result: 'SUCCESS', digest: 'sha256:0a'],
+        pipelinePlan    : [environment: 'inttest'],
+        pipelineApply   : [environment: 'inttest', app: 'web'],
     ]
 
     private Map<String, String> hostile(Map params) {
@@ -232,6 +234,13 @@ class VarsTest extends PipelineLibTestBase {
         } catch (PipelineAbort e) {
             assertNotNull(e.message)
         }
+    }
+
+    @Test
+    void planReturnsFourWhenChangesArePending() {
+        exitCodes.plan = 4
+        assertEquals(4, runVar('pipelinePlan', [environment: 'inttest']))
+        assertEquals('inttest', shCalls[0].env.PIPELINE_ENV)
     }
 
     @Test
