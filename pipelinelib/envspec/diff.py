@@ -10,6 +10,7 @@ equals the desired one, the spec did not change, so any difference was made by h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +95,8 @@ def diff_app(app: str, namespace: str, priority: int, image: str,
 
 
 def _mask(path: str, value: Any) -> Any:
-    leaf = path.rsplit(".", 1)[-1].split("[", 1)[-1].rstrip("]")
-    if value is not None and looks_secret(leaf):
+    parts = [p for p in re.split(r"[.\[\]]+", path) if p]
+    if value is not None and any(looks_secret(p) for p in parts):
         return MASK
     return value
 
