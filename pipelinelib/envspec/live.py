@@ -29,9 +29,18 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 
-def api_client(ctx: Any) -> Any:
-    """The kubernetes ``ApiClient`` behind ``ctx.kube``."""
-    kube = ctx.kube
+_clients: dict[tuple[str, str], Any] = {}
+
+
+def api_client(ctx: Any, kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """The kubernetes ``ApiClient``: the environment's own cluster when its spec names a
+    kubeconfig or context, else the one behind ``ctx.kube``."""
+    if kubeconfig or context:
+        return _client_for(kubeconfig, context)
+    try:
+        kube = ctx.kube
+    except ImportError:  # no Kubernetes adapter installed: the default kubeconfig
+        return _client_for(None, None)
     for name in ("api_client", "api", "client"):
         client = getattr(kube, name, None)
         if client is not None and hasattr(client, "call_api"):
@@ -40,6 +49,25 @@ def api_client(ctx: Any) -> Any:
         return kube
     raise StepFailed("the Kubernetes adapter exposes no API client",
                      hint="ctx.kube must be pipelinelib.adapters.kube.KubeClient")
+
+
+def _client_for(kubeconfig: str | None, context: str | None) -> Any:
+    import os
+
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    cache_key = (path, context or "")
+    if cache_key not in _clients:
+        try:
+            _clients[cache_key] = config.new_client_from_config(config_file=path,
+                                                                context=context)
+        except (ConfigException, OSError) as exc:
+            raise Unreachable(f"no usable kubeconfig at {path}" +
+                              (f" (context {context})" if context else ""),
+                              cause=str(exc)[:200], hint="set KUBECONFIG") from exc
+    return _clients[cache_key]
 
 
 def _get(client: Any, path: str, query: list[tuple[str, str]]) -> dict[str, Any]:
@@ -64,10 +92,11 @@ def _get(client: Any, path: str, query: list[tuple[str, str]]) -> dict[str, Any]
         raise Unreachable("the Kubernetes API did not answer", cause=str(exc)[:200]) from exc
 
 
-def list_env_objects(ctx: Any, env: str, namespaces: Iterable[str],
-                     kinds: Iterable[str]) -> dict[tuple[str, str, str], dict[str, Any]]:
+def list_env_objects(ctx: Any, env: str, namespaces: Iterable[str], kinds: Iterable[str],
+                     kubeconfig: str | None = None,
+                     context: str | None = None) -> dict[tuple[str, str, str], dict[str, Any]]:
     """Every object of ``kinds`` labelled with environment ``env`` in ``namespaces``."""
-    client = api_client(ctx)
+    client = api_client(ctx, kubeconfig, context)
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     selector = [("labelSelector", f"{LABEL_ENV}={env}")]
     for namespace in sorted(set(namespaces)):

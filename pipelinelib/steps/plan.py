@@ -39,7 +39,8 @@ def compute_plans(ctx: Context, env: EnvSpec,
     """One plan per app (and per live app no longer in the spec), lowest priority first."""
     kinds = {d["kind"] for docs in rendered.values() for d in docs} | {"Deployment"}
     namespaces = {a.namespace for a in env.apps.values()} | set(env.namespaces)
-    live = list_env_objects(ctx, env.name, namespaces, kinds & set(KINDS))
+    live = list_env_objects(ctx, env.name, namespaces, kinds & set(KINDS), env.kubeconfig,
+                            env.context)
     by_app: dict[str, list[dict[str, Any]]] = {}
     for obj in live.values():
         app_name = obj.get("metadata", {}).get("labels", {}).get(LABEL_APP, "")

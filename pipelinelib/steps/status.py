@@ -46,7 +46,8 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
 
     plans = {p.app: p for p in compute_plans(ctx, env, render_all(env))}
     namespaces = {a.namespace for a in env.apps.values()}
-    live = list_env_objects(ctx, env.name, namespaces, ["Deployment", "StatefulSet"])
+    live = list_env_objects(ctx, env.name, namespaces, ["Deployment", "StatefulSet"],
+                            env.kubeconfig, env.context)
     workloads = {o["metadata"].get("labels", {}).get(LABEL_APP): o for o in live.values()}
     hotfixes = read_hotfixes(state.root, env.name) if state else {}
     rows = []
