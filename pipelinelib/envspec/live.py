@@ -75,11 +75,23 @@ def _get(client: Any, path: str, query: list[tuple[str, str]]) -> dict[str, Any]
     from urllib3.exceptions import HTTPError
 
     try:
-        response = client.call_api(path, "GET", query_params=query,
-                                   header_params={"Accept": "application/json"},
-                                   auth_settings=["BearerToken"], _preload_content=False,
-                                   _request_timeout=30)
-        data = response[0].data if isinstance(response, tuple) else response.data
+        if hasattr(client, "param_serialize"):  # kubernetes >= 30 (openapi-generator 7)
+            request = client.param_serialize("GET", path, query_params=query,
+                                             header_params={"Accept": "application/json"},
+                                             auth_settings=["BearerToken"])
+            response = client.call_api(*request, _request_timeout=30)
+            response.read()
+            status, data = response.status, response.data
+            if status == 404:
+                return {"items": []}
+            if status >= 400:
+                raise ApiException(status=status, reason=str(data[:200]))
+        else:  # older clients
+            response = client.call_api(path, "GET", query_params=query,
+                                       header_params={"Accept": "application/json"},
+                                       auth_settings=["BearerToken"], _preload_content=False,
+                                       _request_timeout=30)
+            data = response[0].data if isinstance(response, tuple) else response.data
         return json.loads(data)
     except ApiException as exc:
         if exc.status == 404:

@@ -59,7 +59,7 @@ def format_plan(env: str, plans: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-STATUS_COLUMNS = ("environment", "app", "digest", "revision", "version", "deployed_by",
+STATUS_COLUMNS = ("environment", "app", "image", "revision", "version", "deployed_by",
                   "deployed_when", "health", "sync")
 
 
@@ -67,7 +67,8 @@ def _cells(row: dict[str, Any]) -> list[str]:
     sync = "drift" if row["drift"] else ("in sync" if row["in_sync"] else "changes pending")
     if row.get("hotfix"):
         sync += ", hot-fix" + ("" if row.get("hotfix_back_merged") else " NOT BACK-MERGED")
-    return [row["environment"], row["app"], (row["digest"] or row["tag"])[:19],
+    image = row["digest"][:19] if row["digest"] else f":{row['tag']}"
+    return [row["environment"], row["app"], image,
             (row["revision"] or "")[:12], row["version"] or "", row.get("deployed_by", ""),
             (row.get("deployed_when") or "")[:19], row["health"], sync]
 

@@ -27,17 +27,16 @@ def _health(deployment: dict[str, Any] | None) -> str:
     return f"degraded ({ready}/{want} ready)"
 
 
-def _who(state: EnvStateRepo | None, env: str, app: str) -> dict[str, str]:
-    if state is None:
+def _who(commits: list[Any], app: str) -> dict[str, str]:
+    """Who changed ``app`` last: the newest commit naming it (``App:`` trailer), else the
+    newest commit of the environment file."""
+    if not commits:
         return {}
-    for commit in state.log(f"environments/{env}.yaml", max_count=200):
-        msg = commit.message
-        if f"App: {app}\n" in msg or commit == state.log(f"environments/{env}.yaml", 1)[-1]:
-            by = next((ln.split(":", 1)[1].strip() for ln in msg.splitlines()
-                       if ln.startswith("Promoted-by:")), commit.author.name)
-            return {"by": by, "when": commit.committed_datetime.isoformat(),
-                    "commit": commit.hexsha[:12]}
-    return {}
+    chosen = next((c for c in commits if f"App: {app}\n" in c.message), commits[0])
+    by = next((ln.split(":", 1)[1].strip() for ln in chosen.message.splitlines()
+               if ln.startswith("Promoted-by:")), chosen.author.name)
+    return {"by": by, "when": chosen.committed_datetime.isoformat(),
+            "commit": chosen.hexsha[:12]}
 
 
 def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[dict[str, Any]]:
@@ -50,6 +49,7 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
                             env.kubeconfig, env.context)
     workloads = {o["metadata"].get("labels", {}).get(LABEL_APP): o for o in live.values()}
     hotfixes = read_hotfixes(state.root, env.name) if state else {}
+    commits = state.log(f"environments/{env.name}.yaml", max_count=200) if state else []
     rows = []
     for name, app in sorted(env.apps.items()):
         obj = workloads.get(name)
@@ -67,7 +67,7 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
             "in_sync": plan is not None and not plan.pending,
             "drift": bool(plan and plan.drift),
             "hotfix": bool(fix), "hotfix_back_merged": merged,
-            **{f"deployed_{k}": v for k, v in _who(state, env.name, name).items()},
+            **{f"deployed_{k}": v for k, v in _who(commits, name).items()},
         })
     return rows
 
