@@ -297,3 +297,20 @@ def test_autoroll_applies_only_environments_a_commit_touched_from_their_branch(w
     git(clone, "commit", "-q", "-am", "portal chart tweak")
     chart_commit = git(clone, "rev-parse", "HEAD")
     assert touched_environments(state, chart_commit, "main") == ["int-test", "prod", "qa"]
+
+
+def test_the_promote_job_takes_ci_parameters_and_promotes_a_whole_environment(world):
+    import subprocess
+    import sys
+
+    env = ci_env("qa-quinn", TO_ENV="qa", FROM_ENV="int-test", ALL_APPS="true",
+                 ENV_STATE_REPO=str(world["origin"]), PIPELINE_LOG_FORMAT="json")
+    job = Path(__file__).resolve().parents[1] / "jobs" / "promote.py"
+    out = subprocess.run([sys.executable, str(job), "--no-apply"], env=env, capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert spec_image(world, "qa", "records-api")["digest"] == world["api"]
+    assert spec_image(world, "qa", "patient-portal")["digest"] == world["portal"]
+    missing = subprocess.run([sys.executable, str(job)], env={**env, "TO_ENV": ""},
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode == 2 and "missing parameters" in missing.stderr
