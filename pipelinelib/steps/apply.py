@@ -9,12 +9,11 @@ app's outcome is reported. An environment already matching its spec makes zero w
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.envspec.model import EnvSpec
+from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -36,67 +35,31 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                       max_parallel: int | None = None) -> StepResult:
     """Apply the apps of ``env`` whose plan is not empty; see the module docstring."""
     rendered = render_all(env)
-    plans = [p.to_dict() for p in compute_plans(ctx, env, rendered)]
-    todo = [p for p in plans if p["action"] != "none" and (not only or p["app"] in only)]
+    plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered)}
+    todo = [p for p in plans.values() if p["action"] != "none" and (not only or p["app"] in only)]
     actions = [f"{p['action']} {p['app']}" for p in todo]
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={})
     limit = max_parallel or env.max_parallel
-    outcomes: dict[str, str] = {}
-    failures: list[tuple[str, PipelineError]] = []
-    lock = threading.Lock()
-    groups: dict[int, list[dict[str, Any]]] = {}
-    for p in todo:
-        groups.setdefault(p["priority"], []).append(p)
-    for priority in sorted(groups):
-        if failures:
-            for p in groups[priority]:
-                outcomes[p["app"]] = "not started"
-            continue
-        ctx.log.info("applying priority group", priority=priority,
-                     apps=[p["app"] for p in groups[priority]], parallel=limit)
-        _run_group(ctx, env, groups[priority], rendered, limit, outcomes, failures, lock)
-    applied = [a for a, o in outcomes.items() if o in ("changed", "unchanged")]
-    if failures:
-        app, first = failures[0]
+    ctx.log.info("applying", apps=len(todo), parallel=limit,
+                 priorities=sorted({p["priority"] for p in todo}))
+
+    def deploy(app: str) -> StepResult:
+        return rollout_app(ctx, env, app, rendered.get(app, []), plans[app])
+
+    outcome = run_by_priority(((p["priority"], p["app"]) for p in todo), deploy, limit)
+    outcomes = {name: str(result.status) for name, result in outcome.results.items()}
+    for name, error in outcome.failures:
+        outcomes[name] = f"failed: {getattr(error, 'message', None) or error}"
+    for name in outcome.skipped:
+        outcomes[name] = NOT_STARTED
+    if outcome.failures:
+        app, first = outcome.failures[0]
+        if not isinstance(first, PipelineError):
+            first = StepFailed(f"{app}: unexpected {type(first).__name__}",
+                               cause=ctx.secrets.redact_text(str(first))[:300])
         evidence = [f"{a}: {o}" for a, o in sorted(outcomes.items())]
         raise StepFailed(f"apply of {env.name} failed at {app}: {first.message}",
                          cause=first.cause, hint=first.hint or "see each app's outcome",
                          evidence=evidence + list(getattr(first, "evidence", [])))
-    return StepResult.of("apply", actions, applied=applied, outcomes=outcomes)
-
-
-def _run_group(ctx: Context, env: EnvSpec, group: list[dict[str, Any]],
-               rendered: dict[str, list[dict[str, Any]]], limit: int,
-               outcomes: dict[str, str], failures: list[tuple[str, PipelineError]],
-               lock: threading.Lock) -> None:
-    pending = list(group)
-    running: dict[Future[StepResult], str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(limit, len(group)))) as pool:
-        while pending or running:
-            while pending and len(running) < limit and not failures:
-                p = pending.pop(0)
-                future = pool.submit(rollout_app, ctx, env, p["app"], rendered.get(p["app"], []),
-                                     p)
-                running[future] = p["app"]
-            if not running:
-                break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                app = running.pop(future)
-                try:
-                    result = future.result()
-                    with lock:
-                        outcomes[app] = str(result.status)
-                except PipelineError as exc:
-                    with lock:
-                        outcomes[app] = f"failed: {exc.message}"
-                        failures.append((app, exc))
-                except Exception as exc:
-                    with lock:
-                        outcomes[app] = f"failed: {type(exc).__name__}"
-                        failures.append((app, StepFailed(f"{app}: unexpected "
-                                                         f"{type(exc).__name__}",
-                                                         cause=str(exc)[:300])))
-        for p in pending:
-            outcomes[p["app"]] = "not started"
+    return StepResult.of("apply", actions, applied=sorted(outcome.results), outcomes=outcomes)

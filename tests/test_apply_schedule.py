@@ -1,0 +1,60 @@
+"""Apply's scheduler: priority order, bounded parallelism within a priority, fail fast."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from pipelinelib.envspec.schedule import run_by_priority
+
+
+class Recorder:
+    """A unit of work that records when it ran and how many ran at once."""
+
+    def __init__(self, seconds: float = 0.05, fail: tuple[str, ...] = ()):
+        self.seconds, self.fail = seconds, fail
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+        self.spans: dict[str, tuple[float, float]] = {}
+
+    def __call__(self, name: str) -> str:
+        start = time.monotonic()
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+            self.spans[name] = (start, time.monotonic())
+        if name in self.fail:
+            raise RuntimeError(f"{name} broke")
+        return f"{name} done"
+
+
+def test_lower_priorities_finish_before_higher_ones_start():
+    work = Recorder()
+    items = [(10, "web"), (0, "db"), (0, "queue"), (5, "api")]
+    outcome = run_by_priority(items, work, limit=4)
+    assert outcome.ok and sorted(outcome.results) == ["api", "db", "queue", "web"]
+    assert max(work.spans["db"][1], work.spans["queue"][1]) <= work.spans["api"][0]
+    assert work.spans["api"][1] <= work.spans["web"][0]
+
+
+def test_equal_priorities_run_in_parallel_up_to_the_limit():
+    work = Recorder(seconds=0.2)
+    started = time.monotonic()
+    outcome = run_by_priority([(0, f"app-{i}") for i in range(6)], work, limit=3)
+    elapsed = time.monotonic() - started
+    assert outcome.ok and work.peak == 3
+    assert elapsed < 0.2 * 6 * 0.6, "six 0.2 s apps with 3 at once take about 0.4 s"
+
+
+def test_fail_fast_starts_nothing_new_lets_running_finish_and_reports_each():
+    work = Recorder(seconds=0.1, fail=("b",))
+    items = [(0, "a"), (0, "b"), (0, "c"), (0, "d"), (1, "later")]
+    outcome = run_by_priority(items, work, limit=2)
+    assert [name for name, _ in outcome.failures] == ["b"]
+    assert "a" in outcome.results, "the app running next to the failure finished"
+    assert set(outcome.skipped) == {"c", "d", "later"}
+    assert "later" not in work.spans and "c" not in work.spans
