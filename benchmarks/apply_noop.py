@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -35,7 +36,8 @@ def write(root: Path, ns: str, apps: int, tag: str, changed: int = 0) -> None:
     for i in range(apps):
         version = tag if i < changed else "1.0"
         lines += [f"  app-{i:03d}:",
-                  f"    image: {{repository: 127.0.0.1:5001/bench/app, tag: \"{version}\"}}",
+                  f"    image: {{repository: 127.0.0.1:5001/bench/app, tag: \"{version}\", "
+                  f"digest: \"sha256:{hashlib.sha256(version.encode()).hexdigest()}\"}}",
                   "    config: {LOG_LEVEL: info}", "    ports: [{name: http, port: 8080}]",
                   "    timeout: 60"]
     (root / "environments" / "bench.yaml").write_text("\n".join(lines) + "\n")

@@ -28,7 +28,8 @@ def generate(root: Path, name: str, namespace: str, apps: int) -> None:
              f"namespaces: [{namespace}]", "apps:"]
     for i in range(apps):
         lines += [f"  app-{i:05d}:",
-                  f"    image: {{repository: 127.0.0.1:5001/bench/app-{i % 50}, tag: \"1.{i}\"}}",
+                  f"    image: {{repository: 127.0.0.1:5001/bench/app-{i % 50}, tag: \"1.{i}\", "
+                  f"digest: \"sha256:{i:064x}\"}}",
                   f"    replicas: {1 + i % 3}", f"    priority: {i % 5}",
                   f"    config: {{LOG_LEVEL: info, SHARD: \"{i}\"}}",
                   "    env: {MODE: bench}", "    ports: [{name: http, port: 8080}]",
