@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelinelib.context import Context
+from pipelinelib.envspec.load import Problem, SpecInvalid
 from pipelinelib.envspec.model import EnvSpec
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
@@ -38,6 +39,13 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered)}
     todo = [p for p in plans.values() if p["action"] != "none" and (not only or p["app"] in only)]
     actions = [f"{p['action']} {p['app']}" for p in todo]
+    unpinned = [env.apps[p["app"]] for p in todo
+                if p["app"] in env.apps and not env.apps[p["app"]].image.digest]
+    if unpinned:
+        raise SpecInvalid([Problem(env.source, a.line, f"apps.{a.name}.image",
+                                   f"{a.image.ref} is not pinned by digest",
+                                   "image.digest (pipeline promote writes it)")
+                           for a in unpinned])
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={})
     limit = max_parallel or env.max_parallel
