@@ -146,3 +146,14 @@ def test_fail_fast_stops_new_apps_and_reports_each(kube_env, kubectl, tmp_path):
     assert "later: not started" in evidence and "broken: failed" in evidence
     names = {i["metadata"]["name"] for i in kubectl.json("-n", ns, "get", "deployments")["items"]}
     assert "later" not in names
+
+
+def test_an_image_not_pinned_by_digest_is_refused_before_any_write(kube_env, kubectl,
+                                                                    tmp_path):
+    ns = kubectl.namespace("pin")
+    write_env(tmp_path, "staging", ns, app("api") + "  loose:\n    image: {repository: "
+              "127.0.0.1:5001/t/loose, tag: latest}\n")
+    out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path))
+    assert out.returncode == 2
+    assert "apps.loose.image: 127.0.0.1:5001/t/loose:latest is not pinned by digest" in out.stderr
+    assert kubectl.json("-n", ns, "get", "deployments")["items"] == []
