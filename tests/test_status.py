@@ -36,3 +36,34 @@ def test_status_table_json_and_html(kube_env, tmp_path):
     assert page.startswith("<!doctype html>") and "<script" not in page
     assert "<link" not in page and "src=" not in page, "self-contained"
     assert "<td>staging</td><td>web</td>" in page
+
+
+def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, tmp_path):
+    kubectl = Kubectl(kube_env)
+    app_repo = tmp_path / "app"
+    app_repo.mkdir()
+    git(app_repo, "init", "-q", "-b", "main")
+    (app_repo / "f").write_text("1")
+    git(app_repo, "add", ".")
+    git(app_repo, "commit", "-q", "-m", "one")
+    git(app_repo, "checkout", "-q", "-b", "hotfix")
+    (app_repo / "f").write_text("2")
+    git(app_repo, "commit", "-q", "-am", "fix")
+    fix = git(app_repo, "rev-parse", "HEAD")
+    repo = tmp_path / "state"
+    ns = kubectl.namespace("hf")
+    write(repo, ns, replicas=1)
+    (repo / "hotfixes" / "staging").mkdir(parents=True)
+    (repo / "hotfixes" / "staging" / "web.yaml").write_text(
+        f"fix_commit: {fix}\nsource_repo: {app_repo}\nmain_branch: main\nreason: CVE\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "hot-fix")
+    out = run_pipeline("status", "--repo", str(repo), env=kube_env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "hot-fix NOT BACK-MERGED" in out.stdout
+    git(app_repo, "checkout", "-q", "main")
+    git(app_repo, "merge", "-q", "hotfix")
+    out = run_pipeline("status", "--repo", str(repo), "--output", "json", env=kube_env)
+    (row,) = json.loads(out.stdout)["apps"]
+    assert row["hotfix"] and row["hotfix_back_merged"] is True
