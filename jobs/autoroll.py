@@ -66,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipelinelib.steps.apply import apply_environment
 
     ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format))
-    with Job("autoroll", ctx, report_dir=args.report_dir) as job:
-        state = EnvStateRepo.checkout(_origin(args.repo), args.branch)
+    import tempfile
+
+    scratch = tempfile.TemporaryDirectory(prefix="pipelinelib-autoroll-")
+    with scratch, Job("autoroll", ctx, report_dir=args.report_dir) as job:
+        state = EnvStateRepo.checkout(_origin(args.repo), args.branch, f"{scratch.name}/repo")
         state.repo.git.checkout("--detach", args.commit)
         names = touched_environments(state, args.commit, args.branch, args.default_branch)
         ctx.log.info("environments touched", commit=args.commit[:12], branch=args.branch,

@@ -59,11 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.branch and args.image and args.repo):
             raise BadInput("missing parameters", field="--branch/--image/--repo",
                            expected="the built branch, the pushed image and the env-state repo")
+        import tempfile
+
         from pipelinelib.commands.promote import _origin, promote_pipeline
         from pipelinelib.envspec.staterepo import EnvStateRepo
 
-        probe = EnvStateRepo.checkout(_origin(args.repo), args.state_branch)
-        target = environment_for_branch(str(probe.root), args.branch)
+        with tempfile.TemporaryDirectory(prefix="pipelinelib-branch-") as scratch:
+            probe = EnvStateRepo.checkout(_origin(args.repo), args.state_branch,
+                                          f"{scratch}/repo")
+            target = environment_for_branch(str(probe.root), args.branch)
         ctx.environment = target
         promote_pipeline(job, ctx, repo=args.repo, branch=args.state_branch, apps=[args.app],
                          target=target, image=args.image)

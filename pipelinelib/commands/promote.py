@@ -81,16 +81,30 @@ def promote_pipeline(job: Any, ctx: Context, *, repo: str, target: str, apps: li
                      reason: str = "", source_repo: str | None = None,
                      main_branch: str = "main", apply: bool = True) -> list[str]:
     """The promote job: check, commit to the env-state repo, then apply. Returns the apps
-    whose spec changed."""
-    from pipelinelib.envspec.load import environment_path, load_environment
+    whose spec changed. Works in a private clone that is removed afterwards."""
+    import tempfile
+
     from pipelinelib.envspec.staterepo import EnvStateRepo
+
+    with tempfile.TemporaryDirectory(prefix="pipelinelib-envstate-") as scratch:
+        state = EnvStateRepo.checkout(_origin(repo), branch, f"{scratch}/repo")
+        return _promote_in(job, ctx, state, target=target, apps=apps, branch=branch,
+                           all_apps=all_apps, source=source, approve=approve, hotfix=hotfix,
+                           image=image, reason=reason, source_repo=source_repo,
+                           main_branch=main_branch, apply=apply)
+
+
+def _promote_in(job: Any, ctx: Context, state: Any, *, target: str, apps: list[str],
+                branch: str, all_apps: bool, source: str | None, approve: bool, hotfix: bool,
+                image: str | None, reason: str, source_repo: str | None, main_branch: str,
+                apply: bool) -> list[str]:
+    from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.promotion.hotfix import warnings
     from pipelinelib.steps.apply import apply_environment
     from pipelinelib.steps.promote import Promotion
     from pipelinelib.steps.promote import approve as approve_step
     from pipelinelib.steps.promote import promote as promote_step
 
-    state = EnvStateRepo.checkout(_origin(repo), branch)
     env = load_environment(environment_path(state.root, target), root=state.root)
     names = list(apps)
     if all_apps:
