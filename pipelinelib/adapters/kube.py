@@ -1,0 +1,373 @@
+"""Kubernetes API adapter: server-side apply, get/list/delete, watch, logs, events.
+
+Objects travel as plain JSON dicts (no client models) over the official client's
+``ApiClient`` (auth, TLS, kubeconfig handling). Every API error is translated here:
+
+    409 / 429 / 5xx / connection error   TransientError, retried; then Unreachable
+    401 / 403                           Refused naming verb, resource and namespace
+    400 / 422                           BadInput with the API's message
+    other 4xx                           StepFailed with the API's message
+    404                                 ``None`` from ``get``, ignored by ``delete``
+
+``writes`` counts the mutating requests sent (dry runs excluded): a no-op rollout
+must leave it at zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
+from pipelinelib.retry import TRANSIENT_STATUS, transient_retry
+
+FIELD_MANAGER = "pipelinelib"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+MERGE_CONTENT_TYPE = "application/merge-patch+json"
+
+# kind -> (apiVersion, plural, namespaced); others are found through discovery.
+BUILTIN_KINDS: dict[str, tuple[str, str, bool]] = {
+    "Namespace": ("v1", "namespaces", False),
+    "ConfigMap": ("v1", "configmaps", True),
+    "Secret": ("v1", "secrets", True),
+    "Service": ("v1", "services", True),
+    "ServiceAccount": ("v1", "serviceaccounts", True),
+    "Pod": ("v1", "pods", True),
+    "Event": ("v1", "events", True),
+    "PersistentVolumeClaim": ("v1", "persistentvolumeclaims", True),
+    "Deployment": ("apps/v1", "deployments", True),
+    "ReplicaSet": ("apps/v1", "replicasets", True),
+    "StatefulSet": ("apps/v1", "statefulsets", True),
+    "DaemonSet": ("apps/v1", "daemonsets", True),
+    "ControllerRevision": ("apps/v1", "controllerrevisions", True),
+    "Job": ("batch/v1", "jobs", True),
+    "CronJob": ("batch/v1", "cronjobs", True),
+    "Ingress": ("networking.k8s.io/v1", "ingresses", True),
+    "NetworkPolicy": ("networking.k8s.io/v1", "networkpolicies", True),
+    "Role": ("rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("rbac.authorization.k8s.io/v1", "rolebindings", True),
+    "ClusterRole": ("rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", True),
+    "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", True),
+    "Lease": ("coordination.k8s.io/v1", "leases", True),
+}
+
+
+class WatchExpired(Exception):
+    """The watch's resourceVersion is too old (410 Gone): list again."""
+
+
+class KubeClient:
+    """One cluster, reached through a kubeconfig context (or in-cluster credentials)."""
+
+    def __init__(self, api_client: Any, *, source: str = "", timeout_s: float = 30.0):
+        self.api_client = api_client
+        self.source = source
+        self.timeout_s = timeout_s
+        self.writes = 0
+        self._lock = threading.Lock()
+        self._kinds: dict[tuple[str, str], tuple[str, str, bool] | None] = {}
+
+    # construction -------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls) -> KubeClient:
+        """From ``PIPELINE_KUBECONFIG``/``KUBECONFIG`` (+ ``PIPELINE_KUBE_CONTEXT``), else
+        in-cluster credentials, else ``~/.kube/config``."""
+        path = os.environ.get("PIPELINE_KUBECONFIG") or os.environ.get("KUBECONFIG")
+        context = os.environ.get("PIPELINE_KUBE_CONTEXT") or None
+        if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return cls.in_cluster()
+        return cls.from_kubeconfig(path, context)
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
+        """From a kubeconfig file (first entry of a ``:``-separated list) and context."""
+        from kubernetes import config
+        from kubernetes.config.config_exception import ConfigException
+
+        path = (path or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+        try:
+            client = config.new_client_from_config(config_file=path, context=context)
+        except (ConfigException, OSError, TypeError) as exc:
+            where = f"{path}" + (f" (context {context})" if context else "")
+            raise Unreachable(f"no usable kubeconfig at {where}", cause=str(exc)[:200],
+                              hint="set KUBECONFIG or PIPELINE_KUBECONFIG") from exc
+        return cls(client, source=f"{path}" + (f"#{context}" if context else ""))
+
+    @classmethod
+    def in_cluster(cls) -> KubeClient:
+        """From the pod's service-account token."""
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        return cls(client.ApiClient(configuration), source="in-cluster")
+
+    # paths ----------------------------------------------------------------------------------
+    def resource(self, kind: str, api_version: str | None = None) -> tuple[str, str, bool]:
+        """(apiVersion, plural, namespaced) of ``kind``; BadInput when the cluster lacks it."""
+        known = BUILTIN_KINDS.get(kind)
+        if known and (api_version is None or api_version == known[0]):
+            return known
+        key = (api_version or "", kind)
+        if key not in self._kinds:
+            self._kinds[key] = self._discover(kind, api_version)
+        found = self._kinds[key]
+        if found is None:
+            raise BadInput(f"unknown kind {kind}" + (f" in {api_version}" if api_version else ""),
+                           field="kind", expected="a kind this cluster serves")
+        return found
+
+    def _discover(self, kind: str, api_version: str | None) -> tuple[str, str, bool] | None:
+        versions = [api_version] if api_version else []
+        if not versions:
+            groups = self.request("GET", "/apis").get("groups", [])
+            versions = ["v1"] + [g["preferredVersion"]["groupVersion"] for g in groups]
+        for version in versions:
+            base = "/api/v1" if version == "v1" else f"/apis/{version}"
+            status, data = self.raw("GET", base)
+            if status >= 400:
+                continue
+            for res in data.get("resources", []):
+                if res.get("kind") == kind and "/" not in res.get("name", ""):
+                    return version, res["name"], bool(res.get("namespaced"))
+        return None
+
+    def path(self, kind: str, namespace: str | None = None, name: str | None = None,
+             api_version: str | None = None, subresource: str | None = None) -> str:
+        """The REST path of a kind (collection) or one object."""
+        version, plural, namespaced = self.resource(kind, api_version)
+        base = "/api/v1" if version == "v1" else f"/apis/{version}"
+        if namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{plural}"
+        if name:
+            base += f"/{quote(name)}"
+        if subresource:
+            base += f"/{subresource}"
+        return base
+
+    # HTTP -------------------------------------------------------------------------------------
+    def raw(self, method: str, path: str, query: dict[str, Any] | None = None,
+            body: Any = None, content_type: str | None = None,
+            timeout_s: float | None = None) -> tuple[int, Any]:
+        """One request without retries or translation: (status, parsed JSON or text)."""
+        response = self._send(method, path, query, body, content_type, timeout_s, stream=False)
+        data = response.read()
+        try:
+            parsed: Any = json.loads(data) if data else {}
+        except ValueError:
+            parsed = data.decode(errors="replace") if isinstance(data, bytes) else data
+        if method != "GET" and response.status < 300 and not (query or {}).get("dryRun"):
+            with self._lock:
+                self.writes += 1
+        return response.status, parsed
+
+    def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
+              content_type: str | None, timeout_s: float | None, stream: bool) -> Any:
+        from urllib3.exceptions import HTTPError
+
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        elif body is not None:
+            headers["Content-Type"] = "application/json"
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        try:
+            request = self.api_client.param_serialize(
+                method, path, query_params=params, header_params=headers, body=body,
+                auth_settings=["BearerToken"])
+            timeout = timeout_s if timeout_s is not None else self.timeout_s
+            return self.api_client.call_api(*request, _request_timeout=timeout)
+        except (HTTPError, OSError) as exc:
+            raise TransientError(f"the Kubernetes API did not answer: {exc}"[:300]) from exc
+
+    def request(self, method: str, path: str, query: dict[str, Any] | None = None,
+                body: Any = None, content_type: str | None = None,
+                ok: tuple[int, ...] = ()) -> Any:
+        """One request, retried on transient faults and translated; returns parsed JSON.
+
+        Statuses in ``ok`` are returned as ``{"__status__": N}`` instead of raised.
+        """
+        try:
+            return self._request(method, path, query, body, content_type, ok)
+        except TransientError as exc:
+            if exc.status == 409:
+                raise StepFailed(f"conflict on {method} {path}", cause=str(exc)[:300],
+                                 hint="someone else changed the object; re-run") from exc
+            raise Unreachable(f"the Kubernetes API at {self.source or 'the cluster'} "
+                              f"failed: {exc}"[:300], hint="check the cluster and KUBECONFIG"
+                              ) from exc
+
+    @transient_retry(attempts=5, max_delay_s=30.0, max_wait_s=4.0)
+    def _request(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
+                 content_type: str | None, ok: tuple[int, ...]) -> Any:
+        status, data = self.raw(method, path, query, body, content_type)
+        if status < 300:
+            return data
+        if status in ok:
+            return {"__status__": status, "body": data}
+        raise translate(status, data, method, path)
+
+    # verbs -------------------------------------------------------------------------------------
+    def get(self, kind: str, name: str, namespace: str | None = None,
+            api_version: str | None = None) -> dict[str, Any] | None:
+        """The live object, or None when it does not exist."""
+        data = self.request("GET", self.path(kind, namespace, name, api_version), ok=(404,))
+        return None if data.get("__status__") == 404 else data
+
+    def list(self, kind: str, namespace: str | None = None, selector: str | None = None,
+             field_selector: str | None = None, api_version: str | None = None
+             ) -> dict[str, Any]:
+        """The list (``items`` and ``metadata.resourceVersion``)."""
+        return self.request("GET", self.path(kind, namespace, api_version=api_version),
+                            {"labelSelector": selector, "fieldSelector": field_selector})
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = True,
+              namespace: str | None = None) -> dict[str, Any]:
+        """Server-side apply ``obj`` as field manager ``pipelinelib``; returns the result."""
+        meta = obj.get("metadata", {})
+        path = self.path(obj["kind"], meta.get("namespace") or namespace, meta["name"],
+                         obj.get("apiVersion"))
+        query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None,
+                 "dryRun": "All" if dry_run else None}
+        return self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE)
+
+    def patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
+              api_version: str | None = None) -> dict[str, Any]:
+        """A JSON merge patch."""
+        return self.request("PATCH", self.path(kind, namespace, name, api_version),
+                            {"fieldManager": FIELD_MANAGER}, patch, MERGE_CONTENT_TYPE)
+
+    def create(self, obj: dict[str, Any], namespace: str | None = None,
+               ok: tuple[int, ...] = ()) -> dict[str, Any]:
+        """POST a new object."""
+        meta = obj.get("metadata", {})
+        path = self.path(obj["kind"], meta.get("namespace") or namespace,
+                         api_version=obj.get("apiVersion"))
+        return self.request("POST", path, {"fieldManager": FIELD_MANAGER}, obj, ok=ok)
+
+    def replace(self, obj: dict[str, Any], ok: tuple[int, ...] = ()) -> dict[str, Any]:
+        """PUT ``obj`` (optimistic concurrency through its resourceVersion)."""
+        meta = obj["metadata"]
+        path = self.path(obj["kind"], meta.get("namespace"), meta["name"], obj.get("apiVersion"))
+        return self.request("PUT", path, {"fieldManager": FIELD_MANAGER}, obj, ok=ok)
+
+    def delete(self, kind: str, name: str, namespace: str | None = None,
+               api_version: str | None = None, propagation: str = "Background",
+               resource_version: str | None = None) -> bool:
+        """Delete one object; False when it was already gone."""
+        body: dict[str, Any] = {"propagationPolicy": propagation}
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        data = self.request("DELETE", self.path(kind, namespace, name, api_version),
+                            body=body, ok=(404,))
+        return data.get("__status__") != 404
+
+    def watch(self, kind: str, namespace: str | None, resource_version: str,
+              selector: str | None = None, field_selector: str | None = None,
+              timeout_s: int = 60) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Watch events ``(type, object)`` after ``resource_version``, for ``timeout_s``.
+
+        Raises WatchExpired (list again) on 410; connection faults end the iteration.
+        """
+        query = {"watch": "1", "resourceVersion": resource_version, "labelSelector": selector,
+                 "fieldSelector": field_selector, "timeoutSeconds": str(timeout_s),
+                 "allowWatchBookmarks": "true"}
+        response = self._send("GET", self.path(kind, namespace), query, None, None,
+                              (5, timeout_s + 10), stream=True)
+        if response.status >= 300:
+            data = response.read()
+            if response.status == 410:
+                raise WatchExpired(kind)
+            raise translate(response.status, _json(data), "watch", self.path(kind, namespace))
+        from urllib3.exceptions import HTTPError
+
+        raw = response.response
+        buffer = b""
+        try:
+            for chunk in raw.stream(4096, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        if event.get("object", {}).get("code") == 410:
+                            raise WatchExpired(kind)
+                        return
+                    yield event["type"], event["object"]
+        except (HTTPError, OSError):
+            return
+        finally:
+            raw.release_conn()
+
+    def pod_logs(self, name: str, namespace: str, container: str | None = None,
+                 tail: int = 20, previous: bool = False) -> list[str]:
+        """The last ``tail`` log lines of a pod (empty when the node serves none)."""
+        query = {"tailLines": str(tail), "container": container,
+                 "previous": "true" if previous else None}
+        status, data = self.raw("GET", self.path("Pod", namespace, name, subresource="log"),
+                                query, timeout_s=5)
+        if status >= 300 or not isinstance(data, str):
+            if isinstance(data, (dict, list)) and status < 300:
+                return [json.dumps(data)]
+            return []
+        return data.splitlines()[-tail:]
+
+    def events(self, namespace: str, name: str | None = None, kind: str | None = None,
+               limit: int = 10) -> list[dict[str, Any]]:
+        """Recent events of an object (or the namespace), oldest first."""
+        selectors = []
+        if name:
+            selectors.append(f"involvedObject.name={name}")
+        if kind:
+            selectors.append(f"involvedObject.kind={kind}")
+        items = self.list("Event", namespace, field_selector=",".join(selectors) or None)
+        items = items.get("items", [])
+        items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or
+                   e.get("metadata", {}).get("creationTimestamp") or "")
+        return items[-limit:]
+
+    def server_version(self) -> str:
+        """The API server's gitVersion (a cheap reachability check)."""
+        return str(self.request("GET", "/version").get("gitVersion", ""))
+
+
+def _json(data: Any) -> Any:
+    try:
+        return json.loads(data) if isinstance(data, (bytes, str)) and data else data
+    except ValueError:
+        return data
+
+
+def api_message(data: Any) -> str:
+    """The API's own message from a Status body (or the body itself)."""
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("reason") or data)[:500]
+    if isinstance(data, bytes):
+        data = data.decode(errors="replace")
+    return str(data)[:500]
+
+
+def translate(status: int, data: Any, verb: str, path: str) -> Exception:
+    """Our error for an API error status; see the module docstring."""
+    message = api_message(data)
+    if status in TRANSIENT_STATUS:
+        return TransientError(f"{verb} {path}: {status} {message}", status=status)
+    if status in (401, 403):
+        details = data.get("details", {}) if isinstance(data, dict) else {}
+        namespace = path.split("/namespaces/")[1].split("/")[0] if "/namespaces/" in path else ""
+        resource = details.get("kind") or path.rstrip("/").split("/")[-1]
+        where = f" in namespace {namespace}" if namespace else ""
+        return Refused(f"the cluster forbids {verb.lower()} {resource}{where}: {message}",
+                       hint="the deployer's Role must allow it (docs/rollout.md, RBAC)")
+    if status in (400, 422):
+        return BadInput(f"the cluster rejected {verb} {path}: {message}")
+    return StepFailed(f"{verb} {path} failed ({status}): {message}")
