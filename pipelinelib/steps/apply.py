@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelinelib.context import Context
+from pipelinelib.envspec.live import kube_for
 from pipelinelib.envspec.load import Problem, SpecInvalid
 from pipelinelib.envspec.model import EnvSpec
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
@@ -35,6 +36,8 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
 def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                       max_parallel: int | None = None) -> StepResult:
     """Apply the apps of ``env`` whose plan is not empty; see the module docstring."""
+    kube = kube_for(ctx, env.kubeconfig, env.context)
+    writes_before = getattr(kube, "writes", 0)
     rendered = render_all(env)
     plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered)}
     todo = [p for p in plans.values() if p["action"] != "none" and (not only or p["app"] in only)]
@@ -47,7 +50,8 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                                    "image.digest (pipeline promote writes it)")
                            for a in unpinned])
     if not todo or ctx.dry_run:
-        return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={})
+        return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
+                             writes=getattr(kube, "writes", 0) - writes_before)
     limit = max_parallel or env.max_parallel
     ctx.log.info("applying", apps=len(todo), parallel=limit,
                  priorities=sorted({p["priority"] for p in todo}))
@@ -70,4 +74,5 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
         raise StepFailed(f"apply of {env.name} failed at {app}: {first.message}",
                          cause=first.cause, hint=first.hint or "see each app's outcome",
                          evidence=evidence + list(getattr(first, "evidence", [])))
-    return StepResult.of("apply", actions, applied=sorted(outcome.results), outcomes=outcomes)
+    return StepResult.of("apply", actions, applied=sorted(outcome.results), outcomes=outcomes,
+                         writes=getattr(kube, "writes", 0) - writes_before)
