@@ -1,0 +1,461 @@
+"""The audit trail: one event per deployment, promotion, refusal, override and swap.
+
+``record(ctx, action, target=..., result=..., reason=..., **details)`` builds an
+``AuditEvent`` (who: CI user and provider, build URL; what: action, target, result,
+reason; where: app, environment, revision; from -> to, digest and any other details),
+redacts secrets, and writes it to every sink configured by the environment:
+
+==========================  ==========================================================
+PIPELINE_AUDIT_FILE         append one JSON line per event to this file (locked append)
+PIPELINE_AUDIT_URL          Elasticsearch/OpenSearch base URL; events go to ``_bulk``
+PIPELINE_AUDIT_INDEX        the index (default ``pipeline-audit``); an index template
+                            ``<index>-template`` for ``<index>*`` is PUT once per process
+PIPELINE_AUDIT_USER/        basic auth for the URL sink, or
+PIPELINE_AUDIT_PASSWORD
+PIPELINE_AUDIT_API_KEY      ``Authorization: ApiKey <key>`` (all three are added to
+                            ``ctx.secrets``)
+PIPELINE_AUDIT_SPOOL        spool directory (default ``~/.local/state/pipelinelib/
+                            audit-spool``)
+==========================  ==========================================================
+
+A sink that fails (outage, 5xx, disk error) does not lose the event: it is written to the
+spool directory (one file per event and sink) and delivered first on the next ``record``
+or by ``pipeline audit flush``. The bulk sink indexes with ``_id`` = event id, so a retry
+never duplicates an event. ``AuditEvent.warnings`` says what degraded; callers report it
+as a warning and a summary line, the step itself still succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from pipelinelib.errors import TransientError
+from pipelinelib.secrets import MASK, Secrets
+
+ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback", "approval",
+           "annotation", "state")
+RESULTS = ("success", "failure", "refused", "overridden", "pending")
+DEFAULT_INDEX = "pipeline-audit"
+TOP_LEVEL_DETAILS = ("digest", "from", "to", "deployment_id", "tag", "state")
+TIMEOUT_S = 5.0
+
+log = structlog.get_logger("pipelinelib.audit")
+
+
+def utc_now_ms() -> str:
+    """Now as RFC 3339 UTC with milliseconds (``2026-11-23T00:40:00.123Z``)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def clean_url(url: str) -> str:
+    """``url`` without ``user:password@`` (build URLs and sink URLs may carry them)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
+@dataclass
+class AuditEvent:
+    """One audit event; ``to_dict`` is what every sink stores (already redacted)."""
+
+    action: str
+    target: str
+    result: str
+    reason: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: str = field(default_factory=utc_now_ms)
+    user: str = ""
+    provider: str = ""
+    build_url: str = ""
+    job: str = ""
+    app: str = ""
+    environment: str = ""
+    revision: str = ""
+    digest: str = ""
+    from_: str = ""
+    to: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    # Not stored: where the event went, and what degraded.
+    delivered: list[str] = field(default_factory=list, compare=False)
+    spooled: list[str] = field(default_factory=list, compare=False)
+    warnings: list[str] = field(default_factory=list, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {
+            "@timestamp": self.time, "id": self.id, "action": self.action,
+            "target": self.target, "result": self.result, "reason": self.reason,
+            "user": self.user, "provider": self.provider, "build_url": self.build_url,
+            "job": self.job, "app": self.app, "environment": self.environment,
+            "revision": self.revision, "digest": self.digest, "from": self.from_, "to": self.to,
+        }
+        if self.details:
+            doc["details"] = self.details
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> AuditEvent:
+        keys = {"id", "action", "target", "result", "reason", "user", "provider", "build_url",
+                "job", "app", "environment", "revision", "digest", "to"}
+        kwargs = {k: doc[k] for k in keys if k in doc}
+        return cls(time=doc.get("@timestamp", ""), from_=doc.get("from", ""),
+                   details=dict(doc.get("details") or {}), **kwargs)
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.spooled or self.warnings)
+
+    def summary(self) -> str:
+        """One human line: what was recorded where (and what was spooled)."""
+        line = f"audit {self.action} {self.result}: {', '.join(self.delivered) or 'no sink'}"
+        if self.spooled:
+            line += f"; spooled for {', '.join(self.spooled)} (retried on the next run)"
+        return line
+
+
+class Sink(Protocol):
+    """Where events go. ``key`` names the sink's spool folder; ``write`` raises on failure."""
+
+    key: str
+
+    def write(self, docs: list[dict[str, Any]]) -> None: ...
+
+
+class SinkError(Exception):
+    """A sink could not store events. ``permanent``: retrying the same events cannot help."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class JsonlSink:
+    """Append events as JSON lines; an exclusive lock keeps concurrent writers' lines whole."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.key = "file-" + uuid.uuid5(uuid.NAMESPACE_URL, str(self.path.resolve())).hex[:12]
+        self.name = f"file {self.path}"
+
+    def write(self, docs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in docs)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise SinkError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
+
+
+def index_template(index: str) -> dict[str, Any]:
+    """The composable index template (``PUT _index_template/<index>-template``)."""
+    keyword = {"type": "keyword"}
+    props: dict[str, Any] = {k: keyword for k in (
+        "id", "action", "target", "result", "user", "provider", "build_url", "job", "app",
+        "environment", "revision", "digest", "from", "to")}
+    props["@timestamp"] = {"type": "date"}
+    props["reason"] = {"type": "text"}
+    props["details"] = {"type": "object"}
+    return {"index_patterns": [f"{index}*"], "priority": 100,
+            "template": {"settings": {"number_of_shards": 1, "number_of_replicas": 0},
+                         "mappings": {"properties": props}}}
+
+
+_TEMPLATES_DONE: set[tuple[str, str]] = set()
+
+
+class BulkSink:
+    """Elasticsearch/OpenSearch ``_bulk`` NDJSON (``index`` actions with ``_id`` = event id)."""
+
+    def __init__(self, url: str, index: str = DEFAULT_INDEX, *, user: str = "",
+                 password: str = "", api_key: str = "", timeout_s: float = TIMEOUT_S):
+        self.url = url.rstrip("/")
+        self.index = index
+        ident = f"{clean_url(self.url)}|{index}"
+        self.key = "bulk-" + uuid.uuid5(uuid.NAMESPACE_URL, ident).hex[:12]
+        self.name = f"index {index} at {clean_url(self.url)}"
+        self.timeout_s = timeout_s
+        self.auth = (user, password) if user else None
+        self.headers = {"Authorization": f"ApiKey {api_key}"} if api_key else {}
+
+    def _send(self, method: str, path: str, body: str | bytes, content_type: str) -> Any:
+        import requests
+
+        from pipelinelib.retry import transient_retry
+
+        @transient_retry(attempts=3, max_delay_s=8.0, max_wait_s=1.0)
+        def send() -> Any:
+            try:
+                resp = requests.request(
+                    method, f"{self.url}/{path}", data=body, auth=self.auth,
+                    headers={**self.headers, "Content-Type": content_type},
+                    timeout=self.timeout_s)
+            except requests.RequestException as exc:
+                raise TransientError(f"{type(exc).__name__}: {str(exc)[:160]}") from exc
+            if resp.status_code in (429, 502, 503, 504) or resp.status_code >= 500:
+                raise TransientError(f"HTTP {resp.status_code}", status=resp.status_code)
+            return resp
+
+        try:
+            resp = send()
+        except TransientError as exc:
+            raise SinkError(f"{self.name} did not answer: {exc}") from exc
+        if resp.status_code >= 400:
+            permanent = resp.status_code not in (401, 403, 404, 409)
+            raise SinkError(f"{self.name}: {method} {path} answered HTTP {resp.status_code}: "
+                            f"{resp.text[:200]}", permanent=permanent)
+        try:
+            return resp.json()
+        except ValueError:
+            return {}
+
+    def ensure_template(self) -> None:
+        """PUT the index template once per process (idempotent on the server too)."""
+        if (self.url, self.index) in _TEMPLATES_DONE:
+            return
+        body = json.dumps(index_template(self.index))
+        self._send("PUT", f"_index_template/{self.index}-template", body, "application/json")
+        _TEMPLATES_DONE.add((self.url, self.index))
+
+    def write(self, docs: list[dict[str, Any]]) -> None:
+        self.ensure_template()
+        lines = []
+        for doc in docs:
+            lines.append(json.dumps({"index": {"_index": self.index, "_id": doc["id"]}}))
+            lines.append(json.dumps(doc, ensure_ascii=False))
+        reply = self._send("POST", "_bulk", ("\n".join(lines) + "\n").encode(),
+                           "application/x-ndjson")
+        if isinstance(reply, dict) and reply.get("errors"):
+            failed = [item for item in reply.get("items", [])
+                      if (next(iter(item.values()), {}) or {}).get("status", 200) >= 300]
+            statuses = [next(iter(i.values())).get("status", 0) for i in failed]
+            permanent = bool(statuses) and all(400 <= s < 500 and s != 429 for s in statuses)
+            raise SinkError(f"{self.name}: {len(failed)} of {len(docs)} events not indexed "
+                            f"(statuses {sorted(set(statuses))})", permanent=permanent)
+
+
+def sinks_from_env(env: Mapping[str, str], secrets: Secrets) -> list[Any]:
+    """The sinks the environment configures (see the module docstring)."""
+    sinks: list[Any] = []
+    if env.get("PIPELINE_AUDIT_FILE"):
+        sinks.append(JsonlSink(env["PIPELINE_AUDIT_FILE"]))
+    if env.get("PIPELINE_AUDIT_URL"):
+        user, password = env.get("PIPELINE_AUDIT_USER", ""), env.get("PIPELINE_AUDIT_PASSWORD", "")
+        api_key = env.get("PIPELINE_AUDIT_API_KEY", "")
+        secrets.add(password, api_key)
+        url = env["PIPELINE_AUDIT_URL"]
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        if parts.password:  # credentials in the URL: use them, never show them
+            secrets.add(unquote(parts.password))
+            user, password = user or unquote(parts.username or ""), password or unquote(
+                parts.password)
+            url = clean_url(url)
+        sinks.append(BulkSink(url, env.get("PIPELINE_AUDIT_INDEX") or DEFAULT_INDEX,
+                              user=user, password=password, api_key=api_key))
+    return sinks
+
+
+def spool_dir(env: Mapping[str, str]) -> Path:
+    """The spool directory (``PIPELINE_AUDIT_SPOOL`` or under ``XDG_STATE_HOME``)."""
+    if env.get("PIPELINE_AUDIT_SPOOL"):
+        return Path(env["PIPELINE_AUDIT_SPOOL"])
+    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "pipelinelib" / "audit-spool"
+
+
+class Spool:
+    """Events a sink could not take yet: ``<dir>/<sink key>/<time>-<id>.json``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def put(self, sink: Any, doc: dict[str, Any]) -> Path:
+        folder = self.root / sink.key
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"{doc['@timestamp'].replace(':', '')}-{doc['id']}.json"
+        tmp = final.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, final)
+        return final
+
+    def pending(self, sink: Any) -> list[Path]:
+        folder = self.root / sink.key
+        return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+    def count(self) -> int:
+        return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0
+
+    @contextlib.contextmanager
+    def locked(self, sink: Any) -> Iterator[bool]:
+        """Hold the sink's flush lock if no other process does (yields False otherwise)."""
+        folder = self.root / sink.key
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def reject(self, path: Path) -> None:
+        """Move an event the sink refuses for good aside (``rejected/``), to look at by hand."""
+        target = self.root / "rejected" / path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target / path.name)
+
+
+@dataclass
+class FlushReport:
+    """What ``flush`` delivered, left spooled and rejected, per sink name."""
+
+    delivered: dict[str, int] = field(default_factory=dict)
+    remaining: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def flush(sinks: list[Any], spool: Spool, batch: int = 500) -> FlushReport:
+    """Deliver spooled events, oldest first, to their sinks; stops a sink at its first error."""
+    report = FlushReport()
+    for sink in sinks:
+        with spool.locked(sink) as mine:
+            if not mine:
+                continue  # another process is flushing this sink right now
+            paths = spool.pending(sink)
+            done = 0
+            for start in range(0, len(paths), batch):
+                chunk = paths[start:start + batch]
+                docs = []
+                for path in chunk:
+                    try:
+                        docs.append(json.loads(path.read_text(encoding="utf-8")))
+                    except (OSError, ValueError):
+                        spool.reject(path)
+                        report.rejected[sink.name] = report.rejected.get(sink.name, 0) + 1
+                try:
+                    sink.write(docs)
+                except SinkError as exc:
+                    report.errors.append(str(exc))
+                    if exc.permanent and len(chunk) == 1:
+                        spool.reject(chunk[0])
+                        report.rejected[sink.name] = report.rejected.get(sink.name, 0) + 1
+                    break
+                for path in chunk:
+                    path.unlink(missing_ok=True)
+                done += len(docs)
+            if done:
+                report.delivered[sink.name] = done
+            left = len(spool.pending(sink))
+            if left:
+                report.remaining[sink.name] = left
+    return report
+
+
+def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
+                **details: Any) -> AuditEvent:
+    """The event for ``record`` (redacted; nothing written)."""
+    secrets: Secrets = ctx.secrets
+    top = {k: details.pop(k) for k in list(details) if k in TOP_LEVEL_DETAILS}
+    if "from_" in details:
+        top["from"] = details.pop("from_")
+    ci = ctx.ci
+    event = AuditEvent(
+        action=action, target=target, result=result, reason=reason,
+        user=ci.user, provider=ci.provider, build_url=clean_url(ci.build_url), job=ci.job,
+        app=ctx.app, environment=ctx.environment, revision=ctx.revision or ci.revision,
+        digest=str(top.get("digest") or ""), from_=str(top.get("from") or ""),
+        to=str(top.get("to") or ""),
+        details={**{k: v for k, v in top.items() if k not in ("digest", "from", "to")},
+                 **details},
+    )
+    redacted = secrets.redact(event.to_dict())
+    return AuditEvent.from_dict(redacted)
+
+
+def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
+           env: Mapping[str, str] | None = None, **details: Any) -> AuditEvent:
+    """Record one audit event in every configured sink; see the module docstring.
+
+    Never raises for a sink outage: the event is spooled and ``event.warnings`` says so.
+    Earlier spooled events are delivered first, so sinks keep the order events happened.
+    """
+    env = os.environ if env is None else env
+    event = build_event(ctx, action, target=target, result=result, reason=reason, **details)
+    doc = event.to_dict()
+    sinks = sinks_from_env(env, ctx.secrets)
+    spool = Spool(spool_dir(env))
+    log.info("audit event", action=action, target=target, result=result, reason=reason,
+             user=event.user, event_id=event.id)
+    if sinks and spool.count():
+        report = flush(sinks, spool)
+        for name, count in report.delivered.items():
+            event.warnings.append(f"delivered {count} spooled event(s) to {name}")
+    for sink in sinks:
+        if spool.pending(sink):  # keep the order: this event waits behind older ones
+            _spool(event, spool, sink, doc, "earlier events are still spooled")
+            continue
+        try:
+            sink.write([doc])
+        except SinkError as exc:
+            _spool(event, spool, sink, doc, str(exc))
+        else:
+            event.delivered.append(sink.name)
+    return event
+
+
+def _spool(event: AuditEvent, spool: Spool, sink: Any, doc: dict[str, Any], why: str) -> None:
+    try:
+        spool.put(sink, doc)
+    except OSError as exc:
+        event.warnings.append(f"LOST audit event {event.id} for {sink.name}: {why}; "
+                              f"spool failed: {exc}")
+        log.error("audit event lost", sink=sink.name, error=why, spool_error=str(exc))
+        return
+    event.spooled.append(sink.name)
+    event.warnings.append(f"{sink.name} unavailable ({why}); event spooled")
+    log.warning("audit sink unavailable, event spooled", sink=sink.name, error=why,
+                spool=str(spool.root))
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every event in a JSONL audit file (torn or foreign lines are skipped)."""
+    events = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                with contextlib.suppress(ValueError):
+                    doc = json.loads(line)
+                    if isinstance(doc, dict) and "action" in doc:
+                        events.append(doc)
+    except FileNotFoundError:
+        return []
+    return events
