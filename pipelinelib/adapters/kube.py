@@ -363,8 +363,10 @@ def translate(status: int, data: Any, verb: str, path: str) -> Exception:
         return TransientError(f"{verb} {path}: {status} {message}", status=status)
     if status in (401, 403):
         details = data.get("details", {}) if isinstance(data, dict) else {}
-        namespace = path.split("/namespaces/")[1].split("/")[0] if "/namespaces/" in path else ""
-        resource = details.get("kind") or path.rstrip("/").split("/")[-1]
+        parts = path.split("?")[0].strip("/").split("/")
+        namespace = parts[parts.index("namespaces") + 1] if "namespaces" in parts[:-1] else ""
+        tail = parts[parts.index("namespaces") + 2:] if namespace else parts[-2:]
+        resource = details.get("kind") or (tail[0] if tail else path)
         where = f" in namespace {namespace}" if namespace else ""
         return Refused(f"the cluster forbids {verb.lower()} {resource}{where}: {message}",
                        hint="the deployer's Role must allow it (docs/rollout.md, RBAC)")

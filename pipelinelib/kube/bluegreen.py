@@ -1,0 +1,106 @@
+"""Blue/green: two colours of each Deployment behind the app's Services.
+
+A Deployment ``web`` is deployed as ``web-blue`` / ``web-green`` (selector and pod labels
+carry ``pipelinelib.dev/color``). Every Service of the app selects the live colour; the
+rollout updates the other colour, verifies it, then switches all Services together (or
+stops with exit 5 when the switch awaits a person). The old colour stays for swap-back.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pipelinelib.errors import Refused
+from pipelinelib.kube import APP_LABEL, COLOR_LABEL, owner_selector
+from pipelinelib.kube.health import READY, assess
+from pipelinelib.kube.manifests import Manifest
+
+COLORS = ("blue", "green")
+BLUE_GREEN_ANN = "pipelinelib.dev/blue-green"
+
+
+def other(color: str | None) -> str:
+    return "green" if color == "blue" else "blue"
+
+
+def live_color(kube: Any, app: str, namespace: str) -> str | None:
+    """The colour the app's Services select now (None before the first deploy)."""
+    for svc in kube.list("Service", namespace, selector=owner_selector(app))["items"]:
+        color = ((svc.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
+        if color:
+            return str(color)
+    return None
+
+
+def colored(manifests: list[Manifest], color: str, service_color: str) -> list[Manifest]:
+    """The manifests with each Deployment as its ``color`` and Services on ``service_color``."""
+    out = []
+    for m in manifests:
+        m = Manifest(copy.deepcopy(m.obj), m.source, m.index, m.line)
+        obj = m.obj
+        if m.kind == "Deployment":
+            obj["metadata"]["name"] = f"{m.name}-{color}"
+            obj["metadata"].setdefault("labels", {})[COLOR_LABEL] = color
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("selector", {}).setdefault("matchLabels", {})[COLOR_LABEL] = color
+            template = spec.setdefault("template", {}).setdefault("metadata", {})
+            template.setdefault("labels", {})[COLOR_LABEL] = color
+        elif m.kind == "Service":
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("selector", {})[COLOR_LABEL] = service_color
+            obj["metadata"].setdefault("annotations", {})[BLUE_GREEN_ANN] = "true"
+        out.append(m)
+    return out
+
+
+def color_health(kube: Any, app: str, namespace: str, color: str) -> list[str]:
+    """Problems of ``color``'s Deployments (empty when all are ready)."""
+    selector = f"{owner_selector(app)},{COLOR_LABEL}={color}"
+    deployments = kube.list("Deployment", namespace, selector=selector)["items"]
+    if not deployments:
+        return [f"no {color} Deployments of {app} in {namespace}"]
+    problems = []
+    for d in deployments:
+        d["kind"] = "Deployment"
+        verdict = assess(d, [])
+        ready = (d.get("status") or {}).get("readyReplicas", 0)
+        if verdict.state != READY or ready < (d.get("spec") or {}).get("replicas", 1):
+            problems.append(verdict.message)
+    return problems
+
+
+def switch(kube: Any, app: str, namespace: str, color: str, dry_run: bool = False
+           ) -> list[str]:
+    """Point every Service of ``app`` at ``color``; returns the actions (idempotent)."""
+    actions = []
+    services = [s for s in kube.list("Service", namespace, selector=owner_selector(app))["items"]
+                if COLOR_LABEL in ((s.get("spec") or {}).get("selector") or {})]
+    for svc in services:
+        name = svc["metadata"]["name"]
+        if svc["spec"]["selector"].get(COLOR_LABEL) == color:
+            continue
+        actions.append(f"switch service/{name} to {color}")
+        if not dry_run:
+            kube.patch("Service", name, namespace, {"spec": {"selector": {COLOR_LABEL: color}}})
+    return actions
+
+
+def ensure_swappable(kube: Any, app: str, namespace: str, color: str) -> None:
+    problems = color_health(kube, app, namespace, color)
+    if problems:
+        raise Refused(f"will not switch {app} to {color}: it is not healthy",
+                      field=f"{namespace}/{app}", expected=f"every {color} Deployment ready; "
+                      + "; ".join(problems)[:300])
+
+
+__all__ = [
+    "APP_LABEL",
+    "COLORS",
+    "color_health",
+    "colored",
+    "ensure_swappable",
+    "live_color",
+    "other",
+    "switch",
+]

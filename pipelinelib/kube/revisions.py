@@ -1,0 +1,166 @@
+"""Compare with the live state (server-side dry run), roll back, and prune.
+
+``plan_changes`` is read-only: each object is applied with ``dryRun=All`` and compared with
+the live object; equal means nothing to write. Our record annotations (who, build URL)
+are compared as they are live, so a re-run from another build with the same manifests
+writes nothing. Secret values never appear in a diff.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelinelib.errors import PipelineError, Refused
+from pipelinelib.kube import COLOR_LABEL, RECORD_ANNOTATIONS, owner_selector
+from pipelinelib.kube.manifests import Manifest
+
+PRUNE_KINDS = ("ConfigMap", "Secret", "Deployment", "StatefulSet", "DaemonSet", "Job",
+               "CronJob", "Service", "Ingress", "ServiceAccount", "Role", "RoleBinding",
+               "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy")
+VOLATILE_META = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
+
+
+@dataclass
+class Change:
+    """One object's planned write: ``create`` or ``update`` (with the diff), or ``none``."""
+
+    manifest: Manifest
+    action: str
+    live: dict[str, Any] | None = None
+    diff: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+
+def normalize(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """The object without server bookkeeping (for comparison and diffs)."""
+    if not obj:
+        return {}
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata", {})
+    for key in VOLATILE_META:
+        meta.pop(key, None)
+    if out.get("kind") == "Secret":
+        for key in ("data", "stringData"):
+            if isinstance(out.get(key), dict):
+                out[key] = {k: "***" for k in out[key]}
+    return out
+
+
+def unified_diff(live: dict[str, Any] | None, new: dict[str, Any], ref: str) -> list[str]:
+    import yaml
+
+    def dump(o: dict[str, Any] | None) -> list[str]:
+        return yaml.safe_dump(normalize(o), sort_keys=True).splitlines() if o else []
+
+    return list(difflib.unified_diff(dump(live), dump(new), f"live {ref}", f"new {ref}",
+                                     lineterm="", n=2))
+
+
+def _probe(m: Manifest, live: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest with our record annotations as they are live (not a change by itself)."""
+    probe = copy.deepcopy(m.obj)
+    if live is None:
+        return probe
+    ann = probe["metadata"].get("annotations") or {}
+    live_ann = live["metadata"].get("annotations") or {}
+    for key in RECORD_ANNOTATIONS:
+        if key in live_ann:
+            ann[key] = live_ann[key]
+        else:
+            ann.pop(key, None)
+    if ann:
+        probe["metadata"]["annotations"] = ann
+    return probe
+
+
+def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool) -> list[Change]:
+    """Each manifest's change against the live state (read-only)."""
+    changes = []
+    for m in manifests:
+        if not namespace_exists:
+            changes.append(Change(m, "create", None, unified_diff(None, m.obj, m.ref)))
+            continue
+        live = kube.get(m.kind, m.name, m.obj["metadata"]["namespace"], m.obj["apiVersion"])
+        dry = kube.apply(_probe(m, live), dry_run=True)
+        if live is None:
+            changes.append(Change(m, "create", None, unified_diff(None, dry, m.ref)))
+        elif normalize(dry) != normalize(live):
+            secret_changed = m.kind == "Secret" and json.dumps(dry.get("data"), sort_keys=True) \
+                != json.dumps(live.get("data"), sort_keys=True)
+            diff = unified_diff(live, dry, m.ref) or (
+                ["(secret values changed; not shown)"] if secret_changed else [])
+            changes.append(Change(m, "update", live, diff))
+        else:
+            changes.append(Change(m, "none", live))
+    return changes
+
+
+def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, str]],
+                     log: Any = None) -> list[tuple[str, str]]:
+    """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``."""
+    found = []
+    for kind in PRUNE_KINDS:
+        try:
+            items = kube.list(kind, namespace, selector=owner_selector(app))["items"]
+        except Refused as exc:
+            if log:
+                log.debug("cannot list for pruning", kind=kind, error=exc.message)
+            continue
+        for item in items:
+            meta = item["metadata"]
+            if meta.get("ownerReferences"):
+                continue  # created by a controller (a CronJob's Job): not ours to delete
+            labels = meta.get("labels") or {}
+            if (kind, meta["name"]) in keep:
+                continue
+            if COLOR_LABEL in labels and (kind, meta["name"].rsplit("-", 1)[0]) in keep:
+                continue  # the other colour of a blue/green Deployment stays
+            found.append((kind, meta["name"]))
+    return found
+
+
+def restore_body(previous: dict[str, Any]) -> dict[str, Any]:
+    """An apply body that returns an object to a recorded previous state."""
+    meta = previous["metadata"]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k != "deployment.kubernetes.io/revision"}
+    body = {"apiVersion": previous["apiVersion"], "kind": previous["kind"],
+            "metadata": {"name": meta["name"], "namespace": meta.get("namespace"),
+                         "labels": meta.get("labels") or {}, "annotations": annotations},
+            "spec": copy.deepcopy(previous.get("spec") or {})}
+    template = body["spec"].get("template") or {}
+    (template.get("metadata") or {}).pop("creationTimestamp", None)
+    return body
+
+
+def rollback(kube: Any, changes: list[Change], log: Any) -> tuple[list[str], list[tuple[str, str]]]:
+    """Re-apply the previous state of every updated workload; returns (story, workloads)."""
+    from pipelinelib.kube.manifests import WORKLOADS
+
+    story, restored = [], []
+    for change in changes:
+        if change.manifest.kind not in WORKLOADS or change.action == "none":
+            continue
+        if change.action == "create" or change.live is None:
+            story.append(f"{change.ref}: no previous revision (first deploy); left for inspection")
+            continue
+        try:
+            kube.apply(restore_body(change.live))
+        except PipelineError as exc:
+            story.append(f"{change.ref}: rollback failed: {exc.message}")
+            continue
+        image = ",".join(c.get("image", "") for c in (
+            ((change.live.get("spec") or {}).get("template") or {}).get("spec") or {}
+        ).get("containers") or [])
+        story.append(f"{change.ref}: rolled back to the previous revision ({image})")
+        restored.append((change.manifest.kind, change.manifest.name))
+        log.warning("rolled back", object=change.ref)
+    return story, restored

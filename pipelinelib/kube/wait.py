@@ -1,0 +1,245 @@
+"""Wait for workloads with watches (no sleeps): ready, failed with evidence, or timed out.
+
+One thread per kind lists then watches the namespace and feeds a shared cache; every
+event re-assesses every workload with ``health.assess``, so success is reported within a
+fraction of a second of the last pod becoming ready, and a failure as soon as a pod shows
+it. A progress line is logged every few seconds while waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelinelib.adapters.kube import WatchExpired
+from pipelinelib.errors import PipelineError
+from pipelinelib.kube import health
+
+PROGRESS_EVERY_S = 3.0
+REVISION = "deployment.kubernetes.io/revision"
+
+
+@dataclass
+class Outcome:
+    """How a wait ended: ``ok``, the verdicts by workload, and the evidence of a failure."""
+
+    ok: bool
+    verdicts: dict[str, health.Verdict]
+    failed: str | None = None
+    message: str = ""
+    reason: str = ""
+    evidence: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Cache:
+    """Objects by kind and name, kept current by one list+watch thread per kind."""
+
+    def __init__(self, kube: Any, namespace: str, kinds: set[str]):
+        self.kube, self.namespace = kube, namespace
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in kinds}
+        self.lock = threading.Lock()
+        self.changed: queue.Queue[str] = queue.Queue()
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.ready = threading.Barrier(len(kinds) + 1)
+        for kind in kinds:
+            threading.Thread(target=self._run, args=(kind,), daemon=True,
+                             name=f"watch-{kind}").start()
+
+    def _run(self, kind: str) -> None:
+        first = True
+        while not self.stop.is_set():
+            try:
+                listed = self.kube.list(kind, self.namespace)
+                with self.lock:
+                    self.objects[kind] = {o["metadata"]["name"]: o for o in listed["items"]}
+                self.changed.put(kind)
+                if first:
+                    first = False
+                    self._arrive()
+                version = listed["metadata"]["resourceVersion"]
+                while not self.stop.is_set():
+                    for etype, obj in self.kube.watch(kind, self.namespace, version,
+                                                      timeout_s=15):
+                        version = obj["metadata"].get("resourceVersion", version)
+                        if etype == "BOOKMARK":
+                            continue
+                        with self.lock:
+                            if etype == "DELETED":
+                                self.objects[kind].pop(obj["metadata"]["name"], None)
+                            else:
+                                self.objects[kind][obj["metadata"]["name"]] = obj
+                        self.changed.put(kind)
+                        if self.stop.is_set():
+                            return
+            except WatchExpired:
+                continue
+            except PipelineError as exc:
+                self.errors.append(exc)
+                self.changed.put("error")
+                if first:
+                    self._arrive()
+                return
+            except Exception as exc:  # a dropped connection: list again shortly
+                if self.stop.wait(0.2):
+                    return
+                if first and len(self.errors) > 20:
+                    self.errors.append(exc)
+                    self._arrive()
+                    return
+
+    def _arrive(self) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.ready.wait(timeout=30)
+
+    def snapshot(self, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.objects.get(kind, {}).values())
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self.objects.get(kind, {}).get(name)
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def current_pods(cache: _Cache, workload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pods of a workload's current revision."""
+    uid, kind = workload["metadata"]["uid"], workload["kind"]
+    pods = cache.snapshot("Pod")
+    if kind == "Deployment":
+        revision = workload["metadata"].get("annotations", {}).get(REVISION)
+        sets = [rs for rs in cache.snapshot("ReplicaSet") if _owned_by(rs, uid)]
+        current = [rs["metadata"]["uid"] for rs in sets
+                   if rs["metadata"].get("annotations", {}).get(REVISION) == revision]
+        return [p for p in pods if any(_owned_by(p, u) for u in current)]
+    owned = [p for p in pods if _owned_by(p, uid)]
+    if kind == "StatefulSet":
+        update = (workload.get("status") or {}).get("updateRevision")
+        return [p for p in owned
+                if not update or p["metadata"]["labels"].get("controller-revision-hash") == update]
+    return owned
+
+
+def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeout_s: float,
+             log: Any, min_generation: dict[tuple[str, str], int] | None = None) -> Outcome:
+    """Wait until every ``(kind, name)`` is ready, one fails, or ``timeout_s`` passes."""
+    started = time.monotonic()
+    workloads = [w for w in workloads if w[0] in health.RULES]
+    if not workloads:
+        return Outcome(True, {})
+    kinds = {k for k, _ in workloads} | {"Pod"}
+    if any(k == "Deployment" for k, _ in workloads):
+        kinds.add("ReplicaSet")
+    cache = _Cache(kube, namespace, kinds)
+    cache._arrive()
+    deadline = started + timeout_s
+    last_progress, _last_line = 0.0, ""
+    verdicts: dict[str, health.Verdict] = {}
+    try:
+        while True:
+            if cache.errors:
+                raise cache.errors[0]
+            verdicts = {}
+            for kind, name in workloads:
+                obj = cache.get(kind, name)
+                ref = f"{kind.lower()}/{name}"
+                if obj is None:
+                    verdicts[ref] = health.Verdict(health.PROGRESSING, f"{ref}: not seen yet")
+                    continue
+                gen = (min_generation or {}).get((kind, name), 0)
+                if obj["metadata"].get("generation", 0) < gen:
+                    verdicts[ref] = health.Verdict(health.PROGRESSING, f"{ref}: catching up")
+                    continue
+                verdicts[ref] = health.assess(obj, current_pods(cache, obj))
+            failed = next((r for r, v in verdicts.items() if v.state == health.FAILED), None)
+            now = time.monotonic()
+            if failed:
+                v = verdicts[failed]
+                kind, name = next(w for w in workloads if f"{w[0].lower()}/{w[1]}" == failed)
+                return Outcome(False, verdicts, failed, v.message, v.reason,
+                               evidence(kube, namespace, cache, kind, name, v),
+                               round(now - started, 3))
+            if all(v.state == health.READY for v in verdicts.values()):
+                return Outcome(True, verdicts, seconds=round(now - started, 3))
+            if now >= deadline:
+                waiting = [v for v in verdicts.values() if v.state != health.READY]
+                ref = next(r for r, v in verdicts.items() if v.state != health.READY)
+                message = (f"not ready after {timeout_s:.0f}s: " +
+                           "; ".join(v.message for v in waiting))
+                return Outcome(False, verdicts, ref, message, "ReadinessTimeout",
+                               timeout_evidence(kube, namespace, cache, workloads),
+                               round(now - started, 3))
+            line = "; ".join(v.message for v in verdicts.values() if v.state != health.READY)
+            if now - last_progress >= PROGRESS_EVERY_S:
+                log.info("waiting", progress=line, elapsed_s=round(now - started, 1))
+                last_progress = now
+            try:
+                cache.changed.get(timeout=max(0.05, min(1.0, deadline - now)))
+                while True:  # drain a burst of events before assessing again
+                    cache.changed.get_nowait()
+            except queue.Empty:
+                pass
+    finally:
+        cache.stop.set()
+
+
+def pod_evidence(kube: Any, namespace: str, pod: str, container: str | None = None,
+                 lines: int = 10) -> list[str]:
+    """A pod's recent events and last log lines (best effort)."""
+    out = []
+    try:
+        for e in kube.events(namespace, pod, "Pod", limit=6):
+            out.append(f"event {pod}: {e.get('type', '')} {e.get('reason', '')}: "
+                       f"{e.get('message', '')}".strip())
+    except PipelineError as exc:
+        out.append(f"events of {pod} unavailable: {exc.message}")
+    try:
+        logs = kube.pod_logs(pod, namespace, container, tail=lines)
+    except PipelineError:
+        logs = []
+    if logs:
+        out.extend(f"log {pod}: {line}" for line in logs)
+    else:
+        out.append(f"log {pod}: (no log lines available from the node)")
+    return out
+
+
+def evidence(kube: Any, namespace: str, cache: _Cache, kind: str, name: str,
+             verdict: health.Verdict) -> list[str]:
+    out = [f"reason {verdict.reason}: {verdict.message}"]
+    obj = cache.get(kind, name)
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        out.append(f"condition {cond.get('type')}={cond.get('status')} "
+                   f"{cond.get('reason', '')}: {cond.get('message', '')}")
+    if verdict.pod:
+        out.extend(pod_evidence(kube, namespace, verdict.pod, verdict.container))
+    return out
+
+
+def timeout_evidence(kube: Any, namespace: str, cache: _Cache,
+                     workloads: list[tuple[str, str]]) -> list[str]:
+    out: list[str] = []
+    for kind, name in workloads:
+        obj = cache.get(kind, name)
+        if obj is None:
+            continue
+        for pod in current_pods(cache, obj):
+            if health.pod_ready(pod):
+                continue
+            pname = pod["metadata"]["name"]
+            conds = [f"{c.get('type')}={c.get('status')}" for c in
+                     (pod.get("status") or {}).get("conditions") or []]
+            out.append(f"pod {pname} not ready: phase {pod.get('status', {}).get('phase')}, "
+                       + ", ".join(conds))
+            out.extend(pod_evidence(kube, namespace, pname, lines=5))
+            if len(out) > 20:
+                return out
+    return out

@@ -1,0 +1,263 @@
+"""The rollout step: validate -> plan (server-side dry run) -> lock -> apply -> wait -> prune.
+
+Reads like the procedure (seed 003: create before delete):
+
+1. Load and validate every manifest (images pinned by digest, one namespace, known kinds)
+   before any write; hash ConfigMap/Secret names; stamp ownership labels and the record
+   annotations; order dependencies -> workloads -> Services.
+2. Plan: each object is server-side applied with ``dryRun=All`` and compared with the live
+   one; owned objects absent from the manifests are the prune list. An empty plan is
+   ``unchanged`` and writes nothing (health is still checked, read-only).
+3. Under the app's deploy lock (a Lease): apply (dependencies and Jobs first, then the
+   rest), wait with watches, fail fast with evidence, roll back on failure, prune after
+   success. Blue/green deploys the idle colour and switches the Services when it is ready.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.errors import PipelineError, Refused, StepFailed
+from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen, owner_selector
+from pipelinelib.kube import manifests as mf
+from pipelinelib.kube.lock import DeployLock
+from pipelinelib.kube.revisions import (
+    Change,
+    plan_changes,
+    prune_candidates,
+    restore_body,
+    rollback,
+)
+from pipelinelib.kube.wait import REVISION, wait_for
+from pipelinelib.result import StepResult
+from pipelinelib.step import step
+
+PHASE_ONE = set(mf.ORDER[: mf.ORDER.index("Job") + 1])
+
+
+def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
+            allowed_namespaces: list[str] | None = None) -> list[mf.Manifest]:
+    """Load, validate, hash, stamp and order; raises BadInput before any write."""
+    docs = mf.load(manifests if isinstance(manifests, list) else Path(manifests))
+    mf.validate(docs, namespace, ctx.kube, allowed_namespaces)
+    for m in docs:
+        if m.kind == "Secret":
+            _register_secret(ctx, m.obj)
+    mf.hash_config(docs)
+    record = mf.Record(ctx.revision, ctx.ci.user, ctx.ci.build_url)
+    mf.stamp(docs, app, namespace, record, ctx.secrets.redact)
+    return mf.order(docs)
+
+
+def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
+    for value in (obj.get("stringData") or {}).values():
+        ctx.secrets.add(str(value))
+    for value in (obj.get("data") or {}).values():
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            ctx.secrets.add(base64.b64decode(str(value)).decode())
+        ctx.secrets.add(str(value))
+
+
+def namespace_exists(kube: Any, namespace: str) -> bool:
+    try:
+        return kube.get("Namespace", namespace) is not None
+    except Refused:
+        return True  # a deployer may not read namespaces; its own namespace exists
+
+
+def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
+    return [(c.manifest.kind, c.manifest.name) for c in changes
+            if c.manifest.kind in mf.WORKLOADS]
+
+
+@step("rollout")
+def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: float = 300,
+            prune: bool = True, rollback_on_failure: bool = True,
+            allowed_namespaces: list[str] | None = None, blue_green: bool = False,
+            await_promotion: bool = False, lock_timeout: float = 300,
+            lock_ttl: int = 30) -> StepResult:
+    """Deploy ``manifests`` (path or dicts) of ``app`` into ``namespace``; see the module doc."""
+    kube, log = ctx.kube, ctx.log.bind(app=app, namespace=namespace)
+    writes_before = kube.writes
+    docs = prepare(ctx, manifests, app, namespace, allowed_namespaces)
+    exists = namespace_exists(kube, namespace)
+    color = live = None
+    if blue_green:
+        live = bluegreen.live_color(kube, app, namespace) if exists else None
+        if live and _all_unchanged(kube, bluegreen.colored(docs, live, live), exists):
+            docs, color = bluegreen.colored(docs, live, live), live
+        else:
+            color = bluegreen.other(live) if live else "blue"
+            docs = bluegreen.colored(docs, color, live or color)
+    keep = {(m.kind, m.name) for m in docs} | {
+        (m.kind, m.name.rsplit("-", 1)[0]) for m in docs if m.kind == "Deployment" and color}
+    changes = plan_changes(kube, docs, exists)
+    prunes = prune_candidates(kube, app, namespace, keep, log) if prune and exists else []
+    actions = _actions(changes, prunes, exists, namespace)
+    awaiting = bool(blue_green and live and color != live and await_promotion)
+    switch_to = color if (blue_green and color != live and not await_promotion) else None
+    if switch_to and live:
+        actions.append(f"switch services to {switch_to}")
+    outputs: dict[str, Any] = {"namespace": namespace, "color": color, "live_color": live,
+                               "prune": [f"{k}/{n}" for k, n in prunes]}
+    if ctx.dry_run:
+        diff = [line for c in changes for line in c.diff]
+        for line in diff:
+            log.info(ctx.secrets.redact_text(line))
+        return StepResult.of("rollout", actions, dry_run=True, diff=diff, **outputs)
+    if not actions:
+        outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
+        if not outcome.ok:
+            raise StepFailed(f"{app} in {namespace} is unchanged but not healthy: "
+                             f"{outcome.message}", evidence=_redact(ctx, outcome.evidence))
+        return StepResult.of("rollout", [], writes=kube.writes - writes_before,
+                             awaiting_promotion=awaiting, **outputs)
+    holder = DeployLock.holder_of(ctx.ci)
+    with DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl, wait_s=lock_timeout,
+                    log=log) if exists else _NoLock() as lock:
+        if exists:  # re-plan under the lock: another rollout may have finished meanwhile
+            changes = plan_changes(kube, docs, True)
+        else:
+            kube.apply({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": namespace, "labels": {MANAGED_BY: MANAGER}}})
+            lock = DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl,
+                              wait_s=lock_timeout, log=log)
+            lock.acquire()
+        try:
+            seconds = _apply_and_wait(ctx, log, kube, app, namespace, changes, timeout,
+                                      rollback_on_failure)
+            pruned = _prune(kube, namespace, prunes, log)
+            if switch_to and live:
+                bluegreen.switch(kube, app, namespace, switch_to)
+                log.info("services switched", color=switch_to, previous=live)
+        finally:
+            if not exists:
+                lock.release()
+    outputs["live_color"] = switch_to or live
+    return StepResult.of("rollout", actions, seconds_to_ready=seconds, pruned=pruned,
+                         writes=kube.writes - writes_before, awaiting_promotion=awaiting,
+                         **outputs)
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _all_unchanged(kube: Any, docs: list[mf.Manifest], exists: bool) -> bool:
+    return all(c.action == "none" for c in plan_changes(kube, docs, exists))
+
+
+def _actions(changes: list[Change], prunes: list[tuple[str, str]], exists: bool,
+             namespace: str) -> list[str]:
+    actions = [] if exists else [f"create namespace {namespace}"]
+    actions += [f"{c.action} {c.ref}" for c in changes if c.action != "none"]
+    return actions + [f"prune {k}/{n}" for k, n in prunes]
+
+
+def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
+                    changes: list[Change], timeout: float, do_rollback: bool) -> float:
+    """Apply in two phases (dependencies and Jobs, then the rest) and wait for each."""
+    import time
+
+    started = time.monotonic()
+    todo = [c for c in changes if c.action != "none"]
+    phases = [[c for c in todo if c.manifest.kind in PHASE_ONE],
+              [c for c in todo if c.manifest.kind not in PHASE_ONE]]
+    applied: list[Change] = []
+    for i, phase in enumerate(phases):
+        generations = {}
+        for change in phase:
+            result = kube.apply(change.manifest.obj)
+            generations[(change.manifest.kind, change.manifest.name)] = \
+                result["metadata"].get("generation", 0)
+            applied.append(change)
+            log.info(f"{change.action}d {change.ref}")
+        wait_set = _workloads(phase) if i == 0 else _workloads(
+            [c for c in changes if c.manifest.kind not in PHASE_ONE])
+        remaining = max(1.0, timeout - (time.monotonic() - started))
+        outcome = wait_for(kube, namespace, wait_set, remaining, log, generations)
+        if not outcome.ok:
+            _fail(ctx, log, kube, app, namespace, applied, outcome, timeout, do_rollback)
+    seconds = round(time.monotonic() - started, 3)
+    log.info("ready", seconds=seconds)
+    return seconds
+
+
+def _fail(ctx: Context, log: Any, kube: Any, app: str, namespace: str, applied: list[Change],
+          outcome: Any, timeout: float, do_rollback: bool) -> None:
+    message = f"rollout of {app} to {namespace} failed: {outcome.message}"
+    evidence = list(outcome.evidence)
+    if not do_rollback:
+        raise StepFailed(message, cause=outcome.reason, evidence=_redact(ctx, evidence),
+                         hint="rollback is off: fix and re-run, or roll back by hand")
+    story, restored = rollback(kube, applied, log)
+    if restored:
+        back = wait_for(kube, namespace, restored, timeout, log)
+        verdict = ("the previous revision is ready again" if back.ok
+                   else f"the previous revision is not healthy either: {back.message}")
+        evidence += back.evidence
+    else:
+        verdict = "nothing to roll back to"
+    evidence += [f"rollback: {line}" for line in story]
+    raise StepFailed(message, cause=f"{outcome.reason}; rolled back: {verdict}",
+                     evidence=_redact(ctx, evidence),
+                     hint="fix the cause shown in the evidence and deploy again")
+
+
+def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any) -> list[str]:
+    done = []
+    for kind, name in prunes:
+        try:
+            if kube.delete(kind, name, namespace):
+                done.append(f"{kind}/{name}")
+                log.info("pruned", object=f"{kind}/{name}")
+        except PipelineError as exc:
+            log.warning("prune failed", object=f"{kind}/{name}", error=exc.message)
+    return done
+
+
+def _redact(ctx: Context, lines: list[str]) -> list[str]:
+    return [ctx.secrets.redact_text(line) for line in lines]
+
+
+@step("rollback")
+def undo(ctx: Context, *, app: str, namespace: str, timeout: float = 300) -> StepResult:
+    """Apply each Deployment's previous ReplicaSet template and wait for it."""
+    kube, log = ctx.kube, ctx.log.bind(app=app, namespace=namespace)
+    actions, bodies = [], []
+    sets = kube.list("ReplicaSet", namespace)["items"]
+    for d in kube.list("Deployment", namespace, selector=owner_selector(app))["items"]:
+        uid = d["metadata"]["uid"]
+        current = int(d["metadata"].get("annotations", {}).get(REVISION, "0"))
+        owned = [(int(rs["metadata"].get("annotations", {}).get(REVISION, "0")), rs)
+                 for rs in sets
+                 if any(r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or [])]
+        older = sorted((r for r in owned if r[0] < current), key=lambda r: r[0])
+        if not older:
+            continue
+        template = copy.deepcopy(older[-1][1]["spec"]["template"])
+        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        d["kind"], d["apiVersion"] = "Deployment", "apps/v1"
+        body = restore_body(d)
+        body["spec"]["template"] = template
+        bodies.append(body)
+        actions.append(f"undo deployment/{d['metadata']['name']} to revision {older[-1][0]}")
+    if ctx.dry_run or not bodies:
+        return StepResult.of("rollback", actions, dry_run=ctx.dry_run)
+    for body in bodies:
+        kube.apply(body)
+    outcome = wait_for(kube, namespace, [("Deployment", b["metadata"]["name"]) for b in bodies],
+                       timeout, log)
+    if not outcome.ok:
+        raise StepFailed(f"rollback of {app} did not become ready: {outcome.message}",
+                         evidence=outcome.evidence)
+    return StepResult.of("rollback", actions)
