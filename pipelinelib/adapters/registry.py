@@ -135,6 +135,47 @@ class RegistryClient:
         )
         return response.headers.get("Docker-Content-Digest", "")
 
+    # -- blobs (attestations) ----------------------------------------------------------------
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        """True when the registry has blob ``digest`` in ``repository``."""
+        response = self._request(
+            "HEAD",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=f"repository:{repository}:pull",
+            allow_404=True,
+        )
+        return response.status_code != 404
+
+    def get_blob(self, repository: str, digest: str) -> bytes:
+        """The bytes of blob ``digest``."""
+        return self._request(
+            "GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
+        ).content
+
+    def upload_blob(self, repository: str, data: bytes) -> str:
+        """Upload ``data`` as a blob (monolithic POST + PUT) unless present; return its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.blob_exists(repository, digest):
+            return digest
+        scope = f"repository:{repository}:pull,push"
+        started = self._request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope)
+        location = started.headers.get("Location", "")
+        if location.startswith(self.base):
+            location = location[len(self.base):]
+        elif location.startswith("http"):
+            location = "/" + location.split("/", 3)[3]
+        if not location:
+            raise StepFailed(f"registry {self.host}: blob upload gave no Location")
+        separator = "&" if "?" in location else "?"
+        self._request(
+            "PUT",
+            f"{location}{separator}digest={digest}",
+            scope=scope,
+            headers={"Content-Type": "application/octet-stream"},
+            data=data,
+        )
+        return digest
+
     # -- transport ---------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One request, transient faults retried; when they persist: ``Unreachable``."""

@@ -1,0 +1,91 @@
+"""``pipeline scan``: the security gate over scanner reports, OSV-Scanner or Clair."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelinelib.context import Context
+
+DESCRIPTION = """\
+Security gate: read vulnerability findings, apply the policy, record the verdict
+against the image digest, fail on what the policy does not accept.
+
+Findings come from any mix of:
+  --report FILE        a Trivy, Grype, OSV-Scanner or Clair v4 JSON report (repeatable;
+                       the format is detected, or give FORMAT:FILE, e.g. trivy:out.json)
+  --osv-image IMAGE    run OSV-Scanner on IMAGE exported from the Docker engine
+                       (`osv-scanner scan image --archive`); with --local-db DIR fully offline
+  --clair URL          index IMAGE in Clair v4 and read its vulnerability report
+
+Policy (--policy FILE, YAML): fail_on (severity), only_fixable, unknown_severity, and
+ignore entries with id, reason and expires; an expired ignore fails the gate.
+With --image REGISTRY/REPO and --digest sha256:... the verdict is stored in the registry
+as REGISTRY/REPO:sha256-<hex>.scan, which promotion checks.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", action="append", default=[], metavar="[FORMAT:]FILE",
+                        help="a scanner JSON report (repeatable)")
+    parser.add_argument("--osv-image", metavar="IMAGE", help="scan this engine image with "
+                        "OSV-Scanner")
+    parser.add_argument("--local-db", metavar="DIR", help="OSV offline database directory "
+                        "(DIR/osv-scanner/<Ecosystem>/all.zip)")
+    parser.add_argument("--osv-scanner", metavar="PATH", help="the osv-scanner binary "
+                        "(default $PIPELINELIB_OSV_SCANNER or PATH)")
+    parser.add_argument("--clair", metavar="URL", help="Clair v4 indexer URL (combo mode)")
+    parser.add_argument("--clair-matcher", metavar="URL", help="Clair matcher URL if apart")
+    parser.add_argument("--policy", metavar="FILE", help="the scan policy (YAML)")
+    parser.add_argument("--fail-on", help="override the policy's severity threshold")
+    parser.add_argument("--only-fixable", action="store_true", default=None,
+                        help="fail only on findings that have a fix")
+    parser.add_argument("--image", metavar="REGISTRY/REPO", help="record the verdict here")
+    parser.add_argument("--digest", metavar="sha256:...", help="the image digest to record "
+                        "against")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
+    from pipelinelib.errors import BadInput
+    from pipelinelib.job import Job
+    from pipelinelib.scan.parsers import FORMATS
+    from pipelinelib.scan.policy import load_policy
+    from pipelinelib.steps import scan as steps
+
+    with Job("scan", ctx, args.report_dir) as job:
+        policy = load_policy(args.policy, fail_on=args.fail_on, only_fixable=args.only_fixable)
+        reports = []
+        for item in args.report:
+            fmt, _, path = item.partition(":") if item.split(":", 1)[0] in FORMATS else (
+                "auto", "", item)
+            reports.append((path, fmt))
+        if not (reports or args.osv_image or args.clair):
+            raise BadInput("nothing to scan", field="--report/--osv-image/--clair",
+                           expected="at least one report or scanner")
+        if args.clair and not args.image:
+            raise BadInput("--clair needs --image REGISTRY/REPO", field="--image")
+        findings = steps.read_findings(reports)  # validates every report before any write
+        out_dir = Path(args.report_dir or ".")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if args.osv_image:
+            from pipelinelib.scan.osv_scanner import find_binary
+
+            out = out_dir / "osv-scanner.json"
+            job.run(steps.osv_scan_image, ctx, args.osv_image, local_db=args.local_db,
+                    binary=find_binary(args.osv_scanner), out=out)
+            findings = steps.dedupe([*findings, *steps.parse_report(out, "osv-scanner")])
+        if args.clair:
+            from pipelinelib.attest import registry_for
+            from pipelinelib.imageref import parse
+            from pipelinelib.scan.clair import ClairClient
+
+            ref = parse(args.image)
+            out = out_dir / "clair.json"
+            job.run(steps.clair_scan_image, ctx, ClairClient(args.clair, args.clair_matcher),
+                    registry_for(ctx, ref.registry), ref.repository,
+                    args.digest or ref.digest or ref.tag or "latest", out)
+            findings = steps.dedupe([*findings, *steps.parse_report(out, "clair")])
+        job.run(steps.scan_gate, ctx, findings, policy, image=args.image or "",
+                digest=args.digest or "")
+    return job.exit_code

@@ -1,0 +1,66 @@
+"""Run OSV-Scanner on an image tarball (``docker save``), fully offline against a local db.
+
+The local database is OSV-Scanner's offline layout: ``DB/osv-scanner/<Ecosystem>/all.zip``
+(each zip holds one OSV JSON file per advisory). Exit codes: 0 nothing found, 1 findings,
+128 no packages found; anything else is a failure with the scanner's stderr as evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.errors import BadInput, StepFailed
+
+ENV_BINARY = "PIPELINELIB_OSV_SCANNER"
+
+
+def find_binary(explicit: str | None = None) -> str:
+    """The scanner binary: ``explicit``, ``$PIPELINELIB_OSV_SCANNER``, else on PATH."""
+    import shutil
+
+    candidate = explicit or os.environ.get(ENV_BINARY) or shutil.which("osv-scanner")
+    if not candidate or not Path(candidate).is_file():
+        raise BadInput(
+            "osv-scanner not found",
+            field="--osv-scanner",
+            hint="build it with testbed/tools/osv-scanner or set PIPELINELIB_OSV_SCANNER",
+        )
+    return candidate
+
+
+def scan_archive(
+    binary: str, archive: str | Path, *, local_db: str | Path | None = None,
+    offline: bool = True, timeout: float = 600,
+) -> dict[str, Any]:
+    """Scan an image archive; returns OSV-Scanner's JSON report (a dict)."""
+    args = [binary, "scan", "image", "--archive", "--format", "json"]
+    env = dict(os.environ)
+    if offline:
+        if not local_db:
+            raise BadInput("offline scans need a local advisory database", field="--local-db")
+        args += ["--offline-vulnerabilities", "--local-db-path", str(local_db)]
+        env["OSV_SCANNER_LOCAL_DB_CACHE_DIRECTORY"] = str(local_db)
+    args.append(str(archive))
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise StepFailed(f"osv-scanner did not finish within {timeout:.0f}s") from exc
+    tail = proc.stderr.strip().splitlines()[-15:]
+    if proc.returncode == 128:
+        return {"results": []}
+    if proc.returncode not in (0, 1):
+        raise StepFailed(
+            f"osv-scanner failed (exit {proc.returncode})",
+            cause=tail[-1] if tail else None,
+            hint="check the archive and the local advisory database",
+            evidence=tail,
+        )
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise StepFailed("osv-scanner wrote no JSON report", evidence=tail) from exc

@@ -1,0 +1,112 @@
+"""The scan gate: collect findings (reports, OSV-Scanner, Clair), apply the policy, record it.
+
+Procedure: read every input and the policy (bad input -> exit 2, nothing recorded) ->
+run scanners that were asked for -> evaluate -> record the verdict against the image
+digest (attestation ``scan``) -> fail with the blocking findings as evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.errors import GateFailed
+from pipelinelib.result import StepResult
+from pipelinelib.scan.model import Finding, dedupe
+from pipelinelib.scan.parsers import parse_doc, parse_report
+from pipelinelib.scan.policy import Policy, evaluate
+from pipelinelib.step import step
+
+
+@step("osv-scan")
+def osv_scan_image(ctx: Context, image: str, *, local_db: str | None, binary: str,
+                   out: str | Path) -> StepResult:
+    """Export ``image`` from the engine (``docker save``) and scan it with OSV-Scanner."""
+    import json
+
+    from pipelinelib.scan.osv_scanner import scan_archive
+
+    with tempfile.TemporaryDirectory(prefix="pipelinelib-scan-") as tmp:
+        archive = Path(tmp) / "image.tar"
+        ctx.docker.save(image, str(archive))
+        report = scan_archive(binary, archive, local_db=local_db, offline=bool(local_db))
+    Path(out).write_text(json.dumps(report, indent=1))
+    findings = parse_doc(report, "osv-scanner", str(out))
+    return StepResult.of("osv-scan", [], summary=f"osv-scanner: {len(findings)} finding(s)",
+                         report=str(out), findings=len(findings))
+
+
+@step("clair-scan")
+def clair_scan_image(ctx: Context, clair: Any, registry: Any, repository: str, reference: str,
+                     out: str | Path) -> StepResult:
+    """Index the image with Clair and save its vulnerability report (seed 003)."""
+    import json
+
+    from pipelinelib.scan.clair import registry_layers
+
+    digest, layers = registry_layers(registry, repository, reference)
+    report = clair.scan(digest, layers)
+    Path(out).write_text(json.dumps(report, indent=1))
+    findings = parse_doc(report, "clair", str(out))
+    return StepResult.of("clair-scan", [], summary=f"clair: {len(findings)} finding(s)",
+                         report=str(out), findings=len(findings), digest=digest)
+
+
+def read_findings(reports: list[tuple[str, str]]) -> list[Finding]:
+    """Every report parsed (all validated before anything is written)."""
+    found: list[Finding] = []
+    for path, fmt in reports:
+        found += parse_report(path, fmt)
+    return dedupe(found)
+
+
+@step("scan")
+def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
+              image: str = "", digest: str = "", today: dt.date | None = None,
+              registry: Any = None) -> StepResult:
+    """Apply ``policy``; record the verdict against ``image``@``digest``; fail when it blocks."""
+    verdict = evaluate(findings, policy, today)
+    payload = {
+        "kind": "scan",
+        "digest": digest,
+        "app": ctx.app,
+        "revision": ctx.revision,
+        "scanners": sorted({f.source for f in findings}),
+        **verdict.to_dict(policy),
+    }
+    actions: list[str] = []
+    attested = ""
+    if image and digest:
+        from pipelinelib.attest import write_attestation
+
+        written = write_attestation(ctx, image, digest, "scan", payload, registry=registry)
+        attested = written["reference"]
+        if written["changed"]:
+            actions.append(f"record scan result as {written['reference']}")
+    summary = (
+        f"{verdict.total} finding(s): {len(verdict.blocking)} blocking at or above "
+        f"{policy.fail_on.name}, {len(verdict.ignored)} ignored, {len(verdict.expired)} "
+        f"expired ignore(s)"
+    )
+    evidence = verdict.evidence(policy)
+    for line in evidence:
+        ctx.log.warning(line) if verdict.passed else ctx.log.error(line)
+    if not verdict.passed:
+        reasons = []
+        if verdict.blocking:
+            reasons.append(f"{len(verdict.blocking)} finding(s) at or above {policy.fail_on.name}")
+        if verdict.expired:
+            ids = ", ".join(i.id for i in verdict.expired)
+            reasons.append(f"EXPIRED ignore(s): {ids}")
+        raise GateFailed(
+            "scan gate failed: " + "; ".join(reasons),
+            hint="upgrade the packages, or add an ignore with a reason and an expiry",
+            evidence=evidence,
+        )
+    return StepResult.of("scan", actions, dry_run=ctx.dry_run, summary=summary,
+                         blocking=0, total=verdict.total, ignored=len(verdict.ignored),
+                         attestation=attested)
+
