@@ -203,3 +203,137 @@ def test_concurrent_writers_keep_every_jsonl_line_whole(tmp_path: Path) -> None:
     for worker in range(3):
         seqs = [e["details"]["seq"] for e in events if e["target"] == f"app-{worker}"]
         assert seqs == list(range(40))
+
+
+# -- a real Elasticsearch-compatible server: ZincSearch built from the Go module proxy ------
+
+ZINC_USER, ZINC_PASSWORD = "admin", "Zinc-" + PLANTED
+
+
+class Zinc:
+    """ZincSearch on a fixed free loopback port, telemetry off; can be stopped and restarted."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.binary, self.workdir = binary, workdir
+        self.url = f"http://127.0.0.1:{self.port}/es"
+        self.proc: Any = None
+
+    def start(self) -> None:
+        import os
+        import subprocess
+        import time
+
+        import requests
+
+        env = {**os.environ, "ZINC_SERVER_ADDRESS": "127.0.0.1",
+               "ZINC_SERVER_PORT": str(self.port), "ZINC_DATA_PATH": str(self.workdir / "data"),
+               "ZINC_FIRST_ADMIN_USER": ZINC_USER, "ZINC_FIRST_ADMIN_PASSWORD": ZINC_PASSWORD,
+               "ZINC_TELEMETRY": "false", "ZINC_SENTRY": "false", "ZINC_PROFILER": "false",
+               "ZINC_SWAGGER_ENABLE": "false", "GIN_MODE": "release"}
+        with open(self.workdir / "zinc.log", "ab") as logfile:
+            self.proc = subprocess.Popen([self.binary], cwd=self.workdir, env=env,
+                                         stdout=logfile, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            assert self.proc.poll() is None, (self.workdir / "zinc.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "zincsearch did not answer within 30 s"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+
+@pytest.fixture(scope="module")
+def zinc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zinc]:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([str(root / "testbed" / "tools" / "zincsearch")], check=True,
+                         capture_output=True, text=True, timeout=1200).stdout
+    server = Zinc(out.strip().split("=", 1)[1].strip("'\""), tmp_path_factory.mktemp("zinc"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def zincsearch(zinc: Zinc) -> str:
+    if zinc.proc.poll() is not None:
+        zinc.start()
+    return zinc.url
+
+
+def zinc_search(url: str, index: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+    import time
+
+    import requests
+
+    for _ in range(50):  # ZincSearch makes new documents searchable within about a second
+        reply = requests.post(f"{url}/{index}/_search", json={"query": query, "size": 100},
+                              auth=(ZINC_USER, ZINC_PASSWORD), timeout=5)
+        hits = reply.json().get("hits", {}).get("hits", []) if reply.ok else []
+        if hits:
+            return [h["_source"] for h in hits]
+        time.sleep(0.1)
+    return []
+
+
+def test_events_land_in_zincsearch_through_bulk_with_the_template(
+        tmp_path: Path, zincsearch: str) -> None:
+    import requests
+
+    audit._TEMPLATES_DONE.clear()
+    env = {"PIPELINE_AUDIT_URL": zincsearch, "PIPELINE_AUDIT_INDEX": "pipeline-audit-zt1",
+           "PIPELINE_AUDIT_USER": ZINC_USER, "PIPELINE_AUDIT_PASSWORD": ZINC_PASSWORD,
+           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+    ctx = make_ctx()
+    event = record(ctx, "swap", target="hello", result="success", reason=f"go {PLANTED}",
+                   from_="blue", to="green", digest=DIGEST, env=env)
+    assert event.delivered and not event.degraded
+    [doc] = zinc_search(zincsearch, "pipeline-audit-zt1", {"term": {"id": event.id}})
+    assert (doc["action"], doc["from"], doc["to"], doc["digest"]) == ("swap", "blue", "green",
+                                                                    DIGEST)
+    assert doc["reason"] == "go ***" and doc["user"] == "release-rita"
+    template = requests.get(f"{zincsearch}/_index_template/pipeline-audit-zt1-template",
+                            auth=(ZINC_USER, ZINC_PASSWORD), timeout=5).json()
+    mapped = template["template"]["mappings"]["properties"]
+    assert mapped["action"]["type"] == "keyword" and mapped["@timestamp"]["type"] == "date"
+    assert ZINC_PASSWORD in ctx.secrets
+
+
+def test_events_spooled_during_an_outage_reach_zincsearch_once_it_answers(
+        tmp_path: Path, zinc: Zinc) -> None:
+    audit._TEMPLATES_DONE.clear()
+    env = {"PIPELINE_AUDIT_URL": zinc.url, "PIPELINE_AUDIT_INDEX": "pipeline-audit-zt2",
+           "PIPELINE_AUDIT_USER": ZINC_USER, "PIPELINE_AUDIT_PASSWORD": ZINC_PASSWORD,
+           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool"),
+           "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")}
+    ctx = make_ctx()
+    zinc.stop()  # the outage
+    try:
+        lost = [record(ctx, "refusal", target="hello", result="refused", reason="no approval",
+                       env=env) for _ in range(2)]
+    finally:
+        zinc.start()
+    for event in lost:
+        assert event.spooled == [f"index pipeline-audit-zt2 at {zinc.url}"]
+        assert event.delivered == [f"file {tmp_path / 'audit.jsonl'}"]
+    later = record(ctx, "deployment", target="hello", result="success", env=env)
+    assert later.delivered and any("delivered 2 spooled" in w for w in later.warnings)
+    found = zinc_search(zinc.url, "pipeline-audit-zt2", {"match_all": {}})
+    assert sorted(d["id"] for d in found) == sorted(e.id for e in (*lost, later))
+    assert list((tmp_path / "spool").glob("*/*.json")) == []
