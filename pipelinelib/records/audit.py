@@ -47,7 +47,7 @@ ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback",
            "annotation", "state")
 RESULTS = ("success", "failure", "refused", "overridden", "pending")
 DEFAULT_INDEX = "pipeline-audit"
-TOP_LEVEL_DETAILS = ("digest", "from", "to", "deployment_id", "tag", "state")
+TOP_LEVEL_DETAILS = ("digest", "from", "to", "revision", "deployment_id", "tag", "state")
 TIMEOUT_S = 5.0
 
 log = structlog.get_logger("pipelinelib.audit")
@@ -391,10 +391,12 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
     event = AuditEvent(
         action=action, target=target, result=result, reason=reason,
         user=ci.user, provider=ci.provider, build_url=clean_url(ci.build_url), job=ci.job,
-        app=ctx.app, environment=ctx.environment, revision=ctx.revision or ci.revision,
+        app=ctx.app, environment=ctx.environment,
+        revision=str(top.get("revision") or ctx.revision or ci.revision),
         digest=str(top.get("digest") or ""), from_=str(top.get("from") or ""),
         to=str(top.get("to") or ""),
-        details={**{k: v for k, v in top.items() if k not in ("digest", "from", "to")},
+        details={**{k: v for k, v in top.items()
+                    if k not in ("digest", "from", "to", "revision")},
                  **details},
     )
     redacted = secrets.redact(event.to_dict())
