@@ -118,6 +118,7 @@ def test_hostile_values_reach_pipeline_as_single_unchanged_arguments(tmp_path: P
         assert not any("rm -rf" in a and a not in env.values() for a in argv), (name, argv)
         # unset optional values drop their option instead of passing an empty argument
         minimal = run_sh(script, {"PIPELINE_REPORT_DIR": "reports/x", "PIPELINE_APP": "web",
+                                  "PIPELINE_MANIFESTS": "k8s",
                                   "PIPELINE_APP_DIR": ".", "PIPELINE_ENV": "staging",
                                   "PIPELINE_TO": "live", "PIPELINE_DIGEST": "",
                                   "PIPELINE_REASON": "r", "PIPELINE_RESULT": "SUCCESS",
@@ -133,8 +134,9 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
 
     checked = []
     for name, script in var_scripts().items():
-        env = {n: "sha256:" + "a" * 64 if n == "PIPELINE_DIGEST" else "value"
-               for n in set(_VARIABLE.findall(script))}
+        samples = {"PIPELINE_DIGEST": "sha256:" + "a" * 64, "PIPELINE_RESULT": "success",
+                   "PIPELINE_COLOUR": "green", "PIPELINE_FAIL_ON": "high"}
+        env = {n: samples.get(n, "value") for n in set(_VARIABLE.findall(script))}
         env["PIPELINE_REPORT_DIR"] = str(tmp_path / "reports")
         argv = run_sh(script, env, tmp_path)
         command = argv[2]
@@ -143,4 +145,5 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
             build_parser(argv).parse_args(argv)
             checked.append(name)
     assert {"pipelineBuild", "pipelinePromote", "pipelineHotfix", "pipelinePlan",
-            "pipelineApply"} <= set(checked)
+            "pipelineApply", "pipelineScan", "pipelineDeploy", "pipelineSwap",
+            "pipelineAnnotate"} <= set(checked)

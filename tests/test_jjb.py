@@ -102,8 +102,8 @@ def test_promote_job_parameters(rendered: dict[str, ET.Element]) -> None:
 
 def test_swap_job_parameters(rendered: dict[str, ET.Element]) -> None:
     params = parameters(rendered["release/swap"])
-    assert list(params) == ["APP", "ENVIRONMENT"]
-    assert choices(params["ENVIRONMENT"]) == ["live", "staging"]
+    assert list(params) == ["APP", "COLOUR"]
+    assert choices(params["COLOUR"]) == ["toggle", "blue", "green"]
 
 
 def test_hotfix_job_requires_a_digest_and_a_reason(rendered: dict[str, ET.Element]) -> None:

@@ -24,7 +24,10 @@ class JenkinsfileTest extends PipelineLibTestBase {
                      pipelineCommands())
         assertTrue(events.indexOf('input') < events.indexOf('sh promote'))
         Map annotate = shCalls.find { commandOf(it.script) == 'annotate' }
-        assertEquals('SUCCESS', annotate.env.PIPELINE_RESULT)
+        assertEquals('success', annotate.env.PIPELINE_RESULT)
+        assertEquals('deployment/hello', annotate.env.PIPELINE_WORKLOAD)
+        Map scan = shCalls.find { commandOf(it.script) == 'scan' }
+        assertEquals('littleman-co/hello-web:0123456', scan.env.PIPELINE_OSV_IMAGE)
         Map promote = shCalls.find { commandOf(it.script) == 'promote' }
         assertEquals('rita', promote.env.PIPELINE_APPROVED_BY)
         assertEquals('alice', promote.env.PIPELINE_TRIGGERED_BY)
@@ -46,7 +49,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
         }
         assertEquals(['Checkout', 'Build', 'Scan'], stages())
         assertEquals(['build', 'scan', 'annotate'], pipelineCommands())
-        assertEquals('FAILURE', shCalls.last().env.PIPELINE_RESULT)
+        assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
         assertTrue(events.contains('junit reports/scan/junit.xml'))
         assertFalse(events.contains('input'))
     }
@@ -102,10 +105,11 @@ class JenkinsfileTest extends PipelineLibTestBase {
                      binding.getVariable('currentBuild').displayName.toString())
 
         shCalls.clear(); events.clear()
-        binding.setVariable('params', [APP: 'web', ENVIRONMENT: 'live'])
+        binding.setVariable('params', [APP: 'web', COLOUR: 'toggle'])
         runScript('jenkins/jobs/swap.Jenkinsfile')
         assertEquals(['swap'], pipelineCommands())
-        assertEquals('live', shCalls.last().env.PIPELINE_ENV)
+        assertEquals('', shCalls.last().env.PIPELINE_COLOUR)
+        assertEquals('****', shCalls.last().env.KUBECONFIG)
 
         shCalls.clear(); events.clear()
         binding.setVariable('params', [APP: 'web', TO_ENV: 'live', IMAGE: 'ns/web@sha256:0b',

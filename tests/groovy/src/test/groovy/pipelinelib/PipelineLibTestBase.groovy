@@ -31,7 +31,7 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
     /** Build causes, as currentBuild.getBuildCauses() returns them. */
     List<Map> causes = [[_class: 'hudson.model.Cause$UserIdCause', userId: 'alice',
                          userName: 'Alice', shortDescription: 'Started by user Alice']]
-    Map<String, String> baseEnv = [:]
+    Map<String, String> baseEnv = [GIT_COMMIT: '0123456789abcdef0123456789abcdef01234567']
     String currentResult = 'SUCCESS'
 
     @Before
@@ -68,7 +68,13 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
         }
         helper.registerAllowedMethod('withCredentials', [List, Closure]) { List l, Closure c ->
             self.events << 'withCredentials'
-            Map frame = l.collectEntries { [(it.variable): '****'] }
+            Map frame = [:]
+            l.each { binding ->
+                frame[binding.variable] = '****'
+                if (binding.usernameVariable) {
+                    frame[binding.usernameVariable] = 'bot'
+                }
+            }
             self.envStack.push(frame)
             try {
                 return c.call()
@@ -77,6 +83,10 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
             }
         }
         helper.registerAllowedMethod('string', [Map]) { Map m -> m }
+        helper.registerAllowedMethod('file', [Map]) { Map m -> m }
+        helper.registerAllowedMethod('usernamePassword', [Map]) { Map m ->
+            [variable: m.passwordVariable, usernameVariable: m.usernameVariable]
+        }
         helper.registerAllowedMethod('echo', [String]) { String s -> self.events << "echo ${s}".toString() }
         helper.registerAllowedMethod('sh', [Map]) { Map m -> self.recordSh(m.script, m) }
         helper.registerAllowedMethod('sh', [String]) { String s -> self.recordSh(s, [script: s]) }

@@ -16,22 +16,31 @@ class VarsTest extends PipelineLibTestBase {
     /** Each var with a full parameter map, and the one env variable each value must land in. */
     static final Map<String, Map> CALLS = [
         pipelineBuild   : [appDir: 'services/web', registry: 'registry.example:5000'],
-        pipelineScan    : [appDir: 'services/web', image: 'ns/web:abc', report: 'trivy.json', policy: 'scan.yaml'],
+        pipelineScan    : [report: 'trivy:trivy.json', osvImage: 'ns/web:abc1234', policy: 'scan.yaml',
+                           failOn: 'high', image: 'registry/ns/web', digest: 'sha256:0a'],
         pipelineGate    : [appDir: 'services/web', environment: 'staging'],
         pipelineMigrate : [dir: 'db/migrations', environment: 'staging', dsnCredentialsId: 'web-dsn'],
-        pipelineDeploy  : [app: 'web', environment: 'sandbox', manifests: 'k8s', digest: 'sha256:0a'],
+        pipelineDeploy  : [app: 'web', manifests: 'k8s', namespace: 'web-sandbox', revision: 'abc1234',
+                           blueGreen: true, kubeconfigCredentialsId: 'sandbox-kubeconfig'],
         pipelinePromote : [app: 'web', from: 'staging', to: 'live'],
-        pipelineSwap    : [app: 'web', environment: 'live'],
+        pipelineSwap    : [app: 'web', namespace: 'web', colour: 'green'],
         pipelineHotfix  : [app: 'web', to: 'live', image: 'ns/web@sha256:0a', reason: 'CVE-2024-1 in login',
                            sourceRepo: 'https://git.example/web.git'],
-        pipelineAnnotate: [app: 'web', environment: 'sandbox', result: 'SUCCESS', digest: 'sha256:0a'],
+        pipelineAnnotate: [app: 'web', environment: 'sandbox', result: 'SUCCESS', digest: 'sha256:0a',
+                           workload: 'deployment/web', namespace: 'web-sandbox', reason: 'ok',
+                           jenkinsCredentialsId: 'jenkins-api'],
         pipelinePlan    : [environment: 'inttest'],
         pipelineApply   : [environment: 'inttest', app: 'web'],
     ]
 
+    /** Parameters that are not passed on as text (credential ids, flags, choices). */
+    static final List<String> NOT_STRINGS = ['dsnCredentialsId', 'kubeconfigCredentialsId',
+                                             'jenkinsCredentialsId', 'result', 'blueGreen',
+                                             'awaitPromotion', 'approve', 'colour']
+
     private Map<String, String> hostile(Map params) {
         return params.collectEntries { k, v ->
-            [(k): k in ['dsnCredentialsId', 'result'] ? v : "${v}${HOSTILE}".toString()]
+            [(k): k in NOT_STRINGS ? v : "${v}${HOSTILE}".toString()]
         }
     }
 
@@ -48,14 +57,14 @@ class VarsTest extends PipelineLibTestBase {
             assertEquals("${var}: sh text must not depend on the values".toString(),
                          plain.script, attacked.script)
             evil.each { k, v ->
-                if (k != 'dsnCredentialsId') {
+                if (!(k in NOT_STRINGS)) {
                     assertFalse("${var}: ${k} reached the sh text".toString(),
                                 attacked.script.contains(v.toString()))
                 }
             }
             assertFalse("${var}: hostile text in sh".toString(), attacked.script.contains('rm -rf'))
             // every hostile value is in the environment, byte for byte
-            evil.findAll { k, v -> !(k in ['dsnCredentialsId', 'reportDir']) }.each { k, v ->
+            evil.findAll { k, v -> !(k in NOT_STRINGS + ['reportDir']) }.each { k, v ->
                 assertTrue("${var}: ${k} value not passed via withEnv".toString(),
                            attacked.env.values().contains(v))
             }
@@ -123,14 +132,51 @@ class VarsTest extends PipelineLibTestBase {
     @Test
     void deployReturnsFiveWhenTheNewColourAwaitsPromotion() {
         exitCodes.rollout = 5
-        assertEquals(5, runVar('pipelineDeploy', [app: 'web', environment: 'staging']))
-        exitCodes.rollout = 4
+        assertEquals(5, runVar('pipelineDeploy', [app: 'web', manifests: 'k8s', awaitPromotion: true]))
+        assertEquals('1', shCalls[0].env.PIPELINE_BLUE_GREEN)
+        assertEquals('1', shCalls[0].env.PIPELINE_AWAIT_PROMOTION)
         try {
-            runVar('pipelineDeploy', [app: 'web', environment: 'staging'])
-            fail('exit 4 is not a deploy success')
+            runVar('pipelineDeploy', [app: 'web', manifests: 'k8s'])
+            fail('exit 5 without awaitPromotion is not a deploy success')
         } catch (PipelineAbort e) {
-            assertTrue(e.message.contains('exit 4'))
+            assertTrue(e.message.contains('exit 5'))
         }
+    }
+
+    @Test
+    void deployAndSwapTakeTheClusterFromAKubeconfigCredential() {
+        runVar('pipelineDeploy', [app: 'web', manifests: 'k8s', kubeconfigCredentialsId: 'live-kube'])
+        assertEquals('****', shCalls[0].env.KUBECONFIG)
+        assertTrue(events.contains('withCredentials'))
+        try {
+            runVar('pipelineSwap', [app: 'web', colour: 'purple'])
+            fail('an unknown colour must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('colour must be blue or green'))
+        }
+    }
+
+    @Test
+    void scanNeedsAReportOrAnImage() {
+        try {
+            runVar('pipelineScan', [policy: 'scan.yaml'])
+            fail('nothing to scan must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('give report:'))
+        }
+        assertTrue(shCalls.isEmpty())
+    }
+
+    @Test
+    void annotateSpeaksTheCliWordsAndCanWriteTheBuildDescription() {
+        runVar('pipelineAnnotate', [environment: 'live', result: 'UNSTABLE',
+                                    jenkinsCredentialsId: 'jenkins-api'])
+        assertEquals('failure', shCalls[0].env.PIPELINE_RESULT)
+        assertEquals('bot', shCalls[0].env.PIPELINELIB_JENKINS_USER)
+        assertEquals('****', shCalls[0].env.PIPELINELIB_JENKINS_TOKEN)
+        shCalls.clear()
+        runVar('pipelineAnnotate', [environment: 'live', result: 'SUCCESS'])
+        assertEquals('success', shCalls[0].env.PIPELINE_RESULT)
     }
 
     @Test
@@ -226,7 +272,7 @@ class VarsTest extends PipelineLibTestBase {
     void annotatingAFailureNeverHidesTheFailure() {
         exitCodes.annotate = 3
         assertEquals(null, runVar('pipelineAnnotate', [app: 'web', environment: 'sandbox', result: 'FAILURE']))
-        assertEquals('FAILURE', shCalls[0].env.PIPELINE_RESULT)
+        assertEquals('failure', shCalls[0].env.PIPELINE_RESULT)
         assertTrue(events.contains('junit reports/annotate/junit.xml'))
         try {
             runVar('pipelineAnnotate', [app: 'web', environment: 'sandbox', result: 'SUCCESS'])
