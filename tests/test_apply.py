@@ -103,7 +103,9 @@ def test_drift_is_detected_and_repaired(kube_env, kubectl, tmp_path):
     write_env(tmp_path, "staging", ns, app("api"))
     assert pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path)).returncode == 0
     kubectl("-n", ns, "scale", "deployment", "api", "--replicas=4")
-    kubectl("-n", ns, "patch", "configmap", "api-config", "--type=merge", "-p",
+    config = next(i["metadata"]["name"] for i in kubectl.json(
+        "-n", ns, "get", "configmaps")["items"] if i["metadata"]["name"].startswith("api-config-"))
+    kubectl("-n", ns, "patch", "configmap", config, "--type=merge", "-p",
             '{"data":{"LOG_LEVEL":"debug"}}')
     code, plan = plan_json(kube_env, tmp_path, "staging")
     assert code == 4 and plan["drifted"] == ["api"]

@@ -53,9 +53,18 @@ def render_app(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
         docs.append(_service(app))
     if app.dns and not _has(docs, "Ingress", app.name):
         docs.append(_ingress(app))
+    _hash_config(docs)
     for doc in docs:
         _own(doc, env, app)
     return docs
+
+
+def _hash_config(docs: list[dict[str, Any]]) -> None:
+    """Name ConfigMaps/Secrets ``NAME-<content hash>`` exactly as the rollout step does
+    (create before delete), so the plan compares with what a rollout leaves live."""
+    from pipelinelib.kube import manifests as mf
+
+    mf.hash_config([mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)])
 
 
 def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:

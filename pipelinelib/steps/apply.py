@@ -9,6 +9,7 @@ app's outcome is reported. An environment already matching its spec makes zero w
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pipelinelib.context import Context
@@ -24,12 +25,31 @@ from pipelinelib.steps.plan import compute_plans, render_all
 
 def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, Any]],
                 plan: dict[str, Any]) -> StepResult:
-    """Deploy one app through the rollout step (apply, wait, prune, roll back on failure)."""
+    """Deploy one app through the rollout step (apply, wait, prune, roll back on failure);
+    an app gone from the spec has its owned objects pruned."""
     from pipelinelib.steps import rollout
 
-    spec = env.apps.get(app)
-    return rollout.rollout(ctx, manifests, app=app, namespace=plan["namespace"],
-                           timeout=spec.timeout if spec else 300, prune=True)
+    if env.kubeconfig or env.context:  # the environment's own cluster
+        ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
+            ctx, env.kubeconfig, env.context)})
+    if plan["action"] == "delete":
+        return _remove_app(ctx, app, plan["namespace"])
+    spec = env.apps[app]
+    return rollout.rollout(ctx, manifests, app=app, namespace=spec.namespace,
+                           timeout=spec.timeout, prune=True,
+                           allowed_namespaces=env.namespaces or None)
+
+
+def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
+    """Prune every object the rollout step owns for ``app`` (it left the spec)."""
+    from pipelinelib.kube.revisions import prune_candidates
+
+    kube = ctx.kube
+    gone = []
+    for kind, name in prune_candidates(kube, app, namespace, set(), ctx.log):
+        if kube.delete(kind, name, namespace):
+            gone.append(f"delete {kind}/{name}")
+    return StepResult.of("remove", gone)
 
 
 @step("apply")
