@@ -65,6 +65,9 @@ def _hash_config(docs: list[dict[str, Any]]) -> None:
     from pipelinelib.kube import manifests as mf
 
     mf.hash_config([mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)])
+    for doc in docs:  # already named by content: the rollout must not hash them again
+        if doc.get("kind") in mf.HASHED:
+            doc["metadata"].setdefault("annotations", {})["pipelinelib.dev/hash"] = "false"
 
 
 def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:
