@@ -90,3 +90,18 @@ def test_gocd_instance_comment_names_the_outcome() -> None:
     assert reporter.annotate(outcome_text(True, "staging")) == ["commented on hello/8"]
     post = next(c.request for c in responses.calls if c.request.method == "POST")
     assert json.loads(post.body) == {"comment": "Successfully Deployed to staging"}
+
+
+def test_the_identity_the_vars_pass_is_the_one_the_library_reads() -> None:
+    """vars/pipelineCli sets BUILD_USER_ID from the build cause (overriding any parameter of
+    that name); CIInfo reads exactly that, with Jenkins' own build variables."""
+    env = {"JENKINS_URL": JENKINS, "BUILD_URL": BUILD, "JOB_NAME": "apps/hello",
+           "BUILD_NUMBER": "17", "GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567",
+           "BUILD_USER_ID": "alice", "PIPELINE_TRIGGERED_BY": "alice",
+           "PIPELINE_APPROVED_BY": ""}
+    ci = CIInfo.from_env(env)
+    assert (ci.provider, ci.user, ci.build_url, ci.build_number, ci.job, ci.revision) == (
+        "jenkins", "alice", BUILD, "17", "apps/hello", env["GIT_COMMIT"])
+    gocd = CIInfo.from_env(GOCD_ENV)
+    assert (gocd.provider, gocd.user, gocd.job, gocd.build_number) == (
+        "gocd", "rita", "hello", "8-abc12345")
