@@ -1,0 +1,274 @@
+"""Migrations before rollout: the built-in SQL runner, its lint, and the app's own
+migration command as a Kubernetes Job from the same image digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.errors import BadInput, GateFailed, StepFailed
+from pipelinelib.result import StepResult
+from pipelinelib.step import step
+
+
+def application_name(ctx: Context) -> str:
+    """``pipelinelib migrate USER BUILD_URL``: what a waiting runner sees of the lock holder."""
+    parts = ["pipelinelib migrate", ctx.ci.user or "unknown", ctx.ci.build_url]
+    return ctx.secrets.redact_text(" ".join(p for p in parts if p))
+
+
+def applied_by(ctx: Context) -> str:
+    who = ctx.ci.user or "unknown"
+    return ctx.secrets.redact_text(f"{who} {ctx.ci.build_url}".strip())
+
+
+@step("migrate-lint")
+def lint_pending(ctx: Context, directory: str | Path, versions: list[str]) -> StepResult:
+    """Expand/contract lint of the pending migrations; GateFailed on an unallowed finding."""
+    from pipelinelib.migrate.lint import lint_migrations
+
+    findings = lint_migrations(directory, versions)
+    for finding in findings:
+        ctx.log.info("lint finding", finding=finding.one_line())
+    refused = [f for f in findings if not f.allowed]
+    if refused:
+        raise GateFailed(
+            f"{len(refused)} pending migration change(s) would break the app version still "
+            f"running (first: {refused[0].one_line()})",
+            hint="split into expand/contract releases, or mark the file "
+                 "`-- pipelinelib:allow RULE reason: ...` / `-- pipelinelib:contract reason: ...`",
+            evidence=[f.one_line() for f in refused])
+    return StepResult(
+        "migrate-lint", status=_unchanged(), dry_run=ctx.dry_run,
+        summary=f"{len(versions)} pending migration(s) linted; {len(findings)} allowed finding(s)",
+        outputs={"findings": [f.to_dict() for f in findings]})
+
+
+def _unchanged() -> Any:
+    from pipelinelib.result import Status
+
+    return Status.UNCHANGED
+
+
+@step("migrate")
+def migrate_database(ctx: Context, dsn: str, directory: str | Path, *,
+                     table: str | None = None, lock_wait_s: float = 300.0,
+                     lock_timeout: str | None = None, out_of_order: bool = False,
+                     allow_missing: bool = False, lint: bool = True, job: Any = None
+                     ) -> StepResult:
+    """Apply the pending migrations of ``directory`` (see pipelinelib.migrate.runner)."""
+    from pipelinelib.adapters.postgres import Postgres, dsn_parts
+    from pipelinelib.migrate import history, runner
+
+    ctx.secrets.add(dsn_parts(dsn).get("password"))
+    options = runner.RunOptions(
+        table=table or history.DEFAULT_TABLE, applied_by=applied_by(ctx),
+        lock_wait_s=lock_wait_s, lock_timeout=lock_timeout, out_of_order=out_of_order,
+        allow_missing=allow_missing, dry_run=ctx.dry_run)
+    history.table_name(options.table)
+
+    def on_wait(holder: Any, waited: float) -> None:
+        ctx.log.warning("waiting for the migration lock", waited_s=round(waited, 1),
+                        holder=holder.describe() if holder else "released just now",
+                        max_wait_s=lock_wait_s)
+
+    def on_apply(mig: Any) -> None:
+        ctx.log.info(f"applying {mig.name}", transactional=mig.transactional,
+                     why_no_transaction=mig.no_transaction_reason or None)
+
+    options.on_wait, options.on_apply = on_wait, on_apply
+    with Postgres.connect(dsn, secrets=ctx.secrets, application_name=application_name(ctx)) as db:
+        planned = runner.read_plan(db, directory, options)
+        if lint and planned.pending:
+            lint_step = job.run if job is not None else (lambda fn, *a: fn(*a))
+            lint_step(lint_pending, ctx, directory, [m.key for m in planned.pending])
+        outcome = runner.run(db, directory, options)
+    pending = [m.name for m in outcome.plan.pending]
+    actions = [runner.describe(m) for m in outcome.plan.pending] if ctx.dry_run \
+        else [f"applied {name}" for name in outcome.applied]
+    return StepResult.of("migrate", actions, dry_run=ctx.dry_run, pending=pending,
+                         applied=list(outcome.applied),
+                         lock_waited_s=round(outcome.lock_waited_s, 2),
+                         history=len(outcome.plan.applied) + len(outcome.applied))
+
+
+# --- (b) the app's own migration command as a Kubernetes Job ---------------------------------
+
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def job_name(app: str, image: str, command: list[str]) -> str:
+    """``APP-migrate-HASH``: the same image digest and command give the same Job."""
+    digest = hashlib.sha256(json.dumps([image, command]).encode()).hexdigest()[:10]
+    base = re.sub(r"[^a-z0-9-]+", "-", (app or "app").lower()).strip("-")[:40] or "app"
+    return f"{base}-migrate-{digest}"
+
+
+def job_manifest(name: str, namespace: str, app: str, image: str, command: list[str], *,
+                 env: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
+                 timeout_s: int = 600, secret_env: dict[str, tuple[str, str]] | None = None
+                 ) -> dict[str, Any]:
+    """The Job: one pod, no retries, bounded by ``activeDeadlineSeconds``."""
+    env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in (env or {}).items()]
+    env_list += [{"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key}}}
+                 for k, (s, key) in (secret_env or {}).items()]
+    labels = {"app.kubernetes.io/managed-by": "pipelinelib", "pipelinelib.dev/app": app or "app",
+              "pipelinelib.dev/purpose": "migrate"}
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                     "annotations": {"pipelinelib.dev/image": image}},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": int(timeout_s),
+            "template": {
+                "metadata": {"labels": labels, "annotations": dict(annotations or {})},
+                "spec": {"restartPolicy": "Never", "containers": [
+                    {"name": "migrate", "image": image, "command": list(command),
+                     "env": env_list}]},
+            },
+        },
+    }
+
+
+def job_state(job: dict[str, Any]) -> str:
+    """``succeeded``, ``failed`` or ``running`` from the Job's conditions."""
+    for cond in job.get("status", {}).get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "succeeded"
+        if cond.get("type") in ("Failed", "FailureTarget"):
+            return "failed"
+    status = job.get("status", {})
+    if status.get("succeeded"):
+        return "succeeded"
+    return "running"
+
+
+@step("migrate-job")
+def run_migration_job(ctx: Context, namespace: str, image: str, command: list[str], *,
+                      env: dict[str, str] | None = None,
+                      annotations: dict[str, str] | None = None,
+                      secret_env: dict[str, tuple[str, str]] | None = None,
+                      timeout_s: int = 600) -> StepResult:
+    """Run the app's migration command as a Job from ``image`` (pinned by digest) and wait.
+
+    A Job with the same name that succeeded: unchanged. One that failed is replaced
+    (a re-run retries). On failure: StepFailed with the pods' logs and the events.
+    """
+    if not DIGEST.search(image):
+        raise BadInput(f"migration image {image} is not pinned by digest", field="--job-image",
+                       expected="REPOSITORY@sha256:<64 hex> (the digest the rollout deploys)")
+    if not command:
+        raise BadInput("no migration command", field="--job-command",
+                       expected="the app's migration command, e.g. ./manage.py migrate")
+    name = job_name(ctx.app, image, command)
+    kube = ctx.kube
+    live = kube.get("Job", name, namespace)
+    state = job_state(live) if live else "absent"
+    if state == "succeeded":
+        return StepResult.of("migrate-job", [], dry_run=ctx.dry_run, job=name, state=state)
+    actions = {"absent": [f"create Job {namespace}/{name}"],
+               "failed": [f"replace failed Job {namespace}/{name}"],
+               "running": [f"wait for running Job {namespace}/{name}"]}[state]
+    if ctx.dry_run:
+        return StepResult.of("migrate-job", actions, dry_run=True, job=name, state=state)
+    if state == "failed":
+        kube.delete("Job", name, namespace, propagation="Foreground")
+        _wait_gone(ctx, name, namespace)
+    if state != "running":
+        manifest = job_manifest(name, namespace, ctx.app, image, command, env=env,
+                                annotations=annotations, timeout_s=timeout_s,
+                                secret_env=secret_env)
+        kube.create(manifest, namespace, ok=(409,))
+    final = wait_for_job(ctx, name, namespace, timeout_s=timeout_s + 30)
+    if job_state(final) != "succeeded":
+        raise StepFailed(f"migration Job {namespace}/{name} failed",
+                         cause=_failure_reason(final),
+                         hint="read the migration's output below; fix and re-run (the failed "
+                              "Job is replaced)",
+                         evidence=[ctx.secrets.redact_text(line)
+                                   for line in job_evidence(ctx, name, namespace)])
+    return StepResult.of("migrate-job", actions, job=name, state="succeeded")
+
+
+def _wait_gone(ctx: Context, name: str, namespace: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while ctx.kube.get("Job", name, namespace) is not None:
+        if time.monotonic() > deadline:
+            raise StepFailed(f"the failed Job {namespace}/{name} was not deleted in "
+                             f"{timeout_s:.0f}s")
+        time.sleep(0.5)
+
+
+def wait_for_job(ctx: Context, name: str, namespace: str, timeout_s: float) -> dict[str, Any]:
+    """Watch the Job until it succeeds or fails; progress every 5 s; StepFailed on timeout."""
+    from pipelinelib.adapters.kube import WatchExpired
+
+    kube = ctx.kube
+    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    last_log = started
+    selector = f"metadata.name={name}"
+    while True:
+        listed = kube.list("Job", namespace, field_selector=selector)
+        items = listed.get("items", [])
+        if items and job_state(items[0]) != "running":
+            return items[0]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StepFailed(f"migration Job {namespace}/{name} still running after "
+                             f"{timeout_s:.0f}s",
+                             evidence=job_evidence(ctx, name, namespace))
+        rv = listed.get("metadata", {}).get("resourceVersion", "0")
+        try:
+            for _type, obj in kube.watch("Job", namespace, rv, field_selector=selector,
+                                         timeout_s=max(1, min(int(remaining), 5))):
+                if obj.get("kind") == "Job" and job_state(obj) != "running":
+                    return obj
+                if time.monotonic() - last_log >= 5:
+                    break
+        except WatchExpired:
+            continue
+        if time.monotonic() - last_log >= 5:
+            last_log = time.monotonic()
+            status = items[0].get("status", {}) if items else {}
+            ctx.log.info("waiting for the migration Job", job=name,
+                         waited_s=round(last_log - started), active=status.get("active", 0))
+
+
+def _failure_reason(job: dict[str, Any]) -> str:
+    for cond in job.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            return f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
+    return "the Job did not complete"
+
+
+def job_evidence(ctx: Context, name: str, namespace: str) -> list[str]:
+    """Pod phases, container exit codes, log tails and events of the Job."""
+    kube = ctx.kube
+    lines: list[str] = []
+    pods = kube.list("Pod", namespace, selector=f"job-name={name}").get("items", [])
+    for pod in pods:
+        pname = pod["metadata"]["name"]
+        status = pod.get("status", {})
+        lines.append(f"pod {pname}: {status.get('phase', '?')}")
+        for cs in status.get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated") or {}
+            if term:
+                lines.append(f"  container {cs.get('name')}: exit {term.get('exitCode')} "
+                             f"{term.get('reason', '')} {term.get('message', '')}".rstrip())
+        logs = kube.pod_logs(pname, namespace, tail=30)
+        lines += [f"  log: {line}" for line in logs] or ["  (no log output available)"]
+        for event in kube.events(namespace, pname, "Pod"):
+            lines.append(f"  event {event.get('reason')}: {event.get('message', '')}")
+    for event in kube.events(namespace, name, "Job"):
+        lines.append(f"event Job {event.get('reason')}: {event.get('message', '')}")
+    return lines
