@@ -108,6 +108,9 @@ def test_exports_point_at_a_pinned_release_with_every_binary(kube_env, admin):
     nodes = client.CoreV1Api(admin).list_node(label_selector="type=kwok").items
     assert len(nodes) >= 2
     assert all(condition(n, "Ready").status == "True" and not n.spec.taints for n in nodes)
+    # The apiserver reaches the simulated kubelets (pod logs) on loopback only.
+    assert {a.address for n in nodes for a in n.status.addresses if a.type == "InternalIP"} \
+        == {"127.0.0.1"}
 
 
 def test_up_again_reuses_the_running_processes(kube_env):
@@ -156,8 +159,11 @@ def test_deployer_token_is_a_service_account_with_least_privilege(deployer, admi
     assert core.read_namespaced_secret("db", ns).data["pw"]
     client.CoordinationV1Api(deployer).create_namespaced_lease(
         ns, {"metadata": {"name": "deploy-lock-web"}, "spec": {"holderIdentity": "t"}})
-    wait_for("the deployer to see its pod", lambda: core.list_namespaced_pod(ns).items)
+    pod = wait_for("the deployer to see its running pod", lambda: next((
+        p for p in core.list_namespaced_pod(ns).items if p.status.phase == "Running"), None))
     core.list_namespaced_event(ns)
+    assert "listening on :8080" in core.read_namespaced_pod_log(pod.metadata.name, ns,
+                                                                tail_lines=10)
     # An admin request without credentials is refused too (authentication on).
     bare = client.Configuration()
     bare.host = admin.configuration.host
@@ -253,6 +259,8 @@ def test_crash_pod_loops_in_crash_loop_back_off(admin, ns):
         core, ns, "crash").status.container_statuses[0].restart_count > first, timeout=15)
     events = core.list_namespaced_event(ns, field_selector="involvedObject.name=crash").items
     assert any(e.reason == "BackOff" and e.type == "Warning" for e in events)
+    previous = core.read_namespaced_pod_log("crash", ns, previous=True, tail_lines=5)
+    assert "fatal: simulated crash" in previous
 
 
 def test_never_ready_pod_runs_but_stays_unready(admin, ns):
