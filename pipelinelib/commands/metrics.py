@@ -1,0 +1,113 @@
+"""``pipeline metrics``: DORA metrics (and the deployment history) from git records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pipelinelib.context import Context
+
+DESCRIPTION = """\
+DORA metrics from the deployment records in git alone: deployment tags and the state
+notes (refs/notes/pipelinelib-state), fetched from origin; optionally also the audit JSONL
+(--audit-file, default PIPELINE_AUDIT_FILE). No cluster or CI server is needed.
+
+  deployment frequency   successful deployments per day in the window
+  lead time for changes  commit time -> successful deployment (median, mean; hours)
+  change failure rate    failed deployments ("Failed Deployment", or marked broken
+                         later) / all deployments
+  time to restore        a failure -> the next successful deployment in the same
+                         environment (median; hours)
+
+--history prints every deployment in the window (who deployed what, where, when).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", default=".", help="the git clone (default: .)")
+    parser.add_argument("--env", default="", help="only this environment (default: all)")
+    parser.add_argument("--days", type=float, default=30.0,
+                        help="the window: the last N days (default 30)")
+    parser.add_argument("--since", help="window start (ISO time; overrides --days)")
+    parser.add_argument("--until", help="window end (ISO time; default now)")
+    parser.add_argument("--audit-file", help="also read deployments from this audit JSONL")
+    parser.add_argument("--history", action="store_true", help="list the deployments too")
+    parser.add_argument("--output", choices=("text", "json"), default="text")
+
+
+def _time(value: str | None, field: str) -> object:
+    from pipelinelib.errors import BadInput
+    from pipelinelib.records import format as fmt
+
+    parsed = fmt.parse_time(value)
+    if parsed is None:
+        raise BadInput(f"invalid time {value!r}", field=field,
+                       expected="an ISO time, e.g. 2026-11-01T00:00:00Z")
+    return parsed
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    import datetime as dt
+    import os
+    from pathlib import Path
+
+    from pipelinelib.adapters.git_repo import GitRepo
+    from pipelinelib.errors import BadInput
+    from pipelinelib.records import metrics
+
+    if args.env:
+        from pipelinelib.records.format import check_environment
+
+        check_environment(args.env)
+    if args.days <= 0:
+        raise BadInput("the window must be positive", field="--days", expected="N > 0")
+    until = _time(args.until, "--until") if args.until else dt.datetime.now(dt.timezone.utc)
+    since = (_time(args.since, "--since") if args.since
+             else until - dt.timedelta(days=args.days))  # type: ignore[operator]
+    repo = GitRepo.open(Path(args.repo))
+    audit_file = args.audit_file or os.environ.get("PIPELINE_AUDIT_FILE") or None
+    deployments = metrics.collect(repo, audit_file)
+    result = metrics.compute(deployments, environment=args.env, since=since,  # type: ignore[arg-type]
+                             until=until)  # type: ignore[arg-type]
+    window = [d for d in deployments if since <= d.time <= until  # type: ignore[operator]
+              and (not args.env or d.environment == args.env)]
+    if args.output == "json":
+        data = result.to_dict()
+        if args.history:
+            data["history"] = [d.to_dict() for d in window]
+        json.dump(ctx.secrets.redact(data), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(format_metrics(result))
+    if args.history:
+        print()
+        print(format_history(window))
+    return 0
+
+
+def format_metrics(m: object) -> str:
+    def num(value: object, unit: str = "") -> str:
+        return "n/a" if value is None else f"{value}{unit}"
+
+    d = m.to_dict()  # type: ignore[attr-defined]
+    return "\n".join([
+        f"DORA metrics for {d['environment']}: {d['since']} .. {d['until']} ({d['days']} days)",
+        f"  deployments            {d['deployments']} ({d['successful']} successful, "
+        f"{d['failed']} failed)",
+        f"  deployment frequency   {d['deployment_frequency_per_day']} per day",
+        f"  lead time for changes  median {num(d['lead_time_hours_median'], ' h')}, "
+        f"mean {num(d['lead_time_hours_mean'], ' h')}",
+        f"  change failure rate    {num(d['change_failure_rate'])}",
+        f"  time to restore        median {num(d['time_to_restore_hours_median'], ' h')} "
+        f"({len(d['restores'])} restored)",
+    ])
+
+
+def format_history(deployments: list) -> str:  # type: ignore[type-arg]
+    lines = [f"{'time':<20} {'env':<12} {'result':<8} {'commit':<12} {'tag':<24} actor"]
+    for d in deployments:
+        result = "broken" if d.failed_at else d.result
+        lines.append(f"{d.time.strftime('%Y-%m-%dT%H:%M:%SZ'):<20} {d.environment:<12} "
+                     f"{result:<8} {d.commit[:12]:<12} {d.tag or '-':<24} {d.actor or '-'}")
+    return "\n".join(lines)

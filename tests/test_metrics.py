@@ -1,0 +1,95 @@
+"""DORA metrics from the records of a real repository: tags, state notes, audit JSONL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from pipelinelib.adapters.git_repo import GitRepo
+from pipelinelib.records import states, tags
+from tests.conftest import git, run_pipeline
+from tests.test_records import clone
+
+T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
+DIGEST = "sha256:" + "12" * 32
+
+
+def iso(hours: float) -> str:
+    return (T0 + dt.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def commit_at(repo: Path, hours: float, name: str) -> str:
+    (repo / "f.txt").write_text(name)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.org",
+           "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.org",
+           "GIT_COMMITTER_DATE": iso(hours), "GIT_AUTHOR_DATE": iso(hours)}
+    subprocess.run(["git", "commit", "-q", "-am", name], cwd=repo, env=env, check=True)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def deploy(repo: GitRepo, commit: str, env: str, hours: float, ok: bool, build: str) -> None:
+    """Write the records a deployment leaves (the annotate step's formats) at a given time."""
+    dep_id = tags.deployment_id(commit, env, build)
+    fields = {"deployment_id": dep_id, "environment": env, "commit": commit, "digest": DIGEST,
+              "actor": "rita", "build_url": build, "time": iso(hours),
+              "result": "success" if ok else "failure"}
+    if ok:
+        fields["tag"] = tags.ensure_deployment_tag(repo, fields).name
+    states.set_state(repo, commit, {**fields, "state": "deployed" if ok else "broken",
+                                    "annotation": "Successfully Deployed" if ok
+                                    else "Failed Deployment"})
+
+
+def test_metrics_from_tags_notes_and_audit(tmp_path: Path) -> None:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    work = tmp_path / "work"
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    (work / "f.txt").write_text("0")
+    git(work, "add", "f.txt")
+    c1 = commit_at(work, 0, "c1")
+    c2 = commit_at(work, 3, "c2")
+    c3 = commit_at(work, 6, "c3")
+    c4 = commit_at(work, 8.5, "c4")
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "push", "-q", "origin", "main")
+    repo = GitRepo.open(work)
+    deploy(repo, c1, "staging", 1, True, "b0")
+    deploy(repo, c1, "live", 2, True, "b1")
+    deploy(repo, c2, "live", 5, False, "b2")
+    deploy(repo, c3, "live", 7, True, "b3")
+    states.set_state(repo, c3, {"state": "broken", "environment": "live", "time": iso(8),
+                                "actor": "oncall", "reason": "incident 42"})
+    audit_file = tmp_path / "audit.jsonl"  # c4's deployment is only in the audit trail
+    audit_file.write_text(json.dumps({
+        "@timestamp": iso(10)[:-1] + ".000Z", "action": "deployment", "result": "success",
+        "environment": "live", "revision": c4, "user": "rita", "digest": DIGEST,
+        "details": {"deployment_id": "feedfacefeedface"}}) + "\n")
+
+    # read back from a fresh clone: git alone (plus the audit file) holds everything
+    fresh = clone(tmp_path, origin, "fresh")
+    out = run_pipeline("metrics", "--env", "live", "--since", iso(-1), "--until", iso(23),
+                       "--audit-file", str(audit_file), "--history", "--output", "json",
+                       cwd=fresh)
+    assert out.returncode == 0, out.stderr
+    m = json.loads(out.stdout)
+    assert (m["deployments"], m["successful"], m["failed"]) == (4, 3, 2)
+    assert m["deployment_frequency_per_day"] == 3.0
+    assert m["lead_time_hours_median"] == 1.5  # c1 2 h, c3 1 h, c4 1.5 h
+    assert m["change_failure_rate"] == 0.5
+    assert sorted(r["hours"] for r in m["restores"]) == [2.0, 5.0]
+    assert m["time_to_restore_hours_median"] == 3.5
+    assert [(h["commit"], h["result"], h["source"]) for h in m["history"]] == [
+        (c1, "success", "note"), (c2, "failure", "note"), (c3, "success", "note"),
+        (c4, "success", "audit")]
+    assert m["history"][0]["tag"] == "deployment-0002"
+
+    everywhere = run_pipeline("metrics", "--since", iso(-1), "--until", iso(23), cwd=fresh)
+    assert everywhere.returncode == 0, everywhere.stderr
+    # all environments (staging too), without the audit file
+    assert "deployments            4 (3 successful, 2 failed)" in everywhere.stdout
+    bad = run_pipeline("metrics", "--since", "yesterday", cwd=fresh)
+    assert bad.returncode == 2 and "--since" in bad.stderr
