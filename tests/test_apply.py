@@ -159,3 +159,16 @@ def test_an_image_not_pinned_by_digest_is_refused_before_any_write(kube_env, kub
     assert out.returncode == 2
     assert "apps.loose.image: 127.0.0.1:5001/t/loose:latest is not pinned by digest" in out.stderr
     assert kubectl.json("-n", ns, "get", "deployments")["items"] == []
+
+
+def test_a_missing_secret_is_refused_for_every_app_before_any_write(kube_env, kubectl,
+                                                                     tmp_path):
+    ns = kubectl.namespace("sec")
+    needs_secret = app("api", 5).replace("    timeout: 30\n", "    timeout: 30\n    secrets: "
+                                         "{DATABASE_URL: {secret: api-db, key: url}}\n")
+    write_env(tmp_path, "staging", ns, app("first", 0) + needs_secret)
+    out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path))
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Secret api-db does not exist" in out.stderr
+    assert kubectl.json("-n", ns, "get", "deployments,configmaps,services", "-l",
+                        "app.kubernetes.io/managed-by=pipelinelib")["items"] == []

@@ -40,6 +40,26 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
                            allowed_namespaces=env.namespaces or None)
 
 
+def _validate_all(ctx: Context, env: EnvSpec, todo: list[dict[str, Any]],
+                  rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """The rollout step's own checks (pinned images, one namespace, referenced Secrets and
+    ConfigMaps exist...) for every app, before the first write: bad input changes nothing."""
+    from pipelinelib.kube import manifests as mf
+    from pipelinelib.steps.rollout import namespace_exists, prepare
+
+    if env.kubeconfig or env.context:
+        ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
+            ctx, env.kubeconfig, env.context)})
+    for p in todo:
+        if p["action"] != "delete":
+            spec = env.apps[p["app"]]
+            docs = prepare(ctx, rendered[p["app"]], p["app"], spec.namespace,
+                           env.namespaces or None)
+            check = getattr(mf, "check_references", None)
+            if check is not None:
+                check(docs, ctx.kube, spec.namespace, namespace_exists(ctx.kube, spec.namespace))
+
+
 def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
     """Prune every object the rollout step owns for ``app`` (it left the spec)."""
     from pipelinelib.kube.revisions import prune_candidates
@@ -69,6 +89,8 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                                    f"{a.image.ref} is not pinned by digest",
                                    "image.digest (pipeline promote writes it)")
                            for a in unpinned])
+    if todo:
+        _validate_all(ctx, env, todo, rendered)
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before)
