@@ -63,10 +63,14 @@ class BulkPeer:
                 lines = body.decode().splitlines()
                 items = []
                 for action, doc in zip(lines[::2], lines[1::2], strict=True):
-                    meta = json.loads(action)["index"]
-                    peer.docs[meta["_id"]] = {"_index": meta["_index"], **json.loads(doc)}
+                    meta, source = json.loads(action)["index"], json.loads(doc)
+                    if source["target"] == "poison":  # a mapping error: refused for good
+                        items.append({"index": {"_id": meta["_id"], "status": 400}})
+                        continue
+                    peer.docs[meta["_id"]] = {"_index": meta["_index"], **source}
                     items.append({"index": {"_id": meta["_id"], "status": 201}})
-                self._reply(200, {"errors": False, "items": items})
+                errors = any(i["index"]["status"] >= 300 for i in items)
+                self._reply(200, {"errors": errors, "items": items})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -169,6 +173,22 @@ def test_outage_spools_events_and_the_next_run_delivers_them_in_order_once(
     # a flush repeated after the spool is empty indexes nothing twice
     report = audit.flush(audit.sinks_from_env(env, ctx.secrets), audit.Spool(tmp_path / "spool"))
     assert report.delivered == {} and len(peer.docs) == 3
+
+
+def test_an_event_the_server_refuses_for_good_is_set_aside_and_the_rest_delivered(
+        tmp_path: Path, peer: BulkPeer) -> None:
+    env = {"PIPELINE_AUDIT_URL": peer.url, "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+    ctx = make_ctx()
+    peer.fail_status = 503
+    spooled = [record(ctx, "swap", target=t, result="success", env=env)
+               for t in ("hello", "poison", "world")]
+    peer.fail_status = None
+    audit._TEMPLATES_DONE.clear()
+    last = record(ctx, "swap", target="last", result="success", env=env)
+    assert set(peer.docs) == {spooled[0].id, spooled[2].id, last.id}
+    [aside] = list((tmp_path / "spool" / "rejected").glob("*/*.json"))
+    assert spooled[1].id in aside.name
+    assert list((tmp_path / "spool").glob("bulk-*/*.json")) == []
 
 
 def test_unreachable_server_spools_instead_of_failing(tmp_path: Path) -> None:

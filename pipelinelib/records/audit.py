@@ -365,10 +365,13 @@ def flush(sinks: list[Any], spool: Spool, batch: int = 500) -> FlushReport:
                     sink.write(docs)
                 except SinkError as exc:
                     report.errors.append(str(exc))
-                    if exc.permanent and len(chunk) == 1:
-                        spool.reject(chunk[0])
-                        report.rejected[sink.name] = report.rejected.get(sink.name, 0) + 1
-                    break
+                    if not exc.permanent:
+                        break  # still down: keep everything for the next run
+                    sent, ok = _one_by_one(sink, spool, chunk, report)
+                    done += sent
+                    if not ok:
+                        break
+                    continue
                 for path in chunk:
                     path.unlink(missing_ok=True)
                 done += len(docs)
@@ -378,6 +381,29 @@ def flush(sinks: list[Any], spool: Spool, batch: int = 500) -> FlushReport:
             if left:
                 report.remaining[sink.name] = left
     return report
+
+
+def _one_by_one(sink: Any, spool: Spool, paths: list[Path],
+                report: FlushReport) -> tuple[int, bool]:
+    """After a batch was refused: send each event alone, move the refused ones aside.
+    Returns (delivered, True unless the sink went down meanwhile)."""
+    sent = 0
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            sink.write([json.loads(path.read_text(encoding="utf-8"))])
+        except (OSError, ValueError):
+            spool.reject(path)
+        except SinkError as exc:
+            if not exc.permanent:
+                return sent, False
+            spool.reject(path)
+            report.rejected[sink.name] = report.rejected.get(sink.name, 0) + 1
+            continue
+        path.unlink(missing_ok=True)
+        sent += 1
+    return sent, True
 
 
 def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str = "",

@@ -1,0 +1,54 @@
+"""The annotate step writes the outcome into the Jenkins build running the job.
+
+Jenkins is met through `responses` with its JSON API payloads (crumb issuer, build info,
+submitDescription); git and the audit file are real.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import responses
+
+from pipelinelib.context import CIInfo, Context
+from pipelinelib.records.audit import read_jsonl
+from pipelinelib.steps.annotate import annotate_deployment
+from tests.conftest import git
+from tests.test_records import clone, make_origin
+
+JENKINS = "https://ci.example.org/"
+BUILD = JENKINS + "job/apps/job/hello/23/"
+DIGEST = "sha256:" + "7e" * 32
+
+
+@responses.activate
+def test_failed_deployment_sets_the_jenkins_build_description(tmp_path: Path) -> None:
+    origin, shas = make_origin(tmp_path)
+    repo = clone(tmp_path, origin, "work")
+    env = {"JENKINS_URL": JENKINS, "BUILD_URL": BUILD, "JOB_NAME": "apps/hello",
+           "BUILD_NUMBER": "23", "BUILD_USER_ID": "rita",
+           "PIPELINELIB_JENKINS_USER": "deploy-bot", "PIPELINELIB_JENKINS_TOKEN": "jt-secret-77",
+           "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+    ctx = Context(app="hello", environment="live", revision=shas[-1], ci=CIInfo.from_env(env))
+    responses.add(responses.GET, JENKINS + "crumbIssuer/api/json",
+                  json={"crumb": "c1", "crumbRequestField": "Jenkins-Crumb"})
+    responses.add(responses.GET, BUILD + "api/json",
+                  json={"number": 23, "url": BUILD, "result": None, "building": True,
+                        "displayName": "#23", "description": None})
+    responses.add(responses.POST, BUILD + "submitDescription", status=302,
+                  headers={"Location": BUILD})
+    responses.add(responses.GET, BUILD, body="")
+
+    result = annotate_deployment(ctx, repo=repo, digest=DIGEST, job_failed=True,
+                                 reason="rollout timed out", env=env)
+
+    post = next(c.request for c in responses.calls if c.request.method == "POST")
+    assert parse_qs(post.body)["description"] == ["Failed Deployment to live"]
+    assert "jenkins: Failed Deployment to live" in result.actions
+    [event] = read_jsonl(env["PIPELINE_AUDIT_FILE"])
+    assert (event["user"], event["provider"], event["build_url"]) == ("rita", "jenkins", BUILD)
+    assert event["result"] == "failure" and "jt-secret-77" in ctx.secrets
+    note = git(origin, "notes", "--ref", "refs/notes/pipelinelib-state", "show", shas[-1])
+    assert "annotation: Failed Deployment" in note and f"build_url: {BUILD}" in note
