@@ -255,7 +255,7 @@ def _stage(config: dict[str, Any], pipeline: str, name: str) -> dict[str, Any]:
         (lambda c: c["pipelines"]["hello"].update(lock_behaviour="none"),
          "Additional properties are not allowed"),
         (lambda c: _stage(c, "hello", "staging")["environment_variables"].update(
-            PIPELINELIB_PG_DSN="postgresql://u:pw@db/app"), "secret in plain text"),
+            PIPELINE_DB_DSN="postgresql://u:pw@db/app"), "secret in plain text"),
         (lambda c: c["pipelines"]["hello"].update(
             secure_variables={"DB_PASSWORD": "hunter2"}), "does not match"),
         (lambda c: _stage(c, "hello", "build")["jobs"]["build"]["tasks"].append(

@@ -146,4 +146,4 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
             checked.append(name)
     assert {"pipelineBuild", "pipelinePromote", "pipelineHotfix", "pipelinePlan",
             "pipelineApply", "pipelineScan", "pipelineDeploy", "pipelineSwap",
-            "pipelineAnnotate"} <= set(checked)
+            "pipelineAnnotate", "pipelineMigrate"} <= set(checked)

@@ -1,19 +1,41 @@
 // pipelineMigrate: apply database migrations before the rollout (`pipeline migrate`).
-// See pipelineMigrate.txt. The database DSN comes from a Jenkins credential, never a parameter.
+// SQL form: a directory of V<n>__name.sql files; the DSN is a Jenkins "secret text" credential
+// (dsnCredentialsId) bound as PIPELINE_DB_DSN - never a parameter, never on a command line.
+// Job form: the app's own migration command run as a Kubernetes Job from the image digest
+// (jobImage, jobCommand, namespace; cluster from kubeconfigCredentialsId).
+// See pipelineMigrate.txt.
 
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineMigrate', params,
-                            ['dir', 'environment', 'dsnCredentialsId', 'reportDir'],
-                            ['dir', 'environment', 'dsnCredentialsId'])
+                            ['dir', 'dsnCredentialsId', 'jobImage', 'jobCommand', 'namespace',
+                             'kubeconfigCredentialsId', 'reportDir'], [])
+    boolean jobForm = params.jobImage || params.jobCommand
+    if (jobForm && !(params.jobImage && params.jobCommand)) {
+        error('pipelineMigrate: the Job form needs both jobImage: and jobCommand:')
+    }
+    if (!jobForm && !params.dsnCredentialsId) {
+        error('pipelineMigrate: give dsnCredentialsId: (a secret text credential holding the DSN)')
+    }
+    List creds = []
+    if (params.dsnCredentialsId) {
+        creds << string(credentialsId: params.dsnCredentialsId, variable: 'PIPELINE_DB_DSN')
+    }
+    if (params.kubeconfigCredentialsId) {
+        creds << file(credentialsId: params.kubeconfigCredentialsId, variable: 'KUBECONFIG')
+    }
     return pipelineCli(
         name: 'migrate',
         reportDir: params.reportDir,
+        credentials: creds ?: null,
         env: [
-            PIPELINE_MIGRATIONS_DIR: params.dir,
-            PIPELINE_ENV: params.environment,
+            PIPELINE_MIGRATIONS_DIR: params.dir ?: 'migrations',
+            PIPELINE_JOB_IMAGE: params.jobImage,
+            PIPELINE_JOB_COMMAND: params.jobCommand,
+            PIPELINE_NAMESPACE: params.namespace,
         ],
-        credentials: [string(credentialsId: params.dsnCredentialsId, variable: 'PIPELINELIB_PG_DSN')],
         script: 'pipeline --report-dir "$PIPELINE_REPORT_DIR" migrate --dir "$PIPELINE_MIGRATIONS_DIR"' +
-                ' --env "$PIPELINE_ENV"'
+                ' ${PIPELINE_JOB_IMAGE:+--job-image "$PIPELINE_JOB_IMAGE"}' +
+                ' ${PIPELINE_JOB_COMMAND:+--job-command "$PIPELINE_JOB_COMMAND"}' +
+                ' ${PIPELINE_NAMESPACE:+--namespace "$PIPELINE_NAMESPACE"}'
     )
 }

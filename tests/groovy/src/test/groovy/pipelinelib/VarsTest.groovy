@@ -19,7 +19,9 @@ class VarsTest extends PipelineLibTestBase {
         pipelineScan    : [report: 'trivy:trivy.json', osvImage: 'ns/web:abc1234', policy: 'scan.yaml',
                            failOn: 'high', image: 'registry/ns/web', digest: 'sha256:0a'],
         pipelineGate    : [appDir: 'services/web', environment: 'staging'],
-        pipelineMigrate : [dir: 'db/migrations', environment: 'staging', dsnCredentialsId: 'web-dsn'],
+        pipelineMigrate : [dir: 'db/migrations', dsnCredentialsId: 'web-dsn', jobImage: 'ns/web@sha256:0a',
+                           jobCommand: 'bin/migrate --all', namespace: 'web',
+                           kubeconfigCredentialsId: 'sandbox-kubeconfig'],
         pipelineDeploy  : [app: 'web', manifests: 'k8s', namespace: 'web-sandbox', revision: 'abc1234',
                            blueGreen: true, kubeconfigCredentialsId: 'sandbox-kubeconfig'],
         pipelinePromote : [app: 'web', from: 'staging', to: 'live'],
@@ -157,6 +159,21 @@ class VarsTest extends PipelineLibTestBase {
     }
 
     @Test
+    void migrateNeedsADsnCredentialOrACompleteJob() {
+        ['dsnCredentialsId': [dir: 'db'], 'both jobImage': [jobImage: 'ns/web@sha256:0a']].each { msg, p ->
+            try {
+                runVar('pipelineMigrate', p)
+                fail("must fail: ${p}".toString())
+            } catch (PipelineAbort e) {
+                assertTrue(e.message, e.message.contains(msg))
+            }
+        }
+        assertTrue(shCalls.isEmpty())
+        runVar('pipelineMigrate', [jobImage: 'ns/web@sha256:0a', jobCommand: 'migrate'])
+        assertEquals('migrations', shCalls[0].env.PIPELINE_MIGRATIONS_DIR)
+    }
+
+    @Test
     void scanNeedsAReportOrAnImage() {
         try {
             runVar('pipelineScan', [policy: 'scan.yaml'])
@@ -264,7 +281,7 @@ class VarsTest extends PipelineLibTestBase {
     void migrateTakesTheDsnFromACredentialNeverFromAParameter() {
         runVar('pipelineMigrate', CALLS.pipelineMigrate)
         assertTrue(events.contains('withCredentials'))
-        assertEquals('****', shCalls[0].env.PIPELINELIB_PG_DSN)
+        assertEquals('****', shCalls[0].env.PIPELINE_DB_DSN)
         assertFalse(shCalls[0].env.values().contains('web-dsn'))
     }
 
