@@ -332,3 +332,19 @@ def test_unschedulable_pod_gets_pod_scheduled_false(admin, ns):
     assert cond.reason == "Unschedulable"
     assert "node" in cond.message
     assert pod_status(core, ns, "nowhere").spec.node_name is None
+
+
+def test_grant_deployer_script_binds_a_new_namespace(kube_env, admin, deployer):
+    name = f"tb-grant-{uuid.uuid4().hex[:8]}"
+    review = {"spec": {"resourceAttributes": {"namespace": name, "verb": "create",
+                                              "group": "apps", "resource": "deployments"}}}
+    authz = client.AuthorizationV1Api(deployer)
+    assert not authz.create_self_subject_access_review(review).status.allowed
+    out = subprocess.run([str(ROOT / "testbed" / "kubernetes" / "grant-deployer"), name],
+                         env={**kube_env, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                         text=True, check=False)
+    try:
+        assert out.returncode == 0, out.stderr
+        assert authz.create_self_subject_access_review(review).status.allowed
+    finally:
+        client.CoreV1Api(admin).delete_namespace(name)
