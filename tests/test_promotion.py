@@ -314,3 +314,29 @@ def test_the_promote_job_takes_ci_parameters_and_promotes_a_whole_environment(wo
     missing = subprocess.run([sys.executable, str(job)], env={**env, "TO_ENV": ""},
                              capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "missing parameters" in missing.stderr
+
+
+def test_recorded_gate_results_must_have_passed_and_required_ones_must_exist(world):
+    from pipelinelib.attest import write_attestation
+    from pipelinelib.context import Context
+
+    clone = world["clone"]
+    git(clone, "pull", "-q", "origin", "main")
+    policy = clone / "policy.yaml"
+    policy.write_text(policy.read_text().replace(
+        'qa: {promote: ["group:qa", "group:release-managers"]}',
+        'qa: {promote: ["group:qa", "group:release-managers"], gates: [scan]}'))
+    git(clone, "commit", "-q", "-am", "qa requires a scan result")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    args = ("records-api", "--from", "int-test", "--to", "qa")
+    missing = promote(world, "qa-quinn", *args)
+    assert missing.returncode == 2 and "no scan result is recorded" in missing.stderr
+    image = f"{world['registry']}/{world['prefix']}/records-api"
+    ctx = Context()
+    write_attestation(ctx, image, world["api"], "scan", {"kind": "scan", "passed": False})
+    failed = promote(world, "qa-quinn", *args)
+    assert failed.returncode == 2 and "the scan gate failed" in failed.stderr
+    write_attestation(ctx, image, world["api"], "scan", {"kind": "scan", "passed": True})
+    passed = promote(world, "qa-quinn", *args)
+    assert passed.returncode == 0, passed.stderr[-2000:]
+    assert spec_image(world, "qa", "records-api")["digest"] == world["api"]

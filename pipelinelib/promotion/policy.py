@@ -11,6 +11,7 @@
         approve: ["group:release-managers"]   # four eyes: a second person from here
         four_eyes: true
         hotfix: ["group:release-managers"]
+        gates: [scan]          # recorded results that must exist (and pass) for the digest
 
 Deny by default: an environment the policy does not name accepts nobody. ``"*"`` is any
 identified user. The identity is ``ctx.ci.user`` from the CI server (Jenkins
@@ -27,7 +28,7 @@ from pipelinelib.envspec import yamlines
 from pipelinelib.errors import BadInput, Refused
 
 POLICY_FILE = "policy.yaml"
-_ENV_KEYS = {"promote", "approve", "four_eyes", "hotfix", "require_ci", "apply"}
+_ENV_KEYS = {"promote", "approve", "four_eyes", "hotfix", "require_ci", "gates"}
 
 
 @dataclass
@@ -39,6 +40,7 @@ class EnvPolicy:
     four_eyes: bool = False
     hotfix: list[str] = field(default_factory=list)
     require_ci: bool = True
+    gates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -102,11 +104,12 @@ def load_policy(root: str | Path) -> Policy:
                     isinstance(v, list) and all(isinstance(m, str) for m in v))):
                 raise BadInput(f"invalid value {v!r}", source=source, line=lines.line((*at, k)),
                                field=f"environments.{name}.{k}",
-                               expected="true or false" if boolean else "a list of users")
+                               expected="true or false" if boolean else "a list of names")
         envs[name] = EnvPolicy(promote=raw.get("promote", []), approve=raw.get("approve", []),
                                four_eyes=raw.get("four_eyes", False),
                                hotfix=raw.get("hotfix", []),
-                               require_ci=raw.get("require_ci", True))
+                               require_ci=raw.get("require_ci", True),
+                               gates=raw.get("gates", []))
         if envs[name].four_eyes and not envs[name].approve:
             raise BadInput("four_eyes needs approvers", source=source,
                            line=lines.line((*at, "four_eyes")),

@@ -129,14 +129,15 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy) -> R
         raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP",
                        source=target.source, expected="an app of the target environment")
     image, _origin = _source_image(ctx, root, promotion)
-    image = _check_image(ctx, promotion, image)
+    image = _check_image(ctx, promotion, image, rules.gates)
     new_app = dataclasses.replace(current, image=image)
     if rules.four_eyes or current.protected:
         _check_approval(ctx, root, promotion, policy, user, new_app)
     return Resolved(current, new_app, image, target, user)
 
 
-def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec) -> ImageSpec:
+def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
+                 required: list[str] = ()) -> ImageSpec:
     host, path = image.registry_and_path
     registry = _registry(ctx, host)
     digest = registry.manifest_digest(path, image.digest or image.tag or "")
@@ -148,27 +149,39 @@ def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec) -> ImageS
     labels = registry.labels(path, digest)
     revision = labels.get("org.opencontainers.image.revision") or image.revision
     version = labels.get("org.opencontainers.image.version") or image.version
-    _check_gates(ctx, promotion, path, digest, labels)
+    _check_gates(ctx, promotion, image.repository, digest, labels, required)
     return ImageSpec(image.repository, image.tag, digest, revision, version)
 
 
-def _check_gates(ctx: Context, promotion: Promotion, repo: str, digest: str,
-                 labels: dict[str, str]) -> None:
+GATE_KINDS = ("scan", "gate")
+
+
+def _check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
+                 labels: dict[str, str], required: list[str]) -> None:
+    """Every recorded gate result (scan, gate) must have passed, the policy's required ones
+    must exist, and the image must come from the build job (its revision label)."""
+    if "org.opencontainers.image.revision" not in labels:
+        raise refuse(ctx, promotion, f"{image}@{digest[:19]} was not built by the build job "
+                     "(no revision label)", hint="promote images built by `pipeline build`")
     try:
         from pipelinelib.attest import read_attestation
-    except ImportError:
+    except ImportError:  # no gate records in this installation: the build result suffices
         read_attestation = None
-    if read_attestation is not None:
-        record = read_attestation(ctx, repo, digest, "gate")
-        passed = record is not None and (getattr(record, "passed", None) or (
-            isinstance(record, dict) and record.get("result") in ("passed", "pass", True)))
-        if not passed:
-            raise refuse(ctx, promotion, f"the release gate has not passed for {digest[:19]}",
-                         hint="run `pipeline gate` for this image first")
-        return
-    if "org.opencontainers.image.revision" not in labels:
-        raise refuse(ctx, promotion, f"{repo}@{digest[:19]} was not built by the build job "
-                     "(no revision label)", hint="promote images built by `pipeline build`")
+    recorded: dict[str, dict[str, Any]] = {}
+    if read_attestation is not None and "/" in image:
+        for kind in sorted(set(GATE_KINDS) | set(required)):
+            payload = read_attestation(ctx, image, digest, kind)
+            if payload is not None:
+                recorded[kind] = payload
+    for kind, payload in sorted(recorded.items()):
+        if not payload.get("passed"):
+            raise refuse(ctx, promotion, f"the {kind} gate failed for {digest[:19]}",
+                         hint=f"see the recorded {kind} result; fix and build again")
+    for kind in required:
+        if kind not in recorded:
+            raise refuse(ctx, promotion, f"no {kind} result is recorded for {digest[:19]} "
+                         f"({promotion.target} requires it)", hint=f"run `pipeline {kind}` "
+                         "for this image first")
 
 
 def _check_approval(ctx: Context, root: Path, promotion: Promotion, policy: Policy, user: str,
@@ -291,7 +304,7 @@ def approve(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
     if current is None:
         raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP")
     image, _ = _source_image(ctx, state.root, promotion)
-    image = _check_image(ctx, promotion, image)
+    image = _check_image(ctx, promotion, image, rules.gates)
     new_app = dataclasses.replace(current, image=image)
     record = approvals.new_approval(ctx, promotion.target, promotion.app, image.digest or "",
                                     new_app.fingerprint())
