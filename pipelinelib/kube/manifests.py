@@ -276,3 +276,55 @@ def stamp(manifests: list[Manifest], app: str, namespace: str, record: Record,
         meta.setdefault("labels", {}).update({MANAGED_BY: MANAGER, APP_LABEL: app})
         if m.kind in WORKLOADS:
             meta.setdefault("annotations", {}).update(record.annotations(m.obj, redact))
+
+
+def references(spec: dict[str, Any], prefix: str) -> list[tuple[str, str, str, bool]]:
+    """(field, kind, name, optional) of every ConfigMap/Secret a pod spec needs."""
+    out = []
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(group) or []):
+            at = f"{prefix}.{group}[{i}]"
+            for j, src in enumerate(c.get("envFrom") or []):
+                for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                    if src.get(key):
+                        out.append((f"{at}.envFrom[{j}].{key}", kind, src[key].get("name"),
+                                    bool(src[key].get("optional"))))
+            for j, env in enumerate(c.get("env") or []):
+                ref = env.get("valueFrom") or {}
+                for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                    if ref.get(key):
+                        out.append((f"{at}.env[{j}].valueFrom.{key}", kind, ref[key].get("name"),
+                                    bool(ref[key].get("optional"))))
+    for i, vol in enumerate(spec.get("volumes") or []):
+        at = f"{prefix}.volumes[{i}]"
+        if vol.get("configMap"):
+            out.append((f"{at}.configMap", "ConfigMap", vol["configMap"].get("name"),
+                        bool(vol["configMap"].get("optional"))))
+        if vol.get("secret"):
+            out.append((f"{at}.secret", "Secret", vol["secret"].get("secretName"),
+                        bool(vol["secret"].get("optional"))))
+        for j, src in enumerate((vol.get("projected") or {}).get("sources") or []):
+            for key, kind in (("configMap", "ConfigMap"), ("secret", "Secret")):
+                if src.get(key):
+                    out.append((f"{at}.projected.sources[{j}].{key}", kind,
+                                src[key].get("name"), bool(src[key].get("optional"))))
+    return out
+
+
+def check_references(manifests: list[Manifest], kube: Any, namespace: str,
+                     namespace_exists: bool = True) -> None:
+    """BadInput when a workload needs a ConfigMap/Secret that neither ships nor exists."""
+    shipped = {(m.kind, m.name) for m in manifests}
+    for m in manifests:
+        spec = pod_spec(m.obj)
+        if not isinstance(spec, dict):
+            continue
+        prefix = images(m.obj)[0][0].split(".containers")[0].split(".initContainers")[0] \
+            if images(m.obj) else "spec"
+        for field, kind, name, optional in references(spec, prefix):
+            if optional or (kind, name) in shipped:
+                continue
+            if namespace_exists and kube.get(kind, name, namespace) is not None:
+                continue
+            raise m.bad(field, f"{kind} {name} does not exist in {namespace} and is not shipped",
+                        f"a {kind} in the manifests or the namespace (or optional: true)")

@@ -19,8 +19,7 @@ from pipelinelib.kube import COLOR_LABEL, RECORD_ANNOTATIONS, owner_selector
 from pipelinelib.kube.manifests import Manifest
 
 PRUNE_KINDS = ("ConfigMap", "Secret", "Deployment", "StatefulSet", "DaemonSet", "Job",
-               "CronJob", "Service", "Ingress", "ServiceAccount", "Role", "RoleBinding",
-               "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy")
+               "CronJob", "Service", "Ingress")  # plus any other kind the manifests ship
 VOLATILE_META = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 
@@ -107,7 +106,8 @@ def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, s
                      log: Any = None) -> list[tuple[str, str]]:
     """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``."""
     found = []
-    for kind in PRUNE_KINDS:
+    kinds = list(PRUNE_KINDS) + sorted({k for k, _ in keep if k not in PRUNE_KINDS})
+    for kind in kinds:
         try:
             items = kube.list(kind, namespace, selector=owner_selector(app))["items"]
         except Refused as exc:

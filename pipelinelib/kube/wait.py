@@ -57,7 +57,8 @@ class _Cache:
             try:
                 listed = self.kube.list(kind, self.namespace)
                 with self.lock:
-                    self.objects[kind] = {o["metadata"]["name"]: o for o in listed["items"]}
+                    self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
+                                          for o in listed["items"]}
                 self.changed.put(kind)
                 if first:
                     first = False
@@ -73,7 +74,8 @@ class _Cache:
                             if etype == "DELETED":
                                 self.objects[kind].pop(obj["metadata"]["name"], None)
                             else:
-                                self.objects[kind][obj["metadata"]["name"]] = obj
+                                self.objects[kind][obj["metadata"]["name"]] = {**obj,
+                                                                               "kind": kind}
                         self.changed.put(kind)
                         if self.stop.is_set():
                             return

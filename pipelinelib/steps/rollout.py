@@ -86,6 +86,7 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     writes_before = kube.writes
     docs = prepare(ctx, manifests, app, namespace, allowed_namespaces)
     exists = namespace_exists(kube, namespace)
+    mf.check_references(docs, kube, namespace, exists)
     color = live = None
     if blue_green:
         live = bluegreen.live_color(kube, app, namespace) if exists else None

@@ -1,0 +1,222 @@
+"""The rollout step on the real control plane, run as the least-privilege deployer."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from pipelinelib.errors import BadInput, StepFailed
+from pipelinelib.kube import APP_LABEL, MANAGED_BY
+from pipelinelib.steps.rollout import rollout
+from tests.conftest import run_pipeline
+from tests.fixtures.manifests.kit import PLANTED, Cluster, digest, image, web, write
+
+
+@pytest.fixture
+def cluster(kube_env):
+    c = Cluster(kube_env)
+    yield c
+    c.cleanup()
+
+
+def deployment(cluster: Cluster, ns: str, name: str = "web") -> dict:
+    return cluster.json("-n", ns, "get", "deployment", name)
+
+
+def configmaps(cluster: Cluster, ns: str) -> list[str]:
+    return sorted(i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "configmaps")
+                  ["items"] if i["metadata"]["name"] != "kube-root-ca.crt")
+
+
+def test_first_deploy_records_who_and_a_rerun_writes_nothing(cluster, tmp_path):
+    ns = cluster.namespace()
+    ctx = cluster.ctx()
+    result = rollout(ctx, web(1), app="web", namespace=ns, timeout=60)
+    assert result.changed and result.outputs["seconds_to_ready"] < 10
+    live = deployment(cluster, ns)
+    assert live["status"]["readyReplicas"] == 2
+    ann, labels = live["metadata"]["annotations"], live["metadata"]["labels"]
+    assert labels[MANAGED_BY] == "pipelinelib" and labels[APP_LABEL] == "web"
+    assert ann["pipelinelib.dev/digest"] == digest(1)
+    assert ann["pipelinelib.dev/deployed-by"] == "rm-alice"
+    assert ann["pipelinelib.dev/build-url"] == "https://ci.example/job/web/7/"
+    assert ann["pipelinelib.dev/revision"].startswith("0123456789ab")
+    assert ann["kubernetes.io/change-cause"].startswith("pipelinelib rollout 0123456789ab by rm")
+    assert PLANTED not in json.dumps(live), "no secret in annotations or env"
+    (cm,) = configmaps(cluster, ns)
+    assert cm.startswith("web-config-") and len(cm) == len("web-config-") + 10
+    env_from = live["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]
+    assert env_from["configMapRef"]["name"] == cm, "reference rewritten to the hashed name"
+
+    before = cluster.versions(ns)
+    other = cluster.ctx(user="rm-bob", build_url="https://ci.example/job/web/8/")
+    again = rollout(other, web(1), app="web", namespace=ns, timeout=60)
+    assert not again.changed and again.outputs["writes"] == 0
+    assert other.kube.writes == 0
+    assert cluster.versions(ns) == before, "no object was written"
+
+
+def test_update_rolls_the_image_and_config_change_prunes_old_config_after_success(cluster):
+    ns = cluster.namespace()
+    rollout(cluster.ctx(), web(1), app="web", namespace=ns, timeout=60)
+    (old_cm,) = configmaps(cluster, ns)
+    result = rollout(cluster.ctx(), web(2), app="web", namespace=ns, timeout=60)
+    assert result.changed and "update Deployment/web" in result.actions
+    assert deployment(cluster, ns)["spec"]["template"]["spec"]["containers"][0]["image"] \
+        == image(2)
+    result = rollout(cluster.ctx(), web(2, greeting="bonjour"), app="web", namespace=ns,
+                     timeout=60)
+    (new_cm,) = configmaps(cluster, ns)
+    assert new_cm != old_cm and f"prune ConfigMap/{old_cm}" in result.actions
+    live = deployment(cluster, ns)
+    assert live["spec"]["template"]["spec"]["containers"][0]["envFrom"][0][
+        "configMapRef"]["name"] == new_cm, "pods roll onto the new config"
+    assert live["status"]["updatedReplicas"] == 2
+
+
+def test_prune_deletes_only_objects_this_app_owns(cluster):
+    ns = cluster.namespace()
+    extra = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "old-svc"},
+             "spec": {"selector": {"app": "web"}, "ports": [{"port": 81}]}}
+    rollout(cluster.ctx(), web(1, extra=[extra]), app="web", namespace=ns, timeout=60)
+    cluster.kubectl("-n", ns, "create", "configmap", "hand-made", "--from-literal=a=b")
+    cluster.kubectl("-n", ns, "create", "configmap", "other-app", "--from-literal=a=b")
+    cluster.kubectl("-n", ns, "label", "configmap", "other-app",
+                    "app.kubernetes.io/managed-by=pipelinelib", "pipelinelib.dev/app=api")
+    result = rollout(cluster.ctx(), web(1), app="web", namespace=ns, timeout=60)
+    assert result.outputs["pruned"] == ["Service/old-svc"]
+    services = [i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "svc")["items"]]
+    assert services == ["web"]
+    assert {"hand-made", "other-app"} <= set(configmaps(cluster, ns))
+
+
+def test_dry_run_shows_the_diff_and_prune_list_masks_secrets_and_writes_nothing(cluster):
+    ns = cluster.namespace()
+    rollout(cluster.ctx(), web(1), app="web", namespace=ns, timeout=60)
+    before = cluster.versions(ns)
+    ctx = cluster.ctx(dry_run=True)
+    result = rollout(ctx, web(3, greeting="hi"), app="web", namespace=ns, timeout=60)
+    assert result.dry_run and ctx.kube.writes == 0 and cluster.versions(ns) == before
+    diff = "\n".join(result.outputs["diff"])
+    assert digest(3) in diff and "+  GREETING: hi" in diff
+    assert PLANTED not in diff and PLANTED not in json.dumps(result.to_dict())
+    assert any(p.startswith("ConfigMap/web-config-") for p in result.outputs["prune"])
+
+
+FAILURES = [
+    ("crash", {"behavior": "crash"}, "CrashLoopBackOff"),
+    ("pull", {"behavior": "pull-fail"}, "ImagePull"),
+    ("unschedulable", {"node_selector": {"disktype": "none-such"}}, "Unschedulable"),
+    ("timeout", {"behavior": "never-ready"}, "ReadinessTimeout"),
+    ("deadline", {"behavior": "never-ready", "progress_deadline": 3}, "ProgressDeadlineExceeded"),
+]
+
+
+@pytest.mark.parametrize(("case", "bad", "reason"), FAILURES, ids=[f[0] for f in FAILURES])
+def test_failure_is_detected_fast_with_evidence_and_rolled_back(cluster, case, bad, reason):
+    ns = cluster.namespace()
+    rollout(cluster.ctx(), web(1), app="web", namespace=ns, timeout=60)
+    timeout = 6 if case in ("timeout", "deadline") else 60
+    started = time.monotonic()
+    with pytest.raises(StepFailed) as failed:
+        rollout(cluster.ctx(), web(2, **bad), app="web", namespace=ns, timeout=timeout)
+    elapsed = time.monotonic() - started
+    error = failed.value
+    assert reason in error.one_line(), error.one_line()
+    assert "previous revision is ready again" in error.one_line()
+    assert elapsed < (timeout + 15 if case == "timeout" else 20), elapsed
+    evidence = "\n".join(error.evidence)
+    if case in ("crash", "pull"):
+        assert "event web-" in evidence and "log web-" in evidence, evidence
+    assert "rollback: Deployment/web: rolled back" in evidence
+    live = deployment(cluster, ns)
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(1)
+    assert live["status"].get("readyReplicas") == 2
+
+
+def test_failed_job_is_reported_with_its_pod(cluster):
+    ns = cluster.namespace()
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+           "spec": {"backoffLimit": 0, "template": {
+               "metadata": {"annotations": {"pipelinelib.dev/behavior": "job-fail"}},
+               "spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "m", "image": image(5)}]}}}}
+    with pytest.raises(StepFailed) as failed:
+        rollout(cluster.ctx(), web(1, extra=[job]), app="web", namespace=ns, timeout=60)
+    assert "job/migrate: failed" in failed.value.message
+    assert any("migrate-" in line for line in failed.value.evidence)
+    assert "Deployment" not in cluster.kubectl("-n", ns, "get", "deploy"), \
+        "workloads wait for the Job"
+
+
+def test_jobs_cronjobs_and_statefulsets_succeed(cluster):
+    ns = cluster.namespace()
+    pod = {"containers": [{"name": "c", "image": image(7)}]}
+    docs = [
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+         "spec": {"template": {"spec": {**pod, "restartPolicy": "Never"}}}},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+         "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {
+             "spec": {**pod, "restartPolicy": "Never"}}}}}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+         "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"a": "db"}},
+                  "template": {"metadata": {"labels": {"a": "db"}}, "spec": pod}}},
+    ]
+    result = rollout(cluster.ctx("batch"), docs, app="batch", namespace=ns, timeout=60)
+    assert result.changed
+    assert cluster.json("-n", ns, "get", "sts", "db")["status"]["readyReplicas"] == 2
+    assert cluster.json("-n", ns, "get", "job", "migrate")["status"]["succeeded"] == 1
+
+
+def test_bad_input_exits_2_before_any_write(cluster, tmp_path):
+    ns = cluster.namespace()
+    env = cluster.cli_env()
+    unpinned = web(1)
+    unpinned[2]["spec"]["template"]["spec"]["containers"][0]["image"] = "acme/web:latest"
+    path = write(tmp_path / "unpinned.yaml", unpinned)
+    out = run_pipeline("rollout", str(path), "--app", "web", "-n", ns, env=env)
+    assert out.returncode == 2, out.stderr
+    assert f"{path}:" in out.stderr and "doc 2 Deployment/web" in out.stderr
+    assert "spec.template.spec.containers[0].image" in out.stderr
+    assert "not pinned by digest" in out.stderr
+    (tmp_path / "broken.yaml").write_text("kind: ConfigMap\nmetadata: {name: x\n")
+    out = run_pipeline("rollout", str(tmp_path / "broken.yaml"), "--app", "web", "-n", ns,
+                       env=env)
+    assert out.returncode == 2 and "not valid YAML" in out.stderr
+    unknown = write(tmp_path / "unknown.yaml", web(1, extra=[
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}]))
+    out = run_pipeline("rollout", str(unknown), "--app", "web", "-n", ns, env=env)
+    assert out.returncode == 2 and "unknown kind Widget" in out.stderr, out.stderr
+    good = write(tmp_path / "good.yaml", web(1))
+    out = run_pipeline("rollout", str(good), "--app", "web", "-n", ns,
+                       "--allowed-namespaces", "prod,staging", env=env)
+    assert out.returncode == 2 and "not in the allowed set" in out.stderr
+    missing = write(tmp_path / "missing.yaml", web(1, config_ref="nowhere"))
+    out = run_pipeline("rollout", str(missing), "--app", "web", "-n", ns, env=env)
+    assert out.returncode == 2 and "ConfigMap nowhere does not exist" in out.stderr
+    assert configmaps(cluster, ns) == [] and "web" not in cluster.kubectl("-n", ns, "get", "all")
+
+
+def test_rbac_denial_names_verb_resource_and_namespace(cluster, tmp_path):
+    ns = cluster.namespace(bind=False)
+    out = run_pipeline("rollout", str(write(tmp_path / "m.yaml", web(1))), "--app", "web",
+                       "-n", ns, env=cluster.cli_env())
+    assert out.returncode == 2, out.stderr
+    assert "forbids" in out.stderr and f"namespace {ns}" in out.stderr, out.stderr
+
+
+def test_cli_rollout_and_noop(cluster, tmp_path):
+    ns = cluster.namespace()
+    path = write(tmp_path / "m" / "app.yaml", web(1))
+    out = run_pipeline("rollout", str(path.parent), "--app", "web", "-n", ns,
+                       "--report-dir", str(tmp_path / "r"), env=cluster.cli_env())
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert PLANTED not in json.dumps(summary)
+    ann = deployment(cluster, ns)["metadata"]["annotations"]
+    assert ann["pipelinelib.dev/deployed-by"] == "rm-bob"
+    out = run_pipeline("rollout", str(path.parent), "--app", "web", "-n", ns,
+                       env=cluster.cli_env())
+    assert out.returncode == 0 and '"status": "unchanged"' in out.stderr, out.stderr
