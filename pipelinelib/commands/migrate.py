@@ -90,11 +90,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     with Job("migrate", ctx, args.report_dir) as job:
         if args.lint_only:
-            from pipelinelib.migrate.files import load_migrations
             from pipelinelib.steps.migrate import lint_pending
 
-            keys = [m.key for m in load_migrations(args.dir)]
-            job.run(lint_pending, ctx, args.dir, keys)
+            job.run(lint_pending, ctx, args.dir, None)
         elif args.job_image or args.job_command:
             from pipelinelib.steps.migrate import run_migration_job
 

@@ -121,6 +121,7 @@ def run(db: Any, directory: str | Path, options: RunOptions) -> Outcome:
     migrations = load_migrations(directory)
     if options.dry_run:
         return Outcome(read_plan(db, directory, options))
+    watch_client(db)
     key = lock.lock_key(options.table)
     waited = lock.acquire(db, key, wait_s=options.lock_wait_s, on_wait=options.on_wait)
     try:
@@ -139,6 +140,15 @@ def run(db: Any, directory: str | Path, options: RunOptions) -> Outcome:
     finally:
         if not db.conn.closed:
             lock.release(db, key)
+
+
+def watch_client(db: Any, interval_ms: int = 1000) -> None:
+    """Have the server check the client every second while a statement runs (PostgreSQL 14+):
+    a killed runner's session then ends within a second, releasing its lock and rolling
+    back its transaction, instead of lingering until the statement finishes."""
+    if int(db.conn.info.server_version) >= 140000:
+        db.execute("select set_config('client_connection_check_interval', %s, false)",
+                   [str(interval_ms)])
 
 
 def apply_one(db: Any, mig: Migration, options: RunOptions, *, retry: bool = False) -> None:

@@ -29,8 +29,9 @@ def applied_by(ctx: Context) -> str:
 
 
 @step("migrate-lint")
-def lint_pending(ctx: Context, directory: str | Path, versions: list[str]) -> StepResult:
-    """Expand/contract lint of the pending migrations; GateFailed on an unallowed finding."""
+def lint_pending(ctx: Context, directory: str | Path, versions: list[str] | None) -> StepResult:
+    """Expand/contract lint of the pending migrations (every file when ``versions`` is None,
+    each on its own); GateFailed on an unallowed finding."""
     from pipelinelib.migrate.lint import lint_migrations
 
     findings = lint_migrations(directory, versions)
@@ -39,14 +40,15 @@ def lint_pending(ctx: Context, directory: str | Path, versions: list[str]) -> St
     refused = [f for f in findings if not f.allowed]
     if refused:
         raise GateFailed(
-            f"{len(refused)} pending migration change(s) would break the app version still "
+            f"{len(refused)} migration change(s) would break the app version still "
             f"running (first: {refused[0].one_line()})",
             hint="split into expand/contract releases, or mark the file "
                  "`-- pipelinelib:allow RULE reason: ...` / `-- pipelinelib:contract reason: ...`",
             evidence=[f.one_line() for f in refused])
     return StepResult(
         "migrate-lint", status=_unchanged(), dry_run=ctx.dry_run,
-        summary=f"{len(versions)} pending migration(s) linted; {len(findings)} allowed finding(s)",
+        summary=f"{'every' if versions is None else len(versions)} migration(s) linted; "
+                f"{len(findings)} allowed finding(s)",
         outputs={"findings": [f.to_dict() for f in findings]})
 
 

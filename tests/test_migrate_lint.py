@@ -1,0 +1,156 @@
+"""Expand/contract lint (pglast) and the old app version's queries after an expand migration."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipelinelib.errors import BadInput
+from pipelinelib.migrate import lint_migrations
+from pipelinelib.migrate.files import load_migrations
+from tests.conftest import run_pipeline
+
+FIXTURES = Path(__file__).parent / "fixtures" / "migrations"
+
+
+def write(tmp_path: Path, name: str, sql: str) -> Path:
+    d = tmp_path / "m"
+    d.mkdir(exist_ok=True)
+    (d / name).write_text(sql)
+    return d
+
+
+@pytest.mark.parametrize(("sql", "rule"), [
+    ("alter table users drop column name;", "drop-column"),
+    ("drop table users;", "drop-table"),
+    ("alter table users rename column name to full_name;", "rename-column"),
+    ("alter table users rename to people;", "rename-table"),
+    ("alter table users alter column name type varchar(20);", "alter-column-type"),
+    ("alter table users add column tenant text not null;", "add-column-not-null"),
+    ("alter table users alter column email set not null;", "set-not-null"),
+    ("create index users_email on users (email);", "non-concurrent-index"),
+])
+def test_each_destructive_change_is_a_finding(tmp_path: Path, sql: str, rule: str) -> None:
+    found = lint_migrations(write(tmp_path, "V7__change.sql", f"-- a comment\n{sql}\n"))
+    assert [(f.rule, f.line, f.allowed) for f in found] == [(rule, 2, False)]
+    assert found[0].one_line().startswith(f"{tmp_path / 'm' / 'V7__change.sql'}:2 {rule}: ")
+
+
+@pytest.mark.parametrize("sql", [
+    "alter table users add column email text;",
+    "alter table users add column n int not null default 0;",
+    "alter table users add column id2 bigint generated always as identity;",
+    "create index concurrently users_email on users (email);",
+    "create table t (id int not null);\ncreate index t_id on t (id);\n"
+    "alter table t add column x int not null;",
+    "-- drop table users; (a comment, not a statement)\nselect 1;",
+    "insert into notes (body) values ('drop table users');",
+])
+def test_expand_changes_pass(tmp_path: Path, sql: str) -> None:
+    assert lint_migrations(write(tmp_path, "V7__expand.sql", sql)) == []
+
+
+def test_allow_marker_with_reason_accepts_only_its_rule(tmp_path: Path) -> None:
+    d = write(tmp_path, "V8__contract.sql",
+              "-- pipelinelib:allow drop-column reason: v41 stopped reading legacy\n"
+              "alter table users drop column legacy;\nalter table users rename to people;\n")
+    found = {f.rule: f for f in lint_migrations(d)}
+    assert found["drop-column"].allowed and found["drop-column"].reason.startswith("v41")
+    assert not found["rename-table"].allowed
+
+
+def test_contract_marker_allows_all_and_is_flagged(tmp_path: Path) -> None:
+    d = write(tmp_path, "V9__contract.sql",
+              "-- pipelinelib:contract reason: v41 is gone everywhere\n"
+              "alter table users drop column legacy;\n")
+    (finding,) = lint_migrations(d)
+    assert finding.allowed and finding.contract and "v41 is gone" in finding.reason
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("-- pipelinelib:allow drop-column\nalter table u drop column a;", "needs a reason"),
+    ("-- pipelinelib:contract\nalter table u drop column a;", "needs a reason"),
+    ("-- pipelinelib:allwo drop-column reason: x\nselect 1;", "unknown marker"),
+])
+def test_markers_without_reason_or_unknown_are_bad_input(tmp_path: Path, text: str,
+                                                         message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        lint_migrations(write(tmp_path, "V1__x.sql", text))
+
+
+def test_table_created_earlier_in_the_release_counts_as_new(tmp_path: Path) -> None:
+    d = write(tmp_path, "V1__t.sql", "create table t (id int);")
+    write(tmp_path, "V2__i.sql", "create index t_id on t (id);")
+    assert lint_migrations(d, versions=["1", "2"]) == []
+    assert [f.rule for f in lint_migrations(d, versions=["2"])] == ["non-concurrent-index"]
+
+
+def test_no_transaction_detected_from_statements(tmp_path: Path) -> None:
+    d = write(tmp_path, "V1__a.sql", "create index concurrently i on t (a);")
+    write(tmp_path, "V2__b.sql", "-- pipelinelib:no-transaction\nupdate t set a = 1;")
+    write(tmp_path, "V3__c.sql", "create index i2 on t (a);\nvacuum t;")
+    write(tmp_path, "V4__d.sql", "create index i3 on t (a);")
+    flags = {m.name: m.transactional for m in load_migrations(d)}
+    assert flags == {"V1__a.sql": False, "V2__b.sql": False, "V3__c.sql": False,
+                     "V4__d.sql": True}
+
+
+def test_migrate_refuses_destructive_pending_migration(postgres_env: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    name = f"lint_{uuid.uuid4().hex[:10]}"
+    admin = postgres_env["PIPELINELIB_PG_DSN"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    dsn = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        d = tmp_path / "m"
+        shutil.copytree(FIXTURES / "destructive", d)
+        env = {"PIPELINE_DB_DSN": dsn}
+        (d / "V2__contract.sql").rename(tmp_path / "V2__contract.sql")
+        assert run_pipeline("migrate", "--dir", str(d), env=env).returncode == 0
+        shutil.copy(tmp_path / "V2__contract.sql", d / "V2__contract.sql")
+        proc = run_pipeline("migrate", "--dir", str(d), env=env)
+        assert proc.returncode == 1, proc.stderr
+        for rule in ("drop-column", "rename-column", "add-column-not-null",
+                     "non-concurrent-index"):
+            assert "V2__contract.sql" in proc.stderr and rule in proc.stderr
+        with psycopg.connect(dsn) as conn:
+            count = conn.execute("select count(*) from pipelinelib_schema_history").fetchone()
+            assert count == (1,)
+        lint_only = run_pipeline("migrate", "--lint-only", "--dir", str(d))
+        assert lint_only.returncode == 1 and "4 migration change(s) would break" in lint_only.stderr
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_old_version_queries_still_work_after_expand(postgres_env: dict[str, str],
+                                                     tmp_path: Path) -> None:
+    """The v1 app's INSERT/SELECT keep working after V2 (expand) and V3 (concurrent index)."""
+    name = f"expand_{uuid.uuid4().hex[:10]}"
+    admin = postgres_env["PIPELINELIB_PG_DSN"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    dsn = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        d = tmp_path / "m"
+        d.mkdir()
+        shutil.copy(FIXTURES / "app" / "V1__create_users.sql", d)
+        env = {"PIPELINE_DB_DSN": dsn}
+        assert run_pipeline("migrate", "--dir", str(d), env=env).returncode == 0
+        old_queries = ["insert into users (name) values ('old-writer') returning id",
+                       "select id, name from users where name = 'old-writer'"]
+        for f in ("V2__add_email.sql", "V3__index_email.sql", "R__user_directory.sql"):
+            shutil.copy(FIXTURES / "app" / f, d)
+        assert lint_migrations(d, versions=["2", "3", "R:user directory"]) == []
+        assert run_pipeline("migrate", "--dir", str(d), env=env).returncode == 0
+        with psycopg.connect(dsn) as conn:
+            new_id = conn.execute(old_queries[0]).fetchone()[0]
+            assert conn.execute(old_queries[1]).fetchall() == [(new_id, "old-writer")]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
