@@ -1,8 +1,14 @@
 """Run OSV-Scanner on an image tarball (``docker save``), fully offline against a local db.
 
-The local database is OSV-Scanner's offline layout: ``DB/osv-scanner/<Ecosystem>/all.zip``
-(each zip holds one OSV JSON file per advisory). Exit codes: 0 nothing found, 1 findings,
-128 no packages found; anything else is a failure with the scanner's stderr as evidence.
+The local database is OSV-Scanner's offline layout. v2.5 (through osv-scalibr) reads
+``DB/osv-scalibr/<Ecosystem>/all.zip``; older releases and the docs say
+``DB/osv-scanner/<Ecosystem>/all.zip``; ``assemble_local_db`` writes both. Each zip holds one
+OSV JSON file per advisory. Offline matching needs ``--offline`` (``--offline-vulnerabilities``
+alone silently skips the local matcher in v2.5 image scans) plus the hidden
+``--local-db-path`` (the environment variable is ``OSV_SCALIBR_LOCAL_DB_CACHE_DIRECTORY`` in
+v2.5, ``OSV_SCANNER_LOCAL_DB_CACHE_DIRECTORY`` before; both are set).
+Exit codes: 0 nothing found, 1 findings, 128 no packages found; anything else is a failure
+with the scanner's stderr as evidence.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ def scan_archive(
     if offline:
         if not local_db:
             raise BadInput("offline scans need a local advisory database", field="--local-db")
-        args += ["--offline-vulnerabilities", "--local-db-path", str(local_db)]
+        args += ["--offline", "--local-db-path", str(local_db)]
         env["OSV_SCANNER_LOCAL_DB_CACHE_DIRECTORY"] = str(local_db)
+        env["OSV_SCALIBR_LOCAL_DB_CACHE_DIRECTORY"] = str(local_db)
     args.append(str(archive))
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env,
@@ -64,3 +71,23 @@ def scan_archive(
         return json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
         raise StepFailed("osv-scanner wrote no JSON report", evidence=tail) from exc
+
+
+def assemble_local_db(advisories: str | Path, dest: str | Path) -> Path:
+    """Zip ``advisories/<Ecosystem>/*.json`` into an offline database at ``dest``."""
+    import zipfile
+
+    src, dest = Path(advisories), Path(dest)
+    ecosystems = [d for d in sorted(src.iterdir()) if d.is_dir()] if src.is_dir() else []
+    if not ecosystems:
+        raise BadInput("no advisories found", source=str(src),
+                       expected="one directory per ecosystem holding OSV JSON files")
+    for top in ("osv-scalibr", "osv-scanner"):
+        for eco in ecosystems:
+            out = dest / top / eco.name
+            out.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(out / "all.zip", "w", zipfile.ZIP_DEFLATED) as zipped:
+                for advisory in sorted(eco.glob("*.json")):
+                    json.loads(advisory.read_text())  # a broken advisory is caught here
+                    zipped.write(advisory, advisory.name)
+    return dest

@@ -1,0 +1,103 @@
+"""The real OSV-Scanner, built from the Go module proxy, scanning a testbed image offline.
+
+The image carries a Debian dpkg status with libwebp 1.2.4-0.2 (DSA-5497-1, CVE-2023-4863)
+and Python dist-info for requests 2.25.1 (GHSA-j8r2-6x86-q33q) and urllib3 1.26.5
+(GHSA-v845-jxx5-vc9f); the local database holds exactly those real advisories.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipelinelib.adapters.docker_engine import DockerEngine
+from pipelinelib.adapters.registry import RegistryClient
+from pipelinelib.attest import read_attestation
+from pipelinelib.context import Context
+from pipelinelib.scan.osv_scanner import assemble_local_db
+from pipelinelib.testing.testbed import parse_exports
+from tests.conftest import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT / "tests" / "fixtures" / "scan"
+
+
+@pytest.fixture(scope="session")
+def osv_bin() -> str:
+    """The pinned osv-scanner (testbed/tools/osv-scanner; ~5 min on a cold cache)."""
+    out = subprocess.run([str(ROOT / "testbed" / "tools" / "osv-scanner")], capture_output=True,
+                         text=True, check=True)
+    return parse_exports(out.stdout)["PIPELINELIB_OSV_SCANNER"]
+
+
+@pytest.fixture(scope="session")
+def local_db(tmp_path_factory) -> Path:
+    return assemble_local_db(FIX / "osv-db", tmp_path_factory.mktemp("osv-db"))
+
+
+@pytest.fixture(scope="session")
+def vulnerable_image(registry_env) -> tuple[str, str, str]:
+    """(local image, registry repository, digest) of the vulnerable test image, pushed."""
+    engine = DockerEngine.from_env(registry_env["DOCKER_HOST"])
+    registry = registry_env["PIPELINELIB_REGISTRY"]
+    repo = f"{registry}/pipelinelib-scan/v{uuid.uuid4().hex[:10]}"
+    engine.build(str(FIX / "image"), "Dockerfile", tag=f"{repo}:t1",
+                 buildargs={"BASE": registry_env["PIPELINELIB_BASE_IMAGE"]})
+    engine.push(repo, "t1")
+    digest = RegistryClient(registry).manifest_digest(repo.split("/", 1)[1], "t1")
+    assert digest
+    return f"{repo}:t1", repo, digest
+
+
+def scan(tmp_path, env, *args):
+    report = tmp_path / "report"
+    out = run_pipeline("--report-dir", str(report), "scan", *args,
+                       env={**env, "PIPELINELIB_OSV_SCANNER": env["osv"]})
+    summary = json.loads((report / "summary.json").read_text())
+    return out, summary, report
+
+
+def test_real_osv_scanner_finds_the_debian_and_python_advisories_offline(
+    osv_bin, local_db, vulnerable_image, registry_env, tmp_path
+):
+    image, repo, digest = vulnerable_image
+    env = {**registry_env, "osv": osv_bin}
+    out, _, report = scan(tmp_path, env, "--osv-image", image, "--local-db", str(local_db),
+                                "--image", repo, "--digest", digest)
+    assert out.returncode == 1, out.stderr[-3000:]
+    raw = json.loads((report / "osv-scanner.json").read_text())
+    ids = {v["id"] for r in raw["results"] for p in r["packages"] for v in p["vulnerabilities"]}
+    assert ids == {"DSA-5497-1", "GHSA-j8r2-6x86-q33q", "GHSA-v845-jxx5-vc9f"}
+    junit = (report / "junit.xml").read_text()
+    # DSA advisories carry no severity: unknown ranks as HIGH by default, so libwebp blocks
+    assert "UNKNOWN DSA-5497-1 [CVE-2023-4863] in libwebp 1.2.4-0.2" in junit
+    assert "fixed in 1.2.4-0.2+deb12u1" in junit
+    recorded = read_attestation(Context(), repo, digest, "scan")
+    assert recorded is not None and recorded["passed"] is False
+    assert [f["id"] for f in recorded["blocking"]] == ["DSA-5497-1"]
+    assert recorded["digest"] == digest and recorded["scanners"] == ["osv-scanner"]
+
+
+def test_an_ignored_advisory_passes_and_the_verdict_replaces_the_attestation_once(
+    osv_bin, local_db, vulnerable_image, registry_env, tmp_path
+):
+    image, repo, digest = vulnerable_image
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("fail_on: high\nignore:\n  - id: CVE-2023-4863\n"
+                      "    reason: no WebP decoding in this service\n    expires: 2099-01-01\n")
+    env = {**registry_env, "osv": osv_bin}
+    args = ("--osv-image", image, "--local-db", str(local_db), "--image", repo,
+            "--digest", digest, "--policy", str(policy))
+    out, summary, _ = scan(tmp_path / "a", env, *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    gate = summary["steps"][-1]
+    assert gate["status"] == "changed" and gate["outputs"]["ignored"] == 1
+    recorded = read_attestation(Context(), repo, digest, "scan")
+    assert recorded["passed"] is True
+    assert recorded["ignored"][0]["reason"] == "no WebP decoding in this service"
+    again, summary, _ = scan(tmp_path / "b", env, *args)
+    assert again.returncode == 0 and summary["steps"][-1]["status"] == "unchanged"
