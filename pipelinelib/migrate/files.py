@@ -164,8 +164,9 @@ def parse_markers(text: str, source: str) -> tuple[Marker, ...]:
         name, rest = match["name"], match["rest"].strip()
         line = line_of(text, match.start())
         if name not in KNOWN_MARKERS:
+            known = ", ".join(f"pipelinelib:{m}" for m in KNOWN_MARKERS)
             raise BadInput(f"unknown marker pipelinelib:{name}", source=source, line=line,
-                           expected="one of " + ", ".join(f"pipelinelib:{m}" for m in KNOWN_MARKERS))
+                           expected=f"one of {known}")
         head, _, reason = rest.partition("reason:")
         args = tuple(a for a in re.split(r"[\s,]+", head.strip()) if a)
         if name in ("allow", "contract") and not reason.strip():

@@ -81,10 +81,11 @@ def acquire(db: Any, key: int, *, wait_s: float, progress_every_s: float = 5.0,
         current = holder(db, key)
         if waited >= wait_s:
             who = current.describe() if current else "a session that just ended"
+            pid = current.pid if current else "PID"
             raise StepFailed(
                 f"migration lock still held after {waited:.0f}s by {who}",
                 hint="another migration run is in progress; wait for it, or if that session "
-                     f"is stuck end it with select pg_terminate_backend({current.pid if current else 'PID'})"
+                     f"is stuck end it with select pg_terminate_backend({pid})"
                      " (the server then releases the lock)",
                 evidence=[f"lock holder: {who}"])
         if on_wait and now >= next_report:

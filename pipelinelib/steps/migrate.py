@@ -192,12 +192,14 @@ def run_migration_job(ctx: Context, namespace: str, image: str, command: list[st
         kube.create(manifest, namespace, ok=(409,))
     final = wait_for_job(ctx, name, namespace, timeout_s=timeout_s + 30)
     if job_state(final) != "succeeded":
+        evidence = [ctx.secrets.redact_text(line) for line in job_evidence(ctx, name, namespace)]
+        for line in evidence:
+            ctx.log.error("migration Job output", job=name, line=line)
         raise StepFailed(f"migration Job {namespace}/{name} failed",
                          cause=_failure_reason(final),
                          hint="read the migration's output below; fix and re-run (the failed "
                               "Job is replaced)",
-                         evidence=[ctx.secrets.redact_text(line)
-                                   for line in job_evidence(ctx, name, namespace)])
+                         evidence=evidence)
     return StepResult.of("migrate-job", actions, job=name, state="succeeded")
 
 
