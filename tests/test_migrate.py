@@ -238,3 +238,38 @@ def test_killed_runner_releases_lock_and_rerun_converges(db: str, mig_dir: Path)
     assert rows(db, "select to_regclass('slow') is not null")[0][0]
     assert rows(db, "select version, success from pipelinelib_schema_history "
                     "where version = '4'") == [("4", True)]
+
+
+def test_dsn_password_never_reaches_logs_or_reports(postgres_env: dict[str, str],
+                                                    tmp_path: Path) -> None:
+    planted = f"Planted-{uuid.uuid4().hex}"
+    role, name = f"r_{uuid.uuid4().hex[:10]}", f"sec_{uuid.uuid4().hex[:10]}"
+    admin = postgres_env["PIPELINELIB_PG_DSN"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"create role {role} login password '{planted}'")
+        conn.execute(f'create database "{name}" owner {role}')
+    host, port = postgres_env["PIPELINELIB_PG_HOST"], postgres_env["PIPELINELIB_PG_PORT"]
+    dsn = f"postgresql://{role}:{planted}@{host}:{port}/{name}"
+    try:
+        d = tmp_path / "m"
+        d.mkdir()
+        (d / "V1__leak.sql").write_text(f"select '{planted}'::int;\n")
+        reports = tmp_path / "reports"
+        proc = migrate(dsn, "--dir", str(d), "--report-dir", str(reports))
+        assert proc.returncode == 1
+        assert "invalid input syntax for type integer" in proc.stderr
+        assert planted not in proc.stderr + proc.stdout
+        assert "***" in proc.stderr
+        for report in reports.rglob("*"):
+            if report.is_file():
+                assert planted not in report.read_text(errors="replace"), report
+        wrong = migrate(dsn.replace(planted, planted + "x"), "--dir", str(d))
+        assert wrong.returncode == 2 and "refused the login" in wrong.stderr
+        assert planted not in wrong.stderr
+        unreachable = migrate(f"postgresql://{role}:{planted}@127.0.0.1:1/{name}",
+                              "--dir", str(d))
+        assert unreachable.returncode == 3 and planted not in unreachable.stderr
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+            conn.execute(f"drop role if exists {role}")

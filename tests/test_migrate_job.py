@@ -46,7 +46,8 @@ def test_failed_job_shows_pod_and_events_and_cli_exits_1(cluster):
                         "migrate up", "--job-annotation", "pipelinelib.dev/behavior=job-fail",
                         "--job-timeout", "60", env=cluster.cli_env())
     assert proc.returncode == 1, proc.stderr
-    assert "migration Job" in proc.stderr and "pod " in proc.stderr
+    assert "migration Job" in proc.stderr and "exit 1" in proc.stderr
+    assert "BackoffLimitExceeded" in proc.stderr  # the Job's events are shown
 
 
 def test_unpinned_image_is_refused_before_any_write(cluster):

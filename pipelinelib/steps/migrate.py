@@ -250,7 +250,7 @@ def wait_for_job(ctx: Context, name: str, namespace: str, timeout_s: float) -> d
 
 def _failure_reason(job: dict[str, Any]) -> str:
     for cond in job.get("status", {}).get("conditions") or []:
-        if cond.get("type") == "Failed" and cond.get("status") == "True":
+        if cond.get("type") in ("Failed", "FailureTarget") and cond.get("status") == "True":
             return f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
     return "the Job did not complete"
 
