@@ -189,3 +189,21 @@ def test_an_unreachable_origin_raises_unreachable_and_leaves_no_local_note(
         states.set_state(repo, shas[1], note_entry("staged", "staging"))
     assert repo.note(states.NOTES_REF, shas[1]) is None
     assert repo.note(states.NOTES_REF, shas[0]) is not None
+
+
+def test_tags_and_notes_work_on_an_agent_without_a_git_identity(
+        tmp_path: Path, world: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    origin, shas = world
+    path = tmp_path / "anon"
+    git(tmp_path, "clone", "-q", str(origin), str(path))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    repo = GitRepo.open(path)
+    assert tags.ensure_deployment_tag(repo, tag_fields(shas[0], "live", "b")).changed
+    assert states.set_state(repo, shas[0], note_entry("deployed", "live")).changed
+    assert "pipelinelib" in git(origin, "log", "-1", "--format=%an", states.NOTES_REF)

@@ -23,8 +23,10 @@ from gitdb.base import IStream
 from pipelinelib.errors import BadInput, StepFailed, TransientError, Unreachable
 from pipelinelib.retry import transient_retry
 
+# Tags and notes commits need an identity; a CI agent often has none configured.
 _FALLBACK_IDENTITY = {"GIT_COMMITTER_NAME": "pipelinelib",
-                      "GIT_COMMITTER_EMAIL": "pipelinelib@localhost"}
+                      "GIT_COMMITTER_EMAIL": "pipelinelib@localhost",
+                      "GIT_AUTHOR_NAME": "pipelinelib", "GIT_AUTHOR_EMAIL": "pipelinelib@localhost"}
 _UNREACHABLE = ("does not appear to be a git repository", "No such file or directory",
                 "Repository not found", "Authentication failed", "Permission denied")
 _TRANSIENT = ("Could not read from remote repository", "unable to access",
