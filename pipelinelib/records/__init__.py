@@ -6,7 +6,7 @@
   across racing jobs: fetch, max+1, compare-and-swap push, retry).
 - ``states``: the refspec state (development, staged, deployable, deployed, broken) as a
   git note under ``refs/notes/pipelinelib-state``, first line ``state: <state>``.
-- ``history`` and ``metrics``: the deployment log and DORA metrics read back from git.
+- ``metrics``: the deployment history and DORA metrics read back from git (+ audit JSONL).
 
 Imports stay light here: ``pipelinelib.records.audit`` is imported by every command that
 audits, and must not pull in GitPython.

@@ -147,11 +147,9 @@ def annotate_deployment(ctx: Context, *, repo: str | os.PathLike[str] = ".", dig
     if not repeat and not ctx.dry_run:
         ci_actions = attempt("ci", lambda: _annotate_ci(ctx, success, environment,
                                                          fields.get("tag", ""), env))
-        if ci_actions is None and not failures:
-            pass
-        elif ci_actions == []:
+        if ci_actions == []:
             notes.append("CI server: no write-back configured (local run or no API token)")
-        elif ci_actions:
+        elif ci_actions:  # None: failed, already listed in failures
             actions.extend(ci_actions)
     elif not repeat:
         actions.append(f"CI server: {text}")
