@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="the environment deployed to")
     parser.add_argument("--result", choices=("success", "failure"), required=True)
     parser.add_argument("--app", default="", help="the app (audit target)")
-    parser.add_argument("--revision", default="HEAD", help="the deployed commit (default HEAD)")
+    parser.add_argument("--revision", default="",
+                        help="the deployed commit (default: the CI server's GIT_COMMIT / "
+                        "GO_REVISION, else HEAD)")
     parser.add_argument("--repo", default=".", help="the git clone (default: .)")
     parser.add_argument("--digest", default="", help="the deployed image digest (sha256:...)")
     parser.add_argument("--workload", default="",
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.steps.annotate import annotate_deployment
 
     ctx.environment, ctx.app = args.env, args.app
-    ctx.revision = "" if args.revision == "HEAD" else args.revision
+    ctx.revision = args.revision or ctx.ci.revision
     per_env = args.per_environment
     if per_env is None:
         per_env = os.environ.get("PIPELINE_TAG_PER_ENVIRONMENT", "") in ("1", "true", "yes")
