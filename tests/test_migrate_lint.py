@@ -154,3 +154,17 @@ def test_old_version_queries_still_work_after_expand(postgres_env: dict[str, str
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_squawk_adds_advisory_findings_without_duplicating_ours(tmp_path: Path) -> None:
+    import shutil as sh
+
+    from pipelinelib.migrate.lint import squawk_findings
+
+    assert sh.which("squawk"), "squawk-cli (PyPI) must be installed for the migration lint"
+    d = write(tmp_path, "V1__t.sql", "create table t (id serial primary key, n int);\n")
+    write(tmp_path, "V2__drop.sql", "alter table t drop column n;\n")
+    advice = squawk_findings(load_migrations(d))
+    assert [(Path(f.file).name, f.line, f.rule) for f in advice] == [
+        ("V1__t.sql", 1, "squawk:prefer-identity")]
+    assert all(f.allowed and f.reason == "advisory (squawk)" for f in advice)

@@ -172,3 +172,55 @@ def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None
         return [f for mig in migrations for f in lint_migration(mig)]
     wanted = {str(v) for v in versions}
     return lint(m for m in migrations if m.key in wanted or m.name in wanted)
+
+
+# squawk (squawk-cli from PyPI) as a second opinion: its findings are advisory ------------
+
+SQUAWK_EXCLUDED = (
+    # covered by our own rules (which know about allow markers and new tables)
+    "adding-required-field", "require-concurrent-index-creation", "renaming-column",
+    "renaming-table", "changing-column-type", "adding-not-nullable-field",
+    "ban-drop-column", "ban-drop-table",
+    # the runner handles these itself
+    "require-lock-timeout", "require-statement-timeout", "transaction-nesting",
+)
+
+
+def squawk_findings(migrations: Iterable[Migration], binary: str | None = None
+                    ) -> list[Finding]:
+    """Advisory findings from squawk (``allowed=True``, reason ``advisory (squawk)``).
+
+    Empty when squawk is not installed. Rules our own lint covers are excluded; files
+    the runner wraps in a transaction are linted with ``--assume-in-transaction``.
+    """
+    import shutil
+
+    binary = binary or shutil.which("squawk")
+    migrations = list(migrations)
+    if not binary or not migrations:
+        return []
+    found: list[Finding] = []
+    for transactional in (True, False):
+        files = [str(m.path) for m in migrations if m.transactional is transactional]
+        if files:
+            found += _squawk(binary, files, transactional)
+    return found
+
+
+def _squawk(binary: str, files: list[str], in_transaction: bool) -> list[Finding]:
+    import json
+    import subprocess
+
+    flag = "--assume-in-transaction" if in_transaction else "--no-assume-in-transaction"
+    proc = subprocess.run([binary, "--reporter", "json", flag, "--exclude",
+                           ",".join(SQUAWK_EXCLUDED), *files],
+                          capture_output=True, text=True, check=False, timeout=60)
+    try:
+        items = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return []
+    return [Finding(str(item.get("file", "")), int(item.get("line", 0)) + 1,
+                    f"squawk:{item.get('rule_name', '?')}",
+                    f"{item.get('message', '')} {item.get('help') or ''}".strip(), "",
+                    allowed=True, reason="advisory (squawk)")
+            for item in items if isinstance(item, dict)]
