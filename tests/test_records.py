@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,3 +208,35 @@ def test_tags_and_notes_work_on_an_agent_without_a_git_identity(
     assert tags.ensure_deployment_tag(repo, tag_fields(shas[0], "live", "b")).changed
     assert states.set_state(repo, shas[0], note_entry("deployed", "live")).changed
     assert "pipelinelib" in git(origin, "log", "-1", "--format=%an", states.NOTES_REF)
+
+
+def test_a_transition_checked_against_a_stale_note_is_rechecked_after_losing_the_race(
+        tmp_path: Path, world: tuple[Path, list[str]]) -> None:
+    origin, shas = world
+    other = GitRepo.open(clone(tmp_path, origin, "other"))
+
+    class RacedRepo(GitRepo):
+        """Real git; just before its first push, another job deploys the same commit."""
+
+        raced = False
+
+        def push_cas(self, updates: Any) -> None:
+            if not self.raced:
+                self.raced = True
+                states.set_state(other, shas[0], note_entry("deployed", "live"))
+            super().push_cas(updates)
+
+    mine = RacedRepo(git_module_repo(clone(tmp_path, origin, "mine")))
+    with pytest.raises(Refused, match="deployed -> staged"):
+        states.set_state(mine, shas[0], note_entry("staged", "staging"))
+    assert mine.raced
+    check = GitRepo.open(clone(tmp_path, origin, "check"))
+    states.fetch_notes(check)
+    note = states.read_note(check, shas[0])
+    assert note.state == "deployed" and [h["state"] for h in note.history] == ["deployed"]
+
+
+def git_module_repo(path: Path) -> Any:
+    import git as gitpython
+
+    return gitpython.Repo(path)
