@@ -169,3 +169,13 @@ def test_squawk_adds_advisory_findings_without_duplicating_ours(tmp_path: Path) 
     assert ("V1__t.sql", 1, "squawk:prefer-identity") in seen
     assert not [f for f in advice if f.file.endswith("V2__drop.sql")]  # ours covers drops
     assert all(f.allowed and f.reason == "advisory (squawk)" for f in advice)
+
+
+def test_versions_order_numerically_and_repeatables_come_last(tmp_path: Path) -> None:
+    d = write(tmp_path, "V1.10__c.sql", "select 1;")
+    for name in ("V1.9__b.sql", "V1__a.sql", "R__views.sql", "V2_1__d.sql"):
+        write(tmp_path, name, "select 1;")
+    assert [m.key for m in load_migrations(d)] == ["1", "1.9", "1.10", "2.1", "R:views"]
+    write(tmp_path, "V1_9__dup.sql", "select 1;")
+    with pytest.raises(BadInput, match="version 1.9 also used by V1.9__b.sql"):
+        load_migrations(d)
