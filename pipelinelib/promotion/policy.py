@@ -114,7 +114,7 @@ def load_policy(root: str | Path) -> Policy:
             raise BadInput("four_eyes needs approvers", source=source,
                            line=lines.line((*at, "four_eyes")),
                            field=f"environments.{name}.approve", expected="a list of users")
-    return Policy(groups, envs, source)
+    return Policy(groups, envs, POLICY_FILE)
 
 
 def identity(ctx: Any, rules: EnvPolicy, env: str) -> str:
