@@ -177,5 +177,5 @@ def test_versions_order_numerically_and_repeatables_come_last(tmp_path: Path) ->
         write(tmp_path, name, "select 1;")
     assert [m.key for m in load_migrations(d)] == ["1", "1.9", "1.10", "2.1", "R:views"]
     write(tmp_path, "V1_9__dup.sql", "select 1;")
-    with pytest.raises(BadInput, match="version 1.9 also used by V1.9__b.sql"):
+    with pytest.raises(BadInput, match=r"version 1\.9 also used by V1\.9__b\.sql"):
         load_migrations(d)
