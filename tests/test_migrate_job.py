@@ -42,12 +42,14 @@ def test_failed_job_shows_pod_and_events_and_cli_exits_1(cluster):
     assert "migration Job" in failed.value.message and "failed" in failed.value.message
     evidence = "\n".join(failed.value.evidence)
     assert "pod web-migrate-" in evidence and "Failed" in evidence
-    proc = run_pipeline("migrate", "--namespace", ns, "--job-image", ref, "--job-command",
-                        "migrate up", "--job-annotation", "pipelinelib.dev/behavior=job-fail",
-                        "--job-timeout", "60", env=cluster.cli_env())
+    proc = run_pipeline("migrate", "--app", "shop", "--namespace", ns, "--job-image", ref,
+                        "--job-command", "migrate up", "--job-annotation",
+                        "pipelinelib.dev/behavior=job-fail", "--job-timeout", "60",
+                        env=cluster.cli_env())
     assert proc.returncode == 1, proc.stderr
     assert "migration Job" in proc.stderr and "exit 1" in proc.stderr
     assert "BackoffLimitExceeded" in proc.stderr  # the Job's events are shown
+    assert job_name("shop", ref, ["migrate", "up"]) in proc.stderr
 
 
 def test_unpinned_image_is_refused_before_any_write(cluster):

@@ -36,6 +36,8 @@ same Job: a Job that already succeeded is not run again.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app", default=os.environ.get("PIPELINE_APP", ""),
+                        help="the app (names the Job; default $PIPELINE_APP)")
     parser.add_argument("--dir", default="migrations",
                         help="directory of migration files (default: migrations)")
     parser.add_argument("--dsn-env", default="PIPELINE_DB_DSN",
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.errors import BadInput
     from pipelinelib.job import Job
 
+    if args.app:
+        ctx.app = args.app
     with Job("migrate", ctx, args.report_dir) as job:
         if args.lint_only:
             from pipelinelib.steps.migrate import lint_pending
