@@ -52,8 +52,8 @@ def lint_pending(ctx: Context, directory: str | Path, versions: list[str] | None
             evidence=[f.one_line() for f in refused])
     return StepResult(
         "migrate-lint", status=_unchanged(), dry_run=ctx.dry_run,
-        summary=f"{'every' if versions is None else len(versions)} migration(s) linted; "
-                f"{len(findings)} allowed finding(s)",
+        summary=("all migrations" if versions is None else f"{len(versions)} pending migration(s)")
+                + f" linted; {len(findings)} allowed finding(s)",
         outputs={"findings": [f.to_dict() for f in findings]})
 
 
