@@ -1,0 +1,196 @@
+"""The release checklist (seed 000/001): five marks, each an automated check with evidence.
+
+1. built and tested: the build's JUnit XML exists, has tests and no failures/errors, and
+   the build is stable (``--build-result`` SUCCESS when the CI server passes it).
+2. migrations occur before deployment: no migration is pending in the target database
+   (``pipeline migrate`` runs earlier in the same pipeline; the gate refuses otherwise).
+3. old and new versions co-exist: the migration lint (expand/contract rules) passes.
+4. breaking interface changes only in major releases: the OpenAPI (or JSON Schema) diff
+   against the deployed version; breaking changes need a semver major bump.
+5. auditing kept in step: for every broken call, the app's declared audit index mapping
+   for that call changed in this release.
+
+Each check returns a ``Mark``; nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.errors import BadInput
+from pipelinelib.gate.openapi_diff import Change, breaking_calls, diff_openapi, diff_schema
+
+TITLES = {
+    1: "built and tested: tests pass and the build is stable",
+    2: "migrations occur before the deployment",
+    3: "old and new versions can co-exist (migration lint)",
+    4: "breaking interface changes only in a major release",
+    5: "audit index mapping updated for every broken call",
+}
+
+
+@dataclass
+class Mark:
+    number: int
+    ok: bool
+    evidence: list[str] = field(default_factory=list)
+    skipped: bool = False
+    overridden: str = ""  # the override reason when a privileged user overrode it
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.number]
+
+    @property
+    def passed(self) -> bool:
+        return self.ok or self.skipped or bool(self.overridden)
+
+    def symbol(self) -> str:
+        if self.skipped:
+            return "-"
+        return "✓" if self.ok else ("✓!" if self.overridden else "✗")
+
+    def lines(self) -> list[str]:
+        note = " (not configured)" if self.skipped else ""
+        note += f" (OVERRIDDEN: {self.overridden})" if self.overridden else ""
+        return [f"{self.symbol()} {self.number}. {self.title}{note}",
+                *(f"    {line}" for line in self.evidence)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mark": self.number, "title": self.title, "ok": self.ok,
+                "skipped": self.skipped, "overridden": self.overridden,
+                "evidence": self.evidence}
+
+
+# -- mark 1 --------------------------------------------------------------------------------------
+def check_tests(reports: list[Path], build_result: str | None = None) -> Mark:
+    """Mark 1 from JUnit XML files (any of Jenkins' and pytest's shapes)."""
+    if not reports:
+        return Mark(1, False, ["no test report found: the build must publish JUnit XML"])
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    evidence, failed_cases = [], []
+    for path in reports:
+        try:
+            root = ET.parse(path).getroot()  # noqa: S314 (our build's report; expat>=2.4)
+        except (ET.ParseError, OSError) as exc:
+            raise BadInput(f"test report is not JUnit XML: {exc}", source=str(path)) from exc
+        suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+        if root.tag not in ("testsuite", "testsuites"):
+            raise BadInput("test report is not JUnit XML", source=str(path),
+                           expected="<testsuites> or <testsuite>")
+        counts = dict.fromkeys(totals, 0)
+        for suite in suites:
+            cases = suite.iter("testcase")
+            for case in cases:
+                counts["tests"] += 1
+                if case.find("failure") is not None:
+                    counts["failures"] += 1
+                    failed_cases.append(f"{case.get('classname', '')}.{case.get('name')}")
+                elif case.find("error") is not None:
+                    counts["errors"] += 1
+                    failed_cases.append(f"{case.get('classname', '')}.{case.get('name')}")
+                elif case.find("skipped") is not None:
+                    counts["skipped"] += 1
+        for key in totals:
+            totals[key] += counts[key]
+        evidence.append(f"{path}: {counts['tests']} tests, {counts['failures']} failures, "
+                        f"{counts['errors']} errors, {counts['skipped']} skipped")
+    evidence += [f"failed: {name}" for name in failed_cases[:10]]
+    ok = totals["tests"] > 0 and not totals["failures"] and not totals["errors"]
+    if totals["tests"] == 0:
+        evidence.append("the reports hold no test cases")
+    if build_result is not None:
+        stable = build_result.upper() == "SUCCESS"
+        evidence.append(f"build result: {build_result.upper()}"
+                        + ("" if stable else " (the build must be stable)"))
+        ok = ok and stable
+    return Mark(1, ok, evidence)
+
+
+# -- marks 2 and 3 (pipelinelib.migrate) -----------------------------------------------------
+def check_pending(dsn: str | None, directory: Path, secrets: Any = None) -> Mark:
+    """Mark 2: nothing pending in the target database."""
+    from pipelinelib.migrate import pending_migrations
+
+    if not dsn:
+        return Mark(2, False, ["no database to check: pass --database-dsn (or "
+                               "PIPELINE_DB_DSN) for the target environment"])
+    pending = pending_migrations(dsn, directory, secrets=secrets)
+    if pending:
+        names = [m.path.name for m in pending]
+        return Mark(2, False, [f"{len(pending)} migration(s) pending: {', '.join(names)}",
+                               "run `pipeline migrate` before the rollout"])
+    return Mark(2, True, [f"no pending migrations in {directory}"])
+
+
+def check_lint(directory: Path) -> Mark:
+    """Mark 3: the expand/contract lint of every migration passes."""
+    from pipelinelib.migrate import lint_migrations
+
+    findings = lint_migrations(directory)
+    refused = [f for f in findings if not f.allowed]
+    evidence = [f.one_line() for f in refused] or [f"lint clean: {directory}"]
+    evidence += [f.one_line() for f in findings if f.allowed]
+    return Mark(3, not refused, evidence)
+
+
+# -- marks 4 and 5 -------------------------------------------------------------------------------
+def interface_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """OpenAPI when the documents are OpenAPI, else both are JSON Schemas of a response."""
+    if "openapi" in new or "swagger" in new or "paths" in new:
+        return diff_openapi(old, new)
+    return diff_schema(old, new)
+
+
+def check_semver(changes: list[Change], old_version: str, new_version: str) -> Mark:
+    """Mark 4: breaking changes require a major bump."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        before, after = Version(old_version), Version(new_version)
+    except InvalidVersion as exc:
+        raise BadInput(f"not a semantic version: {exc}", field="version",
+                       expected="MAJOR.MINOR.PATCH") from exc
+    breaking = [c for c in changes if c.breaking]
+    major = after.major > before.major
+    head = f"version {before} -> {after}" + (" (major)" if major else "")
+    evidence = [head, f"{len(breaking)} breaking change(s), "
+                f"{len(changes) - len(breaking)} compatible"]
+    evidence += [c.line() for c in breaking[:25]]
+    if breaking and not major:
+        evidence.append(f"breaking changes need version {before.major + 1}.0.0 or later")
+    if after < before:
+        evidence.append("the new version is lower than the deployed one")
+        return Mark(4, False, evidence)
+    return Mark(4, major or not breaking, evidence)
+
+
+def check_audit_mapping(changes: list[Change], old_map: dict[str, Any],
+                        new_map: dict[str, Any]) -> Mark:
+    """Mark 5: each broken call's audit mapping (by operationId or ``METHOD /path``) changed."""
+    broken = breaking_calls(changes)
+    if not broken:
+        return Mark(5, True, ["no call changed incompatibly"])
+    evidence, ok = [], True
+    for call, items in sorted(broken.items()):
+        op_id = items[0].operation_id
+        key = next((k for k in (op_id, call) if k and (k in new_map or k in old_map)), "")
+        name = f"{call} ({op_id})" if op_id else call
+        if items[0].kind == "removed-operation":
+            evidence.append(f"✓ {name}: removed; its mapping may stay for old events")
+            continue
+        if not key:
+            ok = False
+            evidence.append(f"✗ {name}: no audit mapping declared for this call")
+        elif json.dumps(old_map.get(key), sort_keys=True) == json.dumps(new_map.get(key),
+                                                                         sort_keys=True):
+            ok = False
+            evidence.append(f"✗ {name}: audit mapping {key!r} unchanged although the call "
+                            f"broke ({items[0].kind} {items[0].where})")
+        else:
+            evidence.append(f"✓ {name}: audit mapping {key!r} updated")
+    return Mark(5, ok, evidence)

@@ -1,0 +1,124 @@
+"""Per-app gate configuration (``APP_DIR/gate.yaml``) and the deployed release's files.
+
+::
+
+    marks: [1, 2, 3, 4, 5]                 # which marks this app checks (default: all)
+    test_reports: [build/junit*.xml]        # mark 1: globs relative to the app dir
+    migrations: migrations                  # marks 2 and 3: the versioned SQL directory
+    openapi: openapi.yaml                   # mark 4: OpenAPI 3 document (or JSON Schema)
+    audit_mapping: audit-mapping.yaml       # mark 5: call (operationId or "METHOD /path")
+                                            #         -> its audit index mapping
+    overriders: [alice]                     # CI users who may override a failed mark
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.errors import BadInput
+
+KEYS = {"marks", "test_reports", "migrations", "openapi", "audit_mapping", "overriders"}
+
+
+@dataclass
+class GateConfig:
+    app_dir: Path
+    marks: tuple[int, ...] = (1, 2, 3, 4, 5)
+    test_reports: tuple[str, ...] = ()
+    migrations: str = ""
+    openapi: str = ""
+    audit_mapping: str = ""
+    overriders: tuple[str, ...] = ()
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConfig:
+    import yaml
+
+    app = Path(app_dir)
+    file = Path(path) if path else app / "gate.yaml"
+    if not file.exists():
+        if path:
+            raise BadInput("gate config not found", source=str(file))
+        return GateConfig(app)
+    try:
+        node = yaml.compose(file.read_text())
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise BadInput("not valid YAML", source=str(file),
+                       line=mark.line + 1 if mark else None) from exc
+    if not isinstance(data, dict):
+        raise BadInput("the gate config is a mapping", source=str(file))
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if node else {}
+    for key in data:
+        if key not in KEYS:
+            raise BadInput(f"unknown key {key!r}", source=str(file), line=lines.get(key),
+                           expected=", ".join(sorted(KEYS)))
+    marks = data.get("marks", [1, 2, 3, 4, 5])
+    if not isinstance(marks, list) or not all(m in (1, 2, 3, 4, 5) for m in marks):
+        raise BadInput("marks are numbers 1 to 5", source=str(file), field="marks",
+                       line=lines.get("marks"))
+    reports = data.get("test_reports") or []
+    reports = [reports] if isinstance(reports, str) else reports
+    return GateConfig(app, tuple(marks), tuple(str(r) for r in reports),
+                      str(data.get("migrations") or ""), str(data.get("openapi") or ""),
+                      str(data.get("audit_mapping") or ""),
+                      tuple(str(u) for u in data.get("overriders") or []), str(file))
+
+
+def read_structured(text: str, source: str) -> dict[str, Any]:
+    """A YAML or JSON document that must be a mapping."""
+    import yaml
+
+    try:
+        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        line = getattr(exc, "lineno", None) or getattr(
+            getattr(exc, "problem_mark", None), "line", None)
+        raise BadInput(f"cannot parse: {str(exc).splitlines()[0]}", source=source,
+                       line=line) from exc
+    if not isinstance(data, dict):
+        raise BadInput("expected a mapping", source=source)
+    return data
+
+
+def read_current(app_dir: Path, relpath: str) -> dict[str, Any]:
+    path = app_dir / relpath
+    if not path.is_file():
+        raise BadInput("file not found", source=str(path))
+    return read_structured(path.read_text(), str(path))
+
+
+def read_deployed(app_dir: Path, relpath: str, *, deployed_dir: str | None = None,
+                  deployed_rev: str | None = None) -> dict[str, Any] | None:
+    """The deployed release's copy of ``relpath`` (None when it did not have one)."""
+    if deployed_dir:
+        path = Path(deployed_dir) / relpath
+        return read_structured(path.read_text(), str(path)) if path.is_file() else None
+    if not deployed_rev:
+        raise BadInput("the deployed version is unknown", field="--deployed-rev/--deployed-dir",
+                       expected="the revision deployed in the target environment")
+    prefix = _git(app_dir, "rev-parse", "--show-prefix").strip()
+    shown = subprocess.run(["git", "show", f"{deployed_rev}:{prefix}{relpath}"], cwd=app_dir,
+                           capture_output=True, text=True, check=False)
+    if shown.returncode != 0:
+        if "exists on disk, but not in" in shown.stderr or "does not exist in" in shown.stderr:
+            return None
+        raise BadInput(f"cannot read {relpath} at {deployed_rev}",
+                       field="--deployed-rev", expected="a revision of this repository",
+                       hint=shown.stderr.strip()[:200])
+    return read_structured(shown.stdout, f"{deployed_rev}:{prefix}{relpath}")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise BadInput(f"not a git repository: {cwd}", field="--app-dir",
+                       hint=out.stderr.strip()[:200])
+    return out.stdout

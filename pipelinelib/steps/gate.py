@@ -1,0 +1,139 @@
+"""The release gate: check the five marks of the release checklist, with evidence.
+
+Procedure: read the app's gate config and every input (bad input -> exit 2) -> check
+each configured mark -> apply a privileged override (mandatory reason, audited) -> record
+the checklist against the image digest (attestation ``gate``) -> fail when a mark failed.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.errors import BadInput, GateFailed, Refused
+from pipelinelib.gate import checklist as marks
+from pipelinelib.gate.config import GateConfig, read_current, read_deployed
+from pipelinelib.result import StepResult
+from pipelinelib.step import step
+
+
+def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = None,
+                deployed_rev: str | None = None, dsn: str | None = None,
+                build_result: str | None = None) -> list[marks.Mark]:
+    """Every mark, in order; marks the app did not configure are ``skipped``."""
+    app = cfg.app_dir
+    result = []
+    changes = None
+    for number in (1, 2, 3, 4, 5):
+        if number not in cfg.marks:
+            result.append(marks.Mark(number, True, skipped=True))
+            continue
+        if number == 1:
+            found = sorted({Path(p) for g in cfg.test_reports for p in glob.glob(str(app / g))})
+            result.append(marks.check_tests(found, build_result))
+        elif number in (2, 3):
+            if not cfg.migrations:
+                result.append(marks.Mark(number, False, ["no `migrations` directory in "
+                                                         f"{cfg.source or 'gate.yaml'}"]))
+            elif number == 2:
+                result.append(marks.check_pending(dsn, app / cfg.migrations, ctx.secrets))
+            else:
+                result.append(marks.check_lint(app / cfg.migrations))
+        elif number == 4:
+            if not cfg.openapi:
+                result.append(marks.Mark(4, False, ["no `openapi` document configured"]))
+                continue
+            new = read_current(app, cfg.openapi)
+            old = read_deployed(app, cfg.openapi, deployed_dir=deployed_dir,
+                                deployed_rev=deployed_rev)
+            if old is None:
+                result.append(marks.Mark(4, True, ["first release of this interface"]))
+                changes = []
+                continue
+            changes = marks.interface_changes(old, new)
+            result.append(marks.check_semver(changes, _version(old, cfg.openapi),
+                                             _version(new, cfg.openapi)))
+        else:
+            if changes is None:
+                result.append(marks.Mark(5, False, ["mark 5 needs mark 4's interface diff"]))
+            elif not cfg.audit_mapping:
+                result.append(marks.check_audit_mapping(changes, {}, {}))
+            else:
+                new_map = read_current(app, cfg.audit_mapping)
+                old_map = read_deployed(app, cfg.audit_mapping, deployed_dir=deployed_dir,
+                                        deployed_rev=deployed_rev) or {}
+                result.append(marks.check_audit_mapping(changes, old_map, new_map))
+    return result
+
+
+def _version(doc: dict[str, Any], source: str) -> str:
+    version = (doc.get("info") or {}).get("version") or doc.get("version")
+    if not version:
+        raise BadInput("no version", source=source, field="info.version",
+                       expected="the semantic version of this interface")
+    return str(version)
+
+
+def parse_override(text: str | None, reason: str | None) -> tuple[set[int], str]:
+    if not text:
+        return set(), ""
+    try:
+        numbers = {int(x) for x in text.split(",") if x.strip()}
+    except ValueError as exc:
+        raise BadInput(f"bad mark list {text!r}", field="--override", expected="e.g. 4,5") from exc
+    if not numbers <= {1, 2, 3, 4, 5}:
+        raise BadInput(f"no such mark in {text!r}", field="--override", expected="1 to 5")
+    if not (reason or "").strip():
+        raise BadInput("an override needs a reason", field="--reason",
+                       expected="why this release may go out anyway")
+    return numbers, reason.strip()
+
+
+@step("gate")
+def release_gate(ctx: Context, cfg: GateConfig, checked: list[marks.Mark], *,
+                 override: set[int] | None = None, reason: str = "", image: str = "",
+                 digest: str = "", registry: Any = None) -> StepResult:
+    """Apply the override (privileged, audited), record the checklist, fail on a ✗."""
+    override = override or set()
+    actions: list[str] = []
+    failing = [m for m in checked if not m.passed]
+    if override:
+        user = ctx.ci.user
+        if not user or user not in cfg.overriders:
+            raise Refused(f"{user or 'an unknown user'} may not override the release gate",
+                          field="--override",
+                          hint=f"overriders in {cfg.source or 'gate.yaml'}: "
+                               f"{', '.join(cfg.overriders) or 'none'}")
+        used = [m for m in failing if m.number in override]
+        for mark in used:
+            mark.overridden = reason
+        if used and not ctx.dry_run:
+            from pipelinelib.records import audit
+
+            event = audit.record(ctx, "gate-override", target=image or ctx.app or "release",
+                                 result="overridden", reason=reason,
+                                 marks=[m.number for m in used], digest=digest,
+                                 evidence=[line for m in used for line in m.evidence][:20])
+            actions.append(f"audit override of mark(s) {', '.join(str(m.number) for m in used)}"
+                           f" by {user} (event {event.id})")
+    lines = [line for m in checked for line in m.lines()]
+    passed = all(m.passed for m in checked)
+    if image and digest:
+        from pipelinelib.attest import write_attestation
+
+        payload = {"kind": "gate", "digest": digest, "app": ctx.app, "revision": ctx.revision,
+                   "passed": passed, "marks": [m.to_dict() for m in checked]}
+        written = write_attestation(ctx, image, digest, "gate", payload, registry=registry)
+        if written["changed"]:
+            actions.append(f"record gate result as {written['reference']}")
+    if not passed:
+        bad = [str(m.number) for m in checked if not m.passed]
+        raise GateFailed(f"release gate failed: mark(s) {', '.join(bad)} not checked",
+                         hint="fix the evidence below, or have a privileged user override "
+                              "with --override MARKS --reason TEXT",
+                         evidence=lines)
+    summary = "release checklist: " + " ".join(f"{m.number}{m.symbol()}" for m in checked)
+    return StepResult.of("gate", actions, dry_run=ctx.dry_run, summary=summary,
+                         checklist=lines, passed=True)
