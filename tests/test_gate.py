@@ -1,0 +1,176 @@
+"""`pipeline gate`: the release checklist on a real git repository and the testbed PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from pipelinelib.attest import read_attestation
+from pipelinelib.context import Context
+from tests.conftest import commit_all, git, run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def db(postgres_env: dict[str, str]) -> str:
+    name = f"gate_{uuid.uuid4().hex[:12]}"
+    admin = postgres_env["PIPELINELIB_PG_DSN"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> tuple[Path, str]:
+    """An app at v1 (deployed revision returned), working tree ready for the next release."""
+    app = tmp_path / "repo" / "svc"
+    (app / "build" / "test-results").mkdir(parents=True)
+    shutil.copy(FIX / "gate" / "gate.yaml", app)
+    shutil.copy(FIX / "gate" / "audit-mapping.yaml", app)
+    shutil.copy(FIX / "openapi" / "v1.yaml", app / "openapi.yaml")
+    shutil.copytree(FIX / "migrations" / "app", app / "migrations")
+    git(app.parent, "init", "-q", "-b", "main")
+    deployed = commit_all(app, "release 1.4.0")
+    shutil.copy(FIX / "gate" / "junit-pass.xml", app / "build" / "test-results" / "junit.xml")
+    return app, deployed
+
+
+def release(app: Path, openapi: str, version: str, mapping_update: dict | None = None) -> None:
+    doc = yaml.safe_load((FIX / "openapi" / openapi).read_text())
+    doc["info"]["version"] = version
+    (app / "openapi.yaml").write_text(yaml.safe_dump(doc))
+    if mapping_update:
+        mapping = yaml.safe_load((app / "audit-mapping.yaml").read_text())
+        mapping.update(mapping_update)
+        (app / "audit-mapping.yaml").write_text(yaml.safe_dump(mapping))
+    commit_all(app, f"release {version}")
+
+
+def gate(app: Path, deployed: str, tmp_path: Path, *args: str, env: dict | None = None):
+    out = run_pipeline("--report-dir", str(tmp_path / "report"), "gate", "--app-dir", str(app),
+                       "--deployed-rev", deployed, *args, env=env)
+    return out, (tmp_path / "report" / "junit.xml").read_text()
+
+
+def migrate(dsn: str, app: Path):
+    out = run_pipeline("migrate", "--dir", str(app / "migrations"),
+                       env={"PIPELINE_DB_DSN": dsn})
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+UPDATED_MAPPINGS = {
+    "listUsers": {"index": "audit-users-list-v2", "fields": {"limit": "integer",
+                                                             "tenant": "keyword"}},
+    "createUser": {"index": "audit-users-create-v2",
+                   "fields": {"name": "keyword", "email": "keyword", "age": "integer"}},
+    "getUser": {"index": "audit-users-get-v2", "fields": {"id": "keyword"}},
+}
+
+
+def test_breaking_changes_in_a_minor_release_fail_marks_4_and_5_with_evidence(app, db,
+                                                                              tmp_path):
+    app_dir, deployed = app
+    migrate(db, app_dir)
+    release(app_dir, "v2-breaking.yaml", "1.5.0")
+    out, junit = gate(app_dir, deployed, tmp_path, "--database-dsn", db)
+    assert out.returncode == 1, out.stderr[-3000:]
+    text = out.stdout
+    assert "✓ 1. built and tested" in text and "3 tests, 0 failures, 0 errors, 1 skipped" in text
+    assert "✓ 2. migrations occur before the deployment" in text
+    assert "✓ 3. old and new versions can co-exist" in text
+    assert "✗ 4. breaking interface changes only in a major release" in text
+    assert "version 1.4.0 -> 1.5.0" in text and "need version 2.0.0 or later" in text
+    assert "BREAKING removed-operation: DELETE /users/{id}" in text
+    assert "✗ 5. audit index mapping updated for every broken call" in text
+    assert "✗ POST /users (createUser): audit mapping 'createUser' unchanged" in text
+    assert "<failure" in junit and "mark(s) 4, 5 not checked" in junit
+    assert db.rsplit("@", 1)[0] not in out.stdout + out.stderr + junit, "the DSN is a secret"
+
+
+def test_a_major_release_with_updated_audit_mappings_passes_and_is_recorded(
+        app, db, registry_env, tmp_path):
+    app_dir, deployed = app
+    migrate(db, app_dir)
+    release(app_dir, "v2-breaking.yaml", "2.0.0", UPDATED_MAPPINGS)
+    repo = f"{registry_env['PIPELINELIB_REGISTRY']}/pipelinelib-gate/g{uuid.uuid4().hex[:10]}"
+    digest = "sha256:" + uuid.uuid4().hex * 2
+    args = ("--database-dsn", db, "--image", repo, "--digest", digest)
+    out, _ = gate(app_dir, deployed, tmp_path, *args, env=registry_env)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "✓ 4." in out.stdout and "version 1.4.0 -> 2.0.0 (major)" in out.stdout
+    assert "✓ GET /users (listUsers): audit mapping 'listUsers' updated" in out.stdout
+    assert "✓ DELETE /users/{id} (deleteUser): removed" in out.stdout
+    recorded = read_attestation(Context(), repo, digest, "gate")
+    assert recorded["passed"] is True and [m["ok"] for m in recorded["marks"]] == [True] * 5
+    again, _ = gate(app_dir, deployed, tmp_path / "again", *args, env=registry_env)
+    summary = json.loads((tmp_path / "again" / "report" / "summary.json").read_text())
+    assert again.returncode == 0 and summary["steps"][-1]["status"] == "unchanged"
+
+
+def test_pending_migrations_fail_mark_2_until_migrate_ran(app, db, tmp_path):
+    app_dir, deployed = app
+    release(app_dir, "v2-compatible.yaml", "1.5.0")
+    out, _ = gate(app_dir, deployed, tmp_path, "--database-dsn", db)
+    assert out.returncode == 1
+    assert "✗ 2. migrations occur before the deployment" in out.stdout
+    assert "4 migration(s) pending: V1__create_users.sql" in out.stdout
+    migrate(db, app_dir)
+    out, _ = gate(app_dir, deployed, tmp_path / "after", "--database-dsn", db)
+    assert out.returncode == 0, out.stdout
+    assert "✓ 2." in out.stdout and "✓ 4." in out.stdout and "0 breaking change(s)" in out.stdout
+
+
+def test_failed_tests_and_an_unstable_build_fail_mark_1(app, db, tmp_path):
+    app_dir, deployed = app
+    migrate(db, app_dir)
+    shutil.copy(FIX / "gate" / "junit-fail.xml", app_dir / "build" / "test-results" / "j.xml")
+    out, _ = gate(app_dir, deployed, tmp_path, "--database-dsn", db, "--build-result",
+                  "unstable")
+    assert out.returncode == 1
+    assert "✗ 1. built and tested" in out.stdout
+    assert "failed: users.creates a user" in out.stdout
+    assert "build result: UNSTABLE (the build must be stable)" in out.stdout
+
+
+def test_override_needs_a_privileged_ci_user_and_a_reason_and_is_audited(app, db, tmp_path):
+    app_dir, deployed = app
+    migrate(db, app_dir)
+    release(app_dir, "v2-breaking.yaml", "1.5.0")
+    audit_file = tmp_path / "audit.jsonl"
+    ci = {"JENKINS_URL": "http://jenkins.example/", "BUILD_URL": "http://jenkins.example/1/",
+          "JOB_NAME": "svc", "PIPELINE_AUDIT_FILE": str(audit_file),
+          "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+    args = ("--database-dsn", db, "--override", "4,5")
+    reason = "hotfix for INC-42; clients migrated out of band"
+    out, _ = gate(app_dir, deployed, tmp_path / "a", *args, "--reason", reason,
+                  env={**ci, "BUILD_USER_ID": "dev"})
+    assert out.returncode == 2 and "dev may not override the release gate" in out.stderr
+    out, _ = gate(app_dir, deployed, tmp_path / "b", *args,
+                  env={**ci, "BUILD_USER_ID": "release-manager"})
+    assert out.returncode == 2 and "an override needs a reason" in out.stderr
+    assert not audit_file.exists()
+    out, _ = gate(app_dir, deployed, tmp_path / "c", *args, "--reason", reason,
+                  env={**ci, "BUILD_USER_ID": "release-manager"})
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert f"✓! 4. breaking interface changes only in a major release (OVERRIDDEN: {reason})" \
+        in out.stdout
+    event = json.loads(audit_file.read_text().splitlines()[-1])
+    assert event["action"] == "gate-override" and event["reason"] == reason
+    assert event["user"] == "release-manager"
+
+
+def test_gate_config_with_an_unknown_key_is_bad_input(app, tmp_path):
+    app_dir, deployed = app
+    (app_dir / "gate.yaml").write_text("marks: [1]\nskip_tests: true\n")
+    out, _ = gate(app_dir, deployed, tmp_path)
+    assert out.returncode == 2 and "gate.yaml:2: unknown key 'skip_tests'" in out.stderr
