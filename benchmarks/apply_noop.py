@@ -45,9 +45,11 @@ def write(root: Path, ns: str, apps: int, tag: str, changed: int = 0) -> None:
 
 def apply(root: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipelinelib", "--log-level", "warning", "apply",
-                    "bench", "--repo", str(root)], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    out = subprocess.run([sys.executable, "-m", "pipelinelib", "--log-level", "warning",
+                          "apply", "bench", "--repo", str(root)], capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"apply failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return time.perf_counter() - start
 
 
