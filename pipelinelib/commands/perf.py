@@ -1,0 +1,36 @@
+"""``pipeline perf``: the performance budget over Lighthouse (and coach) JSON reports."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelinelib.context import Context
+
+DESCRIPTION = """\
+Check Lighthouse JSON reports (lighthouse --output json) and sitespeed.io coach
+reports against a budget: minimum category scores (performance, accessibility,
+best-practices, seo; coach-<category>) and maximum metrics such as
+largest-contentful-paint, total-blocking-time, cumulative-layout-shift and
+total-byte-weight. A report that could not measure something the budget names fails.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", action="append", required=True, metavar="FILE",
+                        help="a Lighthouse or coach JSON report (repeatable)")
+    parser.add_argument("--budget", required=True, metavar="FILE", help="the budget (YAML)")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from pipelinelib.job import Job
+    from pipelinelib.perf.lighthouse import load_budget, read_report
+    from pipelinelib.steps.perf import perf_budget
+
+    with Job("perf", ctx, args.report_dir) as job:
+        budget = load_budget(args.budget)
+        reports = [(path, read_report(path)) for path in args.report]
+        result = job.run(perf_budget, ctx, reports, budget)
+        print("\n".join(result.outputs["checks"]))
+    if job.error is not None:
+        print("\n".join(getattr(job.error, "evidence", [])))
+    return job.exit_code
