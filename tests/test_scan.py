@@ -180,3 +180,36 @@ def test_pipeline_scan_on_bad_input_exits_2_and_passes_nothing(tmp_path):
     assert out.returncode == 2 and "unknown key 'ignore_unfixed'" in out.stderr
     out = run_pipeline("scan", "--report", str(FIX / "trivy-clean.json"))
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_attestations_round_trip_on_the_auth_registry_and_rewrite_only_on_change(
+        registry_env, monkeypatch):
+    import uuid
+
+    from pipelinelib.adapters.registry import RegistryClient
+    from pipelinelib.attest import attestation_tag, read_attestation, write_attestation
+    from pipelinelib.context import Context
+
+    host = registry_env["PIPELINELIB_AUTH_REGISTRY"]
+    monkeypatch.setenv("PIPELINE_REGISTRY_USER", registry_env["PIPELINELIB_AUTH_REGISTRY_USER"])
+    monkeypatch.setenv("PIPELINE_REGISTRY_PASSWORD",
+                       registry_env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    repo = f"{host}/pipelinelib-attest/a{uuid.uuid4().hex[:10]}"
+    digest = "sha256:" + uuid.uuid4().hex * 2
+    ctx = Context(app="hello")
+    assert read_attestation(ctx, repo, digest, "scan") is None
+    first = write_attestation(ctx, repo, digest, "scan", {"passed": False, "blocking": ["X"]})
+    assert first["changed"] and first["tag"] == attestation_tag(digest, "scan")
+    assert first["tag"] == f"sha256-{digest[7:]}.scan"
+    same = write_attestation(ctx, repo, digest, "scan", {"passed": False, "blocking": ["X"]})
+    assert same["changed"] is False and same["manifest_digest"] == first["manifest_digest"]
+    write_attestation(ctx, repo, digest, "scan", {"passed": True})
+    assert read_attestation(ctx, repo, digest, "scan") == {"passed": True}
+    assert read_attestation(ctx, repo, digest, "gate") is None
+    client = RegistryClient(host, registry_env["PIPELINELIB_AUTH_REGISTRY_USER"],
+                            registry_env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    manifest, media_type, _ = client.manifest(repo.split("/", 1)[1], first["tag"])
+    assert media_type.startswith("application/vnd.oci.image.manifest.v1+json")
+    assert manifest["annotations"]["dev.pipelinelib.subject"] == digest
+    with pytest.raises(BadInput, match="not an image digest"):
+        write_attestation(ctx, repo, "sha256:abc", "scan", {})
