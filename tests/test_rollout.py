@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipelinelib.errors import BadInput, StepFailed
+from pipelinelib.errors import StepFailed
 from pipelinelib.kube import APP_LABEL, MANAGED_BY
 from pipelinelib.steps.rollout import rollout
 from tests.conftest import run_pipeline

@@ -68,12 +68,12 @@ def _pod_failure(pods: list[dict[str, Any]], what: str) -> Verdict | None:
 def deployment(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
     name = f"deployment/{obj['metadata']['name']}"
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not _generation_seen(obj):
+        return Verdict(PROGRESSING, f"{name}: waiting for the controller")
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             return Verdict(FAILED, f"{name}: {cond.get('message', 'progress deadline exceeded')}",
                            "ProgressDeadlineExceeded")
-    if not _generation_seen(obj):
-        return Verdict(PROGRESSING, f"{name}: waiting for the controller")
     failed = _pod_failure(pods, name)
     if failed:
         return failed

@@ -141,8 +141,12 @@ def restore_body(previous: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def rollback(kube: Any, changes: list[Change], log: Any) -> tuple[list[str], list[tuple[str, str]]]:
-    """Re-apply the previous state of every updated workload; returns (story, workloads)."""
+def rollback(kube: Any, changes: list[Change], log: Any
+             ) -> tuple[list[str], list[tuple[str, str, int]]]:
+    """Re-apply the previous state of every updated workload.
+
+    Returns the story lines and (kind, name, generation) of each restored workload.
+    """
     from pipelinelib.kube.manifests import WORKLOADS
 
     story, restored = [], []
@@ -153,7 +157,7 @@ def rollback(kube: Any, changes: list[Change], log: Any) -> tuple[list[str], lis
             story.append(f"{change.ref}: no previous revision (first deploy); left for inspection")
             continue
         try:
-            kube.apply(restore_body(change.live))
+            applied = kube.apply(restore_body(change.live))
         except PipelineError as exc:
             story.append(f"{change.ref}: rollback failed: {exc.message}")
             continue
@@ -161,6 +165,7 @@ def rollback(kube: Any, changes: list[Change], log: Any) -> tuple[list[str], lis
             ((change.live.get("spec") or {}).get("template") or {}).get("spec") or {}
         ).get("containers") or [])
         story.append(f"{change.ref}: rolled back to the previous revision ({image})")
-        restored.append((change.manifest.kind, change.manifest.name))
+        restored.append((change.manifest.kind, change.manifest.name,
+                         applied["metadata"].get("generation", 0)))
         log.warning("rolled back", object=change.ref)
     return story, restored

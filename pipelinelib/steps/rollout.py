@@ -202,7 +202,8 @@ def _fail(ctx: Context, log: Any, kube: Any, app: str, namespace: str, applied: 
                          hint="rollback is off: fix and re-run, or roll back by hand")
     story, restored = rollback(kube, applied, log)
     if restored:
-        back = wait_for(kube, namespace, restored, timeout, log)
+        back = wait_for(kube, namespace, [(k, n) for k, n, _ in restored], timeout, log,
+                        {(k, n): g for k, n, g in restored})
         verdict = ("the previous revision is ready again" if back.ok
                    else f"the previous revision is not healthy either: {back.message}")
         evidence += back.evidence

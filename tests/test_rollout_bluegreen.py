@@ -1,0 +1,68 @@
+"""Blue/green on the real control plane: deploy the idle colour, await promotion, swap."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelinelib.errors import EXIT_AWAITING_PROMOTION
+from tests.conftest import run_pipeline
+from tests.fixtures.manifests.kit import Cluster, image, web, write
+
+
+@pytest.fixture
+def cluster(kube_env):
+    c = Cluster(kube_env)
+    yield c
+    c.cleanup()
+
+
+def selector_color(cluster: Cluster, ns: str) -> str:
+    return cluster.json("-n", ns, "get", "svc", "web")["spec"]["selector"]["pipelinelib.dev/color"]
+
+
+def image_of(cluster: Cluster, ns: str, name: str) -> str:
+    d = cluster.json("-n", ns, "get", "deploy", name)
+    return d["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_blue_green_awaits_promotion_then_swaps_and_swaps_back(cluster, tmp_path):
+    ns, env = cluster.namespace("bg"), cluster.cli_env()
+    v1, v2 = write(tmp_path / "v1.yaml", web(1)), write(tmp_path / "v2.yaml", web(2))
+    base = ["--app", "web", "-n", ns, "--blue-green"]
+    out = run_pipeline("rollout", str(v1), *base, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert selector_color(cluster, ns) == "blue" and image_of(cluster, ns, "web-blue") == image(1)
+
+    out = run_pipeline("rollout", str(v2), *base, "--await-promotion", env=env)
+    assert out.returncode == EXIT_AWAITING_PROMOTION, out.stderr[-2000:]
+    assert image_of(cluster, ns, "web-green") == image(2)
+    assert cluster.json("-n", ns, "get", "deploy", "web-green")["status"]["readyReplicas"] == 2
+    assert selector_color(cluster, ns) == "blue", "no switch before promotion"
+    before = cluster.versions(ns)
+    out = run_pipeline("rollout", str(v2), *base, "--await-promotion", env=env)
+    assert out.returncode == EXIT_AWAITING_PROMOTION and cluster.versions(ns) == before
+
+    out = run_pipeline("swap", "--app", "web", "-n", ns, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert selector_color(cluster, ns) == "green"
+    assert image_of(cluster, ns, "web-blue") == image(1), "the old colour stays for swap-back"
+    before = cluster.versions(ns)
+    out = run_pipeline("swap", "--app", "web", "-n", ns, "--to", "green", env=env)
+    assert out.returncode == 0 and '"status": "unchanged"' in out.stderr
+    assert cluster.versions(ns) == before
+    out = run_pipeline("rollout", str(v2), *base, env=env)
+    assert out.returncode == 0 and cluster.versions(ns) == before, "v2 is live: unchanged"
+
+    out = run_pipeline("swap", "--app", "web", "-n", ns, env=env)
+    assert out.returncode == 0 and selector_color(cluster, ns) == "blue"
+
+
+def test_swap_refuses_an_unhealthy_colour(cluster, tmp_path):
+    ns, env = cluster.namespace("bg"), cluster.cli_env()
+    out = run_pipeline("rollout", str(write(tmp_path / "v1.yaml", web(1))), "--app", "web",
+                       "-n", ns, "--blue-green", env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cluster.kubectl("-n", ns, "scale", "deploy", "web-blue", "--replicas=0")
+    out = run_pipeline("swap", "--app", "web", "-n", ns, "--to", "green", env=env)
+    assert out.returncode == 2 and "not healthy" in out.stderr, out.stderr[-2000:]
+    assert selector_color(cluster, ns) == "blue"

@@ -1,0 +1,112 @@
+"""The deploy lock and crash safety on the real control plane."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelinelib.kube.lock import DeployLock, lease_name
+from tests.conftest import run_pipeline
+from tests.fixtures.manifests.kit import Cluster, image, web, write
+
+
+@pytest.fixture
+def cluster(kube_env):
+    c = Cluster(kube_env)
+    yield c
+    c.cleanup()
+
+
+def test_a_held_lock_names_its_holder_and_times_out(cluster, tmp_path):
+    ns = cluster.namespace("lk")
+    lock = DeployLock(cluster.deployer(), "web", ns, "rm-alice (https://ci.example/job/1/)")
+    lock.acquire()
+    try:
+        out = run_pipeline("rollout", str(write(tmp_path / "m.yaml", web(1))), "--app", "web",
+                           "-n", ns, "--lock-timeout", "2", env=cluster.cli_env())
+        assert out.returncode == 1, out.stderr[-2000:]
+        assert "held by rm-alice (https://ci.example/job/1/) since" in out.stderr
+        assert "web" not in cluster.kubectl("-n", ns, "get", "deploy")
+    finally:
+        lock.release()
+    out = run_pipeline("rollout", str(tmp_path / "m.yaml"), "--app", "web", "-n", ns,
+                       env=cluster.cli_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert cluster.kubectl("-n", ns, "get", "lease", check=False).strip() == "", "released"
+
+
+def test_an_expired_lease_of_a_dead_holder_is_taken_over(cluster, tmp_path):
+    ns = cluster.namespace("lk")
+    stale = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+    cluster.kubectl("apply", "-f", "-", stdin=f"""
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {{name: {lease_name('web')}, namespace: {ns}}}
+spec: {{holderIdentity: ghost, leaseDurationSeconds: 30, acquireTime: "{stale}",
+        renewTime: "{stale}"}}
+""")
+    started = time.monotonic()
+    out = run_pipeline("rollout", str(write(tmp_path / "m.yaml", web(1))), "--app", "web",
+                       "-n", ns, env=cluster.cli_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert time.monotonic() - started < 15
+    assert "taking over an expired deploy lock" in out.stderr
+
+
+def test_two_rollouts_of_one_app_are_serialized(cluster, tmp_path):
+    ns = cluster.namespace("lk")
+    env = {**os.environ, **cluster.cli_env(), "PIPELINE_LOG_FORMAT": "json"}
+    first = write(tmp_path / "a.yaml", web(1, behavior="slow-ready", ready_after="3s"))
+    second = write(tmp_path / "b.yaml", web(2))
+    cmd = [sys.executable, "-m", "pipelinelib", "rollout", "--app", "web", "-n", ns]
+    a = subprocess.Popen([*cmd, str(first)], env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    b = subprocess.Popen([*cmd, str(second)], env=env, stderr=subprocess.PIPE, text=True)
+    err_a, err_b = a.communicate(120)[1], b.communicate(120)[1]
+    assert a.returncode == 0 and b.returncode == 0, err_a[-1500:] + err_b[-1500:]
+    assert "waiting for the deploy lock" in err_b and "rm-bob" in err_b
+    live = cluster.json("-n", ns, "get", "deploy", "web")
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(2)
+
+
+def _kill_trials(cluster: Cluster, tmp_path, trials: int) -> None:
+    ns = cluster.namespace("kill")
+    env = {**os.environ, **cluster.cli_env(), "PIPELINE_LOG_FORMAT": "json"}
+    cmd = [sys.executable, "-m", "pipelinelib", "rollout", "--app", "web", "-n", ns,
+           "--lock-ttl", "2"]
+    rng = random.Random(4)
+    for trial in range(trials):
+        path = write(tmp_path / f"t{trial}.yaml", web(trial + 1, greeting=f"g{trial}"))
+        proc = subprocess.Popen([*cmd, str(path)], env=env, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 2.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        out = run_pipeline("rollout", str(path), "--app", "web", "-n", ns, "--lock-ttl", "2",
+                           env=cluster.cli_env())
+        assert out.returncode == 0, f"trial {trial}: {out.stderr[-2000:]}"
+        live = cluster.json("-n", ns, "get", "deploy", "web")
+        assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(trial + 1)
+        assert live["status"]["readyReplicas"] == 2
+        cms = [i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "cm")["items"]
+               if i["metadata"]["name"].startswith("web-config")]
+        assert len(cms) == 1, f"trial {trial}: orphaned config {cms}"
+        leases = cluster.json("-n", ns, "get", "lease")["items"]
+        assert all(lease["spec"]["leaseDurationSeconds"] == 2 for lease in leases), \
+            "at most the killed run's lease is left, and it expires in 2 s"
+
+
+def test_sigkill_mid_rollout_then_rerun_converges(cluster, tmp_path):
+    _kill_trials(cluster, tmp_path, 3)
+
+
+@pytest.mark.slow
+def test_sigkill_twenty_trials_converge(cluster, tmp_path):
+    _kill_trials(cluster, tmp_path, 20)
