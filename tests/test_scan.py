@@ -213,3 +213,20 @@ def test_attestations_round_trip_on_the_auth_registry_and_rewrite_only_on_change
     assert manifest["annotations"]["dev.pipelinelib.subject"] == digest
     with pytest.raises(BadInput, match="not an image digest"):
         write_attestation(ctx, repo, "sha256:abc", "scan", {})
+
+
+def test_a_dry_run_records_nothing_in_the_registry(registry_env, tmp_path):
+    import uuid
+
+    from pipelinelib.attest import read_attestation
+    from pipelinelib.context import Context
+
+    repo = f"{registry_env['PIPELINELIB_REGISTRY']}/pipelinelib-attest/d{uuid.uuid4().hex[:10]}"
+    digest = "sha256:" + uuid.uuid4().hex * 2
+    out = run_pipeline("--report-dir", str(tmp_path), "--dry-run", "scan", "--report",
+                       str(FIX / "trivy-clean.json"), "--image", repo, "--digest", digest)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    gate = summary["steps"][-1]
+    assert gate["dry_run"] and gate["actions"][0].startswith("record scan result as ")
+    assert read_attestation(Context(), repo, digest, "scan") is None
