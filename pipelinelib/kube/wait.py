@@ -137,6 +137,8 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
     workloads = [w for w in workloads if w[0] in health.RULES]
     if not workloads:
         return Outcome(True, {})
+    if _already_ready(kube, namespace, workloads, min_generation):
+        return Outcome(True, {}, seconds=round(time.monotonic() - started, 3))
     kinds = {k for k, _ in workloads} | {"Pod"}
     if any(k == "Deployment" for k, _ in workloads):
         kinds.add("ReplicaSet")
@@ -191,6 +193,21 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
                 pass
     finally:
         cache.stop.set()
+
+
+def _already_ready(kube: Any, namespace: str, workloads: list[tuple[str, str]],
+                   min_generation: dict[tuple[str, str], int] | None) -> bool:
+    """A cheap read-only pass (one GET each): True when every workload is ready now."""
+    if min_generation:
+        return False  # just applied: the controllers have not seen it yet
+    for kind, name in workloads:
+        obj = kube.get(kind, name, namespace)
+        if obj is None:
+            return False
+        obj["kind"] = kind
+        if health.assess(obj, []).state != health.READY:
+            return False
+    return True
 
 
 def pod_evidence(kube: Any, namespace: str, pod: str, container: str | None = None,
