@@ -220,3 +220,38 @@ def test_cli_rollout_and_noop(cluster, tmp_path):
     out = run_pipeline("rollout", str(path.parent), "--app", "web", "-n", ns,
                        env=cluster.cli_env())
     assert out.returncode == 0 and '"status": "unchanged"' in out.stderr, out.stderr
+
+
+def test_deploy_job_and_undo_return_to_the_previous_revision(cluster, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    ns = cluster.namespace()
+    env = {**__import__("os").environ, **cluster.cli_env(), "PIPELINE_LOG_FORMAT": "json"}
+    for n in (1, 2):
+        path = write(tmp_path / f"v{n}.yaml", web(n))
+        out = subprocess.run([sys.executable, str(ROOT / "jobs" / "deploy.py"), "--app", "web",
+                              "--manifests", str(path), "--namespace", ns], env=env,
+                             capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+    assert deployment(cluster, ns)["spec"]["template"]["spec"]["containers"][0]["image"] \
+        == image(2)
+    out = run_pipeline("rollout", "--undo", "--app", "web", "-n", ns, env=cluster.cli_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    live = deployment(cluster, ns)
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(1)
+    assert live["status"]["readyReplicas"] == 2
+
+
+def test_progress_lines_while_waiting_and_ready_reported_promptly(cluster, tmp_path):
+    ns = cluster.namespace()
+    path = write(tmp_path / "slow.yaml", web(1, behavior="slow-ready", ready_after="4s"))
+    out = run_pipeline("rollout", str(path), "--app", "web", "-n", ns, env=cluster.cli_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    progress = [e for e in events if e.get("event") == "waiting"]
+    assert len(progress) >= 2 and "deployment/web" in progress[-1]["progress"]
+    ready = next(e for e in events if e.get("event") == "ready")
+    assert 4.0 <= ready["seconds"] < 6.5, ready
