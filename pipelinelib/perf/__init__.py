@@ -1,0 +1,1 @@
+"""Performance budgets over Lighthouse and coach reports (seed 003)."""
