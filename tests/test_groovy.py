@@ -135,7 +135,8 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
     checked = []
     for name, script in var_scripts().items():
         samples = {"PIPELINE_DIGEST": "sha256:" + "a" * 64, "PIPELINE_RESULT": "success",
-                   "PIPELINE_COLOUR": "green", "PIPELINE_FAIL_ON": "high"}
+                   "PIPELINE_COLOUR": "green", "PIPELINE_FAIL_ON": "high",
+                   "PIPELINE_BUILD_RESULT": "SUCCESS", "PIPELINE_OVERRIDE": "4"}
         env = {n: samples.get(n, "value") for n in set(_VARIABLE.findall(script))}
         env["PIPELINE_REPORT_DIR"] = str(tmp_path / "reports")
         argv = run_sh(script, env, tmp_path)
@@ -146,4 +147,4 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
             checked.append(name)
     assert {"pipelineBuild", "pipelinePromote", "pipelineHotfix", "pipelinePlan",
             "pipelineApply", "pipelineScan", "pipelineDeploy", "pipelineSwap",
-            "pipelineAnnotate", "pipelineMigrate"} <= set(checked)
+            "pipelineAnnotate", "pipelineMigrate", "pipelineGate"} <= set(checked)

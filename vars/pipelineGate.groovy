@@ -1,17 +1,39 @@
-// pipelineGate: the release checklist, every mark with its evidence (`pipeline gate`).
-// See pipelineGate.txt. Values reach the shell only as environment variables.
+// pipelineGate: the release checklist (`pipeline gate`): built and tested, migrations before
+// deployment, old and new versions co-exist, breaking changes only in a major release, audit
+// mapping updated - each mark with its evidence. buildResult defaults to this build's result.
+// A failed mark may be overridden (override: '4,5', reason:) by a user the gate config lists;
+// that user is the person who started this build (build cause). See pipelineGate.txt.
 
 def call(Map params = [:]) {
-    pipelineCli.checkParams('pipelineGate', params, ['appDir', 'environment', 'reportDir'],
-                            ['environment'])
+    pipelineCli.checkParams('pipelineGate', params,
+                            ['appDir', 'config', 'deployedRev', 'buildResult', 'override', 'reason',
+                             'image', 'digest', 'dsnCredentialsId', 'reportDir'], [])
+    if (params.override && !params.reason) {
+        error('pipelineGate: an override needs a reason:')
+    }
     return pipelineCli(
         name: 'gate',
         reportDir: params.reportDir,
+        requireUser: params.override ? true : false,
+        credentials: params.dsnCredentialsId ?
+            [string(credentialsId: params.dsnCredentialsId, variable: 'PIPELINE_DB_DSN')] : null,
         env: [
             PIPELINE_APP_DIR: params.appDir ?: '.',
-            PIPELINE_ENV: params.environment,
+            PIPELINE_GATE_CONFIG: params.config,
+            PIPELINE_DEPLOYED_REV: params.deployedRev,
+            PIPELINE_BUILD_RESULT: (params.buildResult ?: currentBuild.currentResult)?.toString(),
+            PIPELINE_OVERRIDE: params.override,
+            PIPELINE_REASON: params.reason,
+            PIPELINE_IMAGE: params.image,
+            PIPELINE_DIGEST: params.digest,
         ],
         script: 'pipeline --report-dir "$PIPELINE_REPORT_DIR" gate --app-dir "$PIPELINE_APP_DIR"' +
-                ' --env "$PIPELINE_ENV"'
+                ' ${PIPELINE_GATE_CONFIG:+--config "$PIPELINE_GATE_CONFIG"}' +
+                ' ${PIPELINE_DEPLOYED_REV:+--deployed-rev "$PIPELINE_DEPLOYED_REV"}' +
+                ' ${PIPELINE_BUILD_RESULT:+--build-result "$PIPELINE_BUILD_RESULT"}' +
+                ' ${PIPELINE_OVERRIDE:+--override "$PIPELINE_OVERRIDE"}' +
+                ' ${PIPELINE_REASON:+--reason "$PIPELINE_REASON"}' +
+                ' ${PIPELINE_IMAGE:+--image "$PIPELINE_IMAGE"}' +
+                ' ${PIPELINE_DIGEST:+--digest "$PIPELINE_DIGEST"}'
     )
 }

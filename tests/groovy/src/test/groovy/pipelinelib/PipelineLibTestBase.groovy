@@ -134,6 +134,7 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
                 cls ? test.causes.findAll { it._class == cls } : test.causes
             },
             getCurrentResult: { -> test.currentResult },
+            currentResult: test.currentResult,
             getResult: { -> test.currentResult },
             setResult: { String r -> test.currentResult = r },
             number: 42,

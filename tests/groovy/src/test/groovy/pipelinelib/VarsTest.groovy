@@ -18,7 +18,9 @@ class VarsTest extends PipelineLibTestBase {
         pipelineBuild   : [appDir: 'services/web', registry: 'registry.example:5000'],
         pipelineScan    : [report: 'trivy:trivy.json', osvImage: 'ns/web:abc1234', policy: 'scan.yaml',
                            failOn: 'high', image: 'registry/ns/web', digest: 'sha256:0a'],
-        pipelineGate    : [appDir: 'services/web', environment: 'staging'],
+        pipelineGate    : [appDir: 'services/web', config: 'gate.yaml', deployedRev: 'v1.4.0',
+                           buildResult: 'SUCCESS', override: '4', reason: 'accepted by CAB',
+                           image: 'registry/ns/web', digest: 'sha256:0a', dsnCredentialsId: 'web-dsn'],
         pipelineMigrate : [dir: 'db/migrations', dsnCredentialsId: 'web-dsn', jobImage: 'ns/web@sha256:0a',
                            jobCommand: 'bin/migrate --all', namespace: 'web',
                            kubeconfigCredentialsId: 'sandbox-kubeconfig'],
@@ -38,7 +40,7 @@ class VarsTest extends PipelineLibTestBase {
     /** Parameters that are not passed on as text (credential ids, flags, choices). */
     static final List<String> NOT_STRINGS = ['dsnCredentialsId', 'kubeconfigCredentialsId',
                                              'jenkinsCredentialsId', 'result', 'blueGreen',
-                                             'awaitPromotion', 'approve', 'colour']
+                                             'awaitPromotion', 'approve', 'colour', 'buildResult']
 
     private Map<String, String> hostile(Map params) {
         return params.collectEntries { k, v ->
@@ -171,6 +173,28 @@ class VarsTest extends PipelineLibTestBase {
         assertTrue(shCalls.isEmpty())
         runVar('pipelineMigrate', [jobImage: 'ns/web@sha256:0a', jobCommand: 'migrate'])
         assertEquals('migrations', shCalls[0].env.PIPELINE_MIGRATIONS_DIR)
+    }
+
+    @Test
+    void gateOverridesNeedAReasonAndAPerson() {
+        try {
+            runVar('pipelineGate', [override: '4'])
+            fail('an override without a reason must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('needs a reason'))
+        }
+        causes = [[_class: 'hudson.triggers.SCMTrigger$SCMTriggerCause', shortDescription: 'Started by an SCM change']]
+        binding.setVariable('currentBuild', currentBuildMockFor())
+        try {
+            runVar('pipelineGate', [override: '4', reason: 'accepted'])
+            fail('an override by no one must be refused')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('refused: no person started this build'))
+        }
+        currentResult = 'UNSTABLE'
+        binding.setVariable('currentBuild', currentBuildMockFor())
+        runVar('pipelineGate', [:])
+        assertEquals('UNSTABLE', shCalls[0].env.PIPELINE_BUILD_RESULT)
     }
 
     @Test
