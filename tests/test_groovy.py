@@ -99,7 +99,7 @@ def test_every_var_runs_the_pipeline_cli_through_constant_shell_text() -> None:
     assert set(scripts) == {"pipelineBuild", "pipelineScan", "pipelineGate", "pipelineMigrate",
                             "pipelineDeploy", "pipelinePromote", "pipelineSwap",
                             "pipelineHotfix", "pipelineAnnotate", "pipelinePlan",
-                            "pipelineApply"}
+                            "pipelineApply", "pipelinePerf"}
     for name, script in scripts.items():
         assert script.startswith('pipeline --report-dir "$PIPELINE_REPORT_DIR" '), name
         # every expansion is quoted: "$VAR" or inside ${VAR:+... "$VAR"}
@@ -118,7 +118,8 @@ def test_hostile_values_reach_pipeline_as_single_unchanged_arguments(tmp_path: P
         assert not any("rm -rf" in a and a not in env.values() for a in argv), (name, argv)
         # unset optional values drop their option instead of passing an empty argument
         minimal = run_sh(script, {"PIPELINE_REPORT_DIR": "reports/x", "PIPELINE_APP": "web",
-                                  "PIPELINE_MANIFESTS": "k8s",
+                                  "PIPELINE_MANIFESTS": "k8s", "PIPELINE_PERF_REPORT": "lh.json",
+                                  "PIPELINE_BUDGET": "budget.yaml",
                                   "PIPELINE_APP_DIR": ".", "PIPELINE_ENV": "staging",
                                   "PIPELINE_TO": "live", "PIPELINE_DIGEST": "",
                                   "PIPELINE_REASON": "r", "PIPELINE_RESULT": "SUCCESS",
@@ -147,4 +148,4 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
             checked.append(name)
     assert {"pipelineBuild", "pipelinePromote", "pipelineHotfix", "pipelinePlan",
             "pipelineApply", "pipelineScan", "pipelineDeploy", "pipelineSwap",
-            "pipelineAnnotate", "pipelineMigrate", "pipelineGate"} <= set(checked)
+            "pipelineAnnotate", "pipelineMigrate", "pipelineGate", "pipelinePerf"} == set(checked)

@@ -34,6 +34,7 @@ class VarsTest extends PipelineLibTestBase {
                            workload: 'deployment/web', namespace: 'web-sandbox', reason: 'ok',
                            jenkinsCredentialsId: 'jenkins-api'],
         pipelinePlan    : [environment: 'inttest'],
+        pipelinePerf    : [report: 'reports/lighthouse.json', budget: 'perf-budget.yaml'],
         pipelineApply   : [environment: 'inttest', app: 'web'],
     ]
 

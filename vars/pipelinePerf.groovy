@@ -1,0 +1,17 @@
+// pipelinePerf: the performance budget, seed 003 (`pipeline perf`): check a Lighthouse (or
+// coach) JSON report against the budget YAML. See pipelinePerf.txt.
+
+def call(Map params = [:]) {
+    pipelineCli.checkParams('pipelinePerf', params, ['report', 'budget', 'reportDir'],
+                            ['report', 'budget'])
+    return pipelineCli(
+        name: 'perf',
+        reportDir: params.reportDir,
+        env: [
+            PIPELINE_PERF_REPORT: params.report,
+            PIPELINE_BUDGET: params.budget,
+        ],
+        script: 'pipeline --report-dir "$PIPELINE_REPORT_DIR" perf --report "$PIPELINE_PERF_REPORT"' +
+                ' --budget "$PIPELINE_BUDGET"'
+    )
+}
