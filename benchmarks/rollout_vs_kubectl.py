@@ -113,6 +113,15 @@ def main() -> None:
             t, writes = ours_many(args.apps, 1, many)
             print(f"{args.apps} apps in parallel: {t * 1000:.0f} ms vs 1 app {one_app * 1000:.0f}"
                   f" ms = {t / one_app:.2f}x  (goal: <= 1.3x); writes {writes}")
+            peers = [namespace("bp") for _ in range(args.apps)]
+            created += peers
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda ns: theirs(v1, ns), peers))
+            k = time.perf_counter() - start
+            print(f"  reference: kubectl apply+rollout status, {args.apps} apps, 8 at a time: "
+                  f"{k * 1000:.0f} ms (ours / kubectl = {t / k:.2f}x; the control plane's "
+                  "controller throughput bounds both)")
             t, writes = ours_many(args.apps, 1, many)
             print(f"no-op rollout of {args.apps} apps: {t * 1000:.0f} ms, {writes} writes  "
                   f"(goal: < 1000 ms, 0 writes)")
