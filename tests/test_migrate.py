@@ -22,15 +22,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "migrations"
 
 
 @pytest.fixture
-def db(postgres_env: dict[str, str]) -> str:
-    """A fresh database; returns its DSN (dropped afterwards)."""
-    name = f"mig_{uuid.uuid4().hex[:12]}"
-    admin = postgres_env["PIPELINELIB_PG_DSN"]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+def db(postgres_db: str) -> str:
+    """A fresh database (the plugin's ``postgres_db``); its DSN."""
+    return postgres_db
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ variables). A component that fails to start fails the test run; nothing is skipp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from pipelinelib.testing.testbed import Testbed
@@ -47,3 +49,19 @@ def kube_env(testbed: Testbed) -> dict[str, str]:
 def postgres_env(testbed: Testbed) -> dict[str, str]:
     """A private PostgreSQL cluster: PIPELINELIB_PG_DSN and friends."""
     return testbed.up("postgres")
+
+
+@pytest.fixture
+def postgres_db(postgres_env: dict[str, str]) -> Iterator[str]:
+    """A fresh database on the testbed's PostgreSQL; yields its DSN and drops it afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = postgres_env["PIPELINELIB_PG_DSN"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
