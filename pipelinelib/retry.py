@@ -91,3 +91,15 @@ def transient_retry(
 def call_with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call ``fn`` once under the default transient retry policy."""
     return transient_retry()(fn)(*args, **kwargs)
+
+
+class HTTPStatusError(Exception):
+    """An HTTP answer with an error status, raised by adapters for :func:`is_transient` to judge.
+
+    ``status`` and ``response`` are kept so callers can translate it after the retries.
+    """
+
+    def __init__(self, response: Any, message: str | None = None):
+        super().__init__(message or f"HTTP {response.status_code}")
+        self.response = response
+        self.status = response.status_code

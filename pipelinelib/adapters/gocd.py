@@ -29,7 +29,7 @@ import requests
 import structlog
 
 from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
-from pipelinelib.retry import TRANSIENT_STATUS, transient_retry
+from pipelinelib.retry import TRANSIENT_STATUS, HTTPStatusError, transient_retry
 
 ACCEPT = {
     "schedule": "application/vnd.go.cd.v1+json",
@@ -43,13 +43,8 @@ ACCEPT = {
 FINAL_RESULTS = frozenset({"Passed", "Failed", "Cancelled"})
 
 
-class _GoCDHTTPError(Exception):
+class _GoCDHTTPError(HTTPStatusError):
     """Internal: an error status; ``status`` lets the retry policy decide."""
-
-    def __init__(self, response: requests.Response):
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-        self.status = response.status_code
 
 
 @dataclass(frozen=True)

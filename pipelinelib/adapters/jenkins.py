@@ -37,7 +37,7 @@ import requests
 import structlog
 
 from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
-from pipelinelib.retry import TRANSIENT_STATUS, transient_retry
+from pipelinelib.retry import TRANSIENT_STATUS, HTTPStatusError, transient_retry
 
 CRUMB_PATH = "crumbIssuer/api/json"
 BUILD_TREE = "number,url,result,building,duration,displayName,description"
@@ -50,14 +50,12 @@ class JenkinsCrumbRejected(StepFailed):
     """Jenkins rejected our CSRF crumb, even a fresh one."""
 
 
-class JenkinsHTTPError(Exception):
+class JenkinsHTTPError(HTTPStatusError):
     """Internal: a Jenkins answer with an error status (carries ``status`` for the retry policy)."""
 
     def __init__(self, response: requests.Response):
-        super().__init__(f"HTTP {response.status_code} from {response.request.method} "
-                         f"{_path_of(response.url)}")
-        self.response = response
-        self.status = response.status_code
+        super().__init__(response, f"HTTP {response.status_code} from {response.request.method} "
+                                   f"{_path_of(response.url)}")
 
 
 @dataclass(frozen=True)
