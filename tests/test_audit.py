@@ -6,7 +6,7 @@ import json
 import multiprocessing
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.records import audit
 from pipelinelib.records.audit import read_jsonl, record
+from tests.fakes import JSONHandler
 
 DIGEST = "sha256:" + "ab" * 32
 PLANTED = "planted-s3cret-9431"
@@ -31,17 +32,8 @@ class BulkPeer:
         self.fail_status: int | None = None
         peer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(JSONHandler):
+            _reply = JSONHandler.send_json
 
             def _body(self) -> bytes:
                 return self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -26,6 +26,7 @@ from responses import matchers
 from pipelinelib.adapters.gocd import GoCDClient
 from pipelinelib.errors import BadInput, Refused, StepFailed, Unreachable
 from pipelinelib.secrets import looks_secret
+from tests.fakes import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
 GOCD = ROOT / "gocd"
@@ -271,16 +272,6 @@ def test_validation_rejects_broken_configs(change: Any, expected: str) -> None:
 
 GO = "https://gocd.example.org/go"
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def gocd(**kwargs: Any) -> GoCDClient:

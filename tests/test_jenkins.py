@@ -26,6 +26,7 @@ from pipelinelib.adapters.jenkins import (
 )
 from pipelinelib.errors import BadInput, Refused, StepFailed, Unreachable
 from pipelinelib.secrets import Secrets
+from tests.fakes import FakeClock
 
 URL = "https://ci.example.org/"
 JOB = "release/promote"
@@ -35,18 +36,6 @@ CRUMB = {"_class": "hudson.security.csrf.DefaultCrumbIssuer", "crumb": "c0ffee",
          "crumbRequestField": "Jenkins-Crumb"}
 ROOT = Path(__file__).resolve().parents[1]
 
-
-class FakeClock:
-    """Time that advances only when the client sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def client(**kwargs: object) -> JenkinsClient:

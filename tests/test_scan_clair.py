@@ -14,26 +14,18 @@ import pytest
 from pipelinelib.errors import StepFailed, Unreachable
 from pipelinelib.scan.clair import ClairClient
 from pipelinelib.scan.parsers import parse_doc
+from tests.fakes import JSONHandler
 
 FIX = Path(__file__).parent / "fixtures" / "scan"
 DIGEST = "sha256:9c1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e"
 
 
-class FakeClair(http.server.BaseHTTPRequestHandler):
+class FakeClair(JSONHandler):
     polls_left = 2
     index_state = "IndexFinished"
     received: list[dict] = []
 
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    _send = JSONHandler.send_json
 
     def do_POST(self):
         assert self.path == "/indexer/api/v1/index_report"
