@@ -58,6 +58,19 @@ BUILTIN_KINDS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+# Connections kept per host. The client's default (5 per CPU) is below what parallel
+# rollouts hold (each waits on a watch while others apply): connections beyond the pool are
+# discarded after use, and every new one costs a TLS handshake.
+POOL_SIZE = 64
+
+
+def _api_client(configuration: Any) -> Any:
+    from kubernetes import client
+
+    configuration.connection_pool_maxsize = max(POOL_SIZE, configuration.connection_pool_maxsize)
+    return client.ApiClient(configuration)
+
+
 class WatchExpired(Exception):
     """The watch's resourceVersion is too old (410 Gone): list again."""
 
@@ -87,17 +100,21 @@ class KubeClient:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
         """From a kubeconfig file (first entry of a ``:``-separated list) and context."""
+        from kubernetes import client as k8s
         from kubernetes import config
         from kubernetes.config.config_exception import ConfigException
 
         path = (path or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+        configuration = k8s.Configuration()
         try:
-            client = config.new_client_from_config(config_file=path, context=context)
+            config.load_kube_config(config_file=path, context=context,
+                                    client_configuration=configuration)
         except (ConfigException, OSError, TypeError) as exc:
             where = f"{path}" + (f" (context {context})" if context else "")
             raise Unreachable(f"no usable kubeconfig at {where}", cause=str(exc)[:200],
                               hint="set KUBECONFIG or PIPELINE_KUBECONFIG") from exc
-        return cls(client, source=f"{path}" + (f"#{context}" if context else ""))
+        return cls(_api_client(configuration),
+                   source=f"{path}" + (f"#{context}" if context else ""))
 
     @classmethod
     def in_cluster(cls) -> KubeClient:
@@ -106,7 +123,7 @@ class KubeClient:
 
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
-        return cls(client.ApiClient(configuration), source="in-cluster")
+        return cls(_api_client(configuration), source="in-cluster")
 
     # paths ----------------------------------------------------------------------------------
     def resource(self, kind: str, api_version: str | None = None) -> tuple[str, str, bool]:
