@@ -6,6 +6,7 @@ submitDescription); git and the audit file are real.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -37,7 +38,7 @@ def test_failed_deployment_sets_the_jenkins_build_description(tmp_path: Path) ->
     responses.add(responses.GET, BUILD + "api/json",
                   json={"number": 23, "url": BUILD, "result": None, "building": True,
                         "displayName": "#23", "description": None})
-    responses.add(responses.POST, BUILD + "submitDescription", status=302,
+    responses.add(responses.POST, BUILD + "configSubmit", status=302,
                   headers={"Location": BUILD})
     responses.add(responses.GET, BUILD, body="")
 
@@ -45,7 +46,8 @@ def test_failed_deployment_sets_the_jenkins_build_description(tmp_path: Path) ->
                                  reason="rollout timed out", env=env)
 
     post = next(c.request for c in responses.calls if c.request.method == "POST")
-    assert parse_qs(post.body)["description"] == ["Failed Deployment to live"]
+    form = json.loads(parse_qs(post.body)["json"][0])
+    assert form == {"description": "Failed Deployment to live", "displayName": "#23 ✗ hello → live"}
     assert "jenkins: Failed Deployment to live" in result.actions
     [event] = read_jsonl(env["PIPELINE_AUDIT_FILE"])
     assert (event["user"], event["provider"], event["build_url"]) == ("rita", "jenkins", BUILD)

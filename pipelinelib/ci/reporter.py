@@ -32,25 +32,34 @@ def outcome_text(success: bool, environment: str = "", detail: str = "") -> str:
     return f"{text} ({detail})" if detail else text
 
 
+def outcome_title(success: bool, app: str = "", environment: str = "", tag: str = "") -> str:
+    """A short build title: ``✓ web → live deployment-0007`` / ``✗ web → live``."""
+    where = " → ".join(part for part in (app, environment) if part)
+    return " ".join(part for part in ("✓" if success else "✗", where, tag) if part)
+
+
 class CIReporter(Protocol):
     """Writes one line about this run into the CI server; returns the actions taken."""
 
     where: str
 
-    def annotate(self, text: str) -> list[str]: ...
+    def annotate(self, text: str, title: str | None = None) -> list[str]: ...
 
 
 @dataclass
 class JenkinsReporter:
-    """Sets the running build's description; a no-op when it already says ``text``."""
+    """Sets the running build's description (and display name ``#N title``, so the build
+    history reads as a deployment log); a no-op when both already say so."""
 
     client: Any
     build: Any
     redact: Callable[[str], str] = str
     where: str = "jenkins"
 
-    def annotate(self, text: str) -> list[str]:
-        return self.client.describe_build(self.build, description=self.redact(text))
+    def annotate(self, text: str, title: str | None = None) -> list[str]:
+        display = self.redact(f"#{self.build.number} {title}") if title else None
+        return self.client.describe_build(self.build, description=self.redact(text),
+                                          display_name=display)
 
 
 @dataclass
@@ -63,7 +72,8 @@ class GoCDReporter:
     redact: Callable[[str], str] = str
     where: str = "gocd"
 
-    def annotate(self, text: str) -> list[str]:
+    def annotate(self, text: str, title: str | None = None) -> list[str]:
+        """GoCD has no per-run title: ``title`` is not used."""
         return self.client.comment(self.pipeline, self.counter, self.redact(text))
 
 

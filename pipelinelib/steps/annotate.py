@@ -207,10 +207,11 @@ def _annotate_workload(ctx: Context, kind: str, name: str, namespace: str,
 def _annotate_ci(ctx: Context, success: bool, environment: str, tag: str,
                  env: Mapping[str, str] | None) -> list[str]:
     """Write the outcome into the CI server's build; [] when there is no write-back."""
-    from pipelinelib.ci.reporter import outcome_text, reporter_for
+    from pipelinelib.ci.reporter import outcome_text, outcome_title, reporter_for
 
     reporter = reporter_for(ctx, env)
     if reporter is None:
         return []
-    reporter.annotate(outcome_text(success, environment, tag))
+    reporter.annotate(outcome_text(success, environment, tag),
+                      title=outcome_title(success, ctx.app, environment, tag))
     return [f"{reporter.where}: {outcome_text(success, environment, tag)}"]
