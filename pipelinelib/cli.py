@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotate": ("annotate", "record a deployment: tag, git note, audit, CI server"),
     "audit": ("audit", "query or flush the audit trail"),
     "metrics": ("metrics", "DORA metrics from the deployment records"),
+    "history": ("history", "who deployed what, where and when (git records alone)"),
 }
 
 DESCRIPTION = """\

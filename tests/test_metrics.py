@@ -93,3 +93,34 @@ def test_metrics_from_tags_notes_and_audit(tmp_path: Path) -> None:
     assert "deployments            4 (3 successful, 2 failed)" in everywhere.stdout
     bad = run_pipeline("metrics", "--since", "yesterday", cwd=fresh)
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_history_command_and_html_page_with_the_chart(tmp_path: Path) -> None:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    work = tmp_path / "work"
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    (work / "f.txt").write_text("0")
+    git(work, "add", "f.txt")
+    c1, c2 = commit_at(work, 0, "c1"), commit_at(work, 3, "c2")
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "push", "-q", "origin", "main")
+    repo = GitRepo.open(work)
+    deploy(repo, c1, "live", 2, True, "b1")
+    deploy(repo, c2, "live", 26, False, "b2")  # the next day
+    deploy(repo, c2, "live", 27, True, "b3")
+    page = tmp_path / "dora.html"
+
+    out = run_pipeline("history", "--env", "live", "--since", iso(-1), "--until", iso(47),
+                       "--html", str(page), cwd=clone(tmp_path, origin, "fresh"))
+
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(1 for line in lines if " live " in line and c2[:12] in line) == 2  # the history
+    assert "deployments            3 (2 successful, 1 failed)" in out.stdout
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<script" not in text
+    assert "<title>2026-11-02: 1 successful, 0 failed</title>" in text
+    assert "<title>2026-11-03: 1 successful, 1 failed</title>" in text
+    assert text.count('class="ok"') == 2 and text.count('class="failed" x=') == 1
+    assert "deployment-0001" in text and "change failure rate" in text

@@ -20,7 +20,10 @@ notes (refs/notes/pipelinelib-state), fetched from origin; optionally also the a
   time to restore        a failure -> the next successful deployment in the same
                          environment (median; hours)
 
---history prints every deployment in the window (who deployed what, where, when).
+--history prints every deployment in the window (who deployed what, where, when);
+`pipeline history` is the same with --history on. --html FILE also writes a
+self-contained page (figures, a chart of deployments per day, the history) that a CI
+server can publish.
 """
 
 
@@ -34,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit-file", help="also read deployments from this audit JSONL")
     parser.add_argument("--history", action="store_true", help="list the deployments too")
     parser.add_argument("--output", choices=("text", "json"), default="text")
+    parser.add_argument("--html", metavar="FILE", help="also write an HTML page with a chart")
 
 
 def _time(value: str | None, field: str) -> object:
@@ -72,6 +76,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                              until=until)  # type: ignore[arg-type]
     window = [d for d in deployments if since <= d.time <= until  # type: ignore[operator]
               and (not args.env or d.environment == args.env)]
+    if args.html:
+        from pipelinelib.records.metrics_html import metrics_html
+
+        page = metrics_html(ctx.secrets.redact(result.to_dict()), window, since, until)  # type: ignore[arg-type]
+        Path(args.html).write_text(ctx.secrets.redact_text(page))
     if args.output == "json":
         data = result.to_dict()
         if args.history:
