@@ -30,6 +30,16 @@ def commit_at(repo: Path, hours: float, name: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+def new_repo(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare origin and a work tree with one tracked file (no commit yet)."""
+    origin, work = tmp_path / "origin.git", tmp_path / "work"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    (work / "f.txt").write_text("0")
+    git(work, "add", "f.txt")
+    return origin, work
+
+
 def deploy(repo: GitRepo, commit: str, env: str, hours: float, ok: bool, build: str) -> None:
     """Write the records a deployment leaves (the annotate step's formats) at a given time."""
     dep_id = tags.deployment_id(commit, env, build)
@@ -44,12 +54,7 @@ def deploy(repo: GitRepo, commit: str, env: str, hours: float, ok: bool, build: 
 
 
 def test_metrics_from_tags_notes_and_audit(tmp_path: Path) -> None:
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    work = tmp_path / "work"
-    git(tmp_path, "init", "-q", "-b", "main", str(work))
-    (work / "f.txt").write_text("0")
-    git(work, "add", "f.txt")
+    origin, work = new_repo(tmp_path)
     c1 = commit_at(work, 0, "c1")
     c2 = commit_at(work, 3, "c2")
     c3 = commit_at(work, 6, "c3")
@@ -96,12 +101,7 @@ def test_metrics_from_tags_notes_and_audit(tmp_path: Path) -> None:
 
 
 def test_history_command_and_html_page_with_the_chart(tmp_path: Path) -> None:
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    work = tmp_path / "work"
-    git(tmp_path, "init", "-q", "-b", "main", str(work))
-    (work / "f.txt").write_text("0")
-    git(work, "add", "f.txt")
+    origin, work = new_repo(tmp_path)
     c1, c2 = commit_at(work, 0, "c1"), commit_at(work, 3, "c2")
     git(work, "remote", "add", "origin", str(origin))
     git(work, "push", "-q", "origin", "main")
