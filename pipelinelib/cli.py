@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate", "the release checklist: every mark checked, with evidence"),
     "migrate": ("migrate", "apply database migrations before the rollout"),
     "rollout": ("rollout", "apply manifests, wait for health, roll back on failure"),
+    "rollback": ("rollback", "return an app to an earlier revision (or blue/green colour)"),
     "swap": ("swap", "blue/green: swap which colour serves (staging <-> live)"),
     "plan": ("plan", "show what `apply` would change in an environment"),
     "apply": ("apply", "bring an environment to its desired-state spec"),

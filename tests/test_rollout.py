@@ -111,6 +111,7 @@ FAILURES = [
     ("unschedulable", {"node_selector": {"disktype": "none-such"}}, "Unschedulable"),
     ("timeout", {"behavior": "never-ready"}, "ReadinessTimeout"),
     ("deadline", {"behavior": "never-ready", "progress_deadline": 3}, "ProgressDeadlineExceeded"),
+    ("config", {"behavior": "config-error"}, "CreateContainerConfigError"),
 ]
 
 
@@ -128,7 +129,7 @@ def test_failure_is_detected_fast_with_evidence_and_rolled_back(cluster, case, b
     assert "previous revision is ready again" in error.one_line()
     assert elapsed < (timeout + 15 if case == "timeout" else 20), elapsed
     evidence = "\n".join(error.evidence)
-    if case in ("crash", "pull"):
+    if case in ("crash", "pull", "config"):
         assert "event web-" in evidence and "log web-" in evidence, evidence
     assert "rollback: Deployment/web: rolled back" in evidence
     live = deployment(cluster, ns)
@@ -255,3 +256,25 @@ def test_progress_lines_while_waiting_and_ready_reported_promptly(cluster, tmp_p
     assert len(progress) >= 2 and "deployment/web" in progress[-1]["progress"]
     ready = next(e for e in events if e.get("event") == "ready")
     assert 4.0 <= ready["seconds"] < 6.5, ready
+
+
+def test_cli_pins_unpinned_manifests_to_the_builds_digests(cluster, tmp_path):
+    ns, env = cluster.namespace(), cluster.cli_env()
+    docs = web(1)
+    docs[2]["spec"]["template"]["spec"]["containers"][0]["image"] = "acme/web:latest"
+    path = write(tmp_path / "app.yaml", docs)
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "summary.json").write_text(json.dumps({"steps": [
+        {"name": "push", "outputs": {"image": image(4)}}]}))
+    typo = f"acme/wbe={image(4)}"
+    out = run_pipeline("rollout", str(path), "--app", "web", "-n", ns, "--from-build",
+                       str(build), "--image", typo, env=env)
+    assert out.returncode == 2 and "no container image matches acme/wbe" in out.stderr
+    assert "web" not in cluster.kubectl("-n", ns, "get", "all"), "nothing applied"
+    out = run_pipeline("rollout", str(path), "--app", "web", "-n", ns, "--from-build",
+                       str(build), env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    live = deployment(cluster, ns)
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(4)
+    assert live["metadata"]["annotations"]["pipelinelib.dev/digest"] == digest(4)

@@ -6,7 +6,7 @@
 
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineDeploy', params,
-                            ['app', 'manifests', 'namespace', 'revision', 'blueGreen',
+                            ['app', 'manifests', 'namespace', 'revision', 'fromBuild', 'blueGreen',
                              'awaitPromotion', 'kubeconfigCredentialsId', 'reportDir'],
                             ['app', 'manifests'])
     return pipelineCli(
@@ -20,6 +20,7 @@ def call(Map params = [:]) {
             PIPELINE_MANIFESTS: params.manifests,
             PIPELINE_NAMESPACE: params.namespace,
             PIPELINE_REVISION: params.revision,
+            PIPELINE_FROM_BUILD: params.fromBuild,
             PIPELINE_BLUE_GREEN: params.blueGreen || params.awaitPromotion ? '1' : '',
             PIPELINE_AWAIT_PROMOTION: params.awaitPromotion ? '1' : '',
         ],
@@ -27,6 +28,7 @@ def call(Map params = [:]) {
                 ' --app "$PIPELINE_APP"' +
                 ' ${PIPELINE_NAMESPACE:+--namespace "$PIPELINE_NAMESPACE"}' +
                 ' ${PIPELINE_REVISION:+--revision "$PIPELINE_REVISION"}' +
+                ' ${PIPELINE_FROM_BUILD:+--from-build "$PIPELINE_FROM_BUILD"}' +
                 ' ${PIPELINE_BLUE_GREEN:+--blue-green} ${PIPELINE_AWAIT_PROMOTION:+--await-promotion}'
     )
 }

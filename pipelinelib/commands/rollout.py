@@ -19,7 +19,10 @@ A Lease per app and namespace serializes concurrent rollouts.
 --blue-green deploys the idle colour and switches every Service once it is ready;
 with --await-promotion it stops at "ready" with exit 5 (then `pipeline swap`).
 --dry-run prints the server-side diff (Secret values masked) and the prune list.
---undo returns every Deployment of APP to its previous ReplicaSet template.
+Images: manifests may name images without a digest when --from-build DIR (the report
+directory of `pipeline build`) or --image NAME=REF@sha256:... pins them (kbld-style);
+every container must end up pinned by digest, and a pin that matches nothing is an error.
+--undo is `pipeline rollback` (kept for kubectl habits).
 Cluster: $PIPELINE_KUBECONFIG or $KUBECONFIG (--kubeconfig, --context).
 """
 
@@ -44,8 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to queue behind another rollout (default 300)")
     parser.add_argument("--lock-ttl", type=int, default=30,
                         help="seconds a lease outlives a holder that stopped renewing")
+    parser.add_argument("--image", action="append", default=[], metavar="NAME=REF@DIGEST",
+                        help="pin containers whose image is NAME (repeatable)")
+    parser.add_argument("--from-build", metavar="REPORT_DIR",
+                        default=env.get("PIPELINE_FROM_BUILD"),
+                        help="pin the images a `pipeline build` pushed (its --report-dir)")
     parser.add_argument("--undo", action="store_true",
-                        help="roll APP's Deployments back to their previous revision")
+                        help="same as `pipeline rollback` (the previous revision)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
     parser.add_argument("--context", help="kubeconfig context")
 
@@ -61,7 +69,7 @@ def kube_from_args(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK, BadInput
+    from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK
     from pipelinelib.job import Job
 
     ctx.app = ctx.app or args.app
@@ -69,24 +77,35 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.revision = args.revision
     kube_from_args(args, ctx)
     namespace = args.namespace or args.app
+    awaiting = False
     with Job("rollout", ctx, args.report_dir) as job:
         if args.undo:
-            from pipelinelib.steps.rollout import undo
+            from pipelinelib.steps.rollback import rollback
 
-            job.run(undo, ctx, app=args.app, namespace=namespace, timeout=args.timeout)
-            return job.exit_code
-        if not args.manifests:
-            raise BadInput("no manifests given", field="MANIFESTS",
-                           expected="a manifest file or directory")
-        from pipelinelib.steps.rollout import rollout
+            job.run(rollback, ctx, app=args.app, namespace=namespace, timeout=args.timeout,
+                    lock_timeout=args.lock_timeout)
+        else:
+            from pipelinelib.steps.rollout import rollout
 
-        allowed = [n.strip() for n in (args.allowed_namespaces or "").split(",") if n.strip()]
-        result = job.run(rollout, ctx, args.manifests, app=args.app, namespace=namespace,
-                         timeout=args.timeout, prune=not args.no_prune,
-                         rollback_on_failure=not args.no_rollback,
-                         allowed_namespaces=allowed or None, blue_green=args.blue_green,
-                         await_promotion=args.await_promotion, lock_timeout=args.lock_timeout,
-                         lock_ttl=args.lock_ttl)
-    if job.exit_code == EXIT_OK and result.outputs.get("awaiting_promotion"):
+            result = job.run(rollout, ctx, args.manifests, app=args.app,
+                             namespace=namespace, **rollout_options(args))
+            awaiting = bool(result.outputs.get("awaiting_promotion"))
+    if job.exit_code == EXIT_OK and awaiting:
         return EXIT_AWAITING_PROMOTION
     return job.exit_code
+
+
+def rollout_options(args: argparse.Namespace) -> dict:
+    """The rollout step's keyword arguments from the parsed flags (validated: BadInput)."""
+    from pipelinelib.errors import BadInput
+    from pipelinelib.kube.images import pins_from
+
+    if not args.manifests:
+        raise BadInput("no manifests given", field="MANIFESTS",
+                       expected="a manifest file or directory")
+    allowed = [n.strip() for n in (args.allowed_namespaces or "").split(",") if n.strip()]
+    return {"timeout": args.timeout, "prune": not args.no_prune,
+            "rollback_on_failure": not args.no_rollback,
+            "allowed_namespaces": allowed or None, "blue_green": args.blue_green,
+            "await_promotion": args.await_promotion, "lock_timeout": args.lock_timeout,
+            "lock_ttl": args.lock_ttl, "images": pins_from(args.from_build, args.image)}

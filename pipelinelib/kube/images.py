@@ -59,6 +59,14 @@ def pins_from_build(report_dir: str | Path) -> dict[str, imageref.ImageRef]:
     return parse_pins(pushed, source=str(path))
 
 
+def pins_from(from_build: str | Path | None, images: Iterable[str] = ()
+              ) -> dict[str, imageref.ImageRef]:
+    """The pins of ``--from-build`` (if given), overridden by each ``--image``."""
+    pins = pins_from_build(from_build) if from_build else {}
+    pins.update(parse_pins(images))
+    return pins
+
+
 def pin(manifests: list[Manifest], pins: Mapping[str, imageref.ImageRef]) -> list[str]:
     """Set every matching container's image to its pinned reference (in place).
 

@@ -143,18 +143,19 @@ def restore_body(previous: dict[str, Any]) -> dict[str, Any]:
 
 def rollback(kube: Any, changes: list[Change], log: Any
              ) -> tuple[list[str], list[tuple[str, str, int]]]:
-    """Re-apply the previous state of every updated workload.
+    """Undo a failed rollout's writes, like ``helm --atomic``.
 
+    Every updated workload gets its previous state back; then every object the rollout
+    created (a first deploy's workloads, a new hashed ConfigMap) is deleted, newest first,
+    so nothing is orphaned. Updated ConfigMaps, Services and the like keep their new
+    content (they are harmless without the workloads; the next rollout rewrites them).
     Returns the story lines and (kind, name, generation) of each restored workload.
     """
     from pipelinelib.kube.manifests import WORKLOADS
 
     story, restored = [], []
     for change in changes:
-        if change.manifest.kind not in WORKLOADS or change.action == "none":
-            continue
-        if change.action == "create" or change.live is None:
-            story.append(f"{change.ref}: no previous revision (first deploy); left for inspection")
+        if change.manifest.kind not in WORKLOADS or change.action != "update" or not change.live:
             continue
         try:
             applied = kube.apply(restore_body(change.live))
@@ -168,4 +169,15 @@ def rollback(kube: Any, changes: list[Change], log: Any
         restored.append((change.manifest.kind, change.manifest.name,
                          applied["metadata"].get("generation", 0)))
         log.warning("rolled back", object=change.ref)
+    for change in reversed([c for c in changes if c.action == "create"]):
+        m = change.manifest
+        try:
+            kube.delete(m.kind, m.name, m.obj["metadata"].get("namespace"),
+                        m.obj.get("apiVersion"))
+        except PipelineError as exc:
+            story.append(f"{change.ref}: could not delete what this rollout created: "
+                         f"{exc.message}")
+            continue
+        story.append(f"{change.ref}: deleted (created by this rollout)")
+        log.warning("deleted what the failed rollout created", object=change.ref)
     return story, restored

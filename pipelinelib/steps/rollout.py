@@ -17,23 +17,24 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import PipelineError, Refused, StepFailed
-from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen, owner_selector
+from pipelinelib.imageref import ImageRef
+from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen
 from pipelinelib.kube import manifests as mf
+from pipelinelib.kube.images import pin
 from pipelinelib.kube.lock import DeployLock
 from pipelinelib.kube.revisions import (
     Change,
     plan_changes,
     prune_candidates,
-    restore_body,
     rollback,
 )
-from pipelinelib.kube.wait import REVISION, wait_for
+from pipelinelib.kube.wait import wait_for
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -41,9 +42,12 @@ PHASE_ONE = set(mf.ORDER[: mf.ORDER.index("Job") + 1])
 
 
 def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
-            allowed_namespaces: list[str] | None = None) -> list[mf.Manifest]:
-    """Load, validate, hash, stamp and order; raises BadInput before any write."""
+            allowed_namespaces: list[str] | None = None,
+            images: Mapping[str, ImageRef] | None = None) -> list[mf.Manifest]:
+    """Load, pin images, validate, hash, stamp and order; raises BadInput before any write."""
     docs = mf.load(manifests if isinstance(manifests, list) else Path(manifests))
+    for line in pin(docs, images or {}):
+        ctx.log.info("image pinned", change=line)
     mf.validate(docs, namespace, ctx.kube, allowed_namespaces)
     for m in docs:
         if m.kind == "Secret":
@@ -80,11 +84,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             prune: bool = True, rollback_on_failure: bool = True,
             allowed_namespaces: list[str] | None = None, blue_green: bool = False,
             await_promotion: bool = False, lock_timeout: float = 300,
-            lock_ttl: int = 30) -> StepResult:
-    """Deploy ``manifests`` (path or dicts) of ``app`` into ``namespace``; see the module doc."""
+            lock_ttl: int = 30, images: Mapping[str, ImageRef] | None = None) -> StepResult:
+    """Deploy ``manifests`` (path or dicts) of ``app`` into ``namespace``; see the module doc.
+
+    ``images`` pins container images to digests ({repository: pinned ref}, see kube.images).
+    """
     kube, log = ctx.kube, ctx.log.bind(app=app, namespace=namespace)
     writes_before = kube.writes
-    docs = prepare(ctx, manifests, app, namespace, allowed_namespaces)
+    docs = prepare(ctx, manifests, app, namespace, allowed_namespaces, images)
     exists = namespace_exists(kube, namespace)
     mf.check_references(docs, kube, namespace, exists)
     color = live = None
@@ -207,6 +214,8 @@ def _fail(ctx: Context, log: Any, kube: Any, app: str, namespace: str, applied: 
         verdict = ("the previous revision is ready again" if back.ok
                    else f"the previous revision is not healthy either: {back.message}")
         evidence += back.evidence
+    elif any("deleted (created" in line for line in story):
+        verdict = "first deploy: what it created was deleted"
     else:
         verdict = "nothing to roll back to"
     evidence += [f"rollback: {line}" for line in story]
@@ -229,37 +238,3 @@ def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any) -
 
 def _redact(ctx: Context, lines: list[str]) -> list[str]:
     return [ctx.secrets.redact_text(line) for line in lines]
-
-
-@step("rollback")
-def undo(ctx: Context, *, app: str, namespace: str, timeout: float = 300) -> StepResult:
-    """Apply each Deployment's previous ReplicaSet template and wait for it."""
-    kube, log = ctx.kube, ctx.log.bind(app=app, namespace=namespace)
-    actions, bodies = [], []
-    sets = kube.list("ReplicaSet", namespace)["items"]
-    for d in kube.list("Deployment", namespace, selector=owner_selector(app))["items"]:
-        uid = d["metadata"]["uid"]
-        current = int(d["metadata"].get("annotations", {}).get(REVISION, "0"))
-        owned = [(int(rs["metadata"].get("annotations", {}).get(REVISION, "0")), rs)
-                 for rs in sets
-                 if any(r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or [])]
-        older = sorted((r for r in owned if r[0] < current), key=lambda r: r[0])
-        if not older:
-            continue
-        template = copy.deepcopy(older[-1][1]["spec"]["template"])
-        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
-        d["kind"], d["apiVersion"] = "Deployment", "apps/v1"
-        body = restore_body(d)
-        body["spec"]["template"] = template
-        bodies.append(body)
-        actions.append(f"undo deployment/{d['metadata']['name']} to revision {older[-1][0]}")
-    if ctx.dry_run or not bodies:
-        return StepResult.of("rollback", actions, dry_run=ctx.dry_run)
-    for body in bodies:
-        kube.apply(body)
-    outcome = wait_for(kube, namespace, [("Deployment", b["metadata"]["name"]) for b in bodies],
-                       timeout, log)
-    if not outcome.ok:
-        raise StepFailed(f"rollback of {app} did not become ready: {outcome.message}",
-                         evidence=outcome.evidence)
-    return StepResult.of("rollback", actions)

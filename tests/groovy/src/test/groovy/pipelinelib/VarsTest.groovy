@@ -25,9 +25,10 @@ class VarsTest extends PipelineLibTestBase {
                            jobCommand: 'bin/migrate --all', namespace: 'web',
                            kubeconfigCredentialsId: 'sandbox-kubeconfig'],
         pipelineDeploy  : [app: 'web', manifests: 'k8s', namespace: 'web-sandbox', revision: 'abc1234',
-                           blueGreen: true, kubeconfigCredentialsId: 'sandbox-kubeconfig'],
+                           fromBuild: 'reports/build', blueGreen: true, kubeconfigCredentialsId: 'sandbox-kubeconfig'],
         pipelinePromote : [app: 'web', from: 'staging', to: 'live'],
         pipelineSwap    : [app: 'web', namespace: 'web', colour: 'green'],
+        pipelineRollback: [app: 'web', namespace: 'web', toGitRevision: 'abc1234'],
         pipelineHotfix  : [app: 'web', to: 'live', image: 'ns/web@sha256:0a', reason: 'CVE-2024-1 in login',
                            sourceRepo: 'https://git.example/web.git'],
         pipelineAnnotate: [app: 'web', environment: 'sandbox', result: 'SUCCESS', digest: 'sha256:0a',
@@ -259,7 +260,7 @@ class VarsTest extends PipelineLibTestBase {
         causes = [[_class: 'hudson.triggers.TimerTrigger$TimerTriggerCause',
                    shortDescription: 'Started by timer']]
         binding.setVariable('currentBuild', currentBuildMockFor())
-        ['pipelinePromote', 'pipelineSwap', 'pipelineHotfix'].each { String var ->
+        ['pipelinePromote', 'pipelineSwap', 'pipelineHotfix', 'pipelineRollback'].each { String var ->
             try {
                 runVar(var, CALLS[var])
                 fail("${var} must refuse a timer-started build".toString())

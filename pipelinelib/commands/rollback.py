@@ -1,0 +1,68 @@
+"""``pipeline rollback``: return an app to an earlier revision (or blue/green colour)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from pipelinelib.context import Context
+
+DESCRIPTION = """\
+Roll APP in NAMESPACE back. Every Deployment, StatefulSet and DaemonSet the app owns gets
+the pod template of an earlier revision, as its controller keeps them (ReplicaSets,
+ControllerRevisions): the one before the live revision by default, --to-revision N, or
+--to-git-revision SHA (the revision our record says was built from that commit). Then it
+waits with watches, like a rollout. A blue/green app rolls back by switching its Services
+to the colour that was live before (refused when that colour is not healthy).
+
+Holds the app's deploy lock, so it never races a rollout. Idempotent: a re-run after
+success (or after being killed) changes nothing; the next `pipeline rollout` clears the
+rolled-back mark. --list shows the revisions kept (number, git revision, who, when,
+image digest). --dry-run shows what would change. Audited as action "rollback".
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ
+    parser.add_argument("--app", default=env.get("APP"), required=not env.get("APP"))
+    parser.add_argument("--namespace", "-n", default=env.get("NAMESPACE"),
+                        help="namespace (default: the app's name)")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--to-revision", type=int, metavar="N",
+                        help="the controller's revision number (see --list)")
+    target.add_argument("--to-git-revision", metavar="SHA",
+                        help="the revision deployed from this git commit (7+ hex digits)")
+    target.add_argument("--list", "--history", dest="list", action="store_true",
+                        help="list the kept revisions and change nothing")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds to wait for readiness (default 300)")
+    parser.add_argument("--lock-timeout", type=float, default=300.0,
+                        help="seconds to queue behind a running rollout (default 300)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
+    parser.add_argument("--context", help="kubeconfig context")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    import re
+
+    from pipelinelib.commands.rollout import kube_from_args
+    from pipelinelib.errors import BadInput
+    from pipelinelib.job import Job
+    from pipelinelib.steps.rollback import revision_history, rollback
+
+    ctx.app = ctx.app or args.app
+    kube_from_args(args, ctx)
+    namespace = args.namespace or args.app
+    if args.list:
+        for revision in revision_history(ctx, app=args.app, namespace=namespace):
+            print(revision.describe())
+        return 0
+    with Job("rollback", ctx, args.report_dir) as job:
+        sha = args.to_git_revision
+        if sha is not None and not re.fullmatch(r"[0-9a-f]{7,40}", sha):
+            raise BadInput(f"{sha!r} is not a git revision", field="--to-git-revision",
+                           expected="7 to 40 lowercase hex digits")
+        job.run(rollback, ctx, app=args.app, namespace=namespace,
+                to_revision=args.to_revision, to_git_revision=sha, timeout=args.timeout,
+                lock_timeout=args.lock_timeout)
+    return job.exit_code
