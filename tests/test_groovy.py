@@ -99,7 +99,7 @@ def test_every_var_runs_the_pipeline_cli_through_constant_shell_text() -> None:
     assert set(scripts) == {"pipelineBuild", "pipelineScan", "pipelineGate", "pipelineMigrate",
                             "pipelineDeploy", "pipelinePromote", "pipelineSwap",
                             "pipelineHotfix", "pipelineAnnotate", "pipelinePlan",
-                            "pipelineApply", "pipelinePerf"}
+                            "pipelineApply", "pipelinePerf", "pipelineRollback"}
     for name, script in scripts.items():
         assert script.startswith('pipeline --report-dir "$PIPELINE_REPORT_DIR" '), name
         # every expansion is quoted: "$VAR" or inside ${VAR:+... "$VAR"}
@@ -137,7 +137,8 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
     for name, script in var_scripts().items():
         samples = {"PIPELINE_DIGEST": "sha256:" + "a" * 64, "PIPELINE_RESULT": "success",
                    "PIPELINE_COLOUR": "green", "PIPELINE_FAIL_ON": "high",
-                   "PIPELINE_BUILD_RESULT": "SUCCESS", "PIPELINE_OVERRIDE": "4"}
+                   "PIPELINE_BUILD_RESULT": "SUCCESS", "PIPELINE_OVERRIDE": "4",
+                   "PIPELINE_TO_REVISION": "3"}
         env = {n: samples.get(n, "value") for n in set(_VARIABLE.findall(script))}
         env["PIPELINE_REPORT_DIR"] = str(tmp_path / "reports")
         argv = run_sh(script, env, tmp_path)
@@ -148,4 +149,5 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
             checked.append(name)
     assert {"pipelineBuild", "pipelinePromote", "pipelineHotfix", "pipelinePlan",
             "pipelineApply", "pipelineScan", "pipelineDeploy", "pipelineSwap",
-            "pipelineAnnotate", "pipelineMigrate", "pipelineGate", "pipelinePerf"} == set(checked)
+            "pipelineAnnotate", "pipelineMigrate", "pipelineGate", "pipelinePerf",
+            "pipelineRollback"} == set(checked)

@@ -27,12 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app", default=env.get("APP"), required=not env.get("APP"))
     parser.add_argument("--namespace", "-n", default=env.get("NAMESPACE"),
                         help="namespace (default: the app's name)")
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--to-revision", type=int, metavar="N",
+    parser.add_argument("--to-revision", type=int, metavar="N",
                         help="the controller's revision number (see --list)")
-    target.add_argument("--to-git-revision", metavar="SHA",
+    parser.add_argument("--to-git-revision", metavar="SHA",
                         help="the revision deployed from this git commit (7+ hex digits)")
-    target.add_argument("--list", "--history", dest="list", action="store_true",
+    parser.add_argument("--list", "--history", dest="list", action="store_true",
                         help="list the kept revisions and change nothing")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds to wait for readiness (default 300)")
@@ -59,6 +58,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     with Job("rollback", ctx, args.report_dir) as job:
         sha = args.to_git_revision
+        if sha is not None and args.to_revision is not None:
+            raise BadInput("two targets given", field="--to-revision/--to-git-revision",
+                           expected="one of them, or neither (the previous revision)")
         if sha is not None and not re.fullmatch(r"[0-9a-f]{7,40}", sha):
             raise BadInput(f"{sha!r} is not a git revision", field="--to-git-revision",
                            expected="7 to 40 lowercase hex digits")
