@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait for readiness (default 300)")
     parser.add_argument("--lock-timeout", type=float, default=300.0,
                         help="seconds to queue behind a running rollout (default 300)")
+    parser.add_argument("--lock-ttl", type=int, default=30,
+                        help="seconds a lease outlives a holder that stopped renewing")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
     parser.add_argument("--context", help="kubeconfig context")
 
@@ -66,5 +68,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                            expected="7 to 40 lowercase hex digits")
         job.run(rollback, ctx, app=args.app, namespace=namespace,
                 to_revision=args.to_revision, to_git_revision=sha, timeout=args.timeout,
-                lock_timeout=args.lock_timeout)
+                lock_timeout=args.lock_timeout, lock_ttl=args.lock_ttl)
     return job.exit_code
