@@ -168,3 +168,64 @@ def test_gate_config_with_an_unknown_key_is_bad_input(app, tmp_path):
     (app_dir / "gate.yaml").write_text("marks: [1]\nskip_tests: true\n")
     out, _ = gate(app_dir, deployed, tmp_path)
     assert out.returncode == 2 and "gate.yaml:2: unknown key 'skip_tests'" in out.stderr
+
+
+def test_environment_reads_the_deployed_release_from_our_records(app, db, tmp_path):
+    app_dir, deployed = app
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(app_dir, "remote", "add", "origin", str(origin))
+    git(app_dir, "push", "-q", "origin", "main")
+    migrate(db, app_dir)
+    release(app_dir, "v2-breaking.yaml", "1.5.0")
+
+    def gate_env(env: str, report: str):
+        return run_pipeline("--report-dir", str(tmp_path / report), "gate", "--app-dir",
+                            str(app_dir), "--environment", env, "--database-dsn", db)
+
+    out = gate_env("staging", "first")
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert "✓ 4. breaking interface changes only in a major release" in out.stdout
+    assert "first deployment to staging: nothing to compare" in out.stdout
+
+    annotated = run_pipeline("annotate", "--env", "staging", "--result", "success",
+                             "--revision", deployed, "--repo", str(app_dir), "--app", "svc",
+                             env={"BUILD_USER_ID": "rita"})
+    assert annotated.returncode == 0, annotated.stderr[-2000:]
+    out = gate_env("staging", "second")
+    assert out.returncode == 1, out.stdout + out.stderr[-2000:]
+    assert f"deployed in staging: {deployed[:12]} (deployment-0001)" in out.stdout
+    assert "✗ 4. breaking interface changes only in a major release" in out.stdout
+    assert "BREAKING removed-operation: DELETE /users/{id}" in out.stdout
+    out = gate_env("live", "live")
+    assert out.returncode == 0 and "first deployment to live" in out.stdout
+
+
+def test_mark_3_lints_only_the_migrations_this_release_will_run(tmp_path, db):
+    app_dir = tmp_path / "repo" / "svc"
+    migrations = app_dir / "migrations"
+    migrations.mkdir(parents=True)
+    shutil.copy(FIX / "migrations" / "destructive" / "V1__create_users.sql", migrations)
+    (app_dir / "gate.yaml").write_text("marks: [2, 3]\nmigrations: migrations\n")
+    git(app_dir.parent, "init", "-q", "-b", "main")
+    commit_all(app_dir, "users table")
+
+    def run_migrate(*extra: str) -> None:
+        done = run_pipeline("migrate", "--dir", str(migrations), *extra,
+                            env={"PIPELINE_DB_DSN": db})
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    run_migrate()
+    shutil.copy(FIX / "migrations" / "destructive" / "V2__contract.sql", migrations)
+    commit_all(app_dir, "contract phase")
+    gate_args = ("gate", "--app-dir", str(app_dir), "--database-dsn", db)
+    out = run_pipeline(*gate_args)
+    assert out.returncode == 1, out.stdout
+    assert "✗ 3. old and new versions can co-exist" in out.stdout, out.stdout
+    assert "1 pending migration(s) linted" not in out.stdout, "findings come first"
+    assert "V2__contract.sql" in out.stdout and "drop" in out.stdout.lower(), out.stdout
+    run_migrate("--no-lint")  # the contract phase ran (a person decided so, long ago)
+    out = run_pipeline(*gate_args)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert "✓ 3. old and new versions can co-exist" in out.stdout
+    assert "no pending migrations to lint" in out.stdout, "history is not today's risk"

@@ -13,7 +13,9 @@ Check the release checklist before a rollout and print it with evidence:
   2. migrations occur before deployment (nothing pending in --database-dsn)
   3. old and new versions co-exist (migration lint)
   4. breaking interface changes only in a major release (OpenAPI/JSON Schema diff
-     against the deployed version: --deployed-rev REV or --deployed-dir DIR)
+     against the deployed version: --environment ENV reads it from our deployment
+     records (tags and git notes of the app's repository; none yet = first deployment),
+     or --deployed-rev REV / --deployed-dir DIR)
   5. the audit index mapping changed for every call that broke
 
 Which marks and files apply comes from APP_DIR/gate.yaml. A failed mark can be
@@ -26,6 +28,8 @@ registry as REGISTRY/REPO:sha256-<hex>.gate.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app-dir", default=".", help="the app's directory (default: .)")
     parser.add_argument("--config", help="gate config (default: APP_DIR/gate.yaml)")
+    parser.add_argument("--environment", "--env", dest="environment",
+                        help="target environment: the deployed version comes from our records")
     parser.add_argument("--deployed-rev", help="git revision deployed in the target env")
     parser.add_argument("--deployed-dir", help="a checkout of the deployed release")
     parser.add_argument("--database-dsn", help="target database (default "
@@ -55,7 +59,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         cfg = load_config(Path(args.app_dir), args.config)
         checked = gate.check_marks(ctx, cfg, deployed_dir=args.deployed_dir,
                                    deployed_rev=args.deployed_rev, dsn=dsn,
-                                   build_result=args.build_result)
+                                   build_result=args.build_result,
+                                   environment=args.environment)
         job.run(gate.release_gate, ctx, cfg, checked, override=override, reason=reason,
                 image=args.image or "", digest=args.digest or "")
     lines = [line for m in checked for line in m.lines()]

@@ -127,13 +127,24 @@ def check_pending(dsn: str | None, directory: Path, secrets: Any = None) -> Mark
     return Mark(2, True, [f"no pending migrations in {directory}"])
 
 
-def check_lint(directory: Path) -> Mark:
-    """Mark 3: the expand/contract lint of every migration passes."""
-    from pipelinelib.migrate import lint_migrations
+def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None) -> Mark:
+    """Mark 3: the expand/contract lint of the migrations this release will run.
 
-    findings = lint_migrations(directory)
+    With the target database, only the pending migrations are linted (a destructive
+    migration applied long ago is history, not today's risk); without one, all of them.
+    """
+    from pipelinelib.migrate import lint_migrations, pending_migrations
+
+    if dsn:
+        pending = pending_migrations(dsn, directory, secrets=secrets)
+        findings = lint_migrations(directory, [m.key for m in pending])
+        scope = (f"{len(pending)} pending migration(s) linted" if pending
+                 else "no pending migrations to lint")
+    else:
+        findings = lint_migrations(directory)
+        scope = "every migration linted (no target database given to tell the pending ones)"
     refused = [f for f in findings if not f.allowed]
-    evidence = [f.one_line() for f in refused] or [f"lint clean: {directory}"]
+    evidence = [f.one_line() for f in refused] or [f"lint clean: {directory} ({scope})"]
     evidence += [f.one_line() for f in findings if f.allowed]
     return Mark(3, not refused, evidence)
 

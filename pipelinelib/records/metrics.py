@@ -127,6 +127,12 @@ def collect(repo: Any, audit_file: str | None = None) -> list[Deployment]:
     return sorted(deployments, key=lambda d: d.time)
 
 
+def deployed_in(repo: Any, environment: str) -> Deployment | None:
+    """The latest successful deployment to ``environment`` the records hold (None: never)."""
+    done = [d for d in collect(repo) if d.environment == environment and d.result == "success"]
+    return done[-1] if done else None
+
+
 @dataclass
 class Metrics:
     """DORA metrics for one window; durations in hours."""

@@ -19,13 +19,37 @@ from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 
+def deployed_release(app_dir: Path, environment: str) -> tuple[str | None, str]:
+    """The git revision deployed in ``environment`` by our records, and how we know.
+
+    None (with the reason) when the records hold no successful deployment there yet.
+    """
+    from pipelinelib.adapters.git_repo import GitRepo
+    from pipelinelib.records.metrics import deployed_in
+
+    current = deployed_in(GitRepo.open(app_dir), environment)
+    if current is None:
+        return None, f"first deployment to {environment}: nothing to compare"
+    label = current.tag or current.deployment_id or "a deployment record"
+    return current.commit, f"deployed in {environment}: {current.commit[:12]} ({label})"
+
+
 def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = None,
                 deployed_rev: str | None = None, dsn: str | None = None,
-                build_result: str | None = None) -> list[marks.Mark]:
-    """Every mark, in order; marks the app did not configure are ``skipped``."""
+                build_result: str | None = None, environment: str | None = None
+                ) -> list[marks.Mark]:
+    """Every mark, in order; marks the app did not configure are ``skipped``.
+
+    The deployed release to compare with (marks 4 and 5) is ``deployed_dir``,
+    ``deployed_rev``, or what our records say runs in ``environment``.
+    """
     app = cfg.app_dir
     result = []
     changes = None
+    first, deployed_note = False, ""
+    if environment and not (deployed_dir or deployed_rev) and {4, 5} & set(cfg.marks):
+        deployed_rev, deployed_note = deployed_release(app, environment)
+        first = deployed_rev is None
     for number in (1, 2, 3, 4, 5):
         if number not in cfg.marks:
             result.append(marks.Mark(number, True, skipped=True))
@@ -40,10 +64,14 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
             elif number == 2:
                 result.append(marks.check_pending(dsn, app / cfg.migrations, ctx.secrets))
             else:
-                result.append(marks.check_lint(app / cfg.migrations))
+                result.append(marks.check_lint(app / cfg.migrations, dsn, ctx.secrets))
         elif number == 4:
             if not cfg.openapi:
                 result.append(marks.Mark(4, False, ["no `openapi` document configured"]))
+                continue
+            if first:
+                result.append(marks.Mark(4, True, [deployed_note]))
+                changes = []
                 continue
             new = read_current(app, cfg.openapi)
             old = read_deployed(app, cfg.openapi, deployed_dir=deployed_dir,
@@ -53,10 +81,14 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 changes = []
                 continue
             changes = marks.interface_changes(old, new)
-            result.append(marks.check_semver(changes, _version(old, cfg.openapi),
-                                             _version(new, cfg.openapi)))
+            mark = marks.check_semver(changes, _version(old, cfg.openapi),
+                                      _version(new, cfg.openapi))
+            mark.evidence[:0] = [deployed_note] if deployed_note else []
+            result.append(mark)
         else:
-            if changes is None:
+            if first:
+                result.append(marks.Mark(5, True, [deployed_note]))
+            elif changes is None:
                 result.append(marks.Mark(5, False, ["mark 5 needs mark 4's interface diff"]))
             elif not cfg.audit_mapping:
                 result.append(marks.check_audit_mapping(changes, {}, {}))
