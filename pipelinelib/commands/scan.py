@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--osv-image", metavar="IMAGE", help="scan this engine image with "
                         "OSV-Scanner")
     parser.add_argument("--local-db", metavar="DIR", help="OSV offline database directory "
-                        "(DIR/osv-scanner/<Ecosystem>/all.zip)")
+                        "(DIR/osv-scanner/<Ecosystem>/all.zip), or a directory of OSV "
+                        "advisories (DIR/<Ecosystem>/*.json)")
     parser.add_argument("--osv-scanner", metavar="PATH", help="the osv-scanner binary "
                         "(default $PIPELINELIB_OSV_SCANNER or PATH)")
     parser.add_argument("--clair", metavar="URL", help="Clair v4 indexer URL (combo mode)")

@@ -73,6 +73,16 @@ def scan_archive(
         raise StepFailed("osv-scanner wrote no JSON report", evidence=tail) from exc
 
 
+def prepare_local_db(path: str | Path, scratch: str | Path) -> Path:
+    """An offline database directory: ``path`` itself when it is one, else ``path``'s
+    advisories (``<Ecosystem>/*.json``, e.g. a mirror of osv.dev exports) zipped into
+    ``scratch``."""
+    src = Path(path)
+    if (src / "osv-scanner").is_dir():
+        return src
+    return assemble_local_db(src, Path(scratch) / "osv-db")
+
+
 def assemble_local_db(advisories: str | Path, dest: str | Path) -> Path:
     """Zip ``advisories/<Ecosystem>/*.json`` into an offline database at ``dest``."""
     import zipfile

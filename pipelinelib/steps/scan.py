@@ -27,9 +27,11 @@ def osv_scan_image(ctx: Context, image: str, *, local_db: str | None, binary: st
     """Export ``image`` from the engine (``docker save``) and scan it with OSV-Scanner."""
     import json
 
-    from pipelinelib.scan.osv_scanner import scan_archive
+    from pipelinelib.scan.osv_scanner import prepare_local_db, scan_archive
 
     with tempfile.TemporaryDirectory(prefix="pipelinelib-scan-") as tmp:
+        if local_db:
+            local_db = str(prepare_local_db(local_db, tmp))
         archive = Path(tmp) / "image.tar"
         ctx.docker.save(image, str(archive))
         report = scan_archive(binary, archive, local_db=local_db, offline=bool(local_db))
