@@ -55,9 +55,11 @@ def test_quantities_accept_units():
 
 
 def test_pipeline_perf_exits_1_on_a_missed_budget_and_2_on_unreadable_input(tmp_path):
-    ok = run_pipeline("perf", "--report", str(FIX / "lighthouse-hello.json"),
-                      "--budget", str(FIX / "budget.yaml"))
+    ok = run_pipeline("--report-dir", str(tmp_path / "ok"), "perf", "--report",
+                      str(FIX / "lighthouse-hello.json"), "--budget", str(FIX / "budget.yaml"))
     assert ok.returncode == 0 and "✓ category performance: 100" in ok.stdout
+    markdown = (tmp_path / "ok" / "summary.md").read_text()
+    assert "## ✓ perf" in markdown and "✓ category performance: 100" in markdown
     slow = run_pipeline("--report-dir", str(tmp_path), "perf", "--report",
                         str(FIX / "lighthouse-slow.json"), "--budget", str(FIX / "budget.yaml"))
     assert slow.returncode == 1 and "✗ total-blocking-time: 612 ms" in slow.stdout

@@ -169,6 +169,19 @@ def test_pipeline_scan_writes_the_failure_into_junit_and_summary(tmp_path):
     assert "CVE-2023-4863" in junit and "<failure" in junit
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"][-1]["step"] == "scan" and summary["steps"][-1]["status"] == "failed"
+    assert "✗ no finding at or above HIGH (1 of" in out.stdout, out.stdout
+    assert "    CRITICAL CVE-2023-4863" in out.stdout and "✓ no expired ignore (0)" in out.stdout
+
+
+def test_a_passing_scan_prints_its_checklist_and_puts_it_in_the_summary(tmp_path):
+    out = run_pipeline("--report-dir", str(tmp_path), "scan", "--report",
+                       str(FIX / "trivy.json"), "--policy", str(FIX / "policy.yaml"),
+                       "--fail-on", "critical")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "✓ no finding at or above CRITICAL with a fix (0 of 3)" in out.stdout, out.stdout
+    assert "✓ 1 ignored, each with a reason and an expiry" in out.stdout
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "## ✓ scan" in markdown and "CVE-2023-32681 in requests until 2099-12-31" in markdown
 
 
 def test_pipeline_scan_on_bad_input_exits_2_and_passes_nothing(tmp_path):

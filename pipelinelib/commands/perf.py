@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         budget = load_budget(args.budget)
         reports = [(path, read_report(path)) for path in args.report]
         result = job.run(perf_budget, ctx, reports, budget)
-        print("\n".join(result.outputs["checks"]))
+        print("\n".join(result.outputs["checklist"]))
     if job.error is not None:
         print("\n".join(getattr(job.error, "evidence", [])))
     return job.exit_code

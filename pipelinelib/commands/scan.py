@@ -48,12 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from pathlib import Path
 
-    from pipelinelib.errors import BadInput
+    from pipelinelib.errors import BadInput, GateFailed
     from pipelinelib.job import Job
     from pipelinelib.scan.parsers import FORMATS
     from pipelinelib.scan.policy import load_policy
     from pipelinelib.steps import scan as steps
 
+    checklist: list[str] = []
     with Job("scan", ctx, args.report_dir) as job:
         policy = load_policy(args.policy, fail_on=args.fail_on, only_fixable=args.only_fixable)
         reports = []
@@ -87,6 +88,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     registry_for(ctx, ref.registry), ref.repository,
                     args.digest or ref.digest or ref.tag or "latest", out)
             findings = steps.dedupe([*findings, *steps.parse_report(out, "clair")])
-        job.run(steps.scan_gate, ctx, findings, policy, image=args.image or "",
-                digest=args.digest or "")
+        result = job.run(steps.scan_gate, ctx, findings, policy, image=args.image or "",
+                         digest=args.digest or "")
+        checklist = result.outputs["checklist"]
+    if isinstance(job.error, GateFailed):
+        checklist = job.error.evidence
+    if checklist:
+        print(ctx.secrets.redact_text("scan policy:\n" + "\n".join(checklist)))
     return job.exit_code

@@ -42,4 +42,7 @@ def summary_markdown(data: dict[str, Any]) -> str:
             lines += ["", f"## ✗ {step['step']}", "", step.get("error") or ""]
             if step["evidence"]:
                 lines += ["", "```", *step["evidence"], "```"]
+        elif (step.get("outputs") or {}).get("checklist"):  # a gate that passed: its checks
+            lines += ["", f"## ✓ {step['step']}", "", "```", *step["outputs"]["checklist"],
+                      "```"]
     return "\n".join(lines) + "\n"

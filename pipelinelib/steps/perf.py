@@ -29,4 +29,4 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
                          hint=f"see the evidence; the budget is {budget.source}",
                          evidence=evidence)
     return StepResult.of("perf", [], summary=f"performance budget met ({len(reports)} "
-                         f"report(s))", checks=evidence)
+                         f"report(s))", checklist=evidence)

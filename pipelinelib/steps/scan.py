@@ -93,9 +93,9 @@ def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
         f"{policy.fail_on.name}, {len(verdict.ignored)} ignored, {len(verdict.expired)} "
         f"expired ignore(s)"
     )
-    evidence = verdict.evidence(policy)
-    for line in evidence:
+    for line in verdict.evidence(policy):
         ctx.log.warning(line) if verdict.passed else ctx.log.error(line)
+    checklist = verdict.checklist(policy)
     if not verdict.passed:
         reasons = []
         if verdict.blocking:
@@ -106,9 +106,9 @@ def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
         raise GateFailed(
             "scan gate failed: " + "; ".join(reasons),
             hint="upgrade the packages, or add an ignore with a reason and an expiry",
-            evidence=evidence,
+            evidence=checklist,
         )
     return StepResult.of("scan", actions, dry_run=ctx.dry_run, summary=summary,
                          blocking=0, total=verdict.total, ignored=len(verdict.ignored),
-                         attestation=attested)
+                         attestation=attested, checklist=checklist)
 
