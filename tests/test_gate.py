@@ -118,10 +118,21 @@ def test_pending_migrations_fail_mark_2_until_migrate_ran(app, db, tmp_path):
     assert out.returncode == 1
     assert "✗ 2. migrations occur before the deployment" in out.stdout
     assert "4 migration(s) pending: V1__create_users.sql" in out.stdout
+    # the pipeline's gate stage runs before its migrate stage: pending is expected there ...
+    out, _ = gate(app_dir, deployed, tmp_path / "early", "--database-dsn", db, "--migrate-next")
+    assert out.returncode == 0, out.stdout
+    assert "4 migration(s) to apply next: V1__create_users.sql" in out.stdout
+    # ... and mark 2 alone, right before the rollout, refuses while anything is pending
+    out, _ = gate(app_dir, deployed, tmp_path / "late", "--database-dsn", db, "--marks", "2")
+    assert out.returncode == 1 and "✗ 2." in out.stdout
+    assert "- 4. breaking interface changes only in a major release (not configured)" \
+        in out.stdout, "only mark 2 was checked"
     migrate(db, app_dir)
     out, _ = gate(app_dir, deployed, tmp_path / "after", "--database-dsn", db)
     assert out.returncode == 0, out.stdout
     assert "✓ 2." in out.stdout and "✓ 4." in out.stdout and "0 breaking change(s)" in out.stdout
+    out, _ = gate(app_dir, deployed, tmp_path / "bad", "--marks", "2,9")
+    assert out.returncode == 2 and "--marks" in out.stderr
 
 
 def test_failed_tests_and_an_unstable_build_fail_mark_1(app, db, tmp_path):

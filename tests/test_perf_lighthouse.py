@@ -1,7 +1,8 @@
 """Real Lighthouse (npm) in Debian's headless Chromium against examples/hello, then the budget.
 
-Lighthouse is installed once with npm into ${PIPELINELIB_CACHE}/lighthouse/<version>/ and
-Chromium with apt-get when missing; the run itself takes ~12 s.
+testbed/tools/lighthouse installs Lighthouse once with npm into
+${PIPELINELIB_CACHE}/lighthouse/<version>/ and Chromium with apt-get when missing; the run
+itself takes ~12 s.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
+from pipelinelib.testing.testbed import parse_exports
 from tests.conftest import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,23 +26,11 @@ VERSION = "12.8.2"
 
 @pytest.fixture(scope="session")
 def lighthouse() -> tuple[str, str]:
-    """(lighthouse cli, chromium) — installed on first use."""
-    chromium = shutil.which("chromium")
-    if not chromium:
-        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                        "chromium"], check=True, capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed for Lighthouse"
-    cache = Path(os.environ.get("PIPELINELIB_CACHE", Path.home() / ".cache" / "pipelinelib"))
-    prefix = cache / "lighthouse" / VERSION
-    cli = prefix / "node_modules" / ".bin" / "lighthouse"
-    if not cli.exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                        f"lighthouse@{VERSION}"], check=True, capture_output=True)
-    return str(cli), chromium
+    """(lighthouse cli, chromium) — testbed/tools/lighthouse installs them on first use."""
+    out = subprocess.run([str(ROOT / "testbed" / "tools" / "lighthouse")], capture_output=True,
+                         text=True, check=True)
+    exports = parse_exports(out.stdout)
+    return exports["PIPELINELIB_LIGHTHOUSE"], exports["PIPELINELIB_CHROMIUM"]
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@
 
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineGate', params,
-                            ['appDir', 'config', 'environment', 'deployedRev', 'buildResult', 'override', 'reason',
+                            ['appDir', 'config', 'environment', 'marks', 'migrateNext', 'deployedRev', 'buildResult', 'override', 'reason',
                              'image', 'digest', 'dsnCredentialsId', 'reportDir'], [])
     if (params.override && !params.reason) {
         error('pipelineGate: an override needs a reason:')
@@ -22,6 +22,8 @@ def call(Map params = [:]) {
             PIPELINE_APP_DIR: params.appDir ?: '.',
             PIPELINE_GATE_CONFIG: params.config,
             PIPELINE_ENVIRONMENT: params.environment,
+            PIPELINE_MARKS: params.marks,
+            PIPELINE_MIGRATE_NEXT: params.migrateNext ? '1' : '',
             PIPELINE_DEPLOYED_REV: params.deployedRev,
             PIPELINE_BUILD_RESULT: (params.buildResult ?: currentBuild.currentResult)?.toString(),
             PIPELINE_OVERRIDE: params.override,
@@ -32,6 +34,7 @@ def call(Map params = [:]) {
         script: 'pipeline --report-dir "$PIPELINE_REPORT_DIR" gate --app-dir "$PIPELINE_APP_DIR"' +
                 ' ${PIPELINE_GATE_CONFIG:+--config "$PIPELINE_GATE_CONFIG"}' +
                 ' ${PIPELINE_ENVIRONMENT:+--environment "$PIPELINE_ENVIRONMENT"}' +
+                ' ${PIPELINE_MARKS:+--marks "$PIPELINE_MARKS"} ${PIPELINE_MIGRATE_NEXT:+--migrate-next}' +
                 ' ${PIPELINE_DEPLOYED_REV:+--deployed-rev "$PIPELINE_DEPLOYED_REV"}' +
                 ' ${PIPELINE_BUILD_RESULT:+--build-result "$PIPELINE_BUILD_RESULT"}' +
                 ' ${PIPELINE_OVERRIDE:+--override "$PIPELINE_OVERRIDE"}' +

@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-dsn", help="target database (default "
                         "$PIPELINE_DB_DSN); a secret")
     parser.add_argument("--build-result", help="the CI build result (SUCCESS, UNSTABLE...)")
+    parser.add_argument("--marks", metavar="MARKS",
+                        help="check only these configured marks, e.g. 2 right before the rollout")
+    parser.add_argument("--migrate-next", action="store_true",
+                        help="this gate runs before `pipeline migrate`: pending migrations "
+                             "pass mark 2 if they apply cleanly (check --marks 2 again later)")
     parser.add_argument("--override", metavar="MARKS", help="override failed marks, e.g. 4,5")
     parser.add_argument("--reason", help="why (mandatory with --override; audited)")
     parser.add_argument("--image", metavar="REGISTRY/REPO", help="record the result here")
@@ -56,11 +61,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     checked: list = []
     with Job("gate", ctx, args.report_dir) as job:
         override, reason = gate.parse_override(args.override, args.reason)
+        only = gate.parse_marks(args.marks, "--marks") if args.marks else None
         cfg = load_config(Path(args.app_dir), args.config)
         checked = gate.check_marks(ctx, cfg, deployed_dir=args.deployed_dir,
                                    deployed_rev=args.deployed_rev, dsn=dsn,
                                    build_result=args.build_result,
-                                   environment=args.environment)
+                                   environment=args.environment, only=only,
+                                   migrate_next=args.migrate_next)
         job.run(gate.release_gate, ctx, cfg, checked, override=override, reason=reason,
                 image=args.image or "", digest=args.digest or "")
     lines = [line for m in checked for line in m.lines()]

@@ -112,17 +112,27 @@ def check_tests(reports: list[Path], build_result: str | None = None) -> Mark:
 
 
 # -- marks 2 and 3 (pipelinelib.migrate) -----------------------------------------------------
-def check_pending(dsn: str | None, directory: Path, secrets: Any = None) -> Mark:
-    """Mark 2: nothing pending in the target database."""
+def check_pending(dsn: str | None, directory: Path, secrets: Any = None,
+                  migrate_next: bool = False) -> Mark:
+    """Mark 2: nothing pending in the target database.
+
+    ``migrate_next``: this gate runs before the pipeline's migrate stage, so pending
+    migrations are expected; they must still apply cleanly (no edited or missing applied
+    migration), and a second ``--marks 2`` gate right before the rollout refuses it if
+    any is still pending.
+    """
     from pipelinelib.migrate import pending_migrations
 
     if not dsn:
         return Mark(2, False, ["no database to check: pass --database-dsn (or "
                                "PIPELINE_DB_DSN) for the target environment"])
     pending = pending_migrations(dsn, directory, secrets=secrets)
+    names = ", ".join(m.path.name for m in pending)
+    if pending and migrate_next:
+        return Mark(2, True, [f"{len(pending)} migration(s) to apply next: {names}",
+                              "the pipeline runs `pipeline migrate` before the rollout"])
     if pending:
-        names = [m.path.name for m in pending]
-        return Mark(2, False, [f"{len(pending)} migration(s) pending: {', '.join(names)}",
+        return Mark(2, False, [f"{len(pending)} migration(s) pending: {names}",
                                "run `pipeline migrate` before the rollout"])
     return Mark(2, True, [f"no pending migrations in {directory}"])
 

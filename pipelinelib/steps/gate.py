@@ -36,22 +36,25 @@ def deployed_release(app_dir: Path, environment: str) -> tuple[str | None, str]:
 
 def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = None,
                 deployed_rev: str | None = None, dsn: str | None = None,
-                build_result: str | None = None, environment: str | None = None
+                build_result: str | None = None, environment: str | None = None,
+                only: set[int] | None = None, migrate_next: bool = False
                 ) -> list[marks.Mark]:
     """Every mark, in order; marks the app did not configure are ``skipped``.
 
     The deployed release to compare with (marks 4 and 5) is ``deployed_dir``,
-    ``deployed_rev``, or what our records say runs in ``environment``.
+    ``deployed_rev``, or what our records say runs in ``environment``. ``only`` narrows
+    the configured marks (e.g. ``{2}`` right before the rollout).
     """
     app = cfg.app_dir
     result = []
     changes = None
     first, deployed_note = False, ""
-    if environment and not (deployed_dir or deployed_rev) and {4, 5} & set(cfg.marks):
+    wanted = set(cfg.marks) & (only or set(cfg.marks))
+    if environment and not (deployed_dir or deployed_rev) and {4, 5} & wanted:
         deployed_rev, deployed_note = deployed_release(app, environment)
         first = deployed_rev is None
     for number in (1, 2, 3, 4, 5):
-        if number not in cfg.marks:
+        if number not in cfg.marks or (only and number not in only):
             result.append(marks.Mark(number, True, skipped=True))
             continue
         if number == 1:
@@ -62,7 +65,8 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 result.append(marks.Mark(number, False, ["no `migrations` directory in "
                                                          f"{cfg.source or 'gate.yaml'}"]))
             elif number == 2:
-                result.append(marks.check_pending(dsn, app / cfg.migrations, ctx.secrets))
+                result.append(marks.check_pending(dsn, app / cfg.migrations, ctx.secrets,
+                                                  migrate_next))
             else:
                 result.append(marks.check_lint(app / cfg.migrations, dsn, ctx.secrets))
         elif number == 4:
@@ -108,15 +112,21 @@ def _version(doc: dict[str, Any], source: str) -> str:
     return str(version)
 
 
-def parse_override(text: str | None, reason: str | None) -> tuple[set[int], str]:
-    if not text:
-        return set(), ""
+def parse_marks(text: str, field: str) -> set[int]:
+    """``"4,5"`` as {4, 5}; BadInput naming ``field`` otherwise."""
     try:
         numbers = {int(x) for x in text.split(",") if x.strip()}
     except ValueError as exc:
-        raise BadInput(f"bad mark list {text!r}", field="--override", expected="e.g. 4,5") from exc
-    if not numbers <= {1, 2, 3, 4, 5}:
-        raise BadInput(f"no such mark in {text!r}", field="--override", expected="1 to 5")
+        raise BadInput(f"bad mark list {text!r}", field=field, expected="e.g. 4,5") from exc
+    if not numbers or not numbers <= {1, 2, 3, 4, 5}:
+        raise BadInput(f"no such mark in {text!r}", field=field, expected="1 to 5")
+    return numbers
+
+
+def parse_override(text: str | None, reason: str | None) -> tuple[set[int], str]:
+    if not text:
+        return set(), ""
+    numbers = parse_marks(text, "--override")
     if not (reason or "").strip():
         raise BadInput("an override needs a reason", field="--reason",
                        expected="why this release may go out anyway")

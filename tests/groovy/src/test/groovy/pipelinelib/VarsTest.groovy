@@ -18,7 +18,7 @@ class VarsTest extends PipelineLibTestBase {
         pipelineBuild   : [appDir: 'services/web', registry: 'registry.example:5000'],
         pipelineScan    : [report: 'trivy:trivy.json', osvImage: 'ns/web:abc1234', policy: 'scan.yaml',
                            failOn: 'high', image: 'registry/ns/web', digest: 'sha256:0a'],
-        pipelineGate    : [appDir: 'services/web', config: 'gate.yaml', environment: 'staging', deployedRev: 'v1.4.0',
+        pipelineGate    : [appDir: 'services/web', config: 'gate.yaml', environment: 'staging', marks: '2', migrateNext: true, deployedRev: 'v1.4.0',
                            buildResult: 'SUCCESS', override: '4', reason: 'accepted by CAB',
                            image: 'registry/ns/web', digest: 'sha256:0a', dsnCredentialsId: 'web-dsn'],
         pipelineMigrate : [dir: 'db/migrations', dsnCredentialsId: 'web-dsn', jobImage: 'ns/web@sha256:0a',
@@ -42,7 +42,8 @@ class VarsTest extends PipelineLibTestBase {
     /** Parameters that are not passed on as text (credential ids, flags, choices). */
     static final List<String> NOT_STRINGS = ['dsnCredentialsId', 'kubeconfigCredentialsId',
                                              'jenkinsCredentialsId', 'result', 'blueGreen',
-                                             'awaitPromotion', 'approve', 'colour', 'buildResult']
+                                             'awaitPromotion', 'approve', 'colour', 'buildResult',
+                                             'migrateNext']
 
     private Map<String, String> hostile(Map params) {
         return params.collectEntries { k, v ->
