@@ -20,8 +20,12 @@ class JenkinsfileTest extends PipelineLibTestBase {
         runScript('examples/jenkins/Jenkinsfile')
         assertEquals(['Checkout', 'Build', 'Scan', 'Gate', 'Migrate', 'Deploy sandbox', 'Approve',
                       'Promote to staging'], stages())
-        assertEquals(['build', 'scan', 'gate', 'migrate', 'rollout', 'annotate', 'promote'],
+        // the gate before migrate (pending migrations expected), mark 2 again before the rollout
+        assertEquals(['build', 'scan', 'gate', 'migrate', 'gate', 'rollout', 'annotate', 'promote'],
                      pipelineCommands())
+        List gates = shCalls.findAll { commandOf(it.script) == 'gate' }
+        assertEquals(['1', ''], gates.collect { it.env.PIPELINE_MIGRATE_NEXT })
+        assertEquals(['', '2'], gates.collect { it.env.PIPELINE_MARKS ?: '' })
         assertTrue(events.indexOf('input') < events.indexOf('sh promote'))
         Map annotate = shCalls.find { commandOf(it.script) == 'annotate' }
         assertEquals('success', annotate.env.PIPELINE_RESULT)
@@ -33,7 +37,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals('alice', promote.env.PIPELINE_TRIGGERED_BY)
         assertEquals('staging', promote.env.PIPELINE_TO)
         // every pipeline command published its reports
-        ['build', 'scan', 'gate', 'migrate', 'deploy', 'annotate', 'promote'].each {
+        ['build', 'scan', 'gate', 'migrate', 'gate-migrated', 'deploy', 'annotate', 'promote'].each {
             assertTrue(it, events.contains("junit reports/${it}/junit.xml".toString()))
         }
     }
