@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelinelib.commands.promote import _origin
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.envspec.staterepo import EnvStateRepo
-    from pipelinelib.steps.apply import apply_environment
+    from pipelinelib.steps.apply import apply_environment, exit_code
 
     ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format))
     import tempfile
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx.environment = name
             spec = load_environment(environment_path(state.root, name), root=state.root)
             job.run(apply_environment, ctx, spec)
-    return job.exit_code
+    return exit_code(job)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@
 
 The environment whose spec says ``branch: <branch>`` (uro: sandbox -> sandbox, main ->
 staging) gets the new image digest as a commit to the env-state repo, then is applied.
-``--swap`` instead runs the manual A/B swap of staging and live through the rollout
-step's swap.
+A blue/green app whose spec says ``await_promotion`` stops with the new colour ready
+(exit 5, so CI pauses for a person). ``--swap`` is the manual A/B swap of staging and live:
+with ``--env`` (and ``--repo``) the namespace and cluster come from the environment spec
+and the CI user must hold the swap role in policy.yaml (refusals exit 2 and are audited);
+``--namespace`` alone swaps on the current cluster without a policy check.
 
     python jobs/branch_deploy.py --app uro --branch sandbox --image REPO@sha256:... --repo URL
-    python jobs/branch_deploy.py --swap --app uro --namespace uro
+    python jobs/branch_deploy.py --swap --app uro --env staging --repo URL
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         "PIPELINE_ENV_REPO"))
     parser.add_argument("--state-branch", default=env.get("ENV_STATE_BRANCH", "main"))
     parser.add_argument("--swap", action="store_true", help="swap staging and live (A/B)")
-    parser.add_argument("--namespace", help="--swap: the namespace holding both colours")
+    parser.add_argument("--env", dest="environment", default=env.get("SWAP_ENV"),
+                        help="--swap: the environment whose spec names namespace and cluster")
+    parser.add_argument("--namespace", help="--swap without --env: the namespace holding "
+                        "both colours")
+    parser.add_argument("--to", choices=("blue", "green"), help="--swap: target colour")
     parser.add_argument("--report-dir", default=env.get("PIPELINE_REPORT_DIR"))
     parser.add_argument("--log-format", default="auto", choices=("auto", "console", "json"))
     parser.add_argument("--dry-run", action="store_true")
@@ -52,9 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format), app=args.app)
     with Job("swap" if args.swap else "branch-deploy", ctx, report_dir=args.report_dir) as job:
         if args.swap:
-            from pipelinelib.steps import swap
+            if args.environment:
+                from pipelinelib.promotion.swap import env_state_root, swap_in_environment
 
-            job.run(swap.swap, ctx, app=args.app, namespace=args.namespace)
+                if not args.repo:
+                    raise BadInput("no env-state repository given", field="--repo",
+                                   expected="the env-state repository (ENV_STATE_REPO)")
+                with env_state_root(args.repo, args.state_branch) as root:
+                    swap_in_environment(job, ctx, root, args.environment, args.app, args.to)
+            else:
+                from pipelinelib.steps import swap
+
+                job.run(swap.swap, ctx, app=args.app, namespace=args.namespace, to=args.to)
             return job.exit_code
         if not (args.branch and args.image and args.repo):
             raise BadInput("missing parameters", field="--branch/--image/--repo",
@@ -71,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx.environment = target
         promote_pipeline(job, ctx, repo=args.repo, branch=args.state_branch, apps=[args.app],
                          target=target, image=args.image)
-    return job.exit_code
+    from pipelinelib.steps.apply import exit_code
+
+    return exit_code(job)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                          approve=args.approve, hotfix=args.hotfix, image=args.image,
                          reason=args.reason, source_repo=args.source_repo,
                          main_branch=args.main_branch, apply=not args.no_apply)
-    return job.exit_code
+    from pipelinelib.steps.apply import exit_code
+
+    return exit_code(job)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ whose plan is not empty, in priority order (lowest number first), apps of equal 
 in parallel (at most --max-parallel, default the spec's max_parallel or 4). Each app goes
 through the rollout step (wait for health, roll back on failure, prune). Fail fast: after
 a failure no new app starts; every app's outcome is reported. Running it again after
-success changes nothing and writes nothing.
+success changes nothing and writes nothing. Blue/green apps (strategy: blue-green) get
+the idle colour; with await_promotion the command stops there, the colour ready, and exits 5
+so CI can pause for a person; `pipeline swap --env ENV --app APP` then switches.
 """
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.job import Job
     from pipelinelib.promotion.hotfix import warnings
-    from pipelinelib.steps.apply import apply_environment
+    from pipelinelib.steps.apply import apply_environment, exit_code
 
     ctx.environment = args.env
     with Job("apply", ctx, args.report_dir) as job:
@@ -38,4 +40,4 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for warning in warnings(env.root, env.name):
             ctx.log.warning(warning)
         job.run(apply_environment, ctx, env, args.apps, args.max_parallel)
-    return job.exit_code
+    return exit_code(job)

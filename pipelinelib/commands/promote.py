@@ -59,6 +59,7 @@ def _origin(repo: str) -> str:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.errors import BadInput
     from pipelinelib.job import Job
+    from pipelinelib.steps.apply import exit_code
 
     if not args.repo:
         raise BadInput("no env-state repository given", field="--repo",
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                          approve=args.approve, hotfix=args.hotfix, image=args.image,
                          reason=args.reason, source_repo=args.source_repo,
                          main_branch=args.main_branch, apply=not args.no_apply)
-    return job.exit_code
+    return exit_code(job)
 
 
 def promote_pipeline(job: Any, ctx: Context, *, repo: str, target: str, apps: list[str],

@@ -8,17 +8,30 @@ import os
 from pipelinelib.context import Context
 
 DESCRIPTION = """\
-Switch every Service of APP (in NAMESPACE) to the other colour (staging <-> live), or to
---to COLOR. Refuses (exit 2) when the target colour's Deployments are not all ready.
-Idempotent: when the Services already select the target, nothing is written.
+Switch every Service of APP to the other colour (staging <-> live), or to --to COLOR.
+By environment (--env ENV --repo ENV_STATE): the namespace and cluster come from
+environments/ENV.yaml (the app must have strategy: blue-green) and the CI user must hold
+the swap role of ENV in policy.yaml (default: its promote role); refusals exit 2, change
+nothing and are audited, and so is every swap. Without --env: --namespace (default the
+app's name) on the current cluster. Refuses (exit 2) when the target colour's Deployments
+are not all ready. Idempotent: when the Services already select the target, nothing is
+written.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ
     parser.add_argument("--app", default=env.get("APP"), required=not env.get("APP"))
+    parser.add_argument("--env", dest="environment", metavar="ENV",
+                        help="environment whose spec names the namespace and cluster")
+    parser.add_argument("--repo", "--env-repo", "--root", dest="repo",
+                        default=env.get("PIPELINE_ENV_REPO"),
+                        help="--env: env-state checkout or origin URL (default "
+                        "$PIPELINE_ENV_REPO)")
+    parser.add_argument("--branch", default=env.get("PIPELINE_ENV_BRANCH", "main"),
+                        help="--env with an origin URL: env-state branch (default main)")
     parser.add_argument("--namespace", "-n", default=env.get("NAMESPACE"),
-                        help="namespace (default: the app's name)")
+                        help="namespace (default: the app's name); --env reads it from the spec")
     parser.add_argument("--to", choices=("blue", "green"), help="target colour")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
     parser.add_argument("--context", help="kubeconfig context")
@@ -26,11 +39,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.commands.rollout import kube_from_args
+    from pipelinelib.errors import BadInput
     from pipelinelib.job import Job
     from pipelinelib.steps.swap import swap
 
     ctx.app = ctx.app or args.app
     kube_from_args(args, ctx)
     with Job("swap", ctx, args.report_dir) as job:
-        job.run(swap, ctx, app=args.app, namespace=args.namespace or args.app, to=args.to)
+        if args.environment:
+            from pipelinelib.promotion.swap import env_state_root, swap_in_environment
+
+            if not args.repo:
+                raise BadInput("no env-state repository given", field="--repo",
+                               expected="a checkout or origin URL (or set PIPELINE_ENV_REPO)")
+            with env_state_root(args.repo, args.branch) as root:
+                swap_in_environment(job, ctx, root, args.environment, args.app, args.to)
+        else:
+            job.run(swap, ctx, app=args.app, namespace=args.namespace or args.app,
+                    to=args.to)
     return job.exit_code

@@ -48,6 +48,9 @@ class AppPlan:
     deletes: list[str] = field(default_factory=list)
     drift: bool = False
     image: str = ""
+    strategy: str = "rolling"
+    live_color: str | None = None
+    awaiting: str | None = None  # blue/green: this colour holds the spec, awaits a swap
 
     @property
     def pending(self) -> bool:
@@ -57,7 +60,8 @@ class AppPlan:
         return {"app": self.app, "namespace": self.namespace, "priority": self.priority,
                 "action": self.action, "drift": self.drift, "image": self.image,
                 "creates": self.creates, "deletes": self.deletes,
-                "changes": [c.to_dict() for c in self.changes]}
+                "changes": [c.to_dict() for c in self.changes], "strategy": self.strategy,
+                "live_color": self.live_color, "awaiting_promotion": self.awaiting}
 
 
 def _name(doc: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from pipelinelib.envspec.model import (
     DEFAULT_PARALLEL,
     DEFAULT_PRIORITY,
     DEFAULT_TIMEOUT,
+    ROLLING,
     AppSpec,
     ChartSpec,
     EnvSpec,
@@ -230,6 +231,8 @@ def _build(data: dict[str, Any], source: str, lines: yamlines.Lines,
             protected=raw.get("protected", False),
             timeout=merged.get("timeout", DEFAULT_TIMEOUT),
             annotations=raw.get("annotations", {}),
+            strategy=merged.get("strategy", ROLLING),
+            await_promotion=raw.get("await_promotion"),
             line=lines.line(("apps", name)),
         )
     cluster = data.get("cluster", {})
@@ -238,7 +241,8 @@ def _build(data: dict[str, Any], source: str, lines: yamlines.Lines,
                    context=cluster.get("context"), kubeconfig=cluster.get("kubeconfig"),
                    branch=data.get("branch"), promote_from=list(promotion.get("from", [])),
                    via_branch=promotion.get("via_branch"),
-                   max_parallel=data.get("max_parallel", DEFAULT_PARALLEL), root=root)
+                   max_parallel=data.get("max_parallel", DEFAULT_PARALLEL),
+                   await_promotion=data.get("await_promotion", False), root=root)
 
 
 def _text(value: Any) -> str:
@@ -263,6 +267,7 @@ def _semantic_problems(spec: EnvSpec, data: dict[str, Any], lines: yamlines.Line
             problems.append(Problem(src, lines.line(field), _field(field),
                                     f"namespace {app.namespace!r} is not allowed here",
                                     "one of " + ", ".join(spec.namespaces)))
+        problems += _strategy_problems(src, app, data["apps"][app.name], lines)
         if app.values and app.chart is None:
             problems.append(Problem(src, lines.line((*at, "values")), _field((*at, "values")),
                                     "values are only used by charts", "a chart, or no values"))
@@ -285,6 +290,23 @@ def _semantic_problems(spec: EnvSpec, data: dict[str, Any], lines: yamlines.Line
                                         f"no directory {local!r} in the env-state repository",
                                         "a directory path relative to the repository root"))
     return problems
+
+
+def _strategy_problems(src: str, app: AppSpec, raw: dict[str, Any],
+                       lines: yamlines.Lines) -> list[Problem]:
+    """Blue/green needs Services to switch; await_promotion means nothing without it."""
+    at = ("apps", app.name)
+    if "await_promotion" in raw and not app.blue_green:
+        field = (*at, "await_promotion")
+        return [Problem(src, lines.line(field), _field(field),
+                        "await_promotion applies to blue/green apps only",
+                        "strategy: blue-green on this app, or no await_promotion")]
+    if app.blue_green and not (app.ports or app.manifests or app.chart):
+        field = (*at, "strategy") if "strategy" in raw else at
+        return [Problem(src, lines.line(field), _field(field),
+                        "a blue/green app needs a Service to switch between colours",
+                        "ports (or manifests/a chart with a Service)")]
+    return []
 
 
 def environment_path(root: str | Path, name: str) -> Path:

@@ -11,6 +11,7 @@ from typing import Any
 DEFAULT_PRIORITY = 0
 DEFAULT_PARALLEL = 4
 DEFAULT_TIMEOUT = 300
+ROLLING, BLUE_GREEN = "rolling", "blue-green"
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,22 @@ class AppSpec:
     protected: bool = False
     timeout: int = DEFAULT_TIMEOUT
     annotations: dict[str, str] = field(default_factory=dict)
+    strategy: str = ROLLING
+    await_promotion: bool | None = None
     line: int | None = None
+
+    @property
+    def blue_green(self) -> bool:
+        """True when the app is deployed blue/green (two colours behind its Services)."""
+        return self.strategy == BLUE_GREEN
 
     def fingerprint(self) -> str:
         """A short hash of everything that shapes the deployment (not the line)."""
         data = asdict(self)
         data.pop("line", None)
+        for name, default in (("strategy", ROLLING), ("await_promotion", None)):
+            if data.get(name) == default:  # unchanged hashes for specs without them
+                data.pop(name)
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -110,8 +121,15 @@ class EnvSpec:
     promote_from: list[str] = field(default_factory=list)
     via_branch: str | None = None
     max_parallel: int = DEFAULT_PARALLEL
+    await_promotion: bool = False
     root: Path | None = None
     text: str = ""
+
+    def awaits_promotion(self, app: AppSpec) -> bool:
+        """Whether apply stops ``app`` (blue/green) with the new colour ready, unswitched."""
+        if not app.blue_green:
+            return False
+        return self.await_promotion if app.await_promotion is None else app.await_promotion
 
     def by_priority(self) -> list[tuple[int, list[AppSpec]]]:
         """Apps grouped by priority, lowest number first; names sorted within a group."""

@@ -37,7 +37,12 @@ def format_plan(env: str, plans: list[dict[str, Any]]) -> str:
     for p in pending:
         head = f"{_SIGN[p['action']]} {p['app']}  ({p['action']}, namespace {p['namespace']}"
         head += f", priority {p['priority']})" if p["priority"] < 10**6 else ", not in the spec)"
+        if p.get("strategy") == "blue-green":
+            head += f"  blue/green, live colour {p.get('live_color') or '(none yet)'}"
         out.append(head)
+        if p.get("awaiting_promotion"):
+            out.append(f"    = {p['awaiting_promotion']} already runs this spec, ready; awaiting "
+                       f"promotion: `pipeline swap --env {env} --app {p['app']}` makes it live")
         for obj in p["creates"]:
             out.append(f"    + {obj}")
         for c in p["changes"]:

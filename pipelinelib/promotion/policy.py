@@ -12,6 +12,9 @@
         four_eyes: true
         hotfix: ["group:release-managers"]
         gates: [scan]          # recorded results that must exist (and pass) for the digest
+      staging:
+        promote: ["*"]
+        swap: ["group:release-managers"]   # blue/green `pipeline swap` (default: promote)
 
 Deny by default: an environment the policy does not name accepts nobody. ``"*"`` is any
 identified user. The identity is ``ctx.ci.user`` from the CI server (Jenkins
@@ -28,7 +31,7 @@ from pipelinelib.envspec import yamlines
 from pipelinelib.errors import BadInput, Refused
 
 POLICY_FILE = "policy.yaml"
-_ENV_KEYS = {"promote", "approve", "four_eyes", "hotfix", "require_ci", "gates"}
+_ENV_KEYS = {"promote", "approve", "four_eyes", "hotfix", "require_ci", "gates", "swap"}
 
 
 @dataclass
@@ -41,6 +44,12 @@ class EnvPolicy:
     hotfix: list[str] = field(default_factory=list)
     require_ci: bool = True
     gates: list[str] = field(default_factory=list)
+    swap: list[str] | None = None
+
+    @property
+    def swappers(self) -> list[str]:
+        """Who may switch a blue/green app's live colour here (default: who may promote)."""
+        return self.promote if self.swap is None else self.swap
 
 
 @dataclass
@@ -109,7 +118,7 @@ def load_policy(root: str | Path) -> Policy:
                                four_eyes=raw.get("four_eyes", False),
                                hotfix=raw.get("hotfix", []),
                                require_ci=raw.get("require_ci", True),
-                               gates=raw.get("gates", []))
+                               gates=raw.get("gates", []), swap=raw.get("swap"))
         if envs[name].four_eyes and not envs[name].approve:
             raise BadInput("four_eyes needs approvers", source=source,
                            line=lines.line((*at, "four_eyes")),

@@ -5,6 +5,8 @@ bounded thread pool (``max_parallel``). Each app goes through the rollout step (
 wait, failure detection, prune, roll back) — one code path for manifests and charts.
 Fail fast: after a failure no new app starts; running ones finish (or roll back) and every
 app's outcome is reported. An environment already matching its spec makes zero writes.
+Blue/green apps (``strategy: blue-green``) deploy the idle colour; with ``await_promotion``
+they stop there, ready, and the result's ``awaiting_promotion`` names them (exit 5).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
     spec = env.apps[app]
     return rollout.rollout(ctx, manifests, app=app, namespace=spec.namespace,
                            timeout=spec.timeout, prune=True,
-                           allowed_namespaces=env.namespaces or None)
+                           allowed_namespaces=env.namespaces or None,
+                           blue_green=spec.blue_green,
+                           await_promotion=env.awaits_promotion(spec))
 
 
 def _validate_all(ctx: Context, env: EnvSpec, todo: list[dict[str, Any]],
@@ -93,7 +97,8 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
         _validate_all(ctx, env, todo, rendered)
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
-                             writes=getattr(kube, "writes", 0) - writes_before)
+                             writes=getattr(kube, "writes", 0) - writes_before,
+                             awaiting_promotion=[])
     limit = max_parallel or env.max_parallel
     ctx.log.info("applying", apps=len(todo), parallel=limit,
                  priorities=sorted({p["priority"] for p in todo}))
@@ -116,5 +121,25 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
         raise StepFailed(f"apply of {env.name} failed at {app}: {first.message}",
                          cause=first.cause, hint=first.hint or "see each app's outcome",
                          evidence=evidence + list(getattr(first, "evidence", [])))
+    awaiting = sorted(name for name, result in outcome.results.items()
+                      if result.outputs.get("awaiting_promotion"))
+    for name in awaiting:
+        ctx.log.info("awaiting promotion", app=name,
+                     color=outcome.results[name].outputs.get("color"),
+                     next=f"pipeline swap --env {env.name} --app {name}")
+    if awaiting and not any(r.changed for r in outcome.results.values()):
+        actions = []  # only apps waiting for a swap: nothing was written
     return StepResult.of("apply", actions, applied=sorted(outcome.results), outcomes=outcomes,
-                         writes=getattr(kube, "writes", 0) - writes_before)
+                         writes=getattr(kube, "writes", 0) - writes_before,
+                         awaiting_promotion=awaiting)
+
+
+def exit_code(job: Any) -> int:
+    """The job's exit code; 5 (awaiting promotion) when it succeeded and an apply left
+    blue/green apps ready on the idle colour, waiting for `pipeline swap`."""
+    from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK
+
+    if job.exit_code == EXIT_OK and any(r.outputs.get("awaiting_promotion")
+                                        for r in job.results if r.step == "apply"):
+        return EXIT_AWAITING_PROMOTION
+    return job.exit_code

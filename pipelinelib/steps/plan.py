@@ -48,6 +48,9 @@ def compute_plans(ctx: Context, env: EnvSpec,
     plans = []
     for app in sorted(env.apps.values(), key=lambda a: (a.priority, a.name)):
         docs = [d for d in rendered[app.name] if d["kind"] in KINDS]
+        if app.blue_green:
+            plans.append(_blue_green_plan(app, docs, live, by_app.get(app.name, [])))
+            continue
         wanted = {key(d) for d in docs}
         orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
         plans.append(diff_app(app.name, app.namespace, app.priority, app.image.ref, docs, live,
@@ -59,6 +62,41 @@ def compute_plans(ctx: Context, env: EnvSpec,
     return plans
 
 
+def _colored(docs: list[dict[str, Any]], color: str) -> list[dict[str, Any]]:
+    """The docs with each Deployment named as the rollout step names its ``color``."""
+    out = []
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            doc = {**doc, "metadata": {**doc["metadata"],
+                                       "name": f"{doc['metadata']['name']}-{color}"}}
+        out.append(doc)
+    return out
+
+
+def _blue_green_plan(app: AppSpec, docs: list[dict[str, Any]],
+                     live: dict[tuple[str, str, str], dict[str, Any]],
+                     objs: list[dict[str, Any]]) -> AppPlan:
+    """Compare with the live colour (the one the Services select). When only the idle colour
+    holds the spec, the plan says so: it is ready and awaits ``pipeline swap``."""
+    from pipelinelib.kube import COLOR_LABEL
+    from pipelinelib.kube.bluegreen import COLORS, other
+
+    colors = [((o.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
+              for o in objs if o["kind"] == "Service"]
+    live_color = next((c for c in colors if c), None)
+    current = _colored(docs, live_color or "blue")
+    wanted = {key(d) for color in COLORS for d in _colored(docs, color)} | {key(d) for d in docs}
+    orphans = [o for o in objs if key(o) not in wanted]
+    plan = diff_app(app.name, app.namespace, app.priority, app.image.ref, current, live, orphans)
+    plan.strategy, plan.live_color = app.strategy, live_color
+    if live_color and plan.pending:
+        idle = _colored(docs, other(live_color))
+        ready = diff_app(app.name, app.namespace, app.priority, app.image.ref, idle, live)
+        if not ready.pending and any(d["kind"] == "Deployment" for d in docs):
+            plan.awaiting = other(live_color)
+    return plan
+
+
 @step("plan")
 def plan_environment(ctx: Context, env: EnvSpec,
                      rendered: dict[str, list[dict[str, Any]]] | None = None) -> StepResult:
@@ -68,12 +106,14 @@ def plan_environment(ctx: Context, env: EnvSpec,
     pending = [p for p in plans if p.pending]
     counts = {a: sum(p.action == a for p in plans) for a in ("create", "update", "delete")}
     drifted = [p.app for p in plans if p.drift]
+    awaiting = [p.app for p in plans if p.awaiting]
     actions = [f"{p.action} {p.app}" for p in pending]
     summary = (f"{counts['create']} to create, {counts['update']} to change, "
                f"{counts['delete']} to delete, {len(drifted)} drifted"
                if pending else "no changes: the cluster matches the spec")
     return StepResult.of("plan", actions, dry_run=True, summary=summary,
                          environment=env.name, counts=counts, drifted=drifted,
+                         awaiting_promotion=awaiting,
                          plans=[ctx.secrets.redact(p.to_dict()) for p in plans])
 
 

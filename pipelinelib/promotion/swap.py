@@ -1,0 +1,81 @@
+"""Swap by environment: the blue/green switch of one app, resolved from the env spec.
+
+The namespace and the cluster (kubeconfig/context) come from ``environments/<env>.yaml``;
+who may swap comes from ``policy.yaml`` (``swap:``, default the ``promote:`` list) with the
+identity the CI server gives. Refusals exit 2, change nothing and are audited; so is every
+swap made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.errors import BadInput, PipelineError, Refused
+from pipelinelib.promotion.audit import audit
+
+
+@contextlib.contextmanager
+def env_state_root(repo: str, branch: str = "main") -> Iterator[Path]:
+    """A readable env-state checkout: ``repo`` itself when it is one, else a private clone
+    of it (an origin URL, a bare repository) removed afterwards."""
+    path = Path(repo)
+    if path.is_dir() and (path / "environments").is_dir():
+        yield path
+        return
+    from pipelinelib.commands.promote import _origin
+    from pipelinelib.envspec.staterepo import EnvStateRepo
+
+    with tempfile.TemporaryDirectory(prefix="pipelinelib-swap-") as scratch:
+        yield EnvStateRepo.checkout(_origin(repo), branch, f"{scratch}/repo").root
+
+
+def swap_in_environment(job: Any, ctx: Context, root: Path, env_name: str, app: str,
+                        to: str | None = None) -> Any:
+    """Check the privilege, then run the swap step against the environment's cluster."""
+    from pipelinelib.envspec.live import kube_for
+    from pipelinelib.envspec.load import environment_path, load_environment
+    from pipelinelib.promotion.policy import identity, load_policy
+    from pipelinelib.steps.swap import swap
+
+    target = f"{env_name}/{app}"
+    ctx.environment, ctx.app = env_name, app
+    env = load_environment(environment_path(root, env_name), root=root)
+    spec = env.apps.get(app)
+    if spec is None:
+        raise BadInput(f"{env_name} has no app {app!r}", source=env.source, field="--app",
+                       expected="one of " + ", ".join(sorted(env.apps)))
+    if not spec.blue_green:
+        raise BadInput(f"{app} is not deployed blue/green in {env_name}", source=env.source,
+                       line=spec.line, field=f"apps.{app}.strategy",
+                       expected="strategy: blue-green")
+    policy = load_policy(root)
+    rules = policy.env(env_name)
+    try:
+        user = identity(ctx, rules, env_name)
+        if not policy.holds(user, rules.swappers):
+            raise Refused(f"{user} may not swap {app} in {env_name}", field="identity",
+                          hint=f"ask someone in {policy.source} environments.{env_name}."
+                          + ("swap" if rules.swap is not None else "promote"))
+    except Refused as exc:
+        audit(ctx, "swap", target=target, result="refused", reason=exc.message)
+        raise
+    if env.kubeconfig or env.context:
+        ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
+            ctx, env.kubeconfig, env.context)})
+    try:
+        result = job.run(swap, ctx, app=app, namespace=spec.namespace, to=to)
+    except PipelineError as exc:
+        audit(ctx, "swap", target=target, result="refused" if isinstance(exc, BadInput)
+              else "failed", reason=exc.message)
+        raise
+    if not ctx.dry_run:
+        audit(ctx, "swap", target=target, result="done" if result.changed else "unchanged",
+              from_=result.outputs.get("previous") or "", to=result.outputs.get("live_color"),
+              namespace=spec.namespace)
+    return result
