@@ -87,7 +87,10 @@ def test_breaking_changes_in_a_minor_release_fail_marks_4_and_5_with_evidence(ap
     assert "BREAKING removed-operation: DELETE /users/{id}" in text
     assert "✗ 5. audit index mapping updated for every broken call" in text
     assert "✗ POST /users (createUser): audit mapping 'createUser' unchanged" in text
-    assert "<failure" in junit and "mark(s) 4, 5 not checked" in junit
+    # the failure names each failed mark and why, in one line
+    assert "<failure" in junit
+    assert "release gate failed: ✗ 4: 11 breaking change(s) in 1.4.0" in junit
+    assert "needs 2.0.0; ✗ 5: GET /users (listUsers): audit mapping 'listUsers' unchanged" in junit
     assert db.rsplit("@", 1)[0] not in out.stdout + out.stderr + junit, "the DSN is a secret"
 
 

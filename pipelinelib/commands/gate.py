@@ -48,11 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     import os
-    import sys
     from pathlib import Path
 
     from pipelinelib.gate.config import load_config
     from pipelinelib.job import Job
+    from pipelinelib.report import checklist
     from pipelinelib.steps import gate
 
     dsn = args.database_dsn or os.environ.get("PIPELINE_DB_DSN")
@@ -70,9 +70,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                                    migrate_next=args.migrate_next)
         job.run(gate.release_gate, ctx, cfg, checked, override=override, reason=reason,
                 image=args.image or "", digest=args.digest or "")
-    lines = [line for m in checked for line in m.lines()]
-    if lines:
-        print("release checklist:")
-        print(ctx.secrets.redact_text("\n".join(lines)))
-        sys.stdout.flush()
+    checklist.show(ctx, "release checklist:", [line for m in checked for line in m.lines()])
     return job.exit_code

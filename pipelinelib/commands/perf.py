@@ -22,15 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from pipelinelib.errors import GateFailed
     from pipelinelib.job import Job
     from pipelinelib.perf.lighthouse import load_budget, read_report
+    from pipelinelib.report.checklist import show
     from pipelinelib.steps.perf import perf_budget
 
+    lines: list[str] = []
     with Job("perf", ctx, args.report_dir) as job:
         budget = load_budget(args.budget)
         reports = [(path, read_report(path)) for path in args.report]
         result = job.run(perf_budget, ctx, reports, budget)
-        print("\n".join(result.outputs["checklist"]))
-    if job.error is not None:
-        print("\n".join(getattr(job.error, "evidence", [])))
+        lines = result.outputs["checklist"]
+    if isinstance(job.error, GateFailed):
+        lines = job.error.evidence
+    show(ctx, "performance budget:", lines)
     return job.exit_code

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     from pipelinelib.errors import BadInput, GateFailed
     from pipelinelib.job import Job
+    from pipelinelib.report.checklist import show
     from pipelinelib.scan.parsers import FORMATS
     from pipelinelib.scan.policy import load_policy
     from pipelinelib.steps import scan as steps
@@ -93,6 +94,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         checklist = result.outputs["checklist"]
     if isinstance(job.error, GateFailed):
         checklist = job.error.evidence
-    if checklist:
-        print(ctx.secrets.redact_text("scan policy:\n" + "\n".join(checklist)))
+    show(ctx, "scan policy:", checklist)
     return job.exit_code

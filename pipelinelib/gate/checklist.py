@@ -23,6 +23,7 @@ from typing import Any
 
 from pipelinelib.errors import BadInput
 from pipelinelib.gate.openapi_diff import Change, breaking_calls, diff_openapi, diff_schema
+from pipelinelib.report import checklist
 
 TITLES = {
     1: "built and tested: tests pass and the build is stable",
@@ -40,6 +41,7 @@ class Mark:
     evidence: list[str] = field(default_factory=list)
     skipped: bool = False
     overridden: str = ""  # the override reason when a privileged user overrode it
+    reason: str = ""  # why it failed, in one line (default: its first ✗ or evidence line)
 
     @property
     def title(self) -> str:
@@ -50,15 +52,17 @@ class Mark:
         return self.ok or self.skipped or bool(self.overridden)
 
     def symbol(self) -> str:
-        if self.skipped:
-            return "-"
-        return "✓" if self.ok else ("✓!" if self.overridden else "✗")
+        return checklist.symbol(self.ok, skipped=self.skipped, overridden=bool(self.overridden))
 
     def lines(self) -> list[str]:
         note = " (not configured)" if self.skipped else ""
         note += f" (OVERRIDDEN: {self.overridden})" if self.overridden else ""
-        return [f"{self.symbol()} {self.number}. {self.title}{note}",
-                *(f"    {line}" for line in self.evidence)]
+        return checklist.item(self.symbol(), f"{self.number}. {self.title}{note}", self.evidence)
+
+    def why(self) -> str:
+        """One line saying why this mark failed."""
+        return (self.reason or checklist.first_failure(self.evidence)
+                or next(iter(self.evidence), self.title))
 
     def to_dict(self) -> dict[str, Any]:
         return {"mark": self.number, "title": self.title, "ok": self.ok,
@@ -182,12 +186,15 @@ def check_semver(changes: list[Change], old_version: str, new_version: str) -> M
     evidence = [head, f"{len(breaking)} breaking change(s), "
                 f"{len(changes) - len(breaking)} compatible"]
     evidence += [c.line() for c in breaking[:25]]
+    reason = ""
     if breaking and not major:
         evidence.append(f"breaking changes need version {before.major + 1}.0.0 or later")
+        reason = (f"{len(breaking)} breaking change(s) in {before} -> {after} (first: "
+                  f"{breaking[0].line()}); needs {before.major + 1}.0.0")
     if after < before:
         evidence.append("the new version is lower than the deployed one")
-        return Mark(4, False, evidence)
-    return Mark(4, major or not breaking, evidence)
+        return Mark(4, False, evidence, reason=f"version {after} is lower than {before}")
+    return Mark(4, major or not breaking, evidence, reason=reason)
 
 
 def check_audit_mapping(changes: list[Change], old_map: dict[str, Any],

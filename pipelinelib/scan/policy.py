@@ -85,19 +85,20 @@ class Verdict:
         return lines
 
     def checklist(self, policy: Policy) -> list[str]:
-        """The policy's checks with ✓/✗ and their evidence, as `pipeline gate` prints them."""
+        """The policy's checks with ✓/✗ and their evidence, rendered as `pipeline gate` does."""
+        from pipelinelib.report.checklist import item
+
         scope = " with a fix" if policy.only_fixable else ""
-        blocking = [f"    {f.line()}" for f in self.blocking]
-        expired = [f"    {line}" for line in self.evidence(policy) if line.startswith("EXPIRED")]
-        ignored = [f"    {f.id} in {f.package} until {i.expires}: {i.reason}"
-                   for f, i in self.ignored]
+        expired = [line for line in self.evidence(policy) if line.startswith("EXPIRED")]
         return [
-            f"{'✗' if self.blocking else '✓'} no finding at or above {policy.fail_on.name}"
-            f"{scope} ({len(self.blocking)} of {self.total})", *blocking,
-            f"{'✗' if self.expired else '✓'} no expired ignore ({len(self.expired)})", *expired,
-            f"✓ {len(self.ignored)} ignored, each with a reason and an expiry", *ignored,
-            f"✓ {len(self.tolerated)} tolerated (below {policy.fail_on.name}"
-            f"{' or without a fix' if policy.only_fixable else ''})",
+            *item(not self.blocking, f"no finding at or above {policy.fail_on.name}{scope} "
+                  f"({len(self.blocking)} of {self.total})", [f.line() for f in self.blocking]),
+            *item(not self.expired, f"no expired ignore ({len(self.expired)})", expired),
+            *item(True, f"{len(self.ignored)} ignored, each with a reason and an expiry",
+                  [f"{f.id} in {f.package} until {i.expires}: {i.reason}"
+                   for f, i in self.ignored]),
+            *item(True, f"{len(self.tolerated)} tolerated (below {policy.fail_on.name}"
+                  f"{' or without a fix' if policy.only_fixable else ''})"),
         ]
 
     def to_dict(self, policy: Policy) -> dict[str, Any]:

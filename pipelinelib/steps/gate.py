@@ -171,8 +171,8 @@ def release_gate(ctx: Context, cfg: GateConfig, checked: list[marks.Mark], *,
         if written["changed"]:
             actions.append(f"record gate result as {written['reference']}")
     if not passed:
-        bad = [str(m.number) for m in checked if not m.passed]
-        raise GateFailed(f"release gate failed: mark(s) {', '.join(bad)} not checked",
+        bad = [f"✗ {m.number}: {m.why()}" for m in checked if not m.passed]
+        raise GateFailed(f"release gate failed: {'; '.join(bad)}"[:600],
                          hint="fix the evidence below, or have a privileged user override "
                               "with --override MARKS --reason TEXT",
                          evidence=lines)

@@ -7,6 +7,7 @@ from pathlib import Path
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
 from pipelinelib.perf.lighthouse import Budget, Measured, check
+from pipelinelib.report.checklist import item
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -16,16 +17,15 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
                 budget: Budget) -> StepResult:
     """Fail when any report misses the budget; the evidence lists every line checked."""
     evidence: list[str] = []
-    failed = 0
+    missed: list[str] = []
     for path, measured in reports:
         checks = check(measured, budget)
-        failed += sum(not c.ok for c in checks)
-        evidence.append(f"{measured.tool} {measured.url or path}:")
-        evidence += [f"  {c.line}" for c in checks]
-    for line in evidence:
-        ctx.log.info(line)
-    if failed:
-        raise GateFailed(f"performance budget missed: {failed} check(s) failed",
+        missed += [c.line.removeprefix("✗ ") for c in checks if not c.ok]
+        evidence += item(all(c.ok for c in checks), f"{measured.tool} {measured.url or path}",
+                         [c.line for c in checks])
+    if missed:
+        raise GateFailed(f"performance budget missed: {len(missed)} check(s) failed "
+                         f"(first: {missed[0]})",
                          hint=f"see the evidence; the budget is {budget.source}",
                          evidence=evidence)
     return StepResult.of("perf", [], summary=f"performance budget met ({len(reports)} "
