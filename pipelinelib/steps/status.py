@@ -47,7 +47,13 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
     namespaces = {a.namespace for a in env.apps.values()}
     live = list_env_objects(ctx, env.name, namespaces, ["Deployment", "StatefulSet"],
                             env.kubeconfig, env.context)
-    workloads = {o["metadata"].get("labels", {}).get(LABEL_APP): o for o in live.values()}
+    workloads: dict[str, dict[str, Any]] = {}
+    for obj in live.values():  # blue/green: the colour the Services select
+        labels = obj["metadata"].get("labels", {})
+        plan = plans.get(labels.get(LABEL_APP, ""))
+        color = labels.get("pipelinelib.dev/color")
+        if color is None or plan is None or plan.live_color in (None, color):
+            workloads[labels.get(LABEL_APP, "")] = obj
     hotfixes = read_hotfixes(state.root, env.name) if state else {}
     commits = state.log(f"environments/{env.name}.yaml", max_count=200) if state else []
     rows = []
@@ -67,6 +73,8 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
             "in_sync": plan is not None and not plan.pending,
             "drift": bool(plan and plan.drift),
             "hotfix": bool(fix), "hotfix_back_merged": merged,
+            "live_color": plan.live_color if plan else None,
+            "awaiting_promotion": plan.awaiting if plan else None,
             **{f"deployed_{k}": v for k, v in _who(commits, name).items()},
         })
     return rows
