@@ -82,6 +82,7 @@ def test_a_pin_that_matches_nothing_is_refused_before_anything_changes() -> None
 
 def test_pins_come_from_a_build_report(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({"steps": [
+        {"name": "validate", "outputs": {"image": "littleman-co/hello-web:abc1234"}},
         {"name": "build", "outputs": {}},
         {"name": "push", "outputs": {"digest": DIGEST, "image": PINNED}}]}))
     assert images.pins_from_build(tmp_path) == {"littleman-co/hello-web": images.imageref.parse(

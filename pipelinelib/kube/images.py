@@ -44,12 +44,13 @@ def parse_pins(values: Iterable[str], source: str = "--image") -> dict[str, imag
 
 
 def pins_from_build(report_dir: str | Path) -> dict[str, imageref.ImageRef]:
-    """The image each build step of ``report_dir/summary.json`` pushed, keyed by repository."""
+    """The images ``report_dir/summary.json`` records as pushed (``REPO@sha256:…``; the
+    validate step's tag names are not pins), keyed by repository."""
     path = Path(report_dir) / "summary.json"
     try:
         summary = json.loads(path.read_text())
         pushed = [step["outputs"]["image"] for step in summary.get("steps", [])
-                  if (step.get("outputs") or {}).get("image")]
+                  if "@" in str((step.get("outputs") or {}).get("image") or "")]
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise BadInput(f"cannot read the build's result: {exc}"[:200], source=str(path),
                        expected="the --report-dir of a finished `pipeline build`") from exc
