@@ -15,8 +15,11 @@ environment's spec (never rebuilt), after checking: the CI user may promote into
 asks for four eyes — someone else approved this exact digest and spec (--approve).
 The change is one commit to the env-state repository, pushed to its origin (concurrent
 promotions are serialized: a rejected push is redone on the new head), then applied.
---all promotes every app both environments share. A hot-fix (--hotfix --image REF
---reason TEXT) goes straight to --to and warns until its commit is in the main branch.
+--all promotes every app both environments share; several apps into an environment with
+four eyes are approved once, as one set (every app, digest and resulting spec), and
+promoted in one commit; any member changing makes that approval stale. A hot-fix
+(--hotfix --image REF --reason TEXT) goes straight to --to and warns until its commit is
+in the main branch.
 Identity comes from the CI server (Jenkins BUILD_USER_ID, GoCD GO_TRIGGER_USER) only.
 Refusals exit 2, change nothing and are audited.
 """
@@ -101,10 +104,12 @@ def _promote_in(job: Any, ctx: Context, state: Any, *, target: str, apps: list[s
                 apply: bool) -> list[str]:
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.promotion.hotfix import warnings
+    from pipelinelib.promotion.policy import load_policy
     from pipelinelib.steps.apply import apply_environment
     from pipelinelib.steps.promote import Promotion
     from pipelinelib.steps.promote import approve as approve_step
     from pipelinelib.steps.promote import promote as promote_step
+    from pipelinelib.steps.promote_set import approve_set, needs_set_approval, promote_set
 
     env = load_environment(environment_path(state.root, target), root=state.root)
     names = list(apps)
@@ -112,13 +117,20 @@ def _promote_in(job: Any, ctx: Context, state: Any, *, target: str, apps: list[s
         src = load_environment(environment_path(state.root, source or ""), root=state.root)
         names = sorted(set(src.apps) & set(env.apps))
     promoted = []
-    for app in names:
-        promotion = Promotion(app, target, source, image, hotfix, reason, None, source_repo,
-                              main_branch)
+    promotions = [Promotion(app, target, source, image, hotfix, reason, None, source_repo,
+                            main_branch) for app in names]
+    if needs_set_approval(state.root, promotions, load_policy(state.root)):
+        # several apps under four eyes: one approval binds the whole set, one commit
+        if approve:
+            job.run(approve_set, ctx, state, promotions)
+        else:
+            promoted = list(job.run(promote_set, ctx, state, promotions).outputs["apps"])
+        promotions = []
+    for promotion in promotions:
         if approve:
             job.run(approve_step, ctx, state, promotion)
         elif job.run(promote_step, ctx, state, promotion).changed:
-            promoted.append(app)
+            promoted.append(promotion.app)
     if promoted and env.via_branch and env.via_branch != branch:
         ctx.log.warning(f"{target} is rolled out from branch {env.via_branch}: open a pull "
                         f"request {branch} -> {env.via_branch}; it is applied when merged")

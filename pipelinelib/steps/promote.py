@@ -98,8 +98,10 @@ def _source_image(ctx: Context, root: Path, promotion: Promotion) -> tuple[Image
     return app.image, promotion.source
 
 
-def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy) -> Resolved:
-    """Every check before the write; ``Refused``/``BadInput`` say what is wrong."""
+def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
+            check_approval: bool = True) -> Resolved:
+    """Every check before the write; ``Refused``/``BadInput`` say what is wrong.
+    ``check_approval=False``: the caller checks four eyes (a whole-set approval)."""
     rules = policy.env(promotion.target)
     try:
         user = identity(ctx, rules, promotion.target)
@@ -131,7 +133,7 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy) -> R
     image, _origin = _source_image(ctx, root, promotion)
     image = _check_image(ctx, promotion, image, rules.gates)
     new_app = dataclasses.replace(current, image=image)
-    if rules.four_eyes or current.protected:
+    if check_approval and (rules.four_eyes or current.protected):
         _check_approval(ctx, root, promotion, policy, user, new_app)
     return Resolved(current, new_app, image, target, user)
 
