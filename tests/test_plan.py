@@ -105,6 +105,31 @@ def test_plan_detects_drift_made_by_hand(kube_env, kubectl, tmp_path):
     assert drift["spec.template.spec.containers[web].env[MODE].value"] == ("debug", "prod")
 
 
+def test_drift_and_a_spec_change_on_one_app_are_both_reported(kube_env, kubectl, tmp_path):
+    ns = kubectl.namespace("plan")
+    write(tmp_path, ns)
+    put_in_place(kubectl, tmp_path)
+    kubectl("-n", ns, "scale", "deployment", "web", "--replicas=5")
+    kubectl("-n", ns, "set", "env", "deployment/web", "MODE=debug")
+    write(tmp_path, ns, tag="2.0")
+    out = plan(kube_env, tmp_path, "--output", "json")
+    assert out.returncode == 4, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    assert data["drifted"] == ["web"]
+    changes = {c["field"]: (c["live"], c["desired"], c["drift"])
+               for c in data["apps"][0]["changes"]}
+    assert changes["spec.replicas"] == (5, 2, True)
+    assert changes["spec.template.spec.containers[web].env[MODE].value"] == ("debug", "prod",
+                                                                             True)
+    assert changes["spec.template.spec.containers[web].image"] == (
+        "127.0.0.1:5001/t/web:1.0", "127.0.0.1:5001/t/web:2.0", False)
+    text = plan(kube_env, tmp_path).stdout
+    assert "! Deployment/web replicas: 5 -> 2   (drift: changed by hand in the cluster)" in text
+    assert "~ Deployment/web container[web].image: 127.0.0.1:5001/t/web:1.0 -> " \
+        "127.0.0.1:5001/t/web:2.0\n" in text
+    assert "1 drifted" in text
+
+
 def test_an_app_removed_from_the_spec_is_planned_for_deletion(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("plan")
     write(tmp_path, ns, apps="web,old")

@@ -135,3 +135,24 @@ def test_an_unowned_live_object_without_our_hash_counts_as_drift():
 
 def test_rendering_is_deterministic():
     assert rendered()[1] == rendered()[1]
+
+
+def test_a_field_changed_by_hand_is_drift_even_when_the_spec_changed_too():
+    _, docs = rendered()
+    live = as_live(docs)
+    deploy = next(o for o in live.values() if o["kind"] == "Deployment")
+    deploy["spec"]["replicas"] = 7
+    hash_field = {"f:metadata": {"f:annotations": {f"f:{ANN_HASH}": {}}}}
+    deploy["metadata"]["managedFields"] = [
+        {"manager": "pipelinelib", "operation": "Apply", "fieldsV1": {
+            **hash_field, "f:spec": {"f:template": {"f:spec": {"f:containers": {
+                'k:{"name":"web"}': {"f:image": {}}}}}}}},
+        {"manager": "kubectl", "operation": "Update", "subresource": "scale",
+         "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+    ]
+    _, changed = rendered(TEXT.replace('tag: "1.0"', 'tag: "2.0"'))
+    plan = plan_of(changed, live)
+    by_field = {c.field: c.drift for c in plan.changes if c.obj == "Deployment/web"}
+    assert by_field["spec.replicas"] is True
+    assert by_field["spec.template.spec.containers[web].image"] is False
+    assert plan.drift and plan.action == "update"

@@ -5,11 +5,15 @@ have the same value live (the API server's defaults are ignored); named lists
 (containers, env, ports) and ConfigMap ``data`` must also hold no extra entries.
 Each object carries ``pipelinelib.dev/spec-hash`` from its last apply: when that hash
 equals the desired one, the spec did not change, so any difference was made by hand
-— drift.
+— drift. When the spec did change too, each differing field is attributed by the live
+object's ``managedFields``: a field now owned by a manager other than the one that applied
+the spec hash (``kubectl scale``/``edit``/``patch``...) was changed by hand — drift — and
+the rest is the spec change, so one app can report both.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,17 +89,68 @@ def diff_app(app: str, namespace: str, priority: int, image: str,
             continue
         recorded = current.get("metadata", {}).get("annotations", {}).get(ANN_HASH)
         wanted = doc.get("metadata", {}).get("annotations", {}).get(ANN_HASH)
-        drift = recorded == wanted or recorded is None
+        spec_unchanged = recorded == wanted or recorded is None
+        by_hand = _by_hand(current)
         for path, live_value, desired_value in diffs:
+            drift = spec_unchanged or by_hand(path)
             plan.changes.append(Change(_name(doc), path, _mask(path, live_value),
                                        _mask(path, desired_value), drift))
-        plan.drift = plan.drift or drift
+            plan.drift = plan.drift or drift
     plan.deletes = [_name(o) for o in orphans]
     if plan.creates and len(plan.creates) == len(desired):
         plan.action = "create"
     elif plan.creates or plan.changes or plan.deletes:
         plan.action = "update"
     return plan
+
+
+_HASH_FIELD = ("f:metadata", "f:annotations", f"f:{ANN_HASH}")
+_PART = re.compile(r"\[[^\]]*\]|[^.\[\]]+")
+
+
+def _by_hand(live: dict[str, Any]) -> Any:
+    """A predicate: is this diff path owned by a manager that did not apply the spec hash?"""
+    entries = [(e.get("manager", ""), e.get("fieldsV1") or {})
+               for e in live.get("metadata", {}).get("managedFields") or []]
+    appliers = {m for m, fields in entries if _walk(fields, list(_HASH_FIELD))}
+    if not appliers:  # no record of who applied the spec: cannot tell field by field
+        return lambda path: False
+    others = [fields for m, fields in entries if m not in appliers]
+
+    def owned(path: str) -> bool:
+        keys = []
+        for part in _PART.findall(path):
+            keys.append(("[" + part[1:-1]) if part.startswith("[") else f"f:{part}")
+        return any(_walk(fields, keys) for fields in others)
+    return owned
+
+
+def _walk(fields: dict[str, Any], keys: list[str]) -> bool:
+    """Whether ``fields`` (managedFields fieldsV1) covers ``keys``; ``[name]`` matches a
+    keyed list entry ``k:{"name": ...}``; an atomic (empty) node covers all below it."""
+    node: Any = fields
+    for k in keys:
+        if not isinstance(node, dict):
+            return False
+        if node == {}:
+            return True
+        if k.startswith("["):
+            name = k[1:]
+            node = next((v for key, v in node.items() if key.startswith("k:")
+                         and _key_name(key) == name), None)
+        else:
+            node = node.get(k)
+        if node is None:
+            return False
+    return True
+
+
+def _key_name(key: str) -> str | None:
+    try:
+        value = json.loads(key[2:])
+    except ValueError:
+        return None
+    return str(value.get("name")) if isinstance(value, dict) and "name" in value else None
 
 
 def _mask(path: str, value: Any) -> Any:
