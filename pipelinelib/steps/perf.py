@@ -24,8 +24,8 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
         evidence += item(all(c.ok for c in checks), f"{measured.tool} {measured.url or path}",
                          [c.line for c in checks])
     if missed:
-        raise GateFailed(f"performance budget missed: {len(missed)} check(s) failed "
-                         f"(first: {missed[0]})",
+        raise GateFailed(f"performance budget missed: {len(missed)} check(s) failed: "
+                         + "; ".join(missed[:4]) + ("; …" if len(missed) > 4 else ""),
                          hint=f"see the evidence; the budget is {budget.source}",
                          evidence=evidence)
     return StepResult.of("perf", [], summary=f"performance budget met ({len(reports)} "
