@@ -243,3 +243,49 @@ def test_mark_3_lints_only_the_migrations_this_release_will_run(tmp_path, db):
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]
     assert "✓ 3. old and new versions can co-exist" in out.stdout
     assert "no pending migrations to lint" in out.stdout, "history is not today's risk"
+
+
+def test_a_contract_migration_passes_mark_3_only_when_no_older_version_runs_anywhere(tmp_path):
+    app_dir = tmp_path / "repo" / "svc"
+    (app_dir / "migrations").mkdir(parents=True)
+    shutil.copy(FIX / "migrations" / "destructive" / "V1__create_users.sql",
+                app_dir / "migrations")
+    (app_dir / "gate.yaml").write_text("marks: [3]\nmigrations: migrations\n")
+    (app_dir / "app.txt").write_text("reads users.legacy\n")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(app_dir.parent, "init", "-q", "-b", "main")
+    old = commit_all(app_dir, "release 1: reads users.legacy")
+    git(app_dir, "remote", "add", "origin", str(origin))
+    git(app_dir, "push", "-q", "origin", "main")
+    (app_dir / "app.txt").write_text("no longer reads users.legacy\n")
+    expand = commit_all(app_dir, "release 2: stops reading users.legacy")
+    (app_dir / "migrations" / "V2__drop_legacy.sql").write_text(
+        "-- pipelinelib:contract reason: release 2 stopped reading users.legacy\n"
+        "alter table users drop column legacy;\n")
+    commit_all(app_dir, "release 3: contract phase")
+
+    def deployed(env: str, rev: str) -> None:
+        out = run_pipeline("annotate", "--env", env, "--result", "success", "--revision", rev,
+                           "--repo", str(app_dir), "--app", "svc")
+        assert out.returncode == 0, out.stderr[-2000:]
+
+    def mark_3():
+        return run_pipeline("gate", "--app-dir", str(app_dir), env={"PIPELINE_DB_DSN": ""})
+
+    out = mark_3()
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert "✓ contract phase V2__drop_legacy.sql: the app is deployed nowhere yet" in out.stdout
+    deployed("live", old)
+    deployed("staging", expand)
+    out = mark_3()
+    assert out.returncode == 1, out.stdout
+    assert (f"✗ contract phase V2__drop_legacy.sql: an app version older than {expand[:12]} "
+            f"(the release before it) still runs: live runs {old[:12]} (deployment-0001)"
+            ) in out.stdout, out.stdout
+    assert "every migration linted (no target database" in out.stdout
+    deployed("live", expand)
+    out = mark_3()
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert (f"✓ contract phase V2__drop_legacy.sql: every environment runs {expand[:12]} or "
+            "newer: live, staging") in out.stdout

@@ -123,6 +123,11 @@ class GitRepo:
             raise StepFailed("git merge-base failed", cause=err.strip()[:300])
         return status == 0
 
+    def added_in(self, path: str | os.PathLike[str]) -> str | None:
+        """The commit that first added ``path`` (None while it is not committed)."""
+        shas = self._git("log", "--diff-filter=A", "--format=%H", "--", str(path)).split()
+        return shas[-1] if shas else None
+
     def commit_times(self, shas: Iterable[str]) -> dict[str, int]:
         """Committer times (unix seconds) of commits, read through one cat-file process."""
         times: dict[str, int] = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,11 +142,14 @@ def check_pending(dsn: str | None, directory: Path, secrets: Any = None,
     return Mark(2, True, [f"no pending migrations in {directory}"])
 
 
-def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None) -> Mark:
+def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None,
+               contract_guard: Callable[[Path], tuple[bool, str]] | None = None) -> Mark:
     """Mark 3: the expand/contract lint of the migrations this release will run.
 
     With the target database, only the pending migrations are linted (a destructive
     migration applied long ago is history, not today's risk); without one, all of them.
+    A contract-phase file (``-- pipelinelib:contract reason: ...``) is accepted only when
+    ``contract_guard(file)`` says the app version before it runs nowhere any more.
     """
     from pipelinelib.migrate import lint_migrations, pending_migrations
 
@@ -160,7 +164,13 @@ def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None) -> 
     refused = [f for f in findings if not f.allowed]
     evidence = [f.one_line() for f in refused] or [f"lint clean: {directory} ({scope})"]
     evidence += [f.one_line() for f in findings if f.allowed]
-    return Mark(3, not refused, evidence)
+    ok = not refused
+    for file in sorted({f.file for f in findings if f.allowed and f.contract}):
+        fine, why = (contract_guard(Path(file)) if contract_guard else
+                     (False, "no deployment records to tell where older versions run"))
+        ok = ok and fine
+        evidence.append(f"{checklist.symbol(fine)} contract phase {Path(file).name}: {why}")
+    return Mark(3, ok, evidence)
 
 
 # -- marks 4 and 5 -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the checklist against the image digest (attestation ``gate``) -> fail when a mar
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,51 @@ def deployed_release(app_dir: Path, environment: str) -> tuple[str | None, str]:
         return None, f"first deployment to {environment}: nothing to compare"
     label = current.tag or current.deployment_id or "a deployment record"
     return current.commit, f"deployed in {environment}: {current.commit[:12]} ({label})"
+
+
+def contract_guard(app_dir: Path) -> Callable[[Path], tuple[bool, str]]:
+    """Whether a contract-phase migration may run: the app version before it runs nowhere.
+
+    The version before it is the newest revision our deployment records ever deployed
+    that precedes the commit adding the file (HEAD while uncommitted); every environment
+    with a deployment must run it or a newer revision. Records are read on first use.
+    """
+    state: dict[str, Any] = {}
+
+    def guard(path: Path) -> tuple[bool, str]:
+        from pipelinelib.adapters.git_repo import GitRepo
+        from pipelinelib.records.metrics import collect
+
+        if not state:
+            try:
+                repo = GitRepo.open(app_dir)
+            except BadInput:
+                return False, f"{app_dir} is not a git repository: no deployment records"
+            done = [d for d in collect(repo) if d.result == "success"]
+            state.update(repo=repo, done=done, running={d.environment: d for d in done})
+        repo, done, running = state["repo"], state["done"], state["running"]
+        if not running:
+            return True, "the app is deployed nowhere yet"
+        added = repo.added_in(path)
+        base = repo.ref_sha(f"{added}^") if added else repo.resolve("HEAD")
+        before = {d.commit for d in done if base and repo.is_ancestor(d.commit, base)}
+        if not before:
+            return True, "no deployed version precedes it"
+        times = repo.commit_times(before)
+        previous = max(before, key=lambda sha: times.get(sha, 0))
+        for sha in before:  # the newest by ancestry (commit times may tie)
+            if sha != previous and repo.is_ancestor(previous, sha):
+                previous = sha
+        stale = [f"{env} runs {d.commit[:12]} ({d.tag or d.deployment_id or 'a record'})"
+                 for env, d in sorted(running.items())
+                 if not repo.is_ancestor(previous, d.commit)]
+        if stale:
+            return False, (f"an app version older than {previous[:12]} (the release before "
+                           f"it) still runs: {', '.join(stale)}")
+        return True, (f"every environment runs {previous[:12]} or newer: "
+                      f"{', '.join(sorted(running))}")
+
+    return guard
 
 
 def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = None,
@@ -68,7 +114,8 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 result.append(marks.check_pending(dsn, app / cfg.migrations, ctx.secrets,
                                                   migrate_next))
             else:
-                result.append(marks.check_lint(app / cfg.migrations, dsn, ctx.secrets))
+                result.append(marks.check_lint(app / cfg.migrations, dsn, ctx.secrets,
+                                               contract_guard(app)))
         elif number == 4:
             if not cfg.openapi:
                 result.append(marks.Mark(4, False, ["no `openapi` document configured"]))
