@@ -11,8 +11,9 @@ from pipelinelib.envspec.schedule import run_by_priority
 class Recorder:
     """A unit of work that records when it ran and how many ran at once."""
 
-    def __init__(self, seconds: float = 0.05, fail: tuple[str, ...] = ()):
-        self.seconds, self.fail = seconds, fail
+    def __init__(self, seconds: float = 0.05, fail: tuple[str, ...] = (),
+                 durations: dict[str, float] | None = None):
+        self.seconds, self.fail, self.durations = seconds, fail, durations or {}
         self.lock = threading.Lock()
         self.running = 0
         self.peak = 0
@@ -23,7 +24,7 @@ class Recorder:
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)
-        time.sleep(self.seconds)
+        time.sleep(self.durations.get(name, self.seconds))
         with self.lock:
             self.running -= 1
             self.spans[name] = (start, time.monotonic())
@@ -51,7 +52,7 @@ def test_equal_priorities_run_in_parallel_up_to_the_limit():
 
 
 def test_fail_fast_starts_nothing_new_lets_running_finish_and_reports_each():
-    work = Recorder(seconds=0.1, fail=("b",))
+    work = Recorder(seconds=0.1, fail=("b",), durations={"a": 0.5})  # a outlives b's failure
     items = [(0, "a"), (0, "b"), (0, "c"), (0, "d"), (1, "later")]
     outcome = run_by_priority(items, work, limit=2)
     assert [name for name, _ in outcome.failures] == ["b"]

@@ -10,7 +10,7 @@ from pipelinelib.context import Context
 DESCRIPTION = """\
 Apply environments/ENV.yaml from the env-state repository to the cluster: only the apps
 whose plan is not empty, in priority order (lowest number first), apps of equal priority
-in parallel (at most --max-parallel, default the spec's max_parallel or 4). Each app goes
+in parallel (at most --max-parallel, default the spec's max_parallel or 20). Each app goes
 through the rollout step (wait for health, roll back on failure, prune). Fail fast: after
 a failure no new app starts; every app's outcome is reported. Running it again after
 success changes nothing and writes nothing. Blue/green apps (strategy: blue-green) get
