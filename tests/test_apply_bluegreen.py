@@ -84,6 +84,7 @@ def test_blue_green_from_the_spec_awaits_promotion_then_swap_by_environment(
     assert green["status"]["readyReplicas"] == 2 and image(kubectl, ns, "web-green") != v1
     code, plan = plan_json(kube_env, tmp_path)
     assert code == EXIT_CHANGES_PENDING and plan["apps"][0]["awaiting_promotion"] == "green"
+    assert plan["awaiting_promotion"] == ["web"]
     status = pipeline(kube_env, "status", "staging", "--repo", str(tmp_path), "--output", "json")
     row = json.loads(status.stdout)["apps"][0]
     assert (row["live_color"], row["awaiting_promotion"]) == ("blue", "green"), status.stderr

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.output == "json":
         json.dump({"environment": args.env, "changes_pending": result.changed,
                    "counts": result.outputs["counts"], "drifted": result.outputs["drifted"],
+                   "awaiting_promotion": result.outputs.get("awaiting_promotion", []),
                    "apps": plans}, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
