@@ -29,13 +29,15 @@ def kubectl(kube_env) -> Kubectl:
 
 
 def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,
-               strategy: str = "blue-green", extra_apps: str = "") -> None:
+               strategy: str = "blue-green", extra_apps: str = "",
+               context: str = "pipelinelib-testbed") -> None:
     (root / "environments").mkdir(parents=True, exist_ok=True)
     (root / "policy.yaml").write_text(POLICY)
     body = app("web", replicas=2, tag=tag) + f"    strategy: {strategy}\n"
     (root / "environments" / "staging.yaml").write_text(
         "apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: staging\n"
-        f"namespaces: [{ns}]\nawait_promotion: {str(await_promotion).lower()}\n"
+        f"namespaces: [{ns}]\ncluster: {{context: {context}}}\n"
+        f"await_promotion: {str(await_promotion).lower()}\n"
         f"apps:\n{body}{extra_apps}")
 
 
@@ -130,6 +132,11 @@ def test_swap_by_environment_refuses_a_rolling_app_and_a_local_run(kube_env, kub
     local = run_pipeline("swap", "--env", "staging", "--app", "web", "--repo", str(tmp_path),
                          env={**kube_env, "BUILD_USER_ID": "rm-alice"})
     assert local.returncode == 2 and "must run on the CI server" in local.stderr
+    write_spec(tmp_path, ns, "1.0", context="no-such-context")
+    other = pipeline(kube_env, "swap", "--env", "staging", "--app", "web", "--repo",
+                     str(tmp_path), user="rm-alice")
+    assert other.returncode == 3 and "context no-such-context" in other.stderr, \
+        "the cluster comes from the environment spec"
 
 
 def test_the_spec_rejects_await_promotion_on_a_rolling_app_with_its_line(tmp_path):

@@ -139,3 +139,26 @@ def test_set_value_changes_exactly_one_line_and_keeps_comments():
     assert '      tag: "0.2.0"   # pinned by the release manager' in new_lines
     assert f'      digest: "{digest}"' in new_lines
     assert yaml.safe_load(new)["apps"]["uro"]["image"]["digest"] == digest
+
+
+def test_blue_green_strategy_and_await_promotion_are_read_and_checked_with_lines():
+    text = VALID.replace("namespaces: [uro-staging]\n",
+                         "namespaces: [uro-staging]\nawait_promotion: true\n")
+    text += "    strategy: blue-green\n    ports: [{port: 4000}]\n"
+    env = parse_environment(text, SRC, "staging")
+    app = env.apps["uro"]
+    assert app.blue_green and env.awaits_promotion(app)
+    override = parse_environment(text + "    await_promotion: false\n", SRC, "staging")
+    assert not override.awaits_promotion(override.apps["uro"])
+    plain = parse_environment(VALID, SRC, "staging")
+    assert plain.apps["uro"].strategy == "rolling" and not plain.awaits_promotion(
+        plain.apps["uro"])
+    assert plain.apps["uro"].fingerprint() == parse_environment(
+        VALID + "    strategy: rolling\n", SRC, "staging").apps["uro"].fingerprint(), \
+        "an explicit default strategy does not change the fingerprint (approvals stay valid)"
+    no_service = VALID + "    strategy: blue-green\n"
+    with pytest.raises(SpecInvalid) as err:
+        parse_environment(no_service, SRC, "staging")
+    assert str(err.value.problems[0]) == (
+        f"{SRC}:11 apps.uro.strategy: a blue/green app needs a Service to switch between "
+        "colours (expected ports (or manifests/a chart with a Service))")
