@@ -22,12 +22,22 @@ def test_the_example_policy_grants_roles_through_groups_and_denies_by_default():
     assert not policy.holds("", ["*"]), "an unknown user holds nothing"
 
 
+def test_the_swap_role_defaults_to_the_promote_role():
+    policy = load_policy(EXAMPLE_STATE)
+    staging = policy.env("staging")
+    assert policy.holds("changes", staging.promote) and not policy.holds("changes",
+                                                                         staging.swappers)
+    assert policy.holds("rm-alice", staging.swappers)
+    assert policy.env("live").swappers == policy.env("live").promote
+
+
 @pytest.mark.parametrize("text, message, line", [
     ("groups: {a: [x]}\nenvironments:\n  prod: {promote: [x], owner: y}\n",
      "unknown key 'owner'", 3),
     ("environments:\n  prod:\n    four_eyes: yes-please\n", "invalid value 'yes-please'", 3),
     ("environments:\n  prod:\n    four_eyes: true\n", "four_eyes needs approvers", 3),
     ("groups:\n  a: x\n", "a group is a list of user names", 2),
+    ("environments:\n  staging:\n    swap: rm-alice\n", "invalid value 'rm-alice'", 3),
     ("team: [x]\n", "unknown keys ['team']", 1),
 ])
 def test_policy_errors_name_file_line_and_field(tmp_path: Path, text, message, line):
