@@ -66,3 +66,22 @@ def test_swap_refuses_an_unhealthy_colour(cluster, tmp_path):
     out = run_pipeline("swap", "--app", "web", "-n", ns, "--to", "green", env=env)
     assert out.returncode == 2 and "not healthy" in out.stderr, out.stderr[-2000:]
     assert selector_color(cluster, ns) == "blue"
+
+
+def test_an_app_that_goes_blue_green_loses_its_plain_deployment_after_success(cluster, tmp_path):
+    ns, env = cluster.namespace("bg"), cluster.cli_env()
+    v1, v2 = write(tmp_path / "v1.yaml", web(1)), write(tmp_path / "v2.yaml", web(2))
+    out = run_pipeline("rollout", str(v1), "--app", "web", "-n", ns, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_pipeline("rollout", str(v2), "--app", "web", "-n", ns, "--blue-green", env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = sorted(d["metadata"]["name"]
+                   for d in cluster.json("-n", ns, "get", "deploy")["items"])
+    assert names == ["web-blue"], "the rolling Deployment is pruned once blue serves"
+    assert selector_color(cluster, ns) == "blue" and image_of(cluster, ns, "web-blue") == image(2)
+    out = run_pipeline("rollout", str(write(tmp_path / "v3.yaml", web(3))), "--app", "web",
+                       "-n", ns, "--blue-green", env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = sorted(d["metadata"]["name"]
+                   for d in cluster.json("-n", ns, "get", "deploy")["items"])
+    assert names == ["web-blue", "web-green"], "the other colour stays for swap-back"

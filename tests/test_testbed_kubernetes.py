@@ -345,6 +345,11 @@ def test_grant_deployer_script_binds_a_new_namespace(kube_env, admin, deployer):
                          text=True, check=False)
     try:
         assert out.returncode == 0, out.stderr
-        assert authz.create_self_subject_access_review(review).status.allowed
+        # the apiserver's RBAC authorizer learns of the new RoleBinding through an informer:
+        # allow it a moment (under load this takes tens of milliseconds)
+        deadline = time.monotonic() + 10
+        while not authz.create_self_subject_access_review(review).status.allowed:
+            assert time.monotonic() < deadline, "the RoleBinding never took effect"
+            time.sleep(0.1)
     finally:
         client.CoreV1Api(admin).delete_namespace(name)

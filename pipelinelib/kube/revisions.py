@@ -104,7 +104,13 @@ def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool) -
 
 def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, str]],
                      log: Any = None) -> list[tuple[str, str]]:
-    """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``."""
+    """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``.
+
+    A blue/green Deployment's other colour stays: ``NAME-green`` is kept while
+    ``NAME-blue`` is shipped. A plain ``NAME`` (from before the app went blue/green) is not.
+    """
+    colored = {(k, n.rsplit("-", 1)[0]) for k, n in keep
+               if k == "Deployment" and n.rsplit("-", 1)[-1] in ("blue", "green")}
     found = []
     kinds = list(PRUNE_KINDS) + sorted({k for k, _ in keep if k not in PRUNE_KINDS})
     for kind in kinds:
@@ -121,7 +127,7 @@ def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, s
             labels = meta.get("labels") or {}
             if (kind, meta["name"]) in keep:
                 continue
-            if COLOR_LABEL in labels and (kind, meta["name"].rsplit("-", 1)[0]) in keep:
+            if COLOR_LABEL in labels and (kind, meta["name"].rsplit("-", 1)[0]) in colored:
                 continue  # the other colour of a blue/green Deployment stays
             found.append((kind, meta["name"]))
     return found

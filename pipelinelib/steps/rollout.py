@@ -102,8 +102,7 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         else:
             color = bluegreen.other(live) if live else "blue"
             docs = bluegreen.colored(docs, color, live or color)
-    keep = {(m.kind, m.name) for m in docs} | {
-        (m.kind, m.name.rsplit("-", 1)[0]) for m in docs if m.kind == "Deployment" and color}
+    keep = {(m.kind, m.name) for m in docs}
     changes = plan_changes(kube, docs, exists)
     prunes = prune_candidates(kube, app, namespace, keep, log) if prune and exists else []
     actions = _actions(changes, prunes, exists, namespace)
