@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION
 from tests.conftest import run_pipeline
 from tests.fixtures.manifests.kit import Cluster, image, web, write
@@ -68,13 +71,42 @@ def test_swap_refuses_an_unhealthy_colour(cluster, tmp_path):
     assert selector_color(cluster, ns) == "blue"
 
 
+class ReadyEndpoints(threading.Thread):
+    """Samples, until stopped, how many ready endpoints the Service ``web`` has."""
+
+    def __init__(self, cluster: Cluster, namespace: str):
+        super().__init__(daemon=True)
+        self.kube = KubeClient.from_kubeconfig(cluster.kube_env["KUBECONFIG"])
+        self.namespace, self.samples, self.stop = namespace, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            slices = self.kube.list("EndpointSlice", self.namespace,
+                                    selector="kubernetes.io/service-name=web")["items"]
+            self.samples.append(sum(1 for s in slices for e in s.get("endpoints") or []
+                                    if (e.get("conditions") or {}).get("ready")))
+
+    def __enter__(self) -> ReadyEndpoints:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join()
+
+
 def test_an_app_that_goes_blue_green_loses_its_plain_deployment_after_success(cluster, tmp_path):
     ns, env = cluster.namespace("bg"), cluster.cli_env()
-    v1, v2 = write(tmp_path / "v1.yaml", web(1)), write(tmp_path / "v2.yaml", web(2))
+    v1 = write(tmp_path / "v1.yaml", web(1))
+    v2 = write(tmp_path / "v2.yaml", web(2, behavior="slow-ready", ready_after="3s"))
     out = run_pipeline("rollout", str(v1), "--app", "web", "-n", ns, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    out = run_pipeline("rollout", str(v2), "--app", "web", "-n", ns, "--blue-green", env=env)
+    with ReadyEndpoints(cluster, ns) as endpoints:
+        out = run_pipeline("rollout", str(v2), "--app", "web", "-n", ns, "--blue-green", env=env)
     assert out.returncode == 0, out.stderr[-2000:]
+    serving = endpoints.samples[next(i for i, n in enumerate(endpoints.samples) if n):]
+    assert len(serving) > 20 and min(serving) >= 2, \
+        f"the Service kept ready endpoints while blue became ready: {endpoints.samples}"
     names = sorted(d["metadata"]["name"]
                    for d in cluster.json("-n", ns, "get", "deploy")["items"])
     assert names == ["web-blue"], "the rolling Deployment is pruned once blue serves"

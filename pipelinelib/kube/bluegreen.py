@@ -33,8 +33,19 @@ def live_color(kube: Any, app: str, namespace: str) -> str | None:
     return None
 
 
-def colored(manifests: list[Manifest], color: str, service_color: str) -> list[Manifest]:
-    """The manifests with each Deployment as its ``color`` and Services on ``service_color``."""
+def serves_without_color(kube: Any, app: str, namespace: str) -> bool:
+    """Whether a Service of ``app`` selects pods regardless of colour (it was deployed rolling)."""
+    return any(COLOR_LABEL not in ((svc.get("spec") or {}).get("selector") or {})
+               for svc in kube.list("Service", namespace, selector=owner_selector(app))["items"])
+
+
+def colored(manifests: list[Manifest], color: str, service_color: str | None) -> list[Manifest]:
+    """The manifests with each Deployment as its ``color`` and Services on ``service_color``.
+
+    ``service_color=None`` leaves the Services' selectors as written (no colour): used while an
+    app that was deployed rolling gets its first colour, so the Services keep serving the old
+    pods (and the new ones once ready) until ``switch`` narrows them to that colour.
+    """
     out = []
     for m in manifests:
         m = Manifest(copy.deepcopy(m.obj), m.source, m.index, m.line)
@@ -47,8 +58,8 @@ def colored(manifests: list[Manifest], color: str, service_color: str) -> list[M
             template = spec.setdefault("template", {}).setdefault("metadata", {})
             template.setdefault("labels", {})[COLOR_LABEL] = color
         elif m.kind == "Service":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("selector", {})[COLOR_LABEL] = service_color
+            if service_color:
+                obj.setdefault("spec", {}).setdefault("selector", {})[COLOR_LABEL] = service_color
             obj["metadata"].setdefault("annotations", {})[BLUE_GREEN_ANN] = "true"
         out.append(m)
     return out
@@ -75,10 +86,11 @@ def switch(kube: Any, app: str, namespace: str, color: str, dry_run: bool = Fals
     """Point every Service of ``app`` at ``color``; returns the actions (idempotent)."""
     actions = []
     services = [s for s in kube.list("Service", namespace, selector=owner_selector(app))["items"]
-                if COLOR_LABEL in ((s.get("spec") or {}).get("selector") or {})]
+                if COLOR_LABEL in ((s.get("spec") or {}).get("selector") or {})
+                or BLUE_GREEN_ANN in (s["metadata"].get("annotations") or {})]
     for svc in services:
         name = svc["metadata"]["name"]
-        if svc["spec"]["selector"].get(COLOR_LABEL) == color:
+        if (svc["spec"].get("selector") or {}).get(COLOR_LABEL) == color:
             continue
         actions.append(f"switch service/{name} to {color}")
         if not dry_run:

@@ -95,20 +95,23 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     exists = namespace_exists(kube, namespace)
     mf.check_references(docs, kube, namespace, exists)
     color = live = None
+    converting = False  # rolling -> blue/green: Services switch to the first colour once ready
     if blue_green:
         live = bluegreen.live_color(kube, app, namespace) if exists else None
+        converting = not live and exists and bluegreen.serves_without_color(kube, app, namespace)
         if live and _all_unchanged(kube, bluegreen.colored(docs, live, live), exists):
             docs, color = bluegreen.colored(docs, live, live), live
         else:
             color = bluegreen.other(live) if live else "blue"
-            docs = bluegreen.colored(docs, color, live or color)
+            docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
     changes = plan_changes(kube, docs, exists)
     prunes = prune_candidates(kube, app, namespace, keep, log) if prune and exists else []
     actions = _actions(changes, prunes, exists, namespace)
     awaiting = bool(blue_green and live and color != live and await_promotion)
     switch_to = color if (blue_green and color != live and not await_promotion) else None
-    if switch_to and live:
+    switch_later = bool(switch_to and (live or converting))
+    if switch_later:
         actions.append(f"switch services to {switch_to}")
     outputs: dict[str, Any] = {"namespace": namespace, "color": color, "live_color": live,
                                "prune": [f"{k}/{n}" for k, n in prunes]}
@@ -138,10 +141,10 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         try:
             seconds = _apply_and_wait(ctx, log, kube, app, namespace, changes, timeout,
                                       rollback_on_failure)
+            if switch_later:  # before the prune: what served stays until the new colour does
+                bluegreen.switch(kube, app, namespace, str(switch_to))
+                log.info("services switched", color=switch_to, previous=live or "rolling")
             pruned = _prune(kube, namespace, prunes, log)
-            if switch_to and live:
-                bluegreen.switch(kube, app, namespace, switch_to)
-                log.info("services switched", color=switch_to, previous=live)
         finally:
             if not exists:
                 lock.release()
