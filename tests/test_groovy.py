@@ -151,3 +151,30 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
             "pipelineApply", "pipelineScan", "pipelineDeploy", "pipelineSwap",
             "pipelineAnnotate", "pipelineMigrate", "pipelineGate", "pipelinePerf",
             "pipelineRollback"} == set(checked)
+
+
+def test_swap_by_environment_and_by_namespace_command_lines(tmp_path: Path) -> None:
+    """pipelineSwap's one text gives `--env ENV --repo REPO` (the policy-checked form) or
+    `--namespace NS`, never both, and the real CLI reads what it meant."""
+    from pipelinelib.cli import build_parser
+
+    script = var_scripts()["pipelineSwap"]
+    base = {"PIPELINE_REPORT_DIR": "reports/swap", "PIPELINE_APP": "web"}
+    by_env = run_sh(script, {**base, "PIPELINE_ENV": "live", "PIPELINE_ENV_REPO": "/srv/env",
+                             "PIPELINE_NAMESPACE": "", "PIPELINE_COLOUR": ""}, tmp_path)
+    assert by_env == ["--report-dir", "reports/swap", "swap", "--app", "web", "--env", "live",
+                      "--repo", "/srv/env"]
+    branch = run_sh(script, {**base, "PIPELINE_ENV": "live", "PIPELINE_ENV_REPO": "/srv/env",
+                             "PIPELINE_ENV_BRANCH": "release", "PIPELINE_COLOUR": "blue"},
+                    tmp_path)
+    assert branch[5:] == ["--env", "live", "--repo", "/srv/env", "--branch", "release",
+                          "--to", "blue"]
+    by_namespace = run_sh(script, {**base, "PIPELINE_NAMESPACE": "web-live", "PIPELINE_ENV": "",
+                                   "PIPELINE_ENV_REPO": ""}, tmp_path)
+    assert by_namespace[3:] == ["--app", "web", "--namespace", "web-live"]
+
+    parsed = build_parser(branch).parse_args(branch)
+    assert (parsed.environment, parsed.repo, parsed.branch, parsed.namespace, parsed.to) == (
+        "live", "/srv/env", "release", None, "blue")
+    parsed = build_parser(by_namespace).parse_args(by_namespace)
+    assert (parsed.environment, parsed.namespace) == (None, "web-live")

@@ -109,11 +109,19 @@ class JenkinsfileTest extends PipelineLibTestBase {
                      binding.getVariable('currentBuild').displayName.toString())
 
         shCalls.clear(); events.clear()
-        binding.setVariable('params', [APP: 'web', COLOUR: 'toggle'])
+        baseEnv.PIPELINE_ENV_REPO = 'https://git.example/env-state.git'   // the agent's
+        binding.setVariable('params', [APP: 'web', ENV: 'live', COLOUR: 'toggle'])
         runScript('jenkins/jobs/swap.Jenkinsfile')
         assertEquals(['swap'], pipelineCommands())
         assertEquals('', shCalls.last().env.PIPELINE_COLOUR)
         assertEquals('****', shCalls.last().env.KUBECONFIG)
+        // by environment: `--env live --repo ...`, so the policy's swap role is checked
+        assertEquals('live', shCalls.last().env.PIPELINE_ENV)
+        assertEquals('https://git.example/env-state.git', shCalls.last().env.PIPELINE_ENV_REPO)
+        assertEquals('', shCalls.last().env.PIPELINE_NAMESPACE)
+        assertEquals('alice', shCalls.last().env.PIPELINE_TRIGGERED_BY)
+        assertEquals('#42 swap web in live to the other colour',
+                     binding.getVariable('currentBuild').displayName.toString())
 
         shCalls.clear(); events.clear()
         binding.setVariable('params', [APP: 'web', TO_ENV: 'live', IMAGE: 'ns/web@sha256:0b',
@@ -122,6 +130,18 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals('CVE-2024-1234', shCalls.last().env.PIPELINE_REASON)
         assertEquals('ns/web@sha256:0b', shCalls.last().env.PIPELINE_IMAGE)
         assertTrue(shCalls.last().script.contains('--hotfix --image "$PIPELINE_IMAGE" --reason "$PIPELINE_REASON"'))
+    }
+
+    @Test
+    void swapJobWithoutAnEnvStateRepositoryOnTheAgentRunsNothing() {
+        binding.setVariable('params', [APP: 'web', ENV: 'live', COLOUR: 'blue'])
+        try {
+            runScript('jenkins/jobs/swap.Jenkinsfile')
+            fail('a swap by environment needs the env-state repository')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('no PIPELINE_ENV_REPO'))
+        }
+        assertTrue(shCalls.isEmpty())
     }
 
     @Test

@@ -164,6 +164,76 @@ class VarsTest extends PipelineLibTestBase {
     }
 
     @Test
+    void swapByEnvironmentPassesEnvAndRepoThroughWithEnvOnly() {
+        runVar('pipelineSwap', [app: 'web', namespace: 'web'])
+        String namespaceScript = shCalls[0].script
+        shCalls.clear()
+        runVar('pipelineSwap', [app: 'web', environment: 'live', colour: 'green',
+                                envRepo: 'https://git.example/env-state.git', envBranch: 'release'])
+        Map call = shCalls[0]
+        assertEquals('one constant text for both forms', namespaceScript, call.script)
+        assertTrue(call.script.contains('${PIPELINE_ENV:+--env "$PIPELINE_ENV"}'))
+        assertTrue(call.script.contains('${PIPELINE_ENV_REPO:+--repo "$PIPELINE_ENV_REPO"}'))
+        assertTrue(call.script.contains('${PIPELINE_ENV_BRANCH:+--branch "$PIPELINE_ENV_BRANCH"}'))
+        assertEquals('live', call.env.PIPELINE_ENV)
+        assertEquals('https://git.example/env-state.git', call.env.PIPELINE_ENV_REPO)
+        assertEquals('release', call.env.PIPELINE_ENV_BRANCH)
+        assertEquals('', call.env.PIPELINE_NAMESPACE)
+        assertEquals('alice', call.env.PIPELINE_TRIGGERED_BY)
+
+        // hostile values change nothing in the text and arrive byte for byte
+        shCalls.clear()
+        Map evil = [app: "web${HOSTILE}", environment: "live${HOSTILE}",
+                    envRepo: "/srv/env-state${HOSTILE}", envBranch: "main${HOSTILE}"]
+        runVar('pipelineSwap', evil)
+        assertEquals(namespaceScript, shCalls[0].script)
+        evil.each { k, v ->
+            assertFalse(k, shCalls[0].script.contains(v.toString()))
+            assertTrue(k, shCalls[0].env.values().contains(v.toString()))
+        }
+
+        // without envBranch the agent's PIPELINE_ENV_BRANCH (or the CLI's main) applies
+        shCalls.clear()
+        baseEnv.PIPELINE_ENV_BRANCH = 'agent-branch'
+        runVar('pipelineSwap', [app: 'web', environment: 'live', envRepo: '/srv/env-state'])
+        assertEquals('agent-branch', shCalls[0].env.PIPELINE_ENV_BRANCH)
+
+        // the namespace form never passes the agent's env-state repository on (no --repo)
+        shCalls.clear()
+        baseEnv.PIPELINE_ENV_REPO = '/srv/agent-env-state'
+        runVar('pipelineSwap', [app: 'web', namespace: 'web-live'])
+        assertEquals('', shCalls[0].env.PIPELINE_ENV)
+        assertEquals('', shCalls[0].env.PIPELINE_ENV_REPO)
+        assertEquals('web-live', shCalls[0].env.PIPELINE_NAMESPACE)
+    }
+
+    @Test
+    void swapRejectsConflictingOrIncompleteEnvironmentParametersBeforeAnythingRuns() {
+        [
+            'namespace or environment, not both': [app: 'web', namespace: 'web', environment: 'live',
+                                                   envRepo: '/srv/env-state'],
+            'envRepo (the env-state repository) is required with environment':
+                [app: 'web', environment: 'live'],
+            'envRepo and envBranch need environment': [app: 'web', envRepo: '/srv/env-state'],
+            'unknown parameter(s) env': [app: 'web', env: 'live'],
+        ].each { String msg, Map p ->
+            try {
+                runVar('pipelineSwap', p)
+                fail("must fail: ${p}".toString())
+            } catch (PipelineAbort e) {
+                assertTrue(e.message, e.message.contains(msg))
+            }
+        }
+        try {
+            runVar('pipelineSwap', [app: 'web', envBranch: 'main'])
+            fail('envBranch without environment must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('envRepo and envBranch need environment'))
+        }
+        assertTrue('nothing may run', shCalls.isEmpty())
+    }
+
+    @Test
     void migrateNeedsADsnCredentialOrACompleteJob() {
         ['dsnCredentialsId': [dir: 'db'], 'both jobImage': [jobImage: 'ns/web@sha256:0a']].each { msg, p ->
             try {
