@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.errors import BadInput, GateFailed
-from pipelinelib.scan.model import Severity
+from pipelinelib.scan.model import Finding, Severity
 from pipelinelib.scan.parsers import detect_format, load_json, parse_report
 from pipelinelib.scan.policy import evaluate, load_policy
 from tests.conftest import run_pipeline
@@ -103,6 +103,19 @@ def test_policy_fails_at_or_above_the_threshold_and_lists_why():
     assert not verdict.passed
     assert {f.id for f in verdict.blocking} == {"CVE-2023-4863", "CVE-2023-32681"}
     assert [f.id for f in verdict.tolerated] == ["CVE-2011-3374"]
+
+
+def test_a_finding_of_unknown_severity_is_ranked_by_the_policy_and_says_so():
+    webp = Finding(id="DSA-5497-1", package="libwebp", installed="1.2.4-0.2",
+                   fixed="1.2.4-0.2+deb12u1", severity=Severity.UNKNOWN, source="osv-scanner")
+    strict = load_policy(None, fail_on="high")
+    verdict = evaluate([webp], strict, TODAY)
+    assert verdict.blocking == [webp]
+    assert verdict.evidence(strict) == [
+        "UNKNOWN DSA-5497-1 in libwebp 1.2.4-0.2 (fixed in 1.2.4-0.2+deb12u1); severity unknown,"
+        " ranked HIGH (policy unknown_severity) >= HIGH"]
+    lenient = load_policy(None, fail_on="high", unknown_severity="low")
+    assert evaluate([webp], lenient, TODAY).tolerated == [webp]
 
 
 def test_only_fixable_tolerates_findings_without_a_fix():

@@ -58,6 +58,13 @@ class Policy:
             return self.unknown_severity
         return finding.severity
 
+    def line(self, finding: Finding) -> str:
+        """``finding.line()``, saying how a finding of unknown severity was ranked."""
+        if finding.severity is Severity.UNKNOWN:
+            return (f"{finding.line()}; severity unknown, ranked {self.unknown_severity.name} "
+                    "(policy unknown_severity)")
+        return finding.line()
+
 
 @dataclass
 class Verdict:
@@ -74,7 +81,7 @@ class Verdict:
         return not self.blocking and not self.expired
 
     def evidence(self, policy: Policy) -> list[str]:
-        lines = [f"{f.line()} >= {policy.fail_on.name}" for f in self.blocking]
+        lines = [f"{policy.line(f)} >= {policy.fail_on.name}" for f in self.blocking]
         lines += [
             f"EXPIRED IGNORE {i.id}{f' ({i.package})' if i.package else ''} expired on "
             f"{i.expires.isoformat()} ({policy.source}:{i.line}); reason was: {i.reason}"
@@ -92,7 +99,8 @@ class Verdict:
         expired = [line for line in self.evidence(policy) if line.startswith("EXPIRED")]
         return [
             *item(not self.blocking, f"no finding at or above {policy.fail_on.name}{scope} "
-                  f"({len(self.blocking)} of {self.total})", [f.line() for f in self.blocking]),
+                  f"({len(self.blocking)} of {self.total})",
+                  [policy.line(f) for f in self.blocking]),
             *item(not self.expired, f"no expired ignore ({len(self.expired)})", expired),
             *item(True, f"{len(self.ignored)} ignored, each with a reason and an expiry",
                   [f"{f.id} in {f.package} until {i.expires}: {i.reason}"

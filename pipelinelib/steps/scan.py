@@ -100,7 +100,7 @@ def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
         reasons = []
         if verdict.blocking:
             reasons.append(f"{len(verdict.blocking)} finding(s) at or above {policy.fail_on.name}"
-                           f" (first: {verdict.blocking[0].line()})")
+                           f" (first: {policy.line(verdict.blocking[0])})")
         if verdict.expired:
             ids = ", ".join(i.id for i in verdict.expired)
             reasons.append(f"EXPIRED ignore(s): {ids}")
