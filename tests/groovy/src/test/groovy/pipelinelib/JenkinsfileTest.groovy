@@ -18,11 +18,20 @@ class JenkinsfileTest extends PipelineLibTestBase {
     void exampleAppPipelineRunsEveryStageInOrderThenPromotesAfterApproval() {
         helper.registerAllowedMethod('input', [Map]) { Map m -> events << 'input'; 'rita' }
         runScript('examples/jenkins/Jenkinsfile')
-        assertEquals(['Checkout', 'Build', 'Scan', 'Gate', 'Migrate', 'Deploy sandbox', 'Approve',
+        assertEquals(['Checkout', 'Build', 'Scan', 'Perf', 'Gate', 'Migrate', 'Deploy sandbox', 'Approve',
                       'Promote to staging'], stages())
-        // the gate before migrate (pending migrations expected), mark 2 again before the rollout
-        assertEquals(['build', 'scan', 'gate', 'migrate', 'gate', 'rollout', 'annotate', 'promote'],
-                     pipelineCommands())
+        // Lighthouse measures the built page, the budget checks its report; the gate before
+        // migrate (pending migrations expected), mark 2 again before the rollout
+        assertEquals(['build', 'scan', 'lighthouse', 'perf', 'gate', 'migrate', 'gate', 'rollout',
+                      'annotate', 'promote'],
+                     shCalls.collect { it.label == 'lighthouse' ? 'lighthouse' : commandOf(it.script) })
+        Map lighthouse = shCalls.find { it.label == 'lighthouse' }
+        assertEquals('examples/hello/build/public', lighthouse.env.PAGE_DIR)
+        assertTrue(lighthouse.script.contains('--directory "$PAGE_DIR"'))
+        assertTrue(lighthouse.script.contains('--output-path reports/lighthouse.json'))
+        Map perf = shCalls.find { commandOf(it.script) == 'perf' }
+        assertEquals('reports/lighthouse.json', perf.env.PIPELINE_PERF_REPORT)
+        assertEquals('examples/hello/perf-budget.yaml', perf.env.PIPELINE_BUDGET)
         List gates = shCalls.findAll { commandOf(it.script) == 'gate' }
         assertEquals(['1', ''], gates.collect { it.env.PIPELINE_MIGRATE_NEXT })
         assertEquals(['', '2'], gates.collect { it.env.PIPELINE_MARKS ?: '' })
@@ -37,7 +46,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals('alice', promote.env.PIPELINE_TRIGGERED_BY)
         assertEquals('staging', promote.env.PIPELINE_TO)
         // every pipeline command published its reports
-        ['build', 'scan', 'gate', 'migrate', 'gate-migrated', 'deploy', 'annotate', 'promote'].each {
+        ['build', 'scan', 'perf', 'gate', 'migrate', 'gate-migrated', 'deploy', 'annotate', 'promote'].each {
             assertTrue(it, events.contains("junit reports/${it}/junit.xml".toString()))
         }
     }
@@ -55,6 +64,23 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals(['build', 'scan', 'annotate'], pipelineCommands())
         assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
         assertTrue(events.contains('junit reports/scan/junit.xml'))
+        assertFalse(events.contains('input'))
+    }
+
+    @Test
+    void aBlownPerformanceBudgetStopsBeforeTheGateAndIsAnnotated() {
+        exitCodes.perf = 1
+        try {
+            runScript('examples/jenkins/Jenkinsfile')
+            fail('a blown budget must fail the build')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.startsWith('pipeline perf failed: exit 1'))
+        }
+        assertEquals(['Checkout', 'Build', 'Scan', 'Perf'], stages())
+        assertEquals(['build', 'scan', 'perf', 'annotate'],
+                     shCalls.findAll { it.label != 'lighthouse' }.collect { commandOf(it.script) })
+        assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
+        assertTrue(events.contains('junit reports/perf/junit.xml'))
         assertFalse(events.contains('input'))
     }
 
