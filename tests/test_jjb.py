@@ -102,13 +102,13 @@ def test_promote_job_parameters(rendered: dict[str, ET.Element]) -> None:
 
 def test_swap_job_parameters(rendered: dict[str, ET.Element]) -> None:
     params = parameters(rendered["release/swap"])
-    assert list(params) == ["APP", "ENV", "COLOUR"]
+    assert list(params) == ["APP", "ENVIRONMENT", "COLOUR"]
     assert choices(params["COLOUR"]) == ["toggle", "blue", "green"]
     # the swap is by environment (`pipeline swap --env`): namespace, cluster and the policy's
     # swap role come from the env-state repository, not from a free namespace
-    assert params["ENV"].tag == "hudson.model.ChoiceParameterDefinition"
-    assert choices(params["ENV"])[0] == "live"
-    assert set(choices(params["ENV"])) <= set(choices(parameters(rendered["release/promote"])
+    assert params["ENVIRONMENT"].tag == "hudson.model.ChoiceParameterDefinition"
+    assert choices(params["ENVIRONMENT"])[0] == "live"
+    assert set(choices(params["ENVIRONMENT"])) <= set(choices(parameters(rendered["release/promote"])
                                                       ["TO_ENV"]))
     assert not {"NAMESPACE", "USER", "BUILD_USER_ID", "PIPELINE_TRIGGERED_BY"} & set(params)
     script = (ROOT / "jenkins" / "jobs" / "swap.Jenkinsfile").read_text()

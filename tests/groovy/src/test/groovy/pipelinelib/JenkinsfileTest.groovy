@@ -136,7 +136,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
 
         shCalls.clear(); events.clear()
         baseEnv.PIPELINE_ENV_REPO = 'https://git.example/env-state.git'   // the agent's
-        binding.setVariable('params', [APP: 'web', ENV: 'live', COLOUR: 'toggle'])
+        binding.setVariable('params', [APP: 'web', ENVIRONMENT: 'live', COLOUR: 'toggle'])
         runScript('jenkins/jobs/swap.Jenkinsfile')
         assertEquals(['swap'], pipelineCommands())
         assertEquals('', shCalls.last().env.PIPELINE_COLOUR)
@@ -160,7 +160,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
 
     @Test
     void swapJobWithoutAnEnvStateRepositoryOnTheAgentRunsNothing() {
-        binding.setVariable('params', [APP: 'web', ENV: 'live', COLOUR: 'blue'])
+        binding.setVariable('params', [APP: 'web', ENVIRONMENT: 'live', COLOUR: 'blue'])
         try {
             runScript('jenkins/jobs/swap.Jenkinsfile')
             fail('a swap by environment needs the env-state repository')
