@@ -51,37 +51,30 @@ class JenkinsfileTest extends PipelineLibTestBase {
         }
     }
 
-    @Test
-    void exampleStopsAtTheFirstFailedStageAndStillAnnotatesTheFailure() {
-        exitCodes.scan = 1
+    /** Fails `command` with exit 1: the build stops after `expectedStages`, having run `commands`. */
+    private void assertStopsAfter(String command, List<String> expectedStages, List<String> commands) {
+        exitCodes[command] = 1
         try {
             runScript('examples/jenkins/Jenkinsfile')
-            fail('a failed scan must fail the build')
+            fail("a failed ${command} must fail the build")
         } catch (PipelineAbort e) {
-            assertTrue(e.message, e.message.startsWith('pipeline scan failed: exit 1'))
+            assertTrue(e.message, e.message.startsWith("pipeline ${command} failed: exit 1"))
         }
-        assertEquals(['Checkout', 'Build', 'Scan'], stages())
-        assertEquals(['build', 'scan', 'annotate'], pipelineCommands())
+        assertEquals(expectedStages, stages())
+        assertEquals(commands, shCalls.findAll { it.label != 'lighthouse' }.collect { commandOf(it.script) })
         assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
-        assertTrue(events.contains('junit reports/scan/junit.xml'))
+        assertTrue(events.contains("junit reports/${command}/junit.xml".toString()))
         assertFalse(events.contains('input'))
     }
 
     @Test
+    void exampleStopsAtTheFirstFailedStageAndStillAnnotatesTheFailure() {
+        assertStopsAfter('scan', ['Checkout', 'Build', 'Scan'], ['build', 'scan', 'annotate'])
+    }
+
+    @Test
     void aBlownPerformanceBudgetStopsBeforeTheGateAndIsAnnotated() {
-        exitCodes.perf = 1
-        try {
-            runScript('examples/jenkins/Jenkinsfile')
-            fail('a blown budget must fail the build')
-        } catch (PipelineAbort e) {
-            assertTrue(e.message, e.message.startsWith('pipeline perf failed: exit 1'))
-        }
-        assertEquals(['Checkout', 'Build', 'Scan', 'Perf'], stages())
-        assertEquals(['build', 'scan', 'perf', 'annotate'],
-                     shCalls.findAll { it.label != 'lighthouse' }.collect { commandOf(it.script) })
-        assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
-        assertTrue(events.contains('junit reports/perf/junit.xml'))
-        assertFalse(events.contains('input'))
+        assertStopsAfter('perf', ['Checkout', 'Build', 'Scan', 'Perf'], ['build', 'scan', 'perf', 'annotate'])
     }
 
     @Test
