@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipelinelib.errors import PipelineError, Refused
@@ -25,16 +26,34 @@ VOLATILE_META = ("managedFields", "resourceVersion", "generation", "creationTime
 
 @dataclass
 class Change:
-    """One object's planned write: ``create`` or ``update`` (with the diff), or ``none``."""
+    """One object's planned write: ``create`` or ``update`` (with the diff), or ``none``.
+
+    ``new`` is the object as the server would store it (the dry run's answer); the diff is
+    rendered from it only when asked for (a dry run shows it, a rollout does not need it).
+    """
 
     manifest: Manifest
     action: str
     live: dict[str, Any] | None = None
-    diff: list[str] = field(default_factory=list)
+    new: dict[str, Any] | None = None
 
     @property
     def ref(self) -> str:
         return self.manifest.ref
+
+    @functools.cached_property
+    def diff(self) -> list[str]:
+        if self.action == "none" or self.new is None:
+            return []
+        lines = unified_diff(self.live, self.new, self.ref)
+        if not lines and self.manifest.kind == "Secret" and self.live is not None \
+                and _data(self.new) != _data(self.live):
+            return ["(secret values changed; not shown)"]
+        return lines
+
+
+def _data(obj: dict[str, Any]) -> str:
+    return json.dumps(obj.get("data"), sort_keys=True)
 
 
 def normalize(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -85,18 +104,14 @@ def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool) -
     changes = []
     for m in manifests:
         if not namespace_exists:
-            changes.append(Change(m, "create", None, unified_diff(None, m.obj, m.ref)))
+            changes.append(Change(m, "create", None, m.obj))
             continue
         live = kube.get(m.kind, m.name, m.obj["metadata"]["namespace"], m.obj["apiVersion"])
         dry = kube.apply(_probe(m, live), dry_run=True)
         if live is None:
-            changes.append(Change(m, "create", None, unified_diff(None, dry, m.ref)))
+            changes.append(Change(m, "create", None, dry))
         elif normalize(dry) != normalize(live):
-            secret_changed = m.kind == "Secret" and json.dumps(dry.get("data"), sort_keys=True) \
-                != json.dumps(live.get("data"), sort_keys=True)
-            diff = unified_diff(live, dry, m.ref) or (
-                ["(secret values changed; not shown)"] if secret_changed else [])
-            changes.append(Change(m, "update", live, diff))
+            changes.append(Change(m, "update", live, dry))
         else:
             changes.append(Change(m, "none", live))
     return changes

@@ -8,7 +8,6 @@ it. A progress line is logged every few seconds while waiting.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
@@ -37,36 +36,52 @@ class Outcome:
 
 
 class _Cache:
-    """Objects by kind and name, kept current by one list+watch thread per kind."""
+    """Objects by kind and name, kept current by one list+watch thread per kind.
 
-    def __init__(self, kube: Any, namespace: str, kinds: set[str]):
+    Each kind's watch may be narrowed by a label and a field selector, so a rollout in a
+    namespace shared with many apps receives (and decodes) only the events of its own
+    workloads and their pods.
+    """
+
+    def __init__(self, kube: Any, namespace: str):
         self.kube, self.namespace = kube, namespace
-        self.objects: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in kinds}
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {}
         self.lock = threading.Lock()
         self.changed: queue.Queue[str] = queue.Queue()
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self.ready = threading.Barrier(len(kinds) + 1)
-        for kind in kinds:
-            threading.Thread(target=self._run, args=(kind,), daemon=True,
-                             name=f"watch-{kind}").start()
+        self._listed: list[threading.Event] = []
 
-    def _run(self, kind: str) -> None:
-        first = True
+    def watch(self, kind: str, selector: str | None = None,
+              field_selector: str | None = None) -> None:
+        """Start keeping ``kind`` current (narrowed by the selectors, when given)."""
+        self.objects[kind] = {}
+        listed = threading.Event()
+        self._listed.append(listed)
+        threading.Thread(target=self._run, args=(kind, selector, field_selector, listed),
+                         daemon=True, name=f"watch-{kind}").start()
+
+    def wait_listed(self, timeout_s: float = 30) -> None:
+        """Block until every started watch has listed once (or given up)."""
+        deadline = time.monotonic() + timeout_s
+        for listed in self._listed:
+            listed.wait(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, kind: str, selector: str | None, field_selector: str | None,
+             arrived: threading.Event) -> None:
         while not self.stop.is_set():
             try:
-                listed = self.kube.list(kind, self.namespace)
+                listed = self.kube.list(kind, self.namespace, selector=selector,
+                                        field_selector=field_selector)
                 with self.lock:
                     self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
                                           for o in listed["items"]}
                 self.changed.put(kind)
-                if first:
-                    first = False
-                    self._arrive()
+                arrived.set()
                 version = listed["metadata"]["resourceVersion"]
                 while not self.stop.is_set():
-                    for etype, obj in self.kube.watch(kind, self.namespace, version,
-                                                      timeout_s=15):
+                    for etype, obj in self.kube.watch(kind, self.namespace, version, selector,
+                                                      field_selector, timeout_s=15):
                         version = obj["metadata"].get("resourceVersion", version)
                         if etype == "BOOKMARK":
                             continue
@@ -84,20 +99,11 @@ class _Cache:
             except PipelineError as exc:
                 self.errors.append(exc)
                 self.changed.put("error")
-                if first:
-                    self._arrive()
+                arrived.set()
                 return
-            except Exception as exc:  # a dropped connection: list again shortly
+            except Exception:  # a dropped connection: list again shortly
                 if self.stop.wait(0.2):
                     return
-                if first and len(self.errors) > 20:
-                    self.errors.append(exc)
-                    self._arrive()
-                    return
-
-    def _arrive(self) -> None:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            self.ready.wait(timeout=30)
 
     def snapshot(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -130,6 +136,31 @@ def current_pods(cache: _Cache, workload: dict[str, Any]) -> list[dict[str, Any]
     return owned
 
 
+def pod_selector(workloads: list[dict[str, Any] | None]) -> str | None:
+    """The label selector of the workloads' pods when they share one, else None (all pods).
+
+    A Deployment's, StatefulSet's or DaemonSet's ``spec.selector``, or a Job's generated one;
+    a CronJob has none, and a workload not seen yet gives no selector either.
+    """
+    found = set()
+    for obj in workloads:
+        selector = ((obj or {}).get("spec") or {}).get("selector")
+        if not isinstance(selector, dict):
+            return None
+        found.add(label_selector(selector))
+    return found.pop() if len(found) == 1 and "" not in found else None
+
+
+def label_selector(selector: dict[str, Any]) -> str:
+    """A LabelSelector object as the ``labelSelector`` query string."""
+    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], ",".join(expr.get("values") or [])
+        terms.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}[op])
+    return ",".join(terms)
+
+
 def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeout_s: float,
              log: Any, min_generation: dict[tuple[str, str], int] | None = None) -> Outcome:
     """Wait until every ``(kind, name)`` is ready, one fails, or ``timeout_s`` passes."""
@@ -139,11 +170,16 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
         return Outcome(True, {})
     if _already_ready(kube, namespace, workloads, min_generation):
         return Outcome(True, {}, seconds=round(time.monotonic() - started, 3))
-    kinds = {k for k, _ in workloads} | {"Pod"}
+    cache = _Cache(kube, namespace)
+    for kind in sorted({k for k, _ in workloads}):
+        names = [n for k, n in workloads if k == kind]
+        cache.watch(kind, field_selector=f"metadata.name={names[0]}" if len(names) == 1 else None)
+    cache.wait_listed()
+    pods = pod_selector([cache.get(k, n) for k, n in workloads])
+    cache.watch("Pod", pods)
     if any(k == "Deployment" for k, _ in workloads):
-        kinds.add("ReplicaSet")
-    cache = _Cache(kube, namespace, kinds)
-    cache._arrive()
+        cache.watch("ReplicaSet", pods)
+    cache.wait_listed()
     deadline = started + timeout_s
     last_progress, _last_line = 0.0, ""
     verdicts: dict[str, health.Verdict] = {}
