@@ -108,8 +108,8 @@ def test_swap_job_parameters(rendered: dict[str, ET.Element]) -> None:
     # swap role come from the env-state repository, not from a free namespace
     assert params["ENVIRONMENT"].tag == "hudson.model.ChoiceParameterDefinition"
     assert choices(params["ENVIRONMENT"])[0] == "live"
-    assert set(choices(params["ENVIRONMENT"])) <= set(choices(parameters(rendered["release/promote"])
-                                                      ["TO_ENV"]))
+    promote_to = choices(parameters(rendered["release/promote"])["TO_ENV"])
+    assert set(choices(params["ENVIRONMENT"])) <= set(promote_to)
     assert not {"NAMESPACE", "USER", "BUILD_USER_ID", "PIPELINE_TRIGGERED_BY"} & set(params)
     script = (ROOT / "jenkins" / "jobs" / "swap.Jenkinsfile").read_text()
     assert "environment: params.ENV" in script and "envRepo: env.PIPELINE_ENV_REPO" in script
