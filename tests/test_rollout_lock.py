@@ -13,6 +13,8 @@ import time
 import pytest
 
 from pipelinelib.kube.lock import DeployLock, lease_name
+from pipelinelib.kube.revisions import plan_changes, refresh
+from pipelinelib.steps.rollout import prepare, rollout
 from tests.conftest import run_pipeline
 from tests.fixtures.manifests.kit import Cluster, image, web, write
 
@@ -75,6 +77,21 @@ def test_two_rollouts_of_one_app_are_serialized(cluster, tmp_path):
     assert "waiting for the deploy lock" in err_b and "rm-bob" in err_b
     live = cluster.json("-n", ns, "get", "deploy", "web")
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(2)
+
+
+def test_under_the_lock_only_objects_that_moved_are_planned_again(cluster):
+    ns = cluster.namespace("lk")
+    rollout(cluster.ctx(), web(1), app="web", namespace=ns, timeout=60)
+    kube = cluster.deployer()
+    planned = plan_changes(kube, prepare(cluster.ctx(), web(2), "web", ns), True)
+    assert {c.manifest.kind: c.action for c in planned}["Deployment"] == "update"
+    # meanwhile another rollout of the same version lands (ours waited for the lock)
+    rollout(cluster.ctx(), web(2), app="web", namespace=ns, timeout=60)
+    fresh = refresh(kube, planned)
+    assert [c.action for c in fresh] == ["none"] * len(planned), "nothing left to write"
+    for before, after in zip(planned, fresh, strict=True):
+        moved = before.manifest.kind == "Deployment"
+        assert (after is before) != moved, f"{before.ref}: re-planned only if it moved"
 
 
 def _kill_trials(cluster: Cluster, tmp_path, trials: int) -> None:

@@ -117,6 +117,25 @@ def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool) -
     return changes
 
 
+
+def refresh(kube: Any, changes: list[Change]) -> list[Change]:
+    """The plan again (under the deploy lock): an object whose live version is the one
+    planned against keeps its change; any other is planned anew (one GET each, and a dry
+    run only for what moved meanwhile)."""
+    out = []
+    for change in changes:
+        m = change.manifest
+        live = kube.get(m.kind, m.name, m.obj["metadata"]["namespace"], m.obj["apiVersion"])
+        if _version(live) == _version(change.live):
+            out.append(change)
+        else:
+            out.extend(plan_changes(kube, [m], True))
+    return out
+
+
+def _version(obj: dict[str, Any] | None) -> str | None:
+    return obj["metadata"].get("resourceVersion") if obj else None
+
 def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, str]],
                      log: Any = None) -> list[tuple[str, str]]:
     """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``.

@@ -32,6 +32,7 @@ from pipelinelib.kube.revisions import (
     Change,
     plan_changes,
     prune_candidates,
+    refresh,
     rollback,
 )
 from pipelinelib.kube.wait import wait_for
@@ -131,7 +132,7 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     with DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl, wait_s=lock_timeout,
                     log=log) if exists else _NoLock() as lock:
         if exists:  # re-plan under the lock: another rollout may have finished meanwhile
-            changes = plan_changes(kube, docs, True)
+            changes = refresh(kube, changes)
         else:
             kube.apply({"apiVersion": "v1", "kind": "Namespace",
                         "metadata": {"name": namespace, "labels": {MANAGED_BY: MANAGER}}})
