@@ -59,18 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format), app=args.app)
     with Job("swap" if args.swap else "branch-deploy", ctx, report_dir=args.report_dir) as job:
         if args.swap:
-            if args.environment:
-                from pipelinelib.promotion.swap import env_state_root, swap_in_environment
+            from pipelinelib.promotion.swap import run_swap
 
-                if not args.repo:
-                    raise BadInput("no env-state repository given", field="--repo",
-                                   expected="the env-state repository (ENV_STATE_REPO)")
-                with env_state_root(args.repo, args.state_branch) as root:
-                    swap_in_environment(job, ctx, root, args.environment, args.app, args.to)
-            else:
-                from pipelinelib.steps import swap
-
-                job.run(swap.swap, ctx, app=args.app, namespace=args.namespace, to=args.to)
+            run_swap(job, ctx, args.app, environment=args.environment, repo=args.repo,
+                     branch=args.state_branch, namespace=args.namespace, to=args.to)
             return job.exit_code
         if not (args.branch and args.image and args.repo):
             raise BadInput("missing parameters", field="--branch/--image/--repo",

@@ -90,12 +90,18 @@ def test_plan_shows_each_changed_field_with_secrets_masked(kube_env, kubectl, tm
     assert "drift" not in out.stdout, "a spec change is not drift"
 
 
-def test_plan_detects_drift_made_by_hand(kube_env, kubectl, tmp_path):
+def live_then_changed_by_hand(kubectl, tmp_path) -> str:
+    """The spec's objects live in a fresh namespace, then scaled to 5 and MODE=debug by hand."""
     ns = kubectl.namespace("plan")
     write(tmp_path, ns)
     put_in_place(kubectl, tmp_path)
     kubectl("-n", ns, "scale", "deployment", "web", "--replicas=5")
     kubectl("-n", ns, "set", "env", "deployment/web", "MODE=debug")
+    return ns
+
+
+def test_plan_detects_drift_made_by_hand(kube_env, kubectl, tmp_path):
+    live_then_changed_by_hand(kubectl, tmp_path)
     out = plan(kube_env, tmp_path, "--output", "json")
     assert out.returncode == 4
     data = json.loads(out.stdout)
@@ -106,11 +112,7 @@ def test_plan_detects_drift_made_by_hand(kube_env, kubectl, tmp_path):
 
 
 def test_drift_and_a_spec_change_on_one_app_are_both_reported(kube_env, kubectl, tmp_path):
-    ns = kubectl.namespace("plan")
-    write(tmp_path, ns)
-    put_in_place(kubectl, tmp_path)
-    kubectl("-n", ns, "scale", "deployment", "web", "--replicas=5")
-    kubectl("-n", ns, "set", "env", "deployment/web", "MODE=debug")
+    ns = live_then_changed_by_hand(kubectl, tmp_path)
     write(tmp_path, ns, tag="2.0")
     out = plan(kube_env, tmp_path, "--output", "json")
     assert out.returncode == 4, out.stderr[-2000:]

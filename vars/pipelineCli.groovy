@@ -22,6 +22,7 @@
  *                        approved it in an `input` step (cfg.approver)
  * @param cfg.approver    who approved the `input` step (its submitterParameter), if any
  * @param cfg.credentials optional list of withCredentials bindings
+ * @param cfg.kubeconfigCredentialsId optional "secret file" credential bound as KUBECONFIG
  * @return the exit code (one of okCodes)
  */
 def call(Map cfg) {
@@ -47,11 +48,13 @@ def call(Map cfg) {
     envList << "BUILD_USER_ID=${user}".toString()
     envList << "PIPELINE_APPROVED_BY=${approver}".toString()
 
+    List credentials = (cfg.credentials ?: []) + (cfg.kubeconfigCredentialsId ?
+        [file(credentialsId: cfg.kubeconfigCredentialsId, variable: 'KUBECONFIG')] : [])
     Integer status = null
     try {
         withEnv(envList) {
-            if (cfg.credentials) {
-                withCredentials(cfg.credentials) {
+            if (credentials) {
+                withCredentials(credentials) {
                     status = sh(script: cfg.script, returnStatus: true, label: "pipeline ${name}")
                 }
             } else {

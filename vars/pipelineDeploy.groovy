@@ -13,8 +13,7 @@ def call(Map params = [:]) {
         name: 'deploy',
         reportDir: params.reportDir,
         okCodes: params.awaitPromotion ? [0, 5] : [0],
-        credentials: params.kubeconfigCredentialsId ?
-            [file(credentialsId: params.kubeconfigCredentialsId, variable: 'KUBECONFIG')] : null,
+        kubeconfigCredentialsId: params.kubeconfigCredentialsId,
         env: [
             PIPELINE_APP: params.app,
             PIPELINE_MANIFESTS: params.manifests,

@@ -15,8 +15,7 @@ def call(Map params = [:]) {
         name: 'rollback',
         reportDir: params.reportDir,
         requireUser: true,
-        credentials: params.kubeconfigCredentialsId ?
-            [file(credentialsId: params.kubeconfigCredentialsId, variable: 'KUBECONFIG')] : null,
+        kubeconfigCredentialsId: params.kubeconfigCredentialsId,
         env: [
             PIPELINE_APP: params.app,
             PIPELINE_NAMESPACE: params.namespace,

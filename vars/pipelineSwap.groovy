@@ -38,8 +38,7 @@ def call(Map params = [:]) {
         name: 'swap',
         reportDir: params.reportDir,
         requireUser: true,
-        credentials: params.kubeconfigCredentialsId ?
-            [file(credentialsId: params.kubeconfigCredentialsId, variable: 'KUBECONFIG')] : null,
+        kubeconfigCredentialsId: params.kubeconfigCredentialsId,
         env: env,
         script: 'pipeline --report-dir "$PIPELINE_REPORT_DIR" swap --app "$PIPELINE_APP"' +
                 ' ${PIPELINE_ENV:+--env "$PIPELINE_ENV"}' +

@@ -39,22 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.commands.rollout import kube_from_args
-    from pipelinelib.errors import BadInput
     from pipelinelib.job import Job
-    from pipelinelib.steps.swap import swap
+    from pipelinelib.promotion.swap import run_swap
 
     ctx.app = ctx.app or args.app
     kube_from_args(args, ctx)
     with Job("swap", ctx, args.report_dir) as job:
-        if args.environment:
-            from pipelinelib.promotion.swap import env_state_root, swap_in_environment
-
-            if not args.repo:
-                raise BadInput("no env-state repository given", field="--repo",
-                               expected="a checkout or origin URL (or set PIPELINE_ENV_REPO)")
-            with env_state_root(args.repo, args.branch) as root:
-                swap_in_environment(job, ctx, root, args.environment, args.app, args.to)
-        else:
-            job.run(swap, ctx, app=args.app, namespace=args.namespace or args.app,
-                    to=args.to)
+        run_swap(job, ctx, args.app, environment=args.environment, repo=args.repo,
+                 branch=args.branch, namespace=args.namespace, to=args.to)
     return job.exit_code

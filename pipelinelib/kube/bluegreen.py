@@ -24,19 +24,20 @@ def other(color: str | None) -> str:
     return "green" if color == "blue" else "blue"
 
 
+def service_colors(kube: Any, app: str, namespace: str) -> list[str | None]:
+    """The colour each Service of ``app`` selects (None: a Service that ignores colour)."""
+    return [((svc.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
+            for svc in kube.list("Service", namespace, selector=owner_selector(app))["items"]]
+
+
 def live_color(kube: Any, app: str, namespace: str) -> str | None:
     """The colour the app's Services select now (None before the first deploy)."""
-    for svc in kube.list("Service", namespace, selector=owner_selector(app))["items"]:
-        color = ((svc.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
-        if color:
-            return str(color)
-    return None
+    return live_of(service_colors(kube, app, namespace))
 
 
-def serves_without_color(kube: Any, app: str, namespace: str) -> bool:
-    """Whether a Service of ``app`` selects pods regardless of colour (it was deployed rolling)."""
-    return any(COLOR_LABEL not in ((svc.get("spec") or {}).get("selector") or {})
-               for svc in kube.list("Service", namespace, selector=owner_selector(app))["items"])
+def live_of(colors: list[str | None]) -> str | None:
+    """The live colour among ``service_colors``."""
+    return next((str(c) for c in colors if c), None)
 
 
 def colored(manifests: list[Manifest], color: str, service_color: str | None) -> list[Manifest]:

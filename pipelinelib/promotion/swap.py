@@ -35,6 +35,22 @@ def env_state_root(repo: str, branch: str = "main") -> Iterator[Path]:
         yield EnvStateRepo.checkout(_origin(repo), branch, f"{scratch}/repo").root
 
 
+
+def run_swap(job: Any, ctx: Context, app: str, *, environment: str | None, repo: str | None,
+             branch: str, namespace: str | None, to: str | None) -> None:
+    """The swap as both CLIs offer it: by environment (privilege checked, audited) when
+    ``environment`` is given, else in ``namespace`` on the current cluster."""
+    if environment:
+        if not repo:
+            raise BadInput("no env-state repository given", field="--repo",
+                           expected="a checkout or origin URL (or set PIPELINE_ENV_REPO)")
+        with env_state_root(repo, branch) as root:
+            swap_in_environment(job, ctx, root, environment, app, to)
+    else:
+        from pipelinelib.steps.swap import swap
+
+        job.run(swap, ctx, app=app, namespace=namespace or app, to=to)
+
 def swap_in_environment(job: Any, ctx: Context, root: Path, env_name: str, app: str,
                         to: str | None = None) -> Any:
     """Check the privilege, then run the swap step against the environment's cluster."""

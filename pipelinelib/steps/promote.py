@@ -186,21 +186,29 @@ def _check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
                          "for this image first")
 
 
+
+def check_approver(ctx: Context, promotion: Promotion, policy: Policy, user: str,
+                   approval: Any, missing: str, hint: str) -> None:
+    """Four eyes: ``approval`` (one app's or a set's) exists, else refuse with ``missing``,
+    and was given by someone other than ``user`` who holds the target's approve role."""
+    if approval is None:
+        raise refuse(ctx, promotion, missing, hint=hint)
+    approved_by = approval.approved_by
+    if approved_by == user:
+        raise refuse(ctx, promotion, f"{user} cannot approve their own promotion (four eyes)",
+                     hint=hint)
+    if not policy.holds(approved_by, policy.env(promotion.target).approve):
+        raise refuse(ctx, promotion, f"approver {approved_by} does not hold the approve "
+                     f"role of {promotion.target}", hint=hint)
+
 def _check_approval(ctx: Context, root: Path, promotion: Promotion, policy: Policy, user: str,
                     new_app: AppSpec) -> None:
-    rules = policy.env(promotion.target)
     found = approvals.read_approval(root, promotion.target, promotion.app)
     hint = (f"someone else in environments.{promotion.target}.approve runs `pipeline promote "
             f"{promotion.app} --to {promotion.target} --approve ...`")
-    if found is None:
-        raise refuse(ctx, promotion, f"{promotion.target} needs a second person's approval "
-                     f"(four eyes) and there is none for {promotion.app}", hint=hint)
-    if found.approved_by == user:
-        raise refuse(ctx, promotion, f"{user} cannot approve their own promotion (four eyes)",
-                     hint=hint)
-    if not policy.holds(found.approved_by, rules.approve):
-        raise refuse(ctx, promotion, f"approver {found.approved_by} does not hold the approve "
-                     f"role of {promotion.target}", hint=hint)
+    check_approver(ctx, promotion, policy, user, found,
+                   f"{promotion.target} needs a second person's approval (four eyes) and "
+                   f"there is none for {promotion.app}", hint)
     if found.fingerprint != new_app.fingerprint():
         what = ("the digest changed" if found.digest != new_app.image.digest
                 else "the spec changed")

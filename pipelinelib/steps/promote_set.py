@@ -27,6 +27,7 @@ from pipelinelib.steps.promote import (
     Resolved,
     _check_image,
     _source_image,
+    check_approver,
     edit_target,
     refuse,
     resolve,
@@ -64,15 +65,9 @@ def resolve_set(ctx: Context, root: Path, promotions: list[Promotion],
     found = approvals.read_set_approval(root, target)
     hint = (f"someone else in environments.{target}.approve runs the same promotion with "
             "--approve")
-    if found is None:
-        raise refuse(ctx, whole, f"{target} needs a second person's approval (four eyes) of "
-                     f"the whole set ({whole.app}) and there is none", hint=hint)
-    if found.approved_by == user:
-        raise refuse(ctx, whole, f"{user} cannot approve their own promotion (four eyes)",
-                     hint=hint)
-    if not policy.holds(found.approved_by, policy.env(target).approve):
-        raise refuse(ctx, whole, f"approver {found.approved_by} does not hold the approve "
-                     f"role of {target}", hint=hint)
+    check_approver(ctx, whole, policy, user, found,
+                   f"{target} needs a second person's approval (four eyes) of the whole set "
+                   f"({whole.app}) and there is none", hint)
     wanted = _members(resolved)
     stale = _differences(found.members, wanted)
     if stale:

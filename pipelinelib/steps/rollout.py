@@ -98,8 +98,9 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     color = live = None
     converting = False  # rolling -> blue/green: Services switch to the first colour once ready
     if blue_green:
-        live = bluegreen.live_color(kube, app, namespace) if exists else None
-        converting = not live and exists and bluegreen.serves_without_color(kube, app, namespace)
+        colors = bluegreen.service_colors(kube, app, namespace) if exists else []
+        live = bluegreen.live_of(colors)
+        converting = not live and None in colors  # Services that ignore colour serve now
         if live and _all_unchanged(kube, bluegreen.colored(docs, live, live), exists):
             docs, color = bluegreen.colored(docs, live, live), live
         else:
