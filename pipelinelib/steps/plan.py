@@ -79,11 +79,10 @@ def _blue_green_plan(app: AppSpec, docs: list[dict[str, Any]],
     """Compare with the live colour (the one the Services select). When only the idle colour
     holds the spec, the plan says so: it is ready and awaits ``pipeline swap``."""
     from pipelinelib.kube import COLOR_LABEL
-    from pipelinelib.kube.bluegreen import COLORS, other
+    from pipelinelib.kube.bluegreen import COLORS, live_of, other
 
-    colors = [((o.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
-              for o in objs if o["kind"] == "Service"]
-    live_color = next((c for c in colors if c), None)
+    live_color = live_of([((o.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
+                          for o in objs if o["kind"] == "Service"])
     current = _colored(docs, live_color or "blue")
     wanted = {key(d) for color in COLORS for d in _colored(docs, color)} | {key(d) for d in docs}
     orphans = [o for o in objs if key(o) not in wanted]
