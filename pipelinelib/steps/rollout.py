@@ -123,6 +123,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             log.info(ctx.secrets.redact_text(line))
         return StepResult.of("rollout", actions, dry_run=True, diff=diff, **outputs)
     if not actions:
+        if exists:  # a killed run's lock must not outlive it
+            DeployLock.clear_dead(kube, app, namespace, log)
         outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
         if not outcome.ok:
             raise StepFailed(f"{app} in {namespace} is unchanged but not healthy: "
@@ -140,13 +142,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             lock = DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl,
                               wait_s=lock_timeout, log=log)
             lock.acquire()
+        fenced = lock.fenced(kube)  # every write first checks the Lease is still ours
         try:
-            seconds = _apply_and_wait(ctx, log, kube, app, namespace, changes, timeout,
+            seconds = _apply_and_wait(ctx, log, fenced, app, namespace, changes, timeout,
                                       rollback_on_failure)
             if switch_later:  # before the prune: what served stays until the new colour does
-                bluegreen.switch(kube, app, namespace, str(switch_to))
+                bluegreen.switch(fenced, app, namespace, str(switch_to))
                 log.info("services switched", color=switch_to, previous=live or "rolling")
-            pruned = _prune(kube, namespace, prunes, log)
+            pruned = _prune(fenced, namespace, prunes, log)
         finally:
             if not exists:
                 lock.release()
