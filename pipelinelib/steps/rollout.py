@@ -15,8 +15,6 @@ Reads like the procedure (seed 003: create before delete):
 
 from __future__ import annotations
 
-import base64
-import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,12 +58,7 @@ def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
 
 
 def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
-    for value in (obj.get("stringData") or {}).values():
-        ctx.secrets.add(str(value))
-    for value in (obj.get("data") or {}).values():
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            ctx.secrets.add(base64.b64decode(str(value)).decode())
-        ctx.secrets.add(str(value))
+    ctx.secrets.add_manifest(obj)
 
 
 def namespace_exists(kube: Any, namespace: str) -> bool:
