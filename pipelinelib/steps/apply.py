@@ -7,6 +7,8 @@ Fail fast: after a failure no new app starts; running ones finish (or roll back)
 app's outcome is reported. An environment already matching its spec makes zero writes.
 Blue/green apps (``strategy: blue-green``) deploy the idle colour; with ``await_promotion``
 they stop there, ready, and the result's ``awaiting_promotion`` names them (exit 5).
+In a protected environment every changed app must carry a signed promotion (and, under four
+eyes, a signed approval) before anything is written (``promotion.enforce``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pipelinelib.envspec.load import Problem, SpecInvalid
 from pipelinelib.envspec.model import EnvSpec
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
+from pipelinelib.promotion.enforce import enforce
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.plan import compute_plans, render_all
@@ -93,7 +96,9 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                                    f"{a.image.ref} is not pinned by digest",
                                    "image.digest (pipeline promote writes it)")
                            for a in unpinned])
-    if todo:
+    if todo:  # a protected environment takes only signed, approved changes
+        enforce(ctx, env, [p["app"] for p in todo if p["action"] != "delete"],
+                deletes=[p["app"] for p in todo if p["action"] == "delete"])
         _validate_all(ctx, env, todo, rendered)
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
