@@ -113,7 +113,9 @@ def load_policy(root: str | Path) -> Policy:
         raise Refused(f"the policy in the trust root is signed by {len(signers)} "
                       f"({', '.join(signers) or 'nobody'}), not {POLICY_SIGNERS_NEEDED} "
                       "different people: a policy change needs four eyes", field=str(path),
-                      hint="two policy signers each run `pipeline trust sign-policy`")
+                      hint="two people allowed the pipelinelib-policy namespace each run "
+                      "`ssh-keygen -Y sign -n pipelinelib-policy -f KEY policy.yaml` and put "
+                      "the .sig as policy.yaml.sig/NAME.sig")
     policy = parse_policy(path, label=str(path))
     policy.trusted, policy.signed_by = True, signers
     return policy

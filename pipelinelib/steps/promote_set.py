@@ -3,7 +3,8 @@
 ``approve_set`` records a second person's approval of every (app, digest, resulting spec
 fingerprint) being promoted together; ``promote_set`` checks that approval against the set
 it is about to write — same apps, same digests, same fingerprints, someone else holding
-the approve role — and writes every member in one commit; the approval stays for the deploy to check again.
+the approve role — and writes every member in one commit; the approval stays for the
+deploy to check again.
 If any member changed since the approval (a digest, a spec, an app added or dropped), it is
 stale and the promotion is refused (exit 2, nothing written, audited).
 """
