@@ -13,8 +13,8 @@ an app spec's ``protected``) accepts a change of an app only when the app's exac
    approver's own key, the approver holds the ``approve`` role and is not the promoter.
 
 Keys are checked against the trust root (``promotion.trust``), never against anything in
-the env-state repository. A refused change exits 2 naming environment, app, commit and
-author, is audited, and nothing is written.
+the env-state repository. A refused change exits 2 naming environment, app, the commit
+that last changed the spec and its author; it is audited, and nothing is written.
 
 ``verify_change`` is the check for one app; ``check_four_eyes`` is the rule about people
 alone, for approval sources other than signed files (e.g. pull-request reviews).
@@ -144,12 +144,16 @@ def guarded_apps(policy: Policy, env: EnvSpec, apps: list[str]) -> list[str]:
     return [a for a in apps if rules.guarded or (a in env.apps and env.apps[a].protected)]
 
 
-def _head(root: Path) -> tuple[str, str]:
-    """The env-state checkout's commit and its author ('' when not a git checkout)."""
+def _last_change(root: Path, env: str) -> tuple[str, str]:
+    """The commit that last changed the environment's spec (else HEAD) and its author;
+    ('', '') when ``root`` is not a git checkout."""
     import git
 
     try:
-        commit = git.Repo(root, search_parent_directories=True).head.commit
+        repo = git.Repo(root, search_parent_directories=True)
+        spec = Path(root).resolve() / "environments" / f"{env}.yaml"
+        rel = spec.relative_to(Path(repo.working_tree_dir).resolve())
+        commit = next(repo.iter_commits(paths=str(rel), max_count=1), None) or repo.head.commit
         return commit.hexsha[:12], f"{commit.author.name} <{commit.author.email}>"
     except (git.GitError, ValueError, OSError):
         return "", ""
@@ -170,7 +174,7 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
     guarded = guarded_apps(policy, env, [*apps, *deletes])
     if not guarded:
         return []
-    commit, committer = _head(root)
+    commit, author = _last_change(root, env.name)
     problems: list[ChangeRefused] = []
     verified: list[Verified] = []
     for app in guarded:
@@ -194,11 +198,10 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
         return verified
     lines = []
     for p in problems:
-        author = p.author or committer or "unknown"
-        line = (f"{env.name}/{p.app} at commit {commit or '?'} by {author}: {p.reason}")
-        lines.append(line)
+        lines.append(f"{env.name}/{p.app} at commit {commit or '?'} by {author or '?'}: "
+                     f"{p.reason}")
         audit(ctx, action, target=f"{env.name}/{p.app}", result="refused", reason=p.reason,
-              commit=commit, author=author)
+              commit=commit, author=author, promoted_by=p.author)
     raise Refused(f"{action} of {env.name} refused: " + "; ".join(lines), field="approval",
                   hint=f"promote with `pipeline promote --to {env.name}` (signed) and, under "
                        "four eyes, have a second person approve with their own key")
