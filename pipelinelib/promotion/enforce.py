@@ -144,16 +144,21 @@ def guarded_apps(policy: Policy, env: EnvSpec, apps: list[str]) -> list[str]:
     return [a for a in apps if rules.guarded or (a in env.apps and env.apps[a].protected)]
 
 
-def _last_change(root: Path, env: str) -> tuple[str, str]:
-    """The commit that last changed the environment's spec (else HEAD) and its author;
-    ('', '') when ``root`` is not a git checkout."""
+def _last_change(root: Path, env: str, spec: AppSpec | None) -> tuple[str, str]:
+    """The commit that last changed the app (its environment's spec, its local chart or
+    manifests; else HEAD) and its author; ('', '') when ``root`` is not a git checkout."""
     import git
 
+    rels = [f"environments/{env}.yaml"]
+    if spec is not None and spec.manifests:
+        rels.append(spec.manifests)
+    if spec is not None and spec.chart is not None and spec.chart.kind == "local":
+        rels.append(spec.chart.repository)
     try:
         repo = git.Repo(root, search_parent_directories=True)
-        spec = Path(root).resolve() / "environments" / f"{env}.yaml"
-        rel = spec.relative_to(Path(repo.working_tree_dir).resolve())
-        commit = next(repo.iter_commits(paths=str(rel), max_count=1), None) or repo.head.commit
+        top = Path(repo.working_tree_dir).resolve()
+        paths = [str((Path(root).resolve() / r).relative_to(top)) for r in rels]
+        commit = next(repo.iter_commits(paths=paths, max_count=1), None) or repo.head.commit
         return commit.hexsha[:12], f"{commit.author.name} <{commit.author.email}>"
     except (git.GitError, ValueError, OSError):
         return "", ""
@@ -174,7 +179,6 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
     guarded = guarded_apps(policy, env, [*apps, *deletes])
     if not guarded:
         return []
-    commit, author = _last_change(root, env.name)
     problems: list[ChangeRefused] = []
     verified: list[Verified] = []
     for app in guarded:
@@ -198,6 +202,7 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
         return verified
     lines = []
     for p in problems:
+        commit, author = _last_change(root, env.name, env.apps.get(p.app))
         lines.append(f"{env.name}/{p.app} at commit {commit or '?'} by {author or '?'}: "
                      f"{p.reason}")
         audit(ctx, action, target=f"{env.name}/{p.app}", result="refused", reason=p.reason,
