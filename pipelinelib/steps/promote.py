@@ -141,7 +141,8 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
         raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP",
                        source=target.source, expected="an app of the target environment")
     image, _origin = _source_image(ctx, root, promotion)
-    image = _check_image(ctx, promotion, image, rules.gates)
+    image = _check_image(ctx, promotion, image, rules.gates,
+                         signed=(rules.guarded or current.protected) and trust_root() is not None)
     new_app = dataclasses.replace(current, image=image)
     if check_approval and (rules.four_eyes or current.protected):
         _check_approval(ctx, root, promotion, policy, user, new_app)
@@ -170,7 +171,9 @@ def sign_record(record: Any, namespace: str) -> Any:
 
 
 def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
-                 required: list[str] = ()) -> ImageSpec:
+                 required: list[str] = (), signed: bool = False) -> ImageSpec:
+    """The image exists at its digest, passed its gates; ``signed``: the image and its
+    recorded results carry valid signatures by the attestation key (protected targets)."""
     host, path = image.registry_and_path
     registry = _registry(ctx, host)
     digest = registry.manifest_digest(path, image.digest or image.tag or "")
@@ -182,7 +185,14 @@ def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
     labels = registry.labels(path, digest)
     revision = labels.get("org.opencontainers.image.revision") or image.revision
     version = labels.get("org.opencontainers.image.version") or image.version
-    _check_gates(ctx, promotion, image.repository, digest, labels, required)
+    if signed:
+        from pipelinelib.attest import verify_image
+
+        try:
+            verify_image(ctx, image.repository, digest, registry=registry)
+        except Refused as exc:
+            raise refuse(ctx, promotion, exc.message, hint=exc.hint) from exc
+    _check_gates(ctx, promotion, image.repository, digest, labels, required, signed)
     return ImageSpec(image.repository, image.tag, digest, revision, version)
 
 
@@ -190,7 +200,7 @@ GATE_KINDS = ("scan", "gate")
 
 
 def _check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
-                 labels: dict[str, str], required: list[str]) -> None:
+                 labels: dict[str, str], required: list[str], signed: bool = False) -> None:
     """Every recorded gate result (scan, gate) must have passed, the policy's required ones
     must exist, and the image must come from the build job (its revision label)."""
     if "org.opencontainers.image.revision" not in labels:
@@ -203,7 +213,10 @@ def _check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
     recorded: dict[str, dict[str, Any]] = {}
     if read_attestation is not None and "/" in image:
         for kind in sorted(set(GATE_KINDS) | set(required)):
-            payload = read_attestation(ctx, image, digest, kind)
+            try:
+                payload = read_attestation(ctx, image, digest, kind, require_signed=signed)
+            except Refused as exc:  # forged, altered or unsigned: never trusted
+                raise refuse(ctx, promotion, exc.message, hint=exc.hint) from exc
             if payload is not None:
                 recorded[kind] = payload
     for kind, payload in sorted(recorded.items()):
