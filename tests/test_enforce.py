@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelinelib.attest import sign_image
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.errors import Refused
@@ -207,7 +208,7 @@ def cluster(kube_env):
 
 
 def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
-        tmp_path, cluster, registry_env):
+        tmp_path, cluster, registry_env, monkeypatch):
     registry = registry_env["PIPELINELIB_REGISTRY"]
     prefix = f"enf{tmp_path.name[-6:]}".lower().replace("_", "")
     repository = f"{registry}/{prefix}/api"
@@ -215,6 +216,8 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     v2 = push_image(registry, f"{prefix}/api", "2.0.0", "2" * 40)
     staging_ns, prod_ns = cluster.namespace("enf"), cluster.namespace("enf")
     trust = make_trust(tmp_path, POLICY)
+    monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(trust.keys["attest"]))
+    sign_image(_ctx(), repository, v2)  # as the build job does after the push
     clone, origin = _repo(tmp_path, {
         "environments/staging.yaml": _env_file("staging", staging_ns, repository, v2),
         "environments/prod.yaml": _env_file("prod", prod_ns, repository, v1, "staging")},
