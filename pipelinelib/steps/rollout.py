@@ -25,7 +25,7 @@ from pipelinelib.imageref import ImageRef
 from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen
 from pipelinelib.kube import manifests as mf
 from pipelinelib.kube.images import pin
-from pipelinelib.kube.lock import DeployLock
+from pipelinelib.kube.lock import DeployLock, LeaseLost
 from pipelinelib.kube.revisions import (
     Change,
     plan_changes,
@@ -231,6 +231,8 @@ def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any) -
             if kube.delete(kind, name, namespace):
                 done.append(f"{kind}/{name}")
                 log.info("pruned", object=f"{kind}/{name}")
+        except LeaseLost:
+            raise  # another run owns the app now: stop writing
         except PipelineError as exc:
             log.warning("prune failed", object=f"{kind}/{name}", error=exc.message)
     return done
