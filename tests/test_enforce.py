@@ -46,7 +46,8 @@ def _env_file(name: str, namespace: str, repository: str, digest: str,
     promotion = f"promotion:\n  from: [{source}]\n" if source else ""
     return (f"apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: {name}\n"
             f"namespaces: [{namespace}]\n{promotion}apps:\n  api:\n"
-            f"    image: {{repository: {repository}, tag: \"1.0.0\", digest: \"{digest}\"}}\n"
+            f"    image:\n      repository: {repository}\n      tag: \"1.0.0\"\n"
+            f"      digest: \"{digest}\"\n"
             f"    replicas: 1\n    ports: [{{name: http, port: 8080}}]\n    timeout: 60\n")
 
 
