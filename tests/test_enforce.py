@@ -266,3 +266,18 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     after = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
              cluster.json("-n", prod_ns, "get", "deploy,svc,cm")["items"]}
     assert after == before
+
+
+def test_a_swap_in_a_protected_environment_needs_the_same_evidence(tmp_path):
+    trust = make_trust(tmp_path, POLICY.replace(
+        "  staging: {promote: [\"*\"], require_ci: false}",
+        "  staging: {promote: [\"*\"], swap: [\"group:release-managers\"], protected: true}"))
+    spec = _env_file("staging", "staging-ns", "127.0.0.1:5001/t/api", DIGEST_A)
+    clone, _ = _repo(tmp_path, {"environments/staging.yaml": spec.replace(
+        "    timeout: 60\n", "    timeout: 60\n    strategy: blue-green\n")})
+    out = run_pipeline("swap", "--env", "staging", "--app", "api", "--repo", str(clone),
+                       env={**ci_env("rm-alice"), **trust.env()})
+    head = git(clone, "rev-parse", "HEAD")[:12]
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"swap of staging refused: staging/api at commit {head} by Test <t@example.org>: " \
+        "no signed promotion record" in out.stderr
