@@ -216,6 +216,7 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     v1 = push_image(registry, f"{prefix}/api", "1.0.0", "1" * 40)
     v2 = push_image(registry, f"{prefix}/api", "2.0.0", "2" * 40)
     staging_ns, prod_ns = cluster.namespace("enf"), cluster.namespace("enf")
+    cluster.kubectl("label", "namespace", prod_ns, "pipelinelib.dev/protected=true")
     trust = make_trust(tmp_path, POLICY)
     monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(trust.keys["attest"]))
     sign_image(_ctx(), repository, v2)  # as the build job does after the push
@@ -266,6 +267,20 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     after = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
              cluster.json("-n", prod_ns, "get", "deploy,svc,cm")["items"]}
     assert after == before
+
+    # 4. the paths that know no environment cannot write into the protected namespace
+    manifest = tmp_path / "by-hand.yaml"
+    live["metadata"] = {"name": "api"}
+    live.pop("status", None)
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = f"{repository}@{v1}"
+    manifest.write_text(json.dumps(live))
+    for args in (("rollout", str(manifest), "--app", "api", "-n", prod_ns),
+                 ("rollback", "--app", "api", "-n", prod_ns)):
+        out = run_pipeline(*args, env=as_user("mallory"))
+        assert out.returncode == 2, out.stderr[-2000:]
+        assert f"{prod_ns} is protected (pipelinelib.dev/protected=true)" in out.stderr
+    assert {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in cluster.json(
+        "-n", prod_ns, "get", "deploy,svc,cm")["items"]} == before
 
 
 def test_a_swap_in_a_protected_environment_needs_the_same_evidence(tmp_path):
