@@ -274,11 +274,10 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     live.pop("status", None)
     live["spec"]["template"]["spec"]["containers"][0]["image"] = f"{repository}@{v1}"
     manifest.write_text(json.dumps(live))
-    for args in (("rollout", str(manifest), "--app", "api", "-n", prod_ns),
-                 ("rollback", "--app", "api", "-n", prod_ns)):
-        out = run_pipeline(*args, env=as_user("mallory"))
-        assert out.returncode == 2, out.stderr[-2000:]
-        assert f"{prod_ns} is protected (pipelinelib.dev/protected=true)" in out.stderr
+    out = run_pipeline("rollout", str(manifest), "--app", "api", "-n", prod_ns,
+                       env=as_user("mallory"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"{prod_ns} is protected (pipelinelib.dev/protected=true)" in out.stderr
     assert {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in cluster.json(
         "-n", prod_ns, "get", "deploy,svc,cm")["items"]} == before
 
@@ -296,3 +295,19 @@ def test_a_swap_in_a_protected_environment_needs_the_same_evidence(tmp_path):
     assert out.returncode == 2, out.stderr[-2000:]
     assert f"swap of staging refused: staging/api at commit {head} by Test <t@example.org>: " \
         "no signed promotion record" in out.stderr
+
+
+def test_rollback_in_a_protected_namespace_is_refused(cluster, tmp_path):
+    from tests.fixtures.manifests.kit import web, write
+
+    ns = cluster.namespace("enf")
+    for n in (1, 2):
+        out = run_pipeline("rollout", str(write(tmp_path / f"v{n}.yaml", web(n))), "--app",
+                           "web", "-n", ns, env=cluster.cli_env())
+        assert out.returncode == 0, out.stderr[-2000:]
+    cluster.kubectl("label", "namespace", ns, "pipelinelib.dev/protected=true")
+    before = cluster.versions(ns)
+    out = run_pipeline("rollback", "--app", "web", "-n", ns, env=cluster.cli_env())
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"rollback refused: {ns} is protected" in out.stderr
+    assert cluster.versions(ns) == before, "nothing written"
