@@ -84,12 +84,12 @@ def test_breaking_changes_in_a_minor_release_fail_marks_4_and_5_with_evidence(ap
     assert "✓ 3. old and new versions can co-exist" in text
     assert "✗ 4. breaking interface changes only in a major release" in text
     assert "version 1.4.0 -> 1.5.0" in text and "need version 2.0.0 or later" in text
-    assert "BREAKING removed-operation: DELETE /users/{id}" in text
+    assert "BREAKING api-removed-without-deprecation: DELETE /users/{id}" in text
     assert "✗ 5. audit index mapping updated for every broken call" in text
     assert "✗ POST /users (createUser): audit mapping 'createUser' unchanged" in text
     # the failure names each failed mark and why, in one line
     assert "<failure" in junit
-    assert "release gate failed: ✗ 4: 11 breaking change(s) in 1.4.0" in junit
+    assert "release gate failed: ✗ 4: 12 breaking change(s) in 1.4.0" in junit
     assert "needs 2.0.0; ✗ 5: GET /users (listUsers): audit mapping 'listUsers' unchanged" in junit
     assert db.rsplit("@", 1)[0] not in out.stdout + out.stderr + junit, "the DSN is a secret"
 
@@ -210,7 +210,7 @@ def test_environment_reads_the_deployed_release_from_our_records(app, db, tmp_pa
     assert out.returncode == 1, out.stdout + out.stderr[-2000:]
     assert f"deployed in staging: {deployed[:12]} (deployment-0001)" in out.stdout
     assert "✗ 4. breaking interface changes only in a major release" in out.stdout
-    assert "BREAKING removed-operation: DELETE /users/{id}" in out.stdout
+    assert "BREAKING api-removed-without-deprecation: DELETE /users/{id}" in out.stdout
     out = gate_env("live", "live")
     assert out.returncode == 0 and "first deployment to live" in out.stdout
 
