@@ -136,7 +136,7 @@ class Verdict:
             checks += item(not blocked, f"no misconfiguration at or above {bar} "
                            f"({len(misconfs)} found, {what})",
                            [policy.line(f) for f in misconfs])
-        vuln_total = sum(1 for f in found if f.kind == VULNERABILITY)
+        vuln_total = self.total - len(secrets) - len(misconfs)
         return [
             *item(not vulns, f"no finding at or above {policy.fail_on.name}{scope} "
                   f"({len(vulns)} of {vuln_total})",
