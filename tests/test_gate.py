@@ -184,6 +184,50 @@ def test_gate_config_with_an_unknown_key_is_bad_input(app, tmp_path):
     assert out.returncode == 2 and "gate.yaml:2: unknown key 'skip_tests'" in out.stderr
 
 
+@pytest.mark.parametrize(("text", "where", "expected"), [
+    ("openapi: 3.0.3\ninfo: {title: svc, version: 1.5.0\npaths: {}\n", "openapi.yaml:",
+     "cannot parse"),
+    ("swagger: '2.0'\ninfo: {title: svc, version: 1.5.0}\npaths: {}\n", "openapi.yaml openapi:",
+     "OpenAPI 3 document"),
+    ("openapi: 3.0.3\ninfo: {title: svc, version: 1.5.0}\npaths:\n  /users: [get]\n",
+     "openapi.yaml paths./users:", "a mapping of operations"),
+    ("openapi: 3.0.3\ninfo: {title: svc, version: 1.5.0}\npaths:\n  /users:\n    get:\n"
+     "      responses:\n        '200':\n          description: ok\n          content:\n"
+     "            application/json:\n              schema: {$ref: '#/components/schemas/X'}\n",
+     "openapi.yaml", "oasdiff cannot read the document"),
+])
+def test_a_malformed_interface_spec_is_bad_input_naming_file_and_field(app, tmp_path, text,
+                                                                       where, expected):
+    app_dir, deployed = app
+    (app_dir / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n")
+    (app_dir / "openapi.yaml").write_text(text)
+    commit_all(app_dir, "a broken spec")
+    out, _ = gate(app_dir, deployed, tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr[-2000:]
+    assert where in out.stderr and expected in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+
+
+def test_a_removed_parameter_warns_in_mark_4_unless_the_project_makes_it_breaking(
+        app, tmp_path):
+    app_dir, deployed = app
+    doc = yaml.safe_load((FIX / "openapi" / "v1.yaml").read_text())
+    params = doc["paths"]["/users"]["get"]["parameters"]
+    doc["paths"]["/users"]["get"]["parameters"] = [p for p in params if p.get("name") != "limit"]
+    doc["info"]["version"] = "1.4.1"
+    (app_dir / "openapi.yaml").write_text(yaml.safe_dump(doc))
+    (app_dir / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n")
+    commit_all(app_dir, "release 1.4.1")
+    out, _ = gate(app_dir, deployed, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert "WARN request-parameter-removed: GET /users:" in out.stdout
+    (app_dir / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n"
+                                       "openapi_levels: {request-parameter-removed: err}\n")
+    commit_all(app_dir, "our policy: a removed parameter breaks")
+    out, _ = gate(app_dir, deployed, tmp_path / "strict")
+    assert out.returncode == 1 and "BREAKING request-parameter-removed" in out.stdout
+
+
 def test_environment_reads_the_deployed_release_from_our_records(app, db, tmp_path):
     app_dir, deployed = app
     origin = tmp_path / "origin.git"
