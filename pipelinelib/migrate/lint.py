@@ -112,7 +112,7 @@ class Finding:
 
     def one_line(self) -> str:
         tail = f" (allowed: {self.reason})" if self.allowed else ""
-        fix = f" Fix: {self.fix}" if self.fix and not self.allowed else ""
+        fix = f" Fix: {self.fix}" if self.fix else ""
         return f"{self.file}:{self.line} {self.rule}: {self.message}{fix}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
