@@ -199,6 +199,18 @@ def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None
                 pg_version=pg_version)
 
 
+def server_version(dsn: str, secrets: Any = None) -> str:
+    """The target database's PostgreSQL version as squawk's ``--pg-version`` reads it."""
+    from pipelinelib.adapters.postgres import Postgres
+
+    with Postgres.connect(dsn, secrets=secrets, application_name="pipelinelib lint") as db:
+        text = str(db.scalar("show server_version"))
+    import re
+
+    match = re.match(r"\d+(?:\.\d+)?", text)  # "16.4 (Debian ...)", "17beta1" -> 16.4, 17
+    return match.group(0) if match else ""
+
+
 # -- what pglast reads ------------------------------------------------------------------------
 def _statement_at(mig: Migration, line: int) -> Statement | None:
     """The statement that covers ``line`` (the last one starting at or before it)."""
