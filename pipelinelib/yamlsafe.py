@@ -104,7 +104,9 @@ def read(source: str | bytes | Path, name: str | None = None,
                 raise YamlRefused(f"file too large: {size} bytes", source=name,
                                   expected=f"at most {_limit('max_bytes', limits.max_bytes)}")
             with source.open("rb") as handle:
-                data: str | bytes = handle.read(limits.max_bytes + 1)
+                data: str | bytes = handle.read(size + 1)  # no buffer of max_bytes
+                if len(data) > size:  # still growing: read on up to the limit
+                    data += handle.read(limits.max_bytes + 1 - len(data))
         except FileNotFoundError:
             raise  # the caller says what was missing
         except OSError as exc:
