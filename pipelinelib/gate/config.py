@@ -57,7 +57,8 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
                        line=mark.line + 1 if mark else None) from exc
     if not isinstance(data, dict):
         raise BadInput("the gate config is a mapping", source=str(file))
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if node else {}
+    lines = ({k.value: k.start_mark.line + 1 for k, _ in node.value}
+             if isinstance(node, yaml.MappingNode) else {})
     for key in data:
         if key not in KEYS:
             raise BadInput(f"unknown key {key!r}", source=str(file), line=lines.get(key),
