@@ -106,9 +106,10 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
 
     ``images`` pins container images to digests ({repository: pinned ref}, see kube.images).
     """
-    kube, log = ctx.kube, ctx.log.bind(app=app, namespace=namespace)
-    writes_before = kube.writes
+    log = ctx.log.bind(app=app, namespace=namespace)
     docs = prepare(ctx, manifests, app, namespace, allowed_namespaces, images)
+    kube = ctx.kube
+    writes_before = kube.writes  # prepare() only reads
     exists = namespace_exists(kube, namespace)
     problems = mf.reference_problems(docs, kube, namespace, exists)
     if not exists:
