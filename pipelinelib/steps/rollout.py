@@ -52,33 +52,50 @@ def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
             images: Mapping[str, ImageRef] | None = None) -> list[mf.Manifest]:
     """Load, pin images, validate, hash, stamp and order; raises BadInput before any write
     (:class:`~pipelinelib.kube.manifests.Invalid` with every problem)."""
+    return _prepare(ctx, manifests, app, namespace, allowed_namespaces, images)[0]
+
+
+def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
+             allowed_namespaces: list[str] | None = None,
+             images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False
+             ) -> tuple[list[mf.Manifest], bool | None]:
+    """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
+    all reported with the rest. Returns the docs and whether the namespace exists."""
     problems = [p for p in (mf.check_name(app, "app name", "--app"),
                             mf.check_name(namespace, "namespace", "--namespace")) if p]
+    names_ok = not problems
     try:
         docs = mf.load(manifests if isinstance(manifests, list) else Path(manifests))
     except BadInput as exc:
         mf.Invalid.raise_if([*problems, exc])
+    for m in docs:
+        if m.kind == "Secret":
+            _register_secret(ctx, m.obj)
     try:
         for line in pin(docs, images or {}):
             ctx.log.info("image pinned", change=line)
     except BadInput as exc:
         problems.append(exc)
-    problems += mf.problems(docs, namespace, None if problems else ctx.kube,
+    problems += mf.problems(docs, namespace, ctx.kube if names_ok else None,
                             allowed_namespaces)
+    exists = None
+    if cluster_checks and names_ok:
+        exists = namespace_exists(ctx.kube, namespace)
+        problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
+        if not exists and not problems:
+            problems += schema_problems(ctx.kube, docs)
     mf.Invalid.raise_if(problems)
-    for m in docs:
-        if m.kind == "Secret":
-            _register_secret(ctx, m.obj)
     mf.hash_config(docs)
     record = mf.Record(ctx.revision, ctx.ci.user, ctx.ci.build_url)
     mf.stamp(docs, app, namespace, record, ctx.secrets.redact)
-    return mf.order(docs)
+    return mf.order(docs), exists
 
 
 def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
-    for value in (obj.get("stringData") or {}).values():
+    string_data, data = obj.get("stringData"), obj.get("data")
+    for value in (string_data.values() if isinstance(string_data, dict) else []):
         ctx.secrets.add(str(value))
-    for value in (obj.get("data") or {}).values():
+    for value in (data.values() if isinstance(data, dict) else []):
         with contextlib.suppress(ValueError, UnicodeDecodeError):
             ctx.secrets.add(base64.b64decode(str(value)).decode())
         ctx.secrets.add(str(value))
@@ -107,14 +124,11 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     ``images`` pins container images to digests ({repository: pinned ref}, see kube.images).
     """
     log = ctx.log.bind(app=app, namespace=namespace)
-    docs = prepare(ctx, manifests, app, namespace, allowed_namespaces, images)
+    docs, known = _prepare(ctx, manifests, app, namespace, allowed_namespaces, images,
+                           cluster_checks=True)
     kube = ctx.kube
-    writes_before = kube.writes  # prepare() only reads
-    exists = namespace_exists(kube, namespace)
-    problems = mf.reference_problems(docs, kube, namespace, exists)
-    if not exists:
-        problems += schema_problems(kube, docs)
-    mf.Invalid.raise_if(problems)
+    writes_before = kube.writes  # _prepare() only reads
+    exists = bool(known)
     color = live = None
     converting = False  # rolling -> blue/green: Services switch to the first colour once ready
     if blue_green:
