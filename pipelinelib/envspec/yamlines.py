@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from pipelinelib import yamlsafe
+
 try:  # the C loader is several times faster on big specs
     _Loader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
@@ -48,7 +50,7 @@ class Lines:
 def load(text: str) -> tuple[Any, Lines]:
     """Parse ``text`` (one document) into data and the line of every node."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yamlsafe.compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise YamlError(str(exc.problem or exc), mark.line + 1 if mark else None) from exc
@@ -111,7 +113,7 @@ def set_value(text: str, path: Sequence[Any], value: Any) -> str:
     The parent mapping must exist and be in block style; a missing key is added after
     the parent's last key with the same indentation.
     """
-    root = yaml.compose(text, Loader=_Loader)
+    root = yamlsafe.compose(text)
     parent, node = _find(root, path)
     rendered = render_scalar(value)
     if node is not None:

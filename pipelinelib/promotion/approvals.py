@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from pipelinelib import yamlsafe
+
 APPROVALS_DIR = "approvals"
 
 
@@ -38,7 +40,7 @@ def read_approval(root: Path, env: str, app: str) -> Approval | None:
     path = root / approval_path(env, app)
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlsafe.safe_load(path, mapping=True) or {}
     try:
         return Approval(**{k: str(v) for k, v in data.items()})
     except TypeError:
@@ -82,7 +84,7 @@ def read_set_approval(root: Path, env: str) -> SetApproval | None:
     path = root / set_approval_path(env)
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlsafe.safe_load(path, mapping=True) or {}
     try:
         members = {str(app): {"digest": str(m["digest"]), "fingerprint": str(m["fingerprint"])}
                    for app, m in (data.pop("members") or {}).items()}
