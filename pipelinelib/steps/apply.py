@@ -64,6 +64,12 @@ def _validate_all(ctx: Context, env: EnvSpec, todo: list[dict[str, Any]],
                 check(docs, ctx.kube, spec.namespace, namespace_exists(ctx.kube, spec.namespace))
 
 
+def _spec_images(app: Any) -> list[tuple[str, Any]]:
+    """``(field, ImageSpec)`` for the app's own image and each of its ``images``."""
+    found = [("image", app.image)] if app.image is not None else []
+    return found + [(f"images.{name}", image) for name, image in sorted(app.images.items())]
+
+
 def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
     """Prune every object the rollout step owns for ``app`` (it left the spec)."""
     from pipelinelib.kube.revisions import prune_candidates
@@ -86,13 +92,13 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered)}
     todo = [p for p in plans.values() if p["action"] != "none" and (not only or p["app"] in only)]
     actions = [f"{p['action']} {p['app']}" for p in todo]
-    unpinned = [env.apps[p["app"]] for p in todo
-                if p["app"] in env.apps and not env.apps[p["app"]].image.digest]
+    unpinned = [(a, field, image) for p in todo if (a := env.apps.get(p["app"]))
+                for field, image in _spec_images(a) if not image.digest]
     if unpinned:
-        raise SpecInvalid([Problem(env.source, a.line, f"apps.{a.name}.image",
-                                   f"{a.image.ref} is not pinned by digest",
-                                   "image.digest (pipeline promote writes it)")
-                           for a in unpinned])
+        raise SpecInvalid([Problem(env.source, a.line, f"apps.{a.name}.{field}",
+                                   f"{image.ref} is not pinned by digest",
+                                   f"{field}.digest (pipeline promote writes it)")
+                           for a, field, image in unpinned])
     if todo:
         _validate_all(ctx, env, todo, rendered)
     if not todo or ctx.dry_run:

@@ -53,7 +53,7 @@ def compute_plans(ctx: Context, env: EnvSpec,
             continue
         wanted = {key(d) for d in docs}
         orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
-        plans.append(diff_app(app.name, app.namespace, app.priority, app.image.ref, docs, live,
+        plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref, docs, live,
                               orphans))
     for name in sorted(set(by_app) - set(env.apps) - {""}):
         objs = by_app[name]
@@ -86,11 +86,11 @@ def _blue_green_plan(app: AppSpec, docs: list[dict[str, Any]],
     current = _colored(docs, live_color or "blue")
     wanted = {key(d) for color in COLORS for d in _colored(docs, color)} | {key(d) for d in docs}
     orphans = [o for o in objs if key(o) not in wanted]
-    plan = diff_app(app.name, app.namespace, app.priority, app.image.ref, current, live, orphans)
+    plan = diff_app(app.name, app.namespace, app.priority, app.image_ref, current, live, orphans)
     plan.strategy, plan.live_color = app.strategy, live_color
     if live_color and plan.pending:
         idle = _colored(docs, other(live_color))
-        ready = diff_app(app.name, app.namespace, app.priority, app.image.ref, idle, live)
+        ready = diff_app(app.name, app.namespace, app.priority, app.image_ref, idle, live)
         if not ready.pending and any(d["kind"] == "Deployment" for d in docs):
             plan.awaiting = other(live_color)
     return plan
