@@ -177,7 +177,7 @@ def _set_path(values: dict[str, Any], key: str, value: Any) -> None:
         items = node.get(name) if isinstance(node.get(name), list) else []
         node[name] = items
         while len(items) <= index:
-            items.append({} if not last else None)
+            items.append(None)
         if last:
             items[index] = copy.deepcopy(value)
             return
