@@ -368,7 +368,10 @@ def _own(doc: dict[str, Any], env: EnvSpec, app: AppSpec) -> None:
     if doc.get("kind") not in CLUSTER_KINDS:
         meta["namespace"] = app.namespace
     labels = meta.setdefault("labels", {})
-    labels.update({LABEL_ENV: env.name, LABEL_APP: app.name, LABEL_MANAGED: "pipelinelib"})
+    from pipelinelib.helm.hooks import HOOK_OF, is_hook
+
+    owner = HOOK_OF if is_hook(doc) else LABEL_APP  # hooks run at their event, never pruned
+    labels.update({LABEL_ENV: env.name, owner: app.name, LABEL_MANAGED: "pipelinelib"})
     annotations = meta.setdefault("annotations", {})
     if doc.get("kind") in WORKLOADS:
         annotations[ANN_IMAGE] = workload_image(doc, app)

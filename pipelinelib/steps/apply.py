@@ -15,11 +15,14 @@ import dataclasses
 from typing import Any
 
 from pipelinelib.context import Context
+from pipelinelib.envspec import protect
 from pipelinelib.envspec.live import kube_for
 from pipelinelib.envspec.load import Problem, SpecInvalid
 from pipelinelib.envspec.model import EnvSpec
+from pipelinelib.envspec.namespaces import apply_namespaces, plan_namespaces
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
+from pipelinelib.helm import hooks
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.plan import compute_plans, render_all
@@ -37,11 +40,16 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
     if plan["action"] == "delete":
         return _remove_app(ctx, app, plan["namespace"])
     spec = env.apps[app]
-    return rollout.rollout(ctx, manifests, app=app, namespace=spec.namespace,
-                           timeout=spec.timeout, prune=True,
-                           allowed_namespaces=env.namespaces or None,
-                           blue_green=spec.blue_green,
-                           await_promotion=env.awaits_promotion(spec))
+    manifests, app_hooks = hooks.split(manifests)  # chart hooks run at their events
+    event = "install" if plan["action"] == "create" else "upgrade"
+    hooks.run(ctx, app_hooks, f"pre-{event}", spec.namespace, spec.timeout)
+    result = rollout.rollout(ctx, manifests, app=app, namespace=spec.namespace,
+                             timeout=spec.timeout, prune=True,
+                             allowed_namespaces=env.namespaces or None,
+                             blue_green=spec.blue_green,
+                             await_promotion=env.awaits_promotion(spec))
+    hooks.run(ctx, app_hooks, f"post-{event}", spec.namespace, spec.timeout)
+    return result
 
 
 def _validate_all(ctx: Context, env: EnvSpec, todo: list[dict[str, Any]],
@@ -88,7 +96,7 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     """Apply the apps of ``env`` whose plan is not empty; see the module docstring."""
     kube = kube_for(ctx, env.kubeconfig, env.context)
     writes_before = getattr(kube, "writes", 0)
-    rendered = render_all(env)
+    rendered = render_all(env, ctx.secrets)
     plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered)}
     todo = [p for p in plans.values() if p["action"] != "none" and (not only or p["app"] in only)]
     actions = [f"{p['action']} {p['app']}" for p in todo]
@@ -99,8 +107,13 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                                    f"{image.ref} is not pinned by digest",
                                    f"{field}.digest (pipeline promote writes it)")
                            for a, field, image in unpinned])
+    ns_plans = plan_namespaces(kube, env)
+    protect.check(ctx, env, todo, ns_plans)
     if todo:
         _validate_all(ctx, env, todo, rendered)
+    actions = [f"{p.action} namespace {p.namespace}" for p in ns_plans if p.pending] + actions
+    if not ctx.dry_run:
+        apply_namespaces(kube, ns_plans, ctx.log)
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before,
