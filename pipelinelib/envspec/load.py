@@ -395,6 +395,7 @@ def _build(data: dict[str, Any], source: str, lines: yamlines.Lines,
             set=dict(raw.get("set", {})),
             set_string={k: _text(v) for k, v in raw.get("set_string", {}).items()},
             max_history=merged.get("max_history"),
+            replicas_given="replicas" in merged,
             line=lines.line(("apps", name)),
         )
     cluster = data.get("cluster", {})

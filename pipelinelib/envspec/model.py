@@ -116,6 +116,7 @@ class AppSpec:
     set: dict[str, Any] = field(default_factory=dict)
     set_string: dict[str, str] = field(default_factory=dict)
     max_history: int | None = None
+    replicas_given: bool = True  # False: a chart's/manifests' own replica count stands
     line: int | None = None
 
     @property
@@ -141,7 +142,7 @@ class AppSpec:
         data.pop("line", None)
         for name, default in (("strategy", ROLLING), ("await_promotion", None), ("images", {}),
                               ("values_files", []), ("set", {}), ("set_string", {}),
-                              ("max_history", None)):
+                              ("max_history", None), ("replicas_given", True)):
             if data.get(name) == default:  # unchanged hashes for specs without them
                 data.pop(name)
         blob = json.dumps(data, sort_keys=True, default=str).encode()

@@ -69,8 +69,10 @@ def render_app(env: EnvSpec, app: AppSpec, secrets: Any = None,
 def _hash_config(docs: list[dict[str, Any]]) -> None:
     """Name ConfigMaps/Secrets ``NAME-<content hash>`` exactly as the rollout step does
     (create before delete), so the plan compares with what a rollout leaves live."""
+    from pipelinelib.helm.hooks import is_hook
     from pipelinelib.kube import manifests as mf
 
+    docs = [d for d in docs if not is_hook(d)]  # hooks keep their names, as helm runs them
     mf.hash_config([mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)])
     for doc in docs:  # already named by content: the rollout must not hash them again
         if doc.get("kind") in mf.HASHED:
@@ -112,11 +114,9 @@ def chart_values(app: AppSpec, root: Path | None = None, secrets: Any = None,
 
     from pipelinelib.envspec.load import expand, read_values_file
 
-    base: dict[str, Any] = {
-        "replicaCount": app.replicas,
-        "nameOverride": app.name,
-        "fullnameOverride": app.name,
-    }
+    base: dict[str, Any] = {"nameOverride": app.name, "fullnameOverride": app.name}
+    if app.replicas_given:
+        base["replicaCount"] = app.replicas
     if app.image is not None:
         base["image"] = {"repository": app.image.repository, "tag": app.image.tag or "",
                          "digest": app.image.digest or "", "ref": app.image.ref}
@@ -257,8 +257,8 @@ def _main_container(workload: dict[str, Any], app: AppSpec,
 
 def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, Any]]) -> None:
     spec = workload.setdefault("spec", {})
-    if workload["kind"] != "DaemonSet" and (len(workloads) == 1 or
-                                            workload["metadata"].get("name") == app.name):
+    if app.replicas_given and workload["kind"] != "DaemonSet" and (
+            len(workloads) == 1 or workload["metadata"].get("name") == app.name):
         spec["replicas"] = app.replicas
     if app.max_history is not None:
         spec["revisionHistoryLimit"] = app.max_history

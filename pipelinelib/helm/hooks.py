@@ -95,7 +95,7 @@ def run(ctx: Any, hooks: list[Hook], event: str, namespace: str, timeout: float)
     """Run the hooks of ``event`` in order; the actions taken. ``StepFailed`` on a failure."""
     kube, actions = ctx.kube, []
     for hook in sorted((h for h in hooks if event in h.events), key=Hook.order):
-        log = ctx.log.bind(hook=hook.ref, event=event, namespace=namespace)
+        log = ctx.log.bind(hook=hook.ref, phase=event, namespace=namespace)
         if "before-hook-creation" in hook.policies:
             _delete_and_wait(kube, hook, namespace, timeout)
         log.info("hook starting", weight=hook.weight)
