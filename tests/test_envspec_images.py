@@ -127,3 +127,62 @@ def test_the_built_in_deployment_needs_an_image_and_image_with_images_of_the_app
     env = parse_environment(only_images, SRC, "staging")
     docs = render_app(env, env.apps["web"])
     assert containers(docs)["web/web"]["image"] == f"y@{DIGEST}"
+
+
+def test_guestbook_deploys_each_workload_with_its_own_image_reruns_as_a_noop_and_prunes(
+        kube_env, tmp_path):
+    """On the real control plane, as the least-privilege deployer."""
+    import json
+
+    from tests.conftest import run_pipeline
+    from tests.fixtures.manifests.kit import Cluster
+
+    cluster = Cluster(kube_env)
+    try:
+        ns = cluster.namespace("gb")
+        shutil.copytree(GUESTBOOK, tmp_path / "manifests" / "guestbook")
+        (tmp_path / "environments").mkdir()
+        (tmp_path / "environments" / "staging.yaml").write_text(f"""\
+apiVersion: pipelinelib.dev/v1
+kind: Environment
+name: staging
+namespaces: [{ns}]
+apps:
+  guestbook:
+    manifests: manifests/guestbook
+    timeout: 60
+    images:
+      php-redis: {{repository: {FRONTEND}, digest: "{DIGEST}"}}
+      master: {{repository: 127.0.0.1:5001/t/redis, digest: "{REDIS_DIGEST}"}}
+      replica: {{repository: 127.0.0.1:5001/t/redis-replica, digest: "{REDIS_DIGEST}"}}
+""")
+        env = cluster.cli_env()
+        args = ("--repo", str(tmp_path))
+        applied = run_pipeline("apply", "staging", *args, env=env)
+        assert applied.returncode == 0, applied.stderr[-3000:]
+        live = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
+                for d in cluster.json("-n", ns, "get", "deployments")["items"]}
+        assert live == {"frontend": f"{FRONTEND}@{DIGEST}",
+                        "redis-master": f"127.0.0.1:5001/t/redis@{REDIS_DIGEST}",
+                        "redis-replica": f"127.0.0.1:5001/t/redis-replica@{REDIS_DIGEST}"}
+        plan = run_pipeline("plan", "staging", *args, "--output", "json", env=env)
+        assert plan.returncode == 0, plan.stdout[-3000:]
+        before = cluster.versions(ns)
+        again = run_pipeline("apply", "staging", *args, env=env)
+        assert again.returncode == 0 and cluster.versions(ns) == before, "a no-op writes nothing"
+        (tmp_path / "manifests" / "guestbook" / "redis-replica.yaml").unlink()
+        stale = run_pipeline("apply", "staging", *args, env=env)
+        assert stale.returncode == 2 and "images.replica: no container replica" in stale.stderr
+        assert cluster.versions(ns) == before, "a stale images entry changes nothing"
+        spec = tmp_path / "environments" / "staging.yaml"
+        spec.write_text("".join(ln for ln in spec.read_text().splitlines(keepends=True)
+                                if "replica:" not in ln))
+        pruned = run_pipeline("apply", "staging", *args, env=env)
+        assert pruned.returncode == 0, pruned.stderr[-3000:]
+        names = {f"{i['kind']}/{i['metadata']['name']}" for i in cluster.json(
+            "-n", ns, "get", "deployments,services")["items"]}
+        assert names == {"Deployment/frontend", "Deployment/redis-master", "Service/frontend",
+                         "Service/redis-master"}
+        assert json.loads(plan.stdout)["apps"][0]["action"] == "none"
+    finally:
+        cluster.cleanup()
