@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "query or flush the audit trail"),
     "metrics": ("metrics", "DORA metrics from the deployment records"),
     "history": ("history", "who deployed what, where and when (git records alone)"),
+    "import": ("import_helmsman", "convert a helmsman desired state file into an environment spec"),
 }
 
 DESCRIPTION = """\
