@@ -62,7 +62,7 @@ def serve(text_var: str = "GREETING") -> list[str]:
 
 
 def app(name: str, image: str, *, command: list[str] | None = None,
-        pull_secret_name: str | None = "regcred", replicas: int = 1,
+        pull_secret_name: str | None = "regcred", replicas: int = 1,  # noqa: S107
         env: dict[str, str] | None = None, env_from_key: tuple[str, str] | None = None,
         readiness: dict[str, Any] | None = None, liveness: dict[str, Any] | None = None,
         memory_limit: str | None = None, volumes: bool = False, progress_deadline: int = 600,

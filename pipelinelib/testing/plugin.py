@@ -47,7 +47,7 @@ def kube_env(testbed: Testbed) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def node_env(testbed: Testbed) -> dict[str, str]:
-    """The control plane plus one real, tainted node (kubelet + containerd): PIPELINELIB_REAL_NODE."""
+    """The control plane and one real tainted node (kubelet, containerd): PIPELINELIB_REAL_NODE."""
     return testbed.up("docker", "registry", "kubernetes", "node")
 
 
