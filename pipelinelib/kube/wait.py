@@ -309,7 +309,7 @@ def log_evidence(log: Any, workload: str, reason: str, message: str,
         for line in c.get("pod_conditions", []):
             log.error("evidence", pod=c["pod"], condition=line)
         for event in c["events"]:
-            log.error("evidence", pod=c["pod"], event=event)
+            log.error("evidence", pod=c["pod"], k8s_event=event)
         for line in c["logs"]:
             log.error("evidence", pod=c["pod"], log_line=line)
 
