@@ -6,10 +6,16 @@ PYTHON ?= python3
 TESTBED ?= $(or $(PIPELINELIB_TESTBED),/tmp/pipelinelib-testbed)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench testbed-up testbed-down
+.PHONY: setup demo test lint bench testbed-up testbed-down outdated constraints
 
-setup:  ## install pipelinelib and its test tools (Python side)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+setup:  ## install pipelinelib and its test tools (Python side), at the pinned versions
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+
+outdated:  ## list pinned dependencies (constraints.txt) that have a newer release
+	$(PYTHON) tools/constraints.py --outdated
+
+constraints:  ## pin the dependency closure as installed now (after a green run)
+	$(PYTHON) tools/constraints.py > constraints.txt
 
 testbed-up: setup  ## start every testbed component (installs Debian packages, builds Go tools once)
 	testbed/up --state-dir $(TESTBED) --only all > $(TESTBED).env
