@@ -6,7 +6,7 @@ PYTHON ?= python3
 TESTBED ?= $(or $(PIPELINELIB_TESTBED),/tmp/pipelinelib-testbed)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench testbed-up testbed-down outdated constraints
+.PHONY: setup demo test lint bench testbed-up testbed-down outdated constraints image
 
 setup:  ## install pipelinelib and its test tools (Python side), at the pinned versions
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
@@ -29,6 +29,9 @@ demo: testbed-up  ## run the example pipeline end to end on the local testbed
 
 test: testbed-up  ## run the whole test suite against the real testbed
 	source $(TESTBED).env && $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+image: testbed-up  ## build the CI agents' tool image in the testbed engine (tool-image/)
+	source $(TESTBED).env && tool-image/build
 
 lint:
 	ruff check .
