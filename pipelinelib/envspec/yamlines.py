@@ -16,10 +16,6 @@ import yaml
 
 from pipelinelib import yamlsafe
 
-try:  # the C loader is several times faster on big specs
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
 
 Path = tuple[Any, ...]
 

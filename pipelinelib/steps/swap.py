@@ -23,7 +23,8 @@ def swap(ctx: Context, *, app: str, namespace: str | None = None,
                        expected="an app deployed with `pipeline rollout --blue-green`")
     target = to or bluegreen.other(live)
     if target == live:
-        return StepResult.of("swap", [], live_color=live, previous=live)
+        return StepResult.of("swap", [], live_color=live, previous=live, namespace=namespace)
     bluegreen.ensure_swappable(kube, app, namespace, target)
     actions = bluegreen.switch(kube, app, namespace, target, dry_run=ctx.dry_run)
-    return StepResult.of("swap", actions, dry_run=ctx.dry_run, live_color=target, previous=live)
+    return StepResult.of("swap", actions, dry_run=ctx.dry_run, live_color=target, previous=live,
+                         namespace=namespace)
