@@ -234,3 +234,57 @@ def fault_proxy(toxiproxy: Toxiproxy) -> Iterator[Callable[[str, str], Proxy]]:
     yield make
     for proxy in made:
         toxiproxy.delete(proxy)
+
+
+# -- the scenario table ---------------------------------------------------------------------------
+
+def report_path() -> Path:
+    """Where scenarios are recorded: $PIPELINELIB_FAULTS_REPORT or reports/faults.jsonl."""
+    default = Path(__file__).resolve().parents[2] / "reports" / "faults.jsonl"
+    return Path(os.environ.get("PIPELINELIB_FAULTS_REPORT") or default)
+
+
+@dataclass
+class Scenario:
+    """One row of docs/reliability.md: step x fault -> outcome, retries, time, re-run."""
+
+    step: str
+    fault: str
+    system: str
+    outcome: str = ""          # e.g. "exit 3: the Kubernetes API ... did not answer"
+    retries: int = 0           # "retrying after transient fault" lines in the faulted run
+    seconds: float = 0.0       # time to the clear failure (or to success)
+    rerun: str = ""            # "converged", "unchanged", ...
+    lost: int = 0              # objects/tags/notes/rows/events lost or duplicated
+    stuck_locks: int = 0
+    passed: bool = False
+
+    def write(self) -> None:
+        import fcntl
+        import json
+
+        path = report_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(json.dumps(self.__dict__, sort_keys=True) + "\n")
+
+
+def count_retries(stderr: str) -> int:
+    """Retries the library logged (JSON or console log lines)."""
+    return stderr.count("retrying after transient fault")
+
+
+@pytest.fixture
+def scenario() -> Iterator[Callable[..., Scenario]]:
+    """``s = scenario("rollout", "reset_peer mid-stream", "kubernetes")``; fill it in and set
+    ``s.passed = True`` after the last assertion; every row is recorded when the test ends."""
+    made: list[Scenario] = []
+
+    def make(step: str, fault: str, system: str) -> Scenario:
+        made.append(Scenario(step, fault, system))
+        return made[-1]
+
+    yield make
+    for row in made:
+        row.write()

@@ -2,7 +2,7 @@
 
 Fixtures: ``testbed`` (the ``Testbed``), ``docker_env``, ``registry_env``,
 ``kube_env``, ``postgres_env`` (each a dict of the component's exported
-variables). A component that fails to start fails the test run; nothing is skipped.
+variables); ``toxiproxy``, ``fault_proxy`` and ``scenario`` from ``faults``. A component that fails to start fails the test run; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipelinelib.testing.faults import fault_proxy, scenario, toxiproxy  # noqa: F401
 from pipelinelib.testing.testbed import Testbed
 
 
