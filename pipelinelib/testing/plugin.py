@@ -2,7 +2,8 @@
 
 Fixtures: ``testbed`` (the ``Testbed``), ``docker_env``, ``registry_env``,
 ``kube_env``, ``postgres_env`` (each a dict of the component's exported
-variables); ``toxiproxy``, ``fault_proxy`` and ``scenario`` from ``faults``. A component that fails to start fails the test run; nothing is skipped.
+variables); ``toxiproxy``, ``fault_proxy`` and ``scenario`` from ``faults``.
+A component that fails to start fails the test run; nothing is skipped.
 """
 
 from __future__ import annotations
