@@ -123,7 +123,11 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             log.info(ctx.secrets.redact_text(line))
         return StepResult.of("rollout", actions, dry_run=True, diff=diff, **outputs)
     if not actions:
+        if exists:  # a killed run's lock: wait for it (or take it over) like any rollout
+            _release_left_lock(ctx, kube, app, namespace, lock_ttl, lock_timeout, log)
         outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
+        if not outcome.ok and rollback_on_failure and exists and not blue_green:
+            _complete_rollback(ctx, app, namespace, outcome, timeout, lock_timeout, lock_ttl)
         if not outcome.ok:
             raise StepFailed(f"{app} in {namespace} is unchanged but not healthy: "
                              f"{outcome.message}", evidence=_redact(ctx, outcome.evidence))
@@ -154,6 +158,40 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     return StepResult.of("rollout", actions, seconds_to_ready=seconds, pruned=pruned,
                          writes=kube.writes - writes_before, awaiting_promotion=awaiting,
                          **outputs)
+
+
+def _release_left_lock(ctx: Context, kube: Any, app: str, namespace: str, lock_ttl: int,
+                       lock_timeout: float, log: Any) -> None:
+    """Nothing to write, but a lease is there: queue for it and release it, so a no-op
+    re-run of a killed rollout does not leave the dead holder's lock behind."""
+    from pipelinelib.kube.lock import lease_name
+
+    if kube.get("Lease", lease_name(app), namespace) is None:
+        return
+    with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
+                    wait_s=lock_timeout, log=log):
+        pass
+
+
+def _complete_rollback(ctx: Context, app: str, namespace: str, outcome: Any, timeout: float,
+                       lock_timeout: float, lock_ttl: int) -> None:
+    """The wanted version is live but unhealthy and nothing is left to apply: an earlier run
+    applied it and was killed before its rollback. Finish that rollback, then fail."""
+    from pipelinelib.steps.rollback import rollback as roll_back
+
+    try:
+        done = roll_back(ctx, app=app, namespace=namespace, timeout=timeout,
+                         lock_timeout=lock_timeout, lock_ttl=lock_ttl)
+        verdict = ("the previous revision is ready again" if done.actions
+                   else "nothing to roll back to")
+        story = [f"rollback: {line}" for line in done.actions]
+    except StepFailed as exc:
+        verdict, story = f"the previous revision is not healthy either: {exc.message}", []
+    raise StepFailed(f"rollout of {app} to {namespace} failed: {outcome.message}",
+                     cause=f"{outcome.reason}; rolled back: {verdict} (the rollback an "
+                           "interrupted run of this version had not finished)",
+                     evidence=_redact(ctx, [*outcome.evidence, *story]),
+                     hint="fix the cause shown in the evidence and deploy again")
 
 
 class _NoLock:

@@ -288,3 +288,19 @@ def scenario() -> Iterator[Callable[..., Scenario]]:
     yield make
     for row in made:
         row.write()
+
+
+def clear_reason(stderr: str) -> str:
+    """The one-line failure a run ended with (the JSON log's last failure event, or the
+    last console line)."""
+    import json
+
+    for line in reversed(stderr.strip().splitlines()):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return line.strip()[:240]
+        if isinstance(doc, dict) and ("failed" in str(doc.get("event", ""))
+                                      or doc.get("level") == "error"):
+            return str(doc.get("event", ""))[:240]
+    return ""
