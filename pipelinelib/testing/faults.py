@@ -304,3 +304,81 @@ def clear_reason(stderr: str) -> str:
                                       or doc.get("level") == "error"):
             return str(doc.get("event", ""))[:240]
     return ""
+
+
+# -- server-side faults on private instances (never the shared testbed's) ------------------------
+
+class PrivateRegistry:
+    """A registry (Debian ``docker-registry``, distribution 2.8) of our own on a free loopback
+    port, with its access log on, run as ``nobody`` so that making its storage read-only
+    (``read_only(True)``) really makes pushes fail with 5xx — root would ignore the mode bits.
+    ``restart()`` stops and starts it (a registry restarted mid-push)."""
+
+    def __init__(self, workdir: Path, binary: str = "docker-registry"):
+        self.workdir, self.binary = workdir, binary
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.data = workdir / "data"
+        self.log = workdir / "registry.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrivateRegistry:
+        self.data.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "config.yml"
+        config.write_text(yaml.safe_dump({
+            "version": 0.1, "log": {"level": "info", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(self.data)},
+                        "delete": {"enabled": True}},
+            "http": {"addr": self.addr, "secret": "pipelinelib-faults"}}))
+        cmd = [self.binary, "serve", str(config)]
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "65534:65534", str(self.workdir)], check=True)
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        with open(self.log, "ab") as logfile:
+            self.proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"http://{self.addr}/v2/", timeout=1).status_code == 200:
+                    return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise TestbedError(f"private registry did not answer on {self.addr}: "
+                                   f"{self.log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(15)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def read_only(self, on: bool) -> None:
+        """Storage read-only (``on``) or writable again."""
+        mode = "a-w" if on else "u+w"
+        subprocess.run(["chmod", "-R", mode, str(self.data)], check=True)
+
+
+@pytest.fixture
+def private_registry() -> Iterator[PrivateRegistry]:
+    """A registry of this test's own, for faults the shared one must not suffer (in its own
+    directory under the system temp dir: pytest's is private to root, and it runs as nobody).
+    """
+    import shutil
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="pipelinelib-registry-"))
+    registry = PrivateRegistry(workdir)
+    try:
+        yield registry.start()
+    finally:
+        registry.stop()
+        registry.read_only(False)
+        shutil.rmtree(workdir, ignore_errors=True)

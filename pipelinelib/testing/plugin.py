@@ -12,7 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelinelib.testing.faults import fault_proxy, scenario, toxiproxy  # noqa: F401
+from pipelinelib.testing.faults import (  # noqa: F401
+    fault_proxy,
+    private_registry,
+    scenario,
+    toxiproxy,
+)
 from pipelinelib.testing.testbed import Testbed
 
 
