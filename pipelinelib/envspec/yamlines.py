@@ -16,7 +16,6 @@ import yaml
 
 from pipelinelib import yamlsafe
 
-
 Path = tuple[Any, ...]
 
 

@@ -152,6 +152,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         if exists:  # a killed run's lock must not outlive it
             DeployLock.clear_dead(kube, app, namespace, log)
         outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
+        if not outcome.ok and rollback_on_failure and exists and not blue_green:
+            _complete_rollback(ctx, app, namespace, outcome, timeout, lock_timeout, lock_ttl)
         if not outcome.ok:
             raise StepFailed(f"{app} in {namespace} is unchanged but not healthy: "
                              f"{outcome.message}", evidence=_redact(ctx, outcome.evidence))
@@ -206,6 +208,27 @@ def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool) -> list[Cha
             problems.append(m.bad("", exc.message, "an object the apiserver accepts"))
     mf.Invalid.raise_if(problems)
     return changes
+
+
+def _complete_rollback(ctx: Context, app: str, namespace: str, outcome: Any, timeout: float,
+                       lock_timeout: float, lock_ttl: int) -> None:
+    """The wanted version is live but unhealthy and nothing is left to apply: an earlier run
+    applied it and was killed before its rollback. Finish that rollback, then fail."""
+    from pipelinelib.steps.rollback import rollback as roll_back
+
+    try:
+        done = roll_back(ctx, app=app, namespace=namespace, timeout=timeout,
+                         lock_timeout=lock_timeout, lock_ttl=lock_ttl)
+        verdict = ("the previous revision is ready again" if done.actions
+                   else "nothing to roll back to")
+        story = [f"rollback: {line}" for line in done.actions]
+    except StepFailed as exc:
+        verdict, story = f"the previous revision is not healthy either: {exc.message}", []
+    raise StepFailed(f"rollout of {app} to {namespace} failed: {outcome.message}",
+                     cause=f"{outcome.reason}; rolled back: {verdict} (the rollback an "
+                           "interrupted run of this version had not finished)",
+                     evidence=_redact(ctx, [*outcome.evidence, *story]),
+                     hint="fix the cause shown in the evidence and deploy again")
 
 
 class _NoLock:

@@ -2,7 +2,8 @@
 
 Fixtures: ``testbed`` (the ``Testbed``), ``docker_env``, ``registry_env``,
 ``kube_env``, ``node_env``, ``postgres_env`` (each a dict of the component's exported
-variables). A component that fails to start fails the test run; nothing is skipped.
+variables); ``toxiproxy``, ``fault_proxy`` and ``scenario`` from ``faults``.
+A component that fails to start fails the test run; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipelinelib.testing.faults import (  # noqa: F401
+    fault_proxy,
+    private_registry,
+    scenario,
+    toxiproxy,
+)
 from pipelinelib.testing.testbed import Testbed
 
 
