@@ -13,7 +13,7 @@ setup:  ## install pipelinelib and its test tools (Python side)
 
 testbed-up: setup  ## start every testbed component (installs Debian packages, builds Go tools once)
 	testbed/up --state-dir $(TESTBED) --only all > $(TESTBED).env
-	for tool in helm osv-scanner zincsearch lighthouse; do testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
+	for tool in helm osv-scanner zincsearch lighthouse gitea; do testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
 
 testbed-down:
 	testbed/down --state-dir $(TESTBED)
