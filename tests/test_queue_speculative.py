@@ -13,13 +13,14 @@ import yaml
 from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
 from tests.test_queue import CHECK_ENV, branch, deployment_tags, mark, note_of, queue
 
+# (no literal braces: stage arguments are templates with {workdir}-style placeholders)
 GATE = """
 import json, sys, time
 start = time.time()
 time.sleep(float(sys.argv[3]))
 with open(sys.argv[1], "a") as f:
-    f.write(json.dumps({"branch": sys.argv[2], "start": start, "end": time.time(),
-                        "files": sorted(__import__("os").listdir("."))}) + "\\n")
+    f.write(json.dumps(dict(branch=sys.argv[2], start=start, end=time.time(),
+                            files=sorted(__import__("os").listdir(".")))) + "\\n")
 """
 
 
