@@ -76,7 +76,7 @@ def converged(w: GiteaWorld) -> None:
     landed = first_parent[:2]
     assert sorted(landed) == sorted(tags.values()), "every master move has its record"
     assert first_parent[2] == git(w.clone, "rev-parse", "origin/master~2").stdout.strip()
-    subjects = git(w.clone, "log", "-2", "--format=%s", "origin/master").stdout.split("\n")
+    subjects = git(w.clone, "log", "-2", "--format=%s", "origin/master").stdout.splitlines()
     assert sorted(subjects) == ["one: change", "two: change"], "each refspec landed once"
     for commit in tags.values():
         note = note_of(w, commit)

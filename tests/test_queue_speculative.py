@@ -61,7 +61,7 @@ def test_speculative_checks_overlap_deploys_stay_in_order_and_a_failure_is_eject
     tags = deployment_tags(w)
     assert sorted(tags) == ["deployment-0001", "deployment-0002", "deployment-0003"]
     git(w.clone, "fetch", "-q", "origin")
-    subjects = git(w.clone, "log", "-3", "--format=%s", "origin/master").stdout.split("\n")
+    subjects = git(w.clone, "log", "-3", "--format=%s", "origin/master").stdout.splitlines()
     assert subjects == ["d: change", "c: change", "a: change"]
     assert note_of(w, w.remote_sha("refs/heads/b")).fields["annotation"] == "Failed Deployment"
 
