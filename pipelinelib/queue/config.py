@@ -98,8 +98,7 @@ def parse_config(data: Any, source: str = CONFIG_PATH) -> QueueConfig:
         problems.append("check/deploy: no stage at all (expected the app's pipeline)")
     if problems:
         raise BadInput(f"{len(problems)} problem(s): " + "; ".join(problems), source=source,
-                       field="; ".join(p.split(":")[0] for p in problems),
-                       expected="see docs/queue.md")
+                       expected="the stages of docs/queue.md")
     return QueueConfig(str(environment), tuple(branches), tuple(phases["check"]),
                        tuple(phases["deploy"]), source)
 
