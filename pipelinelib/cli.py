@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("promote", "promote an app's image digest from one environment to the next"),
     "status": ("status", "what is deployed where"),
     "state": ("state", "read or set a commit's git-note state"),
+    "queue": ("queue", "deploy the deployable refspecs in order; rebase the rest onto master"),
     "annotate": ("annotate", "record a deployment: tag, git note, audit, CI server"),
     "audit": ("audit", "query or flush the audit trail"),
     "metrics": ("metrics", "DORA metrics from the deployment records"),
