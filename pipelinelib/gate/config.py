@@ -44,6 +44,8 @@ class GateConfig:
 def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConfig:
     import yaml
 
+    from pipelinelib import yamlsafe
+
     app = Path(app_dir)
     file = Path(path) if path else app / "gate.yaml"
     if not file.exists():
@@ -51,15 +53,16 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
             raise BadInput("gate config not found", source=str(file))
         return GateConfig(app)
     try:
-        node = yaml.compose(file.read_text())
-        data = yaml.safe_load(file.read_text()) or {}
+        node = yamlsafe.compose(file)
+        data = yamlsafe.safe_load(file) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise BadInput("not valid YAML", source=str(file),
                        line=mark.line + 1 if mark else None) from exc
     if not isinstance(data, dict):
         raise BadInput("the gate config is a mapping", source=str(file))
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if node else {}
+    lines = ({k.value: k.start_mark.line + 1 for k, _ in node.value}
+             if isinstance(node, yaml.MappingNode) else {})
     for key in data:
         if key not in KEYS:
             raise BadInput(f"unknown key {key!r}", source=str(file), line=lines.get(key),
@@ -84,8 +87,10 @@ def read_structured(text: str, source: str) -> dict[str, Any]:
     """A YAML or JSON document that must be a mapping."""
     import yaml
 
+    from pipelinelib import yamlsafe
+
     try:
-        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+        data = json.loads(text) if source.endswith(".json") else yamlsafe.safe_load(text, source)
     except (ValueError, yaml.YAMLError) as exc:
         line = getattr(exc, "lineno", None) or getattr(
             getattr(exc, "problem_mark", None), "line", None)

@@ -249,11 +249,13 @@ def _ignore(entry: Any, n: int, source: str, lines: dict[str, int]) -> Ignore:
 def _read_with_lines(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     import yaml
 
+    from pipelinelib import yamlsafe
+
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        text, _ = yamlsafe.read(path)
+        node = yamlsafe.compose(text, source)
+        data = yamlsafe.safe_load(text, source)
     except FileNotFoundError as exc:
         raise BadInput("policy file not found", source=source) from exc
     except yaml.YAMLError as exc:
