@@ -217,3 +217,14 @@ apps:
     assert any(s.startswith(f"{tmp_path}/values/list.yaml:1: a values file is not a mapping")
                for s in text)
     assert any("apps.db.values_files.2: no file '../../etc/passwd'" in s for s in text)
+
+
+def test_an_alias_bomb_through_templates_is_refused_with_its_line():
+    lines = ['  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    text = HEAD + "templates:\n" + "\n".join(lines) + "\napps: {}\n"
+    with pytest.raises(SpecInvalid) as info:
+        parse_environment(text, SRC, "prod")
+    problem = info.value.problems[0]
+    assert problem.source == SRC and problem.line is not None
+    assert "aliases expand to more than 20000 extra nodes" in problem.message

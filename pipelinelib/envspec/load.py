@@ -299,12 +299,12 @@ def parse_environment(text: str, source: str, expected_name: str | None = None,
                                    "keys apiVersion, kind, name, apps")])
     data, lines, problems = _compose(data, lines, source, root)
     problems += _schema_problems(data, source, lines)
+    problems += _env_problems(data, source, lines, os.environ if environ is None else environ)
     if problems:
         raise SpecInvalid(_locate(problems, lines))
     spec = _build(data, source, lines, root)
     spec.includes = list(data.get("include", []))
     problems = _semantic_problems(spec, data, lines, expected_name)
-    problems += _env_problems(data, source, lines, os.environ if environ is None else environ)
     if problems:
         raise SpecInvalid(_locate(problems, lines))
     return spec
@@ -340,11 +340,13 @@ def expand(value: Any, environ: Mapping[str, str]) -> tuple[Any, list[str]]:
 def _env_problems(data: dict[str, Any], source: str, lines: yamlines.Lines,
                   environ: Mapping[str, str]) -> list[Problem]:
     problems = []
-    for name, raw in data.get("apps", {}).items():
-        if raw.get("enabled") is False:
+    apps = data.get("apps")
+    for name, raw in (apps.items() if isinstance(apps, dict) else ()):
+        if not isinstance(raw, dict) or raw.get("enabled") is False:
             continue
         for kind in ("set", "set_string"):
-            for key, value in (raw.get(kind) or {}).items():
+            values = raw.get(kind)
+            for key, value in (values.items() if isinstance(values, dict) else ()):
                 for var in env_names(value):
                     if var not in environ:
                         at = ("apps", name, kind, key)
