@@ -10,6 +10,7 @@ import pytest
 from pipelinelib.envspec.load import SpecInvalid, load_environment, parse_environment
 from pipelinelib.envspec.render import chart_values
 from pipelinelib.secrets import Secrets
+from pipelinelib.steps.plan import render_all
 
 SRC = "environments/prod.yaml"
 HEAD = "apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: prod\n"
@@ -129,7 +130,7 @@ apps:
     assert env.apps["db"].set["auth.password"] == "$DB_PASSWORD", "the spec keeps the name"
 
 
-def test_missing_environment_variables_are_all_reported_with_their_lines():
+def test_missing_environment_variables_are_all_reported_with_their_lines_on_render():
     text = HEAD + """\
 apps:
   db:
@@ -137,8 +138,9 @@ apps:
     set: {a: $NOT_SET_ONE, b: "x-${NOT_SET_TWO}"}
     set_string: {c: $NOT_SET_ONE}
 """
+    env = parse_environment(text, SRC, "prod", environ={})  # status/promote need no values
     with pytest.raises(SpecInvalid) as info:
-        parse_environment(text, SRC, "prod", environ={})
+        render_all(env, Secrets())  # plan and apply render: every variable must be set
     assert [str(p) for p in info.value.problems] == [
         f"{SRC}:7 apps.db.set.a: environment variable NOT_SET_ONE is not set "
         "(expected NOT_SET_ONE in the environment (or $$ for a literal $))",

@@ -290,8 +290,9 @@ def parse_environment(text: str, source: str, expected_name: str | None = None,
                       environ: Mapping[str, str] | None = None) -> EnvSpec:
     """Validate ``text`` (the content of ``source``) and build the ``EnvSpec``.
 
-    ``environ`` (default ``os.environ``) answers ``$NAME`` lookups in ``set``/``set_string``;
-    only their presence is checked here, values are read when the chart is rendered.
+    ``environ`` (default ``os.environ``) answers ``$NAME`` lookups in ``set``/``set_string``:
+    variables missing there are kept in ``env_problems``, raised by plan/apply when they
+    render (status and promotion need no deploy-time secrets); values are read at render.
     """
     data, lines = _read(text, source)
     if not isinstance(data, dict):
@@ -299,11 +300,12 @@ def parse_environment(text: str, source: str, expected_name: str | None = None,
                                    "keys apiVersion, kind, name, apps")])
     data, lines, problems = _compose(data, lines, source, root)
     problems += _schema_problems(data, source, lines)
-    problems += _env_problems(data, source, lines, os.environ if environ is None else environ)
     if problems:
         raise SpecInvalid(_locate(problems, lines))
     spec = _build(data, source, lines, root)
     spec.includes = list(data.get("include", []))
+    spec.env_problems = _locate(_env_problems(data, source, lines, os.environ if environ is None
+                                              else environ), lines)
     problems = _semantic_problems(spec, data, lines, expected_name)
     if problems:
         raise SpecInvalid(_locate(problems, lines))

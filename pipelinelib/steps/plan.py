@@ -24,13 +24,16 @@ from pipelinelib.step import step
 def render_all(env: EnvSpec, secrets: Any = None) -> dict[str, list[dict[str, Any]]]:
     """Manifests of every app (charts rendered in parallel: each is a helm process).
 
-    Values a chart reads from the environment (``set: {k: $NAME}``) go into ``secrets``.
-    Every app is rendered even after one fails: all spec problems are reported at once.
+    Values a chart reads from the environment (``set: {k: $NAME}``) go into ``secrets``;
+    with ``secrets`` given (plan, apply) every such variable must be set. Every app is
+    rendered even after one fails: all spec problems are reported at once.
     """
     from pipelinelib.envspec.load import SpecInvalid
 
     charts = [a for a in env.apps.values() if a.chart is not None]
     rendered: dict[str, list[dict[str, Any]]] = {}
+    if env.env_problems and secrets is not None:  # plan/apply deploy them: all must be set
+        raise SpecInvalid(env.env_problems)
     problems = []
 
     def one(app: AppSpec) -> list[dict[str, Any]] | SpecInvalid:
