@@ -40,7 +40,6 @@ def helm_bin() -> str:
 @pytest.fixture
 def cluster(kube_env):
     c = Cluster(kube_env)
-    c.kubectl("apply", "-f", str(ROOT / "testbed" / "kubernetes" / "rbac" / "deployer.yaml"))
     yield c
     c.cleanup()
 

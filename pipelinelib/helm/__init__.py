@@ -72,6 +72,8 @@ def template(release: str, chart: str, version: str | None, namespace: str,
     """
     import yaml
 
+    from pipelinelib.envspec import yamlines
+
     blob = json.dumps([release, chart, version, namespace, values, repo], sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()
     local = not chart.startswith("oci://") and repo is None
@@ -87,8 +89,11 @@ def template(release: str, chart: str, version: str | None, namespace: str,
                                                  _is_loopback(chart)):
         args += ["--plain-http"] if chart.startswith("oci://") else []
     out = run_helm(*args, stdin=json.dumps(values))
-    docs = [d for d in yaml.load_all(out, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            if isinstance(d, dict) and d.get("kind")]
+    try:
+        docs = [d for d in yamlines.load_all(out) if isinstance(d, dict) and d.get("kind")]
+    except yaml.YAMLError as exc:
+        raise StepFailed(f"helm template of {chart} gave YAML that does not parse",
+                         cause=str(exc)[:300]) from exc
     with _cache_lock:
         _render_cache[key] = docs
     return json.loads(json.dumps(docs))
@@ -96,12 +101,12 @@ def template(release: str, chart: str, version: str | None, namespace: str,
 
 def chart_version(chart_dir: str | Path) -> str:
     """The ``version`` in a local chart's Chart.yaml."""
-    import yaml
+    from pipelinelib.envspec import yamlines
 
     try:
-        data = yaml.safe_load((Path(chart_dir) / "Chart.yaml").read_text())
+        data, _ = yamlines.load((Path(chart_dir) / "Chart.yaml").read_text())
         return str(data["version"])
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+    except (OSError, KeyError, TypeError, UnicodeDecodeError, yamlines.YamlError) as exc:
         raise BadInput("not a Helm chart", source=str(chart_dir),
                        expected="a directory with Chart.yaml naming a version") from exc
 

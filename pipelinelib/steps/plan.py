@@ -82,7 +82,8 @@ def compute_plans(ctx: Context, env: EnvSpec,
     for name in sorted(set(by_app) - set(env.apps) - {""}):
         objs = by_app[name]
         plans.append(AppPlan(name, objs[0]["metadata"].get("namespace", ""), 10**6, "delete",
-                             deletes=[f"{o['kind']}/{o['metadata']['name']}" for o in objs]))
+                             deletes=[f"{o['kind']}/{o['metadata']['name']}" for o in objs],
+                             disabled=name in env.disabled))
     return plans
 
 
