@@ -230,3 +230,15 @@ def test_an_alias_bomb_through_templates_is_refused_with_its_line():
     problem = info.value.problems[0]
     assert problem.source == SRC and problem.line is not None
     assert "aliases expand to more than 20000 extra nodes" in problem.message
+
+
+@pytest.mark.parametrize(("namespaces", "expected"), [
+    ("x", f"{SRC}:4 namespaces: got string (expected a list of namespace names, or a mapping "
+          "of name to settings)"),
+    ("[ok, Bad]", f"{SRC}:4 namespaces.1: invalid value 'Bad' (expected a DNS label"),
+    ("{Bad: {}}", f"{SRC}:4 namespaces.Bad: invalid name 'Bad' (expected a DNS label"),
+])
+def test_namespaces_in_either_form_are_explained_with_the_field(namespaces, expected):
+    with pytest.raises(SpecInvalid) as info:
+        parse_environment(HEAD + f"namespaces: {namespaces}\napps: {{}}\n", SRC, "prod")
+    assert str(info.value.problems[0]).startswith(expected)

@@ -157,8 +157,11 @@ def _explain(err: Any, path: list[Any], source: str, lines: yamlines.Lines) -> l
         return [problem(f"got {_short(value)}", "one of " + ", ".join(map(str,
                                                                          err.validator_value)))]
     if kind == "oneOf" and path == ["namespaces"]:
-        deeper = [e for e in err.context or [] if list(e.absolute_path) != path]
-        if deeper and isinstance(value, dict):
+        branch = 0 if isinstance(value, list) else 1  # the list form, or the mapping form
+        deeper = [e for e in err.context or []
+                  if (list(e.absolute_path) != path or "propertyNames" in e.relative_schema_path)
+                  and e.relative_schema_path and e.relative_schema_path[0] == branch]
+        if deeper and isinstance(value, (dict, list)):
             return [p for e in deeper for p in _explain(e, list(e.absolute_path), source, lines)]
         return [problem(f"got {_JSON_TYPES.get(type(value), type(value).__name__)}",
                         "a list of namespace names, or a mapping of name to settings")]
