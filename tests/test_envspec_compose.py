@@ -242,3 +242,30 @@ def test_namespaces_in_either_form_are_explained_with_the_field(namespaces, expe
     with pytest.raises(SpecInvalid) as info:
         parse_environment(HEAD + f"namespaces: {namespaces}\napps: {{}}\n", SRC, "prod")
     assert str(info.value.problems[0]).startswith(expected)
+
+
+def test_the_text_plan_shows_namespace_changes_hooks_and_disabled_apps():
+    from pipelinelib.envspec.show import format_plan
+
+    namespaces = [{"namespace": "prod", "action": "update", "protected": True,
+                   "changes": ["~ label team: None -> ehealth", "+ LimitRange/pipelinelib-limits"],
+                   "deletes": []}]
+    plans = [{"app": "old", "namespace": "prod", "priority": 10**6, "action": "delete",
+              "creates": [], "changes": [], "deletes": ["Deployment/old"], "drift": False,
+              "disabled": True, "hooks": []},
+             {"app": "db", "namespace": "prod", "priority": 0, "action": "create",
+              "creates": ["Secret/db-auth-1a2b3c4d5e"], "changes": [], "deletes": [],
+              "drift": False, "hooks": ["pre-install Job/db-init (weight -5; "
+                                        "before-hook-creation)"]}]
+    assert format_plan("prod", plans, namespaces).splitlines() == [
+        "Environment prod:",
+        "~ namespace prod  (update, protected)",
+        "    ~ label team: None -> ehealth",
+        "    + LimitRange/pipelinelib-limits",
+        "- old  (delete, namespace prod, enabled: false)",
+        "    - Deployment/old",
+        "+ db  (create, namespace prod, priority 0)",
+        "    + Secret/db-auth-1a2b3c4d5e",
+        "    > hook pre-install Job/db-init (weight -5; before-hook-creation)",
+        "Namespaces: 1 to create or change.",
+        "Plan: 1 to create, 0 to change, 1 to delete, 0 unchanged."]
