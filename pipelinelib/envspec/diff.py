@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelinelib.envspec.render import ANN_HASH, key
-from pipelinelib.secrets import MASK, looks_secret
+from pipelinelib.secrets import MASK, secret_field
 
 IGNORED_META = {"annotations", "labels"}
 
@@ -101,8 +101,8 @@ def diff_app(app: str, namespace: str, priority: int, image: str,
         by_hand = _by_hand(current)
         for path, live_value, desired_value in diffs:
             drift = spec_unchanged or by_hand(path)
-            plan.changes.append(Change(_name(doc), path, _mask(path, live_value, secret),
-                                       _mask(path, desired_value, secret), drift))
+            plan.changes.append(Change(_name(doc), path, _mask(path, live_value, doc["kind"]),
+                                       _mask(path, desired_value, doc["kind"]), drift))
             plan.drift = plan.drift or drift
     plan.deletes = [_name(o) for o in orphans]
     if plan.creates and len(plan.creates) == len(desired):
@@ -161,10 +161,8 @@ def _key_name(key: str) -> str | None:
     return str(value.get("name")) if isinstance(value, dict) and "name" in value else None
 
 
-def _mask(path: str, value: Any, secret: bool = False) -> Any:
-    parts = [p for p in re.split(r"[.\[\]]+", path) if p]
-    if value is not None and (any(looks_secret(p) for p in parts) or (
-            secret and parts and parts[0] in ("data", "stringData"))):
+def _mask(path: str, value: Any, kind: str | None = None) -> Any:
+    if value is not None and secret_field(kind, path):
         return MASK
     return value
 

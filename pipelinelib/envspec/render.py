@@ -86,14 +86,14 @@ def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:
 def _from_directory(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
     import yaml
 
-    from pipelinelib.envspec import yamlines
+    from pipelinelib import yamlsafe
 
     folder = (env.root or Path(".")) / (app.manifests or "")
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
     docs = []
     for path in files:
         try:
-            docs += [d for d in yamlines.load_all(path.read_text()) if d]
+            docs += yamlsafe.safe_load_all(path, plain=True, mapping=True)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise BadInput(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=str(path),

@@ -14,10 +14,7 @@ from typing import Any
 
 import yaml
 
-try:  # the C loader is several times faster on big specs
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
+from pipelinelib import yamlsafe
 
 Path = tuple[Any, ...]
 
@@ -46,8 +43,8 @@ class Lines:
 
 
 def compose(text: str) -> yaml.Node | None:
-    """The node graph of one YAML document: the one place env specs are parsed."""
-    return yaml.compose(text, Loader=_Loader)
+    """The node graph of one YAML document: the one place env specs are parsed (bounded)."""
+    return yamlsafe.compose(text)
 
 
 def load(text: str) -> tuple[Any, Lines]:
@@ -130,7 +127,7 @@ class _Builder:
 
 def load_all(text: str) -> list[Any]:
     """Every document of a multi-document YAML text (manifests, rendered charts)."""
-    return list(yaml.load_all(text, Loader=_Loader))
+    return list(yamlsafe.safe_load_all(text))
 
 
 def _find(node: yaml.Node, path: Sequence[Any]) -> tuple[yaml.Node | None, yaml.Node | None]:

@@ -70,9 +70,7 @@ def template(release: str, chart: str, version: str | None, namespace: str,
 
     ``chart`` is a local directory, a chart name (with ``repo``) or ``oci://...``.
     """
-    import yaml
-
-    from pipelinelib.envspec import yamlines
+    from pipelinelib import yamlsafe
 
     blob = json.dumps([release, chart, version, namespace, values, repo], sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()
@@ -89,11 +87,8 @@ def template(release: str, chart: str, version: str | None, namespace: str,
                                                  _is_loopback(chart)):
         args += ["--plain-http"] if chart.startswith("oci://") else []
     out = run_helm(*args, stdin=json.dumps(values))
-    try:
-        docs = [d for d in yamlines.load_all(out) if isinstance(d, dict) and d.get("kind")]
-    except yaml.YAMLError as exc:
-        raise StepFailed(f"helm template of {chart} gave YAML that does not parse",
-                         cause=str(exc)[:300]) from exc
+    docs = [d for d in yamlsafe.safe_load_all(out, f"helm template {chart}", plain=True)
+            if isinstance(d, dict) and d.get("kind")]
     with _cache_lock:
         _render_cache[key] = docs
     return json.loads(json.dumps(docs))
@@ -101,12 +96,14 @@ def template(release: str, chart: str, version: str | None, namespace: str,
 
 def chart_version(chart_dir: str | Path) -> str:
     """The ``version`` in a local chart's Chart.yaml."""
-    from pipelinelib.envspec import yamlines
+    import yaml
+
+    from pipelinelib import yamlsafe
 
     try:
-        data, _ = yamlines.load((Path(chart_dir) / "Chart.yaml").read_text())
+        data = yamlsafe.safe_load(Path(chart_dir) / "Chart.yaml")
         return str(data["version"])
-    except (OSError, KeyError, TypeError, UnicodeDecodeError, yamlines.YamlError) as exc:
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
         raise BadInput("not a Helm chart", source=str(chart_dir),
                        expected="a directory with Chart.yaml naming a version") from exc
 

@@ -7,6 +7,8 @@ Fail fast: after a failure no new app starts; running ones finish (or roll back)
 app's outcome is reported. An environment already matching its spec makes zero writes.
 Blue/green apps (``strategy: blue-green``) deploy the idle colour; with ``await_promotion``
 they stop there, ready, and the result's ``awaiting_promotion`` names them (exit 5).
+In a protected environment every changed app must carry a signed promotion (and, under four
+eyes, a signed approval) before anything is written (``promotion.enforce``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pipelinelib.envspec.namespaces import apply_namespaces, plan_namespaces
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
 from pipelinelib.helm import hooks
+from pipelinelib.promotion.enforce import enforce
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.plan import compute_plans, render_all
@@ -119,7 +122,9 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                            for a, field, image in unpinned])
     ns_plans = plan_namespaces(kube, env)
     protect.check(ctx, env, todo, ns_plans)
-    if todo:
+    if todo:  # a protected environment takes only signed, approved changes
+        enforce(ctx, env, [p["app"] for p in todo if p["action"] != "delete"],
+                deletes=[p["app"] for p in todo if p["action"] == "delete"])
         _validate_all(ctx, env, todo, rendered)
     actions = [f"{p.action} namespace {p.namespace}" for p in ns_plans if p.pending] + actions
     if not ctx.dry_run:

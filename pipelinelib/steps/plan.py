@@ -59,6 +59,8 @@ def render_all(env: EnvSpec, secrets: Any = None) -> dict[str, list[dict[str, An
 def compute_plans(ctx: Context, env: EnvSpec,
                   rendered: dict[str, list[dict[str, Any]]]) -> list[AppPlan]:
     """One plan per app (and per live app no longer in the spec), lowest priority first."""
+    for doc in (d for docs in rendered.values() for d in docs):
+        ctx.secrets.add_manifest(doc)  # Secrets from charts too: masked in every output
     kinds = {d["kind"] for docs in rendered.values() for d in docs} | {"Deployment"}
     if any(hooks.is_hook(d) for docs in rendered.values() for d in docs):
         kinds.add("ConfigMap")  # the hook markers (helm.hooks.record)

@@ -64,8 +64,14 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
         fix = hotfixes.get(name)
         merged = back_merged(fix) if fix else None
         image = app.image or ImageSpec(repository="")  # a chart that names its own images
+        containers = ((obj or {}).get("spec", {}).get("template", {}).get("spec", {})
+                      .get("containers") or [{}])
+        running = str(containers[0].get("image") or "")
         rows.append({
             "environment": env.name, "app": name, "namespace": app.namespace,
+            "deployed": obj is not None,
+            "live_digest": running.split("@", 1)[1] if "@" in running else
+            ann.get("pipelinelib.dev/deployed-digest", ""),
             "image": image.repository, "digest": image.digest or "",
             "tag": image.tag or "",
             "revision": ann.get(ANN_REVISION, image.revision or ""),
