@@ -229,7 +229,7 @@ def test_an_alias_bomb_through_templates_is_refused_with_its_line():
         parse_environment(text, SRC, "prod")
     problem = info.value.problems[0]
     assert problem.source == SRC and problem.line is not None
-    assert "aliases expand to more than 20000 extra nodes" in problem.message
+    assert "alias" in problem.message and "expand to more than" in problem.message
 
 
 @pytest.mark.parametrize(("namespaces", "expected"), [
