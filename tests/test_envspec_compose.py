@@ -269,3 +269,12 @@ def test_the_text_plan_shows_namespace_changes_hooks_and_disabled_apps():
         "    > hook pre-install Job/db-init (weight -5; before-hook-creation)",
         "Namespaces: 1 to create or change.",
         "Plan: 1 to create, 0 to change, 1 to delete, 0 unchanged."]
+
+
+def test_helmsman_style_negative_priorities_order_the_apply():
+    text = HEAD + "apps:\n" + "".join(
+        f"  {name}:\n    image: {{repository: x, tag: '1'}}\n    priority: {prio}\n"
+        for name, prio in (("web", 0), ("db", -3), ("cache", -2), ("api", 0), ("queue", -3)))
+    env = parse_environment(text, SRC, "prod")
+    assert [(p, [a.name for a in apps]) for p, apps in env.by_priority()] == [
+        (-3, ["db", "queue"]), (-2, ["cache"]), (0, ["api", "web"])]
