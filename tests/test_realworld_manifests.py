@@ -54,6 +54,7 @@ def pins(folder: Path) -> list[str]:
 
 
 def deploy(cluster: Cluster, folder: Path, app: str, ns: str):
+    grant_deployer_rbac(cluster)  # until merged, another tree's testbed/up may revert it
     out = run_pipeline("rollout", str(folder), "--app", app, "-n", ns, "--timeout", "120",
                        *pins(folder), env={**cluster.cli_env(), "PIPELINE_KUBECTL":
                                            cluster.kubectl_bin})

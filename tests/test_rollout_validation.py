@@ -37,6 +37,7 @@ def audit(kube_env):
 
 
 def rollout_cli(cluster: Cluster, path, app: str, namespace: str):
+    grant_deployer_rbac(cluster)  # until merged, another tree's testbed/up may revert it
     return run_pipeline("rollout", str(path), "--app", app, "-n", namespace, "--timeout", "30",
                         env=cluster.cli_env())
 
