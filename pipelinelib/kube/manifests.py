@@ -214,7 +214,8 @@ def _kind_problems(kube: Any, m: Manifest) -> list[BadInput]:
     try:
         namespaced = bool(kube.resource(m.kind, m.obj.get("apiVersion"))[2])
     except BadInput as exc:
-        return [m.bad("kind", exc.message.split(": ", 1)[-1], "a kind this cluster serves")]
+        what = exc.message.split(": ", 1)[-1].split(" (expected")[0]
+        return [m.bad("kind", what, "a kind this cluster serves")]
     if not namespaced:
         return [m.bad("kind", f"{m.kind} is cluster-scoped; rollout deploys into one "
                       "namespace", "a namespaced kind", refused=True)]
