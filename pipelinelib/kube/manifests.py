@@ -175,6 +175,9 @@ def _problems_of(m: Manifest, namespace: str, kube: Any) -> list[BadInput]:
     if not isinstance(m.obj, dict):
         what = {str: "a string", list: "a list"}.get(type(m.obj), type(m.obj).__name__)
         return [m.bad("", f"document is {what}, not a mapping", "a Kubernetes object")]
+    if m.obj.get("kind") == "Kustomization" or Path(m.source).name in kustomize.FILES:
+        return [m.bad("kind", "a kustomization among the manifests",
+                      "its directory as the manifests argument (built with kustomize)")]
     out = [m.bad(field, "missing", "a string") for field in ("apiVersion", "kind")
            if not isinstance(m.obj.get(field), str) or not m.obj.get(field)]
     meta = m.obj.get("metadata")
