@@ -11,6 +11,7 @@ the same bytes again gets the same answer: see :func:`is_deterministic`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -57,6 +58,20 @@ _CONNECTION_ERROR_NAMES = frozenset(
         "ChunkedEncodingError",
     }
 )
+
+
+# What a third-party tool says in its own words (the Docker engine's push stream) when the
+# far side failed in a way that may clear by itself: a 5xx or 429, a refused, reset or
+# timed-out connection, a stream cut short.
+_TRANSIENT_TEXT = re.compile(
+    r"unexpected HTTP status: (5\d\d|429)|status code (5\d\d|429)|connection refused|"
+    r"connection reset|broken pipe|i/o timeout|unexpected EOF|: EOF\b|"
+    r"TLS handshake timeout|server misbehaving|too many requests", re.IGNORECASE)
+
+
+def is_transient_text(message: str) -> bool:
+    """True when a tool's error message describes a transient fault (see _TRANSIENT_TEXT)."""
+    return bool(_TRANSIENT_TEXT.search(message or ""))
 
 
 def status_of(exc: BaseException) -> int | None:

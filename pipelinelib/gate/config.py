@@ -8,6 +8,8 @@
     openapi: openapi.yaml                   # mark 4: OpenAPI 3 document (or JSON Schema)
     audit_mapping: audit-mapping.yaml       # mark 5: call (operationId or "METHOD /path")
                                             #         -> its audit index mapping
+    openapi_levels:                         # mark 4: oasdiff check id -> err|warn|info|none
+      response-optional-property-removed: err   # (`oasdiff checks` lists the ids)
     overriders: [alice]                     # CI users who may override a failed mark
 """
 
@@ -21,7 +23,8 @@ from typing import Any
 
 from pipelinelib.errors import BadInput
 
-KEYS = {"marks", "test_reports", "migrations", "openapi", "audit_mapping", "overriders"}
+KEYS = {"marks", "test_reports", "migrations", "openapi", "audit_mapping", "overriders",
+        "openapi_levels"}
 
 
 @dataclass
@@ -34,6 +37,7 @@ class GateConfig:
     audit_mapping: str = ""
     overriders: tuple[str, ...] = ()
     source: str = ""
+    openapi_levels: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,10 +73,14 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
                        line=lines.get("marks"))
     reports = data.get("test_reports") or []
     reports = [reports] if isinstance(reports, str) else reports
+    from pipelinelib.adapters.oasdiff import check_levels
+
+    levels = check_levels(data.get("openapi_levels"), str(file), lines.get("openapi_levels"))
     return GateConfig(app, tuple(marks), tuple(str(r) for r in reports),
                       str(data.get("migrations") or ""), str(data.get("openapi") or ""),
                       str(data.get("audit_mapping") or ""),
-                      tuple(str(u) for u in data.get("overriders") or []), str(file))
+                      tuple(str(u) for u in data.get("overriders") or []), str(file),
+                      openapi_levels=levels)
 
 
 def read_structured(text: str, source: str) -> dict[str, Any]:

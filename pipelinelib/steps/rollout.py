@@ -20,8 +20,6 @@ Reads like the procedure (seed 003: create before delete):
 
 from __future__ import annotations
 
-import base64
-import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from pipelinelib.imageref import ImageRef
 from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen
 from pipelinelib.kube import manifests as mf
 from pipelinelib.kube.images import pin
-from pipelinelib.kube.lock import DeployLock
+from pipelinelib.kube.lock import DeployLock, LeaseLost
 from pipelinelib.kube.revisions import (
     Change,
     plan_changes,
@@ -92,13 +90,7 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
 
 
 def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
-    string_data, data = obj.get("stringData"), obj.get("data")
-    for value in (string_data.values() if isinstance(string_data, dict) else []):
-        ctx.secrets.add(str(value))
-    for value in (data.values() if isinstance(data, dict) else []):
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            ctx.secrets.add(base64.b64decode(str(value)).decode())
-        ctx.secrets.add(str(value))
+    ctx.secrets.add_manifest(obj)
 
 
 def namespace_exists(kube: Any, namespace: str) -> bool:
@@ -157,7 +149,11 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             log.info(ctx.secrets.redact_text(line))
         return StepResult.of("rollout", actions, dry_run=True, diff=diff, **outputs)
     if not actions:
+        if exists:  # a killed run's lock must not outlive it
+            DeployLock.clear_dead(kube, app, namespace, log)
         outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
+        if not outcome.ok and rollback_on_failure and exists and not blue_green:
+            _complete_rollback(ctx, app, namespace, outcome, timeout, lock_timeout, lock_ttl)
         if not outcome.ok:
             raise StepFailed(f"{app} in {namespace} is unchanged but not healthy: "
                              f"{outcome.message}", evidence=_redact(ctx, outcome.evidence))
@@ -174,13 +170,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             lock = DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl,
                               wait_s=lock_timeout, log=log)
             lock.acquire()
+        fenced = lock.fenced(kube)  # every write first checks the Lease is still ours
         try:
-            seconds = _apply_and_wait(ctx, log, kube, app, namespace, changes, timeout,
+            seconds = _apply_and_wait(ctx, log, fenced, app, namespace, changes, timeout,
                                       rollback_on_failure)
             if switch_later:  # before the prune: what served stays until the new colour does
-                bluegreen.switch(kube, app, namespace, str(switch_to))
+                bluegreen.switch(fenced, app, namespace, str(switch_to))
                 log.info("services switched", color=switch_to, previous=live or "rolling")
-            pruned = _prune(kube, namespace, prunes, log)
+            pruned = _prune(fenced, namespace, prunes, log)
         finally:
             if not exists:
                 lock.release()
@@ -211,6 +208,27 @@ def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool) -> list[Cha
             problems.append(m.bad("", exc.message, "an object the apiserver accepts"))
     mf.Invalid.raise_if(problems)
     return changes
+
+
+def _complete_rollback(ctx: Context, app: str, namespace: str, outcome: Any, timeout: float,
+                       lock_timeout: float, lock_ttl: int) -> None:
+    """The wanted version is live but unhealthy and nothing is left to apply: an earlier run
+    applied it and was killed before its rollback. Finish that rollback, then fail."""
+    from pipelinelib.steps.rollback import rollback as roll_back
+
+    try:
+        done = roll_back(ctx, app=app, namespace=namespace, timeout=timeout,
+                         lock_timeout=lock_timeout, lock_ttl=lock_ttl)
+        verdict = ("the previous revision is ready again" if done.actions
+                   else "nothing to roll back to")
+        story = [f"rollback: {line}" for line in done.actions]
+    except StepFailed as exc:
+        verdict, story = f"the previous revision is not healthy either: {exc.message}", []
+    raise StepFailed(f"rollout of {app} to {namespace} failed: {outcome.message}",
+                     cause=f"{outcome.reason}; rolled back: {verdict} (the rollback an "
+                           "interrupted run of this version had not finished)",
+                     evidence=_redact(ctx, [*outcome.evidence, *story]),
+                     hint="fix the cause shown in the evidence and deploy again")
 
 
 class _NoLock:
@@ -292,6 +310,8 @@ def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any) -
             if kube.delete(kind, name, namespace):
                 done.append(f"{kind}/{name}")
                 log.info("pruned", object=f"{kind}/{name}")
+        except LeaseLost:
+            raise  # another run owns the app now: stop writing
         except PipelineError as exc:
             log.warning("prune failed", object=f"{kind}/{name}", error=exc.message)
     return done
