@@ -55,6 +55,9 @@ class AppPlan:
     strategy: str = "rolling"
     live_color: str | None = None
     awaiting: str | None = None  # blue/green: this colour holds the spec, awaits a swap
+    hooks: list[str] = field(default_factory=list)  # chart hooks that run with a change
+    disabled: bool = False  # in the spec with enabled: false (so it is removed)
+    hooks_state: dict[str, str] | None = None  # the hook marker's record (helm.hooks)
 
     @property
     def pending(self) -> bool:
@@ -65,7 +68,9 @@ class AppPlan:
                 "action": self.action, "drift": self.drift, "image": self.image,
                 "creates": self.creates, "deletes": self.deletes,
                 "changes": [c.to_dict() for c in self.changes], "strategy": self.strategy,
-                "live_color": self.live_color, "awaiting_promotion": self.awaiting}
+                "live_color": self.live_color, "awaiting_promotion": self.awaiting,
+                "hooks": self.hooks, "disabled": self.disabled,
+                "hooks_state": self.hooks_state}
 
 
 def _name(doc: dict[str, Any]) -> str:
@@ -83,6 +88,9 @@ def diff_app(app: str, namespace: str, priority: int, image: str,
         if current is None:
             plan.creates.append(_name(doc))
             continue
+        secret = doc.get("kind") == "Secret"
+        if secret:
+            doc = _secret_as_data(doc)
         diffs: list[tuple[str, Any, Any]] = []
         _compare(doc, current, "", diffs, top=True)
         if not diffs:
@@ -157,6 +165,18 @@ def _mask(path: str, value: Any, kind: str | None = None) -> Any:
     if value is not None and secret_field(kind, path):
         return MASK
     return value
+
+
+def _secret_as_data(doc: dict[str, Any]) -> dict[str, Any]:
+    """A Secret as the apiserver keeps it: ``stringData`` folded into base64 ``data``."""
+    import base64
+
+    if not doc.get("stringData"):
+        return doc
+    data = dict(doc.get("data") or {})
+    for k, v in doc["stringData"].items():
+        data[k] = base64.b64encode(str(v).encode()).decode()
+    return {**{k: v for k, v in doc.items() if k != "stringData"}, "data": data}
 
 
 def _compare(want: Any, have: Any, path: str, out: list[tuple[str, Any, Any]],

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from pipelinelib import yamlsafe
+
 APPROVALS_DIR = "approvals"
 
 
@@ -54,7 +56,7 @@ def read_approval(root: Path, env: str, app: str) -> Approval | None:
     path = root / approval_path(env, app)
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlsafe.safe_load(path, mapping=True) or {}
     try:
         return Approval(**{k: str(v) for k, v in data.items()})
     except (TypeError, AttributeError):
@@ -104,7 +106,7 @@ def read_set_approval(root: Path, env: str) -> SetApproval | None:
     path = root / set_approval_path(env)
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlsafe.safe_load(path, mapping=True) or {}
     try:
         members = {str(app): {str(k): str(v) for k, v in m.items()}
                    for app, m in (data.pop("members") or {}).items()}
@@ -155,7 +157,7 @@ def read_promotion(root: Path, env: str, app: str) -> PromotionRecord | None:
     path = root / promotion_path(env, app)
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlsafe.safe_load(path, mapping=True) or {}
     try:
         return PromotionRecord(**{k: str(v) for k, v in data.items()})
     except (TypeError, AttributeError):

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelinelib import yamlsafe
 from pipelinelib.envspec import yamlines
 from pipelinelib.errors import BadInput, Refused
 
@@ -128,7 +129,7 @@ def parse_policy(path: Path, label: str = POLICY_FILE) -> Policy:
         raise BadInput("no policy file in the env-state repository", source=source,
                        expected="policy.yaml saying who may promote where")
     try:
-        data, lines = yamlines.load(path.read_text(encoding="utf-8"))
+        data, lines = yamlines.load(yamlsafe.read(path)[0])
     except yamlines.YamlError as exc:
         raise BadInput(f"not valid YAML: {exc}", source=source, line=exc.line) from exc
     if not isinstance(data, dict) or set(data) - _TOP_KEYS:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pipelinelib import yamlsafe
 from pipelinelib.errors import BadInput
 from pipelinelib.secrets import Secrets, clean_url
 
@@ -65,7 +66,7 @@ def dump(fields: dict[str, Any]) -> str:
 def load(text: str) -> dict[str, Any]:
     """Parse a YAML block written by ``dump``; hand-written ``key: value`` lines also work."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.safe_load(text)
     except yaml.YAMLError:
         data = None
     if isinstance(data, dict):

@@ -105,6 +105,10 @@ def _source_image(ctx: Context, root: Path, promotion: Promotion) -> tuple[Image
     if app is None:
         raise BadInput(f"{promotion.source} has no app {promotion.app!r}", field="APP",
                        source=source.source, expected="one of " + ", ".join(sorted(source.apps)))
+    if app.image is None:  # its chart/manifests (or images:) name the images
+        raise BadInput(f"{promotion.app} in {promotion.source} has no image of its own to "
+                       "promote", field="APP", source=source.source,
+                       expected="an app with image: (promotion moves that digest)")
     return app.image, promotion.source
 
 

@@ -29,14 +29,15 @@ def swap(ctx: Context, *, app: str, namespace: str | None = None,
                        expected="an app deployed with `pipeline rollout --blue-green`")
     target = to or bluegreen.other(live)
     if target == live:
-        return StepResult.of("swap", [], live_color=live, previous=live)
+        return StepResult.of("swap", [], live_color=live, previous=live, namespace=namespace)
     bluegreen.ensure_swappable(kube, app, namespace, target)
     actions = bluegreen.switch(kube, app, namespace, target, dry_run=True)
     if ctx.dry_run or not actions:
         return StepResult.of("swap", actions, dry_run=ctx.dry_run, live_color=target,
-                             previous=live)
+                             previous=live, namespace=namespace)
     guard_namespace(ctx, kube, namespace, app, "swap")  # protected: `swap --env` verifies
     with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
                     wait_s=lock_timeout, log=ctx.log) as lock:
         actions = bluegreen.switch(lock.fenced(kube), app, namespace, target)
-    return StepResult.of("swap", actions, live_color=target, previous=live)
+    return StepResult.of("swap", actions, live_color=target, previous=live,
+                         namespace=namespace)
