@@ -24,7 +24,13 @@ import yaml
 from pipelinelib.testing.testbed import Testbed, parse_exports
 from tests.conftest import git
 from tests.fixtures.manifests.kit import Cluster
-from tests.gocd_agent import GoCDAgent, PipelineRun, load_pipelines, pipeline_env_for_test
+from tests.gocd_agent import (
+    GoCDAgent,
+    GoCDServerAPI,
+    PipelineRun,
+    load_pipelines,
+    pipeline_env_for_test,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "gocd").glob("*.gocd.yaml"))
@@ -84,8 +90,15 @@ def env_state(tmp_path: Path, namespace: str) -> Path:
 
 
 @pytest.fixture
+def gocd_api():
+    api = GoCDServerAPI(GOCD_TOKEN)
+    yield api
+    api.close()
+
+
+@pytest.fixture
 def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
-          kube_env: dict[str, str], postgres_db: str) -> GoCDAgent:
+          kube_env: dict[str, str], postgres_db: str, gocd_api: GoCDServerAPI) -> GoCDAgent:
     stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
     tool = subprocess.run([str(ROOT / "testbed" / "tools" / "osv-scanner")],
                           capture_output=True, text=True, check=True)
@@ -95,7 +108,7 @@ def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
                                  "PIPELINE_OSV_DB": str(ROOT / "tests/fixtures/scan/osv-db"),
                                  "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")})
     return GoCDAgent(
-        root=tmp_path / "agent", agent_env=env,
+        root=tmp_path / "agent", agent_env=env, server_url=gocd_api.url,
         git_urls={GIT_URL: str(app_repo(tmp_path, stamp))},
         secrets={("pipelinelib", "registry_user"): "ci-bot",
                  ("pipelinelib", "registry_password"): PLANTED,
@@ -137,12 +150,12 @@ def test_the_harness_finds_every_pipeline_of_the_config_repository() -> None:
 
 
 def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
-        agent: GoCDAgent, cluster: Cluster) -> None:
+        agent: GoCDAgent, cluster: Cluster, gocd_api: GoCDServerAPI) -> None:
     namespace = cluster.namespace("gocd-sbx")
     agent.site = {"NAMESPACE": namespace}
     run = agent.run("hello-sandbox", pipelines()["hello-sandbox"], trigger_user="changes")
 
-    assert results(run) == [("build", "Passed"), ("sandbox", "Passed")], run.console()[-6000:]
+    assert results(run) == [("build", "Passed"), ("sandbox", "Passed")], run.report()
     assert re.fullmatch(r"1-[0-9a-f]{8}", run.label)
     build = next(t for t in run.tasks if t.stage == "build" and t.ran)
     assert build.env["GO_PIPELINE_LABEL"] == run.label and build.env["GO_STAGE_NAME"] == "build"
@@ -150,7 +163,7 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     assert build.env["PIPELINE_REGISTRY_PASSWORD"] == PLANTED  # the name the code reads
     # the failure annotation was skipped, every other task ran
     assert [(t.index, t.ran) for t in run.tasks if t.stage == "sandbox"][-2:] == [
-        (6, True), (7, False)]
+        (7, True), (8, False)]
     pushed = [s for s in summary(run, agent, "build", "build", "build")["steps"]
               if (s.get("outputs") or {}).get("image")][-1]["outputs"]["image"]
     digest = pushed.split("@", 1)[1]
@@ -160,6 +173,8 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     assert annotations["pipelinelib.dev/deployment-status"] == "Successfully Deployed (sandbox)"
     origin = Path(agent.git_urls[GIT_URL])
     assert git(origin, "tag", "--list", "deployment-*"), "the deployment tag was pushed"
+    # the CI write-back: the instance's comment on the GoCD server, with the agent's token
+    assert "Successfully Deployed" in gocd_api.comments[("hello-sandbox", 1)]
     assert_no_secret_leaks(run, agent)
 
 
@@ -173,7 +188,7 @@ def test_hello_staging_blue_green_then_a_manual_swap_by_a_release_manager(
 
     # build and staging ran; the swap waits for a manual approval (nobody gave it)
     assert results(run) == [("build", "Passed"), ("staging", "Passed"),
-                            ("swap-live", "NotRun")], run.console()[-6000:]
+                            ("swap-live", "NotRun")], run.report()
     staging_color = summary(run, agent, "staging", "deploy", "deploy")["steps"][-1][
         "outputs"]["color"]
     staged = cluster.json("-n", namespace, "get", "deployment", f"hello-{staging_color}")
@@ -190,7 +205,7 @@ def test_hello_staging_blue_green_then_a_manual_swap_by_a_release_manager(
     selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
     assert selector.get("pipelinelib.dev/color") != staging_color
     # a release manager approves: GO_TRIGGER_USER is her, the staging colour goes live
-    assert agent.trigger_stage(run, hello, "swap-live", "rm-alice"), run.console()[-4000:]
+    assert agent.trigger_stage(run, hello, "swap-live", "rm-alice"), run.report()
     swap = next(t for t in reversed(run.tasks) if t.stage == "swap-live" and t.index == 1)
     assert swap.env["GO_TRIGGER_USER"] == "rm-alice"
     selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
