@@ -107,7 +107,10 @@ class PipelineRun:
                  f"exit={t.exit_code}: {' '.join(t.argv)[:160]}" for t in self.tasks]
         for t in self.tasks:
             if t.ran and t.exit_code:
-                lines.append(f"--- {t.stage}/{t.job} #{t.index} output ---\n{t.output[-tail:]}")
+                errors = [ln[:600] for ln in t.output.splitlines()
+                          if '"level": "error"' in ln or " failed: " in ln]
+                lines.append(f"--- {t.stage}/{t.job} #{t.index} output ---\n"
+                             + "\n".join(errors[-5:]) + "\n..." + t.output[-tail:])
         return "\n".join(lines)
 
     def console(self) -> str:

@@ -75,7 +75,8 @@ def env_state(tmp_path: Path, namespace: str) -> Path:
         "apps": {"hello": {"image": {"repository":
                                      "127.0.0.1:5001/pipelinelib/hello-example-org-web",
                                      "tag": "1.0.0"},
-                           "strategy": "blue-green", "replicas": 2}}}))
+                           "strategy": "blue-green", "replicas": 2,
+                           "ports": [{"name": "http", "port": 80}]}}}))
     (work / "policy.yaml").write_text(yaml.safe_dump({
         "groups": {"release-managers": ["rm-alice"]},
         "environments": {"live": {"promote": ["group:release-managers"],
@@ -178,39 +179,67 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     assert_no_secret_leaks(run, agent)
 
 
+def new_commit(agent: GoCDAgent, tmp_path: Path, branch: str = "main") -> None:
+    """A developer pushes a change to ``branch`` of the app's origin, a new version (version
+    tags are immutable)."""
+    work = tmp_path / "dev-clone"
+    origin = agent.git_urls[GIT_URL]
+    if not work.exists():
+        git(tmp_path, "clone", "-q", "-b", branch, origin, str(work))
+    page = work / "examples" / "hello" / "public" / "index.html"
+    page.write_text(page.read_text().replace("</body>", "<p>v2</p></body>", 1))
+    env_file = work / "examples" / "hello" / "release.env"
+    env_file.write_text(re.sub(r"(?m)^(APP_VERSION=.*)$", r"\1.2", env_file.read_text()))
+    git(work, "-c", "user.name=dev", "-c", "user.email=dev@example.org", "commit", "-q", "-am",
+        "hello v2")
+    git(work, "push", "-q", "origin", branch)
+
+
+def live_selector(cluster: Cluster, namespace: str) -> str | None:
+    service = cluster.json("-n", namespace, "get", "service", "hello")
+    return service["spec"]["selector"].get("pipelinelib.dev/color")
+
+
 def test_hello_staging_blue_green_then_a_manual_swap_by_a_release_manager(
-        agent: GoCDAgent, cluster: Cluster, tmp_path: Path) -> None:
+        agent: GoCDAgent, cluster: Cluster, tmp_path: Path, gocd_api: GoCDServerAPI) -> None:
     namespace = cluster.namespace("gocd-bg")
     agent.site = {"NAMESPACE": namespace,
                   "PIPELINE_ENV_REPO": str(env_state(tmp_path, namespace))}
     hello = pipelines()["hello"]
-    run = agent.run("hello", hello, trigger_user="changes")
+    # the first build of main: its colour goes live at once; the swap waits for an approval
+    first = agent.run("hello", hello, trigger_user="changes")
+    assert results(first) == [("build", "Passed"), ("staging", "Passed"),
+                              ("swap-live", "NotRun")], first.report()
+    live = summary(first, agent, "staging", "deploy", "deploy")["steps"][-1]["outputs"]["color"]
+    assert live_selector(cluster, namespace) == live
 
-    # build and staging ran; the swap waits for a manual approval (nobody gave it)
+    # the next build lands on the idle colour, ready, awaiting promotion (exit 5 is a pass)
+    new_commit(agent, tmp_path)
+    run = agent.run("hello", hello, trigger_user="changes")
     assert results(run) == [("build", "Passed"), ("staging", "Passed"),
                             ("swap-live", "NotRun")], run.report()
-    staging_color = summary(run, agent, "staging", "deploy", "deploy")["steps"][-1][
-        "outputs"]["color"]
-    staged = cluster.json("-n", namespace, "get", "deployment", f"hello-{staging_color}")
-    assert staged["metadata"]["annotations"][
+    staged = summary(run, agent, "staging", "deploy", "deploy")["steps"][-1]["outputs"]
+    assert staged["awaiting_promotion"] and staged["color"] != live
+    idle = cluster.json("-n", namespace, "get", "deployment", f"hello-{staged['color']}")
+    assert idle["metadata"]["annotations"][
         "pipelinelib.dev/deployment-status"] == "Successfully Deployed (staging)"
+    assert live_selector(cluster, namespace) == live
 
-    # a developer cannot approve it (GoCD's role check) ...
+    # a developer cannot approve the swap (GoCD's role check) ...
     assert not agent.trigger_stage(run, hello, "swap-live", "dev-dana")
     assert run.stages[-1].why.startswith("manual approval by dev-dana")
     # ... someone GoCD lets approve, but whom the env-state policy does not name, is refused
     assert not agent.trigger_stage(run, hello, "swap-live", "ops-olga")
     swap = next(t for t in reversed(run.tasks) if t.stage == "swap-live" and t.index == 1)
     assert swap.exit_code == 2 and "ops-olga may not swap" in swap.output, swap.output[-2000:]
-    selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
-    assert selector.get("pipelinelib.dev/color") != staging_color
+    assert live_selector(cluster, namespace) == live
     # a release manager approves: GO_TRIGGER_USER is her, the staging colour goes live
     assert agent.trigger_stage(run, hello, "swap-live", "rm-alice"), run.report()
     swap = next(t for t in reversed(run.tasks) if t.stage == "swap-live" and t.index == 1)
     assert swap.env["GO_TRIGGER_USER"] == "rm-alice"
-    selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
-    assert selector["pipelinelib.dev/color"] == staging_color
-    live = cluster.json("-n", namespace, "get", "deployment", f"hello-{staging_color}")
-    assert live["metadata"]["annotations"][
+    assert live_selector(cluster, namespace) == staged["color"]
+    now_live = cluster.json("-n", namespace, "get", "deployment", f"hello-{staged['color']}")
+    assert now_live["metadata"]["annotations"][
         "pipelinelib.dev/deployment-status"] == "Successfully Deployed (live)"
+    assert "Successfully Deployed" in gocd_api.comments[("hello", 2)]
     assert_no_secret_leaks(run, agent)
