@@ -40,7 +40,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals('success', annotate.env.PIPELINE_RESULT)
         assertEquals('deployment/hello', annotate.env.PIPELINE_WORKLOAD)
         Map scan = shCalls.find { commandOf(it.script) == 'scan' }
-        assertEquals('littleman-co/hello-web:0123456', scan.env.PIPELINE_OSV_IMAGE)
+        assertEquals('127.0.0.1:5001/pipelinelib/hello-example-org-web:0123456', scan.env.PIPELINE_OSV_IMAGE)
         Map promote = shCalls.find { commandOf(it.script) == 'promote' }
         assertEquals('rita', promote.env.PIPELINE_APPROVED_BY)
         assertEquals('alice', promote.env.PIPELINE_TRIGGERED_BY)
