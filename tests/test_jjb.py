@@ -67,7 +67,8 @@ def permissions(job: ET.Element) -> list[tuple[str, str, str]]:
 
 
 def test_the_folder_and_three_release_jobs_render(rendered: dict[str, ET.Element]) -> None:
-    assert sorted(rendered) == ["release", "release/hotfix", "release/promote", "release/swap"]
+    assert sorted(k for k in rendered if k.startswith("release")) == [
+        "release", "release/hotfix", "release/promote", "release/swap"]
     assert rendered["release"].tag == "com.cloudbees.hudson.plugins.folder.Folder"
     for name in ("promote", "swap", "hotfix"):
         assert rendered[f"release/{name}"].tag == "flow-definition"

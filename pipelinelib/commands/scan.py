@@ -18,8 +18,10 @@ Findings come from any mix of:
                        (`osv-scanner scan image --archive`); with --local-db DIR fully offline
   --clair URL          index IMAGE in Clair v4 and read its vulnerability report
 
-Policy (--policy FILE, YAML): fail_on (severity), only_fixable, unknown_severity, and
-ignore entries with id, reason and expires; an expired ignore fails the gate.
+Policy (--policy FILE, YAML): fail_on (severity), only_fixable, unknown_severity,
+secrets (fail|warn; Trivy secrets fail by default), misconfigurations (a severity, default
+fail_on, or warn), and ignore entries with id, reason and expires; an expired ignore fails
+the gate. An ignore names one vulnerability (its id or an alias), never a vendor advisory.
 With --image REGISTRY/REPO and --digest sha256:... the verdict is stored in the registry
 as REGISTRY/REPO:sha256-<hex>.scan, which promotion checks.
 """
