@@ -22,9 +22,9 @@ class JenkinsfileTest extends PipelineLibTestBase {
                       'Promote to staging'], stages())
         // Lighthouse measures the built page, the budget checks its report; the gate before
         // migrate (pending migrations expected), mark 2 again before the rollout
-        assertEquals(['build', 'scan', 'lighthouse', 'perf', 'gate', 'migrate', 'gate', 'rollout',
-                      'annotate', 'promote'],
-                     shCalls.collect { it.label == 'lighthouse' ? 'lighthouse' : commandOf(it.script) })
+        assertEquals(['build', 'test results', 'scan', 'lighthouse', 'perf', 'gate', 'migrate', 'gate',
+                      'rollout', 'annotate', 'promote'],
+                     shCalls.collect { it.label in ['lighthouse', 'test results'] ? it.label : commandOf(it.script) })
         Map lighthouse = shCalls.find { it.label == 'lighthouse' }
         assertEquals('examples/hello/build/public', lighthouse.env.PAGE_DIR)
         assertTrue(lighthouse.script.contains('--directory "$PAGE_DIR"'))
@@ -61,7 +61,8 @@ class JenkinsfileTest extends PipelineLibTestBase {
             assertTrue(e.message, e.message.startsWith("pipeline ${command} failed: exit 1"))
         }
         assertEquals(expectedStages, stages())
-        assertEquals(commands, shCalls.findAll { it.label != 'lighthouse' }.collect { commandOf(it.script) })
+        assertEquals(commands, shCalls.findAll { !(it.label in ['lighthouse', 'test results']) }
+                                      .collect { commandOf(it.script) })
         assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
         assertTrue(events.contains("junit reports/${command}/junit.xml".toString()))
         assertFalse(events.contains('input'))
