@@ -130,8 +130,8 @@ def test_the_example_jenkinsfile_runs_for_real_against_the_testbed(
     report = "\n".join(f"{c['command']} exit={c['status']}\n{c['output'][-1500:]}"
                        for c in results["sh"] if c["status"])
     assert [(cmd, status) for label, cmd, status in calls] == [
-        ("build", 0), ("mkdir", 0), ("scan", 0), ("set", 0), ("perf", 0), ("gate", 0), ("migrate", 0),
-        ("gate", 0), ("rollout", 0), ("annotate", 0)], report
+        ("build", 0), ("mkdir", 0), ("scan", 0), ("set", 0), ("perf", 0), ("gate", 0),
+        ("migrate", 0), ("gate", 0), ("rollout", 0), ("annotate", 0)], report
     # nobody approved the promotion: the build stops at the input, after the deployment
     assert results["error"] == "Aborted by rm-bob", results["error"]
     assert "input Promote hello from sandbox to staging?" in results["events"]
