@@ -143,11 +143,23 @@ def assert_no_secret_leaks(run: PipelineRun, agent: GoCDAgent) -> None:
             assert PLANTED not in text and GOCD_TOKEN not in text, path
 
 
-def test_the_harness_finds_every_pipeline_of_the_config_repository() -> None:
+def test_the_harness_finds_every_pipeline_and_every_command_resolves_on_an_agent() -> None:
+    """Every file of gocd/ (a new one too): each exec task's command is a program the agent
+    (the tool image: pipelinelib, /bin/sh) has, each fetch names an earlier stage."""
     found = pipelines()
     assert {"hello-sandbox", "hello"} <= set(found)
     for name, pipeline in found.items():
-        assert pipeline.get("stages"), name
+        stage_names = [next(iter(s)) for s in pipeline["stages"]]
+        for index, entry in enumerate(pipeline["stages"]):
+            stage_name, stage = next(iter(entry.items()))
+            for job in stage["jobs"].values():
+                for task in job["tasks"]:
+                    kind, spec = next(iter(task.items()))
+                    if kind == "exec":
+                        assert shutil.which(spec["command"]), (name, stage_name, spec)
+                    elif kind == "fetch":
+                        assert spec["stage"] in stage_names[:index], (name, stage_name, spec)
+                        assert not spec.get("pipeline") or spec["pipeline"] == name
 
 
 def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
