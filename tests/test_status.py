@@ -64,6 +64,9 @@ def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, tmp_path):
     out = run_pipeline("status", "--repo", str(repo), env=kube_env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "hot-fix NOT BACK-MERGED" in out.stdout
+    # nothing runs there yet: no made-up image (the spec's tag) in the table
+    line = out.stdout.splitlines()[1]
+    assert line.split()[2] == "-" and "missing" in line, line
     git(app_repo, "checkout", "-q", "main")
     git(app_repo, "merge", "-q", "hotfix")
     out = run_pipeline("status", "--repo", str(repo), "--output", "json", env=kube_env)
