@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_pipeline
-from tests.fixtures.envs.kube import Kubectl
+from tests.fixtures.envs.kube import Kubectl, deployer_env
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,9 @@ def app(name: str, priority: int = 0, replicas: int = 1, behavior: str = "",
 
 
 def pipeline(kube_env, *args: str, report: Path | None = None):
+    """``pipeline ARGS`` as the least-privilege deployer (kubectl/admin only sets up)."""
     extra = ("--report-dir", str(report)) if report else ()
-    return run_pipeline(*extra, *args, env=kube_env)
+    return run_pipeline(*extra, *args, env=deployer_env(kube_env))
 
 
 def plan_json(kube_env, root: Path, env: str):

@@ -11,7 +11,7 @@ import pytest
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_CHANGES_PENDING
 from tests.conftest import run_pipeline
 from tests.fixtures.envs.helpers import ci_env
-from tests.fixtures.envs.kube import Kubectl
+from tests.fixtures.envs.kube import Kubectl, deployer_env
 from tests.test_apply import app
 
 COLOR = "pipelinelib.dev/color"
@@ -42,7 +42,7 @@ def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,
 
 
 def pipeline(kube_env, *args: str, user: str | None = None):
-    env = {**kube_env, **(ci_env(user) if user else {})}
+    env = {**(ci_env(user) if user else {}), **deployer_env(kube_env)}
     return run_pipeline(*args, env=env)
 
 
