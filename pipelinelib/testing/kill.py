@@ -229,6 +229,7 @@ class Trial:
     writes: list[Write]
     killed: bool
     seconds: float
+    stderr_tail: str = ""
 
 
 class KillHarness:
@@ -264,8 +265,11 @@ class KillHarness:
         for source in self.sources:
             source.mark()
         started = time.monotonic()
+        import tempfile
+
+        errors = tempfile.TemporaryFile()
         proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=errors)
         writes: list[Write] = []
         killed = False
         try:
@@ -282,7 +286,10 @@ class KillHarness:
         finally:
             proc.wait(30)
         writes = self._settle(writes)
-        return Trial(k, len(writes), writes, killed, time.monotonic() - started)
+        errors.seek(0)
+        tail = errors.read()[-3000:].decode("utf-8", "replace")
+        errors.close()
+        return Trial(k, len(writes), writes, killed, time.monotonic() - started, tail)
 
     def kill_at_every_write(self, n: int, fresh_world: Callable[[int], Any],
                             check: Callable[[int, Trial], Any], attempts: int = 3
