@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from tests.fixtures.envs.kube import Kubectl
 
 
 @pytest.fixture(scope="module")
-def kubectl(kube_env) -> Kubectl:
-    return Kubectl(kube_env)
+def kubectl(kube_env) -> Iterator[Kubectl]:
+    k = Kubectl(kube_env)
+    yield k
+    k.cleanup()
 
 
 def write_env(root: Path, name: str, namespace: str, apps: str, extra: str = "") -> None:

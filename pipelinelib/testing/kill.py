@@ -267,7 +267,7 @@ class KillHarness:
         started = time.monotonic()
         import tempfile
 
-        errors = tempfile.TemporaryFile()
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below, after the kill)
         proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=errors)
         writes: list[Write] = []
@@ -292,12 +292,13 @@ class KillHarness:
         return Trial(k, len(writes), writes, killed, time.monotonic() - started, tail)
 
     def kill_at_every_write(self, n: int, fresh_world: Callable[[int], Any],
-                            check: Callable[[int, Trial], Any], attempts: int = 3
-                            ) -> list[Trial]:
-        """For k = 1..n: ``fresh_world(k)``, kill after write k (retried when the kill landed
-        late), then ``check(k, trial)`` (re-run and convergence). Returns the trials."""
+                            check: Callable[[int, Trial], Any], attempts: int = 3,
+                            points: Sequence[int] | None = None) -> list[Trial]:
+        """For k = 1..n (or the given ``points``): ``fresh_world(k)``, kill after write k
+        (retried when the kill landed late), then ``check(k, trial)`` (re-run and
+        convergence). Returns the trials."""
         trials = []
-        for k in range(1, n + 1):
+        for k in points or range(1, n + 1):
             for attempt in range(attempts):
                 fresh_world(k)
                 trial = self.kill_after(k)
