@@ -17,7 +17,7 @@ import requests
 
 from pipelinelib.adapters.registry import MANIFEST_TYPES
 from pipelinelib.testing.faults import Proxy, clear_reason, count_retries
-from pipelinelib.testing.kill import KillHarness, RegistryWrites, Trial, Write
+from pipelinelib.testing.kill import KillHarness, RegistryWrites, Write
 from tests.conftest import commit_all, git, run_pipeline
 
 
@@ -158,35 +158,36 @@ def test_registry_restarted_mid_push_then_rerun_converges(
     row.passed = True
 
 
-def first_of_each_kind(writes: list[Write]) -> list[int]:
-    """1-based positions of the first write of each kind: blob upload start, chunk, blob
-    commit, and each manifest PUT (one per tag)."""
-    seen: dict[str, int] = {}
-    for i, w in enumerate(writes, 1):
-        method, path = w.what.split(" ", 1)
-        kind = path if "/manifests/" in path else method + (" chunk" if "…" in path else "")
-        seen.setdefault(kind, i)
-    return sorted(seen.values())
+def kind(write: Write) -> str:
+    """blob upload start, chunk, blob commit, or manifest."""
+    method, path = write.what.split(" ", 1)
+    if "/manifests/" in path:
+        return "manifest PUT"
+    return {"POST": "blob upload start (POST)", "PATCH": "blob chunk (PATCH)",
+            "PUT": "blob commit (PUT)"}.get(method, method)
 
 
 @pytest.mark.timeout(1200)
-def test_build_killed_after_every_registry_write_converges(
+def test_build_killed_after_each_kind_of_registry_write_converges(
         app, registry_env, private_registry, fault_proxy, tmp_path, scenario):
-    """The build's writes as the registry's access log shows them (blob upload POST/PATCH/
-    PUT, manifest PUTs per tag); for the first write of each kind, a fresh app version is
-    built and the build is killed right after that write (the engine's connection goes
-    through a latency toxic), then re-run: every tag names the one image, nothing missing.
-    The engine pushes layers in parallel and finishes (or cancels) a push on its own after
-    its client died, so a kill lands after write k, not always before write k+1."""
-    proxy = fault_proxy("registry", private_registry.addr)
-    proxy.add("latency", latency=150)
-    env = {**registry_env, "PIPELINE_LOG_FORMAT": "json"}
+    """The build's writes as the registry's access log shows them: blob upload start, chunk,
+    blob commit, and the manifest PUT of each tag. For the first write of each kind and for
+    each manifest PUT, a fresh app version is built and the build killed as soon as the
+    access log shows that write (the engine's connection goes through a latency toxic),
+    then re-run: both tags name the one image, nothing missing. Which layers a build uploads
+    depends on what the registry already has, so kill points are named by kind, not by
+    position; the engine pushes layers in parallel and finishes or cancels a push on its
+    own after its client died, so the kill lands after the write, not always before the
+    next one."""
     import os
     import sys
 
+    proxy = fault_proxy("registry", private_registry.addr)
+    proxy.add("latency", latency=150)
+    env = {**registry_env, "PIPELINE_LOG_FORMAT": "json"}
     counter = [0]
 
-    def fresh(_k: int) -> None:  # a new revision and version: a new image, new tags
+    def fresh() -> None:  # a new revision and version: a new image, new tags
         counter[0] += 1
         (app / "public" / "kill.txt").write_text(f"{counter[0]}\n")
         env_file = app / "release.env"
@@ -198,17 +199,20 @@ def test_build_killed_after_every_registry_write_converges(
            proxy.listen, "--no-smoke"]
     harness = KillHarness(cmd, {**os.environ, **env}, [RegistryWrites(private_registry.log)],
                           timeout_s=600)
-    fresh(0)
+    fresh()
     done, writes = harness.record()
     assert done.returncode == 0, done.stderr[-3000:]
-    assert writes, "the registry's access log shows the build's writes"
-
-    def check(k: int, trial: Trial) -> None:
-        w = writes[k - 1]
-        row = scenario("build+push", f"SIGKILL after write {k}/{len(writes)} ({w.what})",
-                       "registry")
-        row.outcome = f"killed after {trial.landed} write(s)"
-        assert trial.killed and trial.landed >= k, trial
+    manifests = sum(1 for w in writes if kind(w) == "manifest PUT")
+    assert manifests == 2, "one manifest PUT per tag (revision, version)"
+    points = [(k, 1) for k in dict.fromkeys(kind(w) for w in writes) if k != "manifest PUT"]
+    points += [("manifest PUT", n) for n in range(1, manifests + 1)]
+    for what, nth in points:
+        fresh()
+        trial = harness.kill_after(0, when=lambda ws, what=what, nth=nth: sum(
+            1 for w in ws if kind(w) == what) >= nth)
+        row = scenario("build+push", f"SIGKILL after {what} #{nth}", "registry")
+        row.outcome = f"killed after {trial.landed} registry write(s)"
+        assert trial.killed, trial.stderr_tail[-2000:]
         started = time.monotonic()
         rerun = run_pipeline("build", "--app-dir", str(app), "--registry", proxy.listen,
                              "--no-smoke", env=env)
@@ -218,6 +222,3 @@ def test_build_killed_after_every_registry_write_converges(
         assert_published_once(app, private_registry.addr)
         row.rerun = "converged"
         row.passed = True
-
-    harness.kill_at_every_write(len(writes), fresh, check, attempts=1,
-                                points=first_of_each_kind(writes))

@@ -169,3 +169,62 @@ def test_a_crashing_rollout_killed_after_every_write_is_rolled_back_by_the_rerun
     trials = kill_at_every_write(cluster, scenario, "rollout (crashing version)", slow_api,
                                  setup, verify, exit_code=1)
     assert [t.landed for t in trials] == list(range(1, len(trials) + 1))
+
+
+COLOR = "pipelinelib.dev/color"
+
+
+def two_services(n: int, **kw: Any) -> list[dict[str, Any]]:
+    """web(n) plus a second Service: a switch is two writes, so a kill can land between."""
+    return web(n, extra=[{"apiVersion": "v1", "kind": "Service",
+                          "metadata": {"name": "web-internal"},
+                          "spec": {"selector": {"app": "web"},
+                                   "ports": [{"port": 8080, "targetPort": 8080}]}}], **kw)
+
+
+def selected_colors(cluster: Cluster, ns: str) -> set[str]:
+    return {s["spec"]["selector"].get(COLOR, "") for s in
+            cluster.json("-n", ns, "get", "svc")["items"]}
+
+
+def test_blue_green_rollout_killed_after_every_write_is_switched_whole_by_the_rerun(
+        cluster, slow_api, tmp_path, scenario):
+    def setup(ns: str) -> list[str]:
+        run = run_pipeline("rollout", str(write(tmp_path / f"{ns}-1.yaml", two_services(1))),
+                           "--app", "web", "-n", ns, "--blue-green", env=cluster.cli_env())
+        assert run.returncode == 0, run.stderr[-2000:]
+        path = write(tmp_path / f"{ns}-2.yaml", two_services(2))
+        return ["rollout", str(path), "--app", "web", "-n", ns, "--blue-green",
+                "--lock-ttl", LOCK_TTL]
+
+    def verify(ns: str) -> None:
+        assert selected_colors(cluster, ns) == {"green"}, "every Service on the new colour"
+        assert image_of(cluster, ns, "web-green") == image(2)
+        assert image_of(cluster, ns, "web-blue") == image(1), "the old colour kept"
+        live = cluster.json("-n", ns, "get", "deploy", "web-green")
+        assert live["status"].get("readyReplicas") == 2
+
+    trials = kill_at_every_write(cluster, scenario, "rollout (blue/green)", slow_api, setup,
+                                 verify)
+    assert [t.landed for t in trials] == list(range(1, len(trials) + 1))
+
+
+def test_swap_killed_after_every_write_is_completed_by_the_rerun(cluster, slow_api, tmp_path,
+                                                                 scenario):
+    def setup(ns: str) -> list[str]:
+        for n, extra in ((1, []), (2, ["--await-promotion"])):
+            run = run_pipeline("rollout", str(write(tmp_path / f"{ns}-{n}.yaml",
+                                                    two_services(n))),
+                               "--app", "web", "-n", ns, "--blue-green", *extra,
+                               env=cluster.cli_env())
+            assert run.returncode in (0, 5), run.stderr[-2000:]
+        assert selected_colors(cluster, ns) == {"blue"}
+        return ["swap", "--app", "web", "-n", ns, "--to", "green"]
+
+    def verify(ns: str) -> None:
+        assert selected_colors(cluster, ns) == {"green"}, "never left half-switched"
+        assert image_of(cluster, ns, "web-green") == image(2)
+        assert image_of(cluster, ns, "web-blue") == image(1)
+
+    trials = kill_at_every_write(cluster, scenario, "swap", slow_api, setup, verify)
+    assert [t.landed for t in trials] == list(range(1, len(trials) + 1))

@@ -260,8 +260,9 @@ class KillHarness:
                               text=True, timeout=self.timeout_s, check=False)
         return proc, self._settle(self._poll())
 
-    def kill_after(self, k: int) -> Trial:
-        """Start the command and SIGKILL it as soon as its k-th write is recorded."""
+    def kill_after(self, k: int, when: Callable[[list[Write]], bool] | None = None) -> Trial:
+        """Start the command and SIGKILL it as soon as its k-th write is recorded (or, with
+        ``when``, as soon as ``when(writes so far)`` is true)."""
         for source in self.sources:
             source.mark()
         started = time.monotonic()
@@ -275,7 +276,7 @@ class KillHarness:
         try:
             while proc.poll() is None:
                 writes.extend(self._poll())
-                if len(writes) >= k:
+                if (when(writes) if when else len(writes) >= k):
                     proc.send_signal(signal.SIGKILL)
                     killed = True
                     break
