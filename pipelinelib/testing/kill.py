@@ -142,8 +142,9 @@ class GitRefWrites:
         self.tail.mark()
 
     def poll(self) -> list[Write]:
+        # HEAD follows the branch it names in the same transaction: not a write of its own
         return [Write(self.system, line.split()[0], time.monotonic())
-                for line in self.tail.lines()]
+                for line in self.tail.lines() if line.split()[0] != "HEAD"]
 
 
 class AppendWrites:
