@@ -228,3 +228,35 @@ def test_swap_killed_after_every_write_is_completed_by_the_rerun(cluster, slow_a
 
     trials = kill_at_every_write(cluster, scenario, "swap", slow_api, setup, verify)
     assert [t.landed for t in trials] == list(range(1, len(trials) + 1))
+
+
+def test_apply_of_several_apps_killed_after_every_write_converges(cluster, slow_api, tmp_path,
+                                                                  scenario):
+    """`pipeline apply` of an environment of three apps (two priorities), as the deployer."""
+    from tests.test_apply import app, write_env
+
+    def digests(tag: str) -> dict[str, str]:
+        import hashlib
+
+        return {n: "sha256:" + hashlib.sha256(f"{n}:{tag}".encode()).hexdigest()
+                for n in ("api", "worker", "web")}
+
+    def setup(ns: str) -> list[str]:
+        root = tmp_path / ns
+        write_env(root, "staging", ns, app("api", 0) + app("worker", 0) + app("web", 5))
+        run = run_pipeline("apply", "staging", "--repo", str(root), env=cluster.cli_env())
+        assert run.returncode == 0, run.stderr[-2000:]
+        write_env(root, "staging", ns, app("api", 0, tag="2.0") + app("worker", 0, tag="2.0")
+                  + app("web", 5, tag="2.0"))
+        return ["apply", "staging", "--repo", str(root)]
+
+    def verify(ns: str) -> None:
+        for name, digest in digests("2.0").items():
+            live = cluster.json("-n", ns, "get", "deploy", name)
+            assert live["spec"]["template"]["spec"]["containers"][0]["image"].endswith(digest)
+            assert live["status"].get("readyReplicas") == 1
+        cms = [i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "cm")["items"]
+               if i["metadata"]["name"] != "kube-root-ca.crt"]
+        assert len(cms) == 3, f"one config per app, no orphan: {cms}"
+
+    kill_at_every_write(cluster, scenario, "apply (3 apps)", slow_api, setup, verify)
