@@ -64,9 +64,11 @@ def leases(cluster: Cluster, ns: str) -> list[dict[str, Any]]:
 
 def kill_at_every_write(cluster: Cluster, scenario: Callable[..., Scenario], step: str,
                         kubeconfig: Path, setup: Callable[[str], list[str]],
-                        verify: Callable[[str], None], exit_code: int = 0) -> list[Trial]:
+                        verify: Callable[[str], None], exit_code: int = 0,
+                        exact: bool = True) -> list[Trial]:
     """``setup(ns)`` prepares a namespace and returns the step's CLI arguments; the step
-    (and every re-run) ends with ``exit_code``."""
+    (and every re-run) ends with ``exit_code``. ``exact=False``: the step writes from
+    several threads at once (apply), so the kill lands after write k, not always before k+1."""
     audit_log = cluster.kube_env["PIPELINELIB_KUBE_AUDIT_LOG"]
     slow_env = {**os.environ, **cluster.cli_env(), "KUBECONFIG": str(kubeconfig),
                 "PIPELINE_LOG_FORMAT": "json"}
@@ -91,7 +93,8 @@ def kill_at_every_write(cluster: Cluster, scenario: Callable[..., Scenario], ste
         row = scenario(step, f"SIGKILL after write {k}/{len(writes)} ({w.what})", "kubernetes")
         row.outcome = f"killed after {trial.landed} write(s): " + ", ".join(
             x.what for x in trial.writes[-1:])
-        assert trial.killed and trial.landed == k, (k, [x.what for x in trial.writes], described)
+        assert trial.killed and (trial.landed == k if exact else trial.landed >= k), (
+            k, [x.what for x in trial.writes], described)
         started = time.monotonic()
         rerun = run_pipeline(*state["args"], env=cluster.cli_env())
         row.seconds = round(time.monotonic() - started, 2)
@@ -259,4 +262,5 @@ def test_apply_of_several_apps_killed_after_every_write_converges(cluster, slow_
                if i["metadata"]["name"] != "kube-root-ca.crt"]
         assert len(cms) == 3, f"one config per app, no orphan: {cms}"
 
-    kill_at_every_write(cluster, scenario, "apply (3 apps)", slow_api, setup, verify)
+    kill_at_every_write(cluster, scenario, "apply (3 apps)", slow_api, setup, verify,
+                        exact=False)
