@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hot-fix: the app's git repository (back-merge check)")
     parser.add_argument("--main-branch", default="main", help="hot-fix: the app's main branch")
     parser.add_argument("--no-apply", action="store_true", help="commit only; do not apply")
+    parser.add_argument("--via-pull-request", action="store_true",
+                        help="an environment promoted through a branch (preprod via prod): "
+                        "open/update the pull request, merge it when its reviews approve, "
+                        "apply when merged (docs/queue.md)")
 
 
 def _origin(repo: str) -> str:
@@ -67,9 +71,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not args.repo:
         raise BadInput("no env-state repository given", field="--repo",
                        expected="a clone or URL (or set PIPELINE_ENV_REPO)")
-    if not args.apps and not args.all:
+    if not args.apps and not args.all and not args.via_pull_request:
         raise BadInput("name the app(s) to promote, or --all", field="APP")
     ctx.environment = args.target
+    if args.via_pull_request:
+        from pipelinelib.steps.promote_pr import promote_via_pull_request
+
+        with Job("promote", ctx, args.report_dir) as job:
+            promote_via_pull_request(job, ctx, repo=args.repo, branch=args.branch,
+                                     target=args.target)
+        return exit_code(job)
     with Job("promote", ctx, args.report_dir) as job:
         promote_pipeline(job, ctx, repo=args.repo, branch=args.branch, apps=args.apps,
                          all_apps=args.all, source=args.source, target=args.target,

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import structlog
 
 from pipelinelib.errors import TransientError
-from pipelinelib.secrets import MASK, Secrets
+from pipelinelib.secrets import Secrets, clean_url
 
 ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback", "approval",
            "annotation", "state")
@@ -62,19 +62,6 @@ def utc_now_ms() -> str:
     """Now as RFC 3339 UTC with milliseconds (``2026-11-23T00:40:00.123Z``)."""
     now = dt.datetime.now(dt.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def clean_url(url: str) -> str:
-    """``url`` without ``user:password@`` (build URLs and sink URLs may carry them)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
 
 
 @dataclass

@@ -39,6 +39,39 @@ WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet",
                   "replicaset": "ReplicaSet"}
 
 
+def workload_from_report(report_dir: str | Path, app: str, namespace: str = "",
+                         required: bool = True) -> tuple[str, str]:
+    """``(workload, namespace)`` a ``rollout`` or ``swap`` run deployed, from its report
+    directory's summary.json: ``deployment/APP-COLOUR`` for blue/green (the colour rolled
+    out; for a swap the colour now live), else ``deployment/APP``. When the run left no such
+    step (it failed early) and ``required`` is false: ``("", namespace)``."""
+    import json
+
+    path = Path(report_dir) / "summary.json"
+    if not app:
+        raise BadInput("--workload-from needs the app", field="--app", expected="the app name")
+    try:
+        steps = json.loads(path.read_text(encoding="utf-8")).get("steps") or []
+    except (OSError, ValueError, AttributeError) as exc:
+        if not required:
+            return "", namespace
+        raise BadInput(f"no readable report: {exc}", source=str(path), field="--workload-from",
+                       expected="the report directory of a `pipeline rollout` or `swap` run"
+                       ) from exc
+    found = [s.get("outputs") or {} for s in steps
+             if isinstance(s, dict) and s.get("name") in ("rollout", "swap")]
+    outputs = next((o for o in reversed(found) if o.get("namespace")), None)
+    if outputs is None:
+        if not required:
+            return "", namespace
+        raise BadInput("the report names no rollout or swap", source=str(path),
+                       field="--workload-from",
+                       expected="the report directory of a `pipeline rollout` or `swap` run")
+    color = outputs.get("color") if "color" in outputs else outputs.get("live_color")
+    name = f"{app}-{color}" if color else app
+    return f"deployment/{name}", namespace or str(outputs["namespace"])
+
+
 def parse_workload(text: str) -> tuple[str, str]:
     """``deployment/hello`` -> (``Deployment``, ``hello``); BadInput otherwise."""
     kind, sep, name = (text or "").partition("/")

@@ -1,0 +1,1 @@
+"""Job compositions that span several steps (the deploy queue)."""

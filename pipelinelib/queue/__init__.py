@@ -1,0 +1,1 @@
+"""The deploy queue of seed 003: see ``pipelinelib.queue.runner``."""

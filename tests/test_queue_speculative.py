@@ -1,0 +1,78 @@
+"""The speculative queue (as Zuul's gate): the next N refspecs are checked in parallel, each
+on top of the ones ahead of it; deployments still land strictly in order; a failure ejects
+its refspec and the ones behind it are checked again on the new master."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
+from tests.test_queue import CHECK_ENV, branch, deployment_tags, mark, note_of, queue
+
+# (no literal braces: stage arguments are templates with {workdir}-style placeholders)
+GATE = """
+import json, sys, time
+start = time.time()
+time.sleep(float(sys.argv[3]))
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps(dict(branch=sys.argv[2], start=start, end=time.time(),
+                            files=sorted(__import__("os").listdir(".")))) + "\\n")
+"""
+
+
+@pytest.fixture
+def world(gitea_env, tmp_path: Path):  # noqa: F811
+    w = GiteaWorld.create(gitea_env, tmp_path, "spec")
+    gates = tmp_path / "gates.jsonl"
+    deploys = tmp_path / "deploys.log"
+    config = {"environment": "live",
+              "check": [CHECK_ENV, {"run": ["python3", "-c", GATE, str(gates), "{branch}",
+                                            "2"]}],
+              "deploy": [{"run": ["sh", "-c", f'echo "$0" >> {deploys}', "{branch}"]}]}
+    (w.clone / ".pipeline").mkdir()
+    (w.clone / ".pipeline" / "queue.yaml").write_text(yaml.safe_dump(config))
+    (w.clone / "release.env").write_text("APP=hello\n")
+    git(w.clone, "add", "-A")
+    git(w.clone, "commit", "-q", "-m", "base")
+    git(w.clone, "push", "-q", "origin", "master")
+    w.gates, w.deploys = gates, deploys  # type: ignore[attr-defined]
+    yield w
+    w.delete()
+
+
+def test_speculative_checks_overlap_deploys_stay_in_order_and_a_failure_is_ejected(world):
+    w = world
+    tips = {"a": branch(w, "a", {"a.txt": "a\n"}),
+            "b": branch(w, "b", {"release.env": "APP=hello\nbroken line\n"}),
+            "c": branch(w, "c", {"c.txt": "c\n"}),
+            "d": branch(w, "d", {"d.txt": "d\n"})}
+    for name in "abcd":
+        mark(w, tips[name], "deployable")
+
+    out = queue(w, "--speculative", "4")
+    assert out.returncode == 1 and "b: Failed Deployment (stage env exited 2)" in out.stderr
+
+    deploys = w.deploys.read_text().split()  # type: ignore[attr-defined]
+    assert deploys == ["a", "c", "d"], "deployed strictly in queue order, the failure ejected"
+    tags = deployment_tags(w)
+    assert sorted(tags) == ["deployment-0001", "deployment-0002", "deployment-0003"]
+    git(w.clone, "fetch", "-q", "origin")
+    subjects = git(w.clone, "log", "-3", "--format=%s", "origin/master").stdout.splitlines()
+    assert subjects == ["d: change", "c: change", "a: change"]
+    assert note_of(w, w.remote_sha("refs/heads/b")).fields["annotation"] == "Failed Deployment"
+
+    gates = [json.loads(line) for line in w.gates.read_text().splitlines()]  # type: ignore
+    first_round = [g for g in gates if g["branch"] in "acd"][:3]
+    # round 1 checked a, c and d together (b failed its env stage before the gate ran)
+    assert max(g["start"] for g in first_round) < min(g["end"] for g in first_round), \
+        "the speculative checks overlapped"
+    # c and d were checked on top of b first (its change visible), then again without it
+    c_runs = [g for g in gates if g["branch"] == "c"]
+    d_runs = [g for g in gates if g["branch"] == "d"]
+    assert len(c_runs) == 2 and len(d_runs) == 2, "the ones behind the failure re-ran"
+    assert {"a.txt", "c.txt"} <= set(c_runs[0]["files"]), "c was checked on top of a"
+    assert {"a.txt", "c.txt", "d.txt"} <= set(d_runs[-1]["files"])
