@@ -19,6 +19,7 @@ from tests.fixtures.manifests.kit import Cluster
 from tests.realnode import PORT, app, build_hello, http_get, pods_of, pull_secret, serve
 
 UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
+READY_FILE = {"exec": {"command": ["/bin/cat", "/tmp/ready"]}, "periodSeconds": 1}
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,9 @@ def test_a_readiness_probe_that_never_passes_fails_at_the_deadline_naming_it(
 
 def test_a_liveness_probe_that_kills_the_container_reports_the_restarts(cluster, env, image):
     probe = {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
-    error = fails(cluster, app("web", image, readiness={}, liveness=probe, extra=[regcred(env)]))
+    slow = ["/bin/sh", "-c", "sleep 5; touch /tmp/ready; exec sleep 3600"]
+    error = fails(cluster, app("web", image, command=slow, readiness=READY_FILE, liveness=probe,
+                               extra=[regcred(env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "2 restarts" in text, text
     assert "Liveness probe failed" in "\n".join(error.evidence)
@@ -147,9 +150,9 @@ def test_a_missing_config_key_fails_with_create_container_config_error(cluster, 
 
 
 def test_a_memory_limit_exceeded_is_reported_as_oomkilled(cluster, env, image):
-    hog = ["/bin/sh", "-c", "echo allocating 64 MiB; dd if=/dev/zero of=/dev/null bs=64M count=1;"
-           " echo survived; sleep 3600"]
-    error = fails(cluster, app("web", image, command=hog, readiness={}, memory_limit="16Mi",
+    # dd is the container's main process, so the OOM killer ends the container itself.
+    hog = ["/bin/sh", "-c", "echo allocating 64 MiB; exec dd if=/dev/zero of=/dev/null bs=64M"]
+    error = fails(cluster, app("web", image, command=hog, readiness=READY_FILE, memory_limit="16Mi",
                                extra=[regcred(env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "last exit code 137 (OOMKilled)" in text, text
