@@ -66,8 +66,10 @@ def app(name: str, image: str, *, command: list[str] | None = None,
         env: dict[str, str] | None = None, env_from_key: tuple[str, str] | None = None,
         readiness: dict[str, Any] | None = None, liveness: dict[str, Any] | None = None,
         memory_limit: str | None = None, volumes: bool = False, progress_deadline: int = 600,
-        extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """A Deployment (+ ConfigMap) whose pods tolerate the real node's taint and land there."""
+        extra: list[dict[str, Any]] | None = None, kwok_behavior: str | None = None
+        ) -> list[dict[str, Any]]:
+    """A Deployment whose pods tolerate the real node's taint and land there — or, with
+    ``kwok_behavior``, the same Deployment on the kwok nodes, staged to behave so."""
     container: dict[str, Any] = {
         "name": "web", "image": image, "command": command or serve(),
         "env": [{"name": k, "value": v} for k, v in (env or {"GREETING": "hello"}).items()],
@@ -90,6 +92,11 @@ def app(name: str, image: str, *, command: list[str] | None = None,
         "nodeSelector": {NODE_LABEL: "true"},
         "tolerations": [{"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
     }
+    annotations = {}
+    if kwok_behavior:
+        pod["nodeSelector"] = {"type": "kwok"}
+        del pod["tolerations"]
+        annotations = {"pipelinelib.dev/behavior": kwok_behavior}
     if pull_secret_name:
         pod["imagePullSecrets"] = [{"name": pull_secret_name}]
     if volumes:
@@ -99,7 +106,8 @@ def app(name: str, image: str, *, command: list[str] | None = None,
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": replicas, "progressDeadlineSeconds": progress_deadline,
                  "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}}
+                 "template": {"metadata": {"labels": {"app": name}, "annotations": annotations},
+                              "spec": pod}}}
     return [deployment, *(extra or [])]
 
 
