@@ -208,3 +208,14 @@ def test_doom_or_delay(pod, fatal):
     found = health.pod_condition(pod)
     assert found is not None and found[3] is fatal, found
     assert (health.pod_problem(pod) is not None) is fatal
+
+
+def test_a_restarted_container_counts_as_ready_only_after_it_stayed_up():
+    pod = {"metadata": {"name": "web-1"}, "status": {"containerStatuses": [{
+        "name": "web", "restartCount": 1,
+        "state": {"running": {"startedAt": "2026-11-28T07:00:00Z"}}}]}}
+    started = health._started("2026-11-28T07:00:00Z")
+    assert "restarted 1x" in health.settling([pod], now=started + 1)
+    assert health.settling([pod], now=started + health.STABLE_AFTER_RESTART_S) is None
+    pod["status"]["containerStatuses"][0]["restartCount"] = 0
+    assert health.settling([pod], now=started) is None, "never restarted: ready at once"
