@@ -183,16 +183,17 @@ def main() -> None:
 
 class ReadyClock:
     """Polls a namespace's pods (every 50 ms, as admin) and notes when something first held:
-    every pod of IMAGE Ready, or any pod showing a fatal condition (the kubelet's report)."""
+    every pod whose GREETING is ``greeting`` Ready, or any pod showing a fatal condition (the
+    kubelet's report)."""
 
-    def __init__(self, ns: str, image: str | None = None):
+    def __init__(self, ns: str, greeting: str | None = None):
         import threading
 
         from pipelinelib.adapters.kube import KubeClient
         from pipelinelib.kube import health
 
         self.kube = KubeClient.from_kubeconfig(os.environ["KUBECONFIG"])
-        self.ns, self.image, self.health = ns, image, health
+        self.ns, self.greeting, self.health = ns, greeting, health
         self.ready_at: float | None = None
         self.fatal_at: float | None = None
         self.stop = threading.Event()
@@ -203,8 +204,9 @@ class ReadyClock:
         while not self.stop.is_set():
             pods = self.kube.list("Pod", self.ns).get("items", [])
             now = time.perf_counter()
-            mine = [p for p in pods if not self.image or
-                    p["spec"]["containers"][0]["image"] == self.image]
+            mine = [p for p in pods if not self.greeting or
+                    {"name": "GREETING", "value": self.greeting}
+                    in p["spec"]["containers"][0].get("env", [])]
             if self.ready_at is None and mine and all(self.health.pod_ready(p) for p in mine):
                 self.ready_at = now
             if self.fatal_at is None and any(self.health.pod_problem(p) for p in pods):
@@ -250,7 +252,7 @@ def real_node(runs: int) -> None:
                 created += [a, b]
                 for n, (o, k, after) in ((1, ("fo", "fk", "fo_after")),
                                          (2, ("uo", "uk", "uo_after"))):
-                    clock = ReadyClock(a, image)
+                    clock = ReadyClock(a, f"v{n}")
                     t, rc = ours_cli(v[n], a)
                     end = time.perf_counter()
                     clock.done()
