@@ -121,3 +121,93 @@ def http_get(ip: str, path: str = "/", timeout: float = 5) -> str:
     r = requests.get(f"http://{ip}:{PORT}{path}", timeout=timeout)
     r.raise_for_status()
     return r.text
+
+
+# --- an image that holds pipelinelib (for `pipeline migrate` as a Job in a real pod) --------
+# Nothing can be pulled here, so the image is assembled from this machine's own Python: the
+# interpreter, its standard library, the packages `pipeline migrate` imports (found by
+# running it) and the shared libraries they link, FROM scratch.
+MIGRATE_PACKAGES = ("certifi", "colorama", "pglast", "psycopg", "psycopg_binary", "structlog",
+                    "tenacity", "typing_extensions")
+STDLIB_SKIP = {"site-packages", "test", "tests", "idlelib", "tkinter", "turtledemo",
+               "ensurepip", "lib2to3", "__pycache__"}
+
+
+def _ldd(path: Path) -> set[str]:
+    import subprocess
+
+    out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False).stdout
+    return {part for line in out.splitlines() for part in line.split()
+            if part.startswith("/") and Path(part).exists()}
+
+
+def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
+                      migrations: dict[str, Path]) -> str:
+    """Build and push (to ``registry``) an image holding pipelinelib and ``migrations``
+    (target dir -> source dir); returns REPO@sha256:…"""
+    import hashlib
+    import sys
+
+    import docker
+    import requests
+
+    prefix = Path(sys.base_prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    ctx = tmp / "ctx"
+    rootfs = ctx / "rootfs"
+
+    def put(src: Path, dst: Path | None = None) -> None:
+        target = rootfs / str(dst or src).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, symlinks=False, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src.resolve(), target)
+
+    put(prefix / "bin" / version, prefix / "bin" / "python3")
+    for lib in (prefix / "lib").glob("libpython*.so*"):
+        put(lib)
+    stdlib = prefix / "lib" / version
+    for entry in stdlib.iterdir():
+        if entry.name not in STDLIB_SKIP and not entry.name.startswith("config-"):
+            put(entry)
+    site = stdlib / "site-packages"
+    for name in MIGRATE_PACKAGES:
+        for entry in [site / name, site / f"{name}.py", site / f"{name}.libs",
+                      *site.glob(f"{name}-*.dist-info")]:
+            if entry.exists():
+                put(entry)
+    libs: set[str] = set()
+    for so in [rootfs / str(prefix / "bin" / "python3").lstrip("/"), *rootfs.rglob("*.so*")]:
+        libs |= _ldd(so)
+    for lib in libs:
+        if not (rootfs / lib.lstrip("/")).exists():
+            put(Path(lib), Path(lib))
+    put(root / "pipelinelib", Path("/app/pipelinelib"))
+    for target, source in migrations.items():
+        put(source, Path(target))
+    (rootfs / "tmp").mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY rootfs/ /\n"
+        f"ENV PATH={prefix}/bin PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8\n"
+        'LABEL org.opencontainers.image.title="pipelinelib (testbed: this machine\'s Python)"\n'
+        'ENTRYPOINT ["python3", "-m", "pipelinelib"]\n')
+    digest_of_tree = hashlib.sha256()
+    for path in sorted(rootfs.rglob("*")):
+        if path.is_file():
+            digest_of_tree.update(str(path.relative_to(rootfs)).encode())
+            digest_of_tree.update(hashlib.sha256(path.read_bytes()).digest())
+    tag = digest_of_tree.hexdigest()[:12]
+    repo = f"{registry}/realnode/pipelinelib"
+    head = requests.head(f"http://{registry}/v2/realnode/pipelinelib/manifests/{tag}", timeout=5,
+                         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    if head.status_code != 200:  # same content as a pushed one: reuse it
+        client = docker.DockerClient(base_url=docker_host)
+        client.images.build(path=str(ctx), tag=f"{repo}:{tag}", network_mode="none", rm=True)
+        client.images.push(repo, tag)
+        client.images.remove(f"{repo}:{tag}")
+        head = requests.head(f"http://{registry}/v2/realnode/pipelinelib/manifests/{tag}",
+                             timeout=5, headers={"Accept": "application/vnd.docker.distribution"
+                                                           ".manifest.v2+json"})
+    return f"{repo}@{head.headers['Docker-Content-Digest']}"

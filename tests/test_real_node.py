@@ -5,6 +5,7 @@ real failures. Every failure detection here also runs on kwok (tests/test_real_n
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -277,3 +278,48 @@ class Registry:
                              headers={"Accept": "application/vnd.docker.distribution.manifest"
                                                 ".v2+json"})
         return f"{repo}@{head.headers['Docker-Content-Digest']}"
+
+
+REAL_HOST_NETWORK = {
+    # the testbed's PostgreSQL listens on loopback: the Job's pod shares the host's network
+    "hostNetwork": True, "nodeSelector": {"pipelinelib.dev/real-node": "true"},
+    "tolerations": [{"key": "pipelinelib.dev/real-node", "operator": "Exists",
+                     "effect": "NoSchedule"}]}
+
+
+def test_the_migration_runs_as_a_job_in_a_real_pod_of_an_image_holding_pipelinelib(
+        cluster, env, postgres_db, tmp_path):
+    import psycopg
+
+    from pipelinelib.steps.migrate import run_migration_job
+    from tests.conftest import EXAMPLE, ROOT
+    from tests.realnode import pipelinelib_image
+
+    bad = tmp_path / "bad"  # the example's migrations and a third one that fails
+    shutil.copytree(EXAMPLE / "migrations", bad)
+    (bad / "V3__boom.sql").write_text("update visits set referrer = (1 / 0)::text;\n")
+    image = pipelinelib_image(tmp_path, env["DOCKER_HOST"], env["PIPELINELIB_REGISTRY"], ROOT,
+                              {"/migrations": EXAMPLE / "migrations", "/bad": bad})
+    ns = cluster.namespace("rn")
+    cluster.kubectl("-n", ns, "create", "secret", "generic", "db",
+                    f"--from-literal=dsn={postgres_db}")
+    ctx = cluster.ctx("hello")
+    done = run_migration_job(ctx, ns, image, ["python3", "-m", "pipelinelib", "migrate",
+                                              "--dir", "/migrations"],
+                             secret_env={"PIPELINE_DB_DSN": ("db", "dsn")},
+                             pod_spec=REAL_HOST_NETWORK, timeout_s=180)
+    assert done.changed and done.outputs["state"] == "succeeded"
+    [pod] = cluster.json("-n", ns, "get", "pods", "-l", "pipelinelib.dev/purpose=migrate")["items"]
+    assert pod["spec"]["nodeName"] == env["PIPELINELIB_REAL_NODE"]
+    with psycopg.connect(postgres_db) as conn:
+        columns = {r[0] for r in conn.execute(
+            "select column_name from information_schema.columns where table_name = 'visits'")}
+    assert "referrer" in columns, "V2 ran inside the pod against the testbed PostgreSQL"
+    with pytest.raises(StepFailed) as failed:
+        run_migration_job(cluster.ctx("hello"), ns, image,
+                          ["python3", "-m", "pipelinelib", "migrate", "--dir", "/bad"],
+                          secret_env={"PIPELINE_DB_DSN": ("db", "dsn")},
+                          pod_spec=REAL_HOST_NETWORK, timeout_s=180)
+    evidence = "\n".join(failed.value.evidence)
+    assert "division by zero" in evidence, evidence
+    assert postgres_db.split("@")[0] not in evidence, "the DSN's password stays out"
