@@ -222,7 +222,7 @@ def real_node(runs: int) -> None:
     """Rows on the real node: the built image really pulled, started and probed."""
     import docker
 
-    from tests.realnode import app, pull_secret
+    from tests.realnode import app, delete_image, pull_secret
 
     docker_client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"])
     base = docker_client.images.get(os.environ["PIPELINELIB_BASE_IMAGE"])
@@ -290,6 +290,8 @@ def real_node(runs: int) -> None:
     finally:
         for ns in created:
             kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        delete_image(image, user, password)
+        docker_client.images.remove(f"{repo}:1")
 
 
 def line(name: str, ours: list[float], peer: list[float], goal: str) -> None:

@@ -47,6 +47,14 @@ def build_hello(tmp: Path, env: dict[str, str], registry: str, user: str, passwo
     return image
 
 
+def delete_image(image: str, user: str | None = None, password: str | None = None) -> None:
+    """Delete REGISTRY/REPO@sha256:… from its registry (the testbed's allow deletes)."""
+    name, digest = image.split("@", 1)
+    registry, repo = name.split("/", 1)
+    requests.delete(f"http://{registry}/v2/{repo}/manifests/{digest}", timeout=10,
+                    auth=(user, password) if user else None)
+
+
 def pull_secret(name: str, registry: str, user: str, password: str) -> dict[str, Any]:
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     config = {"auths": {registry: {"username": user, "password": password, "auth": auth}}}

@@ -17,7 +17,16 @@ import requests
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollout import rollout
 from tests.fixtures.manifests.kit import Cluster
-from tests.realnode import PORT, app, build_hello, http_get, pods_of, pull_secret, serve
+from tests.realnode import (
+    PORT,
+    app,
+    build_hello,
+    delete_image,
+    http_get,
+    pods_of,
+    pull_secret,
+    serve,
+)
 
 UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
 READY_FILE = {"exec": {"command": ["/bin/cat", "/tmp/ready"]}, "periodSeconds": 1}
@@ -29,11 +38,13 @@ def env(node_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def image(env, tmp_path_factory) -> str:
+def image(env, tmp_path_factory):
     """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
-    return build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
-                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
-                       env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
+                      *auth)
+    yield ref
+    delete_image(ref, *auth)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollout import rollout
 from tests.fixtures.manifests.kit import Cluster
-from tests.realnode import PORT, app, build_hello, pods_of, pull_secret
+from tests.realnode import PORT, app, build_hello, delete_image, pods_of, pull_secret
 
 UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
 PROBE = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
@@ -26,10 +26,13 @@ def env(node_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def image(env, tmp_path_factory) -> str:
-    return build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
-                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
-                       env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+def image(env, tmp_path_factory):
+    """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
+    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
+                      *auth)
+    yield ref
+    delete_image(ref, *auth)
 
 
 @pytest.fixture
