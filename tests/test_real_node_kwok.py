@@ -50,12 +50,21 @@ def regcred(env) -> dict:
 
 def docs_for(case: str, where: str, image: str, env) -> tuple[list[dict], float]:
     kwok = {"kwok_behavior": {"crash": "crash", "pull": "pull-fail", "config": "config-error",
-                              "never-ready": "never-ready"}[case]} if where == "kwok" else {}
+                              "never-ready": "never-ready", "unauthorized": "pull-unauthorized",
+                              "oom": "oom"}[case]} if where == "kwok" else {}
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
               "data": {"GREETING": "hi"}}
     extra = [regcred(env), config]
     if case == "crash":
         return app("web", image, command=CRASH, readiness={}, extra=extra, **kwok), 120
+    if case == "unauthorized":
+        wrong = pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
+                            env["PIPELINELIB_AUTH_REGISTRY_USER"], "wrong-password-1")
+        return app("web", image, extra=[wrong, config], **kwok), 120
+    if case == "oom":
+        hog = ["/bin/sh", "-c", "echo allocating; exec dd if=/dev/zero of=/dev/null bs=64M"]
+        return app("web", image, command=hog, readiness={"exec": {"command": ["/bin/false"]}},
+                   memory_limit="16Mi", extra=extra, **kwok), 120
     if case == "pull":
         ref = image if kwok else image.split("@", 1)[0] + "@" + UNKNOWN_DIGEST
         return app("web", ref, extra=extra, **kwok), 120
@@ -71,6 +80,10 @@ EXPECT = {
     "pull": ["ErrImagePull", "rpc error: code = NotFound desc = failed to pull and unpack image",
              "failed to resolve reference", ": not found"],
     "config": ["CreateContainerConfigError", "couldn't find key DATABASE_URL in ConfigMap"],
+    "unauthorized": ["ErrImagePull", "failed to pull and unpack image",
+                     "failed to resolve reference", "failed with status code [manifests sha256:",
+                     "401 Unauthorized"],
+    "oom": ["CrashLoopBackOff", "last exit code 137 (OOMKilled)", "2 restarts"],
     "never-ready": ["ReadinessTimeout",
                     "readiness probe httpGet http://:18080/healthz never passed",
                     "last failure: Readiness probe failed: HTTP probe failed with statuscode: "],
