@@ -364,6 +364,27 @@ class GiteaClient:
         return StepFailed(f"Gitea answered {status} for {what}", cause=message[:300] or None)
 
 
+def client_for_repo(url: str, env: Mapping[str, str] | None = None, secrets: Any = None
+                    ) -> tuple[GiteaClient | None, tuple[str, str] | None]:
+    """The client and ``(owner, repo)`` when the git URL ``url`` lives on the configured
+    Gitea (``PIPELINELIB_GITEA_URL``); ``(None, None)`` otherwise."""
+    import os
+    from urllib.parse import urlsplit
+
+    env = os.environ if env is None else env
+    base = env.get("PIPELINELIB_GITEA_URL", "").rstrip("/")
+    if not base:
+        return None, None
+    parts, server = urlsplit(url), urlsplit(base)
+    if parts.hostname != server.hostname or parts.port != server.port:
+        return None, None
+    path = parts.path[len(server.path):] if parts.path.startswith(server.path) else parts.path
+    segments = [s for s in path.strip("/").removesuffix(".git").split("/") if s]
+    if len(segments) != 2:
+        return None, None
+    return GiteaClient.from_env(env, secrets), (segments[0], segments[1])
+
+
 def _message(response: requests.Response) -> str:
     try:
         data = response.json()
