@@ -17,6 +17,7 @@ from tests.fixtures.envs.kube import Kubectl
 from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+# as examples/env-state/policy.yaml has it: preprod's four eyes are the pull request's reviews
 POLICY = """\
 groups:
   release-managers: [alice, bob]
@@ -24,7 +25,6 @@ environments:
   preprod:
     promote: ["group:release-managers"]
     approve: ["group:release-managers"]
-    four_eyes: true
 """
 
 
