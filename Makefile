@@ -6,14 +6,20 @@ PYTHON ?= python3
 TESTBED ?= $(or $(PIPELINELIB_TESTBED),/tmp/pipelinelib-testbed)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench testbed-up testbed-down
+.PHONY: setup demo test lint bench testbed-up testbed-down outdated constraints image
 
-setup:  ## install pipelinelib and its test tools (Python side)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+setup:  ## install pipelinelib and its test tools (Python side), at the pinned versions
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+
+outdated:  ## list pinned dependencies (constraints.txt) that have a newer release
+	$(PYTHON) tools/constraints.py --outdated
+
+constraints:  ## pin the dependency closure as installed now (after a green run)
+	$(PYTHON) tools/constraints.py > constraints.txt
 
 testbed-up: setup  ## start every testbed component (installs Debian packages, builds Go tools once)
 	testbed/up --state-dir $(TESTBED) --only all > $(TESTBED).env
-	for tool in helm osv-scanner zincsearch lighthouse gitea; do testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
+	for tool in helm osv-scanner zincsearch lighthouse oasdiff toxiproxy gitea; do testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
 
 testbed-down:
 	testbed/down --state-dir $(TESTBED)
@@ -23,6 +29,9 @@ demo: testbed-up  ## run the example pipeline end to end on the local testbed
 
 test: testbed-up  ## run the whole test suite against the real testbed
 	source $(TESTBED).env && $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+image: testbed-up  ## build the CI agents' tool image in the testbed engine (tool-image/)
+	source $(TESTBED).env && tool-image/build
 
 lint:
 	ruff check .

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("perf", "check Lighthouse performance budgets"),
     "gate": ("gate", "the release checklist: every mark checked, with evidence"),
     "migrate": ("migrate", "apply database migrations before the rollout"),
+    "validate": ("validate", "check manifests, env specs, charts and policies; writes nothing"),
     "rollout": ("rollout", "apply manifests, wait for health, roll back on failure"),
     "rollback": ("rollback", "return an app to an earlier revision (or blue/green colour)"),
     "swap": ("swap", "blue/green: swap which colour serves (staging <-> live)"),
@@ -37,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "query or flush the audit trail"),
     "metrics": ("metrics", "DORA metrics from the deployment records"),
     "history": ("history", "who deployed what, where and when (git records alone)"),
+    "import": ("import_helmsman", "convert a helmsman desired state file into an environment spec"),
 }
 
 DESCRIPTION = """\

@@ -26,7 +26,7 @@ CAUGHT = [
     ("gate mark 4 (", "release gate failed: ✗ 4: 2 breaking change(s) in 1.0.0 -> 1.1.0"),
     ("gate mark 5 (", "release gate failed: ✗ 5: GET /api/greeting (getGreeting): audit mapping"),
     ("gate mark 2 (", "release gate failed: ✗ 2: 1 migration(s) pending: V3__drop_path.sql"),
-    ("migrate lint (", "V3__drop_path.sql:3 drop-column: visits.path"),
+    ("migrate lint (", "V3__drop_path.sql:3 ban-drop-column: visits.path"),
     ("migrate (an applied migration was edited)", "V1__create_visits.sql: applied migration "
                                                   "was edited"),
     ("rollout (the new pods crash-loop", "CrashLoopBackOff"),

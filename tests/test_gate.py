@@ -84,12 +84,12 @@ def test_breaking_changes_in_a_minor_release_fail_marks_4_and_5_with_evidence(ap
     assert "✓ 3. old and new versions can co-exist" in text
     assert "✗ 4. breaking interface changes only in a major release" in text
     assert "version 1.4.0 -> 1.5.0" in text and "need version 2.0.0 or later" in text
-    assert "BREAKING removed-operation: DELETE /users/{id}" in text
+    assert "BREAKING api-removed-without-deprecation: DELETE /users/{id}" in text
     assert "✗ 5. audit index mapping updated for every broken call" in text
     assert "✗ POST /users (createUser): audit mapping 'createUser' unchanged" in text
     # the failure names each failed mark and why, in one line
     assert "<failure" in junit
-    assert "release gate failed: ✗ 4: 11 breaking change(s) in 1.4.0" in junit
+    assert "release gate failed: ✗ 4: 12 breaking change(s) in 1.4.0" in junit
     assert "needs 2.0.0; ✗ 5: GET /users (listUsers): audit mapping 'listUsers' unchanged" in junit
     assert db.rsplit("@", 1)[0] not in out.stdout + out.stderr + junit, "the DSN is a secret"
 
@@ -184,6 +184,50 @@ def test_gate_config_with_an_unknown_key_is_bad_input(app, tmp_path):
     assert out.returncode == 2 and "gate.yaml:2: unknown key 'skip_tests'" in out.stderr
 
 
+@pytest.mark.parametrize(("text", "where", "expected"), [
+    ("openapi: 3.0.3\ninfo: {title: svc, version: 1.5.0\npaths: {}\n", "openapi.yaml:",
+     "cannot parse"),
+    ("swagger: '2.0'\ninfo: {title: svc, version: 1.5.0}\npaths: {}\n", "openapi.yaml openapi:",
+     "OpenAPI 3 document"),
+    ("openapi: 3.0.3\ninfo: {title: svc, version: 1.5.0}\npaths:\n  /users: [get]\n",
+     "openapi.yaml paths./users:", "a mapping of operations"),
+    ("openapi: 3.0.3\ninfo: {title: svc, version: 1.5.0}\npaths:\n  /users:\n    get:\n"
+     "      responses:\n        '200':\n          description: ok\n          content:\n"
+     "            application/json:\n              schema: {$ref: '#/components/schemas/X'}\n",
+     "openapi.yaml", "oasdiff cannot read the document"),
+])
+def test_a_malformed_interface_spec_is_bad_input_naming_file_and_field(app, tmp_path, text,
+                                                                       where, expected):
+    app_dir, deployed = app
+    (app_dir / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n")
+    (app_dir / "openapi.yaml").write_text(text)
+    commit_all(app_dir, "a broken spec")
+    out, _ = gate(app_dir, deployed, tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr[-2000:]
+    assert where in out.stderr and expected in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+
+
+def test_a_removed_parameter_warns_in_mark_4_unless_the_project_makes_it_breaking(
+        app, tmp_path):
+    app_dir, deployed = app
+    doc = yaml.safe_load((FIX / "openapi" / "v1.yaml").read_text())
+    params = doc["paths"]["/users"]["get"]["parameters"]
+    doc["paths"]["/users"]["get"]["parameters"] = [p for p in params if p.get("name") != "limit"]
+    doc["info"]["version"] = "1.4.1"
+    (app_dir / "openapi.yaml").write_text(yaml.safe_dump(doc))
+    (app_dir / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n")
+    commit_all(app_dir, "release 1.4.1")
+    out, _ = gate(app_dir, deployed, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert "WARN request-parameter-removed: GET /users:" in out.stdout
+    (app_dir / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n"
+                                       "openapi_levels: {request-parameter-removed: err}\n")
+    commit_all(app_dir, "our policy: a removed parameter breaks")
+    out, _ = gate(app_dir, deployed, tmp_path / "strict")
+    assert out.returncode == 1 and "BREAKING request-parameter-removed" in out.stdout
+
+
 def test_environment_reads_the_deployed_release_from_our_records(app, db, tmp_path):
     app_dir, deployed = app
     origin = tmp_path / "origin.git"
@@ -210,7 +254,7 @@ def test_environment_reads_the_deployed_release_from_our_records(app, db, tmp_pa
     assert out.returncode == 1, out.stdout + out.stderr[-2000:]
     assert f"deployed in staging: {deployed[:12]} (deployment-0001)" in out.stdout
     assert "✗ 4. breaking interface changes only in a major release" in out.stdout
-    assert "BREAKING removed-operation: DELETE /users/{id}" in out.stdout
+    assert "BREAKING api-removed-without-deprecation: DELETE /users/{id}" in out.stdout
     out = gate_env("live", "live")
     assert out.returncode == 0 and "first deployment to live" in out.stdout
 

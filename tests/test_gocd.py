@@ -44,11 +44,13 @@ def stages(pipeline: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def tasks(stage: dict[str, Any]) -> list[dict[str, Any]]:
-    return [task for job in stage["jobs"].values() for task in job["tasks"]]
+    """The stage's exec tasks (fetch tasks bring artifacts, they call nothing)."""
+    return [task for job in stage["jobs"].values() for task in job["tasks"] if "exec" in task]
 
 
 AGENT_ENV = {"GO_REVISION_CODE": "0123456789abcdef0123456789abcdef01234567",
-             "GO_PIPELINE_NAME": "hello", "GO_PIPELINE_COUNTER": "8"}
+             "GO_PIPELINE_NAME": "hello", "GO_PIPELINE_COUNTER": "8", "APP": "hello",
+             "NAMESPACE": "hello", "GO_STAGE_NAME": "staging"}
 
 
 def pipeline_argv(task: dict[str, Any], variables: dict[str, Any] | None = None) -> list[str]:
@@ -100,6 +102,8 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                 if not job.get("tasks"):
                     errors.append(f"{where}/{job_name}: no tasks")
                 for task in job.get("tasks") or []:
+                    if "fetch" in task:
+                        continue
                     if not pipeline_argv(task, pipeline.get("environment_variables")):
                         errors.append(f"{where}/{job_name}: a task does not call the pipeline CLI")
             approval = stage.get("approval", "success")
@@ -162,24 +166,56 @@ def test_sandbox_branch_and_main_branch_pipelines_after_seed_002() -> None:
     assert [s for s, _ in stages(main)] == ["build", "staging", "swap-live"]
     build = dict(stages(main))["build"]
     variables = main["environment_variables"]
-    assert [subcommand(pipeline_argv(t, variables)) for t in tasks(build)] == [
-        "build", "scan", "gate"]
+    assert [subcommand(pipeline_argv(t, variables)) for t in tasks(build)] == ["build", "scan"]
     scan = pipeline_argv(tasks(build)[1], variables)
+    # the image the build pushed: release.env's REGISTRY/CONTAINER_NAMESPACE/PROJECT-NAME
     assert scan[scan.index("--osv-image") + 1] == (
-        "registry.example.org/littleman-co/hello-web:0123456")
+        "127.0.0.1:5001/pipelinelib/hello-example-org-web:0123456")
     staging = dict(stages(main))["staging"]
     assert staging["approval"]["type"] == "success"
     assert [subcommand(pipeline_argv(t)) for t in tasks(staging)] == [
-        "migrate", "rollout", "annotate", "annotate"]
-    rollout = pipeline_argv(tasks(staging)[1])
+        "gate", "migrate", "gate", "rollout", "annotate", "annotate"]
+    rollout = pipeline_argv(tasks(staging)[3])
     assert "--blue-green" in rollout and "--await-promotion" in rollout
+    assert rollout[rollout.index("--from-build") + 1] == "reports/build"  # the pushed digest
+    fetch = staging["jobs"]["deploy"]["tasks"][0]["fetch"]
+    assert (fetch["stage"], fetch["job"]) == ("build", "build")
+
+
+def test_registry_credentials_use_the_variable_names_the_code_reads() -> None:
+    """The defect: PIPELINELIB_REGISTRY_PASSWORD was set, which no code reads."""
+    config = load(GOCD / "hello.gocd.yaml")
+    build = dict(stages(config["pipelines"]["hello"]))["build"]
+    assert set(build["environment_variables"]) == {"PIPELINE_REGISTRY_USER",
+                                                   "PIPELINE_REGISTRY_PASSWORD"}
+
+
+def test_every_variable_the_config_sets_is_read_by_something() -> None:
+    """A variable no code, task or tool reads is a typo or a leftover (the registry password
+    once was): each must appear in pipelinelib's source, a task's shell text, or be one of
+    the tools' own (CI)."""
+    source = "\n".join(p.read_text() for p in (ROOT / "pipelinelib").rglob("*.py"))
+    for path in CONFIGS:
+        config = load(path)
+        for name, pipeline in config["pipelines"].items():
+            scopes = [pipeline] + [s for _, s in stages(pipeline)]
+            scopes += [j for _, s in stages(pipeline) for j in (s.get("jobs") or {}).values()]
+            texts = " ".join(" ".join(map(str, (t.get("exec") or {}).get("arguments") or []))
+                             for _, s in stages(pipeline) for t in tasks(s))
+            for scope in scopes:
+                for variable in (scope.get("environment_variables") or {}):
+                    read = (f'"{variable}"' in source or f"${variable}" in texts
+                            or variable in ("CI",))
+                    assert read, f"{path.name}: {name} sets {variable}, which nothing reads"
 
 
 def test_the_swap_of_staging_and_live_is_manual_for_release_managers_only() -> None:
+    """The defect: swap-live used `--namespace`, which checks no privilege; `--env live`
+    checks GO_TRIGGER_USER against the env-state policy's swap role."""
     swap = dict(stages(load(GOCD / "hello.gocd.yaml")["pipelines"]["hello"]))["swap-live"]
     assert swap["approval"] == {"type": "manual", "allow_only_on_success": True,
                                 "roles": ["release-managers"]}
-    assert pipeline_argv(tasks(swap)[0])[2:] == ["swap", "--app", "hello", "--namespace", "hello"]
+    assert pipeline_argv(tasks(swap)[0])[2:] == ["swap", "--app", "hello", "--env", "live"]
 
 
 def test_deployments_are_annotated_on_success_and_on_failure() -> None:
@@ -194,12 +230,25 @@ def test_deployments_are_annotated_on_success_and_on_failure() -> None:
                     } == {("passed", "success"), ("failed", "failure")}, stage_name
 
 
+def test_blue_green_stages_annotate_the_colour_deployed_not_the_plain_name() -> None:
+    """The defect: `--workload deployment/hello` after a blue/green rollout, which creates
+    only hello-blue / hello-green: the annotation failed after a good deploy."""
+    main = load(GOCD / "hello.gocd.yaml")["pipelines"]["hello"]
+    for stage_name in ("staging", "swap-live"):
+        for task in tasks(dict(stages(main))[stage_name]):
+            argv = pipeline_argv(task)
+            if subcommand(argv) == "annotate":
+                assert "--workload" not in argv and "--workload-from" in argv, stage_name
+
+
 def test_every_task_writes_its_reports_and_every_job_publishes_them() -> None:
     for pipeline in load(GOCD / "hello.gocd.yaml")["pipelines"].values():
         for _, stage in stages(pipeline):
             for job in stage["jobs"].values():
                 assert {"test": {"source": "reports", "destination": "reports"}} in job["artifacts"]
                 for task in job["tasks"]:
+                    if "fetch" in task:
+                        continue
                     argv = pipeline_argv(task, pipeline["environment_variables"])
                     assert argv[0] == "--report-dir" and argv[1].startswith("reports/")
 
@@ -220,7 +269,7 @@ def test_task_arguments_parse_with_the_real_pipeline_cli() -> None:
                 if importlib.util.find_spec(f"pipelinelib.commands.{COMMANDS[command][0]}"):
                     build_parser(argv).parse_args(argv)
                     checked += 1
-    assert checked >= 10  # build, scan, rollout, swap, annotate exist today
+    assert checked >= 19
 
 
 # -- the validator catches what it must --------------------------------------------------------

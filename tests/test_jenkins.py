@@ -1,10 +1,25 @@
 """pipelinelib.adapters.jenkins and jobs/promote_trigger.py against Jenkins' JSON API shapes.
 
 Jenkins itself cannot run here (it is published only to the Jenkins project's repository), so
-the HTTP exchanges are `responses` with the payloads Jenkins 2.x sends: crumbIssuer/api/json,
-buildWithParameters -> 201 + Location: queue/item/N/, queue items (WaitingItem with `why`,
-LeftItem with `executable` or `cancelled`), logText/progressiveText with X-Text-Size /
-X-More-Data, and build JSON with result/building.
+the HTTP exchanges are `responses` with the payloads current Jenkins (2.4xx LTS) sends, each
+from its source:
+
+- crumbIssuer/api/json: ``{"_class": "hudson.security.csrf.DefaultCrumbIssuer", "crumb",
+  "crumbRequestField": "Jenkins-Crumb"}`` (jenkins.io "CSRF Protection Explained"; core
+  hudson/security/csrf/CrumbIssuer.java exports crumb and crumbRequestField). python-jenkins
+  fetches it before its first request (Jenkins.maybe_add_crumb), a 404 meaning CSRF is off;
+- POST job/NAME/buildWithParameters (parameters in the query string, as python-jenkins'
+  build_job_url sends them) -> 201 + ``Location: JENKINS/queue/item/N/`` for a new queue item
+  (jenkinsci/jenkins PR #5615, JENKINS-66105);
+- queue/item/N/api/json: ``Queue$BuildableItem``/``WaitingItem`` with ``why``, then
+  ``Queue$LeftItem`` with ``executable {number, url}`` or ``cancelled: true`` (core
+  hudson/model/Queue.java, its @Exported fields);
+- POST queue/cancelItem?id=N -> 204 No Content (since Jenkins 2.210, jenkinsci/jenkins PR
+  #4395, JENKINS-21311; it used to be a 302 to the queue page);
+- logText/progressiveText?start=K with X-Text-Size / X-More-Data (core
+  hudson/console/AnnotatedLargeText.java);
+- job/NAME/N/api/json: WorkflowRun with result (null while building), building, duration ms;
+- submitDescription / configSubmit -> 302 to the build page (core hudson/model/Run.java).
 """
 
 from __future__ import annotations
@@ -12,7 +27,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
@@ -112,7 +127,7 @@ def test_run_triggers_with_crumb_follows_queue_streams_console_and_returns_succe
     assert lines == ["Started by user Rita", "[Pipeline] stage", "Finished: SUCCESS"]
     trigger = next(c.request for c in responses.calls if c.request.method == "POST")
     assert trigger.headers["Jenkins-Crumb"] == "c0ffee"
-    assert parse_qs(trigger.body) == {"APP": ["web"], "TO_ENV": ["live"]}
+    assert parse_qs(urlparse(trigger.url).query) == {"APP": ["web"], "TO_ENV": ["live"]}
     assert trigger.headers["Authorization"].startswith("Basic ")
 
 
@@ -217,9 +232,7 @@ def test_a_build_that_never_leaves_the_queue_fails_naming_why_and_is_cancelled()
     add_crumb(responses.mock)
     responses.add(responses.GET, URL + "queue/item/7/api/json",
                   json=waiting_item(7, "There are no nodes with the label 'release'"))
-    responses.add(responses.POST, URL + "queue/cancelItem", status=302,
-                  headers={"Location": URL})
-    responses.add(responses.GET, URL, body="ok")
+    responses.add(responses.POST, URL + "queue/cancelItem", status=204)
 
     with capture_logs() as logs, pytest.raises(StepFailed) as caught:
         client().wait_for_build(JOB, 7, timeout_s=30, poll_s=1)
@@ -236,6 +249,7 @@ def test_a_build_that_never_leaves_the_queue_fails_naming_why_and_is_cancelled()
 
 @responses.activate
 def test_a_cancelled_queue_item_fails_at_once() -> None:
+    add_crumb(responses.mock)
     responses.add(responses.GET, URL + "queue/item/7/api/json",
                   json={**left_item(7), "executable": None, "cancelled": True})
 
@@ -254,11 +268,12 @@ def test_5xx_is_retried_and_then_succeeds() -> None:
 
 @responses.activate
 def test_persistent_5xx_is_unreachable() -> None:
+    add_crumb(responses.mock)
     responses.add(responses.GET, URL + "queue/item/7/api/json", status=502)
 
     with pytest.raises(Unreachable, match="kept failing"):
         client().wait_for_build(JOB, 7)
-    assert len(responses.calls) == 4
+    assert len([c for c in responses.calls if "queue/item" in c.request.url]) == 4
 
 
 def test_connection_refused_is_unreachable() -> None:
@@ -379,7 +394,7 @@ def test_promote_trigger_runs_the_promotion_job_and_exits_with_its_result(tmp_pa
     assert code == 0
     assert lines == ["Promoting web to live", "Finished: SUCCESS"]
     post = next(c.request for c in responses.calls if c.request.method == "POST")
-    assert parse_qs(post.body, keep_blank_values=True) == {
+    assert parse_qs(urlparse(post.url).query, keep_blank_values=True) == {
         "APP": ["web"], "TO_ENV": ["live"], "FROM_ENV": ["staging"], "APPROVE_ONLY": ["false"]}
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "api-token-123" not in json.dumps(summary)
@@ -440,7 +455,7 @@ def test_promote_trigger_hotfix_uses_the_hotfix_job_with_its_reason() -> None:
 
     assert code == 0
     post = next(c.request for c in responses.calls if c.request.method == "POST")
-    assert parse_qs(post.body) == {"APP": ["web"], "TO_ENV": ["live"],
+    assert parse_qs(urlparse(post.url).query) == {"APP": ["web"], "TO_ENV": ["live"],
                                    "IMAGE": ["ns/web@sha256:" + "b" * 64],
                                    "REASON": ["CVE-2024-1234 in login"]}
 
@@ -459,3 +474,41 @@ def test_a_quiet_running_build_logs_progress_and_times_out_with_its_tail() -> No
 
     assert e.value.evidence == ["deploying"]
     assert [x for x in logs if x["event"] == "build running, no new console output"]
+
+
+@responses.activate
+def test_python_jenkins_is_used_as_designed_with_no_subclass_or_override() -> None:
+    """build_job -> get_queue_item -> get_build_info: the library's own URLs (its depth=0
+    query), its own crumb handling; the client is python-jenkins' Jenkins itself."""
+    import jenkins
+
+    add_crumb(responses.mock)
+    add_trigger(responses.mock)
+    responses.add(responses.GET, URL + "queue/item/7/api/json", json=left_item(7))
+    responses.add(responses.GET, BUILD_URL + "api/json", json=build_json("SUCCESS", False))
+    c = client()
+    assert type(c.server) is jenkins.Jenkins
+
+    ref = c.wait_for_build(JOB, c.trigger(JOB, {"APP": "web"}))
+    outcome = c.build_result(ref)
+
+    assert outcome.result == "SUCCESS"
+    urls = [call.request.url for call in responses.calls]
+    assert urls[0] == URL + "crumbIssuer/api/json"
+    assert urls.count(URL + "crumbIssuer/api/json") == 1  # fetched once, then reused
+    assert URL + "queue/item/7/api/json?depth=0" in urls
+    assert BUILD_URL + "api/json?depth=0" in urls
+
+
+@responses.activate
+def test_cancel_answers_204_and_a_gone_queue_item_is_a_clear_failure() -> None:
+    add_crumb(responses.mock)
+    responses.add(responses.POST, URL + "queue/cancelItem", status=204)
+    responses.add(responses.GET, URL + "queue/item/9/api/json", status=404)
+    c = client()
+
+    with capture_logs() as logs:
+        c._cancel_queue_item(7)
+    assert [e["event"] for e in logs] == ["cancelled the queued build"]
+    with pytest.raises(StepFailed, match="queue item 9 is gone"):
+        c.wait_for_build(JOB, 9)

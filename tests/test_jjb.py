@@ -18,6 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "jenkins" / "jobs"
 PLUGINS = ROOT / "jenkins" / "plugins-info.yaml"
+PARAMETERS = JOBS / "release-parameters.yaml"
+ENV_STATE = ROOT / "examples" / "env-state"
 BUILD = "hudson.model.Item.Build"
 
 
@@ -93,12 +95,61 @@ def test_promote_job_parameters(rendered: dict[str, ET.Element]) -> None:
     params = parameters(rendered["release/promote"])
     assert list(params) == ["APP", "FROM_ENV", "TO_ENV", "APPROVE_ONLY"]
     assert params["APP"].tag == "hudson.model.ChoiceParameterDefinition"
-    assert "hello" in choices(params["APP"])
-    assert "live" in choices(params["TO_ENV"]) and "staging" in choices(params["FROM_ENV"])
+    assert choices(params["APP"]) == ["patient-portal", "records-api", "uro"]
+    # promotion order: seed 004's int-test -> qa -> preprod -> prod, then seed 002's live
+    assert choices(params["FROM_ENV"]) == ["int-test", "qa", "preprod", "staging"]
+    assert choices(params["TO_ENV"]) == ["qa", "preprod", "prod", "live"]
     assert params["APPROVE_ONLY"].tag == "hudson.model.BooleanParameterDefinition"
     assert params["APPROVE_ONLY"].findtext("defaultValue") == "false"
     # no identity parameter: who promotes is the build's cause
     assert not {"USER", "BUILD_USER_ID", "PIPELINE_TRIGGERED_BY"} & set(params)
+
+
+def test_every_offered_environment_and_app_exists_in_the_env_state_repository(
+        rendered: dict[str, ET.Element]) -> None:
+    """The defect: `inttest` offered (the environment is int-test) and no qa, so seed 004's
+    chain could not be run from the jobs."""
+    from pipelinelib.envspec.load import environment_path, list_environments, load_environment
+
+    envs = {n: load_environment(environment_path(ENV_STATE, n), root=ENV_STATE)
+            for n in list_environments(ENV_STATE)}
+    apps = {a for e in envs.values() for a in e.apps}
+    for job in ("promote", "swap", "hotfix"):
+        params = parameters(rendered[f"release/{job}"])
+        assert set(choices(params["APP"])) == apps, job
+        for name in ("FROM_ENV", "TO_ENV", "ENVIRONMENT"):
+            if name in params:
+                assert set(choices(params[name])) <= set(envs), (job, name)
+    promote = parameters(rendered["release/promote"])
+    for target, env in envs.items():  # every promotion the repository allows can be chosen
+        for source in env.promote_from:
+            assert source in choices(promote["FROM_ENV"]), source
+            assert target in choices(promote["TO_ENV"]), target
+
+
+def test_the_parameters_file_is_what_the_env_state_repository_generates() -> None:
+    check = subprocess.run([sys.executable, "-m", "pipelinelib.ci.release_jobs",
+                            "examples/env-state", "--check", str(PARAMETERS)], cwd=ROOT,
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_new_environment_makes_the_parameters_file_out_of_date(tmp_path: Path) -> None:
+    state = tmp_path / "env-state"
+    shutil.copytree(ENV_STATE, state)
+    qa = (state / "environments" / "qa.yaml").read_text()
+    (state / "environments" / "qa2.yaml").write_text(
+        qa.replace("name: qa", "name: qa2").replace("ehealth-qa", "ehealth-qa2")
+        .replace("from: [int-test]", "from: [qa]"))
+    check = subprocess.run([sys.executable, "-m", "pipelinelib.ci.release_jobs", str(state),
+                            "--check", str(PARAMETERS)], cwd=ROOT, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 1 and "out of date" in check.stderr
+    fresh = subprocess.run([sys.executable, "-m", "pipelinelib.ci.release_jobs", str(state)],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    to_env = fresh.split("name: TO_ENV", 1)[1].split("description:", 1)[0]
+    assert [line.strip("- ").strip() for line in to_env.splitlines() if "- " in line] == [
+        "qa", "preprod", "prod", "qa2", "live"]  # a branch after the chain it leaves
 
 
 def test_swap_job_parameters(rendered: dict[str, ET.Element]) -> None:
@@ -106,11 +157,10 @@ def test_swap_job_parameters(rendered: dict[str, ET.Element]) -> None:
     assert list(params) == ["APP", "ENVIRONMENT", "COLOUR"]
     assert choices(params["COLOUR"]) == ["toggle", "blue", "green"]
     # the swap is by environment (`pipeline swap --env`): namespace, cluster and the policy's
-    # swap role come from the env-state repository, not from a free namespace
+    # swap role come from the env-state repository, not from a free namespace; offered are
+    # the environments with a blue/green app
     assert params["ENVIRONMENT"].tag == "hudson.model.ChoiceParameterDefinition"
-    assert choices(params["ENVIRONMENT"])[0] == "live"
-    promote_to = choices(parameters(rendered["release/promote"])["TO_ENV"])
-    assert set(choices(params["ENVIRONMENT"])) <= set(promote_to)
+    assert choices(params["ENVIRONMENT"]) == ["staging"]
     assert not {"NAMESPACE", "USER", "BUILD_USER_ID", "PIPELINE_TRIGGERED_BY"} & set(params)
     script = (ROOT / "jenkins" / "jobs" / "swap.Jenkinsfile").read_text()
     assert "environment: params.ENV" in script and "envRepo: env.PIPELINE_ENV_REPO" in script
@@ -122,6 +172,7 @@ def test_hotfix_job_requires_a_digest_and_a_reason(rendered: dict[str, ET.Elemen
 
     params = parameters(rendered["release/hotfix"])
     assert list(params) == ["APP", "TO_ENV", "IMAGE", "REASON"]
+    assert choices(params["TO_ENV"]) == ["prod"]  # where policy.yaml names who may hot-fix
     validating = "hudson.plugins.validating__string__parameter.ValidatingStringParameterDefinition"
     digest, reason = params["IMAGE"], params["REASON"]
     assert digest.tag == reason.tag == validating

@@ -76,7 +76,8 @@ def test_metrics_from_tags_notes_and_audit(tmp_path: Path) -> None:
 
     # read back from a fresh clone: git alone (plus the audit file) holds everything
     fresh = clone(tmp_path, origin, "fresh")
-    out = run_pipeline("metrics", "--env", "live", "--since", iso(-1), "--until", iso(23),
+    out = run_pipeline("metrics", "--fetch", "--env", "live", "--since", iso(-1),
+                       "--until", iso(23),
                        "--audit-file", str(audit_file), "--history", "--output", "json",
                        cwd=fresh)
     assert out.returncode == 0, out.stderr
@@ -111,8 +112,9 @@ def test_history_command_and_html_page_with_the_chart(tmp_path: Path) -> None:
     deploy(repo, c2, "live", 27, True, "b3")
     page = tmp_path / "dora.html"
 
-    out = run_pipeline("history", "--env", "live", "--since", iso(-1), "--until", iso(47),
-                       "--html", str(page), cwd=clone(tmp_path, origin, "fresh"))
+    out = run_pipeline("history", "--fetch", "--env", "live", "--since", iso(-1),
+                       "--until", iso(47), "--html", str(page),
+                       cwd=clone(tmp_path, origin, "fresh"))
 
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -124,3 +126,36 @@ def test_history_command_and_html_page_with_the_chart(tmp_path: Path) -> None:
     assert "<title>2026-11-03: 1 successful, 1 failed</title>" in text
     assert text.count('class="ok"') == 2 and text.count('class="failed" x=') == 1
     assert "deployment-0001" in text and "change failure rate" in text
+
+
+def test_history_reads_the_local_clone_offline_and_fetches_only_when_asked(tmp_path: Path) -> None:
+    """An unreachable remote: the clone's records are still read (exit 0), saying how old
+    they are; --fetch is what contacts the remote (and then fails as Unreachable, exit 3)."""
+    origin, work = new_repo(tmp_path)
+    c1, c2 = commit_at(work, 0, "c1"), commit_at(work, 3, "c2")
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "push", "-q", "origin", "main")
+    repo = GitRepo.open(work)
+    deploy(repo, c1, "live", 2, True, "b1")
+    reader = clone(tmp_path, origin, "reader")
+    fetched = run_pipeline("history", "--fetch", "--env", "live", "--since", iso(-1),
+                           "--until", iso(47), cwd=reader)
+    assert fetched.returncode == 0, fetched.stderr
+    assert "deployments            1 (1 successful, 0 failed)" in fetched.stdout
+    deploy(repo, c2, "live", 5, True, "b2")  # newer than the reader's last fetch
+    git(reader, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+
+    offline = run_pipeline("history", "--env", "live", "--since", iso(-1), "--until", iso(47),
+                           cwd=reader)
+    assert offline.returncode == 0, offline.stderr
+    assert "deployments            1 (1 successful, 0 failed)" in offline.stdout
+    assert "records: local clone" in offline.stdout and "last fetched 20" in offline.stdout
+    assert "run with --fetch for the newest" in offline.stdout
+    as_json = run_pipeline("metrics", "--output", "json", "--env", "live", "--since", iso(-1),
+                           "--until", iso(47), cwd=reader)
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["deployments"] == 1 and data["fetched"] is False and data["data_as_of"]
+
+    asked = run_pipeline("history", "--fetch", "--env", "live", cwd=reader)
+    assert asked.returncode == 3, (asked.returncode, asked.stderr)

@@ -1,4 +1,5 @@
-"""Expand/contract lint (pglast) and the old app version's queries after an expand migration."""
+"""Migration lint (squawk + the expand/contract phase rules) and the old app version's queries
+after an expand migration."""
 
 from __future__ import annotations
 
@@ -24,26 +25,52 @@ def write(tmp_path: Path, name: str, sql: str) -> Path:
     return d
 
 
-@pytest.mark.parametrize(("sql", "rule"), [
-    ("alter table users drop column name;", "drop-column"),
-    ("drop table users;", "drop-table"),
-    ("alter table users rename column name to full_name;", "rename-column"),
-    ("alter table users rename to people;", "rename-table"),
-    ("alter table users alter column name type varchar(20);", "alter-column-type"),
-    ("alter table users add column tenant text not null;", "add-column-not-null"),
-    ("alter table users alter column email set not null;", "set-not-null"),
-    ("create index users_email on users (email);", "non-concurrent-index"),
+def blocking(findings):
+    return [f for f in findings if f.blocks]
+
+
+@pytest.mark.parametrize(("sql", "rule", "subject"), [
+    ("alter table users drop column name;", "ban-drop-column", "users.name"),
+    ("drop table users;", "ban-drop-table", "users"),
+    ("alter table users rename column name to full_name;", "renaming-column",
+     "users.name -> full_name"),
+    ("alter table users rename to people;", "renaming-table", "users -> people"),
+    ("alter table users alter column name type varchar(20);", "changing-column-type",
+     "users.name"),
+    ("alter table users add column tenant text not null;", "adding-required-field",
+     "users.tenant"),
+    ("alter table users alter column email set not null;", "adding-not-nullable-field",
+     "users.email"),
+    ("create index users_email on users (email);", "require-concurrent-index-creation",
+     "users"),
 ])
-def test_each_destructive_change_is_a_finding(tmp_path: Path, sql: str, rule: str) -> None:
+def test_each_destructive_change_blocks_naming_file_line_rule_and_subject(
+        tmp_path: Path, sql: str, rule: str, subject: str) -> None:
     found = lint_migrations(write(tmp_path, "V7__change.sql", f"-- a comment\n{sql}\n"))
-    assert [(f.rule, f.line, f.allowed) for f in found] == [(rule, 2, False)]
-    assert found[0].one_line().startswith(f"{tmp_path / 'm' / 'V7__change.sql'}:2 {rule}: ")
+    assert [(f.rule, f.line) for f in blocking(found)] == [(rule, 2)]
+    assert blocking(found)[0].one_line().startswith(
+        f"{tmp_path / 'm' / 'V7__change.sql'}:2 {rule}: {subject}: ")
+
+
+def test_an_identity_column_on_an_existing_table_blocks_it_rewrites_the_table(
+        tmp_path: Path) -> None:
+    # the earlier hand-written lint passed this; PostgreSQL fills every row: a rewrite
+    found = lint_migrations(write(tmp_path, "V7__id.sql",
+                                  "alter table users add column id2 bigint generated always "
+                                  "as identity;"))
+    assert [f.rule for f in blocking(found)] == ["adding-field-with-default"]
+
+
+def test_a_blocking_finding_carries_the_fix_squawk_suggests(tmp_path: Path) -> None:
+    (finding,) = blocking(lint_migrations(write(tmp_path, "V7__i.sql",
+                                                "create index i on users (email);")))
+    assert finding.fix == "Use `concurrently` to avoid blocking writes."
+    assert "Fix: Use `concurrently`" in finding.one_line()
 
 
 @pytest.mark.parametrize("sql", [
     "alter table users add column email text;",
     "alter table users add column n int not null default 0;",
-    "alter table users add column id2 bigint generated always as identity;",
     "create index concurrently users_email on users (email);",
     "create table t (id int not null);\ncreate index t_id on t (id);\n"
     "alter table t add column x int not null;",
@@ -51,24 +78,34 @@ def test_each_destructive_change_is_a_finding(tmp_path: Path, sql: str, rule: st
     "insert into notes (body) values ('drop table users');",
 ])
 def test_expand_changes_pass(tmp_path: Path, sql: str) -> None:
-    assert lint_migrations(write(tmp_path, "V7__expand.sql", sql)) == []
+    found = lint_migrations(write(tmp_path, "V7__expand.sql", sql))
+    assert blocking(found) == [], [f.one_line() for f in found]
 
 
 def test_allow_marker_with_reason_accepts_only_its_rule(tmp_path: Path) -> None:
     d = write(tmp_path, "V8__contract.sql",
               "-- pipelinelib:allow drop-column reason: v41 stopped reading legacy\n"
               "alter table users drop column legacy;\nalter table users rename to people;\n")
-    found = {f.rule: f for f in lint_migrations(d)}
-    assert found["drop-column"].allowed and found["drop-column"].reason.startswith("v41")
-    assert not found["rename-table"].allowed
+    found = {f.rule: f for f in lint_migrations(d)}  # drop-column: our earlier name, still read
+    assert found["ban-drop-column"].allowed
+    assert found["ban-drop-column"].reason.startswith("v41")
+    assert not found["renaming-table"].allowed
 
 
 def test_contract_marker_allows_all_and_is_flagged(tmp_path: Path) -> None:
     d = write(tmp_path, "V9__contract.sql",
               "-- pipelinelib:contract reason: v41 is gone everywhere\n"
               "alter table users drop column legacy;\n")
-    (finding,) = lint_migrations(d)
+    (finding,) = [f for f in lint_migrations(d) if f.rule == "ban-drop-column"]
     assert finding.allowed and finding.contract and "v41 is gone" in finding.reason
+    assert not blocking(lint_migrations(d))
+
+
+def test_a_contract_phase_does_not_excuse_a_lock_on_a_busy_table(tmp_path: Path) -> None:
+    d = write(tmp_path, "V9__contract.sql",
+              "-- pipelinelib:contract reason: v41 is gone everywhere\n"
+              "alter table users drop column legacy;\ncreate index i on users (email);\n")
+    assert [f.rule for f in blocking(lint_migrations(d))] == ["require-concurrent-index-creation"]
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -85,8 +122,12 @@ def test_markers_without_reason_or_unknown_are_bad_input(tmp_path: Path, text: s
 def test_table_created_earlier_in_the_release_counts_as_new(tmp_path: Path) -> None:
     d = write(tmp_path, "V1__t.sql", "create table t (id int);")
     write(tmp_path, "V2__i.sql", "create index t_id on t (id);")
-    assert lint_migrations(d, versions=["1", "2"]) == []
-    assert [f.rule for f in lint_migrations(d, versions=["2"])] == ["non-concurrent-index"]
+    assert blocking(lint_migrations(d, versions=["1", "2"])) == []
+    new = [f for f in lint_migrations(d, versions=["1", "2"])
+           if f.rule == "require-concurrent-index-creation"]
+    assert new and new[0].reason.startswith("table created in this release")
+    assert [f.rule for f in blocking(lint_migrations(d, versions=["2"]))] == [
+        "require-concurrent-index-creation"]
 
 
 def test_no_transaction_detected_from_statements(tmp_path: Path) -> None:
@@ -115,8 +156,8 @@ def test_migrate_refuses_destructive_pending_migration(postgres_env: dict[str, s
         shutil.copy(tmp_path / "V2__contract.sql", d / "V2__contract.sql")
         proc = run_pipeline("migrate", "--dir", str(d), env=env)
         assert proc.returncode == 1, proc.stderr
-        for rule in ("drop-column", "rename-column", "add-column-not-null",
-                     "non-concurrent-index"):
+        for rule in ("ban-drop-column", "renaming-column", "adding-required-field",
+                     "require-concurrent-index-creation"):
             assert "V2__contract.sql" in proc.stderr and rule in proc.stderr
         with psycopg.connect(dsn) as conn:
             count = conn.execute("select count(*) from pipelinelib_schema_history").fetchone()
@@ -146,7 +187,7 @@ def test_old_version_queries_still_work_after_expand(postgres_env: dict[str, str
                        "select id, name from users where name = 'old-writer'"]
         for f in ("V2__add_email.sql", "V3__index_email.sql", "R__user_directory.sql"):
             shutil.copy(FIXTURES / "app" / f, d)
-        assert lint_migrations(d, versions=["2", "3", "R:user directory"]) == []
+        assert blocking(lint_migrations(d, versions=["2", "3", "R:user directory"])) == []
         assert run_pipeline("migrate", "--dir", str(d), env=env).returncode == 0
         with psycopg.connect(dsn) as conn:
             new_id = conn.execute(old_queries[0]).fetchone()[0]
@@ -156,19 +197,24 @@ def test_old_version_queries_still_work_after_expand(postgres_env: dict[str, str
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-def test_squawk_adds_advisory_findings_without_duplicating_ours(tmp_path: Path) -> None:
-    import shutil as sh
+def test_squawk_runs_from_the_install_not_from_whatever_is_on_path(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import sys
 
-    from pipelinelib.migrate.lint import squawk_findings
+    from pipelinelib.adapters.squawk import VERSION, find_binary
 
-    assert sh.which("squawk"), "squawk-cli (PyPI) must be installed for the migration lint"
-    d = write(tmp_path, "V1__t.sql", "create table t (id serial primary key, n int);\n")
-    write(tmp_path, "V2__drop.sql", "alter table t drop column n;\n")
-    advice = squawk_findings(load_migrations(d))
-    seen = {(Path(f.file).name, f.line, f.rule) for f in advice}
-    assert ("V1__t.sql", 1, "squawk:prefer-identity") in seen
-    assert not [f for f in advice if f.file.endswith("V2__drop.sql")]  # ours covers drops
-    assert all(f.allowed and f.reason == "advisory (squawk)" for f in advice)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("PIPELINELIB_SQUAWK", raising=False)
+    binary = find_binary()
+    assert Path(binary).parent == Path(sys.executable).parent
+    import subprocess
+
+    assert VERSION in subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                     check=True).stdout
+    found = lint_migrations(write(tmp_path, "V1__t.sql",
+                                  "create table t (id serial primary key, n int);\n"))
+    assert {"prefer-identity", "prefer-bigint-over-int"} <= {f.rule for f in found}
+    assert not blocking(found)
 
 
 def test_versions_order_numerically_and_repeatables_come_last(tmp_path: Path) -> None:

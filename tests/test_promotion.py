@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelinelib.context import CIInfo, Context
 from pipelinelib.promotion import hotfix
+from pipelinelib.secrets import Secrets
 from tests.conftest import git, run_pipeline
 from tests.fixtures.envs.helpers import ci_env, pin, push_image, state_repo
 
@@ -156,7 +158,8 @@ def test_four_eyes_a_second_person_must_approve_and_admins_cannot_bypass_it(worl
     message = git(world["origin"], "log", "-1", "--format=%B", "main")
     assert "Approved-by: rm-bob" in message and "Promoted-by: rm-alice" in message
     files = git(world["origin"], "ls-tree", "-r", "--name-only", "main").split()
-    assert "approvals/prod/records-api.yaml" not in files, "an approval is used once"
+    assert "approvals/prod/records-api.yaml" in files, "the deploy checks the approval again"
+    assert "promotions/prod/records-api.yaml" in files, "who promoted, for the deploy's check"
     assert origin_head(world) != head
 
 
@@ -297,6 +300,16 @@ def test_autoroll_applies_only_environments_a_commit_touched_from_their_branch(w
     git(clone, "commit", "-q", "-am", "portal chart tweak")
     chart_commit = git(clone, "rev-parse", "HEAD")
     assert touched_environments(state, chart_commit, "main") == ["int-test", "prod", "qa"]
+    # ...but the tweak reaches prod only with a signed promotion and approval: refused here
+    from pipelinelib.envspec.load import environment_path, load_environment
+    from pipelinelib.errors import Refused
+    from pipelinelib.promotion.enforce import enforce
+
+    prod = load_environment(environment_path(clone, "prod"), root=clone)
+    ctx = Context(secrets=Secrets(), ci=CIInfo(provider="jenkins", user="rm-alice"))
+    with pytest.raises(Refused) as refused:
+        enforce(ctx, prod, ["patient-portal"])
+    assert f"prod/patient-portal at commit {chart_commit[:12]} by " in refused.value.message
 
 
 def test_the_promote_job_takes_ci_parameters_and_promotes_a_whole_environment(world):

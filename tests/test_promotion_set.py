@@ -55,7 +55,7 @@ def test_one_approval_binds_the_whole_set_and_it_lands_in_one_commit(world):
     assert message.startswith("promote 2 apps to prod (from preprod)")
     assert "App: records-api" in message and "App: patient-portal" in message
     assert "Approved-by: rm-bob (the whole set)" in message
-    assert "approvals/prod/_set.yaml" not in files(world), "the approval is used once"
+    assert "approvals/prod/_set.yaml" in files(world), "the deploy checks the approval again"
 
 
 def test_the_set_approval_goes_stale_when_any_member_changes(world):

@@ -22,13 +22,14 @@ def by_id(findings):
     return {f.id: f for f in findings}
 
 
-def test_trivy_report_maps_every_vulnerability_and_vendor_ids_become_aliases():
+def test_trivy_report_maps_every_vulnerability_and_vendor_ids_become_advisories():
     found = by_id(parse_report(FIX / "trivy.json"))
     assert set(found) == {"CVE-2023-4863", "CVE-2011-3374", "CVE-2023-32681"}
     webp = found["CVE-2023-4863"]
     assert (webp.package, webp.installed, webp.fixed) == ("libwebp7", "1.2.4-0.2",
                                                          "1.2.4-0.2+deb12u1")
-    assert webp.severity is Severity.HIGH and webp.aliases == ("DSA-5497-1",)
+    assert webp.severity is Severity.HIGH and webp.advisories == ("DSA-5497-1",)
+    assert webp.aliases == ()  # a vendor advisory may list several CVEs: not an alias
     assert webp.source == "trivy" and webp.ecosystem == "debian"
     assert found["CVE-2011-3374"].fixed == "" and not found["CVE-2011-3374"].fixable
 

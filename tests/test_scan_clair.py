@@ -20,6 +20,8 @@ FIX = Path(__file__).parent / "fixtures" / "scan"
 DIGEST = "sha256:9c1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e"
 
 
+# index states as claircore's indexer reports them (indexer/controller/state.go: CheckManifest,
+# FetchLayers, ScanLayers, Coalesce, IndexManifest, IndexError, IndexFinished)
 class FakeClair(JSONHandler):
     polls_left = 2
     index_state = "IndexFinished"
@@ -31,14 +33,14 @@ class FakeClair(JSONHandler):
         assert self.path == "/indexer/api/v1/index_report"
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).received.append(body)
-        self._send(201, {"manifest_hash": body["hash"], "state": "FetchingLayers",
+        self._send(201, {"manifest_hash": body["hash"], "state": "CheckManifest",
                          "success": False, "err": ""})
 
     def do_GET(self):
         if self.path.startswith("/indexer/api/v1/index_report/"):
             cls = type(self)
             cls.polls_left -= 1
-            state = cls.index_state if cls.polls_left <= 0 else "ScanningLayers"
+            state = cls.index_state if cls.polls_left <= 0 else "ScanLayers"
             self._send(200, {"manifest_hash": DIGEST, "state": state,
                              "success": state == "IndexFinished",
                              "err": "" if state == "IndexFinished" else "fetch failed: 401"})

@@ -103,3 +103,26 @@ def test_an_ignored_advisory_passes_and_the_verdict_replaces_the_attestation_onc
     raw_db = [str(FIX / "osv-db") if a == str(local_db) else a for a in args]
     again, summary, _ = scan(tmp_path / "b", env, *raw_db)
     assert again.returncode == 0 and summary["steps"][-1]["status"] == "unchanged"
+
+
+def test_real_osv_scanner_over_a_lockfile_offline_parses_and_dedupes_with_grype(
+        osv_bin, local_db, tmp_path):
+    from pipelinelib.scan.model import dedupe
+    from pipelinelib.scan.osv_scanner import scan_lockfile
+    from pipelinelib.scan.parsers import parse_doc, parse_report
+
+    lockfile = tmp_path / "requirements.txt"
+    lockfile.write_text("requests==2.25.1\nurllib3==1.26.5\nidna==2.10\n")
+    report = scan_lockfile(osv_bin, lockfile, local_db=local_db)
+    assert report["results"][0]["source"]["type"] == "lockfile"
+    found = {f.package: f for f in parse_doc(report, "osv-scanner", str(lockfile))}
+    assert set(found) == {"requests", "urllib3"}
+    assert found["requests"].id == "GHSA-j8r2-6x86-q33q" and found["requests"].fixed == "2.31.0"
+    assert "CVE-2023-32681" in found["requests"].aliases
+    assert found["urllib3"].fixed == "1.26.17"  # the lowest fix above 1.26.5 of two branches
+    # Grype's records of the same vulnerability (a CVE record without the fix, the GHSA
+    # record with it) merge into the OSV finding: one finding, the fix kept
+    grype = [f for f in parse_report(FIX / "grype-ghsa-and-cve.json")
+             if f.package == "requests"]
+    (merged,) = [f for f in dedupe([*found.values(), *grype]) if f.package == "requests"]
+    assert merged.fixed == "2.31.0" and len(merged.merged) == 3

@@ -35,7 +35,9 @@ def test_status_table_json_and_html(kube_env, tmp_path):
     page = (tmp_path / "status.html").read_text()
     assert page.startswith("<!doctype html>") and "<script" not in page
     assert "<link" not in page and "src=" not in page, "self-contained"
-    assert "<td>staging</td><td>web</td>" in page
+    # the matrix page: the cell of web in staging, healthy (scaled: drift), its digest
+    assert 'data-environment="staging" data-app="web" data-health="healthy"' in page
+    assert 'data-sync="in"' in page
 
 
 def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, tmp_path):

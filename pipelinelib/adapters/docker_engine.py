@@ -20,7 +20,7 @@ import docker.errors
 import requests
 
 from pipelinelib.errors import StepFailed, TransientError, Unreachable
-from pipelinelib.retry import transient_retry
+from pipelinelib.retry import is_transient_text, transient_retry
 
 LineSink = Callable[[str], None]
 TAIL = 20
@@ -152,6 +152,12 @@ class DockerEngine:
         for chunk in self._iterate(stream, "push"):
             if "error" in chunk or "errorDetail" in chunk:
                 message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error", "")
+                if is_transient_text(message):  # the engine already retried each upload
+                    raise Unreachable(
+                        f"the registry did not take the push of {repository}:{tag}",
+                        cause=message.strip()[:300],
+                        hint="the registry failed or went away mid-push; re-running is safe",
+                    )
                 raise PushFailed(
                     f"push of {repository}:{tag} failed",
                     cause=message.strip()[:300],

@@ -1,25 +1,28 @@
-"""Jenkins over its JSON API (python-jenkins): trigger, follow, stream, describe.
+"""Jenkins over its JSON API with python-jenkins: trigger, follow, stream, describe.
 
-The release managers' promotion is a parameterized Jenkins job. From outside Jenkins we:
+The release managers' promotion is a parameterized Jenkins job. From outside Jenkins we use
+python-jenkins as designed:
 
-1. ``trigger``: POST ``job/NAME/buildWithParameters`` (with the CSRF crumb from
-   ``crumbIssuer/api/json``) -> 201 and ``Location: .../queue/item/N/``;
-2. ``wait_for_build``: poll ``queue/item/N/api/json`` until it has an ``executable``
-   (the build) -- bounded, logging Jenkins' own ``why`` while it waits, and cancelling
-   the item when it never leaves the queue (a promotion must not fire hours later);
-3. ``stream_console``: ``logText/progressiveText?start=K`` while ``X-More-Data: true``,
-   the next offset in ``X-Text-Size``;
-4. ``build_result``: ``job/NAME/N/api/json`` until ``building`` is false.
+1. ``trigger``: ``Jenkins.build_job`` (POST ``job/NAME/buildWithParameters``, the CSRF crumb
+   from ``crumbIssuer/api/json`` added by python-jenkins) -> the queue item number it reads
+   from ``Location: .../queue/item/N/``;
+2. ``wait_for_build``: ``Jenkins.get_queue_item(N)`` until it has an ``executable`` (the
+   build) -- bounded, logging Jenkins' own ``why`` while it waits, and ``cancel_queue`` when
+   it never leaves the queue (a promotion must not fire hours later);
+3. ``build_result``: ``Jenkins.get_build_info`` until ``building`` is false; its ``result``.
 
-``describe_build`` sets a build's description / display name (the "Successfully Deployed" /
-"Failed Deployment" annotation) and is a no-op when they already say that.
+Only what python-jenkins lacks goes through its public ``jenkins_request`` (its session,
+authentication and crumb): the progressive console (``logText/progressiveText?start=K``
+while ``X-More-Data: true``) and a build's description / display name
+(``submitDescription`` / ``configSubmit``; ``describe_build`` is a no-op when they already
+say that).
 
-Errors: 401 -> ``Refused`` (credentials); 403 -> ``Refused`` naming the missing permission
-(Jenkins' ``X-Required-Permission`` header or its "is missing the X permission" text); a
+Errors: python-jenkins folds 401, 403 and 500 into ``JenkinsException`` (and 404 into
+``NotFoundException``); the HTTP response is still on the exception chain, so we translate
+by status: 401 -> ``Refused`` (credentials); 403 -> ``Refused`` naming the missing
+permission (``X-Required-Permission`` or Jenkins' "is missing the X permission" text); a
 rejected crumb is fetched again once, then ``JenkinsCrumbRejected``; 404 job -> ``BadInput``;
 connection errors, 5xx, 429 and 409 are retried (pipelinelib.retry) and then ``Unreachable``.
-python-jenkins provides the session, authentication and URL rules; we read the status codes
-ourselves (its own errors fold 401, 403 and 500 into one exception).
 """
 
 from __future__ import annotations
@@ -39,8 +42,6 @@ import structlog
 from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
 from pipelinelib.retry import TRANSIENT_STATUS, HTTPStatusError, transient_retry
 
-CRUMB_PATH = "crumbIssuer/api/json"
-BUILD_TREE = "number,url,result,building,duration,displayName,description"
 _MISSING_PERMISSION = re.compile(r"is missing the ([\w/ ]+?) permission")
 _CRUMB_REJECTED = "No valid crumb"
 _ANSI_HTML = re.compile(r"<[^>]+>")
@@ -103,15 +104,16 @@ def _path_of(url: str) -> str:
     return urlparse(url).path
 
 
-def _status_keeping(base: type) -> type:
-    """python-jenkins' client, minus its error folding (it turns 401, 403 and 500 into one
-    exception): we keep its session, authentication and headers and read statuses ourselves."""
-
-    class StatusKeepingJenkins(base):  # type: ignore[misc, valid-type]
-        def _response_handler(self, response: requests.Response) -> requests.Response:
+def _response_of(exc: BaseException | None) -> requests.Response | None:
+    """The HTTP response behind a python-jenkins or requests error (on its context chain)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        response = getattr(exc, "response", None)
+        if isinstance(response, requests.Response):
             return response
-
-    return StatusKeepingJenkins
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 class JenkinsClient:
@@ -136,10 +138,8 @@ class JenkinsClient:
 
         self.url = url.rstrip("/") + "/"
         self.username = username or "anonymous"
-        self._server = _status_keeping(jenkins.Jenkins)(
-            self.url, username=username, password=token, timeout=timeout, retries=0)
-        self._crumb: dict[str, str] | None = None
-        self._crumb_known = False
+        self.server = jenkins.Jenkins(self.url, username=username, password=token,
+                                      timeout=timeout, retries=0)
         self.redact = redact
         self.sleep, self.clock = sleep, clock
         self.progress_every_s = progress_every_s
@@ -161,22 +161,23 @@ class JenkinsClient:
 
     # -- trigger and follow ------------------------------------------------------------------
     def trigger(self, job: str, parameters: Mapping[str, str] | None = None) -> int:
-        """Queue a build of ``job``; returns the queue item id."""
-        path = job_path(job) + ("buildWithParameters" if parameters else "build")
-        response = self._call("POST", path, data=dict(parameters or {}), what=f"job {job}",
-                              not_found=lambda: BadInput(
-                                  f"Jenkins has no job {job!r} (or you may not see it)",
-                                  field="job", expected="an existing job name"))
-        location = response.headers.get("Location", "")
-        match = re.search(r"/queue/item/(\d+)/?$", location)
-        if not match:
+        """Queue a build of ``job`` (``Jenkins.build_job``); returns the queue item number."""
+        import jenkins
+
+        job_path(job)  # validates the name
+        try:
+            queue_id = self._api(f"job {job}", self.server.build_job, job,
+                                 dict(parameters) if parameters else None, post=True,
+                                 not_found=lambda: BadInput(
+                                     f"Jenkins has no job {job!r} (or you may not see it)",
+                                     field="job", expected="an existing job name"))
+        except jenkins.EmptyResponseException as exc:
             raise StepFailed(f"Jenkins queued {job} but did not say where",
-                             cause=f"HTTP {response.status_code}, Location: {location or '-'}",
+                             cause=str(exc),
                              hint="Jenkins 1.x answers buildWithParameters without a queue "
-                                  "item; use Jenkins 2.x")
-        queue_id = int(match.group(1))
+                                  "item; use Jenkins 2.x") from exc
         self.log.info("build queued", job=job, queue_item=queue_id)
-        return queue_id
+        return int(queue_id)
 
     def wait_for_build(self, job: str, queue_id: int, timeout_s: float = 300.0,
                        poll_s: float = 1.0) -> BuildRef:
@@ -185,11 +186,11 @@ class JenkinsClient:
         next_progress = started + self.progress_every_s
         why = ""
         while True:
-            item = self._json(f"queue/item/{queue_id}/api/json", what=f"queue item {queue_id}",
-                              not_found=lambda: StepFailed(
-                                  f"Jenkins queue item {queue_id} is gone",
-                                  hint="Jenkins forgets finished queue items after ~5 minutes; "
-                                       "look for the build in the job's history"))
+            item = self._api(f"queue item {queue_id}", self.server.get_queue_item, queue_id,
+                             not_found=lambda: StepFailed(
+                                 f"Jenkins queue item {queue_id} is gone",
+                                 hint="Jenkins forgets finished queue items after ~5 minutes; "
+                                      "look for the build in the job's history"))
             executable = item.get("executable")
             if executable and executable.get("number") is not None:
                 ref = BuildRef(job, int(executable["number"]), executable.get("url", ""))
@@ -229,8 +230,8 @@ class JenkinsClient:
         tail: deque[str] = deque(maxlen=tail_lines)
         path = f"{job_path(ref.job)}{ref.number}/logText/progressiveText"
         while True:
-            response = self._call("GET", path, params={"start": offset},
-                                  what=f"{ref.job} #{ref.number} console")
+            response = self._request("GET", path, params={"start": offset},
+                                     what=f"{ref.job} #{ref.number} console")
             text = pending + response.text
             *lines, pending = text.split("\n")
             for line in lines:
@@ -260,9 +261,10 @@ class JenkinsClient:
         return list(tail)
 
     def build_info(self, ref: BuildRef) -> dict[str, Any]:
-        """The build's JSON (result, building, duration, displayName, description)."""
-        return self._json(f"{job_path(ref.job)}{ref.number}/api/json", params={"tree": BUILD_TREE},
-                          what=f"{ref.job} #{ref.number}")
+        """The build's JSON (result, building, duration, displayName, description):
+        ``Jenkins.get_build_info``."""
+        return self._api(f"{ref.job} #{ref.number}", self.server.get_build_info, ref.job,
+                         ref.number)
 
     def build_result(self, ref: BuildRef, timeout_s: float = 120.0,
                      poll_s: float = 1.0) -> BuildOutcome:
@@ -303,52 +305,51 @@ class JenkinsClient:
         if display_name is not None and display_name != info.get("displayName"):
             form = {"displayName": display_name,
                     "description": current_description if description is None else description}
-            self._call("POST", base + "configSubmit", data={"json": json.dumps(form)},
-                       what=f"{ref.job} #{ref.number}")
+            self._request("POST", base + "configSubmit", data={"json": json.dumps(form)},
+                          what=f"{ref.job} #{ref.number}")
             actions.append(f"set display name of {ref.job} #{ref.number}")
             if description is not None and description != current_description:
                 actions.append(f"set description of {ref.job} #{ref.number}")
             return actions
         if description is not None and description != current_description:
-            self._call("POST", base + "submitDescription", data={"description": description},
-                       what=f"{ref.job} #{ref.number}")
+            self._request("POST", base + "submitDescription",
+                          data={"description": description}, what=f"{ref.job} #{ref.number}")
             actions.append(f"set description of {ref.job} #{ref.number}")
         return actions
 
     # -- transport -----------------------------------------------------------------------------
-    def _json(self, path: str, *, what: str, params: dict[str, Any] | None = None,
-              not_found: Callable[[], Exception] | None = None) -> dict[str, Any]:
-        response = self._call("GET", path, params=params, what=what, not_found=not_found)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise StepFailed(f"Jenkins answered {what} with something that is not JSON",
-                             cause=response.text[:200],
-                             hint="check the Jenkins URL (a proxy or login page?)") from exc
+    def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> requests.Response:
+        """What python-jenkins has no method for: one request through its ``jenkins_request``
+        (session, authentication, crumb on POSTs)."""
+        request = requests.Request(method, self.url + path, **kwargs)
+        return self._api(what, self.server.jenkins_request, request, add_crumb=method == "POST",
+                         post=method == "POST")
 
-    def _call(self, method: str, path: str, *, what: str,
-              not_found: Callable[[], Exception] | None = None, **kwargs: Any
-              ) -> requests.Response:
-        """One request: crumb added to POSTs, transient faults retried, errors translated."""
+    def _api(self, what: str, call: Callable[..., Any], *args: Any, post: bool = False,
+             not_found: Callable[[], Exception] | None = None, **kwargs: Any) -> Any:
+        """One python-jenkins call: transient faults retried, a rejected crumb fetched again
+        once, errors translated to ours."""
+        import jenkins
+
         try:
             try:
-                return self._retried(method, path, **kwargs)
+                return self._retried(call, *args, **kwargs)
             except JenkinsHTTPError as exc:
-                if exc.status == 403 and method == "POST" and _CRUMB_REJECTED in exc.response.text:
-                    self.log.warning("crumb rejected; fetching a fresh one", path=path)
-                    self._crumb_known = False
-                    try:
-                        return self._retried(method, path, **kwargs)
-                    except JenkinsHTTPError as again:
-                        if again.status == 403 and _CRUMB_REJECTED in again.response.text:
-                            raise JenkinsCrumbRejected(
-                                f"Jenkins rejected the CSRF crumb for {what}",
-                                cause="No valid crumb was included in the request",
-                                hint="use an API token (crumbs are bound to a web session), "
-                                     "and keep proxies from dropping the session cookie",
-                            ) from again
-                        raise
-                raise
+                if not (exc.status == 403 and post and _CRUMB_REJECTED in exc.response.text):
+                    raise
+                self.log.warning("crumb rejected; fetching a fresh one", what=what)
+                self.server.crumb = None  # python-jenkins fetches it again on the next POST
+                try:
+                    return self._retried(call, *args, **kwargs)
+                except JenkinsHTTPError as again:
+                    if again.status == 403 and _CRUMB_REJECTED in again.response.text:
+                        raise JenkinsCrumbRejected(
+                            f"Jenkins rejected the CSRF crumb for {what}",
+                            cause="No valid crumb was included in the request",
+                            hint="use an API token (crumbs are bound to a web session), "
+                                 "and keep proxies from dropping the session cookie",
+                        ) from again
+                    raise
         except JenkinsHTTPError as exc:
             raise self._translate(exc, what, not_found) from exc
         except TransientError as exc:
@@ -358,54 +359,38 @@ class JenkinsClient:
             raise Unreachable(f"Jenkins at {self.url} is unreachable ({what})",
                               cause=self.redact(str(exc))[:300],
                               hint="check the URL and that Jenkins is up") from exc
+        except ValueError as exc:  # JSON that is not JSON: a login page, a proxy
+            if post and self.server.crumb is None:
+                raise JenkinsCrumbRejected(
+                    "Jenkins' crumb issuer did not answer with a crumb", cause=str(exc)[:200],
+                    hint="check the Jenkins URL (a proxy or login page in between?)") from exc
+            raise StepFailed(f"Jenkins answered {what} with something that is not JSON",
+                             cause=str(exc)[:200],
+                             hint="check the Jenkins URL (a proxy or login page?)") from exc
+        except jenkins.EmptyResponseException:
+            raise
+        except jenkins.JenkinsException as exc:
+            raise StepFailed(f"Jenkins failed {what}", cause=self.redact(str(exc))[:300],
+                             hint="check the Jenkins URL (a proxy or login page?)") from exc
 
     @transient_retry(attempts=4, max_delay_s=30)
-    def _retried(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = dict(kwargs.pop("headers", {}) or {})
-        if method == "POST":
-            headers.update(self._crumb_header())
-        response = self._raw(requests.Request(method, self.url + path, headers=headers, **kwargs))
-        if response.status_code >= 400:
-            raise JenkinsHTTPError(response)  # 5xx/409/429 are retried: it carries .status
-        return response
-
-    def _crumb_header(self) -> dict[str, str]:
-        if not self._crumb_known:
-            self._crumb = self._fetch_crumb()
-            self._crumb_known = True
-        if not self._crumb:
-            return {}
-        return {self._crumb["crumbRequestField"]: self._crumb["crumb"]}
-
-    def _fetch_crumb(self) -> dict[str, str] | None:
-        """The CSRF crumb, or None when Jenkins has CSRF protection off (404)."""
-        request = requests.Request("GET", self.url + CRUMB_PATH)
-        response = self._raw(request)
-        if response.status_code == 404:
-            return None
-        if response.status_code in TRANSIENT_STATUS:
-            raise TransientError(f"crumb issuer answered HTTP {response.status_code}",
-                                 status=response.status_code)
-        if response.status_code >= 400:
-            raise JenkinsHTTPError(response)
-        try:
-            crumb = response.json()
-            return {"crumbRequestField": str(crumb["crumbRequestField"]),
-                    "crumb": str(crumb["crumb"])}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise JenkinsCrumbRejected(
-                "Jenkins' crumb issuer did not answer with a crumb",
-                cause=response.text[:200],
-                hint="check the Jenkins URL (a proxy or login page in between?)") from exc
-
-    def _raw(self, request: requests.Request) -> requests.Response:
-        """Send with python-jenkins' session and auth; the status is left to us."""
+    def _retried(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call`` once; an HTTP error status becomes ``JenkinsHTTPError`` (its ``status``
+        decides the retry), a timeout a ``TransientError``."""
         import jenkins
 
         try:
-            return self._server.jenkins_request(request, add_crumb=False)
-        except jenkins.TimeoutException as exc:
-            raise TransientError(f"timeout: {exc}") from exc
+            result = call(*args, **kwargs)
+        except (jenkins.JenkinsException, requests.HTTPError) as exc:
+            if isinstance(exc, jenkins.TimeoutException):
+                raise TransientError(f"timeout: {exc}") from exc
+            response = _response_of(exc)
+            if response is not None and response.status_code >= 400:
+                raise JenkinsHTTPError(response) from exc
+            raise
+        if isinstance(result, requests.Response) and result.status_code >= 400:
+            raise JenkinsHTTPError(result)
+        return result
 
     def _translate(self, exc: JenkinsHTTPError, what: str,
                    not_found: Callable[[], Exception] | None) -> Exception:
@@ -437,9 +422,10 @@ class JenkinsClient:
                           cause=self.redact(_ANSI_HTML.sub(" ", response.text))[:200].strip())
 
     def _cancel_queue_item(self, queue_id: int) -> None:
+        """``Jenkins.cancel_queue`` (Jenkins >= 2.210 answers 204; a gone item is fine)."""
         try:
-            self._call("POST", "queue/cancelItem", params={"id": queue_id},
-                       what=f"cancel queue item {queue_id}")
+            self._api(f"cancel queue item {queue_id}", self.server.cancel_queue, queue_id,
+                      post=True)
             self.log.warning("cancelled the queued build", queue_item=queue_id)
         except (StepFailed, Unreachable, Refused) as exc:
             self.log.warning("could not cancel the queued build", queue_item=queue_id,

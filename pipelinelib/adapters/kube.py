@@ -1,13 +1,20 @@
 """Kubernetes API adapter: server-side apply, get/list/delete, watch, logs, events.
 
 Objects travel as plain JSON dicts (no client models) over the official client's
-``ApiClient`` (auth, TLS, kubeconfig handling). Every API error is translated here:
+``ApiClient`` (auth, TLS, kubeconfig handling). Every API error is translated here, by the
+Status ``reason`` first and the HTTP code second (retry.is_deterministic):
 
-    409 / 429 / 5xx / connection error   TransientError, retried; then Unreachable
+    deterministic: Invalid, BadRequest,  BadInput with the API's message, never retried
+      RequestEntityTooLarge (413), a 500 (the same bytes get the same answer; exit 2)
+      that says the body does not decode
+      or fit the schema
+    409 / 429 / other 5xx / connection   TransientError, retried; then Unreachable
     401 / 403                           Refused naming verb, resource and namespace
-    400 / 422                           BadInput with the API's message
     other 4xx                           StepFailed with the API's message
     404                                 ``None`` from ``get``, ignored by ``delete``
+
+Applies ask for strict field validation (``fieldValidation=Strict``, kubectl's default):
+an unknown or duplicate field is an error, not a warning lost in a header.
 
 ``writes`` counts the mutating requests sent (dry runs excluded): a no-op rollout
 must leave it at zero.
@@ -23,9 +30,10 @@ from typing import Any
 from urllib.parse import quote
 
 from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
-from pipelinelib.retry import TRANSIENT_STATUS, transient_retry
+from pipelinelib.retry import TRANSIENT_STATUS, is_deterministic, transient_retry
 
 FIELD_MANAGER = "pipelinelib"
+MAX_REQUEST_BYTES = 3 * 1024 * 1024  # kube-apiserver --max-request-bytes default (3 MiB)
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
 
@@ -247,12 +255,19 @@ class KubeClient:
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = True,
               namespace: str | None = None) -> dict[str, Any]:
-        """Server-side apply ``obj`` as field manager ``pipelinelib``; returns the result."""
+        """Server-side apply ``obj`` as field manager ``pipelinelib``; returns the result.
+
+        An object over the apiserver's request limit is refused here (BadInput), unsent."""
         meta = obj.get("metadata", {})
+        size = len(json.dumps(obj, default=str))
+        if size > MAX_REQUEST_BYTES:
+            raise BadInput(f"{obj.get('kind')}/{meta.get('name')} is {size} bytes as JSON",
+                           expected=f"at most {MAX_REQUEST_BYTES} bytes (the apiserver's "
+                           "request limit; 413 RequestEntityTooLarge)")
         path = self.path(obj["kind"], meta.get("namespace") or namespace, meta["name"],
                          obj.get("apiVersion"))
         query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None,
-                 "dryRun": "All" if dry_run else None}
+                 "dryRun": "All" if dry_run else None, "fieldValidation": "Strict"}
         return self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE)
 
     def patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
@@ -376,6 +391,14 @@ def api_message(data: Any) -> str:
 def translate(status: int, data: Any, verb: str, path: str) -> Exception:
     """Our error for an API error status; see the module docstring."""
     message = api_message(data)
+    reason = data.get("reason") if isinstance(data, dict) else None
+    if status not in (401, 403, 404, 409) and is_deterministic(status, reason, message):
+        what = {"RequestEntityTooLarge": "the object is too large for the apiserver"}.get(
+            str(reason), "the cluster rejected")
+        if status == 413:
+            what = "the object is too large for the apiserver"
+        return BadInput(f"{what} ({verb} {path}: {status} {reason or ''}): {message}",
+                        hint="fix the object; sending it again gets the same answer")
     if status in TRANSIENT_STATUS:
         return TransientError(f"{verb} {path}: {status} {message}", status=status)
     if status in (401, 403):
@@ -387,6 +410,4 @@ def translate(status: int, data: Any, verb: str, path: str) -> Exception:
         where = f" in namespace {namespace}" if namespace else ""
         return Refused(f"the cluster forbids {verb.lower()} {resource}{where}: {message}",
                        hint="the deployer's Role must allow it (docs/rollout.md, RBAC)")
-    if status in (400, 422):
-        return BadInput(f"the cluster rejected {verb} {path}: {message}")
     return StepFailed(f"{verb} {path} failed ({status}): {message}")

@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workload", default="",
                         help="the Kubernetes workload to annotate, e.g. deployment/hello")
     parser.add_argument("--namespace", default="", help="the workload's namespace")
+    parser.add_argument("--workload-from", metavar="REPORT_DIR", default="",
+                        help="annotate the workload a `rollout` or `swap` run deployed, read "
+                        "from its report directory (blue/green: deployment/APP-COLOUR, the "
+                        "colour rolled out or now live; else deployment/APP) and its namespace")
     parser.add_argument("--per-environment", action="store_true",
                         default=None, help="number tags per environment (deployment-ENV-NNNN);"
                         " default from PIPELINE_TAG_PER_ENVIRONMENT=1")
@@ -57,8 +61,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if per_env is None:
         per_env = os.environ.get("PIPELINE_TAG_PER_ENVIRONMENT", "") in ("1", "true", "yes")
     with Job("annotate", ctx, args.report_dir) as job:
+        workload, namespace = args.workload, args.namespace
+        if args.workload_from:
+            from pipelinelib.steps.annotate import workload_from_report
+
+            workload, namespace = workload_from_report(args.workload_from, args.app,
+                                                       namespace, required=args.result ==
+                                                       "success")
         result = job.run(annotate_deployment, ctx, repo=args.repo, digest=args.digest,
-                         workload=args.workload, namespace=args.namespace,
+                         workload=workload, namespace=namespace,
                          result=args.result, per_environment=per_env, reason=args.reason)
         if args.output == "json":
             json.dump(ctx.secrets.redact(result.to_dict()), sys.stdout, indent=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from pipelinelib.context import Context
@@ -88,4 +89,9 @@ def build_pipeline(
         job.run(push_step.tag_image, ctx, spec, image_id)
     if push and registry is not None:
         outputs.update(job.run(push_step.push_image, ctx, spec, registry).outputs)
+        if outputs.get("digest") and os.environ.get("PIPELINE_ATTEST_KEY"):
+            from pipelinelib.steps.sign import sign_image
+
+            job.run(sign_image, ctx, f"{spec.name.registry}/{spec.name.repository}",
+                    outputs["digest"], registry)
     return outputs

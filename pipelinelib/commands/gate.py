@@ -11,11 +11,12 @@ Check the release checklist before a rollout and print it with evidence:
 
   1. built and tested (JUnit XML without failures; --build-result SUCCESS)
   2. migrations occur before deployment (nothing pending in --database-dsn)
-  3. old and new versions co-exist (migration lint)
-  4. breaking interface changes only in a major release (OpenAPI/JSON Schema diff
-     against the deployed version: --environment ENV reads it from our deployment
-     records (tags and git notes of the app's repository; none yet = first deployment),
-     or --deployed-rev REV / --deployed-dir DIR)
+  3. old and new versions co-exist (migration lint: squawk, expand/contract phase rules)
+  4. breaking interface changes only in a major release (oasdiff on the OpenAPI/JSON
+     Schema against the deployed version; ERR breaks, WARN is reported; --environment ENV
+     reads the deployed version from our deployment records (tags and git notes of the
+     app's repository; none yet = first deployment), or --deployed-rev REV /
+     --deployed-dir DIR)
   5. the audit index mapping changed for every call that broke
 
 Which marks and files apply comes from APP_DIR/gate.yaml. A failed mark can be

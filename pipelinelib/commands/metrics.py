@@ -10,8 +10,10 @@ from pipelinelib.context import Context
 
 DESCRIPTION = """\
 DORA metrics from the deployment records in git alone: deployment tags and the state
-notes (refs/notes/pipelinelib-state), fetched from origin; optionally also the audit JSONL
-(--audit-file, default PIPELINE_AUDIT_FILE). No cluster or CI server is needed.
+notes (refs/notes/pipelinelib-state) as the local clone holds them; --fetch first brings
+the newest from origin. The output says when the clone last fetched (how old the data
+is). Optionally also the audit JSONL (--audit-file, default PIPELINE_AUDIT_FILE). No
+cluster, CI server or network is needed.
 
   deployment frequency   successful deployments per day in the window
   lead time for changes  commit time -> successful deployment (median, mean; hours)
@@ -36,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="window end (ISO time; default now)")
     parser.add_argument("--audit-file", help="also read deployments from this audit JSONL")
     parser.add_argument("--history", action="store_true", help="list the deployments too")
+    parser.add_argument("--fetch", action="store_true",
+                        help="fetch tags and notes from origin first (default: offline)")
     parser.add_argument("--output", choices=("text", "json"), default="text")
     parser.add_argument("--html", metavar="FILE", help="also write an HTML page with a chart")
 
@@ -71,7 +75,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
              else until - dt.timedelta(days=args.days))  # type: ignore[operator]
     repo = GitRepo.open(Path(args.repo))
     audit_file = args.audit_file or os.environ.get("PIPELINE_AUDIT_FILE") or None
-    deployments = metrics.collect(repo, audit_file)
+    deployments = metrics.collect(repo, audit_file, fetch=args.fetch)
+    fetched = metrics.last_fetched(repo)
+    age = _age(fetched, dt.datetime.now(dt.timezone.utc))
     result = metrics.compute(deployments, environment=args.env, since=since,  # type: ignore[arg-type]
                              until=until)  # type: ignore[arg-type]
     window = [d for d in deployments if since <= d.time <= until  # type: ignore[operator]
@@ -85,14 +91,26 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         data = result.to_dict()
         if args.history:
             data["history"] = [d.to_dict() for d in window]
+        data["data_as_of"] = fetched.isoformat() if fetched else None
+        data["fetched"] = bool(args.fetch)
         json.dump(ctx.secrets.redact(data), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    print(f"records: local clone {repo.path}, {age}"
+          + ("" if args.fetch else " (run with --fetch for the newest)"))
     print(format_metrics(result))
     if args.history:
         print()
         print(format_history(window))
     return 0
+
+
+def _age(fetched: object, now: object) -> str:
+    """``last fetched 2026-11-02T09:00:00Z (3.5 h ago)`` or ``never fetched``."""
+    if fetched is None:
+        return "never fetched"
+    hours = (now - fetched).total_seconds() / 3600  # type: ignore[operator]
+    return f"last fetched {fetched.strftime('%Y-%m-%dT%H:%M:%SZ')} ({hours:.1f} h ago)"  # type: ignore[attr-defined]
 
 
 def format_metrics(m: object) -> str:

@@ -44,8 +44,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         json.dump({"environment": args.env, "changes_pending": result.changed,
                    "counts": result.outputs["counts"], "drifted": result.outputs["drifted"],
                    "awaiting_promotion": result.outputs.get("awaiting_promotion", []),
+                   "namespaces": result.outputs.get("namespaces", []),
                    "apps": plans}, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        print(ctx.secrets.redact_text(format_plan(args.env, plans)))
+        print(ctx.secrets.redact_text(format_plan(args.env, plans,
+                                                  result.outputs.get("namespaces"))))
     return EXIT_CHANGES_PENDING if result.changed else EXIT_OK

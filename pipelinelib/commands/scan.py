@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from pipelinelib.context import Context
 
@@ -17,8 +18,10 @@ Findings come from any mix of:
                        (`osv-scanner scan image --archive`); with --local-db DIR fully offline
   --clair URL          index IMAGE in Clair v4 and read its vulnerability report
 
-Policy (--policy FILE, YAML): fail_on (severity), only_fixable, unknown_severity, and
-ignore entries with id, reason and expires; an expired ignore fails the gate.
+Policy (--policy FILE, YAML): fail_on (severity), only_fixable, unknown_severity,
+secrets (fail|warn; Trivy secrets fail by default), misconfigurations (a severity, default
+fail_on, or warn), and ignore entries with id, reason and expires; an expired ignore fails
+the gate. An ignore names one vulnerability (its id or an alias), never a vendor advisory.
 With --image REGISTRY/REPO and --digest sha256:... the verdict is stored in the registry
 as REGISTRY/REPO:sha256-<hex>.scan, which promotion checks.
 """
@@ -29,9 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a scanner JSON report (repeatable)")
     parser.add_argument("--osv-image", metavar="IMAGE", help="scan this engine image with "
                         "OSV-Scanner")
-    parser.add_argument("--local-db", metavar="DIR", help="OSV offline database directory "
+    parser.add_argument("--local-db", metavar="DIR",
+                        default=os.environ.get("PIPELINE_OSV_DB") or None,
+                        help="OSV offline database directory "
                         "(DIR/osv-scanner/<Ecosystem>/all.zip), or a directory of OSV "
-                        "advisories (DIR/<Ecosystem>/*.json)")
+                        "advisories (DIR/<Ecosystem>/*.json); default $PIPELINE_OSV_DB (an "
+                        "agent's mirror when it has no internet)")
     parser.add_argument("--osv-scanner", metavar="PATH", help="the osv-scanner binary "
                         "(default $PIPELINELIB_OSV_SCANNER or PATH)")
     parser.add_argument("--clair", metavar="URL", help="Clair v4 indexer URL (combo mode)")

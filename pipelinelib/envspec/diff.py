@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelinelib.envspec.render import ANN_HASH, key
-from pipelinelib.secrets import MASK, looks_secret
+from pipelinelib.secrets import MASK, secret_field
 
 IGNORED_META = {"annotations", "labels"}
 
@@ -55,6 +55,7 @@ class AppPlan:
     strategy: str = "rolling"
     live_color: str | None = None
     awaiting: str | None = None  # blue/green: this colour holds the spec, awaits a swap
+    hooks: list[str] = field(default_factory=list)  # chart hooks that run with a change
 
     @property
     def pending(self) -> bool:
@@ -65,7 +66,8 @@ class AppPlan:
                 "action": self.action, "drift": self.drift, "image": self.image,
                 "creates": self.creates, "deletes": self.deletes,
                 "changes": [c.to_dict() for c in self.changes], "strategy": self.strategy,
-                "live_color": self.live_color, "awaiting_promotion": self.awaiting}
+                "live_color": self.live_color, "awaiting_promotion": self.awaiting,
+                "hooks": self.hooks}
 
 
 def _name(doc: dict[str, Any]) -> str:
@@ -83,6 +85,9 @@ def diff_app(app: str, namespace: str, priority: int, image: str,
         if current is None:
             plan.creates.append(_name(doc))
             continue
+        secret = doc.get("kind") == "Secret"
+        if secret:
+            doc = _secret_as_data(doc)
         diffs: list[tuple[str, Any, Any]] = []
         _compare(doc, current, "", diffs, top=True)
         if not diffs:
@@ -93,8 +98,8 @@ def diff_app(app: str, namespace: str, priority: int, image: str,
         by_hand = _by_hand(current)
         for path, live_value, desired_value in diffs:
             drift = spec_unchanged or by_hand(path)
-            plan.changes.append(Change(_name(doc), path, _mask(path, live_value),
-                                       _mask(path, desired_value), drift))
+            plan.changes.append(Change(_name(doc), path, _mask(path, live_value, doc["kind"]),
+                                       _mask(path, desired_value, doc["kind"]), drift))
             plan.drift = plan.drift or drift
     plan.deletes = [_name(o) for o in orphans]
     if plan.creates and len(plan.creates) == len(desired):
@@ -153,11 +158,22 @@ def _key_name(key: str) -> str | None:
     return str(value.get("name")) if isinstance(value, dict) and "name" in value else None
 
 
-def _mask(path: str, value: Any) -> Any:
-    parts = [p for p in re.split(r"[.\[\]]+", path) if p]
-    if value is not None and any(looks_secret(p) for p in parts):
+def _mask(path: str, value: Any, kind: str | None = None) -> Any:
+    if value is not None and secret_field(kind, path):
         return MASK
     return value
+
+
+def _secret_as_data(doc: dict[str, Any]) -> dict[str, Any]:
+    """A Secret as the apiserver keeps it: ``stringData`` folded into base64 ``data``."""
+    import base64
+
+    if not doc.get("stringData"):
+        return doc
+    data = dict(doc.get("data") or {})
+    for k, v in doc["stringData"].items():
+        data[k] = base64.b64encode(str(v).encode()).decode()
+    return {**{k: v for k, v in doc.items() if k != "stringData"}, "data": data}
 
 
 def _compare(want: Any, have: Any, path: str, out: list[tuple[str, Any, Any]],

@@ -13,8 +13,9 @@ from typing import Any
 from pipelinelib.envspec.render import LABEL_ENV, key
 
 # kinds the plan compares (others a chart renders are applied, not diffed)
-KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "ConfigMap", "ServiceAccount",
-         "Ingress", "Job", "CronJob", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "ConfigMap", "Secret",
+         "ServiceAccount", "Ingress", "Job", "CronJob", "HorizontalPodAutoscaler",
+         "PodDisruptionBudget")
 
 
 def kube_for(ctx: Any, kubeconfig: str | None = None, context: str | None = None) -> Any:

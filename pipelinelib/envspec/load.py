@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from pipelinelib.envspec.model import (
     ChartSpec,
     EnvSpec,
     ImageSpec,
+    NamespaceSpec,
     SecretRef,
 )
 from pipelinelib.errors import BadInput
@@ -153,7 +156,13 @@ def _explain(err: Any, path: list[Any], source: str, lines: yamlines.Lines) -> l
     if kind == "enum":
         return [problem(f"got {_short(value)}", "one of " + ", ".join(map(str,
                                                                          err.validator_value)))]
-    if kind == "anyOf" and path and path[-1] == "image":
+    if kind == "oneOf" and path == ["namespaces"]:
+        deeper = [e for e in err.context or [] if list(e.absolute_path) != path]
+        if deeper and isinstance(value, dict):
+            return [p for e in deeper for p in _explain(e, list(e.absolute_path), source, lines)]
+        return [problem(f"got {_JSON_TYPES.get(type(value), type(value).__name__)}",
+                        "a list of namespace names, or a mapping of name to settings")]
+    if kind == "anyOf" and path and (path[-1] == "image" or path[-2:-1] == ["images"]):
         return [problem("the image needs a tag or a digest", "image.tag or image.digest")]
     if kind == "not" and isinstance(value, dict) and "chart" in value:
         return [problem("an app takes manifests or a chart, not both", "one of them")]
@@ -169,7 +178,8 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def load_environment(path: str | Path, root: str | Path | None = None) -> EnvSpec:
+def load_environment(path: str | Path, root: str | Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> EnvSpec:
     """Read, validate and return one environment file; ``SpecInvalid`` lists every problem."""
     path = Path(path)
     source = str(path)
@@ -180,41 +190,188 @@ def load_environment(path: str | Path, root: str | Path | None = None) -> EnvSpe
                        expected=f"{ENV_DIR}/<name>.yaml in the env-state repository") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read: {exc}", source=source) from exc
-    return parse_environment(text, source, path.stem, Path(root) if root else path.parent.parent)
+    return parse_environment(text, source, path.stem, Path(root) if root else path.parent.parent,
+                             environ)
 
 
-def parse_environment(text: str, source: str, expected_name: str | None = None,
-                      root: Path | None = None) -> EnvSpec:
-    """Validate ``text`` (the content of ``source``) and build the ``EnvSpec``."""
+class _Sourced(yamlines.Lines):
+    """Lines of several files merged: the file of every path, too."""
+
+    def __init__(self, main: str) -> None:
+        super().__init__()
+        self.main = main
+        self.sources: dict[tuple[Any, ...], str] = {}
+
+    def add(self, lines: yamlines.Lines, source: str) -> None:
+        for path, line in lines.by_path.items():
+            self.by_path[path] = line
+            self.sources[path] = source
+
+    def source(self, path: Sequence[Any]) -> str:
+        path = tuple(path)
+        while path:
+            if path in self.sources:
+                return self.sources[path]
+            path = path[:-1]
+        return self.main
+
+
+def _read(text: str, source: str) -> tuple[Any, yamlines.Lines]:
     try:
-        data, lines = yamlines.load(text)
+        return yamlines.load(text)
     except yamlines.YamlError as exc:
         raise SpecInvalid([Problem(source, exc.line, "", f"not valid YAML: {exc}",
                                    "a YAML mapping")]) from exc
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _compose(data: dict[str, Any], lines: yamlines.Lines, source: str,
+             root: Path | None) -> tuple[dict[str, Any], yamlines.Lines, list[Problem]]:
+    """The files named under ``include`` merged in order, then this file on top."""
+    includes = data.get("include")
+    if not isinstance(includes, list) or not includes:
+        return data, lines, []
+    merged: dict[str, Any] = {}
+    sourced, problems = _Sourced(source), []
+    for i, rel in enumerate(includes):
+        at = ("include", i)
+        if not isinstance(rel, str):
+            continue  # the schema reports it
+        path = _inside(root, rel)
+        if path is None or not path.is_file():
+            problems.append(Problem(source, lines.line(at), _field(at),
+                                    f"no file {rel!r} in the env-state repository",
+                                    "a spec file path relative to the repository root"))
+            continue
+        part, part_lines = _read(path.read_text(encoding="utf-8"), str(path))
+        if not isinstance(part, dict):
+            problems.append(Problem(str(path), part_lines.line(()), "",
+                                    "an included file is not a mapping", "spec keys"))
+            continue
+        if "include" in part:
+            problems.append(Problem(str(path), part_lines.line(("include",)), "include",
+                                    "included files cannot include others", "no include"))
+        sourced.add(part_lines, str(path))
+        merged = _deep_merge(merged, {k: v for k, v in part.items() if k != "include"})
+    sourced.add(lines, source)
+    return _deep_merge(merged, data), sourced, problems
+
+
+def _inside(root: Path | None, rel: str) -> Path | None:
+    """``root/rel`` when it stays inside the repository, else None."""
+    base = (root or Path(".")).resolve()
+    path = (base / rel).resolve()
+    return path if path == base or base in path.parents else None
+
+
+def _locate(problems: list[Problem], lines: yamlines.Lines) -> list[Problem]:
+    """Each problem named by the file its field came from (specs composed with include)."""
+    if not isinstance(lines, _Sourced):
+        return problems
+    by_field = {_field(p): p for p in lines.by_path}
+    for problem in problems:
+        path = by_field.get(problem.field)
+        if path is not None and problem.source == lines.main:
+            problem.source = lines.source(path)
+    return problems
+
+
+def parse_environment(text: str, source: str, expected_name: str | None = None,
+                      root: Path | None = None,
+                      environ: Mapping[str, str] | None = None) -> EnvSpec:
+    """Validate ``text`` (the content of ``source``) and build the ``EnvSpec``.
+
+    ``environ`` (default ``os.environ``) answers ``$NAME`` lookups in ``set``/``set_string``;
+    only their presence is checked here, values are read when the chart is rendered.
+    """
+    data, lines = _read(text, source)
     if not isinstance(data, dict):
         raise SpecInvalid([Problem(source, lines.line(()), "", "the file is not a mapping",
                                    "keys apiVersion, kind, name, apps")])
-    problems = _schema_problems(data, source, lines)
+    data, lines, problems = _compose(data, lines, source, root)
+    problems += _schema_problems(data, source, lines)
     if problems:
-        raise SpecInvalid(problems)
+        raise SpecInvalid(_locate(problems, lines))
     spec = _build(data, source, lines, root)
+    spec.includes = list(data.get("include", []))
     problems = _semantic_problems(spec, data, lines, expected_name)
+    problems += _env_problems(data, source, lines, os.environ if environ is None else environ)
     if problems:
-        raise SpecInvalid(problems)
+        raise SpecInvalid(_locate(problems, lines))
     return spec
+
+
+ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def env_names(value: Any) -> list[str]:
+    """The environment variables ``value`` reads (``$NAME``, ``${NAME}``; ``$$`` is a $)."""
+    if not isinstance(value, str):
+        return []
+    return [m.group(1) or m.group(2) for m in ENV_REF.finditer(value) if m.group(0) != "$$"]
+
+
+def expand(value: Any, environ: Mapping[str, str]) -> tuple[Any, list[str]]:
+    """``value`` with its ``$NAME`` references read from ``environ``; also the values read
+    (to be registered as secrets)."""
+    if not isinstance(value, str):
+        return value, []
+    read: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        found = environ.get(match.group(1) or match.group(2), "")
+        read.append(found)
+        return found
+
+    return ENV_REF.sub(one, value), read
+
+
+def _env_problems(data: dict[str, Any], source: str, lines: yamlines.Lines,
+                  environ: Mapping[str, str]) -> list[Problem]:
+    problems = []
+    for name, raw in data.get("apps", {}).items():
+        if raw.get("enabled") is False:
+            continue
+        for kind in ("set", "set_string"):
+            for key, value in (raw.get(kind) or {}).items():
+                for var in env_names(value):
+                    if var not in environ:
+                        at = ("apps", name, kind, key)
+                        problems.append(Problem(source, lines.line(at), _field(at),
+                                                f"environment variable {var} is not set",
+                                                f"{var} in the environment (or $$ for a "
+                                                "literal $)"))
+    return problems
 
 
 def _build(data: dict[str, Any], source: str, lines: yamlines.Lines,
            root: Path | None) -> EnvSpec:
     defaults = data.get("defaults", {})
-    namespaces = list(data.get("namespaces", []))
-    apps = {}
+    raw_ns = data.get("namespaces", [])
+    namespaces = list(raw_ns)
+    ns_specs = {name: _namespace(name, settings or {}) for name, settings in raw_ns.items()
+                } if isinstance(raw_ns, dict) else {}
+    apps, disabled = {}, []
     for name, raw in data["apps"].items():
+        if raw.get("enabled", True) is False:
+            disabled.append(name)
+            continue
         merged = {**defaults, **raw}
         chart = raw.get("chart")
         apps[name] = AppSpec(
             name=name,
-            image=ImageSpec(**raw["image"]),
+            image=ImageSpec(**raw["image"]) if raw.get("image") else None,
             namespace=merged.get("namespace") or (namespaces[0] if namespaces else "default"),
             manifests=raw.get("manifests"),
             chart=ChartSpec(**chart) if chart else None,
@@ -233,16 +390,31 @@ def _build(data: dict[str, Any], source: str, lines: yamlines.Lines,
             annotations=raw.get("annotations", {}),
             strategy=merged.get("strategy", ROLLING),
             await_promotion=raw.get("await_promotion"),
+            images={k: ImageSpec(**v) for k, v in raw.get("images", {}).items()},
+            values_files=list(raw.get("values_files", [])),
+            set=dict(raw.get("set", {})),
+            set_string={k: _text(v) for k, v in raw.get("set_string", {}).items()},
+            max_history=merged.get("max_history"),
+            replicas_given="replicas" in merged,
             line=lines.line(("apps", name)),
         )
     cluster = data.get("cluster", {})
     promotion = data.get("promotion", {})
     return EnvSpec(name=data["name"], source=source, apps=apps, namespaces=namespaces,
+                   namespace_specs=ns_specs, disabled=disabled,
                    context=cluster.get("context"), kubeconfig=cluster.get("kubeconfig"),
                    branch=data.get("branch"), promote_from=list(promotion.get("from", [])),
                    via_branch=promotion.get("via_branch"),
                    max_parallel=data.get("max_parallel", DEFAULT_PARALLEL),
                    await_promotion=data.get("await_promotion", False), root=root)
+
+
+def _namespace(name: str, raw: dict[str, Any]) -> NamespaceSpec:
+    return NamespaceSpec(name=name, protected=raw.get("protected", False),
+                         labels=dict(raw.get("labels", {})),
+                         annotations=dict(raw.get("annotations", {})),
+                         limits=list(raw.get("limits", [])),
+                         quotas={k: str(v) for k, v in raw.get("quotas", {}).items()})
 
 
 def _text(value: Any) -> str:
@@ -260,6 +432,7 @@ def _semantic_problems(spec: EnvSpec, data: dict[str, Any], lines: yamlines.Line
                                 f"{spec.name!r} differs from the file name",
                                 repr(expected_name)))
     hosts: dict[str, str] = {}
+    problems += _namespace_problems(src, spec, lines)
     for app in spec.apps.values():
         at = ("apps", app.name)
         if spec.namespaces and app.namespace not in spec.namespaces:
@@ -268,9 +441,14 @@ def _semantic_problems(spec: EnvSpec, data: dict[str, Any], lines: yamlines.Line
                                     f"namespace {app.namespace!r} is not allowed here",
                                     "one of " + ", ".join(spec.namespaces)))
         problems += _strategy_problems(src, app, data["apps"][app.name], lines)
-        if app.values and app.chart is None:
-            problems.append(Problem(src, lines.line((*at, "values")), _field((*at, "values")),
-                                    "values are only used by charts", "a chart, or no values"))
+        problems += _image_problems(src, app, lines)
+        for name in ("values", "values_files", "set", "set_string"):
+            if getattr(app, name) and app.chart is None:
+                problems.append(Problem(src, lines.line((*at, name)), _field((*at, name)),
+                                        f"{name} are only used by charts",
+                                        f"a chart, or no {name}"))
+        if spec.root is not None and app.chart is not None:
+            problems += _values_file_problems(src, app, spec.root, lines)
         for key in sorted(set(app.env) & set(app.secrets)):
             problems.append(Problem(src, lines.line((*at, "secrets", key)),
                                     _field((*at, "secrets", key)),
@@ -289,6 +467,68 @@ def _semantic_problems(spec: EnvSpec, data: dict[str, Any], lines: yamlines.Line
                 problems.append(Problem(src, lines.line(field), _field(field),
                                         f"no directory {local!r} in the env-state repository",
                                         "a directory path relative to the repository root"))
+    return problems
+
+
+def _image_problems(src: str, app: AppSpec, lines: yamlines.Lines) -> list[Problem]:
+    """The built-in Deployment needs ``image``; ``image`` and ``images.<app>`` collide."""
+    at = ("apps", app.name)
+    if app.image is None and not (app.manifests or app.chart):
+        if app.images.get(app.name):
+            return []
+        return [Problem(src, lines.line(at), _field(at),
+                        "an app without manifests or a chart needs its image",
+                        "image: {repository, tag or digest}")]
+    if app.image is not None and app.name in app.images:
+        field = (*at, "images", app.name)
+        return [Problem(src, lines.line(field), _field(field),
+                        f"container {app.name} gets the app's image already",
+                        "image, or images." + app.name + ", not both")]
+    return []
+
+
+def _values_file_problems(src: str, app: AppSpec, root: Path,
+                          lines: yamlines.Lines) -> list[Problem]:
+    problems = []
+    for i, rel in enumerate(app.values_files):
+        at = ("apps", app.name, "values_files", i)
+        path = _inside(root, rel)
+        if path is None or not path.is_file():
+            problems.append(Problem(src, lines.line(at), _field(at),
+                                    f"no file {rel!r} in the env-state repository",
+                                    "a values file path relative to the repository root"))
+            continue
+        try:
+            data, _ = yamlines.load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yamlines.YamlError) as exc:
+            problems.append(Problem(str(path), getattr(exc, "line", None), "",
+                                    f"not a readable YAML values file: {exc}", "a mapping"))
+            continue
+        if not isinstance(data, (dict, type(None))):
+            problems.append(Problem(str(path), 1, "", "a values file is not a mapping",
+                                    "a mapping of Helm values"))
+    return problems
+
+
+def read_values_file(root: Path | None, rel: str) -> dict[str, Any]:
+    """One values file of the env-state repository (checked on load)."""
+    path = _inside(root, rel)
+    if path is None:
+        raise BadInput(f"values file {rel!r} is outside the repository", field="values_files")
+    data, _ = yamlines.load(path.read_text(encoding="utf-8"))
+    return data or {}
+
+
+def _namespace_problems(src: str, spec: EnvSpec, lines: yamlines.Lines) -> list[Problem]:
+    """Labels that would switch off the cluster's Pod Security admission are refused."""
+    problems = []
+    for ns in spec.namespace_specs.values():
+        for label in ns.labels:
+            if label.startswith("pod-security.kubernetes.io/"):
+                at = ("namespaces", ns.name, "labels", label)
+                problems.append(Problem(src, lines.line(at), _field(at),
+                                        "Pod Security labels are set by the cluster's admins",
+                                        "other labels"))
     return problems
 
 

@@ -71,12 +71,29 @@ class SecretRef:
     key: str
 
 
+@dataclass(frozen=True)
+class NamespaceSpec:
+    """A namespace apps deploy into: protection, labels, annotations, limits and quotas."""
+
+    name: str
+    protected: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    limits: list[dict[str, Any]] = field(default_factory=list)
+    quotas: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def managed(self) -> bool:
+        """True when the spec asks for more than the namespace's existence."""
+        return bool(self.labels or self.annotations or self.limits or self.quotas)
+
+
 @dataclass
 class AppSpec:
     """One app of an environment; see schema/environment.schema.json for each field."""
 
     name: str
-    image: ImageSpec
+    image: ImageSpec | None
     namespace: str
     manifests: str | None = None
     chart: ChartSpec | None = None
@@ -94,7 +111,25 @@ class AppSpec:
     annotations: dict[str, str] = field(default_factory=dict)
     strategy: str = ROLLING
     await_promotion: bool | None = None
+    images: dict[str, ImageSpec] = field(default_factory=dict)
+    values_files: list[str] = field(default_factory=list)
+    set: dict[str, Any] = field(default_factory=dict)
+    set_string: dict[str, str] = field(default_factory=dict)
+    max_history: int | None = None
+    replicas_given: bool = True  # False: a chart's/manifests' own replica count stands
     line: int | None = None
+
+    @property
+    def image_ref(self) -> str:
+        """The app's own image reference, or "" when only ``images`` (or the chart) name it."""
+        return self.image.ref if self.image else ""
+
+    def all_images(self) -> dict[str, ImageSpec]:
+        """Every image the spec sets: ``images`` by container name, plus the app's own."""
+        found = dict(self.images)
+        if self.image is not None:
+            found.setdefault(self.name, self.image)
+        return found
 
     @property
     def blue_green(self) -> bool:
@@ -105,7 +140,9 @@ class AppSpec:
         """A short hash of everything that shapes the deployment (not the line)."""
         data = asdict(self)
         data.pop("line", None)
-        for name, default in (("strategy", ROLLING), ("await_promotion", None)):
+        for name, default in (("strategy", ROLLING), ("await_promotion", None), ("images", {}),
+                              ("values_files", []), ("set", {}), ("set_string", {}),
+                              ("max_history", None), ("replicas_given", True)):
             if data.get(name) == default:  # unchanged hashes for specs without them
                 data.pop(name)
         blob = json.dumps(data, sort_keys=True, default=str).encode()
@@ -120,6 +157,9 @@ class EnvSpec:
     source: str
     apps: dict[str, AppSpec]
     namespaces: list[str] = field(default_factory=list)
+    namespace_specs: dict[str, NamespaceSpec] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
     context: str | None = None
     kubeconfig: str | None = None
     branch: str | None = None
@@ -135,6 +175,14 @@ class EnvSpec:
         if not app.blue_green:
             return False
         return self.await_promotion if app.await_promotion is None else app.await_promotion
+
+    def protected(self, app: AppSpec | str) -> bool:
+        """Whether an app (or a namespace, by name) is protected: its own flag or its
+        namespace's (namespace protection wins, as in helmsman)."""
+        if isinstance(app, str):
+            ns = self.namespace_specs.get(app)
+            return bool(ns and ns.protected)
+        return app.protected or self.protected(app.namespace)
 
     def by_priority(self) -> list[tuple[int, list[AppSpec]]]:
         """Apps grouped by priority, lowest number first; names sorted within a group."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,15 @@ CLUSTER_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResour
                  "PersistentVolume", "StorageClass", "PriorityClass"}
 
 
-def render_app(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
-    """The manifests of ``app`` in ``env`` (deterministic: same spec, same output)."""
+def render_app(env: EnvSpec, app: AppSpec, secrets: Any = None,
+               environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The manifests of ``app`` in ``env`` (deterministic: same spec, same output).
+
+    Values read from the environment (``set: {key: $NAME}``) are added to ``secrets``
+    (a ``pipelinelib.secrets.Secrets``) so no output shows them.
+    """
     if app.chart is not None:
-        docs = _from_chart(env, app)
+        docs = _from_chart(env, app, secrets, environ)
     elif app.manifests:
         docs = _from_directory(env, app)
     else:
@@ -49,6 +55,7 @@ def render_app(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
         docs.append(_config_map(app))
     for workload in workloads:
         _overlay(workload, app, workloads)
+    _check_images(env, app, workloads)
     if app.ports and not _has(docs, "Service", app.name):
         docs.append(_service(app))
     if app.dns and not _has(docs, "Ingress", app.name):
@@ -62,8 +69,10 @@ def render_app(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
 def _hash_config(docs: list[dict[str, Any]]) -> None:
     """Name ConfigMaps/Secrets ``NAME-<content hash>`` exactly as the rollout step does
     (create before delete), so the plan compares with what a rollout leaves live."""
+    from pipelinelib.helm.hooks import is_hook
     from pipelinelib.kube import manifests as mf
 
+    docs = [d for d in docs if not is_hook(d)]  # hooks keep their names, as helm runs them
     mf.hash_config([mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)])
     for doc in docs:  # already named by content: the rollout must not hash them again
         if doc.get("kind") in mf.HASHED:
@@ -77,13 +86,14 @@ def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:
 def _from_directory(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
     import yaml
 
+    from pipelinelib import yamlsafe
+
     folder = (env.root or Path(".")) / (app.manifests or "")
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
     docs = []
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in files:
         try:
-            docs += [d for d in yaml.load_all(path.read_text(), Loader=loader) if d]
+            docs += yamlsafe.safe_load_all(path, plain=True, mapping=True)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise BadInput(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=str(path),
@@ -95,21 +105,85 @@ def _from_directory(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
     return docs
 
 
-def chart_values(app: AppSpec) -> dict[str, Any]:
-    """The values handed to ``helm template``: the spec's conventions, then its ``values``."""
-    repository, tag = app.image.repository, app.image.tag or ""
-    base: dict[str, Any] = {
-        "image": {"repository": repository, "tag": tag, "digest": app.image.digest or "",
-                  "ref": app.image.ref},
-        "replicaCount": app.replicas,
-        "nameOverride": app.name,
-        "fullnameOverride": app.name,
-    }
+def chart_values(app: AppSpec, root: Path | None = None, secrets: Any = None,
+                 environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The values handed to ``helm template``, later ones winning: the spec's conventions
+    (image, replicas, names, service, ingress), ``values_files`` in order, ``values``, then
+    ``set`` and ``set_string`` (dotted keys, ``$NAME`` read from the environment)."""
+    import os
+
+    from pipelinelib.envspec.load import expand, read_values_file
+
+    base: dict[str, Any] = {"nameOverride": app.name, "fullnameOverride": app.name}
+    if app.replicas_given:
+        base["replicaCount"] = app.replicas
+    if app.image is not None:
+        base["image"] = {"repository": app.image.repository, "tag": app.image.tag or "",
+                         "digest": app.image.digest or "", "ref": app.image.ref}
     if app.ports:
         base["service"] = {"port": app.ports[0]["port"]}
     if app.dns:
         base["ingress"] = {"enabled": True, "hosts": list(app.dns)}
-    return _merge(base, app.values)
+    for rel in app.values_files:
+        base = _merge(base, read_values_file(root, rel))
+    values = _merge(base, app.values)
+    environ = os.environ if environ is None else environ
+    for kind, typed in (("set", True), ("set_string", False)):
+        for key, raw in sorted(getattr(app, kind).items()):
+            value, read = expand(raw, environ)
+            if secrets is not None:
+                secrets.add(*read)
+            if typed and read and isinstance(value, str):
+                value = _helm_typed(value)
+            _set_path(values, key, value if typed else _text_value(value))
+    return values
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _helm_typed(text: str) -> Any:
+    """A value read from the environment typed as ``helm --set`` types it."""
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "null":
+        return None
+    if text.lstrip("-").isdigit() and len(text) < 19:
+        return int(text)
+    return text
+
+
+def _set_path(values: dict[str, Any], key: str, value: Any) -> None:
+    """``helm --set key=value``: dots nest (``\\.`` is a literal dot), ``name[0]`` indexes."""
+    import re
+
+    parts = [p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", key)]
+    node: Any = values
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        match = re.fullmatch(r"(.+?)\[(\d+)\]", part)
+        name, index = (match.group(1), int(match.group(2))) if match else (part, None)
+        if index is None:
+            if last:
+                node[name] = copy.deepcopy(value)
+                return
+            if not isinstance(node.get(name), dict):
+                node[name] = {}
+            node = node[name]
+            continue
+        items = node.get(name) if isinstance(node.get(name), list) else []
+        node[name] = items
+        while len(items) <= index:
+            items.append(None)
+        if last:
+            items[index] = copy.deepcopy(value)
+            return
+        if not isinstance(items[index], dict):
+            items[index] = {}
+        node = items[index]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -122,12 +196,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _from_chart(env: EnvSpec, app: AppSpec) -> list[dict[str, Any]]:
+def _from_chart(env: EnvSpec, app: AppSpec, secrets: Any = None,
+                environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     from pipelinelib import helm
 
     chart = app.chart
     assert chart is not None
-    values = chart_values(app)
+    values = chart_values(app, env.root, secrets, environ)
     if chart.kind == "local":
         path = str((env.root or Path(".")) / chart.repository)
         return helm.template(app.name, path, None, app.namespace, values)
@@ -152,7 +227,7 @@ def _default_deployment(app: AppSpec) -> dict[str, Any]:
             "selector": {"matchLabels": _selector(app)},
             "template": {
                 "metadata": {"labels": _selector(app)},
-                "spec": {"containers": [{"name": app.name, "image": app.image.ref}]},
+                "spec": {"containers": [{"name": app.name, "image": app.image_ref}]},
             },
         },
     }
@@ -166,11 +241,27 @@ def _cpu(value: str) -> str:
     return str(int(number)) if number.is_integer() else f"{round(number * 1000)}m"
 
 
+def _main_container(workload: dict[str, Any], app: AppSpec,
+                    workloads: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The container the app's own fields (image, env, ports, resources) go to: the one
+    named like the app; else the first container of the only workload, or of the workload
+    named like the app. Other workloads (a chart's database, a cache) are left alone."""
+    containers = workload["spec"]["template"]["spec"]["containers"]
+    named = next((c for c in containers if c.get("name") == app.name), None)
+    if named is not None or not containers:
+        return named
+    if len(workloads) == 1 or workload["metadata"].get("name") == app.name:
+        return containers[0]
+    return None
+
+
 def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, Any]]) -> None:
     spec = workload.setdefault("spec", {})
-    if workload["kind"] != "DaemonSet" and (len(workloads) == 1 or
-                                            workload["metadata"].get("name") == app.name):
+    if app.replicas_given and workload["kind"] != "DaemonSet" and (
+            len(workloads) == 1 or workload["metadata"].get("name") == app.name):
         spec["replicas"] = app.replicas
+    if app.max_history is not None:
+        spec["revisionHistoryLimit"] = app.max_history
     template = spec.setdefault("template", {})
     pod_meta = template.setdefault("metadata", {})
     if app.annotations:
@@ -178,11 +269,17 @@ def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, A
     if app.config:
         digest = hashlib.sha256(json.dumps(app.config, sort_keys=True).encode()).hexdigest()
         pod_meta.setdefault("annotations", {})[ANN_CONFIG] = digest[:16]
-    containers = template.setdefault("spec", {}).setdefault("containers", [])
-    if not containers:
+    pod = template.setdefault("spec", {})
+    containers = pod.setdefault("containers", [])
+    for container in [*pod.get("initContainers", []), *containers]:
+        image = app.images.get(container.get("name", ""))
+        if image is not None:
+            container["image"] = image.ref
+    main = _main_container(workload, app, workloads)
+    if main is None:
         return
-    main = next((c for c in containers if c.get("name") == app.name), containers[0])
-    main["image"] = app.image.ref
+    if app.image is not None:
+        main["image"] = app.image.ref
     env = {e["name"]: e for e in main.get("env", [])}
     for key, value in sorted(app.env.items()):
         env[key] = {"name": key, "value": value}
@@ -202,6 +299,40 @@ def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, A
     if app.resources:
         limits = {k: (_cpu(v) if k == "cpu" else v) for k, v in app.resources.items()}
         main["resources"] = {"requests": dict(limits), "limits": dict(limits)}
+
+
+def _check_images(env: EnvSpec, app: AppSpec, workloads: list[dict[str, Any]]) -> None:
+    """Every container runs an image, and every ``images`` entry names a container: all
+    problems at once, each with the spec's line."""
+    from pipelinelib.envspec.load import Problem, SpecInvalid
+
+    problems, names = [], set()
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+            name = container.get("name", "")
+            names.add(name)
+            if not container.get("image"):
+                problems.append(Problem(
+                    env.source, app.line, f"apps.{app.name}.images.{name}",
+                    f"container {name} of {workload['kind']}/{workload['metadata'].get('name')}"
+                    " has no image: the manifests do not set one",
+                    f"images.{name}: {{repository, digest}}"))
+    for name in sorted(set(app.images) - names):
+        problems.append(Problem(env.source, app.line, f"apps.{app.name}.images.{name}",
+                                f"no container {name} in the app's workloads",
+                                "one of " + ", ".join(sorted(names))))
+    if problems:
+        raise SpecInvalid(problems)
+
+
+def workload_image(workload: dict[str, Any], app: AppSpec) -> str:
+    """The image a workload runs for the record annotation: the app's own container's."""
+    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get(
+        "containers", [])
+    main = next((c for c in containers if c.get("name") == app.name),
+                containers[0] if containers else {})
+    return str(main.get("image", ""))
 
 
 def _config_map(app: AppSpec) -> dict[str, Any]:
@@ -237,13 +368,16 @@ def _own(doc: dict[str, Any], env: EnvSpec, app: AppSpec) -> None:
     if doc.get("kind") not in CLUSTER_KINDS:
         meta["namespace"] = app.namespace
     labels = meta.setdefault("labels", {})
-    labels.update({LABEL_ENV: env.name, LABEL_APP: app.name, LABEL_MANAGED: "pipelinelib"})
+    from pipelinelib.helm.hooks import HOOK_OF, is_hook
+
+    owner = HOOK_OF if is_hook(doc) else LABEL_APP  # hooks run at their event, never pruned
+    labels.update({LABEL_ENV: env.name, owner: app.name, LABEL_MANAGED: "pipelinelib"})
     annotations = meta.setdefault("annotations", {})
     if doc.get("kind") in WORKLOADS:
-        annotations[ANN_IMAGE] = app.image.ref
-        if app.image.revision:
+        annotations[ANN_IMAGE] = workload_image(doc, app)
+        if app.image and app.image.revision:
             annotations[ANN_REVISION] = app.image.revision
-        if app.image.version:
+        if app.image and app.image.version:
             annotations[ANN_VERSION] = app.image.version
     annotations[ANN_HASH] = object_hash(doc)
 

@@ -30,9 +30,15 @@ def friendly(field: str) -> str:
     return field
 
 
-def format_plan(env: str, plans: list[dict[str, Any]]) -> str:
-    """The plan as text: one block per app that would change, then a summary line."""
+def format_plan(env: str, plans: list[dict[str, Any]],
+                namespaces: list[dict[str, Any]] | None = None) -> str:
+    """The plan as text: one block per namespace and app that would change, then a summary."""
     out = [f"Environment {env}:"]
+    ns_pending = [n for n in namespaces or [] if n["action"] != "none"]
+    for n in ns_pending:
+        out.append(f"{_SIGN[n['action']]} namespace {n['namespace']}  ({n['action']}"
+                   + (", protected)" if n["protected"] else ")"))
+        out += [f"    {change}" for change in n["changes"]]
     pending = [p for p in plans if p["action"] != "none"]
     for p in pending:
         head = f"{_SIGN[p['action']]} {p['app']}  ({p['action']}, namespace {p['namespace']}"
@@ -52,14 +58,18 @@ def format_plan(env: str, plans: list[dict[str, Any]]) -> str:
             out.append(line + ("   (drift: changed by hand in the cluster)" if c["drift"] else ""))
         for obj in p["deletes"]:
             out.append(f"    - {obj}")
+        for hook in p.get("hooks") or []:
+            out.append(f"    > hook {hook}")
     unchanged = len(plans) - len(pending)
     counts = {a: sum(p["action"] == a for p in plans) for a in ("create", "update", "delete")}
     drifted = sum(p["drift"] for p in plans)
+    if ns_pending:
+        out.append(f"Namespaces: {len(ns_pending)} to create or change.")
     if pending:
         out.append(f"Plan: {counts['create']} to create, {counts['update']} to change, "
                    f"{counts['delete']} to delete, {unchanged} unchanged"
                    + (f"; {drifted} drifted (live changed by hand)" if drifted else "") + ".")
-    else:
+    elif not ns_pending:
         out.append(f"No changes. {len(plans)} apps match the spec.")
     return "\n".join(out)
 

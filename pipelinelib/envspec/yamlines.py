@@ -14,10 +14,7 @@ from typing import Any
 
 import yaml
 
-try:  # the C loader is several times faster on big specs
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
+from pipelinelib import yamlsafe
 
 Path = tuple[Any, ...]
 
@@ -45,10 +42,20 @@ class Lines:
         return self.by_path.get((), None)
 
 
+def compose(text: str) -> yaml.Node | None:
+    """The node graph of one YAML document: the one place env specs are parsed (bounded)."""
+    return yamlsafe.compose(text)
+
+
 def load(text: str) -> tuple[Any, Lines]:
-    """Parse ``text`` (one document) into data and the line of every node."""
+    """Parse ``text`` (one document) into data and the line of every node.
+
+    Merge keys (``<<: *template``, ``<<: [*a, *b]``) are resolved as YAML 1.1 defines them:
+    keys written in the mapping win, then the first mapping of a ``<<`` list; a later
+    ``<<`` key wins over an earlier one (helmsman's app-template pattern).
+    """
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise YamlError(str(exc.problem or exc), mark.line + 1 if mark else None) from exc
@@ -57,31 +64,67 @@ def load(text: str) -> tuple[Any, Lines]:
     lines = Lines()
     if node is None:
         return None, lines
-    return _build(node, (), lines), lines
+    return _Builder(lines).build(node, ()), lines
 
 
-def _build(node: yaml.Node, path: Path, lines: Lines, scalar: Any = None) -> Any:
-    if scalar is None:
-        scalar = yaml.constructor.SafeConstructor().construct_object
-    lines.by_path[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+MAX_NODES = 1_000_000  # aliases re-visit shared nodes: an alias bomb stops here
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Builder:
+    """Plain data from a node graph, recording the line of every path."""
+
+    def __init__(self, lines: Lines):
+        self.lines = lines
+        self.scalar = yaml.constructor.SafeConstructor().construct_object
+        self.visited = 0
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            raise YamlError(f"more than {MAX_NODES} nodes once aliases are expanded",
+                            node.start_mark.line + 1)
+        self.lines.by_path[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
+        merged: dict[Any, Any] = {}
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise YamlError("merge keys (<<) are not supported", key_node.start_mark.line + 1)
-            key = scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            if key_node.tag == _MERGE:
+                for source in reversed(self._merge_sources(value_node)):
+                    merged.update(self._mapping(source, path))
+                continue
+            key = (self.scalar(key_node) if isinstance(key_node, yaml.ScalarNode)
+                   else str(key_node))
             if isinstance(key, (dict, list)):
                 raise YamlError("mapping keys must be scalars", key_node.start_mark.line + 1)
             if key in result:
                 raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
             child = (*path, key)
-            value = _build(value_node, child, lines, scalar)
-            lines.by_path[child] = key_node.start_mark.line + 1
-            result[key] = value
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), lines, scalar) for i, item in enumerate(node.value)]
-    return scalar(node)
+            result[key] = self.build(value_node, child)
+            self.lines.by_path[child] = key_node.start_mark.line + 1
+        self.lines.by_path[path] = node.start_mark.line + 1
+        return {**merged, **result}
+
+    @staticmethod
+    def _merge_sources(node: yaml.Node) -> list[yaml.MappingNode]:
+        if isinstance(node, yaml.MappingNode):
+            return [node]
+        if isinstance(node, yaml.SequenceNode) and all(
+                isinstance(n, yaml.MappingNode) for n in node.value):
+            return list(node.value)
+        raise YamlError("a merge key (<<) takes a mapping or a list of mappings",
+                        node.start_mark.line + 1)
+
+
+def load_all(text: str) -> list[Any]:
+    """Every document of a multi-document YAML text (manifests, rendered charts)."""
+    return list(yamlsafe.safe_load_all(text))
 
 
 def _find(node: yaml.Node, path: Sequence[Any]) -> tuple[yaml.Node | None, yaml.Node | None]:
@@ -111,7 +154,7 @@ def set_value(text: str, path: Sequence[Any], value: Any) -> str:
     The parent mapping must exist and be in block style; a missing key is added after
     the parent's last key with the same indentation.
     """
-    root = yaml.compose(text, Loader=_Loader)
+    root = compose(text)
     parent, node = _find(root, path)
     rendered = render_scalar(value)
     if node is not None:

@@ -163,7 +163,14 @@ def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None,
         scope = "every migration linted (no target database given to tell the pending ones)"
     refused = [f for f in findings if not f.allowed]
     evidence = [f.one_line() for f in refused] or [f"lint clean: {directory} ({scope})"]
-    evidence += [f.one_line() for f in findings if f.allowed]
+    warn_only = [f for f in findings if f.allowed and f.reason == "warns only"]
+    evidence += [f.one_line() for f in findings if f.allowed and f not in warn_only]
+    if warn_only:
+        counts: dict[str, int] = {}
+        for f in warn_only:
+            counts[f.rule] = counts.get(f.rule, 0) + 1
+        evidence.append(f"{len(warn_only)} squawk warning(s), none blocking: "
+                        + ", ".join(f"{rule} x{n}" for rule, n in sorted(counts.items())))
     ok = not refused
     for file in sorted({f.file for f in findings if f.allowed and f.contract}):
         fine, why = (contract_guard(Path(file)) if contract_guard else
@@ -174,11 +181,33 @@ def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None,
 
 
 # -- marks 4 and 5 -------------------------------------------------------------------------------
-def interface_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
-    """OpenAPI when the documents are OpenAPI, else both are JSON Schemas of a response."""
+def interface_changes(old: dict[str, Any], new: dict[str, Any], *,
+                      levels: dict[str, str] | None = None,
+                      sources: tuple[str, str] = ("deployed", "current")) -> list[Change]:
+    """OpenAPI when the documents are OpenAPI, else both are JSON Schemas of a response.
+
+    Both are checked for the shape oasdiff needs before it runs (BadInput naming the
+    document and the field otherwise)."""
     if "openapi" in new or "swagger" in new or "paths" in new:
-        return diff_openapi(old, new)
-    return diff_schema(old, new)
+        for doc, source in ((old, sources[0]), (new, sources[1])):
+            _check_openapi(doc, source)
+        return diff_openapi(old, new, levels=levels, sources=sources)
+    return diff_schema(old, new, levels=levels)
+
+
+def _check_openapi(doc: dict[str, Any], source: str) -> None:
+    version = doc.get("openapi")
+    if not isinstance(version, str) or not version.startswith("3."):
+        raise BadInput(f"openapi is {version!r}", source=source, field="openapi",
+                       expected="an OpenAPI 3 document (openapi: 3.0.x or 3.1.x)")
+    for key, kind in (("info", dict), ("paths", dict)):
+        if not isinstance(doc.get(key), kind):
+            raise BadInput(f"{key} is missing or not a mapping", source=source, field=key,
+                           expected="a mapping")
+    for path, item in doc["paths"].items():
+        if not isinstance(item, dict):
+            raise BadInput("a path item must be a mapping", source=source,
+                           field=f"paths.{path}", expected="a mapping of operations")
 
 
 def check_semver(changes: list[Change], old_version: str, new_version: str) -> Mark:
@@ -193,9 +222,11 @@ def check_semver(changes: list[Change], old_version: str, new_version: str) -> M
     breaking = [c for c in changes if c.breaking]
     major = after.major > before.major
     head = f"version {before} -> {after}" + (" (major)" if major else "")
-    evidence = [head, f"{len(breaking)} breaking change(s), "
-                f"{len(changes) - len(breaking)} compatible"]
+    warned = [c for c in changes if c.level == "WARN"]
+    evidence = [head, f"{len(breaking)} breaking change(s) (oasdiff ERR), {len(warned)} "
+                f"warning(s) (WARN), {len(changes) - len(breaking) - len(warned)} compatible"]
     evidence += [c.line() for c in breaking[:25]]
+    evidence += [c.line() for c in warned[:25]]
     reason = ""
     if breaking and not major:
         evidence.append(f"breaking changes need version {before.major + 1}.0.0 or later")
@@ -218,7 +249,7 @@ def check_audit_mapping(changes: list[Change], old_map: dict[str, Any],
         op_id = items[0].operation_id
         key = next((k for k in (op_id, call) if k and (k in new_map or k in old_map)), "")
         name = f"{call} ({op_id})" if op_id else call
-        if items[0].kind == "removed-operation":
+        if all(c.removes_operation for c in items):
             evidence.append(f"✓ {name}: removed; its mapping may stay for old events")
             continue
         if not key:
@@ -228,7 +259,7 @@ def check_audit_mapping(changes: list[Change], old_map: dict[str, Any],
                                                                          sort_keys=True):
             ok = False
             evidence.append(f"✗ {name}: audit mapping {key!r} unchanged although the call "
-                            f"broke ({items[0].kind} {items[0].where})")
+                            f"broke ({items[0].kind}: {items[0].detail})")
         else:
             evidence.append(f"✓ {name}: audit mapping {key!r} updated")
     return Mark(5, ok, evidence)

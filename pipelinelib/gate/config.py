@@ -8,6 +8,8 @@
     openapi: openapi.yaml                   # mark 4: OpenAPI 3 document (or JSON Schema)
     audit_mapping: audit-mapping.yaml       # mark 5: call (operationId or "METHOD /path")
                                             #         -> its audit index mapping
+    openapi_levels:                         # mark 4: oasdiff check id -> err|warn|info|none
+      response-optional-property-removed: err   # (`oasdiff checks` lists the ids)
     overriders: [alice]                     # CI users who may override a failed mark
 """
 
@@ -21,7 +23,8 @@ from typing import Any
 
 from pipelinelib.errors import BadInput
 
-KEYS = {"marks", "test_reports", "migrations", "openapi", "audit_mapping", "overriders"}
+KEYS = {"marks", "test_reports", "migrations", "openapi", "audit_mapping", "overriders",
+        "openapi_levels"}
 
 
 @dataclass
@@ -34,11 +37,14 @@ class GateConfig:
     audit_mapping: str = ""
     overriders: tuple[str, ...] = ()
     source: str = ""
+    openapi_levels: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConfig:
     import yaml
+
+    from pipelinelib import yamlsafe
 
     app = Path(app_dir)
     file = Path(path) if path else app / "gate.yaml"
@@ -47,15 +53,16 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
             raise BadInput("gate config not found", source=str(file))
         return GateConfig(app)
     try:
-        node = yaml.compose(file.read_text())
-        data = yaml.safe_load(file.read_text()) or {}
+        node = yamlsafe.compose(file)
+        data = yamlsafe.safe_load(file) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise BadInput("not valid YAML", source=str(file),
                        line=mark.line + 1 if mark else None) from exc
     if not isinstance(data, dict):
         raise BadInput("the gate config is a mapping", source=str(file))
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if node else {}
+    lines = ({k.value: k.start_mark.line + 1 for k, _ in node.value}
+             if isinstance(node, yaml.MappingNode) else {})
     for key in data:
         if key not in KEYS:
             raise BadInput(f"unknown key {key!r}", source=str(file), line=lines.get(key),
@@ -66,18 +73,24 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
                        line=lines.get("marks"))
     reports = data.get("test_reports") or []
     reports = [reports] if isinstance(reports, str) else reports
+    from pipelinelib.adapters.oasdiff import check_levels
+
+    levels = check_levels(data.get("openapi_levels"), str(file), lines.get("openapi_levels"))
     return GateConfig(app, tuple(marks), tuple(str(r) for r in reports),
                       str(data.get("migrations") or ""), str(data.get("openapi") or ""),
                       str(data.get("audit_mapping") or ""),
-                      tuple(str(u) for u in data.get("overriders") or []), str(file))
+                      tuple(str(u) for u in data.get("overriders") or []), str(file),
+                      openapi_levels=levels)
 
 
 def read_structured(text: str, source: str) -> dict[str, Any]:
     """A YAML or JSON document that must be a mapping."""
     import yaml
 
+    from pipelinelib import yamlsafe
+
     try:
-        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+        data = json.loads(text) if source.endswith(".json") else yamlsafe.safe_load(text, source)
     except (ValueError, yaml.YAMLError) as exc:
         line = getattr(exc, "lineno", None) or getattr(
             getattr(exc, "problem_mark", None), "line", None)

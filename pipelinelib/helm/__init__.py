@@ -70,7 +70,7 @@ def template(release: str, chart: str, version: str | None, namespace: str,
 
     ``chart`` is a local directory, a chart name (with ``repo``) or ``oci://...``.
     """
-    import yaml
+    from pipelinelib import yamlsafe
 
     blob = json.dumps([release, chart, version, namespace, values, repo], sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()
@@ -87,7 +87,7 @@ def template(release: str, chart: str, version: str | None, namespace: str,
                                                  _is_loopback(chart)):
         args += ["--plain-http"] if chart.startswith("oci://") else []
     out = run_helm(*args, stdin=json.dumps(values))
-    docs = [d for d in yaml.load_all(out, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    docs = [d for d in yamlsafe.safe_load_all(out, f"helm template {chart}", plain=True)
             if isinstance(d, dict) and d.get("kind")]
     with _cache_lock:
         _render_cache[key] = docs
@@ -98,8 +98,10 @@ def chart_version(chart_dir: str | Path) -> str:
     """The ``version`` in a local chart's Chart.yaml."""
     import yaml
 
+    from pipelinelib import yamlsafe
+
     try:
-        data = yaml.safe_load((Path(chart_dir) / "Chart.yaml").read_text())
+        data = yamlsafe.safe_load(Path(chart_dir) / "Chart.yaml")
         return str(data["version"])
     except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
         raise BadInput("not a Helm chart", source=str(chart_dir),

@@ -4,6 +4,7 @@ A Deployment ``web`` is deployed as ``web-blue`` / ``web-green`` (selector and p
 carry ``pipelinelib.dev/color``). Every Service of the app selects the live colour; the
 rollout updates the other colour, verifies it, then switches all Services together (or
 stops with exit 5 when the switch awaits a person). The old colour stays for swap-back.
+The switch is all or nothing: a Service that cannot be switched puts the others back.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pipelinelib.errors import Refused
+from pipelinelib.errors import PipelineError, Refused, StepFailed
 from pipelinelib.kube import APP_LABEL, COLOR_LABEL, owner_selector
 from pipelinelib.kube.health import READY, assess
 from pipelinelib.kube.manifests import Manifest
@@ -84,19 +85,54 @@ def color_health(kube: Any, app: str, namespace: str, color: str) -> list[str]:
 
 def switch(kube: Any, app: str, namespace: str, color: str, dry_run: bool = False
            ) -> list[str]:
-    """Point every Service of ``app`` at ``color``; returns the actions (idempotent)."""
-    actions = []
+    """Point every Service of ``app`` at ``color`` together, or none of them.
+
+    Returns the actions (idempotent: Services already there are left alone). When one
+    Service cannot be switched, the ones switched before it go back to what they selected
+    and ``StepFailed`` says which failed and what was restored.
+    """
     services = [s for s in kube.list("Service", namespace, selector=owner_selector(app))["items"]
                 if COLOR_LABEL in ((s.get("spec") or {}).get("selector") or {})
                 or BLUE_GREEN_ANN in (s["metadata"].get("annotations") or {})]
-    for svc in services:
-        name = svc["metadata"]["name"]
-        if (svc["spec"].get("selector") or {}).get(COLOR_LABEL) == color:
-            continue
-        actions.append(f"switch service/{name} to {color}")
-        if not dry_run:
+    todo = [(svc["metadata"]["name"], (svc["spec"].get("selector") or {}).get(COLOR_LABEL))
+            for svc in services
+            if (svc["spec"].get("selector") or {}).get(COLOR_LABEL) != color]
+    actions = [f"switch service/{name} to {color}" for name, _ in todo]
+    if dry_run:
+        return actions
+    done: list[tuple[str, str | None]] = []
+    for name, before in todo:
+        try:
             kube.patch("Service", name, namespace, {"spec": {"selector": {COLOR_LABEL: color}}})
+        except PipelineError as exc:
+            _undo(kube, app, namespace, color, done, name, exc)
+        done.append((name, before))
     return actions
+
+
+def _undo(kube: Any, app: str, namespace: str, color: str,
+          done: list[tuple[str, str | None]], failed: str, error: PipelineError) -> None:
+    """Switch ``done`` back to what each selected before, then raise saying so."""
+    restored, stuck = [], []
+    for name, before in reversed(done):
+        try:
+            kube.patch("Service", name, namespace,
+                       {"spec": {"selector": {COLOR_LABEL: before}}})  # None: no colour
+            restored.append(f"service/{name}")
+        except PipelineError as undo:
+            stuck.append(f"service/{name} ({undo.message[:120]})")
+    if stuck:
+        state = (f"could NOT switch back {', '.join(stuck)}: traffic is split between colours"
+                 + (f"; switched back {', '.join(restored)}" if restored else ""))
+    elif restored:
+        state = f"switched back {', '.join(restored)}: every Service serves as before"
+    else:
+        state = "no Service was switched"
+    raise StepFailed(f"switching {app} in {namespace} to {color} failed at service/{failed}: "
+                     f"{state}", cause=error.message,
+                     hint=error.hint or "fix the cause (RBAC, API) and run the switch again",
+                     evidence=[f"service/{n}: {b or 'no colour'} before" for n, b in done]
+                     ) from error
 
 
 def ensure_swappable(kube: Any, app: str, namespace: str, color: str) -> None:

@@ -1,8 +1,11 @@
 """Per-kind health rules: is a workload ready, still progressing, or failed (and why)?
 
 Each rule takes the live object and its current pods and returns a ``Verdict``. Pod
-problems (crash loops, image pulls, unschedulable, missing config) fail the workload as
-soon as they show, not at the progress deadline.
+problems that cannot clear by themselves (a crash loop, a pull the registry refused, an
+invalid spec, missing config, no node that could ever take the pod) fail the workload as
+soon as they show, not at the progress deadline; problems that clear by themselves (a first
+restart, a pull failing while the registry restarts, a port or PVC not free yet) are shown
+in the progress line and wait within the deadline (``pod_condition``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 READY, PROGRESSING, FAILED = "ready", "progressing", "failed"
-BAD_WAITING = {
-    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-    "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
-}
+# Doom vs. delay (docs/rollout.md, "Doom or delay"): a pod condition fails the rollout at
+# once only when it cannot clear by itself; the others wait within the deadline.
+ALWAYS_FATAL = {"InvalidImageName", "CreateContainerConfigError", "CreateContainerError",
+                "RunContainerError", "ErrImageNeverPull"}
+PULL_WAITING = {"ErrImagePull", "ImagePullBackOff"}
+# A container that crashed this often is crash-looping; one restart followed by a container
+# that stays up (a dependency not ready at first start) is not a failure (krane#819).
+CRASH_LOOP_RESTARTS = 2
+# Pull errors that clear by themselves: the registry restarting, overloaded or unreachable.
+TRANSIENT_PULL = ("connection refused", "connection reset", "i/o timeout", "EOF",
+                  "timeout", "502 Bad Gateway", "503 Service Unavailable",
+                  "504 Gateway Timeout", "500 Internal Server Error", "429 Too Many Requests",
+                  "no route to host", "TLS handshake")
+# Pull errors that never clear: bad credentials, unknown repository, tag or digest.
+FATAL_PULL = ("401", "403", "unauthorized", "Unauthorized", "authorization failed",
+              "denied", "not found", "NotFound", "manifest unknown", "404",
+              "invalid reference format")
+# Scheduler reasons (per node group, from the Unschedulable message) that clear by themselves:
+# a port or resources held by the pod being replaced, a PVC still being provisioned, a node
+# briefly not ready or cordoned.
+TRANSIENT_UNSCHEDULABLE = ("free ports", "unbound immediate PersistentVolumeClaims",
+                           "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
+                           "Insufficient ", "were unschedulable", "Too many pods",
+                           "anti-affinity", "waiting for first consumer", "being deleted")
 
 
 @dataclass
@@ -29,19 +52,67 @@ class Verdict:
     extra: list[str] = field(default_factory=list)
 
 
+def transient_pull(message: str) -> bool:
+    """True when an image pull failed for a reason that clears by itself (not 401/404)."""
+    if any(m in message for m in FATAL_PULL):
+        return False
+    return any(m in message for m in TRANSIENT_PULL)
+
+
+def transient_unschedulable(message: str) -> bool:
+    """True when at least one reason the scheduler gives can clear by itself."""
+    return any(m in message for m in TRANSIENT_UNSCHEDULABLE)
+
+
+def _last_exit(cs: dict[str, Any]) -> str:
+    term = ((cs.get("lastState") or {}).get("terminated") or
+            (cs.get("state") or {}).get("terminated") or {})
+    if not term:
+        return ""
+    return f"last exit code {term.get('exitCode')} ({term.get('reason', 'Error')})"
+
+
 def pod_problem(pod: dict[str, Any]) -> tuple[str, str, str | None] | None:
-    """(reason, message, container) when a pod shows a failure, else None."""
+    """(reason, message, container) when a pod shows a failure that cannot clear, else None."""
+    found = pod_condition(pod)
+    return found[:3] if found and found[3] else None
+
+
+def pod_condition(pod: dict[str, Any]) -> tuple[str, str, str | None, bool] | None:
+    """(reason, message, container, fatal) for a pod's worst condition, else None.
+
+    ``fatal`` tells doom from delay: a crash loop past ``CRASH_LOOP_RESTARTS``, a pull the
+    registry refused (401/403/404), an invalid spec or missing config are fatal; a first
+    restart, a pull failing on a connection error, an Unschedulable whose reasons clear by
+    themselves (ports held by the pod being replaced, PVCs being bound) are not.
+    """
     status = pod.get("status") or {}
+    found: tuple[str, str, str | None, bool] | None = None
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and \
                 cond.get("reason") == "Unschedulable":
-            return "Unschedulable", cond.get("message", ""), None
+            message = cond.get("message", "")
+            found = ("Unschedulable", message, None, not transient_unschedulable(message))
     for group in ("initContainerStatuses", "containerStatuses"):
         for cs in status.get(group) or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in BAD_WAITING:
-                return waiting["reason"], waiting.get("message", ""), cs.get("name")
-    return None
+            reason, message = waiting.get("reason", ""), waiting.get("message", "")
+            name = cs.get("name")
+            if reason in ALWAYS_FATAL:
+                return reason, message, name, True
+            if reason in PULL_WAITING:
+                fatal = not transient_pull(message)
+                if fatal:
+                    return reason, message, name, True
+                found = found or (reason, message, name, False)
+            elif reason == "CrashLoopBackOff":
+                restarts = cs.get("restartCount", 0)
+                detail = "; ".join(x for x in (_last_exit(cs), f"{restarts} restarts",
+                                               message) if x)
+                if restarts >= CRASH_LOOP_RESTARTS:
+                    return reason, detail, name, True
+                found = found or (reason, detail, name, False)
+    return found
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
@@ -55,14 +126,28 @@ def _generation_seen(obj: dict[str, Any]) -> bool:
 
 
 def _pod_failure(pods: list[dict[str, Any]], what: str) -> Verdict | None:
+    """FAILED for the first pod with a fatal condition; else PROGRESSING naming a pod that
+    waits on a condition that clears by itself (the verdict's ``extra``); else None."""
+    waiting = None
     for pod in pods:
-        problem = pod_problem(pod)
-        if problem:
-            reason, message, container = problem
-            name = pod["metadata"]["name"]
-            return Verdict(FAILED, f"{what}: pod {name} {reason}" +
-                           (f": {message}" if message else ""), reason, name, container)
-    return None
+        found = pod_condition(pod)
+        if not found:
+            continue
+        reason, message, container, fatal = found
+        name = pod["metadata"]["name"]
+        text = f"pod {name} {reason}" + (f": {message}" if message else "")
+        if fatal:
+            return Verdict(FAILED, f"{what}: {text}", reason, name, container)
+        waiting = waiting or Verdict(PROGRESSING, "", reason, name, container,
+                                     [f"{text} (may clear by itself: waiting)"])
+    return waiting
+
+
+def _progressing(message: str, waiting: Verdict | None) -> Verdict:
+    if waiting is None:
+        return Verdict(PROGRESSING, message)
+    return Verdict(PROGRESSING, f"{message}; {waiting.extra[0]}", waiting.reason, waiting.pod,
+                   waiting.container, waiting.extra)
 
 
 def deployment(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
@@ -75,15 +160,15 @@ def deployment(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
             return Verdict(FAILED, f"{name}: {cond.get('message', 'progress deadline exceeded')}",
                            "ProgressDeadlineExceeded")
     failed = _pod_failure(pods, name)
-    if failed:
+    if failed and failed.state == FAILED:
         return failed
     want = spec.get("replicas", 1)
     updated, total = status.get("updatedReplicas", 0), status.get("replicas", 0)
     available = status.get("availableReplicas", 0)
     if updated >= want and total <= updated and available >= updated:
         return Verdict(READY, f"{name}: {available}/{want} ready")
-    return Verdict(PROGRESSING, f"{name}: {updated}/{want} updated, {available} available" +
-                   (f", {total - updated} old" if total > updated else ""))
+    return _progressing(f"{name}: {updated}/{want} updated, {available} available" +
+                        (f", {total - updated} old" if total > updated else ""), failed)
 
 
 def statefulset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
@@ -92,7 +177,7 @@ def statefulset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
     if not _generation_seen(obj):
         return Verdict(PROGRESSING, f"{name}: waiting for the controller")
     failed = _pod_failure(pods, name)
-    if failed:
+    if failed and failed.state == FAILED:
         return failed
     want = spec.get("replicas", 1)
     ready, updated = status.get("readyReplicas", 0), status.get("updatedReplicas", 0)
@@ -100,7 +185,7 @@ def statefulset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
     same = status.get("currentRevision") == status.get("updateRevision")
     if ready >= want and (strategy == "OnDelete" or (updated >= want and same)):
         return Verdict(READY, f"{name}: {ready}/{want} ready")
-    return Verdict(PROGRESSING, f"{name}: {updated}/{want} updated, {ready} ready")
+    return _progressing(f"{name}: {updated}/{want} updated, {ready} ready", failed)
 
 
 def daemonset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
@@ -109,14 +194,14 @@ def daemonset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
     if not _generation_seen(obj):
         return Verdict(PROGRESSING, f"{name}: waiting for the controller")
     failed = _pod_failure(pods, name)
-    if failed:
+    if failed and failed.state == FAILED:
         return failed
     want = status.get("desiredNumberScheduled", 0)
     updated = status.get("updatedNumberScheduled", 0)
     available = status.get("numberAvailable", 0)
     if updated >= want and available >= want:
         return Verdict(READY, f"{name}: {available}/{want} ready")
-    return Verdict(PROGRESSING, f"{name}: {updated}/{want} updated, {available} available")
+    return _progressing(f"{name}: {updated}/{want} updated, {available} available", failed)
 
 
 def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
@@ -134,10 +219,11 @@ def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
                            f"{cond.get('message', '')}".strip(), cond.get("reason", "Failed"),
                            failed_pod)
     failed = _pod_failure(pods, name)
-    if failed:
+    if failed and failed.state == FAILED:
         return failed
-    return Verdict(PROGRESSING, f"{name}: {status.get('active', 0)} active, "
-                   f"{status.get('succeeded', 0)} succeeded, {status.get('failed', 0)} failed")
+    return _progressing(f"{name}: {status.get('active', 0)} active, "
+                        f"{status.get('succeeded', 0)} succeeded, {status.get('failed', 0)} failed",
+                        failed)
 
 
 def cronjob(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:

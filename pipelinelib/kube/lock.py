@@ -4,6 +4,17 @@ Held (and renewed by a background thread) for the whole rollout. A second rollou
 behind it, saying who holds it and since when, up to a timeout. A lease whose holder
 stopped renewing (a killed job) expires after ``ttl_s`` and is taken over: never a stuck
 lock that needs a human.
+
+Fencing: writes go through ``lock.fenced(kube)``, which checks before every write that the
+Lease is still ours (a GET when the last confirmation is older than ``CONFIRM_S``; at once
+when the renewal thread saw it taken or could not renew for a whole TTL). A run that lost
+its Lease raises ``LeaseLost`` naming the new holder before its next write.
+
+A dead holder is recognised without waiting for the TTL: the Lease records where its holder
+runs (boot id, PID namespace, PID and the process start time from ``/proc``). A run on the
+same machine and PID namespace whose holder process is gone (or the PID was reused by a
+process started at another time) takes the lock over at once; elsewhere it waits for the
+TTL. A run with nothing to do removes such a dead holder's Lease (``clear_dead``).
 """
 
 from __future__ import annotations
@@ -20,6 +31,56 @@ from pipelinelib.errors import StepFailed
 from pipelinelib.kube import APP_LABEL, MANAGED_BY, MANAGER
 
 HOLDER_ANN = "pipelinelib.dev/holder"
+PROCESS_ANN = "pipelinelib.dev/holder-process"  # boot id/pid namespace/pid/start ticks
+CONFIRM_S = 1.0  # a write re-reads the Lease when the last confirmation is older than this
+
+
+class LeaseLost(StepFailed):
+    """The deploy lock was taken over by another run: stop writing."""
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process start time (clock ticks since boot, /proc/PID/stat field 22) or ''."""
+    stat = _read(f"/proc/{pid}/stat")
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _machine() -> str:
+    """This boot and PID namespace: PIDs are comparable only within the same one."""
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = ""
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    return f"{boot}/{pidns}" if boot and pidns else ""
+
+
+def process_stamp(pid: int | None = None) -> str:
+    """``BOOT/PIDNS/PID/START`` for a process (this one by default); '' when unknown."""
+    pid = pid or os.getpid()
+    machine, start = _machine(), _start_ticks(pid)
+    return f"{machine}/{pid}/{start}" if machine and start else ""
+
+
+def holder_dead(stamp: str | None) -> bool:
+    """True only when ``stamp`` names a process on this machine and PID namespace that no
+    longer runs (its PID is gone, or now belongs to a process started at another time)."""
+    parts = (stamp or "").split("/")
+    if len(parts) != 4 or not _machine() or "/".join(parts[:2]) != _machine():
+        return False
+    pid, start = parts[2], parts[3]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    return _start_ticks(int(pid)) != start
 
 
 def _now() -> dt.datetime:
@@ -57,7 +118,9 @@ class DeployLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False
+        self.lost_to = ""
         self.waited_s = 0.0
+        self._confirmed = 0.0  # monotonic time the Lease was last seen ours
 
     @staticmethod
     def holder_of(ci: Any) -> str:
@@ -73,7 +136,7 @@ class DeployLock:
         meta: dict[str, Any] = {
             "name": self.name, "namespace": self.namespace,
             "labels": {MANAGED_BY: MANAGER, APP_LABEL: self.app},
-            "annotations": {HOLDER_ANN: self.holder}}
+            "annotations": {HOLDER_ANN: self.holder, PROCESS_ANN: process_stamp()}}
         if rv:
             meta["resourceVersion"] = rv
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
@@ -86,23 +149,32 @@ class DeployLock:
         live = self.kube.get("Lease", self.name, self.namespace)
         if live is None:
             made = self.kube.create(self._body(), self.namespace, ok=(409,))
-            return None if "__status__" not in made else self.kube.get(
-                "Lease", self.name, self.namespace) or {}
+            if "__status__" in made:
+                return self.kube.get("Lease", self.name, self.namespace) or {}
+            self._confirmed = time.monotonic()
+            return None
         spec = live.get("spec") or {}
         holder = spec.get("holderIdentity")
         renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
         ttl = spec.get("leaseDurationSeconds") or self.ttl_s
         expired = not holder or renewed is None or \
             renewed + dt.timedelta(seconds=ttl) < _now()
-        if holder != self.identity and not expired:
+        annotations = live["metadata"].get("annotations") or {}
+        dead = holder != self.identity and not expired and holder_dead(
+            annotations.get(PROCESS_ANN))
+        if holder != self.identity and not expired and not dead:
             return live
         body = self._body(live["metadata"]["resourceVersion"],
                           (spec.get("leaseTransitions") or 0) + (holder != self.identity))
-        if expired and holder and self.log:
-            self.log.warning("taking over an expired deploy lock", lock=self.name,
-                             previous=live["metadata"].get("annotations", {}).get(HOLDER_ANN))
+        if (expired or dead) and holder and self.log:
+            self.log.warning("taking over the deploy lock of a dead holder" if dead else
+                             "taking over an expired deploy lock", lock=self.name,
+                             previous=annotations.get(HOLDER_ANN))
         done = self.kube.replace(body, ok=(409,))
-        return None if "__status__" not in done else {}
+        if "__status__" in done:
+            return {}
+        self._confirmed = time.monotonic()
+        return None
 
     def acquire(self) -> None:
         started = time.monotonic()
@@ -138,15 +210,61 @@ class DeployLock:
         while not self._stop.wait(self.ttl_s / 3):
             try:
                 live = self.kube.get("Lease", self.name, self.namespace)
-                spec = (live or {}).get("spec") or {}
-                if not live or spec.get("holderIdentity") != self.identity:
-                    self.lost = True
+                if not self._still_ours(live):
                     return
-                spec["renewTime"] = _fmt(_now())
-                self.kube.replace(live, ok=(409,))
-            except Exception as exc:  # keep trying until the lease would expire
+                assert live is not None
+                live["spec"]["renewTime"] = _fmt(_now())
+                done = self.kube.replace(live, ok=(409,))
+                if "__status__" not in done:
+                    self._confirmed = time.monotonic()
+            except Exception as exc:  # keep trying; check() stops writes after a TTL
                 if self.log:
                     self.log.debug("lease renewal failed", error=str(exc)[:200])
+
+    def _still_ours(self, live: dict[str, Any] | None) -> bool:
+        spec = (live or {}).get("spec") or {}
+        if live and spec.get("holderIdentity") == self.identity:
+            return True
+        self.lost = True
+        self.lost_to = self.describe(live) if live else "nobody (the Lease was deleted)"
+        return False
+
+    def check(self, action: str = "write") -> None:
+        """Raise ``LeaseLost`` unless the Lease is still ours (call before every write)."""
+        if not self.lost and time.monotonic() - self._confirmed > CONFIRM_S:
+            live = self.kube.get("Lease", self.name, self.namespace)
+            if self._still_ours(live):
+                self._confirmed = time.monotonic()
+        if self.lost:
+            if self.log:
+                self.log.error("deploy lock lost: stopping", lock=self.name,
+                               holder=self.lost_to, before=action)
+            raise LeaseLost(f"lost the deploy lock {self.namespace}/{self.name} to "
+                            f"{self.lost_to}: stopped before {action}",
+                            cause="the Lease was taken over (or not renewed within its TTL)",
+                            hint="another run owns this app now; re-run once it is done "
+                                 "(the re-run converges)")
+
+    def fenced(self, kube: Any) -> FencedKube:
+        """``kube`` whose every write first checks that this lock is still held."""
+        return FencedKube(kube, self)
+
+    @staticmethod
+    def clear_dead(kube: Any, app: str, namespace: str, log: Any = None) -> bool:
+        """Delete the app's Lease when its holder is known dead; True when deleted."""
+        name = lease_name(app)
+        live = kube.get("Lease", name, namespace)
+        if not live:
+            return False
+        annotations = live["metadata"].get("annotations") or {}
+        if not holder_dead(annotations.get(PROCESS_ANN)):
+            return False
+        if log:
+            log.warning("removing the deploy lock of a dead holder", lock=name,
+                        previous=annotations.get(HOLDER_ANN))
+        kube.delete("Lease", name, namespace,
+                    resource_version=live["metadata"]["resourceVersion"])
+        return True
 
     def release(self) -> None:
         self._stop.set()
@@ -163,3 +281,33 @@ class DeployLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+class FencedKube:
+    """A Kubernetes client whose writes are refused once the deploy lock is lost."""
+
+    _WRITES = ("apply", "patch", "create", "replace", "delete")
+
+    def __init__(self, kube: Any, lock: DeployLock):
+        self._kube, self._lock = kube, lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._kube, name)
+        if name not in self._WRITES:
+            return attr
+
+        def fenced(*args: Any, **kwargs: Any) -> Any:
+            if not (name == "apply" and kwargs.get("dry_run")):
+                what = _describe_write(name, args)
+                self._lock.check(what)
+            return attr(*args, **kwargs)
+        return fenced
+
+
+def _describe_write(verb: str, args: tuple[Any, ...]) -> str:
+    first = args[0] if args else None
+    if isinstance(first, dict):
+        return f"{verb} {first.get('kind')}/{(first.get('metadata') or {}).get('name')}"
+    if len(args) >= 2:
+        return f"{verb} {args[0]}/{args[1]}"
+    return verb

@@ -1,6 +1,8 @@
 """Manifests: load (file, directory, or dicts), validate before any write, order, stamp.
 
-Validation errors are one line each: ``FILE:LINE doc N KIND/NAME FIELD: what (expected X)``.
+Validation errors are one line each: ``FILE:LINE doc N KIND/NAME FIELD: what (expected X)``,
+and every problem is found before any is reported (:class:`Invalid`, exit 2).
+A directory with a ``kustomization.yaml`` is built with kustomize first (kube/kustomize.py).
 Ordering is data (krane-like): dependencies, then workloads, then Services/Ingresses.
 ConfigMaps and Secrets get a content-hash name suffix and every pod-spec reference to
 them is rewritten, so pods roll when config changes (create before delete).
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelinelib.errors import BadInput, Refused
+from pipelinelib import yamlsafe
+from pipelinelib.errors import BadInput, PipelineError, Refused
 from pipelinelib.kube import (
     ANN_BUILD_URL,
     ANN_CHANGE_CAUSE,
@@ -27,6 +30,7 @@ from pipelinelib.kube import (
     CONFIG_NAME_LABEL,
     MANAGED_BY,
     MANAGER,
+    kustomize,
 )
 
 ORDER: list[str] = [
@@ -40,6 +44,45 @@ WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 HASHED = ("ConfigMap", "Secret")
 DIGEST_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1123 label
+DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")  # Service names
+HASH_SUFFIX = 11  # "-" + 10 hex characters (content_hash)
+MAX_OBJECT_BYTES = 3 * 1024 * 1024  # the apiserver refuses larger request bodies (413)
+
+
+class Invalid(BadInput):
+    """Every problem found in the input, reported together (exit 2, nothing written)."""
+
+    def __init__(self, problems: list[BadInput]):
+        self.problems = list(problems)
+        first = self.problems[0]
+        if len(self.problems) == 1:
+            text = first.message
+        else:
+            text = f"{len(self.problems)} problems, nothing was written:\n" + "\n".join(
+                f"  {p.message}" for p in self.problems)
+        PipelineError.__init__(self, text, hint="fix them all and run again")
+        self.source, self.field, self.line = first.source, first.field, first.line
+        self.expected = first.expected
+
+    @staticmethod
+    def raise_if(problems: list[BadInput]) -> None:
+        """Raise the one problem, or :class:`Invalid` for several."""
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise Invalid(problems)
+
+
+def check_name(value: Any, what: str, flag: str, max_length: int = 63) -> BadInput | None:
+    """A problem when ``value`` is not an RFC 1123 label (lower case, digits, '-')."""
+    if isinstance(value, str) and LABEL_RE.match(value) and len(value) <= max_length:
+        return None
+    shown = repr(value)[:80] + ("..." if len(repr(value)) > 80 else "")
+    length = f" ({len(value)} characters)" if isinstance(value, str) and len(value) > 63 else ""
+    return BadInput(f"invalid {what} {shown}{length}", field=flag,
+                    expected=f"an RFC 1123 label: at most {max_length} characters of a-z, 0-9 "
+                    "and '-', starting and ending with a letter or digit")
 
 
 @dataclass
@@ -53,11 +96,12 @@ class Manifest:
 
     @property
     def kind(self) -> str:
-        return str(self.obj.get("kind", ""))
+        return str(self.obj.get("kind", "")) if isinstance(self.obj, dict) else ""
 
     @property
     def name(self) -> str:
-        return str(self.obj.get("metadata", {}).get("name", ""))
+        meta = self.obj.get("metadata") if isinstance(self.obj, dict) else None
+        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
 
     @property
     def ref(self) -> str:
@@ -75,6 +119,9 @@ def load(source: str | Path | list[dict[str, Any]]) -> list[Manifest]:
     if isinstance(source, list):
         return [Manifest(copy.deepcopy(o), "<manifests>", i) for i, o in enumerate(source)]
     path = Path(source)
+    if path.is_dir() and kustomize.kustomization(path):
+        return [Manifest(doc, f"{path} (kustomize build)", index, line)
+                for doc, line, index in kustomize.build(path)]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
         if not files:
@@ -91,79 +138,101 @@ def load(source: str | Path | list[dict[str, Any]]) -> list[Manifest]:
 
 
 def _load_file(file: Path) -> list[Manifest]:
-    import yaml
-
-    text = file.read_text()
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise BadInput(f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-                       source=str(file), line=mark.line + 1 if mark else None,
-                       expected="multi-document YAML") from exc
-    out = []
-    for index, (node, doc) in enumerate(zip(nodes, docs, strict=False)):
-        if doc is None:
-            continue
-        line = node.start_mark.line + 1 if node is not None else None
-        out.append(Manifest(doc, str(file), index, line))
-    return out
+    return [Manifest(doc, str(file), index, line)
+            for doc, line, index in yamlsafe.load_with_lines(file, plain=True)]
 
 
 def validate(manifests: list[Manifest], namespace: str, kube: Any = None,
              allowed_namespaces: list[str] | None = None) -> None:
-    """Every check that needs no write; raises the first problem as BadInput/Refused."""
+    """Every check that needs no write; raises every problem at once (:class:`Invalid`)."""
+    Invalid.raise_if(problems(manifests, namespace, kube, allowed_namespaces))
+
+
+def problems(manifests: list[Manifest], namespace: str, kube: Any = None,
+             allowed_namespaces: list[str] | None = None) -> list[BadInput]:
+    """Every problem of the manifests for ``namespace`` (kinds from ``kube``'s discovery)."""
+    out: list[BadInput] = []
     if not manifests:
-        raise BadInput("no objects to deploy", expected="at least one manifest")
+        out.append(BadInput("no objects to deploy", expected="at least one manifest"))
     if allowed_namespaces and namespace not in allowed_namespaces:
-        raise Refused(f"namespace {namespace} is not in the allowed set",
-                      field="--namespace", expected=", ".join(allowed_namespaces))
+        out.append(Refused(f"namespace {namespace} is not in the allowed set",
+                           field="--namespace", expected=", ".join(allowed_namespaces)))
     seen: dict[tuple[str, str], Manifest] = {}
     for m in manifests:
-        if not isinstance(m.obj, dict):
-            raise m.bad("", "document is not a mapping", "a Kubernetes object")
-        for field in ("apiVersion", "kind"):
-            if not isinstance(m.obj.get(field), str) or not m.obj.get(field):
-                raise m.bad(field, "missing", "a string")
-        meta = m.obj.get("metadata")
-        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
-            raise m.bad("metadata.name", "missing", "a name")
-        if not NAME_RE.match(meta["name"]):
-            raise m.bad("metadata.name", f"invalid name {meta['name']!r}", "a DNS-1123 name")
-        ns = meta.get("namespace")
-        if ns and ns != namespace:
-            raise m.bad("metadata.namespace", f"namespace {ns} differs from the target",
-                        namespace, refused=True)
-        if m.kind == "Namespace" or (kube is not None and not _namespaced(kube, m)):
-            raise m.bad("kind", f"{m.kind} is cluster-scoped; rollout deploys into one namespace",
-                        "a namespaced kind", refused=True)
+        found = _problems_of(m, namespace, kube)
+        out.extend(found)
+        if found:
+            continue
         key = (m.kind, m.name)
         if key in seen:
-            raise m.bad("metadata.name", f"duplicate of doc {seen[key].index} in "
-                        f"{seen[key].source}", "unique kind/name")
+            out.append(m.bad("metadata.name", f"duplicate of doc {seen[key].index} in "
+                             f"{seen[key].source}", "unique kind/name"))
         seen[key] = m
-        for field, image in images(m.obj):
-            if not isinstance(image, str) or not DIGEST_RE.match(image):
-                raise m.bad(field, f"image {image!r} is not pinned by digest",
-                            "REPOSITORY@sha256:<64 hex> (the build step's digest)")
+    return out
 
 
-def _namespaced(kube: Any, m: Manifest) -> bool:
+def _problems_of(m: Manifest, namespace: str, kube: Any) -> list[BadInput]:
+    if not isinstance(m.obj, dict):
+        what = {str: "a string", list: "a list"}.get(type(m.obj), type(m.obj).__name__)
+        return [m.bad("", f"document is {what}, not a mapping", "a Kubernetes object")]
+    out = [m.bad(field, "missing", "a string") for field in ("apiVersion", "kind")
+           if not isinstance(m.obj.get(field), str) or not m.obj.get(field)]
+    meta = m.obj.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        return [*out, m.bad("metadata.name", "missing", "a name")]
+    if out:
+        return out
+    name = meta["name"]
+    limit = 253 - (HASH_SUFFIX if m.kind in HASHED else 0)
+    if not NAME_RE.match(name) or len(name) > limit:
+        out.append(m.bad("metadata.name", f"invalid name {name[:80]!r}",
+                         f"a DNS-1123 name of at most {limit} characters"))
+    elif m.kind == "Service" and not DNS1035_RE.match(name):
+        out.append(m.bad("metadata.name", f"invalid Service name {name!r}",
+                         "an RFC 1035 label: at most 63 characters, starting with a letter"))
+    ns = meta.get("namespace")
+    if ns and ns != namespace:
+        out.append(m.bad("metadata.namespace", f"namespace {ns} differs from the target",
+                         namespace, refused=True))
+    if m.kind == "Namespace":
+        out.append(m.bad("kind", "Namespace is cluster-scoped; rollout deploys into one "
+                         "namespace", "a namespaced kind", refused=True))
+    elif kube is not None:
+        out.extend(_kind_problems(kube, m))
+    for field, image in images(m.obj):
+        if not isinstance(image, str) or not DIGEST_RE.match(image):
+            out.append(m.bad(field, f"image {image!r} is not pinned by digest",
+                             "REPOSITORY@sha256:<64 hex> (the build step's digest)"))
+    size = len(json.dumps(m.obj, default=str))
+    if size > MAX_OBJECT_BYTES:
+        out.append(m.bad("", f"object is {size} bytes as JSON",
+                         f"at most {MAX_OBJECT_BYTES} (the apiserver's request limit)"))
+    return out
+
+
+def _kind_problems(kube: Any, m: Manifest) -> list[BadInput]:
     try:
-        return bool(kube.resource(m.kind, m.obj.get("apiVersion"))[2])
+        namespaced = bool(kube.resource(m.kind, m.obj.get("apiVersion"))[2])
     except BadInput as exc:
-        raise m.bad("kind", exc.message.split(": ", 1)[-1], "a kind this cluster serves"
-                    ) from exc
+        return [m.bad("kind", exc.message.split(": ", 1)[-1], "a kind this cluster serves")]
+    if not namespaced:
+        return [m.bad("kind", f"{m.kind} is cluster-scoped; rollout deploys into one "
+                      "namespace", "a namespaced kind", refused=True)]
+    return []
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     """The pod spec inside a workload (CronJob: the job template's), or None."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("spec") or {}, dict):
+        return None
     spec = obj.get("spec") or {}
     if obj.get("kind") == "Pod":
         return spec
     if obj.get("kind") == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+        job = spec.get("jobTemplate") or {}
+        spec = (job.get("spec") if isinstance(job, dict) else None) or {}
+        if not isinstance(spec, dict):
+            return None
     template = spec.get("template")
     return template.get("spec") if isinstance(template, dict) else None
 
@@ -177,8 +246,9 @@ def images(obj: dict[str, Any]) -> list[tuple[str, Any]]:
               else "spec.template.spec")
     out = []
     for group in ("initContainers", "containers"):
-        for i, c in enumerate(spec.get(group) or []):
-            out.append((f"{prefix}.{group}[{i}].image", (c or {}).get("image")))
+        for i, c in enumerate(spec.get(group) or [] if isinstance(spec.get(group), list)
+                              else []):
+            out.append((f"{prefix}.{group}[{i}].image", _dict(c).get("image")))
     return out
 
 
@@ -278,53 +348,90 @@ def stamp(manifests: list[Manifest], app: str, namespace: str, record: Record,
             meta.setdefault("annotations", {}).update(record.annotations(m.obj, redact))
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings in a list field (anything else is the schema check's to report)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def references(spec: dict[str, Any], prefix: str) -> list[tuple[str, str, str, bool]]:
-    """(field, kind, name, optional) of every ConfigMap/Secret a pod spec needs."""
+    """(field, kind, name, optional) of every object a pod spec needs: ConfigMaps, Secrets
+    (env, volumes, image pull secrets), its ServiceAccount and PersistentVolumeClaims."""
     out = []
     for group in ("initContainers", "containers"):
-        for i, c in enumerate(spec.get(group) or []):
+        for i, c in enumerate(_dicts(spec.get(group))):
             at = f"{prefix}.{group}[{i}]"
-            for j, src in enumerate(c.get("envFrom") or []):
+            for j, src in enumerate(_dicts(c.get("envFrom"))):
                 for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
-                    if src.get(key):
+                    if _dict(src.get(key)):
                         out.append((f"{at}.envFrom[{j}].{key}", kind, src[key].get("name"),
                                     bool(src[key].get("optional"))))
-            for j, env in enumerate(c.get("env") or []):
-                ref = env.get("valueFrom") or {}
+            for j, env in enumerate(_dicts(c.get("env"))):
+                ref = _dict(env.get("valueFrom"))
                 for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
-                    if ref.get(key):
+                    if _dict(ref.get(key)):
                         out.append((f"{at}.env[{j}].valueFrom.{key}", kind, ref[key].get("name"),
                                     bool(ref[key].get("optional"))))
-    for i, vol in enumerate(spec.get("volumes") or []):
+    for i, vol in enumerate(_dicts(spec.get("volumes"))):
         at = f"{prefix}.volumes[{i}]"
-        if vol.get("configMap"):
+        if _dict(vol.get("configMap")):
             out.append((f"{at}.configMap", "ConfigMap", vol["configMap"].get("name"),
                         bool(vol["configMap"].get("optional"))))
-        if vol.get("secret"):
+        if _dict(vol.get("secret")):
             out.append((f"{at}.secret", "Secret", vol["secret"].get("secretName"),
                         bool(vol["secret"].get("optional"))))
-        for j, src in enumerate((vol.get("projected") or {}).get("sources") or []):
+        if _dict(vol.get("persistentVolumeClaim")):
+            out.append((f"{at}.persistentVolumeClaim", "PersistentVolumeClaim",
+                        vol["persistentVolumeClaim"].get("claimName"), False))
+        for j, src in enumerate(_dicts(_dict(vol.get("projected")).get("sources"))):
             for key, kind in (("configMap", "ConfigMap"), ("secret", "Secret")):
-                if src.get(key):
+                if _dict(src.get(key)):
                     out.append((f"{at}.projected.sources[{j}].{key}", kind,
                                 src[key].get("name"), bool(src[key].get("optional"))))
+    for i, ref in enumerate(_dicts(spec.get("imagePullSecrets"))):
+        out.append((f"{prefix}.imagePullSecrets[{i}]", "Secret", ref.get("name"), False))
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    if account and account != "default":  # "default" is made with every namespace
+        out.append((f"{prefix}.serviceAccountName", "ServiceAccount", account, False))
     return out
 
 
-def check_references(manifests: list[Manifest], kube: Any, namespace: str,
-                     namespace_exists: bool = True) -> None:
-    """BadInput when a workload needs a ConfigMap/Secret that neither ships nor exists."""
+def reference_problems(manifests: list[Manifest], kube: Any, namespace: str,
+                       namespace_exists: bool = True) -> list[BadInput]:
+    """A problem per object a workload needs that neither ships nor exists (read-only)."""
     shipped = {(m.kind, m.name) for m in manifests}
+    known: dict[tuple[str, str], bool] = {}
+    out = []
     for m in manifests:
         spec = pod_spec(m.obj)
         if not isinstance(spec, dict):
             continue
-        prefix = images(m.obj)[0][0].split(".containers")[0].split(".initContainers")[0] \
-            if images(m.obj) else "spec"
+        prefix = ("spec.jobTemplate.spec.template.spec" if m.kind == "CronJob"
+                  else "spec" if m.kind == "Pod" else "spec.template.spec")
         for field, kind, name, optional in references(spec, prefix):
             if optional or (kind, name) in shipped:
                 continue
-            if namespace_exists and kube.get(kind, name, namespace) is not None:
-                continue
-            raise m.bad(field, f"{kind} {name} does not exist in {namespace} and is not shipped",
-                        f"a {kind} in the manifests or the namespace (or optional: true)")
+            if (kind, name) not in known:
+                known[(kind, name)] = bool(namespace_exists and isinstance(name, str) and name
+                                           and _exists(kube, kind, name, namespace))
+            if not known[(kind, name)]:
+                out.append(m.bad(field, f"{kind} {name} does not exist in {namespace} and is "
+                                 "not shipped", f"a {kind} in the manifests or the namespace"
+                                 + (" (or optional: true)" if kind in HASHED[:1] else "")))
+    return out
+
+
+def _exists(kube: Any, kind: str, name: str, namespace: str) -> bool:
+    try:
+        return kube.get(kind, name, namespace) is not None
+    except Refused:
+        return True  # the deployer may not read this kind: the apiserver will say
+
+
+def check_references(manifests: list[Manifest], kube: Any, namespace: str,
+                     namespace_exists: bool = True) -> None:
+    """BadInput (all of them) when workloads need objects that neither ship nor exist."""
+    Invalid.raise_if(reference_problems(manifests, kube, namespace, namespace_exists))

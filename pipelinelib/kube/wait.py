@@ -204,18 +204,24 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
             if failed:
                 v = verdicts[failed]
                 kind, name = next(w for w in workloads if f"{w[0].lower()}/{w[1]}" == failed)
-                return Outcome(False, verdicts, failed, v.message, v.reason,
-                               evidence(kube, namespace, cache, kind, name, v),
+                lines = evidence(kube, namespace, cache, kind, name, v, log)
+                message = v.message
+                tail = [x.split(": ", 1)[1] for x in lines if x.startswith(f"log {v.pod}: ")
+                        and "(no log lines" not in x]
+                if v.reason == "CrashLoopBackOff" and tail:
+                    message += "; last log lines: " + " | ".join(tail[-3:])
+                return Outcome(False, verdicts, failed, message, v.reason, lines,
                                round(now - started, 3))
             if all(v.state == health.READY for v in verdicts.values()):
                 return Outcome(True, verdicts, seconds=round(now - started, 3))
             if now >= deadline:
                 waiting = [v for v in verdicts.values() if v.state != health.READY]
                 ref = next(r for r, v in verdicts.items() if v.state != health.READY)
+                lines, probes = timeout_evidence(kube, namespace, cache, workloads, log)
                 message = (f"not ready after {timeout_s:.0f}s: " +
-                           "; ".join(v.message for v in waiting))
-                return Outcome(False, verdicts, ref, message, "ReadinessTimeout",
-                               timeout_evidence(kube, namespace, cache, workloads),
+                           "; ".join(v.message for v in waiting) +
+                           (f"; {probes}" if probes else ""))
+                return Outcome(False, verdicts, ref, message, "ReadinessTimeout", lines,
                                round(now - started, 3))
             line = "; ".join(v.message for v in verdicts.values() if v.state != health.READY)
             if now - last_progress >= PROGRESS_EVERY_S:
@@ -249,52 +255,145 @@ def _already_ready(kube: Any, namespace: str, workloads: list[tuple[str, str]],
 def pod_evidence(kube: Any, namespace: str, pod: str, container: str | None = None,
                  lines: int = 10) -> list[str]:
     """A pod's recent events and last log lines (best effort)."""
-    out = []
+    return _lines(pod_clues(kube, namespace, pod, container, lines))
+
+
+def pod_clues(kube: Any, namespace: str, pod: str, container: str | None = None,
+              lines: int = 10) -> dict[str, Any]:
+    """A pod's recent events and last log lines as data: ``{"pod", "events", "logs"}``."""
+    clues: dict[str, Any] = {"pod": pod, "events": [], "logs": []}
     try:
         for e in kube.events(namespace, pod, "Pod", limit=6):
-            out.append(f"event {pod}: {e.get('type', '')} {e.get('reason', '')}: "
-                       f"{e.get('message', '')}".strip())
+            clues["events"].append(f"{e.get('type', '')} {e.get('reason', '')}: "
+                                   f"{e.get('message', '')}".strip())
     except PipelineError as exc:
-        out.append(f"events of {pod} unavailable: {exc.message}")
-    try:
-        logs = kube.pod_logs(pod, namespace, container, tail=lines)
-    except PipelineError:
-        logs = []
-    if logs:
-        out.extend(f"log {pod}: {line}" for line in logs)
+        clues["events_error"] = exc.message
+    for previous in (False, True):  # a container in back-off: its last run's output
+        try:
+            clues["logs"] = kube.pod_logs(pod, namespace, container, tail=lines,
+                                          previous=previous)
+        except PipelineError:
+            clues["logs"] = []
+        if clues["logs"]:
+            break
+    return clues
+
+
+def _lines(clues: dict[str, Any]) -> list[str]:
+    pod = clues["pod"]
+    out = [f"event {pod}: {e}" for e in clues["events"]]
+    if "events_error" in clues:
+        out.append(f"events of {pod} unavailable: {clues['events_error']}")
+    if clues["logs"]:
+        out.extend(f"log {pod}: {line}" for line in clues["logs"])
     else:
         out.append(f"log {pod}: (no log lines available from the node)")
     return out
 
 
+def _pod_conditions(pod: dict[str, Any] | None) -> list[str]:
+    return [f"{c.get('type')}={c.get('status')}" +
+            (f" {c.get('reason')}" if c.get("reason") else "") +
+            (f": {c.get('message')}" if c.get("message") else "")
+            for c in ((pod or {}).get("status") or {}).get("conditions") or []]
+
+
+def log_evidence(log: Any, workload: str, reason: str, message: str,
+                 conditions: list[str], clues: list[dict[str, Any]]) -> None:
+    """The failure's evidence to the console (one readable line each) and the JSON log
+    (structured fields: conditions, events, log tail), not only to the report directory."""
+    log.error("failure", workload=workload, reason=reason, message=message)
+    for line in conditions:
+        log.error("evidence", workload=workload, condition=line)
+    for c in clues:
+        for line in c.get("pod_conditions", []):
+            log.error("evidence", pod=c["pod"], condition=line)
+        for event in c["events"]:
+            log.error("evidence", pod=c["pod"], k8s_event=event)
+        for line in c["logs"]:
+            log.error("evidence", pod=c["pod"], log_line=line)
+
+
 def evidence(kube: Any, namespace: str, cache: _Cache, kind: str, name: str,
-             verdict: health.Verdict) -> list[str]:
+             verdict: health.Verdict, log: Any = None) -> list[str]:
     out = [f"reason {verdict.reason}: {verdict.message}"]
     obj = cache.get(kind, name)
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        out.append(f"condition {cond.get('type')}={cond.get('status')} "
-                   f"{cond.get('reason', '')}: {cond.get('message', '')}")
+    conditions = [f"{cond.get('type')}={cond.get('status')} "
+                  f"{cond.get('reason', '')}: {cond.get('message', '')}"
+                  for cond in ((obj or {}).get("status") or {}).get("conditions") or []]
+    out.extend(f"condition {c}" for c in conditions)
+    clues = []
     if verdict.pod:
-        out.extend(pod_evidence(kube, namespace, verdict.pod, verdict.container))
+        c = pod_clues(kube, namespace, verdict.pod, verdict.container)
+        c["pod_conditions"] = _pod_conditions(cache.get("Pod", verdict.pod))
+        out.extend(f"pod condition {verdict.pod}: {line}" for line in c["pod_conditions"])
+        out.extend(_lines(c))
+        clues.append(c)
+    if log is not None:
+        log_evidence(log, f"{kind.lower()}/{name}", verdict.reason, verdict.message,
+                     conditions, clues)
     return out
 
 
+def probe_text(probe: dict[str, Any]) -> str:
+    """A probe as a short phrase: ``httpGet :8080/healthz``, ``exec [cat /tmp/ok]``..."""
+    if "httpGet" in probe:
+        h = probe["httpGet"]
+        return f"httpGet {h.get('scheme', 'HTTP').lower()}://:{h.get('port')}{h.get('path', '/')}"
+    if "tcpSocket" in probe:
+        return f"tcpSocket :{probe['tcpSocket'].get('port')}"
+    if "grpc" in probe:
+        return f"grpc :{probe['grpc'].get('port')}"
+    if "exec" in probe:
+        return f"exec {probe['exec'].get('command')}"
+    return "probe"
+
+
+def unready_probes(pod: dict[str, Any], events: list[str]) -> str:
+    """Which readiness probes keep a running pod unready, and their last failure."""
+    statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("containerStatuses")
+                or []}
+    parts = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        cs = statuses.get(c.get("name")) or {}
+        if cs.get("ready") or "running" not in (cs.get("state") or {}):
+            continue
+        probe = c.get("readinessProbe")
+        if probe:
+            parts.append(f"container {c['name']}: readiness probe {probe_text(probe)} never "
+                         "passed")
+    failures = [e.split(": ", 1)[-1] for e in events if "Unhealthy" in e and "Readiness" in e]
+    if parts and failures:
+        parts[-1] += f"; last failure: {failures[-1]}"
+    return "; ".join(parts)
+
+
 def timeout_evidence(kube: Any, namespace: str, cache: _Cache,
-                     workloads: list[tuple[str, str]]) -> list[str]:
+                     workloads: list[tuple[str, str]], log: Any = None) -> tuple[list[str], str]:
+    """Evidence for a readiness timeout, and a note naming the probes that never passed."""
     out: list[str] = []
+    notes: list[str] = []
+    clues_all = []
     for kind, name in workloads:
         obj = cache.get(kind, name)
         if obj is None:
             continue
         for pod in current_pods(cache, obj):
-            if health.pod_ready(pod):
+            if health.pod_ready(pod) or len(out) > 20:
                 continue
             pname = pod["metadata"]["name"]
             conds = [f"{c.get('type')}={c.get('status')}" for c in
                      (pod.get("status") or {}).get("conditions") or []]
             out.append(f"pod {pname} not ready: phase {pod.get('status', {}).get('phase')}, "
                        + ", ".join(conds))
-            out.extend(pod_evidence(kube, namespace, pname, lines=5))
-            if len(out) > 20:
-                return out
-    return out
+            clues = pod_clues(kube, namespace, pname, lines=5)
+            clues["pod_conditions"] = _pod_conditions(pod)
+            clues_all.append(clues)
+            out.extend(_lines(clues))
+            note = unready_probes(pod, clues["events"])
+            if note and note not in notes:
+                notes.append(f"pod {pname} {note}")
+    if log is not None and clues_all:
+        log_evidence(log, ", ".join(f"{k.lower()}/{n}" for k, n in workloads),
+                     "ReadinessTimeout", "; ".join(notes), [], clues_all)
+    return out, "; ".join(notes[:2])

@@ -1,21 +1,17 @@
-"""Expand/contract lint: changes the running (old) app version may not survive.
+"""Migration lint: squawk finds the problems, the expand/contract phase rules decide.
 
-While a release rolls out, the old and the new app version run against the same
-schema. These changes break the old version (or lock a busy table) and are
-findings unless the migration allows them with a reason:
+While a release rolls out, the old and the new app version run against the same schema.
+squawk (``pipelinelib.adapters.squawk``, every rule it has) reports what each statement
+risks; ``PHASE_RULES`` says, per squawk rule id, whether a finding **blocks** or only
+**warns** in the *expand* phase (the default: the old version still runs) and in the
+*contract* phase (a file marked ``-- pipelinelib:contract reason: ...``, accepted only
+once the previous app version runs nowhere; the gate checks that).
 
-    drop-column, drop-table            the old version still reads them
-    rename-column, rename-table        the old version uses the old name
-    alter-column-type                  rewrites the table; may narrow values
-    add-column-not-null                ADD COLUMN ... NOT NULL without DEFAULT: old INSERTs fail
-    set-not-null                       old INSERTs without the column fail; full-table scan
-    non-concurrent-index               CREATE INDEX without CONCURRENTLY blocks writes on an
-                                       existing table (a table created in the same release is fine)
-
-Allow in the file: ``-- pipelinelib:allow drop-column reason: v41 no longer reads it``, or
-mark the whole file a contract-phase migration: ``-- pipelinelib:contract reason: ...``
-(allowed only once the previous app version runs nowhere; the gate checks that).
-SQL is read with PostgreSQL's own parser (pglast), never with regular expressions.
+Two more facts decide, read with PostgreSQL's own parser (pglast, what the running
+database will read): a table created earlier in the same release is empty and unused by
+the running version, so locking and breaking rules on it only warn; and
+``-- pipelinelib:allow RULE reason: ...`` accepts one rule in one file.
+Each finding names file, line, squawk's rule id, the statement's subject and squawk's fix.
 """
 
 from __future__ import annotations
@@ -27,23 +23,77 @@ from typing import Any
 
 from pipelinelib.migrate.files import Migration, Statement, load_migrations
 
-RULES = {
-    "drop-column": "drops a column the old app version may still read",
-    "drop-table": "drops a table the old app version may still use",
-    "rename-column": "renames a column the old app version uses by its old name",
-    "rename-table": "renames a table the old app version uses by its old name",
-    "alter-column-type": "changes a column's type (table rewrite; may narrow values)",
-    "add-column-not-null": "adds a NOT NULL column without DEFAULT: the old version's INSERTs "
-                           "fail",
-    "set-not-null": "sets NOT NULL: the old version's INSERTs without the column fail",
-    "non-concurrent-index": "creates an index without CONCURRENTLY on an existing table "
-                            "(blocks writes while it builds)",
+BLOCK, WARN = "block", "warn"
+EXPAND, CONTRACT = "expand", "contract"
+
+# squawk rule id -> (in the expand phase, in the contract phase, why)
+PHASE_RULES: dict[str, tuple[str, str, str]] = {
+    # break the running (old) version: fine only once it runs nowhere
+    "ban-drop-column": (BLOCK, WARN, "the old version may still read the column"),
+    "ban-drop-table": (BLOCK, WARN, "the old version may still use the table"),
+    "renaming-column": (BLOCK, WARN, "the old version uses the old name"),
+    "renaming-table": (BLOCK, WARN, "the old version uses the old name"),
+    "ban-drop-not-null": (BLOCK, WARN, "the old version may not expect NULLs"),
+    "adding-not-nullable-field": (BLOCK, WARN, "the old version's INSERTs without the column "
+                                               "fail"),
+    # lock or rewrite a busy table, or fail outright, whichever version runs
+    "adding-required-field": (BLOCK, BLOCK, "fails on a non-empty table; old INSERTs fail"),
+    "require-concurrent-index-creation": (BLOCK, BLOCK, "blocks writes while the index builds"),
+    "require-concurrent-index-deletion": (BLOCK, BLOCK, "blocks reads and writes"),
+    "require-concurrent-reindex": (BLOCK, BLOCK, "blocks writes while it rebuilds"),
+    "require-concurrent-partition-detach": (BLOCK, BLOCK, "blocks the parent table"),
+    "constraint-missing-not-valid": (BLOCK, BLOCK, "scans the table under a lock"),
+    "adding-foreign-key-constraint": (BLOCK, BLOCK, "locks both tables while it validates"),
+    "adding-field-with-default": (BLOCK, BLOCK, "a volatile default rewrites the table"),
+    "adding-serial-primary-key-field": (BLOCK, BLOCK, "rewrites and locks the table"),
+    "changing-column-type": (BLOCK, BLOCK, "rewrites the table; may narrow values"),
+    "disallowed-unique-constraint": (BLOCK, BLOCK, "builds an index under a lock"),
+    "ban-create-domain-with-constraint": (BLOCK, BLOCK, "checks every column of the domain"),
+    "ban-alter-domain-with-add-constraint": (BLOCK, BLOCK, "checks every column of the domain"),
+    "ban-truncate-cascade": (BLOCK, BLOCK, "empties tables beyond the one named"),
+    "ban-drop-database": (BLOCK, BLOCK, "drops every table"),
+    "prefer-repack": (BLOCK, BLOCK, "rewrites the table under an ACCESS EXCLUSIVE lock"),
+    "identifier-too-long": (BLOCK, BLOCK, "PostgreSQL truncates the name the app uses"),
+    "ban-duplicate-column-assignments": (BLOCK, BLOCK, "PostgreSQL refuses the statement"),
+    "ban-concurrent-index-creation-in-transaction": (BLOCK, BLOCK, "PostgreSQL refuses it in "
+                                                                   "a transaction"),
+    "transaction-nesting": (BLOCK, BLOCK, "the runner already wraps the file in a transaction"),
+    "ban-uncommitted-transaction": (BLOCK, BLOCK, "leaves a transaction open"),
+    # good practice: reported, never blocking
+    "prefer-robust-stmts": (WARN, WARN, "a re-run after a partial failure fails"),
+    "prefer-bigint-over-int": (WARN, WARN, "32-bit ids run out"),
+    "prefer-bigint-over-smallint": (WARN, WARN, "16-bit ids run out"),
+    "prefer-identity": (WARN, WARN, "serial has ownership pitfalls"),
+    "prefer-text-field": (WARN, WARN, "varchar(n) limits need a rewrite to change"),
+    "prefer-timestamp-tz": (WARN, WARN, "timestamps without a time zone"),
+    "ban-char-field": (WARN, WARN, "char(n) pads values"),
+    "require-enum-value-ordering": (WARN, WARN, "the new value's position is implicit"),
+    "require-lock-timeout": (WARN, WARN, "a waiting lock queues every query behind it; "
+                                         "pipeline migrate --lock-timeout sets one"),
+    "require-statement-timeout": (WARN, WARN, "a slow statement holds its locks"),
+    "require-table-schema": (WARN, WARN, "the table's schema depends on search_path"),
+    "syntax-error": (WARN, WARN, "squawk's parser disagrees with PostgreSQL's"),
 }
+OPT_IN = ("require-table-schema",)  # squawk runs these only when included
+# our earlier rule names, still accepted in allow markers
+LEGACY = {"drop-column": "ban-drop-column", "drop-table": "ban-drop-table",
+          "rename-column": "renaming-column", "rename-table": "renaming-table",
+          "alter-column-type": "changing-column-type",
+          "add-column-not-null": "adding-required-field",
+          "set-not-null": "adding-not-nullable-field",
+          "non-concurrent-index": "require-concurrent-index-creation"}
+# rules that only matter because the table has rows or the running version uses it
+NEW_TABLE_EXEMPT = {rule for rule, (expand, _, _) in PHASE_RULES.items()
+                    if expand == BLOCK} - {"ban-drop-database", "identifier-too-long",
+                                           "ban-duplicate-column-assignments",
+                                           "ban-concurrent-index-creation-in-transaction",
+                                           "transaction-nesting", "ban-uncommitted-transaction",
+                                           "ban-truncate-cascade"}
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One lint finding; ``allowed`` when a marker with a reason accepts it."""
+    """One lint finding; ``allowed`` (it only warns) or it blocks the release."""
 
     file: str
     line: int
@@ -53,113 +103,87 @@ class Finding:
     allowed: bool = False
     reason: str = ""
     contract: bool = False  # accepted because the file is a contract-phase migration
+    fix: str = ""  # what squawk suggests
+    phase: str = EXPAND
+
+    @property
+    def blocks(self) -> bool:
+        return not self.allowed
 
     def one_line(self) -> str:
         tail = f" (allowed: {self.reason})" if self.allowed else ""
-        return f"{self.file}:{self.line} {self.rule}: {self.message}{tail}"
+        fix = f" Fix: {self.fix}" if self.fix and not self.allowed else ""
+        return f"{self.file}:{self.line} {self.rule}: {self.message}{fix}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _name(rel: Any) -> str:
-    if rel is None:
-        return ""
-    schema = getattr(rel, "schemaname", None)
-    return f"{schema}.{rel.relname}" if schema else str(rel.relname)
+def lint(migrations: Iterable[Migration], *, pg_version: str | None = None,
+         each_on_its_own: bool = False) -> list[Finding]:
+    """Lint the migrations of one release in order (a table created earlier in it counts
+    as new, unless ``each_on_its_own``)."""
+    from pipelinelib.adapters.squawk import lint_files
+
+    migrations = list(migrations)
+    by_file = {str(m.path): m for m in migrations}
+    violations = []
+    for transactional in (True, False):
+        files = [str(m.path) for m in migrations if m.transactional is transactional]
+        violations += lint_files(files, in_transaction=transactional, pg_version=pg_version,
+                                 include=OPT_IN)
+    created: dict[str, set[str]] = {}  # file -> tables created by earlier files of the release
+    new: set[str] = set()
+    for mig in migrations:
+        created[str(mig.path)] = set() if each_on_its_own else set(new)
+        new |= _created(mig)
+    findings = []
+    for v in sorted(violations, key=lambda v: (list(by_file).index(v.file)
+                                               if v.file in by_file else -1, v.line, v.rule)):
+        mig = by_file.get(v.file)
+        if mig is None:
+            continue
+        findings.append(_decide(mig, v, created[v.file]))
+    return findings
 
 
-def _constraints(coldef: Any) -> list[str]:
-    return [c.contype.name for c in (getattr(coldef, "constraints", None) or ())]
-
-
-def statement_rules(stmt: Statement, new_tables: set[str]) -> list[tuple[str, str]]:
-    """(rule, subject) pairs a statement breaks."""
-    from pglast.enums import AlterTableType, ObjectType
-
-    node, kind = stmt.node, type(stmt.node).__name__
-    found: list[tuple[str, str]] = []
-    if kind == "AlterTableStmt":
-        table = _name(node.relation)
-        if table in new_tables:
-            return []
-        for cmd in node.cmds or ():
-            sub = cmd.subtype
-            if sub == AlterTableType.AT_DropColumn:
-                found.append(("drop-column", f"{table}.{cmd.name}"))
-            elif sub == AlterTableType.AT_AlterColumnType:
-                found.append(("alter-column-type", f"{table}.{cmd.name}"))
-            elif sub == AlterTableType.AT_SetNotNull:
-                found.append(("set-not-null", f"{table}.{cmd.name}"))
-            elif sub == AlterTableType.AT_AddColumn:
-                cons = _constraints(cmd.def_)
-                generated = getattr(cmd.def_, "identity", "\x00") not in ("\x00", "", None) or \
-                    getattr(cmd.def_, "generated", "\x00") not in ("\x00", "", None)
-                has_default = any(c in ("CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED")
-                                  for c in cons)
-                not_null = "CONSTR_NOTNULL" in cons or "CONSTR_PRIMARY" in cons or \
-                    bool(getattr(cmd.def_, "is_not_null", False))
-                if not_null and not has_default and not generated:
-                    found.append(("add-column-not-null", f"{table}.{cmd.def_.colname}"))
-    elif kind == "DropStmt" and node.removeType == ObjectType.OBJECT_TABLE:
-        for obj in node.objects or ():
-            name = ".".join(getattr(p, "sval", str(p)) for p in obj)
-            if name not in new_tables:
-                found.append(("drop-table", name))
-    elif kind == "RenameStmt":
-        table = _name(node.relation)
-        if node.renameType == ObjectType.OBJECT_COLUMN and table not in new_tables:
-            found.append(("rename-column", f"{table}.{node.subname} -> {node.newname}"))
-        elif node.renameType == ObjectType.OBJECT_TABLE and table not in new_tables:
-            found.append(("rename-table", f"{table} -> {node.newname}"))
-    elif kind == "IndexStmt" and not node.concurrent:
-        table = _name(node.relation)
-        if table not in new_tables:
-            found.append(("non-concurrent-index", table))
-    return found
-
-
-def _created(mig: Migration) -> set[str]:
-    names = set()
-    for s in mig.statements:
-        kind = type(s.node).__name__
-        if kind == "CreateStmt":
-            names.add(_name(s.node.relation))
-        elif kind == "CreateTableAsStmt" and s.node.into is not None:
-            names.add(_name(s.node.into.rel))
-    return names
+def _decide(mig: Migration, v: Any, new_before: set[str]) -> Finding:
+    stmt = _statement_at(mig, v.line)
+    phase = CONTRACT if mig.marker("contract") else EXPAND
+    expand, contract, why = PHASE_RULES.get(v.rule, (WARN, WARN, "a squawk rule this version "
+                                                                 "of pipelinelib does not "
+                                                                 "classify yet"))
+    action = contract if phase == CONTRACT else expand
+    subject = _subject(stmt) if stmt else ""
+    message = f"{subject}: {v.message}" if subject else v.message
+    message += f" ({why})"
+    reason = ""
+    is_contract = False
+    if action == WARN:
+        reason = "contract phase: " + mig.marker("contract")[0].reason if (
+            phase == CONTRACT and expand == BLOCK) else "warns only"
+        is_contract = phase == CONTRACT and expand == BLOCK
+    else:
+        new_here = new_before | _created_before(mig, stmt)
+        allows = {LEGACY.get(rule, rule): m.reason for m in mig.marker("allow")
+                  for rule in m.args}
+        if v.rule in allows or "all" in allows:
+            reason = allows.get(v.rule) or allows["all"]
+        elif v.rule in NEW_TABLE_EXEMPT and stmt and _tables(stmt) and \
+                _tables(stmt) <= new_here:
+            reason = "table created in this release: empty, and no running version uses it"
+    return Finding(str(mig.path), v.line, v.rule, message,
+                   stmt.sql.splitlines()[0][:120] if stmt else "", allowed=bool(reason),
+                   reason=reason, contract=is_contract, fix=v.help, phase=phase)
 
 
 def lint_migration(mig: Migration, new_tables: set[str] | None = None) -> list[Finding]:
-    """Findings of one migration; tables in ``new_tables`` (created in this release) are new."""
-    new = set(new_tables or ()) | _created(mig)
-    allows = {rule: m.reason for m in mig.marker("allow") for rule in m.args}
-    contract = mig.marker("contract")
-    findings = []
-    for stmt in mig.statements:
-        for rule, subject in statement_rules(stmt, new):
-            reason = allows.get(rule) or allows.get("all") or ""
-            is_contract = not reason and bool(contract)
-            if is_contract:
-                reason = f"contract phase: {contract[0].reason}"
-            findings.append(Finding(str(mig.path), stmt.line, rule, f"{subject}: {RULES[rule]}",
-                                    stmt.sql.splitlines()[0][:120], allowed=bool(reason),
-                                    reason=reason, contract=is_contract))
-    return findings
+    """Findings of one migration on its own."""
+    return lint([mig], each_on_its_own=True)
 
 
-def lint(migrations: Iterable[Migration]) -> list[Finding]:
-    """Lint migrations of one release in order: a table created earlier in it counts as new."""
-    new: set[str] = set()
-    findings: list[Finding] = []
-    for mig in migrations:
-        findings.extend(lint_migration(mig, new))
-        new |= _created(mig)
-    return findings
-
-
-def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None
-                    ) -> list[Finding]:
+def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None, *,
+                    pg_version: str | None = None) -> list[Finding]:
     """Lint the migrations in ``directory`` (only the keys in ``versions`` when given,
     e.g. the pending ones from ``pending_migrations``). Findings with ``allowed=False``
     fail the gate. BadInput when a file cannot be read or parsed.
@@ -169,58 +193,75 @@ def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None
     """
     migrations = load_migrations(directory)
     if versions is None:
-        return [f for mig in migrations for f in lint_migration(mig)]
+        return lint(migrations, pg_version=pg_version, each_on_its_own=True)
     wanted = {str(v) for v in versions}
-    return lint(m for m in migrations if m.key in wanted or m.name in wanted)
+    return lint([m for m in migrations if m.key in wanted or m.name in wanted],
+                pg_version=pg_version)
 
 
-# squawk (squawk-cli from PyPI) as a second opinion: its findings are advisory ------------
-
-SQUAWK_EXCLUDED = (
-    # covered by our own rules (which know about allow markers and new tables)
-    "adding-required-field", "require-concurrent-index-creation", "renaming-column",
-    "renaming-table", "changing-column-type", "adding-not-nullable-field",
-    "ban-drop-column", "ban-drop-table",
-    # the runner handles these itself
-    "require-lock-timeout", "require-statement-timeout", "transaction-nesting",
-)
-
-
-def squawk_findings(migrations: Iterable[Migration], binary: str | None = None
-                    ) -> list[Finding]:
-    """Advisory findings from squawk (``allowed=True``, reason ``advisory (squawk)``).
-
-    Empty when squawk is not installed. Rules our own lint covers are excluded; files
-    the runner wraps in a transaction are linted with ``--assume-in-transaction``.
-    """
-    import shutil
-
-    binary = binary or shutil.which("squawk")
-    migrations = list(migrations)
-    if not binary or not migrations:
-        return []
-    found: list[Finding] = []
-    for transactional in (True, False):
-        files = [str(m.path) for m in migrations if m.transactional is transactional]
-        if files:
-            found += _squawk(binary, files, transactional)
+# -- what pglast reads ------------------------------------------------------------------------
+def _statement_at(mig: Migration, line: int) -> Statement | None:
+    """The statement that covers ``line`` (the last one starting at or before it)."""
+    found = None
+    for stmt in mig.statements:
+        if stmt.line <= line:
+            found = stmt
     return found
 
 
-def _squawk(binary: str, files: list[str], in_transaction: bool) -> list[Finding]:
-    import json
-    import subprocess
+def _name(rel: Any) -> str:
+    if rel is None:
+        return ""
+    schema = getattr(rel, "schemaname", None)
+    return f"{schema}.{rel.relname}" if schema else str(rel.relname)
 
-    flag = "--assume-in-transaction" if in_transaction else "--no-assume-in-transaction"
-    proc = subprocess.run([binary, "--reporter", "json", flag, "--exclude",
-                           ",".join(SQUAWK_EXCLUDED), *files],
-                          capture_output=True, text=True, check=False, timeout=60)
-    try:
-        items = json.loads(proc.stdout or "[]")
-    except ValueError:
-        return []
-    return [Finding(str(item.get("file", "")), int(item.get("line", 0)) + 1,
-                    f"squawk:{item.get('rule_name', '?')}",
-                    f"{item.get('message', '')} {item.get('help') or ''}".strip(), "",
-                    allowed=True, reason="advisory (squawk)")
-            for item in items if isinstance(item, dict)]
+
+def _tables(stmt: Statement) -> set[str]:
+    node, kind = stmt.node, type(stmt.node).__name__
+    if kind in ("AlterTableStmt", "IndexStmt", "RenameStmt", "ReindexStmt"):
+        rel = getattr(node, "relation", None)
+        return {_name(rel)} if rel is not None else set()
+    if kind == "DropStmt":
+        return {".".join(getattr(p, "sval", str(p)) for p in obj)
+                for obj in node.objects or () if isinstance(obj, (list, tuple))}
+    return set()
+
+
+def _subject(stmt: Statement) -> str:
+    """``table.column`` (or the table) a statement changes, for the finding's message."""
+    from pglast.enums import AlterTableType
+
+    node, kind = stmt.node, type(stmt.node).__name__
+    if kind == "AlterTableStmt":
+        table = _name(node.relation)
+        cmds = list(node.cmds or ())
+        if len(cmds) == 1:
+            cmd = cmds[0]
+            column = None
+            if cmd.subtype != AlterTableType.AT_AddConstraint:
+                column = cmd.name or getattr(cmd.def_, "colname", None)
+            return f"{table}.{column}" if column else table
+        return table
+    if kind == "RenameStmt" and node.relation is not None:
+        table = _name(node.relation)
+        return f"{table}.{node.subname} -> {node.newname}" if node.subname else \
+            f"{table} -> {node.newname}"
+    tables = _tables(stmt)
+    return ", ".join(sorted(tables))
+
+
+def _created(mig: Migration) -> set[str]:
+    return _created_before(mig, None)
+
+
+def _created_before(mig: Migration, stop: Statement | None) -> set[str]:
+    names = set()
+    for s in mig.statements:
+        if stop is not None and s.line >= stop.line:
+            break
+        kind = type(s.node).__name__
+        if kind == "CreateStmt":
+            names.add(_name(s.node.relation))
+        elif kind == "CreateTableAsStmt" and s.node.into is not None:
+            names.add(_name(s.node.into.rel))
+    return names

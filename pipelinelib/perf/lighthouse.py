@@ -73,9 +73,11 @@ def quantity(value: Any, where: str, source: str) -> float:
 def load_budget(path: str | Path) -> Budget:
     import yaml
 
+    from pipelinelib import yamlsafe
+
     source = str(path)
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yamlsafe.safe_load(Path(path)) or {}
     except FileNotFoundError as exc:
         raise BadInput("budget file not found", source=source) from exc
     except yaml.YAMLError as exc:

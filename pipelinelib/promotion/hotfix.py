@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from pipelinelib import yamlsafe
+
 HOTFIX_DIR = "hotfixes"
 
 
@@ -33,7 +35,8 @@ def read_hotfixes(root: Path, env: str) -> dict[str, dict[str, Any]]:
     folder = root / HOTFIX_DIR / env
     if not folder.is_dir():
         return {}
-    return {p.stem: yaml.safe_load(p.read_text()) or {} for p in sorted(folder.glob("*.yaml"))}
+    return {p.stem: yamlsafe.safe_load(p, mapping=True) or {}
+            for p in sorted(folder.glob("*.yaml"))}
 
 
 def back_merged(record: dict[str, Any]) -> bool | None:

@@ -19,6 +19,16 @@
 Deny by default: an environment the policy does not name accepts nobody. ``"*"`` is any
 identified user. The identity is ``ctx.ci.user`` from the CI server (Jenkins
 BUILD_USER_ID, GoCD GO_TRIGGER_USER); a local run counts only where ``require_ci: false``.
+
+Where it comes from: with a trust root (``PIPELINE_TRUST_DIR``, see ``promotion.trust``)
+the policy is that directory's ``policy.yaml``, counted only when two different people
+signed it; the env-state repository's own ``policy.yaml`` is then ignored. Without one,
+the env-state repository's file is used (``trusted=False``): its writers could change it,
+so every change to a protected environment is refused at deploy time (``enforce``).
+``protected: true`` (implied by ``four_eyes``) makes every change to an environment need
+a signed promotion (and, with four eyes, a signed approval) before it is deployed;
+``ci_signers: [name]`` names the CI server keys that sign promotions for the user the CI
+server authenticated.
 """
 
 from __future__ import annotations
@@ -27,11 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelinelib import yamlsafe
 from pipelinelib.envspec import yamlines
 from pipelinelib.errors import BadInput, Refused
 
 POLICY_FILE = "policy.yaml"
-_ENV_KEYS = {"promote", "approve", "four_eyes", "hotfix", "require_ci", "gates", "swap"}
+_ENV_KEYS = {"promote", "approve", "four_eyes", "hotfix", "require_ci", "gates", "swap",
+             "protected"}
+_TOP_KEYS = {"groups", "environments", "ci_signers"}
 
 
 @dataclass
@@ -45,6 +58,12 @@ class EnvPolicy:
     require_ci: bool = True
     gates: list[str] = field(default_factory=list)
     swap: list[str] | None = None
+    protected: bool = False
+
+    @property
+    def guarded(self) -> bool:
+        """True when a change here must carry signed evidence before it is deployed."""
+        return self.protected or self.four_eyes
 
     @property
     def swappers(self) -> list[str]:
@@ -59,6 +78,9 @@ class Policy:
     groups: dict[str, list[str]]
     environments: dict[str, EnvPolicy]
     source: str = POLICY_FILE
+    ci_signers: list[str] = field(default_factory=list)
+    trusted: bool = False  # from the trust root, signed by two people
+    signed_by: list[str] = field(default_factory=list)
 
     def env(self, name: str) -> EnvPolicy:
         return self.environments.get(name, EnvPolicy())
@@ -76,21 +98,50 @@ class Policy:
 
 
 def load_policy(root: str | Path) -> Policy:
-    """Read ``policy.yaml`` from an env-state checkout; every problem names its line."""
-    path = Path(root) / POLICY_FILE
+    """The policy: the trust root's when ``PIPELINE_TRUST_DIR`` is set (verified: two
+    signatures), else ``policy.yaml`` of the env-state checkout ``root`` (untrusted)."""
+    from pipelinelib.promotion.trust import POLICY_SIGNERS_NEEDED, policy_signers, trust_root
+
+    trust = trust_root()
+    if trust is None:
+        return parse_policy(Path(root) / POLICY_FILE)
+    path = trust.directory / POLICY_FILE
+    if not path.is_file():
+        raise BadInput("no policy file in the trust root", source=str(path),
+                       expected="policy.yaml saying who may promote where")
+    signers = policy_signers(trust, path.read_bytes())
+    if len(signers) < POLICY_SIGNERS_NEEDED:
+        raise Refused(f"the policy in the trust root is signed by {len(signers)} "
+                      f"({', '.join(signers) or 'nobody'}), not {POLICY_SIGNERS_NEEDED} "
+                      "different people: a policy change needs four eyes", field=str(path),
+                      hint="two people allowed the pipelinelib-policy namespace each run "
+                      "`ssh-keygen -Y sign -n pipelinelib-policy -f KEY policy.yaml` and put "
+                      "the .sig as policy.yaml.sig/NAME.sig")
+    policy = parse_policy(path, label=str(path))
+    policy.trusted, policy.signed_by = True, signers
+    return policy
+
+
+def parse_policy(path: Path, label: str = POLICY_FILE) -> Policy:
+    """Read one policy file; every problem names its line (``label``: how hints name it)."""
     source = str(path)
     if not path.is_file():
         raise BadInput("no policy file in the env-state repository", source=source,
                        expected="policy.yaml saying who may promote where")
     try:
-        data, lines = yamlines.load(path.read_text(encoding="utf-8"))
+        data, lines = yamlines.load(yamlsafe.read(path)[0])
     except yamlines.YamlError as exc:
         raise BadInput(f"not valid YAML: {exc}", source=source, line=exc.line) from exc
-    if not isinstance(data, dict) or set(data) - {"groups", "environments"}:
-        extra = sorted(set(data) - {"groups", "environments"}) if isinstance(data, dict) else []
+    if not isinstance(data, dict) or set(data) - _TOP_KEYS:
+        extra = sorted(set(data) - _TOP_KEYS) if isinstance(data, dict) else []
         raise BadInput(f"unknown keys {extra}" if extra else "not a mapping", source=source,
                        line=lines.line((extra[0],) if extra else ()),
-                       expected="groups and environments")
+                       expected="groups, environments and ci_signers")
+    ci_signers = data.get("ci_signers") or []
+    if not isinstance(ci_signers, list) or not all(isinstance(m, str) for m in ci_signers):
+        raise BadInput("ci_signers is a list of signer names", source=source,
+                       line=lines.line(("ci_signers",)), field="ci_signers",
+                       expected="a list of strings")
     groups = data.get("groups") or {}
     for name, members in groups.items():
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
@@ -108,7 +159,7 @@ def load_policy(root: str | Path) -> Policy:
                 raise BadInput(f"unknown key {k!r}", source=source, line=lines.line((*at, k)),
                                field=f"environments.{name}.{k}",
                                expected="one of " + ", ".join(sorted(_ENV_KEYS)))
-            boolean = k in ("four_eyes", "require_ci")
+            boolean = k in ("four_eyes", "require_ci", "protected")
             if (boolean and not isinstance(v, bool)) or (not boolean and not (
                     isinstance(v, list) and all(isinstance(m, str) for m in v))):
                 raise BadInput(f"invalid value {v!r}", source=source, line=lines.line((*at, k)),
@@ -118,12 +169,13 @@ def load_policy(root: str | Path) -> Policy:
                                four_eyes=raw.get("four_eyes", False),
                                hotfix=raw.get("hotfix", []),
                                require_ci=raw.get("require_ci", True),
-                               gates=raw.get("gates", []), swap=raw.get("swap"))
+                               gates=raw.get("gates", []), swap=raw.get("swap"),
+                               protected=raw.get("protected", False))
         if envs[name].four_eyes and not envs[name].approve:
             raise BadInput("four_eyes needs approvers", source=source,
                            line=lines.line((*at, "four_eyes")),
                            field=f"environments.{name}.approve", expected="a list of users")
-    return Policy(groups, envs, POLICY_FILE)
+    return Policy(groups, envs, label, ci_signers)
 
 
 def identity(ctx: Any, rules: EnvPolicy, env: str) -> str:

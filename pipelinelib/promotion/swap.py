@@ -51,11 +51,31 @@ def run_swap(job: Any, ctx: Context, app: str, *, environment: str | None, repo:
 
         job.run(swap, ctx, app=app, namespace=namespace or app, to=to)
 
+def _check_colour_runs(ctx: Context, env_name: str, app: str, namespace: str, digest: str,
+                       to: str | None) -> None:
+    """Refuse a switch to a colour whose Deployments run anything but the spec's digest."""
+    from pipelinelib.kube import COLOR_LABEL, bluegreen, owner_selector
+
+    kube = ctx.kube
+    target = to or bluegreen.other(bluegreen.live_color(kube, app, namespace))
+    items = kube.list("Deployment", namespace,
+                      selector=f"{owner_selector(app)},{COLOR_LABEL}={target}")["items"]
+    images = sorted({c.get("image", "") for d in items for c in
+                     d["spec"]["template"]["spec"].get("containers", [])})
+    if not digest or any(not i.endswith("@" + digest) for i in images):
+        reason = (f"the {target} colour runs {', '.join(images) or 'nothing'}, not the "
+                  f"promoted digest {digest or '(none)'}")
+        audit(ctx, "swap", target=f"{env_name}/{app}", result="refused", reason=reason)
+        raise Refused(f"swap of {env_name}/{app} refused: {reason}", field="--to",
+                      hint="apply the environment first (it deploys the promoted digest)")
+
+
 def swap_in_environment(job: Any, ctx: Context, root: Path, env_name: str, app: str,
                         to: str | None = None) -> Any:
     """Check the privilege, then run the swap step against the environment's cluster."""
     from pipelinelib.envspec.live import kube_for
     from pipelinelib.envspec.load import environment_path, load_environment
+    from pipelinelib.promotion.enforce import enforce, guarded_apps
     from pipelinelib.promotion.policy import identity, load_policy
     from pipelinelib.steps.swap import swap
 
@@ -84,6 +104,9 @@ def swap_in_environment(job: Any, ctx: Context, root: Path, env_name: str, app: 
     if env.kubeconfig or env.context:
         ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
             ctx, env.kubeconfig, env.context)})
+    if guarded_apps(policy, env, [app]):  # protected: only the promoted, approved digest
+        enforce(ctx, env, [app], action="swap")
+        _check_colour_runs(ctx, env_name, app, spec.namespace, spec.image.digest or "", to)
     try:
         result = job.run(swap, ctx, app=app, namespace=spec.namespace, to=to)
     except PipelineError as exc:

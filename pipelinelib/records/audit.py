@@ -18,6 +18,11 @@ PIPELINE_AUDIT_SPOOL        spool directory (default ``~/.local/state/pipelineli
                             audit-spool``)
 ==========================  ==========================================================
 
+An event that must be written once per occurrence (a deployment's annotation, re-run after
+a kill) passes ``event_id=`` derived from what it records: a sink that already holds that id
+is not written again (the JSONL file is read, the bulk index is keyed by ``_id``, the spool
+keeps one file per id), so a killed-and-re-run step completes its audit write exactly once.
+
 A sink that fails (outage, 5xx, disk error) does not lose the event: it is written to the
 spool directory (one file per event and sink) and delivered first on the next ``record``
 or by ``pipeline audit flush``. The bulk sink indexes with ``_id`` = event id, so a retry
@@ -41,7 +46,7 @@ from typing import Any, Protocol
 import structlog
 
 from pipelinelib.errors import TransientError
-from pipelinelib.secrets import MASK, Secrets
+from pipelinelib.secrets import Secrets, clean_url
 
 ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback", "approval",
            "annotation", "state")
@@ -57,19 +62,6 @@ def utc_now_ms() -> str:
     """Now as RFC 3339 UTC with milliseconds (``2026-11-23T00:40:00.123Z``)."""
     now = dt.datetime.now(dt.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def clean_url(url: str) -> str:
-    """``url`` without ``user:password@`` (build URLs and sink URLs may carry them)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
 
 
 @dataclass
@@ -95,6 +87,7 @@ class AuditEvent:
     details: dict[str, Any] = field(default_factory=dict)
     # Not stored: where the event went, and what degraded.
     delivered: list[str] = field(default_factory=list, compare=False)
+    present: list[str] = field(default_factory=list, compare=False)
     spooled: list[str] = field(default_factory=list, compare=False)
     warnings: list[str] = field(default_factory=list, compare=False)
 
@@ -124,7 +117,10 @@ class AuditEvent:
 
     def summary(self) -> str:
         """One human line: what was recorded where (and what was spooled)."""
-        line = f"audit {self.action} {self.result}: {', '.join(self.delivered) or 'no sink'}"
+        where = ", ".join(self.delivered) or ("" if self.present else "no sink")
+        if self.present:
+            where += ("; " if where else "") + f"already in {', '.join(self.present)}"
+        line = f"audit {self.action} {self.result}: {where}"
         if self.spooled:
             line += f"; spooled for {', '.join(self.spooled)} (retried on the next run)"
         return line
@@ -168,6 +164,21 @@ class JsonlSink:
                     fcntl.flock(fh, fcntl.LOCK_UN)
         except OSError as exc:
             raise SinkError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
+
+    def has(self, event_id: str) -> bool:
+        """True when the file already holds an event with this id (torn lines skipped)."""
+        needle = f'"id": {json.dumps(event_id)}'
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                for line in fh:
+                    if needle not in line:
+                        continue
+                    with contextlib.suppress(ValueError):
+                        if json.loads(line).get("id") == event_id:
+                            return True
+        except OSError:
+            return False
+        return False
 
 
 def index_template(index: str) -> dict[str, Any]:
@@ -297,6 +308,9 @@ class Spool:
     def put(self, sink: Any, doc: dict[str, Any]) -> Path:
         folder = self.root / sink.key
         folder.mkdir(parents=True, exist_ok=True)
+        already = sorted(folder.glob(f"*-{doc['id']}.json"))
+        if already:  # the same event spooled by an earlier (killed) run: keep one copy
+            return already[0]
         final = folder / f"{doc['@timestamp'].replace(':', '')}-{doc['id']}.json"
         tmp = final.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
@@ -407,7 +421,7 @@ def _one_by_one(sink: Any, spool: Spool, paths: list[Path],
 
 
 def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
-                **details: Any) -> AuditEvent:
+                event_id: str = "", **details: Any) -> AuditEvent:
     """The event for ``record`` (redacted; nothing written)."""
     secrets: Secrets = ctx.secrets
     top = {k: details.pop(k) for k in list(details) if k in TOP_LEVEL_DETAILS}
@@ -421,6 +435,7 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
         revision=str(top.get("revision") or ctx.revision or ci.revision),
         digest=str(top.get("digest") or ""), from_=str(top.get("from") or ""),
         to=str(top.get("to") or ""),
+        **({"id": event_id} if event_id else {}),
         details={**{k: v for k, v in top.items()
                     if k not in ("digest", "from", "to", "revision")},
                  **details},
@@ -430,14 +445,19 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
 
 
 def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
-           env: Mapping[str, str] | None = None, **details: Any) -> AuditEvent:
+           env: Mapping[str, str] | None = None, event_id: str = "",
+           **details: Any) -> AuditEvent:
     """Record one audit event in every configured sink; see the module docstring.
+
+    With ``event_id`` a sink that already holds that event (or has it spooled) is left
+    alone and listed in ``event.present``: a re-run after a kill writes it once.
 
     Never raises for a sink outage: the event is spooled and ``event.warnings`` says so.
     Earlier spooled events are delivered first, so sinks keep the order events happened.
     """
     env = os.environ if env is None else env
-    event = build_event(ctx, action, target=target, result=result, reason=reason, **details)
+    event = build_event(ctx, action, target=target, result=result, reason=reason,
+                        event_id=event_id, **details)
     doc = event.to_dict()
     sinks = sinks_from_env(env, ctx.secrets)
     spool = Spool(spool_dir(env))
@@ -448,6 +468,9 @@ def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
         for name, count in report.delivered.items():
             event.warnings.append(f"delivered {count} spooled event(s) to {name}")
     for sink in sinks:
+        if event_id and _already_has(sink, spool, event_id):
+            event.present.append(sink.name)
+            continue
         if spool.pending(sink):  # keep the order: this event waits behind older ones
             _spool(event, spool, sink, doc, "earlier events are still spooled")
             continue
@@ -458,6 +481,15 @@ def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
         else:
             event.delivered.append(sink.name)
     return event
+
+
+def _already_has(sink: Any, spool: Spool, event_id: str) -> bool:
+    """The sink holds the event, or it waits in the sink's spool (the bulk sink indexes by
+    ``_id``: writing it again replaces, never duplicates)."""
+    if any(path.name.endswith(f"-{event_id}.json") for path in spool.pending(sink)):
+        return True
+    has = getattr(sink, "has", None)
+    return bool(has and has(event_id))
 
 
 def _spool(event: AuditEvent, spool: Spool, sink: Any, doc: dict[str, Any], why: str) -> None:

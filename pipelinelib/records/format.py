@@ -12,12 +12,12 @@ import random
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
+from pipelinelib import yamlsafe
 from pipelinelib.errors import BadInput
-from pipelinelib.secrets import MASK, Secrets, looks_secret
+from pipelinelib.secrets import Secrets, clean_url
 
 NOTES_REF = "refs/notes/pipelinelib-state"
 # The remote's notes are fetched into a tracking ref; the local notes ref is rebuilt on top.
@@ -50,20 +50,6 @@ def parse_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
-def clean_url(url: str) -> str:
-    """``url`` without user:password and with secret-looking query values masked."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode([(k, MASK if looks_secret(k) else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def clean(fields: dict[str, Any], secrets: Secrets) -> dict[str, Any]:
     """``fields`` fit to be written anywhere: URLs cleaned, secrets masked."""
     out = {k: clean_url(v) if k.endswith("url") and isinstance(v, str) else v
@@ -80,7 +66,7 @@ def dump(fields: dict[str, Any]) -> str:
 def load(text: str) -> dict[str, Any]:
     """Parse a YAML block written by ``dump``; hand-written ``key: value`` lines also work."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.safe_load(text)
     except yaml.YAMLError:
         data = None
     if isinstance(data, dict):

@@ -20,8 +20,10 @@ Metrics over a window (per environment, or all):
 from __future__ import annotations
 
 import datetime as dt
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipelinelib.records import format as fmt
@@ -74,13 +76,19 @@ def _from_notes(notes: dict[str, Any]) -> tuple[list[Deployment], list[tuple[str
     return deployments, marks
 
 
-def collect(repo: Any, audit_file: str | None = None) -> list[Deployment]:
-    """Every deployment attempt the records hold, oldest first (fetches tags and notes)."""
+def collect(repo: Any, audit_file: str | None = None, fetch: bool = True) -> list[Deployment]:
+    """Every deployment attempt the records hold, oldest first.
+
+    ``fetch`` first brings tags and notes from the remote; without it only the local clone
+    is read (the notes as last fetched: the local ref, else the remote-tracking copy)."""
     from pipelinelib.records import states, tags
 
-    if repo.remote is not None:
-        repo.fetch([fmt.TAGS_REFSPEC])
-    states.fetch_notes(repo)
+    if fetch:
+        if repo.remote is not None:
+            repo.fetch([fmt.TAGS_REFSPEC])
+        states.fetch_notes(repo)
+    elif repo.ref_sha(fmt.NOTES_REF) is None and repo.ref_sha(fmt.NOTES_TRACKING_REF):
+        repo.update_ref(fmt.NOTES_REF, repo.ref_sha(fmt.NOTES_TRACKING_REF))
     deployments, marks = _from_notes(states.read_all(repo))
     seen = {d.deployment_id for d in deployments if d.deployment_id}
     for tag in tags.read_tags(repo):
@@ -188,3 +196,19 @@ def compute(deployments: list[Deployment], *, environment: str = "",
             round(statistics.median(r["hours"] for r in restores), 3) if restores else None),
         restores=restores,
     )
+
+
+def last_fetched(repo: Any) -> dt.datetime | None:
+    """When the clone last fetched from its remote (FETCH_HEAD), else when it was cloned
+    (its first reflog entry of HEAD); None when git holds neither."""
+    git_dir = Path(repo.repo.git_dir)
+    for candidate in (git_dir / "FETCH_HEAD", git_dir / "logs" / "HEAD"):
+        if candidate.exists():
+            if candidate.name == "HEAD":
+                first = candidate.read_text(errors="replace").split("\n", 1)[0]
+                match = re.search(r"> (\d+) [+-]\d{4}\t", first)
+                if match:
+                    return dt.datetime.fromtimestamp(int(match.group(1)), dt.timezone.utc)
+                continue
+            return dt.datetime.fromtimestamp(candidate.stat().st_mtime, dt.timezone.utc)
+    return None

@@ -43,15 +43,31 @@ def scan_archive(
     offline: bool = True, timeout: float = 600,
 ) -> dict[str, Any]:
     """Scan an image archive; returns OSV-Scanner's JSON report (a dict)."""
-    args = [binary, "scan", "image", "--archive", "--format", "json"]
+    return _run([binary, "scan", "image", "--archive", "--format", "json"], str(archive),
+                local_db=local_db, offline=offline, timeout=timeout,
+                hint="check the archive and the local advisory database")
+
+
+def scan_lockfile(
+    binary: str, lockfile: str | Path, *, local_db: str | Path | None = None,
+    offline: bool = True, timeout: float = 300,
+) -> dict[str, Any]:
+    """Scan one lockfile (requirements.txt, poetry.lock, package-lock.json, go.mod...)."""
+    return _run([binary, "scan", "source", "--format", "json", "--lockfile"], str(lockfile),
+                local_db=local_db, offline=offline, timeout=timeout,
+                hint="check the lockfile and the local advisory database")
+
+
+def _run(args: list[str], target: str, *, local_db: str | Path | None, offline: bool,
+         timeout: float, hint: str) -> dict[str, Any]:
     env = dict(os.environ)
     if offline:
         if not local_db:
             raise BadInput("offline scans need a local advisory database", field="--local-db")
-        args += ["--offline", "--local-db-path", str(local_db)]
+        args = [*args[:3], "--offline", "--local-db-path", str(local_db), *args[3:]]
         env["OSV_SCANNER_LOCAL_DB_CACHE_DIRECTORY"] = str(local_db)
         env["OSV_SCALIBR_LOCAL_DB_CACHE_DIRECTORY"] = str(local_db)
-    args.append(str(archive))
+    args = [*args, target]
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env,
                               check=False)
@@ -64,7 +80,7 @@ def scan_archive(
         raise StepFailed(
             f"osv-scanner failed (exit {proc.returncode})",
             cause=tail[-1] if tail else None,
-            hint="check the archive and the local advisory database",
+            hint=hint,
             evidence=tail,
         )
     try:

@@ -5,6 +5,9 @@
     fail_on: high            # fail on findings at or above this severity
     only_fixable: false      # true: fail only when a fixed version exists
     unknown_severity: high   # how to rank findings whose severity the scanner did not know
+    secrets: fail            # a leaked secret (Trivy Secrets) fails the gate; "warn" reports it
+    misconfigurations: high  # fail on misconfigurations at or above this severity (default:
+                             # fail_on); "warn" reports them only
     ignore:
       - id: CVE-2023-32681   # the advisory id or any of its aliases
         package: requests    # optional: only for this package
@@ -22,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelinelib.errors import BadInput
-from pipelinelib.scan.model import Finding, Severity
+from pipelinelib.scan.model import MISCONFIGURATION, SECRET, VULNERABILITY, Finding, Severity
 
-TOP_KEYS = {"fail_on", "only_fixable", "unknown_severity", "ignore"}
+TOP_KEYS = {"fail_on", "only_fixable", "unknown_severity", "ignore", "secrets",
+            "misconfigurations"}
+WARN = "warn"
 IGNORE_KEYS = {"id", "package", "reason", "expires"}
 
 
@@ -52,6 +57,22 @@ class Policy:
     unknown_severity: Severity = Severity.HIGH
     ignore: tuple[Ignore, ...] = ()
     source: str = ""
+    secrets: str = "fail"  # "fail" or "warn"
+    misconfigurations: Severity | None = None  # threshold; None: fail_on; see misconfig_warn
+    misconfig_warn: bool = False
+
+    def blocks(self, finding: Finding) -> bool:
+        """Whether ``finding`` (not ignored) fails the gate under this policy."""
+        if finding.kind == SECRET:
+            return self.secrets != WARN
+        if finding.kind == MISCONFIGURATION:
+            threshold = self.misconfig_threshold
+            return not self.misconfig_warn and self.rank(finding) >= threshold
+        return self.rank(finding) >= self.fail_on and (not self.only_fixable or finding.fixable)
+
+    @property
+    def misconfig_threshold(self) -> Severity:
+        return self.fail_on if self.misconfigurations is None else self.misconfigurations
 
     def rank(self, finding: Finding) -> Severity:
         if finding.severity is Severity.UNKNOWN:
@@ -97,10 +118,30 @@ class Verdict:
 
         scope = " with a fix" if policy.only_fixable else ""
         expired = [line for line in self.evidence(policy) if line.startswith("EXPIRED")]
+        found = self.blocking + self.tolerated + [f for f, _ in self.ignored]
+        vulns = [f for f in self.blocking if f.kind == VULNERABILITY]
+        secrets = [f for f in found if f.kind == SECRET]
+        misconfs = [f for f in found if f.kind == MISCONFIGURATION]
+        bar = policy.misconfig_threshold.name
+        checks = []
+        if secrets or policy.secrets != WARN:
+            blocked = [f for f in secrets if f in self.blocking]
+            note = ", reported only (policy secrets: warn)" if policy.secrets == WARN else ""
+            checks += item(not blocked, f"no leaked secret ({len(secrets)} found{note})",
+                           [policy.line(f) for f in secrets])
+        if misconfs:
+            blocked = [f for f in misconfs if f in self.blocking]
+            what = "reported only (policy misconfigurations: warn)" if policy.misconfig_warn \
+                else f"{len(blocked)} at or above {bar}"
+            checks += item(not blocked, f"no misconfiguration at or above {bar} "
+                           f"({len(misconfs)} found, {what})",
+                           [policy.line(f) for f in misconfs])
+        vuln_total = self.total - len(secrets) - len(misconfs)
         return [
-            *item(not self.blocking, f"no finding at or above {policy.fail_on.name}{scope} "
-                  f"({len(self.blocking)} of {self.total})",
-                  [policy.line(f) for f in self.blocking]),
+            *item(not vulns, f"no finding at or above {policy.fail_on.name}{scope} "
+                  f"({len(vulns)} of {vuln_total})",
+                  [policy.line(f) for f in vulns]),
+            *checks,
             *item(not self.expired, f"no expired ignore ({len(self.expired)})", expired),
             *item(True, f"{len(self.ignored)} ignored, each with a reason and an expiry",
                   [f"{f.id} in {f.package} until {i.expires}: {i.reason}"
@@ -134,8 +175,7 @@ def evaluate(findings: list[Finding], policy: Policy, today: dt.date | None = No
         entry = next((i for i in active if i.matches(finding)), None)
         if entry is not None:
             verdict.ignored.append((finding, entry))
-        elif policy.rank(finding) >= policy.fail_on and (policy.only_fixable is False
-                                                          or finding.fixable):
+        elif policy.blocks(finding):
             verdict.blocking.append(finding)
         else:
             verdict.tolerated.append(finding)
@@ -163,11 +203,20 @@ def load_policy(path: str | Path | None, **overrides: Any) -> Policy:
     if not isinstance(only, bool):
         raise BadInput("must be true or false", source=source, field="only_fixable",
                        line=lines.get("only_fixable"))
+    secrets = str(data.get("secrets", "fail")).strip().lower()
+    if secrets not in ("fail", WARN):
+        raise BadInput(f"bad value {data.get('secrets')!r}", source=source, field="secrets",
+                       line=lines.get("secrets"), expected="fail or warn")
+    misconf_raw = data.get("misconfigurations")
+    misconf_warn = str(misconf_raw).strip().lower() == WARN
+    misconf = None
+    if misconf_raw is not None and not misconf_warn:
+        misconf = Severity.parse(str(misconf_raw), source=source, field="misconfigurations")
     raw = data.get("ignore") or []
     if not isinstance(raw, list):
         raise BadInput("must be a list", source=source, field="ignore", line=lines.get("ignore"))
     ignores = tuple(_ignore(e, n, source, lines) for n, e in enumerate(raw))
-    return Policy(fail_on, only, unknown_sev, ignores, source)
+    return Policy(fail_on, only, unknown_sev, ignores, source, secrets, misconf, misconf_warn)
 
 
 def _ignore(entry: Any, n: int, source: str, lines: dict[str, int]) -> Ignore:
@@ -200,11 +249,13 @@ def _ignore(entry: Any, n: int, source: str, lines: dict[str, int]) -> Ignore:
 def _read_with_lines(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     import yaml
 
+    from pipelinelib import yamlsafe
+
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        text, _ = yamlsafe.read(path)
+        node = yamlsafe.compose(text, source)
+        data = yamlsafe.safe_load(text, source)
     except FileNotFoundError as exc:
         raise BadInput("policy file not found", source=source) from exc
     except yaml.YAMLError as exc:

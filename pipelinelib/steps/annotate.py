@@ -15,7 +15,10 @@ annotation is never lost to an unrelated outage):
 
 Register it with ``job.always(annotate_deployment, ctx, ...)`` so it also runs after a
 failed step: it then receives ``job_failed=True`` and writes the failure annotation.
-A re-run of the same deployment (same commit, environment and CI build) writes nothing.
+Each channel observes its own state and writes only what it lacks, so a run killed between
+two channels (note pushed, audit not yet written) is completed by a re-run; the audit event's
+id is derived from the deployment id and result, so it is written exactly once. A re-run of a
+complete annotation (same commit, environment and CI build) writes nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +39,39 @@ WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet",
                   "replicaset": "ReplicaSet"}
 
 
+def workload_from_report(report_dir: str | Path, app: str, namespace: str = "",
+                         required: bool = True) -> tuple[str, str]:
+    """``(workload, namespace)`` a ``rollout`` or ``swap`` run deployed, from its report
+    directory's summary.json: ``deployment/APP-COLOUR`` for blue/green (the colour rolled
+    out; for a swap the colour now live), else ``deployment/APP``. When the run left no such
+    step (it failed early) and ``required`` is false: ``("", namespace)``."""
+    import json
+
+    path = Path(report_dir) / "summary.json"
+    if not app:
+        raise BadInput("--workload-from needs the app", field="--app", expected="the app name")
+    try:
+        steps = json.loads(path.read_text(encoding="utf-8")).get("steps") or []
+    except (OSError, ValueError, AttributeError) as exc:
+        if not required:
+            return "", namespace
+        raise BadInput(f"no readable report: {exc}", source=str(path), field="--workload-from",
+                       expected="the report directory of a `pipeline rollout` or `swap` run"
+                       ) from exc
+    found = [s.get("outputs") or {} for s in steps
+             if isinstance(s, dict) and s.get("name") in ("rollout", "swap")]
+    outputs = next((o for o in reversed(found) if o.get("namespace")), None)
+    if outputs is None:
+        if not required:
+            return "", namespace
+        raise BadInput("the report names no rollout or swap", source=str(path),
+                       field="--workload-from",
+                       expected="the report directory of a `pipeline rollout` or `swap` run")
+    color = outputs.get("color") if "color" in outputs else outputs.get("live_color")
+    name = f"{app}-{color}" if color else app
+    return f"deployment/{name}", namespace or str(outputs["namespace"])
+
+
 def parse_workload(text: str) -> tuple[str, str]:
     """``deployment/hello`` -> (``Deployment``, ``hello``); BadInput otherwise."""
     kind, sep, name = (text or "").partition("/")
@@ -54,6 +90,13 @@ def workload_annotations(fields: Mapping[str, Any], text: str) -> dict[str, str]
               "deployed-at": fields.get("time", ""), "deployed-by": fields.get("actor", ""),
               "build-url": fields.get("build_url", "")}
     return {ANNOTATION_PREFIX + k: str(v) for k, v in values.items() if v}
+
+
+def audit_event_id(deployment_id: str, result: str) -> str:
+    """The audit event id of one deployment's annotation (the same on every re-run)."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"pipelinelib:annotate:{deployment_id}:{result}").hex
 
 
 def _build_identity(ctx: Context, digest: str) -> str:
@@ -140,35 +183,34 @@ def annotate_deployment(ctx: Context, *, repo: str | os.PathLike[str] = ".", dig
             actions.append(f"annotate {kind.lower()}/{name} in {namespace}: {text}")
     else:
         notes.append("no workload given: Kubernetes annotation skipped")
-    repeat = not actions and noted is not None and not noted.changed
-    if repeat:
-        notes.append("this deployment is already annotated: nothing written")
-    # 4. CI server ---------------------------------------------------------------------------
-    if not repeat and not ctx.dry_run:
+    # 4. CI server (observed: a build that already says so is not written again) -------------
+    if not ctx.dry_run:
         ci_actions = attempt("ci", lambda: _annotate_ci(ctx, success, environment,
                                                          fields.get("tag", ""), env))
-        if ci_actions == []:
+        if ci_actions is None and not any(f.startswith("ci:") for f in failures):
             notes.append("CI server: no write-back configured (local run or no API token)")
-        elif ci_actions:  # None: failed, already listed in failures
+        elif ci_actions:
             actions.extend(ci_actions)
-    elif not repeat:
+    else:
         actions.append(f"CI server: {text}")
-    # 5. audit trail -------------------------------------------------------------------------
+    # 5. audit trail (one event per deployment and result, whatever the number of runs) ------
     warnings: list[str] = []
-    event_id = ""
-    if not repeat and not ctx.dry_run:
+    event_id = audit_event_id(fields["deployment_id"], result)
+    if not ctx.dry_run:
         from pipelinelib.records.audit import record
 
         event = record(ctx, "deployment", target=ctx.app or name or commit[:12], result=result,
                        reason=reason or ("; ".join(failures) if failures else ""),
                        digest=digest, to=environment, tag=fields.get("tag", ""), revision=commit,
                        deployment_id=fields["deployment_id"], workload=workload,
-                       namespace=namespace, env=env)
-        event_id = event.id
-        actions.append(event.summary().split(";")[0])
+                       namespace=namespace, env=env, event_id=event_id)
+        if event.delivered or event.spooled:
+            actions.append(event.summary().split(";")[0])
         warnings.extend(event.warnings)
-    elif not repeat:
+    else:
         actions.append(f"audit deployment {result}")
+    if not actions and not failures:
+        notes.append("this deployment is already annotated: nothing written")
 
     if failures:
         raise StepFailed(f"annotating the deployment failed in {len(failures)} place(s)",
@@ -205,13 +247,14 @@ def _annotate_workload(ctx: Context, kind: str, name: str, namespace: str,
 
 
 def _annotate_ci(ctx: Context, success: bool, environment: str, tag: str,
-                 env: Mapping[str, str] | None) -> list[str]:
-    """Write the outcome into the CI server's build; [] when there is no write-back."""
+                 env: Mapping[str, str] | None) -> list[str] | None:
+    """Write the outcome into the CI server's build: the actions taken ([] when the build
+    already says so), None when there is no write-back."""
     from pipelinelib.ci.reporter import outcome_text, outcome_title, reporter_for
 
     reporter = reporter_for(ctx, env)
     if reporter is None:
-        return []
-    reporter.annotate(outcome_text(success, environment, tag),
-                      title=outcome_title(success, ctx.app, environment, tag))
-    return [f"{reporter.where}: {outcome_text(success, environment, tag)}"]
+        return None
+    text = outcome_text(success, environment, tag)
+    done = reporter.annotate(text, title=outcome_title(success, ctx.app, environment, tag))
+    return [f"{reporter.where}: {text}"] if done else []

@@ -7,6 +7,8 @@ Fail fast: after a failure no new app starts; running ones finish (or roll back)
 app's outcome is reported. An environment already matching its spec makes zero writes.
 Blue/green apps (``strategy: blue-green``) deploy the idle colour; with ``await_promotion``
 they stop there, ready, and the result's ``awaiting_promotion`` names them (exit 5).
+In a protected environment every changed app must carry a signed promotion (and, under four
+eyes, a signed approval) before anything is written (``promotion.enforce``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import dataclasses
 from typing import Any
 
 from pipelinelib.context import Context
+from pipelinelib.envspec import protect
 from pipelinelib.envspec.live import kube_for
 from pipelinelib.envspec.load import Problem, SpecInvalid
 from pipelinelib.envspec.model import EnvSpec
+from pipelinelib.envspec.namespaces import apply_namespaces, plan_namespaces
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
+from pipelinelib.helm import hooks
+from pipelinelib.promotion.enforce import enforce
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.plan import compute_plans, render_all
@@ -37,11 +43,16 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
     if plan["action"] == "delete":
         return _remove_app(ctx, app, plan["namespace"])
     spec = env.apps[app]
-    return rollout.rollout(ctx, manifests, app=app, namespace=spec.namespace,
-                           timeout=spec.timeout, prune=True,
-                           allowed_namespaces=env.namespaces or None,
-                           blue_green=spec.blue_green,
-                           await_promotion=env.awaits_promotion(spec))
+    manifests, app_hooks = hooks.split(manifests)  # chart hooks run at their events
+    event = "install" if plan["action"] == "create" else "upgrade"
+    hooks.run(ctx, app_hooks, f"pre-{event}", spec.namespace, spec.timeout)
+    result = rollout.rollout(ctx, manifests, app=app, namespace=spec.namespace,
+                             timeout=spec.timeout, prune=True,
+                             allowed_namespaces=env.namespaces or None,
+                             blue_green=spec.blue_green,
+                             await_promotion=env.awaits_promotion(spec))
+    hooks.run(ctx, app_hooks, f"post-{event}", spec.namespace, spec.timeout)
+    return result
 
 
 def _validate_all(ctx: Context, env: EnvSpec, todo: list[dict[str, Any]],
@@ -64,6 +75,12 @@ def _validate_all(ctx: Context, env: EnvSpec, todo: list[dict[str, Any]],
                 check(docs, ctx.kube, spec.namespace, namespace_exists(ctx.kube, spec.namespace))
 
 
+def _spec_images(app: Any) -> list[tuple[str, Any]]:
+    """``(field, ImageSpec)`` for the app's own image and each of its ``images``."""
+    found = [("image", app.image)] if app.image is not None else []
+    return found + [(f"images.{name}", image) for name, image in sorted(app.images.items())]
+
+
 def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
     """Prune every object the rollout step owns for ``app`` (it left the spec)."""
     from pipelinelib.kube.revisions import prune_candidates
@@ -82,19 +99,26 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     """Apply the apps of ``env`` whose plan is not empty; see the module docstring."""
     kube = kube_for(ctx, env.kubeconfig, env.context)
     writes_before = getattr(kube, "writes", 0)
-    rendered = render_all(env)
+    rendered = render_all(env, ctx.secrets)
     plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered)}
     todo = [p for p in plans.values() if p["action"] != "none" and (not only or p["app"] in only)]
     actions = [f"{p['action']} {p['app']}" for p in todo]
-    unpinned = [env.apps[p["app"]] for p in todo
-                if p["app"] in env.apps and not env.apps[p["app"]].image.digest]
+    unpinned = [(a, field, image) for p in todo if (a := env.apps.get(p["app"]))
+                for field, image in _spec_images(a) if not image.digest]
     if unpinned:
-        raise SpecInvalid([Problem(env.source, a.line, f"apps.{a.name}.image",
-                                   f"{a.image.ref} is not pinned by digest",
-                                   "image.digest (pipeline promote writes it)")
-                           for a in unpinned])
-    if todo:
+        raise SpecInvalid([Problem(env.source, a.line, f"apps.{a.name}.{field}",
+                                   f"{image.ref} is not pinned by digest",
+                                   f"{field}.digest (pipeline promote writes it)")
+                           for a, field, image in unpinned])
+    ns_plans = plan_namespaces(kube, env)
+    protect.check(ctx, env, todo, ns_plans)
+    if todo:  # a protected environment takes only signed, approved changes
+        enforce(ctx, env, [p["app"] for p in todo if p["action"] != "delete"],
+                deletes=[p["app"] for p in todo if p["action"] == "delete"])
         _validate_all(ctx, env, todo, rendered)
+    actions = [f"{p.action} namespace {p.namespace}" for p in ns_plans if p.pending] + actions
+    if not ctx.dry_run:
+        apply_namespaces(kube, ns_plans, ctx.log)
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before,

@@ -131,7 +131,9 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 result.append(marks.Mark(4, True, ["first release of this interface"]))
                 changes = []
                 continue
-            changes = marks.interface_changes(old, new)
+            changes = marks.interface_changes(
+                old, new, levels=cfg.openapi_levels,
+                sources=(f"{cfg.openapi} (deployed)", str(app / cfg.openapi)))
             mark = marks.check_semver(changes, _version(old, cfg.openapi),
                                       _version(new, cfg.openapi))
             mark.evidence[:0] = [deployed_note] if deployed_note else []

@@ -12,31 +12,52 @@ from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.envspec.diff import AppPlan, diff_app
-from pipelinelib.envspec.live import KINDS, list_env_objects
+from pipelinelib.envspec.live import KINDS, kube_for, list_env_objects
 from pipelinelib.envspec.model import AppSpec, EnvSpec
+from pipelinelib.envspec.namespaces import plan_namespaces
 from pipelinelib.envspec.render import LABEL_APP, key, render_app
+from pipelinelib.helm import hooks
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 
-def render_all(env: EnvSpec) -> dict[str, list[dict[str, Any]]]:
-    """Manifests of every app (charts rendered in parallel: each is a helm process)."""
+def render_all(env: EnvSpec, secrets: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """Manifests of every app (charts rendered in parallel: each is a helm process).
+
+    Values a chart reads from the environment (``set: {k: $NAME}``) go into ``secrets``.
+    Every app is rendered even after one fails: all spec problems are reported at once.
+    """
+    from pipelinelib.envspec.load import SpecInvalid
+
     charts = [a for a in env.apps.values() if a.chart is not None]
     rendered: dict[str, list[dict[str, Any]]] = {}
-    if charts:
-        with ThreadPoolExecutor(max_workers=min(8, len(charts))) as pool:
-            docs_list = pool.map(lambda a: render_app(env, a), charts)
-            for app, docs in zip(charts, docs_list, strict=False):
-                rendered[app.name] = docs
-    for app in env.apps.values():
-        if app.chart is None:
-            rendered[app.name] = render_app(env, app)
+    problems = []
+
+    def one(app: AppSpec) -> list[dict[str, Any]] | SpecInvalid:
+        try:
+            return render_app(env, app, secrets)
+        except SpecInvalid as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(charts)))) as pool:
+        results = list(pool.map(one, charts))
+    results += [one(a) for a in env.apps.values() if a.chart is None]
+    plain = [a for a in env.apps.values() if a.chart is None]
+    for app, docs in zip([*charts, *plain], results, strict=True):
+        if isinstance(docs, SpecInvalid):
+            problems += docs.problems
+        else:
+            rendered[app.name] = docs
+    if problems:
+        raise SpecInvalid(problems)
     return rendered
 
 
 def compute_plans(ctx: Context, env: EnvSpec,
                   rendered: dict[str, list[dict[str, Any]]]) -> list[AppPlan]:
     """One plan per app (and per live app no longer in the spec), lowest priority first."""
+    for doc in (d for docs in rendered.values() for d in docs):
+        ctx.secrets.add_manifest(doc)  # Secrets from charts too: masked in every output
     kinds = {d["kind"] for docs in rendered.values() for d in docs} | {"Deployment"}
     namespaces = {a.namespace for a in env.apps.values()} | set(env.namespaces)
     live = list_env_objects(ctx, env.name, namespaces, kinds & set(KINDS), env.kubeconfig,
@@ -47,14 +68,16 @@ def compute_plans(ctx: Context, env: EnvSpec,
         by_app.setdefault(app_name, []).append(obj)
     plans = []
     for app in sorted(env.apps.values(), key=lambda a: (a.priority, a.name)):
-        docs = [d for d in rendered[app.name] if d["kind"] in KINDS]
+        main, app_hooks = hooks.split(rendered[app.name])
+        docs = [d for d in main if d["kind"] in KINDS]
         if app.blue_green:
             plans.append(_blue_green_plan(app, docs, live, by_app.get(app.name, [])))
-            continue
-        wanted = {key(d) for d in docs}
-        orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
-        plans.append(diff_app(app.name, app.namespace, app.priority, app.image.ref, docs, live,
-                              orphans))
+        else:
+            wanted = {key(d) for d in docs}
+            orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
+            plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref, docs,
+                                  live, orphans))
+        plans[-1].hooks = hooks.describe(app_hooks)
     for name in sorted(set(by_app) - set(env.apps) - {""}):
         objs = by_app[name]
         plans.append(AppPlan(name, objs[0]["metadata"].get("namespace", ""), 10**6, "delete",
@@ -86,11 +109,11 @@ def _blue_green_plan(app: AppSpec, docs: list[dict[str, Any]],
     current = _colored(docs, live_color or "blue")
     wanted = {key(d) for color in COLORS for d in _colored(docs, color)} | {key(d) for d in docs}
     orphans = [o for o in objs if key(o) not in wanted]
-    plan = diff_app(app.name, app.namespace, app.priority, app.image.ref, current, live, orphans)
+    plan = diff_app(app.name, app.namespace, app.priority, app.image_ref, current, live, orphans)
     plan.strategy, plan.live_color = app.strategy, live_color
     if live_color and plan.pending:
         idle = _colored(docs, other(live_color))
-        ready = diff_app(app.name, app.namespace, app.priority, app.image.ref, idle, live)
+        ready = diff_app(app.name, app.namespace, app.priority, app.image_ref, idle, live)
         if not ready.pending and any(d["kind"] == "Deployment" for d in docs):
             plan.awaiting = other(live_color)
     return plan
@@ -100,20 +123,23 @@ def _blue_green_plan(app: AppSpec, docs: list[dict[str, Any]],
 def plan_environment(ctx: Context, env: EnvSpec,
                      rendered: dict[str, list[dict[str, Any]]] | None = None) -> StepResult:
     """Compare ``env`` with the cluster; ``changed`` when any app would change."""
-    rendered = rendered if rendered is not None else render_all(env)
+    rendered = rendered if rendered is not None else render_all(env, ctx.secrets)
     plans = compute_plans(ctx, env, rendered)
+    ns_plans = plan_namespaces(kube_for(ctx, env.kubeconfig, env.context), env)
     pending = [p for p in plans if p.pending]
     counts = {a: sum(p.action == a for p in plans) for a in ("create", "update", "delete")}
     drifted = [p.app for p in plans if p.drift]
     awaiting = [p.app for p in plans if p.awaiting]
-    actions = [f"{p.action} {p.app}" for p in pending]
+    actions = [f"{p.action} namespace {p.namespace}" for p in ns_plans if p.pending]
+    actions += [f"{p.action} {p.app}" for p in pending]
     summary = (f"{counts['create']} to create, {counts['update']} to change, "
                f"{counts['delete']} to delete, {len(drifted)} drifted"
-               if pending else "no changes: the cluster matches the spec")
+               if actions else "no changes: the cluster matches the spec")
     return StepResult.of("plan", actions, dry_run=True, summary=summary,
                          environment=env.name, counts=counts, drifted=drifted,
                          awaiting_promotion=awaiting,
-                         plans=[ctx.secrets.redact(p.to_dict()) for p in plans])
+                         plans=[ctx.secrets.redact(p.to_dict()) for p in plans],
+                         namespaces=[p.to_dict() for p in ns_plans])
 
 
 def app_of(env: EnvSpec, name: str) -> AppSpec | None:

@@ -12,6 +12,7 @@ Refusals raise ``Refused`` (exit 2), change nothing and are audited.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,15 @@ from pipelinelib.envspec.staterepo import EnvStateRepo
 from pipelinelib.errors import BadInput, Refused
 from pipelinelib.promotion import approvals, hotfix
 from pipelinelib.promotion.audit import audit
+from pipelinelib.promotion.enforce import content_hash
 from pipelinelib.promotion.policy import Policy, identity, load_policy
+from pipelinelib.promotion.trust import (
+    NS_APPROVAL,
+    NS_PROMOTION,
+    SIGNING_KEY_ENV,
+    sign,
+    trust_root,
+)
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -53,6 +62,7 @@ class Resolved:
     image: ImageSpec
     env: EnvSpec
     user: str
+    record: approvals.PromotionRecord | None = None  # written when the target is protected
 
 
 def _registry(ctx: Context, host: str) -> Any:
@@ -95,6 +105,10 @@ def _source_image(ctx: Context, root: Path, promotion: Promotion) -> tuple[Image
     if app is None:
         raise BadInput(f"{promotion.source} has no app {promotion.app!r}", field="APP",
                        source=source.source, expected="one of " + ", ".join(sorted(source.apps)))
+    if app.image is None:  # its chart/manifests (or images:) name the images
+        raise BadInput(f"{promotion.app} in {promotion.source} has no image of its own to "
+                       "promote", field="APP", source=source.source,
+                       expected="an app with image: (promotion moves that digest)")
     return app.image, promotion.source
 
 
@@ -131,15 +145,39 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
         raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP",
                        source=target.source, expected="an app of the target environment")
     image, _origin = _source_image(ctx, root, promotion)
-    image = _check_image(ctx, promotion, image, rules.gates)
+    image = _check_image(ctx, promotion, image, rules.gates,
+                         signed=(rules.guarded or current.protected) and trust_root() is not None)
     new_app = dataclasses.replace(current, image=image)
     if check_approval and (rules.four_eyes or current.protected):
         _check_approval(ctx, root, promotion, policy, user, new_app)
-    return Resolved(current, new_app, image, target, user)
+    record = None
+    if rules.guarded or current.protected:
+        record = approvals.PromotionRecord(
+            promotion.target, promotion.app, image.digest or "", new_app.fingerprint(), user,
+            approvals.now(), ctx.secrets.redact_text(
+                ctx.ci.build_url))
+        if trust_root() is not None and not os.environ.get(SIGNING_KEY_ENV):
+            raise refuse(ctx, promotion, f"promotions into {promotion.target} are signed and "
+                         f"no signing key is set", hint=f"the CI server sets {SIGNING_KEY_ENV} "
+                         "to its promotion key (a credential), or yours")
+    return Resolved(current, new_app, image, target, user, record)
+
+
+def sign_record(record: Any, namespace: str) -> Any:
+    """``record`` with its SSH signature (``PIPELINE_SIGNING_KEY``); unsigned without a key
+    (an unsigned record never passes ``promotion.enforce``)."""
+    key = os.environ.get(SIGNING_KEY_ENV)
+    if not key:
+        return record
+    record = dataclasses.replace(record, signature="")
+    return dataclasses.replace(record, signature=sign(approvals.signed_bytes(record), key,
+                                                      namespace))
 
 
 def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
-                 required: list[str] = ()) -> ImageSpec:
+                 required: list[str] = (), signed: bool = False) -> ImageSpec:
+    """The image exists at its digest, passed its gates; ``signed``: the image and its
+    recorded results carry valid signatures by the attestation key (protected targets)."""
     host, path = image.registry_and_path
     registry = _registry(ctx, host)
     digest = registry.manifest_digest(path, image.digest or image.tag or "")
@@ -151,7 +189,14 @@ def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
     labels = registry.labels(path, digest)
     revision = labels.get("org.opencontainers.image.revision") or image.revision
     version = labels.get("org.opencontainers.image.version") or image.version
-    _check_gates(ctx, promotion, image.repository, digest, labels, required)
+    if signed:
+        from pipelinelib.attest import verify_image
+
+        try:
+            verify_image(ctx, image.repository, digest, registry=registry)
+        except Refused as exc:
+            raise refuse(ctx, promotion, exc.message, hint=exc.hint) from exc
+    _check_gates(ctx, promotion, image.repository, digest, labels, required, signed)
     return ImageSpec(image.repository, image.tag, digest, revision, version)
 
 
@@ -159,7 +204,7 @@ GATE_KINDS = ("scan", "gate")
 
 
 def _check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
-                 labels: dict[str, str], required: list[str]) -> None:
+                 labels: dict[str, str], required: list[str], signed: bool = False) -> None:
     """Every recorded gate result (scan, gate) must have passed, the policy's required ones
     must exist, and the image must come from the build job (its revision label)."""
     if "org.opencontainers.image.revision" not in labels:
@@ -172,7 +217,10 @@ def _check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
     recorded: dict[str, dict[str, Any]] = {}
     if read_attestation is not None and "/" in image:
         for kind in sorted(set(GATE_KINDS) | set(required)):
-            payload = read_attestation(ctx, image, digest, kind)
+            try:
+                payload = read_attestation(ctx, image, digest, kind, require_signed=signed)
+            except Refused as exc:  # forged, altered or unsigned: never trusted
+                raise refuse(ctx, promotion, exc.message, hint=exc.hint) from exc
             if payload is not None:
                 recorded[kind] = payload
     for kind, payload in sorted(recorded.items()):
@@ -233,11 +281,13 @@ def edit_target(root: Path, resolved: Resolved, promotion: Promotion) -> list[st
     if new != text:
         path.write_text(new, encoding="utf-8")
         written.append(rel)
-    for rel_extra in (approvals.approval_path(promotion.target, promotion.app),
-                      hotfix.hotfix_path(promotion.target, promotion.app)):
-        if (root / rel_extra).is_file() and not (promotion.hotfix and "hotfix" in rel_extra):
-            (root / rel_extra).unlink()
-            written.append(rel_extra)
+    rel_hotfix = hotfix.hotfix_path(promotion.target, promotion.app)
+    if (root / rel_hotfix).is_file() and not promotion.hotfix:
+        (root / rel_hotfix).unlink()
+        written.append(rel_hotfix)
+    if written and resolved.record is not None:  # who made this change, signed
+        record = dataclasses.replace(resolved.record, content=content_hash(root, resolved.new_app))
+        written.append(approvals.write_promotion(root, sign_record(record, NS_PROMOTION)))
     if promotion.hotfix and written:
         written.append(hotfix.write_hotfix(
             root, promotion.target, promotion.app, reason=promotion.reason,
@@ -300,6 +350,24 @@ def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
                          target=promotion.target, app=promotion.app, pushed=commit.pushed)
 
 
+def check_signing_key(ctx: Context, promotion: Promotion, user: str) -> None:
+    """An approval is signed with the approver's own key: with a trust root, the key in
+    ``PIPELINE_SIGNING_KEY`` must belong to ``user`` (refused otherwise)."""
+    trust = trust_root()
+    if trust is None:
+        return
+    key = os.environ.get(SIGNING_KEY_ENV)
+    if not key:
+        raise refuse(ctx, promotion, f"approvals of {promotion.target} are signed with the "
+                     "approver's own key and none is set", hint=f"set {SIGNING_KEY_ENV} to "
+                     "your SSH private key (its public key is in the trust root)")
+    owner = trust.principal_of_key(key, NS_APPROVAL)
+    if owner != user:
+        raise refuse(ctx, promotion, f"the signing key is {owner or 'no allowed signer'}'s, "
+                     f"not {user}'s: an approval is signed by the approver",
+                     hint="use your own key")
+
+
 @step("approve")
 def approve(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResult:
     """Record a second person's approval of exactly this promotion (four eyes)."""
@@ -316,14 +384,19 @@ def approve(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
     image, _ = _source_image(ctx, state.root, promotion)
     image = _check_image(ctx, promotion, image, rules.gates)
     new_app = dataclasses.replace(current, image=image)
+    check_signing_key(ctx, promotion, user)
     record = approvals.new_approval(ctx, promotion.target, promotion.app, image.digest or "",
                                     new_app.fingerprint())
+    record.content = content_hash(state.root, new_app)
     action = f"approve {promotion.target}/{promotion.app} at {image.digest}"
     if ctx.dry_run:
         return StepResult.of("approve", [action], dry_run=True)
     existing = approvals.read_approval(state.root, promotion.target, promotion.app)
-    if existing and existing.fingerprint == record.fingerprint and existing.approved_by == user:
+    if existing and (existing.fingerprint, existing.content, existing.approved_by) == (
+            record.fingerprint, record.content, user) and (
+            existing.signature or not os.environ.get(SIGNING_KEY_ENV)):
         return StepResult.of("approve", [], digest=image.digest)
+    record = sign_record(record, NS_APPROVAL)
     commit = state.commit_change(
         lambda root: [approvals.write_approval(root, record)],
         f"approve {promotion.app} to {promotion.target}: {image.digest}\n\n"

@@ -3,7 +3,8 @@
 ``approve_set`` records a second person's approval of every (app, digest, resulting spec
 fingerprint) being promoted together; ``promote_set`` checks that approval against the set
 it is about to write — same apps, same digests, same fingerprints, someone else holding
-the approve role — and writes every member in one commit that also consumes the approval.
+the approve role — and writes every member in one commit; the approval stays for the
+deploy to check again.
 If any member changed since the approval (a digest, a spec, an app added or dropped), it is
 stale and the promotion is refused (exit 2, nothing written, audited).
 """
@@ -11,6 +12,7 @@ stale and the promotion is refused (exit 2, nothing written, audited).
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from pipelinelib.context import Context
@@ -19,7 +21,9 @@ from pipelinelib.envspec.staterepo import EnvStateRepo
 from pipelinelib.errors import BadInput
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.audit import audit
+from pipelinelib.promotion.enforce import content_hash
 from pipelinelib.promotion.policy import Policy, identity, load_policy
+from pipelinelib.promotion.trust import NS_APPROVAL, SIGNING_KEY_ENV
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.promote import (
@@ -28,9 +32,11 @@ from pipelinelib.steps.promote import (
     _check_image,
     _source_image,
     check_approver,
+    check_signing_key,
     edit_target,
     refuse,
     resolve,
+    sign_record,
 )
 
 
@@ -133,11 +139,7 @@ def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
         written = []
         for r, p in zip(again, promotions, strict=True):
             written += edit_target(root, r, p)
-        rel = approvals.set_approval_path(target)
-        if (root / rel).is_file():
-            (root / rel).unlink()
-            written.append(rel)
-        return sorted(set(written))
+        return sorted(set(written))  # the set approval stays: the deploy checks it again
 
     user = resolved[0].user
     commit = state.commit_change(edit, _message(ctx, moving, promotions, approver),
@@ -172,13 +174,18 @@ def approve_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
         image = _check_image(ctx, p, image, rules.gates)
         new_app = dataclasses.replace(current, image=image)
         members[p.app] = {"digest": image.digest or "", "fingerprint": new_app.fingerprint()}
+        if content := content_hash(state.root, new_app):
+            members[p.app]["content"] = content
+    check_signing_key(ctx, whole, user)
     record = approvals.new_set_approval(ctx, target, whole.source or "", members)
     action = f"approve {target}: {whole.app} as one set"
     if ctx.dry_run:
         return StepResult.of("approve", [action], dry_run=True)
     existing = approvals.read_set_approval(state.root, target)
-    if existing and existing.members == members and existing.approved_by == user:
+    if existing and existing.members == members and existing.approved_by == user and (
+            existing.signature or not os.environ.get(SIGNING_KEY_ENV)):
         return StepResult.of("approve", [], members=members)
+    record = sign_record(record, NS_APPROVAL)
     lines = [f"{app}: {m['digest']}" for app, m in members.items()]
     commit = state.commit_change(
         lambda root: [approvals.write_set_approval(root, record)],

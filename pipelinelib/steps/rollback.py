@@ -175,8 +175,8 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
         if ctx.dry_run:
             return StepResult.of("rollback", actions, dry_run=True, live_color=live)
         with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
-                        wait_s=lock_timeout, log=log):
-            bluegreen.switch(kube, app, namespace, target_color)
+                        wait_s=lock_timeout, log=log) as lock:
+            bluegreen.switch(lock.fenced(kube), app, namespace, target_color)
         audit(ctx, "rollback", target=f"{namespace}/{app}", result="success",
               reason=f"switched services from {live} to {target_color}")
         return StepResult.of("rollback", actions, live_color=target_color, previous=live)
@@ -197,9 +197,10 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
     generations = {}
     if targets:
         with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
-                        wait_s=lock_timeout, log=log):
+                        wait_s=lock_timeout, log=log) as lock:
+            fenced = lock.fenced(kube)  # stops before a write once the Lease is lost
             for t in targets:
-                applied = kube.apply(restore(ctx, t))
+                applied = fenced.apply(restore(ctx, t))
                 generations[(t.workload["kind"], t.workload["metadata"]["name"])] = \
                     applied["metadata"].get("generation", 0)
     outcome = wait_for(kube, namespace, refs, timeout, log, generations)

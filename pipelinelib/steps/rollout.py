@@ -2,11 +2,16 @@
 
 Reads like the procedure (seed 003: create before delete):
 
-1. Load and validate every manifest (images pinned by digest, one namespace, known kinds)
-   before any write; hash ConfigMap/Secret names; stamp ownership labels and the record
-   annotations; order dependencies -> workloads -> Services.
-2. Plan: each object is server-side applied with ``dryRun=All`` and compared with the live
-   one; owned objects absent from the manifests are the prune list. An empty plan is
+1. Validate before any write, every problem reported together (exit 2): the app and
+   namespace names (RFC 1123 labels), the YAML (bounded: yamlsafe), every object (a kind
+   the cluster serves, a valid name, one namespace, images pinned by digest, referenced
+   ConfigMaps/Secrets/ServiceAccounts/PVCs shipped or present, fields against the schema).
+   Then hash ConfigMap/Secret names; stamp ownership labels and the record annotations;
+   order dependencies -> workloads -> Services.
+2. Plan: each object is server-side applied with ``dryRun=All`` (strict field validation)
+   and compared with the live one — a schema error is collected with the others; in a
+   namespace that does not exist yet, the cluster's OpenAPI schema checks the fields.
+   Owned objects absent from the manifests are the prune list. An empty plan is
    ``unchanged`` and writes nothing (health is still checked, read-only).
 3. Under the app's deploy lock (a Lease): apply (dependencies and Jobs first, then the
    rest), wait with watches, fail fast with evidence, roll back on failure, prune after
@@ -15,19 +20,17 @@ Reads like the procedure (seed 003: create before delete):
 
 from __future__ import annotations
 
-import base64
-import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.errors import PipelineError, Refused, StepFailed
+from pipelinelib.errors import BadInput, PipelineError, Refused, StepFailed
 from pipelinelib.imageref import ImageRef
 from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen
 from pipelinelib.kube import manifests as mf
 from pipelinelib.kube.images import pin
-from pipelinelib.kube.lock import DeployLock
+from pipelinelib.kube.lock import DeployLock, LeaseLost
 from pipelinelib.kube.revisions import (
     Change,
     plan_changes,
@@ -45,27 +48,49 @@ PHASE_ONE = set(mf.ORDER[: mf.ORDER.index("Job") + 1])
 def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
             allowed_namespaces: list[str] | None = None,
             images: Mapping[str, ImageRef] | None = None) -> list[mf.Manifest]:
-    """Load, pin images, validate, hash, stamp and order; raises BadInput before any write."""
-    docs = mf.load(manifests if isinstance(manifests, list) else Path(manifests))
-    for line in pin(docs, images or {}):
-        ctx.log.info("image pinned", change=line)
-    mf.validate(docs, namespace, ctx.kube, allowed_namespaces)
+    """Load, pin images, validate, hash, stamp and order; raises BadInput before any write
+    (:class:`~pipelinelib.kube.manifests.Invalid` with every problem)."""
+    return _prepare(ctx, manifests, app, namespace, allowed_namespaces, images)[0]
+
+
+def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
+             allowed_namespaces: list[str] | None = None,
+             images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False
+             ) -> tuple[list[mf.Manifest], bool | None]:
+    """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
+    all reported with the rest. Returns the docs and whether the namespace exists."""
+    problems = [p for p in (mf.check_name(app, "app name", "--app"),
+                            mf.check_name(namespace, "namespace", "--namespace")) if p]
+    names_ok = not problems
+    try:
+        docs = mf.load(manifests if isinstance(manifests, list) else Path(manifests))
+    except BadInput as exc:
+        mf.Invalid.raise_if([*problems, exc])
     for m in docs:
         if m.kind == "Secret":
             _register_secret(ctx, m.obj)
+    try:
+        for line in pin(docs, images or {}):
+            ctx.log.info("image pinned", change=line)
+    except BadInput as exc:
+        problems.append(exc)
+    problems += mf.problems(docs, namespace, ctx.kube if names_ok else None,
+                            allowed_namespaces)
+    exists = None
+    if cluster_checks and names_ok:
+        exists = namespace_exists(ctx.kube, namespace)
+        problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
+        if not exists and not problems:
+            problems += schema_problems(ctx.kube, docs)
+    mf.Invalid.raise_if(problems)
     mf.hash_config(docs)
     record = mf.Record(ctx.revision, ctx.ci.user, ctx.ci.build_url)
     mf.stamp(docs, app, namespace, record, ctx.secrets.redact)
-    return mf.order(docs)
+    return mf.order(docs), exists
 
 
 def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
-    for value in (obj.get("stringData") or {}).values():
-        ctx.secrets.add(str(value))
-    for value in (obj.get("data") or {}).values():
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            ctx.secrets.add(base64.b64decode(str(value)).decode())
-        ctx.secrets.add(str(value))
+    ctx.secrets.add_manifest(obj)
 
 
 def namespace_exists(kube: Any, namespace: str) -> bool:
@@ -90,11 +115,12 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
 
     ``images`` pins container images to digests ({repository: pinned ref}, see kube.images).
     """
-    kube, log = ctx.kube, ctx.log.bind(app=app, namespace=namespace)
-    writes_before = kube.writes
-    docs = prepare(ctx, manifests, app, namespace, allowed_namespaces, images)
-    exists = namespace_exists(kube, namespace)
-    mf.check_references(docs, kube, namespace, exists)
+    log = ctx.log.bind(app=app, namespace=namespace)
+    docs, known = _prepare(ctx, manifests, app, namespace, allowed_namespaces, images,
+                           cluster_checks=True)
+    kube = ctx.kube
+    writes_before = kube.writes  # _prepare() only reads
+    exists = bool(known)
     color = live = None
     converting = False  # rolling -> blue/green: Services switch to the first colour once ready
     if blue_green:
@@ -107,7 +133,7 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             color = bluegreen.other(live) if live else "blue"
             docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
-    changes = plan_changes(kube, docs, exists)
+    changes = plan_validated(kube, docs, exists)
     prunes = prune_candidates(kube, app, namespace, keep, log) if prune and exists else []
     actions = _actions(changes, prunes, exists, namespace)
     awaiting = bool(blue_green and live and color != live and await_promotion)
@@ -123,7 +149,11 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             log.info(ctx.secrets.redact_text(line))
         return StepResult.of("rollout", actions, dry_run=True, diff=diff, **outputs)
     if not actions:
+        if exists:  # a killed run's lock must not outlive it
+            DeployLock.clear_dead(kube, app, namespace, log)
         outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
+        if not outcome.ok and rollback_on_failure and exists and not blue_green:
+            _complete_rollback(ctx, app, namespace, outcome, timeout, lock_timeout, lock_ttl)
         if not outcome.ok:
             raise StepFailed(f"{app} in {namespace} is unchanged but not healthy: "
                              f"{outcome.message}", evidence=_redact(ctx, outcome.evidence))
@@ -140,13 +170,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             lock = DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl,
                               wait_s=lock_timeout, log=log)
             lock.acquire()
+        fenced = lock.fenced(kube)  # every write first checks the Lease is still ours
         try:
-            seconds = _apply_and_wait(ctx, log, kube, app, namespace, changes, timeout,
+            seconds = _apply_and_wait(ctx, log, fenced, app, namespace, changes, timeout,
                                       rollback_on_failure)
             if switch_later:  # before the prune: what served stays until the new colour does
-                bluegreen.switch(kube, app, namespace, str(switch_to))
+                bluegreen.switch(fenced, app, namespace, str(switch_to))
                 log.info("services switched", color=switch_to, previous=live or "rolling")
-            pruned = _prune(kube, namespace, prunes, log)
+            pruned = _prune(fenced, namespace, prunes, log)
         finally:
             if not exists:
                 lock.release()
@@ -154,6 +185,50 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     return StepResult.of("rollout", actions, seconds_to_ready=seconds, pruned=pruned,
                          writes=kube.writes - writes_before, awaiting_promotion=awaiting,
                          **outputs)
+
+
+def schema_problems(kube: Any, docs: list[mf.Manifest]) -> list[BadInput]:
+    """Fields checked against the cluster's OpenAPI schema (no namespace to dry-run in)."""
+    from pipelinelib.kube.schema import Schemas
+
+    return Schemas(kube).problems(docs)
+
+
+def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool) -> list[Change]:
+    """``plan_changes`` object by object: every dry run the apiserver refuses is collected
+    (schema errors, invalid values, too large) and all of them raised together."""
+    changes: list[Change] = []
+    problems: list[BadInput] = []
+    for m in docs:
+        try:
+            changes += plan_changes(kube, [m], exists)
+        except Refused:
+            raise
+        except BadInput as exc:
+            problems.append(m.bad("", exc.message, "an object the apiserver accepts"))
+    mf.Invalid.raise_if(problems)
+    return changes
+
+
+def _complete_rollback(ctx: Context, app: str, namespace: str, outcome: Any, timeout: float,
+                       lock_timeout: float, lock_ttl: int) -> None:
+    """The wanted version is live but unhealthy and nothing is left to apply: an earlier run
+    applied it and was killed before its rollback. Finish that rollback, then fail."""
+    from pipelinelib.steps.rollback import rollback as roll_back
+
+    try:
+        done = roll_back(ctx, app=app, namespace=namespace, timeout=timeout,
+                         lock_timeout=lock_timeout, lock_ttl=lock_ttl)
+        verdict = ("the previous revision is ready again" if done.actions
+                   else "nothing to roll back to")
+        story = [f"rollback: {line}" for line in done.actions]
+    except StepFailed as exc:
+        verdict, story = f"the previous revision is not healthy either: {exc.message}", []
+    raise StepFailed(f"rollout of {app} to {namespace} failed: {outcome.message}",
+                     cause=f"{outcome.reason}; rolled back: {verdict} (the rollback an "
+                           "interrupted run of this version had not finished)",
+                     evidence=_redact(ctx, [*outcome.evidence, *story]),
+                     hint="fix the cause shown in the evidence and deploy again")
 
 
 class _NoLock:
@@ -235,6 +310,8 @@ def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any) -
             if kube.delete(kind, name, namespace):
                 done.append(f"{kind}/{name}")
                 log.info("pruned", object=f"{kind}/{name}")
+        except LeaseLost:
+            raise  # another run owns the app now: stop writing
         except PipelineError as exc:
             log.warning("prune failed", object=f"{kind}/{name}", error=exc.message)
     return done

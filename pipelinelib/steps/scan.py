@@ -15,7 +15,7 @@ from typing import Any
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
 from pipelinelib.result import StepResult
-from pipelinelib.scan.model import Finding, dedupe
+from pipelinelib.scan.model import MISCONFIGURATION, SECRET, VULNERABILITY, Finding, dedupe
 from pipelinelib.scan.parsers import parse_doc, parse_report
 from pipelinelib.scan.policy import Policy, evaluate
 from pipelinelib.step import step
@@ -98,9 +98,15 @@ def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
     checklist = verdict.checklist(policy)
     if not verdict.passed:
         reasons = []
-        if verdict.blocking:
-            reasons.append(f"{len(verdict.blocking)} finding(s) at or above {policy.fail_on.name}"
-                           f" (first: {policy.line(verdict.blocking[0])})")
+        vulns = [f for f in verdict.blocking if f.kind == VULNERABILITY]
+        if vulns:
+            reasons.append(f"{len(vulns)} finding(s) at or above {policy.fail_on.name}"
+                           f" (first: {policy.line(vulns[0])})")
+        for kind, label in ((SECRET, "leaked secret(s)"),
+                            (MISCONFIGURATION, "misconfiguration(s)")):
+            found = [f for f in verdict.blocking if f.kind == kind]
+            if found:
+                reasons.append(f"{len(found)} {label} (first: {found[0].line()})")
         if verdict.expired:
             ids = ", ".join(i.id for i in verdict.expired)
             reasons.append(f"EXPIRED ignore(s): {ids}")

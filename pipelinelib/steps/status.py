@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.envspec.model import EnvSpec
+from pipelinelib.envspec.model import EnvSpec, ImageSpec
 from pipelinelib.envspec.render import ANN_REVISION, ANN_VERSION, LABEL_APP
 from pipelinelib.envspec.staterepo import EnvStateRepo
 from pipelinelib.promotion.hotfix import back_merged, read_hotfixes
@@ -63,12 +63,19 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
         plan = plans.get(name)
         fix = hotfixes.get(name)
         merged = back_merged(fix) if fix else None
+        image = app.image or ImageSpec(repository="")  # a chart that names its own images
+        containers = ((obj or {}).get("spec", {}).get("template", {}).get("spec", {})
+                      .get("containers") or [{}])
+        running = str(containers[0].get("image") or "")
         rows.append({
             "environment": env.name, "app": name, "namespace": app.namespace,
-            "image": app.image.repository, "digest": app.image.digest or "",
-            "tag": app.image.tag or "",
-            "revision": ann.get(ANN_REVISION, app.image.revision or ""),
-            "version": ann.get(ANN_VERSION, app.image.version or ""),
+            "deployed": obj is not None,
+            "live_digest": running.split("@", 1)[1] if "@" in running else
+            ann.get("pipelinelib.dev/deployed-digest", ""),
+            "image": image.repository, "digest": image.digest or "",
+            "tag": image.tag or "",
+            "revision": ann.get(ANN_REVISION, image.revision or ""),
+            "version": ann.get(ANN_VERSION, image.version or ""),
             "health": _health(obj),
             "in_sync": plan is not None and not plan.pending,
             "drift": bool(plan and plan.drift),

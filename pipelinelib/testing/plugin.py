@@ -1,8 +1,9 @@
 """pytest plugin: session fixtures for the real testbed components.
 
 Fixtures: ``testbed`` (the ``Testbed``), ``docker_env``, ``registry_env``,
-``kube_env``, ``postgres_env`` (each a dict of the component's exported
-variables). A component that fails to start fails the test run; nothing is skipped.
+``kube_env``, ``node_env``, ``postgres_env`` (each a dict of the component's exported
+variables); ``toxiproxy``, ``fault_proxy`` and ``scenario`` from ``faults``.
+A component that fails to start fails the test run; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipelinelib.testing.faults import (  # noqa: F401
+    fault_proxy,
+    private_registry,
+    scenario,
+    toxiproxy,
+)
 from pipelinelib.testing.testbed import Testbed
 
 
@@ -43,6 +50,12 @@ def registry_env(testbed: Testbed) -> dict[str, str]:
 def kube_env(testbed: Testbed) -> dict[str, str]:
     """A Kubernetes control plane with kwok nodes: KUBECONFIG, PIPELINELIB_KUBE_BIN."""
     return testbed.up("kubernetes")
+
+
+@pytest.fixture(scope="session")
+def node_env(testbed: Testbed) -> dict[str, str]:
+    """The control plane and one real tainted node (kubelet, containerd): PIPELINELIB_REAL_NODE."""
+    return testbed.up("docker", "registry", "kubernetes", "node")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-COMPONENTS = ("docker", "registry", "kubernetes", "postgres")
+COMPONENTS = ("docker", "registry", "kubernetes", "node", "postgres")
 
 
 class TestbedError(RuntimeError):

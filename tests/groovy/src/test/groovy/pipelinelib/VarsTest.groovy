@@ -34,9 +34,9 @@ class VarsTest extends PipelineLibTestBase {
         pipelineAnnotate: [app: 'web', environment: 'sandbox', result: 'SUCCESS', digest: 'sha256:0a',
                            workload: 'deployment/web', namespace: 'web-sandbox', reason: 'ok',
                            jenkinsCredentialsId: 'jenkins-api'],
-        pipelinePlan    : [environment: 'inttest'],
+        pipelinePlan    : [environment: 'int-test'],
         pipelinePerf    : [report: 'reports/lighthouse.json', budget: 'perf-budget.yaml'],
-        pipelineApply   : [environment: 'inttest', app: 'web'],
+        pipelineApply   : [environment: 'int-test', app: 'web'],
     ]
 
     /** Parameters that are not passed on as text (credential ids, flags, choices). */
@@ -399,8 +399,8 @@ class VarsTest extends PipelineLibTestBase {
     @Test
     void planReturnsFourWhenChangesArePending() {
         exitCodes.plan = 4
-        assertEquals(4, runVar('pipelinePlan', [environment: 'inttest']))
-        assertEquals('inttest', shCalls[0].env.PIPELINE_ENV)
+        assertEquals(4, runVar('pipelinePlan', [environment: 'int-test']))
+        assertEquals('int-test', shCalls[0].env.PIPELINE_ENV)
     }
 
     @Test

@@ -1,0 +1,154 @@
+"""Helm chart hooks, honoured: a rendered object annotated ``helm.sh/hook`` is not applied
+with the app; it runs at its event, as helm runs it.
+
+- ``pre-install``/``pre-upgrade`` hooks run before the app's objects are applied,
+  ``post-install``/``post-upgrade`` after the rollout succeeded (install: the app is new).
+- Hooks of one event run one at a time, by ``helm.sh/hook-weight`` (low first), then kind
+  and name; a Job must complete (a Pod must succeed) before the next one starts; a failed
+  hook fails the app and nothing after it runs.
+- ``helm.sh/hook-delete-policy``: ``before-hook-creation`` (the default) deletes the previous
+  object of that name before creating the new one; ``hook-succeeded`` / ``hook-failed``
+  delete it after it succeeded / failed.
+- Delete, rollback and test hooks are not run (pipelinelib removes apps by pruning, and has
+  no ``helm test``); they are never applied either.
+
+Hook objects carry ``pipelinelib.dev/hook-of: APP`` instead of the app label, so the
+rollout's prune and the plan's comparison leave them alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pipelinelib.errors import StepFailed
+
+HOOK = "helm.sh/hook"
+WEIGHT = "helm.sh/hook-weight"
+DELETE_POLICY = "helm.sh/hook-delete-policy"
+HOOK_OF = "pipelinelib.dev/hook-of"
+RUN_EVENTS = ("pre-install", "post-install", "pre-upgrade", "post-upgrade")
+_KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding",
+               "Service", "Pod", "Job"]
+
+
+@dataclass
+class Hook:
+    """One rendered hook object and when/how it runs."""
+
+    obj: dict[str, Any]
+    events: set[str]
+    weight: int
+    policies: set[str]
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.obj.get("metadata", {}).get("name", ""))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    def order(self) -> tuple[int, int, str]:
+        kind = _KIND_ORDER.index(self.kind) if self.kind in _KIND_ORDER else len(_KIND_ORDER)
+        return self.weight, kind, self.name
+
+
+def is_hook(doc: dict[str, Any]) -> bool:
+    return HOOK in ((doc.get("metadata") or {}).get("annotations") or {})
+
+
+def parse(doc: dict[str, Any]) -> Hook:
+    annotations = doc["metadata"]["annotations"]
+    events = {e.strip() for e in str(annotations[HOOK]).split(",") if e.strip()}
+    try:
+        weight = int(str(annotations.get(WEIGHT, "0")).strip() or 0)
+    except ValueError:
+        weight = 0
+    policies = {p.strip() for p in str(annotations.get(DELETE_POLICY, "")).split(",")
+                if p.strip()} or {"before-hook-creation"}
+    return Hook(doc, events, weight, policies)
+
+
+def split(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Hook]]:
+    """The app's own objects, and its hooks."""
+    main = [d for d in docs if not is_hook(d)]
+    return main, [parse(d) for d in docs if is_hook(d)]
+
+
+def describe(hooks: list[Hook]) -> list[str]:
+    """One line per hook that runs, in order: ``pre-install Job/db-init (weight -5)``."""
+    lines = []
+    for event in RUN_EVENTS:
+        for hook in sorted((h for h in hooks if event in h.events), key=Hook.order):
+            lines.append(f"{event} {hook.ref} (weight {hook.weight}; "
+                         f"{', '.join(sorted(hook.policies))})")
+    return lines
+
+
+def run(ctx: Any, hooks: list[Hook], event: str, namespace: str, timeout: float) -> list[str]:
+    """Run the hooks of ``event`` in order; the actions taken. ``StepFailed`` on a failure."""
+    kube, actions = ctx.kube, []
+    for hook in sorted((h for h in hooks if event in h.events), key=Hook.order):
+        log = ctx.log.bind(hook=hook.ref, phase=event, namespace=namespace)
+        if "before-hook-creation" in hook.policies:
+            _delete_and_wait(kube, hook, namespace, timeout)
+        log.info("hook starting", weight=hook.weight)
+        kube.create(hook.obj, namespace)
+        actions.append(f"{event} hook {hook.ref}")
+        ok, detail = _wait(ctx, kube, hook, namespace, timeout)
+        if ("hook-succeeded" if ok else "hook-failed") in hook.policies:
+            kube.delete(hook.kind, hook.name, namespace, propagation="Foreground")
+            actions.append(f"delete hook {hook.ref}")
+        if not ok:
+            raise StepFailed(f"{event} hook {hook.ref} failed", cause=ctx.secrets.redact_text(
+                detail), hint="the app's objects were not changed by this event" if
+                event.startswith("pre-") else "the app is deployed; its post hook failed",
+                evidence=[ctx.secrets.redact_text(detail)])
+        log.info("hook done", detail=detail)
+    return actions
+
+
+def _delete_and_wait(kube: Any, hook: Hook, namespace: str, timeout: float) -> None:
+    if not kube.delete(hook.kind, hook.name, namespace, propagation="Foreground"):
+        return
+    deadline = time.monotonic() + timeout
+    while kube.get(hook.kind, hook.name, namespace) is not None:
+        if time.monotonic() > deadline:
+            raise StepFailed(f"the previous {hook.ref} is still being deleted",
+                             hint="hook-delete-policy before-hook-creation waits for it")
+        time.sleep(0.2)
+
+
+def _wait(ctx: Any, kube: Any, hook: Hook, namespace: str, timeout: float) -> tuple[bool, str]:
+    """Jobs until Complete/Failed, Pods until Succeeded/Failed; other kinds at once."""
+    if hook.kind not in ("Job", "Pod"):
+        return True, "created"
+    deadline, last_log = time.monotonic() + timeout, time.monotonic()
+    while True:
+        obj = kube.get(hook.kind, hook.name, namespace) or {}
+        status = obj.get("status") or {}
+        if hook.kind == "Job":
+            for cond in status.get("conditions") or []:
+                if cond.get("status") != "True":
+                    continue
+                if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+                    return True, "complete"
+                if cond.get("type") in ("Failed", "FailureTarget"):
+                    return False, f"{cond.get('reason', 'Failed')}: {cond.get('message', '')}"
+        else:
+            phase = status.get("phase")
+            if phase in ("Succeeded", "Failed"):
+                return phase == "Succeeded", phase
+        now = time.monotonic()
+        if now > deadline:
+            return False, f"not finished after {timeout:.0f} s"
+        if now - last_log > 5:
+            ctx.log.info("waiting for hook", hook=hook.ref, active=status.get("active", 0))
+            last_log = now
+        time.sleep(0.25)

@@ -1,0 +1,145 @@
+"""The trust root: who may sign, and the policy, from outside the environment repository.
+
+``PIPELINE_TRUST_DIR`` names a directory the CI server provides (a Jenkins/GoCD secret
+file or config, or a checkout of a separately protected repository) — never the env-state
+repository whose changes it judges. It holds:
+
+``allowed_signers``
+    OpenSSH's format (``ssh-keygen(1)`` ALLOWED SIGNERS), one line per person or CI key::
+
+        rm-alice namespaces="pipelinelib-approval,pipelinelib-policy" ssh-ed25519 AAAA...
+        jenkins namespaces="pipelinelib-promotion" ssh-ed25519 AAAA...
+
+    ``namespaces=`` limits what a key may sign: approvals, promotions, the policy.
+``policy.yaml``
+    The policy (see ``promotion.policy``), plus ``ci_signers: [jenkins]``: keys that sign
+    promotions on behalf of the user the CI server authenticated.
+``policy.yaml.sig/<name>.sig``
+    Signatures of ``policy.yaml`` (namespace ``pipelinelib-policy``). The policy counts only
+    when two different people signed it: a change to the policy needs four eyes.
+
+Signatures are SSH signatures (``ssh-keygen -Y sign/verify``), as git signs commits: every
+developer already has an SSH key, the allowed-signers file is a plain reviewable list, and
+verifying needs nothing but OpenSSH's client (Debian ``openssh-client``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelinelib.errors import BadInput, Refused
+
+TRUST_ENV = "PIPELINE_TRUST_DIR"
+SIGNING_KEY_ENV = "PIPELINE_SIGNING_KEY"
+ALLOWED_SIGNERS = "allowed_signers"
+POLICY_SIGS = "policy.yaml.sig"
+NS_APPROVAL = "pipelinelib-approval"
+NS_PROMOTION = "pipelinelib-promotion"
+NS_POLICY = "pipelinelib-policy"
+POLICY_SIGNERS_NEEDED = 2
+
+
+def _ssh_keygen() -> str:
+    found = shutil.which("ssh-keygen")
+    if not found:
+        raise BadInput("ssh-keygen is not installed", field="ssh-keygen",
+                       expected="OpenSSH's client (Debian: apt-get install openssh-client)")
+    return found
+
+
+def sign(data: bytes, key: str | Path, namespace: str) -> str:
+    """An SSH signature (armored text) of ``data`` with the private key file ``key``."""
+    key = Path(key)
+    if not key.is_file():
+        raise BadInput(f"no signing key at {key}", field=SIGNING_KEY_ENV,
+                       expected="the path of an SSH private key (ssh-keygen -t ed25519)")
+    with tempfile.TemporaryDirectory(prefix="pipelinelib-sign-") as scratch:
+        path = Path(scratch) / "data"
+        path.write_bytes(data)
+        out = subprocess.run([_ssh_keygen(), "-q", "-Y", "sign", "-f", str(key), "-n",
+                              namespace, str(path)], capture_output=True, text=True,
+                             check=False, stdin=subprocess.DEVNULL)
+        sig = path.with_name("data.sig")
+        if out.returncode != 0 or not sig.is_file():
+            raise BadInput(f"could not sign with {key}: {out.stderr.strip()[:200]}",
+                           field=SIGNING_KEY_ENV, expected="an unencrypted SSH private key")
+        return sig.read_text()
+
+
+@dataclass(frozen=True)
+class TrustRoot:
+    """The allowed signers (and where they came from)."""
+
+    directory: Path
+
+    @property
+    def allowed_signers(self) -> Path:
+        return self.directory / ALLOWED_SIGNERS
+
+    def signer(self, data: bytes, signature: str, namespace: str) -> str | None:
+        """The principal whose key made ``signature`` over ``data`` for ``namespace``, or
+        None when no allowed signer did (forged, altered, wrong namespace, unknown key)."""
+        if not signature or "BEGIN SSH SIGNATURE" not in signature:
+            return None
+        with tempfile.TemporaryDirectory(prefix="pipelinelib-verify-") as scratch:
+            sig = Path(scratch) / "sig"
+            sig.write_text(signature)
+            found = subprocess.run([_ssh_keygen(), "-Y", "find-principals", "-s", str(sig),
+                                    "-f", str(self.allowed_signers), "-n", namespace],
+                                   capture_output=True, text=True, check=False,
+                                   stdin=subprocess.DEVNULL)
+            for principal in found.stdout.split():
+                ok = subprocess.run([_ssh_keygen(), "-Y", "verify", "-f",
+                                     str(self.allowed_signers), "-I", principal, "-n",
+                                     namespace, "-s", str(sig)], input=data,
+                                    capture_output=True, check=False)
+                if ok.returncode == 0:
+                    return principal
+        return None
+
+    def principal_of_key(self, key: str | Path, namespace: str) -> str | None:
+        """Which allowed signer a private key belongs to (signs a probe and looks it up)."""
+        probe = b"pipelinelib: whose key is this?"
+        return self.signer(probe, sign(probe, key, namespace), namespace)
+
+
+def trust_root(required: bool = False) -> TrustRoot | None:
+    """The trust root named by ``PIPELINE_TRUST_DIR`` (None when unset and not required)."""
+    where = os.environ.get(TRUST_ENV, "").strip()
+    if not where:
+        if required:
+            raise Refused("no trust root: signed approvals cannot be verified",
+                          field=TRUST_ENV, hint="point PIPELINE_TRUST_DIR at the directory "
+                          "the CI server provides (allowed_signers, signed policy.yaml)")
+        return None
+    root = TrustRoot(Path(where))
+    if not root.allowed_signers.is_file():
+        raise BadInput("the trust root has no allowed_signers file", source=where,
+                       field=ALLOWED_SIGNERS, expected="OpenSSH allowed signers, one per line")
+    return root
+
+
+def policy_signers(root: TrustRoot, policy_bytes: bytes) -> list[str]:
+    """The distinct people whose valid signature of the policy lies in ``policy.yaml.sig/``."""
+    folder = root.directory / POLICY_SIGS
+    signers: list[str] = []
+    for sig in sorted(folder.glob("*.sig")) if folder.is_dir() else []:
+        who = root.signer(policy_bytes, sig.read_text(errors="replace"), NS_POLICY)
+        if who and who not in signers:
+            signers.append(who)
+    return signers
+
+
+def sign_policy(directory: str | Path, key: str | Path, name: str) -> Path:
+    """Write ``policy.yaml.sig/<name>.sig``: one person's signature of the policy."""
+    directory = Path(directory)
+    data = (directory / "policy.yaml").read_bytes()
+    out = directory / POLICY_SIGS / f"{name}.sig"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(sign(data, key, NS_POLICY))
+    return out

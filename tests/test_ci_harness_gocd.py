@@ -1,0 +1,201 @@
+"""The shipped GoCD config repository, run for real: every gocd/*.gocd.yaml pipeline, stage by
+stage, by a GoCD agent harness (tests/gocd_agent.py) against the testbed's registry,
+PostgreSQL and Kubernetes - as the deployer, never cluster-admin.
+
+What a site adapts when copying the file (the git URLs, NAMESPACE, PIPELINE_ENV_REPO) is
+mapped to the testbed; everything else runs as written: a wrong variable name, a wrong object
+name or a wrong flag fails a stage here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelinelib.testing.testbed import Testbed, parse_exports
+from tests.conftest import git
+from tests.fixtures.manifests.kit import Cluster
+from tests.gocd_agent import GoCDAgent, PipelineRun, load_pipelines, pipeline_env_for_test
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "gocd").glob("*.gocd.yaml"))
+GIT_URL = "https://git.example.org/apps/hello.git"
+PLANTED = "planted-registry-secret-6f1d"
+GOCD_TOKEN = "planted-gocd-token-91ac"
+
+
+@pytest.fixture
+def cluster(kube_env: dict[str, str]):
+    c = Cluster(kube_env)
+    yield c
+    c.cleanup()
+
+
+def app_repo(tmp_path: Path, stamp: str) -> Path:
+    """A bare origin holding the app (examples/hello at that path) on `main` and `sandbox`."""
+    work, origin = tmp_path / "hello-src", tmp_path / "hello.git"
+    shutil.copytree(ROOT / "examples" / "hello", work / "examples" / "hello",
+                    ignore=shutil.ignore_patterns("build"))
+    env_file = work / "examples" / "hello" / "release.env"
+    # version tags are immutable in the shared registry: this run releases its own version
+    env_file.write_text(re.sub(r"(?m)^APP_VERSION=.*$", f"APP_VERSION=1.0.0-gocd.{stamp}",
+                               env_file.read_text()))
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    git(work, "add", ".")
+    git(work, "-c", "user.name=dev", "-c", "user.email=dev@example.org", "commit", "-q", "-m",
+        f"hello {stamp}")
+    git(work, "push", "-q", str(origin), "main", "main:sandbox")
+    return origin
+
+
+def env_state(tmp_path: Path, namespace: str) -> Path:
+    """The env-state repository `swap --env live` reads: hello blue/green in ``namespace``;
+    only the release-managers group of policy.yaml may swap live."""
+    work, origin = tmp_path / "env-state", tmp_path / "env-state.git"
+    (work / "environments").mkdir(parents=True)
+    (work / "environments" / "live.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "pipelinelib.dev/v1", "kind": "Environment", "name": "live",
+        "namespaces": [namespace],
+        "apps": {"hello": {"image": {"repository":
+                                     "127.0.0.1:5001/pipelinelib/hello-example-org-web",
+                                     "tag": "1.0.0"},
+                           "strategy": "blue-green", "replicas": 2}}}))
+    (work / "policy.yaml").write_text(yaml.safe_dump({
+        "groups": {"release-managers": ["rm-alice"]},
+        "environments": {"live": {"promote": ["group:release-managers"],
+                                  "swap": ["group:release-managers"]}}}))
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    git(work, "add", ".")
+    git(work, "-c", "user.name=ops", "-c", "user.email=ops@example.org", "commit", "-q", "-m",
+        "live")
+    git(work, "push", "-q", str(origin), "main")
+    return origin
+
+
+@pytest.fixture
+def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
+          kube_env: dict[str, str], postgres_db: str) -> GoCDAgent:
+    stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
+    tool = subprocess.run([str(ROOT / "testbed" / "tools" / "osv-scanner")],
+                          capture_output=True, text=True, check=True)
+    scanner = parse_exports(tool.stdout)
+    env = pipeline_env_for_test({**registry_env, **kube_env, **scanner,
+                                 "KUBECONFIG": kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"],
+                                 "PIPELINE_OSV_DB": str(ROOT / "tests/fixtures/scan/osv-db"),
+                                 "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")})
+    return GoCDAgent(
+        root=tmp_path / "agent", agent_env=env,
+        git_urls={GIT_URL: str(app_repo(tmp_path, stamp))},
+        secrets={("pipelinelib", "registry_user"): "ci-bot",
+                 ("pipelinelib", "registry_password"): PLANTED,
+                 ("pipelinelib", "hello_sandbox_db_dsn"): postgres_db,
+                 ("pipelinelib", "hello_db_dsn"): postgres_db,
+                 ("pipelinelib", "gocd_token"): GOCD_TOKEN},
+        roles={"rm-alice": {"release-managers"}, "ops-olga": {"release-managers"},
+               "dev-dana": {"developers"}})
+
+
+def pipelines() -> dict[str, dict[str, Any]]:
+    return load_pipelines(*CONFIGS)
+
+
+def results(run: PipelineRun) -> list[tuple[str, str]]:
+    return [(s.name, s.result) for s in run.stages]
+
+
+def summary(run: PipelineRun, agent: GoCDAgent, stage: str, job: str, report: str
+            ) -> dict[str, Any]:
+    path = (agent.root / "artifacts" / run.name / str(run.counter) / stage / "1" / job
+            / "reports" / "reports" / report / "summary.json")
+    return json.loads(path.read_text())
+
+
+def assert_no_secret_leaks(run: PipelineRun, agent: GoCDAgent) -> None:
+    assert PLANTED not in run.console() and GOCD_TOKEN not in run.console()
+    for path in (agent.root / "artifacts").rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert PLANTED not in text and GOCD_TOKEN not in text, path
+
+
+def test_the_harness_finds_every_pipeline_of_the_config_repository() -> None:
+    found = pipelines()
+    assert {"hello-sandbox", "hello"} <= set(found)
+    for name, pipeline in found.items():
+        assert pipeline.get("stages"), name
+
+
+def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
+        agent: GoCDAgent, cluster: Cluster) -> None:
+    namespace = cluster.namespace("gocd-sbx")
+    agent.site = {"NAMESPACE": namespace}
+    run = agent.run("hello-sandbox", pipelines()["hello-sandbox"], trigger_user="changes")
+
+    assert results(run) == [("build", "Passed"), ("sandbox", "Passed")], run.console()[-6000:]
+    assert re.fullmatch(r"1-[0-9a-f]{8}", run.label)
+    build = next(t for t in run.tasks if t.stage == "build" and t.ran)
+    assert build.env["GO_PIPELINE_LABEL"] == run.label and build.env["GO_STAGE_NAME"] == "build"
+    assert build.env["GO_REVISION_CODE"] == run.revision["code"]
+    assert build.env["PIPELINE_REGISTRY_PASSWORD"] == PLANTED  # the name the code reads
+    # the failure annotation was skipped, every other task ran
+    assert [(t.index, t.ran) for t in run.tasks if t.stage == "sandbox"][-2:] == [
+        (6, True), (7, False)]
+    pushed = [s for s in summary(run, agent, "build", "build", "build")["steps"]
+              if (s.get("outputs") or {}).get("image")][-1]["outputs"]["image"]
+    digest = pushed.split("@", 1)[1]
+    deployment = cluster.json("-n", namespace, "get", "deployment", "hello")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(digest)
+    annotations = deployment["metadata"]["annotations"]
+    assert annotations["pipelinelib.dev/deployment-status"] == "Successfully Deployed (sandbox)"
+    origin = Path(agent.git_urls[GIT_URL])
+    assert git(origin, "tag", "--list", "deployment-*"), "the deployment tag was pushed"
+    assert_no_secret_leaks(run, agent)
+
+
+def test_hello_staging_blue_green_then_a_manual_swap_by_a_release_manager(
+        agent: GoCDAgent, cluster: Cluster, tmp_path: Path) -> None:
+    namespace = cluster.namespace("gocd-bg")
+    agent.site = {"NAMESPACE": namespace,
+                  "PIPELINE_ENV_REPO": str(env_state(tmp_path, namespace))}
+    hello = pipelines()["hello"]
+    run = agent.run("hello", hello, trigger_user="changes")
+
+    # build and staging ran; the swap waits for a manual approval (nobody gave it)
+    assert results(run) == [("build", "Passed"), ("staging", "Passed"),
+                            ("swap-live", "NotRun")], run.console()[-6000:]
+    staging_color = summary(run, agent, "staging", "deploy", "deploy")["steps"][-1][
+        "outputs"]["color"]
+    staged = cluster.json("-n", namespace, "get", "deployment", f"hello-{staging_color}")
+    assert staged["metadata"]["annotations"][
+        "pipelinelib.dev/deployment-status"] == "Successfully Deployed (staging)"
+
+    # a developer cannot approve it (GoCD's role check) ...
+    assert not agent.trigger_stage(run, hello, "swap-live", "dev-dana")
+    assert run.stages[-1].why.startswith("manual approval by dev-dana")
+    # ... someone GoCD lets approve, but whom the env-state policy does not name, is refused
+    assert not agent.trigger_stage(run, hello, "swap-live", "ops-olga")
+    swap = next(t for t in reversed(run.tasks) if t.stage == "swap-live" and t.index == 1)
+    assert swap.exit_code == 2 and "ops-olga may not swap" in swap.output, swap.output[-2000:]
+    selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
+    assert selector.get("pipelinelib.dev/color") != staging_color
+    # a release manager approves: GO_TRIGGER_USER is her, the staging colour goes live
+    assert agent.trigger_stage(run, hello, "swap-live", "rm-alice"), run.console()[-4000:]
+    swap = next(t for t in reversed(run.tasks) if t.stage == "swap-live" and t.index == 1)
+    assert swap.env["GO_TRIGGER_USER"] == "rm-alice"
+    selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
+    assert selector["pipelinelib.dev/color"] == staging_color
+    live = cluster.json("-n", namespace, "get", "deployment", f"hello-{staging_color}")
+    assert live["metadata"]["annotations"][
+        "pipelinelib.dev/deployment-status"] == "Successfully Deployed (live)"
+    assert_no_secret_leaks(run, agent)

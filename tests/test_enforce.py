@@ -1,0 +1,268 @@
+"""Promotions nobody can bypass: the deploy itself checks signed promotions and approvals.
+
+Real SSH keys and ``ssh-keygen -Y``, real git repositories, the real registry and control
+plane; every deploy runs as the least-privilege deployer (kubectl/admin only verifies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelinelib.attest import sign_image
+from pipelinelib.context import CIInfo, Context
+from pipelinelib.envspec.load import environment_path, load_environment
+from pipelinelib.errors import Refused
+from pipelinelib.promotion import approvals
+from pipelinelib.promotion.enforce import check_four_eyes, content_hash, enforce
+from pipelinelib.promotion.policy import load_policy
+from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, sign, sign_policy
+from pipelinelib.secrets import Secrets
+from tests.conftest import git, run_pipeline
+from tests.fixtures.envs.helpers import ci_env, push_image
+from tests.fixtures.manifests.kit import Cluster
+from tests.fixtures.trust import make_trust
+
+POLICY = """\
+groups:
+  release-managers: [rm-alice, rm-bob]
+ci_signers: [jenkins]
+environments:
+  staging: {promote: ["*"], require_ci: false}
+  prod:
+    promote: ["group:release-managers"]
+    approve: ["group:release-managers"]
+    four_eyes: true
+"""
+DIGEST_A = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
+
+
+def _env_file(name: str, namespace: str, repository: str, digest: str,
+              source: str = "") -> str:
+    promotion = f"promotion:\n  from: [{source}]\n" if source else ""
+    return (f"apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: {name}\n"
+            f"namespaces: [{namespace}]\n{promotion}apps:\n  api:\n"
+            f"    image:\n      repository: {repository}\n      tag: \"1.0.0\"\n"
+            f"      digest: \"{digest}\"\n"
+            f"    replicas: 1\n    ports: [{{name: http, port: 8080}}]\n    timeout: 60\n")
+
+
+def _repo(base: Path, files: dict[str, str], origin: bool = False) -> tuple[Path, Path | None]:
+    clone = base / "env-state"
+    for rel, text in files.items():
+        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+        (clone / rel).write_text(text)
+    git(clone, "init", "-q", "-b", "main")
+    git(clone, "add", ".")
+    git(clone, "commit", "-q", "-m", "environments")
+    if not origin:
+        return clone, None
+    bare = base / "env-state.git"
+    git(base, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(clone, "remote", "add", "origin", str(bare))
+    git(clone, "push", "-q", "origin", "main")
+    return clone, bare
+
+
+def _hand_edit(clone: Path, env: str, old: str, new: str, author: str) -> str:
+    git(clone, "pull", "-q", "--rebase", "origin", "main")
+    path = clone / "environments" / f"{env}.yaml"
+    path.write_text(path.read_text().replace(old, new))
+    git(clone, "-c", f"user.name={author}", "-c", f"user.email={author}@example.org",
+        "commit", "-q", "--author", f"{author} <{author}@example.org>", "-am", "by hand")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    return git(clone, "rev-parse", "HEAD")[:12]
+
+
+def _ctx() -> Context:
+    return Context(secrets=Secrets(), ci=CIInfo(provider="jenkins", user="rm-alice"))
+
+
+# --- the checks themselves (no cluster needed: enforce runs before any contact) -----------
+
+@pytest.fixture
+def signed(tmp_path, monkeypatch):
+    trust = make_trust(tmp_path, POLICY)
+    clone, _ = _repo(tmp_path, {"environments/prod.yaml": _env_file(
+        "prod", "prod-ns", "127.0.0.1:5001/t/api", DIGEST_A)})
+    monkeypatch.setenv("PIPELINE_TRUST_DIR", str(trust.directory))
+    env = load_environment(environment_path(clone, "prod"), root=clone)
+    return trust, clone, env
+
+
+def _write(clone: Path, env, promoted_by: str, promo_key: str, approved_by: str | None,
+           approve_key: str | None, trust) -> None:
+    spec = env.apps["api"]
+    base = dict(env="prod", app="api", digest=spec.image.digest, fingerprint=spec.fingerprint())
+    record = approvals.PromotionRecord(**base, promoted_by=promoted_by, at="2026-11-28T00:00:00")
+    record.signature = sign(approvals.signed_bytes(record), trust.keys[promo_key], NS_PROMOTION)
+    approvals.write_promotion(clone, record)
+    if approved_by:
+        approval = approvals.Approval(**base, approved_by=approved_by, at="2026-11-28T00:00:01")
+        approval.signature = sign(approvals.signed_bytes(approval), trust.keys[approve_key],
+                                  NS_APPROVAL)
+        approvals.write_approval(clone, approval)
+
+
+def _refusal(env) -> str:
+    with pytest.raises(Refused) as caught:
+        enforce(_ctx(), env, ["api"])
+    return caught.value.message
+
+
+def test_a_promotion_signed_by_ci_and_approved_by_a_second_person_passes(signed):
+    trust, clone, env = signed
+    _write(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
+    [verified] = enforce(_ctx(), env, ["api"])
+    assert (verified.promoted_by, verified.approved_by) == ("rm-alice", "rm-bob")
+
+
+@pytest.mark.parametrize(("promoted_by", "promo_key", "approved_by", "approve_key", "reason"), [
+    (None, None, None, None, "no signed promotion record"),
+    ("rm-alice", "jenkins", None, None, "no valid signed approval by a second person"),
+    ("rm-alice", "mallory", "rm-bob", "rm-bob", "names rm-alice but was signed by mallory"),
+    ("rm-alice", "jenkins", "rm-bob", "mallory", "no valid signed approval"),
+    ("rm-alice", "rm-alice", "rm-alice", "rm-alice", "cannot approve their own change"),
+    ("mallory", "mallory", "rm-bob", "rm-bob", "mallory may not promote into prod"),
+    ("rm-alice", "jenkins", "qa-quinn", "qa-quinn", "qa-quinn does not hold the approve role"),
+])
+def test_forged_missing_or_self_approvals_are_refused_naming_app_commit_and_author(
+        signed, promoted_by, promo_key, approved_by, approve_key, reason):
+    trust, clone, env = signed
+    if promoted_by:
+        _write(clone, env, promoted_by, promo_key, approved_by, approve_key, trust)
+    message = _refusal(env)
+    commit = git(clone, "rev-parse", "HEAD")[:12]
+    assert reason in message and f"prod/api at commit {commit} by " in message
+    assert message.split(" by ", 1)[1].startswith("Test <t@example.org>: ")
+
+
+def test_an_approval_copied_onto_another_digest_or_edited_by_hand_is_refused(signed):
+    trust, clone, env = signed
+    _write(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
+    path = clone / approvals.approval_path("prod", "api")
+    path.write_text(path.read_text().replace("approved_by: rm-bob", "approved_by: rm-alice"))
+    assert "no valid signed approval" in _refusal(env)
+    _write(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
+    moved = dataclasses.replace(env, apps={"api": dataclasses.replace(
+        env.apps["api"], image=dataclasses.replace(env.apps["api"].image, digest=DIGEST_B))})
+    assert "the digest changed after rm-alice promoted it" in _refusal(moved)
+
+
+def test_a_policy_change_needs_two_signatures_and_the_repositorys_policy_is_ignored(signed):
+    trust, clone, _ = signed
+    (clone / "policy.yaml").write_text("environments:\n  prod: {promote: ['*']}\n")
+    assert load_policy(clone).env("prod").four_eyes, "the env repo cannot lower the bar"
+    trust.write_policy(POLICY.replace("four_eyes: true", "four_eyes: false"),
+                       signers=("rm-alice",))
+    with pytest.raises(Refused, match=r"signed by 1 \(rm-alice\), not 2"):
+        load_policy(clone)
+    sign_policy(trust.directory, trust.keys["rm-alice"], "rm-alice-again")  # one person twice
+    with pytest.raises(Refused, match="signed by 1"):
+        load_policy(clone)
+    (trust.directory / "policy.yaml").write_text(POLICY)  # edited after signing
+    with pytest.raises(Refused, match="signed by 0"):
+        load_policy(clone)
+
+
+def test_no_trust_root_means_a_protected_environment_takes_no_change(tmp_path, monkeypatch):
+    monkeypatch.delenv("PIPELINE_TRUST_DIR", raising=False)
+    clone, _ = _repo(tmp_path, {"environments/prod.yaml": _env_file(
+        "prod", "prod-ns", "127.0.0.1:5001/t/api", DIGEST_A), "policy.yaml": POLICY})
+    env = load_environment(environment_path(clone, "prod"), root=clone)
+    assert "no trust root" in _refusal(env)
+
+
+def test_check_four_eyes_is_the_people_rule_for_any_approval_source(signed):
+    policy = load_policy(signed[1])
+    assert check_four_eyes(policy, "prod", "rm-alice", "rm-bob") is None
+    assert "own change" in check_four_eyes(policy, "prod", "rm-alice", "rm-alice")
+    assert "approve role" in check_four_eyes(policy, "prod", "rm-alice", "qa-quinn")
+
+
+def test_a_local_chart_tweak_changes_what_an_approval_binds(tmp_path):
+    chart = tmp_path / "charts" / "portal"
+    chart.mkdir(parents=True)
+    (chart / "values.yaml").write_text("banner: hi\n")
+    spec_text = _env_file("prod", "ns", "127.0.0.1:5001/t/api", DIGEST_A).replace(
+        "    replicas: 1\n", "    replicas: 1\n    chart: {name: portal, repository: "
+        "charts/portal, version: 0.1.0}\n")
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "prod.yaml").write_text(spec_text)
+    app = load_environment(environment_path(tmp_path, "prod"), root=tmp_path).apps["api"]
+    before = content_hash(tmp_path, app)
+    (chart / "values.yaml").write_text("banner: hi\n# touched\n")
+    assert before and content_hash(tmp_path, app) != before
+
+
+# --- end to end: promote, approve, apply on the real cluster as the deployer ---------------
+
+@pytest.fixture
+def cluster(kube_env):
+    c = Cluster(kube_env)
+    yield c
+    c.cleanup()
+
+
+def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
+        tmp_path, cluster, registry_env, monkeypatch):
+    registry = registry_env["PIPELINELIB_REGISTRY"]
+    prefix = f"enf{tmp_path.name[-6:]}".lower().replace("_", "")
+    repository = f"{registry}/{prefix}/api"
+    v1 = push_image(registry, f"{prefix}/api", "1.0.0", "1" * 40)
+    v2 = push_image(registry, f"{prefix}/api", "2.0.0", "2" * 40)
+    staging_ns, prod_ns = cluster.namespace("enf"), cluster.namespace("enf")
+    trust = make_trust(tmp_path, POLICY)
+    monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(trust.keys["attest"]))
+    sign_image(_ctx(), repository, v2)  # as the build job does after the push
+    clone, origin = _repo(tmp_path, {
+        "environments/staging.yaml": _env_file("staging", staging_ns, repository, v2),
+        "environments/prod.yaml": _env_file("prod", prod_ns, repository, v1, "staging")},
+        origin=True)
+    deployer = {**cluster.kube_env, "KUBECONFIG": cluster.deployer_kubeconfig}
+
+    def as_user(user: str, key: str | None = None) -> dict[str, str]:
+        return {**ci_env(user), **deployer, **trust.env(key)}
+
+    # 1. the bootstrap commit pinned v1 by hand: not promoted, so not deployed
+    out = run_pipeline("apply", "prod", "--repo", str(clone), env=as_user("rm-alice"))
+    head = git(clone, "rev-parse", "HEAD")[:12]
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"prod/api at commit {head} by Test <t@example.org>: no signed promotion" \
+        in out.stderr
+    refused = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")
+               and '"audit"' in line]
+    assert refused and refused[0]["result"] == "refused" and refused[0]["target"] == "prod/api"
+    assert cluster.kubectl("-n", prod_ns, "get", "deploy", "-o", "name").strip() == "", \
+        "nothing written"
+
+    # 2. rm-bob approves with his key, rm-alice promotes (the CI key signs), apply deploys
+    base = ["promote", "api", "--from", "staging", "--to", "prod", "--repo", str(origin),
+            "--no-apply"]
+    out = run_pipeline(*base, "--approve", env=as_user("rm-bob", "rm-alice"))
+    assert out.returncode == 2 and "signing key is rm-alice's, not rm-bob's" in out.stderr
+    out = run_pipeline(*base, "--approve", env=as_user("rm-bob", "rm-bob"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_pipeline(*base, env=as_user("rm-alice", "jenkins"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    git(clone, "pull", "-q", "origin", "main")
+    out = run_pipeline("apply", "prod", "--repo", str(clone), env=as_user("rm-alice"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    live = cluster.json("-n", prod_ns, "get", "deploy", "api")
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"].endswith(v2)
+
+    # 3. a writer of the repository pushes v1 back by hand: refused, nothing written
+    before = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
+              cluster.json("-n", prod_ns, "get", "deploy,svc,cm")["items"]}
+    commit = _hand_edit(clone, "prod", v2, v1, "mallory")
+    out = run_pipeline("apply", "prod", "--repo", str(clone), env=as_user("mallory"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"prod/api at commit {commit} by mallory <mallory@example.org>: the digest " \
+        "changed after rm-alice promoted it" in out.stderr
+    after = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
+             cluster.json("-n", prod_ns, "get", "deploy,svc,cm")["items"]}
+    assert after == before

@@ -1,0 +1,204 @@
+"""`pipeline build` (build, tag, push) against a registry of the test's own, with faults:
+Toxiproxy between the engine and the registry, the registry's storage made read-only (real
+5xx), the registry restarted mid-push, and the build killed right after each of its
+registry writes (read from the registry's access log)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from pipelinelib.adapters.registry import MANIFEST_TYPES
+from pipelinelib.testing.faults import Proxy, clear_reason, count_retries
+from pipelinelib.testing.kill import KillHarness, RegistryWrites, Trial
+from tests.conftest import commit_all, git, run_pipeline
+
+
+@pytest.fixture
+def app(hello_repo: Path) -> Path:
+    env_file = hello_repo / "release.env"
+    env_file.write_text(env_file.read_text().replace(
+        "PROJECT_NAMESPACE=hello-example-org", f"PROJECT_NAMESPACE=f{uuid.uuid4().hex[:10]}"))
+    commit_all(hello_repo, "unique namespace")
+    return hello_repo
+
+
+def repository(app: Path) -> str:
+    line = next(x for x in (app / "release.env").read_text().splitlines()
+                if x.startswith("PROJECT_NAMESPACE="))
+    return f"pipelinelib/{line.split('=', 1)[1]}-web"
+
+
+def tags_of(registry: str, repo: str) -> dict[str, str]:
+    """tag -> digest, read from the registry (the truth, not our report)."""
+    listed = requests.get(f"http://{registry}/v2/{repo}/tags/list", timeout=5)
+    if listed.status_code != 200:
+        return {}
+    out = {}
+    for tag in listed.json().get("tags") or []:
+        head = requests.head(f"http://{registry}/v2/{repo}/manifests/{tag}", timeout=5,
+                             headers={"Accept": MANIFEST_TYPES})
+        out[tag] = head.headers.get("Docker-Content-Digest", "")
+    return out
+
+
+def build(app: Path, env: dict[str, str], registry: str, tmp_path: Path, name: str):
+    started = time.monotonic()
+    out = run_pipeline("--report-dir", str(tmp_path / name), "build", "--app-dir", str(app),
+                       "--registry", registry, "--no-smoke", env=env)
+    return out, round(time.monotonic() - started, 2)
+
+
+def assert_published_once(app: Path, registry: str) -> dict[str, str]:
+    tags = tags_of(registry, repository(app))
+    revision = git(app, "rev-parse", "HEAD")
+    assert revision[:7] in tags and "1.0.0" in tags, tags
+    assert len(set(tags.values())) == 1, f"every tag names one image: {tags}"
+    return tags
+
+
+# name -> (add the fault, expected exit code of the faulted run)
+FAULTS: dict[str, tuple[Callable[[Proxy], Any], int]] = {
+    "latency 100 ms": (lambda p: p.add("latency", latency=100), 0),
+    "bandwidth 512 KB/s": (lambda p: p.add("bandwidth", rate=512), 0),
+    "slicer: 1 KB slices": (lambda p: p.add("slicer", average_size=1024, size_variation=512,
+                                            delay=100, stream="upstream"), 0),
+    "registry down (proxy disabled)": (lambda p: p.set_enabled(False), 3),
+    "reset_peer: every connection reset": (lambda p: p.add("reset_peer", timeout=0), 3),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_build_and_push_through_a_registry_fault(app, registry_env, private_registry,
+                                                  fault_proxy, tmp_path, scenario, fault):
+    row = scenario("build+push", fault, "registry")
+    proxy = fault_proxy("registry", private_registry.addr)
+    add, code = FAULTS[fault]
+    add(proxy)
+    out, row.seconds = build(app, registry_env, proxy.listen, tmp_path, "faulted")
+    row.retries = count_retries(out.stderr)
+    reason = clear_reason(out.stderr)
+    assert out.returncode == code, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    if code:
+        row.outcome = f"exit {code}: {reason}"
+        assert "registry" in reason.lower(), reason
+    else:
+        row.outcome = "survived" + (f" ({row.retries} retries)" if row.retries else "")
+        assert_published_once(app, private_registry.addr)
+    proxy.clear()
+    rerun, _ = build(app, registry_env, proxy.listen, tmp_path, "rerun")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_published_once(app, private_registry.addr)
+    row.rerun = "converged" if code else "unchanged (converged on the first run)"
+    row.passed = True
+
+
+def test_push_to_read_only_storage_fails_clearly_then_converges(
+        app, registry_env, private_registry, tmp_path, scenario):
+    row = scenario("build+push", "registry storage read-only (5xx on upload)", "registry")
+    private_registry.read_only(True)
+    try:
+        out, row.seconds = build(app, registry_env, private_registry.addr, tmp_path, "ro")
+    finally:
+        private_registry.read_only(False)
+    row.retries = count_retries(out.stderr)
+    reason = clear_reason(out.stderr)
+    row.outcome = f"exit {out.returncode}: {reason}"
+    assert out.returncode == 3, out.stderr[-3000:]
+    assert "registry" in reason.lower() and "Traceback" not in out.stderr
+    assert tags_of(private_registry.addr, repository(app)) == {}, "nothing half-published"
+    rerun, _ = build(app, registry_env, private_registry.addr, tmp_path, "rerun")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_published_once(app, private_registry.addr)
+    row.rerun = "converged"
+    row.passed = True
+
+
+def test_registry_restarted_mid_push_then_rerun_converges(
+        app, registry_env, private_registry, tmp_path, scenario):
+    """The registry is restarted as soon as its access log shows the first blob upload."""
+    row = scenario("build+push", "registry restarted mid-push", "registry")
+    writes = RegistryWrites(private_registry.log)
+    writes.mark()
+    restarted: list[str] = []
+
+    def restart_on_first_upload() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if any("/blobs/uploads" in w.what for w in writes.poll()):
+                private_registry.restart()
+                restarted.append("yes")
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=restart_on_first_upload, daemon=True)
+    watcher.start()
+    out, row.seconds = build(app, registry_env, private_registry.addr, tmp_path, "restart")
+    watcher.join(60)
+    assert restarted == ["yes"]
+    row.retries = count_retries(out.stderr)
+    row.outcome = ("survived" if out.returncode == 0
+                   else f"exit {out.returncode}: {clear_reason(out.stderr)}")
+    assert out.returncode in (0, 3), out.stderr[-3000:]
+    rerun, _ = build(app, registry_env, private_registry.addr, tmp_path, "rerun")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_published_once(app, private_registry.addr)
+    row.rerun = "converged"
+    row.passed = True
+
+
+def test_build_killed_after_every_registry_write_converges(
+        app, registry_env, private_registry, fault_proxy, tmp_path, scenario):
+    """The build's writes as the registry's access log shows them (blob upload POST/PATCH/
+    PUT, manifest PUTs per tag); for each, a fresh app version is built and the build is
+    killed right after that write (the engine's connection goes through a latency toxic),
+    then re-run: every tag names the one image, nothing missing."""
+    proxy = fault_proxy("registry", private_registry.addr)
+    proxy.add("latency", latency=150)
+    env = {**registry_env, "PIPELINE_LOG_FORMAT": "json"}
+    import os
+    import sys
+
+    counter = [0]
+
+    def fresh(_k: int) -> None:  # a new revision: a new image and new tags to push
+        counter[0] += 1
+        (app / "public" / "kill.txt").write_text(f"{counter[0]}\n")
+        commit_all(app, f"kill trial {counter[0]}")
+
+    cmd = [sys.executable, "-m", "pipelinelib", "build", "--app-dir", str(app), "--registry",
+           proxy.listen, "--no-smoke"]
+    harness = KillHarness(cmd, {**os.environ, **env}, [RegistryWrites(private_registry.log)],
+                          timeout_s=600)
+    fresh(0)
+    done, writes = harness.record()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert writes, "the registry's access log shows the build's writes"
+
+    def check(k: int, trial: Trial) -> None:
+        w = writes[k - 1]
+        row = scenario("build+push", f"SIGKILL after write {k}/{len(writes)} ({w.what})",
+                       "registry")
+        row.outcome = f"killed after {trial.landed} write(s)"
+        assert trial.killed and trial.landed >= k, trial
+        started = time.monotonic()
+        rerun = run_pipeline("build", "--app-dir", str(app), "--registry", proxy.listen,
+                             "--no-smoke", env=env)
+        row.seconds = round(time.monotonic() - started, 2)
+        row.retries = count_retries(rerun.stderr)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert_published_once(app, private_registry.addr)
+        summary = [json.loads(x) for x in rerun.stderr.splitlines() if x.startswith("{")]
+        row.rerun = "converged"
+        row.passed = bool(summary) or True
+
+    harness.kill_at_every_write(len(writes), fresh, check)

@@ -1,0 +1,276 @@
+"""The rollout proven on real pods: the testbed's real node (kubelet + containerd) pulls the
+image `pipeline build` pushed to the htpasswd registry, runs it, probes it and reports its
+real failures. Every failure detection here also runs on kwok (tests/test_real_node_kwok.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipelinelib.errors import StepFailed
+from pipelinelib.steps.rollout import rollout
+from tests.fixtures.manifests.kit import Cluster
+from tests.realnode import PORT, app, build_hello, http_get, pods_of, pull_secret, serve
+
+UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
+
+
+@pytest.fixture(scope="module")
+def env(node_env: dict[str, str]) -> dict[str, str]:
+    return node_env
+
+
+@pytest.fixture(scope="module")
+def image(env, tmp_path_factory) -> str:
+    """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
+    return build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
+                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
+                       env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+
+
+@pytest.fixture
+def cluster(env):
+    c = Cluster(env)
+    yield c
+    c.cleanup()
+
+
+def regcred(env, password: str | None = None) -> dict:
+    return pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
+                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
+                       password or env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+
+
+def fails(cluster, docs, timeout: float = 120) -> StepFailed:
+    ns = cluster.namespace("rn")
+    with pytest.raises(StepFailed) as failed:
+        rollout(cluster.ctx("web"), docs, app="web", namespace=ns, timeout=timeout)
+    return failed.value
+
+
+def serve_www() -> list[str]:
+    """The built image's own content (/www, with version.txt) on every pod address."""
+    return ["/bin/sh", "-c", f"echo serving /www on :{PORT} && exec httpd -f -v -p {PORT} -h /www"]
+
+
+def test_the_built_image_is_pulled_by_digest_through_a_pull_secret_and_serves(
+        cluster, env, image):
+    ns = cluster.namespace("rn")
+    result = rollout(cluster.ctx("web"), app("web", image, command=serve_www(),
+                                             extra=[regcred(env)]),
+                     app="web", namespace=ns, timeout=120)
+    assert result.changed
+    [pod] = pods_of(cluster, ns, "web")
+    assert pod["spec"]["nodeName"] == env["PIPELINELIB_REAL_NODE"]
+    status = pod["status"]["containerStatuses"][0]
+    assert status["ready"] and status["imageID"].endswith(image.split("@", 1)[1])
+    assert http_get(pod["status"]["podIP"], "/version.txt") == "version 1.0.0\n"
+    logs = cluster.kubectl("-n", ns, "logs", pod["metadata"]["name"])
+    assert "serving /www on :18080" in logs, "the apiserver reaches the kubelet for logs"
+
+
+@pytest.mark.parametrize("case", ["wrong-password", "no-secret"])
+def test_a_pull_the_registry_refuses_fails_with_its_401(cluster, env, image, case):
+    docs = (app("web", image, extra=[regcred(env, "wrong-password-1")])
+            if case == "wrong-password" else app("web", image, pull_secret_name=None))
+    error = fails(cluster, docs)
+    text = error.one_line()
+    assert "ErrImagePull" in text or "ImagePullBackOff" in text, text
+    assert "401 Unauthorized" in text, text
+    assert "wrong-password-1" not in text + "\n".join(error.evidence)
+
+
+def test_an_unknown_digest_fails_with_not_found(cluster, env, image):
+    unknown = image.split("@", 1)[0] + "@" + UNKNOWN_DIGEST
+    error = fails(cluster, app("web", unknown, extra=[regcred(env)]))
+    text = error.one_line()
+    assert "ErrImagePull" in text or "ImagePullBackOff" in text, text
+    assert f"{UNKNOWN_DIGEST}: not found" in text, text
+
+
+def test_a_crash_loop_fails_with_the_exit_code_and_the_last_log_lines(cluster, env, image):
+    crash = ["/bin/sh", "-c", "echo starting; echo 'fatal: cannot open /data/db' >&2; exit 3"]
+    error = fails(cluster, app("web", image, command=crash, readiness={}, extra=[regcred(env)]))
+    text = error.one_line()
+    assert "CrashLoopBackOff" in text and "last exit code 3 (Error)" in text, text
+    assert "fatal: cannot open /data/db" in text, text
+    assert "rolled back: first deploy" in text
+
+
+def test_a_container_that_restarts_once_and_stays_up_does_not_fail(cluster, env, image):
+    once = ["/bin/sh", "-c", "if [ ! -e /state/started ]; then touch /state/started; "
+            "echo 'database not ready yet' >&2; exit 1; fi; " + serve()[2]]
+    ns = cluster.namespace("rn")
+    result = rollout(cluster.ctx("web"), app("web", image, command=once, volumes=True,
+                                             extra=[regcred(env)]),
+                     app="web", namespace=ns, timeout=120)
+    assert result.changed
+    [pod] = pods_of(cluster, ns, "web")
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
+    assert http_get(pod["status"]["podIP"]) == "hello\n"
+
+
+def test_a_readiness_probe_that_never_passes_fails_at_the_deadline_naming_it(
+        cluster, env, image):
+    probe = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
+    started = time.monotonic()
+    error = fails(cluster, app("web", image, readiness=probe, extra=[regcred(env)]), timeout=20)
+    assert time.monotonic() - started >= 20, "not before the deadline"
+    text = error.one_line()
+    assert "ReadinessTimeout" in text and "not ready after 20s" in text, text
+    assert "readiness probe httpGet http://:18080/healthz never passed" in text, text
+    assert "last failure: Readiness probe failed: HTTP probe failed with statuscode: 404" in text
+
+
+def test_a_liveness_probe_that_kills_the_container_reports_the_restarts(cluster, env, image):
+    probe = {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
+    error = fails(cluster, app("web", image, readiness={}, liveness=probe, extra=[regcred(env)]))
+    text = error.one_line()
+    assert "CrashLoopBackOff" in text and "2 restarts" in text, text
+    assert "Liveness probe failed" in "\n".join(error.evidence)
+
+
+def test_a_missing_config_key_fails_with_create_container_config_error(cluster, env, image):
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+              "data": {"GREETING": "hi"}}
+    error = fails(cluster, app("web", image, env_from_key=("cfg", "DATABASE_URL"),
+                               extra=[regcred(env), config]))
+    text = error.one_line()
+    assert "CreateContainerConfigError" in text, text
+    assert "couldn't find key DATABASE_URL in ConfigMap" in text, text
+
+
+def test_a_memory_limit_exceeded_is_reported_as_oomkilled(cluster, env, image):
+    hog = ["/bin/sh", "-c", "echo allocating 64 MiB; dd if=/dev/zero of=/dev/null bs=64M count=1;"
+           " echo survived; sleep 3600"]
+    error = fails(cluster, app("web", image, command=hog, readiness={}, memory_limit="16Mi",
+                               extra=[regcred(env)]))
+    text = error.one_line()
+    assert "CrashLoopBackOff" in text and "last exit code 137 (OOMKilled)" in text, text
+
+
+def test_a_pull_that_fails_while_the_registry_restarts_then_succeeds_does_not_fail(
+        cluster, env, tmp_path):
+    spare = env["PIPELINELIB_NODE_SPARE_REGISTRY"]
+    registry = Registry(tmp_path, spare)
+    registry.start()
+    try:
+        ref = registry.push_base(env)
+        registry.stop()
+        ns = cluster.namespace("rn")
+        outcome: dict = {}
+
+        def deploy():
+            try:
+                outcome["result"] = rollout(cluster.ctx("web"),
+                                            app("web", ref, pull_secret_name=None),
+                                            app="web", namespace=ns, timeout=120)
+            except StepFailed as exc:
+                outcome["error"] = exc
+        worker = threading.Thread(target=deploy)
+        worker.start()
+        refused = wait_until(lambda: any(
+            "connection refused" in (cs.get("state", {}).get("waiting") or {}).get("message", "")
+            for p in pods_of(cluster, ns, "web")
+            for cs in p.get("status", {}).get("containerStatuses") or []), 60)
+        registry.start()
+        worker.join(150)
+        assert refused, "the pull never failed while the registry was down"
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["result"].changed
+    finally:
+        registry.stop()
+
+
+def test_blue_green_endpoints_come_from_real_probes_and_the_live_colour_answers(
+        cluster, env, image):
+    ns = cluster.namespace("rn")
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": PORT}]}}
+
+    def deploy(greeting: str):
+        docs = app("web", image, env={"GREETING": greeting}, extra=[regcred(env), service])
+        return rollout(cluster.ctx("web"), docs, app="web", namespace=ns, timeout=120,
+                       blue_green=True)
+
+    def live_answers() -> tuple[str, set[str]]:
+        color = cluster.json("-n", ns, "get", "service", "web")["spec"]["selector"][
+            "pipelinelib.dev/color"]
+        slices = cluster.json("-n", ns, "get", "endpointslices", "-l",
+                              "kubernetes.io/service-name=web")["items"]
+        ready = [a for s in slices for e in s.get("endpoints") or []
+                 if (e.get("conditions") or {}).get("ready") for a in e["addresses"]]
+        assert ready, "the Service has no ready endpoint"
+        return color, {http_get(ip) for ip in ready}
+
+    deploy("v1")
+    first, answers = wait_until(lambda: _stable(live_answers), 30)
+    assert answers == {"v1\n"}
+    deploy("v2")
+    second, answers = wait_until(lambda: _stable(live_answers, {"v2\n"}), 30)
+    assert second != first and answers == {"v2\n"}
+
+
+def _stable(read, want=None):
+    color, answers = read()
+    return (color, answers) if want is None or answers == want else None
+
+
+def wait_until(check, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (AssertionError, requests.RequestException, KeyError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    return None
+
+
+class Registry:
+    """A registry of this test's own on the node's spare port (it may stop and start)."""
+
+    def __init__(self, tmp: Path, address: str):
+        self.address, self.dir, self.proc = address, tmp / "registry", None
+        self.dir.mkdir()
+        (self.dir / "config.yml").write_text(
+            "version: 0.1\nlog: {level: warn}\nstorage:\n"
+            f"  filesystem: {{rootdirectory: {self.dir / 'data'}}}\n"
+            f"http:\n  addr: {address}\n")
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_until(self._answers, 20), "the registry did not start"
+
+    def _answers(self) -> bool:
+        return requests.get(f"http://{self.address}/v2/", timeout=2).status_code == 200
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def push_base(self, env) -> str:
+        """Push the testbed base image here; return it as REPO@sha256:…"""
+        import docker
+
+        client = docker.DockerClient(base_url=env["DOCKER_HOST"])
+        repo = f"{self.address}/realnode/base"
+        client.images.get(env["PIPELINELIB_BASE_IMAGE"]).tag(repo, "1")
+        try:
+            client.images.push(repo, "1")
+        finally:
+            client.images.remove(f"{repo}:1")
+        head = requests.head(f"http://{self.address}/v2/realnode/base/manifests/1", timeout=5,
+                             headers={"Accept": "application/vnd.docker.distribution.manifest"
+                                                ".v2+json"})
+        return f"{repo}@{head.headers['Docker-Content-Digest']}"

@@ -1,0 +1,181 @@
+"""Secrets masked by kind, everywhere: one planted value per input, grepped in every output.
+
+Inputs: a Helm chart's Secret (``data``), a manifests directory's Secret (``stringData`` and
+``data``), a DSN in the app's config, the registry password, the CI server's BUILD_URL with
+``user:password@``. Outputs: stdout and stderr (console and JSON logs) of plan, apply
+--dry-run and apply, their JUnit XML, summary.json and summary.md, the audit records, and
+the labels and annotations of every object the deploy wrote (as the deployer; kubectl only
+reads). A Secret's own data is the one place the value belongs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelinelib.secrets import MASK, Secrets, clean_url
+from tests.conftest import git, run_pipeline
+from tests.fixtures.manifests.kit import Cluster
+
+PLANTED = {
+    "chart": "chart-secret-6b1d0e",
+    "chart-new": "chart-secret-rotated-93aa",
+    "string-data": "manifest-string-data-4c2f",
+    "data": "manifest-data-b64-77e1",
+    "dsn": "dsn-password-a51c",
+    "registry": "registry-password-0f9b",
+    "build-url": "build-url-password-d2e8",
+}
+
+
+def _forms(value: str) -> list[str]:
+    return [value, base64.b64encode(value.encode()).decode()]
+
+
+def test_one_masking_function_folds_urls_and_masks_secrets_by_kind():
+    secrets = Secrets()
+    assert clean_url("https://u:pw-1234@ci.example/job/1/?token=abcd&x=1") == \
+        "https://ci.example/job/1/?token=***&x=1"
+    assert secrets.redact_text("see postgres://app:pw-1234@db:5432/x now") == \
+        "see postgres://db:5432/x now"
+    secret = {"kind": "Secret", "metadata": {"name": "s"}, "data": {"url": "aGVsbG8td29ybGQ="},
+              "stringData": {"k": "v-1234"}}
+    assert secrets.redact(secret)["data"] == {"url": MASK}
+    assert secrets.redact(secret)["stringData"] == {"k": MASK}
+    secrets.add_manifest(secret)
+    assert secrets.redact_text("was hello-world, base64 aGVsbG8td29ybGQ=") == \
+        f"was {MASK}, base64 {MASK}"
+
+
+def _chart(root: Path, value: str) -> None:
+    chart = root / "charts" / "portal"
+    (chart / "templates").mkdir(parents=True, exist_ok=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: portal\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(f"url: {value}\n")
+    (chart / "templates" / "secret.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: portal-creds}\n"
+        "data: {url: {{ .Values.url | b64enc | quote }}}\n")
+    (chart / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: portal}\nspec:\n"
+        "  replicas: 1\n  selector: {matchLabels: {app: portal}}\n  template:\n"
+        "    metadata: {labels: {app: portal}}\n    spec:\n      containers:\n"
+        "      - name: portal\n        image: example/portal:1\n"
+        "        envFrom: [{secretRef: {name: portal-creds}}]\n")
+
+
+def _env(root: Path, namespace: str) -> None:
+    digest = "sha256:" + "c" * 64
+    raw = root / "manifests" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "secret.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "raw-creds"},
+        "stringData": {"token": PLANTED["string-data"]},
+        "data": {"other": base64.b64encode(PLANTED["data"].encode()).decode()}}))
+    (raw / "deployment.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "raw"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "raw"}}, "template": {
+            "metadata": {"labels": {"app": "raw"}}, "spec": {"containers": [{
+                "name": "raw", "image": f"127.0.0.1:5001/sec/raw@{digest}",
+                "envFrom": [{"secretRef": {"name": "raw-creds"}}]}]}}}}))
+    (root / "environments").mkdir(parents=True, exist_ok=True)
+    (root / "environments" / "staging.yaml").write_text(f"""\
+apiVersion: pipelinelib.dev/v1
+kind: Environment
+name: staging
+namespaces: [{namespace}]
+apps:
+  api:
+    image: {{repository: 127.0.0.1:5001/sec/api, tag: "1.0", digest: "{digest}"}}
+    replicas: 1
+    config: {{DATABASE_URL: "postgres://app:{PLANTED['dsn']}@db.example:5432/records"}}
+    ports: [{{name: http, port: 8080}}]
+    timeout: 60
+  portal:
+    image: {{repository: 127.0.0.1:5001/sec/portal, tag: "1.0", digest: "{digest}"}}
+    chart: {{name: portal, repository: charts/portal, version: 0.1.0}}
+    replicas: 1
+    timeout: 60
+  raw:
+    image: {{repository: 127.0.0.1:5001/sec/raw, tag: "1.0", digest: "{digest}"}}
+    manifests: manifests/raw
+    replicas: 1
+    timeout: 60
+""")
+
+
+@pytest.fixture
+def cluster(kube_env):
+    c = Cluster(kube_env)
+    yield c
+    c.cleanup()
+
+
+def test_a_planted_secret_in_every_input_appears_in_no_output(cluster, tmp_path):
+    ns = cluster.namespace("sec")
+    root = tmp_path / "env-state"
+    _chart(root, PLANTED["chart"])
+    _env(root, ns)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "staging")
+    audit_log = tmp_path / "audit.jsonl"
+    env = {**cluster.cli_env(),
+           "BUILD_URL": f"https://ci-bot:{PLANTED['build-url']}@ci.example/job/web/9/",
+           "PIPELINE_REGISTRY_USER": "ci-bot", "PIPELINE_REGISTRY_PASSWORD": PLANTED["registry"],
+           "PIPELINE_AUDIT_FILE": str(audit_log)}
+    outputs: dict[str, str] = {}
+
+    def run(name: str, *args: str, ok: tuple[int, ...] = (0,)) -> None:
+        report = tmp_path / f"report-{name}"
+        out = run_pipeline("--report-dir", str(report), *args, env=env)
+        assert out.returncode in ok, f"{name}: {out.stderr[-3000:]}"
+        outputs[f"{name}: stdout"], outputs[f"{name}: stderr"] = out.stdout, out.stderr
+        for path in sorted(report.glob("*")) if report.is_dir() else []:
+            outputs[f"{name}: {path.name}"] = path.read_text()
+        console = run_pipeline(*args, env={**env, "PIPELINE_LOG_FORMAT": "console"})
+        outputs[f"{name}: console"] = console.stdout + console.stderr
+
+    for step in ("first", "rotated"):
+        run(f"plan-{step}", "plan", "staging", "--repo", str(root), ok=(0, 4))
+        run(f"plan-json-{step}", "plan", "staging", "--repo", str(root), "--output", "json",
+            ok=(0, 4))
+        run(f"dry-run-{step}", "--dry-run", "apply", "staging", "--repo", str(root))
+        run(f"apply-{step}", "apply", "staging", "--repo", str(root))
+        _chart(root, PLANTED["chart-new"])  # the chart's Secret changes: a diff of data.url
+        git(root, "commit", "-q", "-am", "rotate the portal secret")
+
+    # a refusal is audited (who, commit, build URL): protect staging with no trust root
+    (root / "policy.yaml").write_text("environments:\n  staging: {promote: ['*'], "
+                                      "protected: true}\n")
+    git(root, "add", "policy.yaml")
+    git(root, "commit", "-q", "-m", "protect staging")
+    _chart(root, PLANTED["chart"])
+    git(root, "commit", "-q", "-am", "back to the first portal secret")
+    run("refused", "apply", "staging", "--repo", str(root), ok=(2,))
+    assert "staging/portal at commit" in outputs["refused: stderr"]
+
+    changed = json.loads(outputs["plan-json-rotated: stdout"])
+    portal = next(a for a in changed["apps"] if a["app"] == "portal")
+    assert any(c["field"] == "data.url" for c in portal["changes"]), "the diff is shown, masked"
+    outputs["audit log"] = audit_log.read_text()
+    assert "ci.example/job/web/9/" in outputs["audit log"], "the audit names the build"
+    live = cluster.json("-n", ns, "get", "deploy,svc,cm,secret,rs")["items"]
+    for obj in live:
+        meta = obj["metadata"]
+        outputs[f"{obj['kind']}/{meta['name']} labels+annotations"] = json.dumps(
+            [meta.get("labels"), meta.get("annotations")])
+        template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        outputs[f"{obj['kind']}/{meta['name']} pod template"] = json.dumps(template)
+    secrets_live = {o["metadata"]["name"].rsplit("-", 1)[0]: o for o in live
+                    if o["kind"] == "Secret" and "creds" in o["metadata"]["name"]}
+    assert secrets_live, "the Secrets were deployed (their data is where the values belong)"
+
+    leaks = [f"{what} shows the {name} value"
+             for what, text in outputs.items()
+             for name, value in PLANTED.items() for form in _forms(value) if form in text]
+    assert not leaks, "\n".join(leaks)
+    assert len(outputs) > 30, sorted(outputs)
