@@ -170,6 +170,13 @@ class GiteaClient:
             "username": name, "password": password, "email": email or f"{name}@example.invalid",
             "must_change_password": False, "send_notify": False})
 
+    def create_token(self, name: str, scopes: list[str] | None = None) -> str:
+        """A new access token of the current (basic-auth) user; returned once by Gitea."""
+        data = self._json("POST", f"/users/{_q(self.username)}/tokens", what=f"token {name}",
+                          body={"name": name, "scopes": scopes or [
+                              "write:repository", "write:issue", "read:user"]})
+        return str(data.get("sha1") or "")
+
     def delete_user(self, name: str) -> None:
         """Admin: delete a user (and, with ``purge``, what they own)."""
         self._json("DELETE", f"/admin/users/{_q(name)}?purge=true", what=f"user {name}",
