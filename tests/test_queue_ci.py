@@ -80,10 +80,13 @@ def test_the_gocd_queue_pipeline_runs_the_queue_on_an_agent(
         mark(w, branch(w, "feature", {"feature.txt": "f\n"}), "deployable")
         token = admin_client(gitea_env).create_token(f"gocd-{w.name}")
         pipeline = load_pipelines(ROOT / "gocd" / "queue.gocd.yaml")["hello-queue"]
+        # the harness checks materials out from local origins: a mirror of the repository
+        mirror = tmp_path / "material.git"
+        git(tmp_path, "clone", "-q", "--bare", w.url, str(mirror))
         agent = GoCDAgent(
             root=tmp_path / "agent",
             agent_env=pipeline_env_for_test({"PIPELINE_AUDIT_FILE": str(tmp_path / "a.jsonl")}),
-            git_urls={"https://git.example.org/apps/hello.git": w.url},
+            git_urls={"https://git.example.org/apps/hello.git": str(mirror)},
             secrets={("pipelinelib", "gitea_token"): token,
                      ("pipelinelib", "gocd_token"): "planted-gocd-token"},
             site={"PIPELINE_APP_REPO": w.url,
