@@ -79,6 +79,7 @@ def test_the_gocd_queue_pipeline_runs_the_queue_on_an_agent(
         git(w.clone, "push", "-q", "origin", "master")
         mark(w, branch(w, "feature", {"feature.txt": "f\n"}), "deployable")
         token = admin_client(gitea_env).create_token(f"gocd-{w.name}")
+        w.token_name = f"gocd-{w.name}"  # type: ignore[attr-defined]
         pipeline = load_pipelines(ROOT / "gocd" / "queue.gocd.yaml")["hello-queue"]
         # the harness checks materials out from local origins: a mirror of the repository
         mirror = tmp_path / "material.git"
@@ -100,4 +101,6 @@ def test_the_gocd_queue_pipeline_runs_the_queue_on_an_agent(
         assert w.client.statuses(w.owner, w.name, feature)["pipelinelib/queue"].state == \
             "success"
     finally:
+        if getattr(w, "token_name", ""):
+            admin_client(gitea_env).delete_token(w.token_name)  # type: ignore[attr-defined]
         w.delete()

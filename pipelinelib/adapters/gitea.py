@@ -177,6 +177,11 @@ class GiteaClient:
                               "write:repository", "write:issue", "read:user"]})
         return str(data.get("sha1") or "")
 
+    def delete_token(self, name: str) -> None:
+        """Delete one of the current user's access tokens (by name)."""
+        self._json("DELETE", f"/users/{_q(self.username)}/tokens/{_q(name)}",
+                   what=f"token {name}", missing_ok=True)
+
     def delete_user(self, name: str) -> None:
         """Admin: delete a user (and, with ``purge``, what they own)."""
         self._json("DELETE", f"/admin/users/{_q(name)}?purge=true", what=f"user {name}",
