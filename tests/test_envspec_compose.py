@@ -10,6 +10,7 @@ import pytest
 from pipelinelib.envspec.load import SpecInvalid, load_environment, parse_environment
 from pipelinelib.envspec.render import chart_values
 from pipelinelib.secrets import Secrets
+from pipelinelib.steps.plan import render_all
 
 SRC = "environments/prod.yaml"
 HEAD = "apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: prod\n"
@@ -129,7 +130,7 @@ apps:
     assert env.apps["db"].set["auth.password"] == "$DB_PASSWORD", "the spec keeps the name"
 
 
-def test_missing_environment_variables_are_all_reported_with_their_lines():
+def test_missing_environment_variables_are_all_reported_with_their_lines_on_render():
     text = HEAD + """\
 apps:
   db:
@@ -137,8 +138,9 @@ apps:
     set: {a: $NOT_SET_ONE, b: "x-${NOT_SET_TWO}"}
     set_string: {c: $NOT_SET_ONE}
 """
+    env = parse_environment(text, SRC, "prod", environ={})  # status/promote need no values
     with pytest.raises(SpecInvalid) as info:
-        parse_environment(text, SRC, "prod", environ={})
+        render_all(env, Secrets())  # plan and apply render: every variable must be set
     assert [str(p) for p in info.value.problems] == [
         f"{SRC}:7 apps.db.set.a: environment variable NOT_SET_ONE is not set "
         "(expected NOT_SET_ONE in the environment (or $$ for a literal $))",
@@ -217,3 +219,62 @@ apps:
     assert any(s.startswith(f"{tmp_path}/values/list.yaml:1: a values file is not a mapping")
                for s in text)
     assert any("apps.db.values_files.2: no file '../../etc/passwd'" in s for s in text)
+
+
+def test_an_alias_bomb_through_templates_is_refused_with_its_line():
+    lines = ['  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    text = HEAD + "templates:\n" + "\n".join(lines) + "\napps: {}\n"
+    with pytest.raises(SpecInvalid) as info:
+        parse_environment(text, SRC, "prod")
+    problem = info.value.problems[0]
+    assert problem.source == SRC and problem.line is not None
+    assert "alias" in problem.message and "expand to more than" in problem.message
+
+
+@pytest.mark.parametrize(("namespaces", "expected"), [
+    ("x", f"{SRC}:4 namespaces: got string (expected a list of namespace names, or a mapping "
+          "of name to settings)"),
+    ("[ok, Bad]", f"{SRC}:4 namespaces.1: invalid value 'Bad' (expected a DNS label"),
+    ("{Bad: {}}", f"{SRC}:4 namespaces.Bad: invalid name 'Bad' (expected a DNS label"),
+])
+def test_namespaces_in_either_form_are_explained_with_the_field(namespaces, expected):
+    with pytest.raises(SpecInvalid) as info:
+        parse_environment(HEAD + f"namespaces: {namespaces}\napps: {{}}\n", SRC, "prod")
+    assert str(info.value.problems[0]).startswith(expected)
+
+
+def test_the_text_plan_shows_namespace_changes_hooks_and_disabled_apps():
+    from pipelinelib.envspec.show import format_plan
+
+    namespaces = [{"namespace": "prod", "action": "update", "protected": True,
+                   "changes": ["~ label team: None -> ehealth", "+ LimitRange/pipelinelib-limits"],
+                   "deletes": []}]
+    plans = [{"app": "old", "namespace": "prod", "priority": 10**6, "action": "delete",
+              "creates": [], "changes": [], "deletes": ["Deployment/old"], "drift": False,
+              "disabled": True, "hooks": []},
+             {"app": "db", "namespace": "prod", "priority": 0, "action": "create",
+              "creates": ["Secret/db-auth-1a2b3c4d5e"], "changes": [], "deletes": [],
+              "drift": False, "hooks": ["pre-install Job/db-init (weight -5; "
+                                        "before-hook-creation)"]}]
+    assert format_plan("prod", plans, namespaces).splitlines() == [
+        "Environment prod:",
+        "~ namespace prod  (update, protected)",
+        "    ~ label team: None -> ehealth",
+        "    + LimitRange/pipelinelib-limits",
+        "- old  (delete, namespace prod, enabled: false)",
+        "    - Deployment/old",
+        "+ db  (create, namespace prod, priority 0)",
+        "    + Secret/db-auth-1a2b3c4d5e",
+        "    > hook pre-install Job/db-init (weight -5; before-hook-creation)",
+        "Namespaces: 1 to create or change.",
+        "Plan: 1 to create, 0 to change, 1 to delete, 0 unchanged."]
+
+
+def test_helmsman_style_negative_priorities_order_the_apply():
+    text = HEAD + "apps:\n" + "".join(
+        f"  {name}:\n    image: {{repository: x, tag: '1'}}\n    priority: {prio}\n"
+        for name, prio in (("web", 0), ("db", -3), ("cache", -2), ("api", 0), ("queue", -3)))
+    env = parse_environment(text, SRC, "prod")
+    assert [(p, [a.name for a in apps]) for p, apps in env.by_priority()] == [
+        (-3, ["db", "queue"]), (-2, ["cache"]), (0, ["api", "web"])]

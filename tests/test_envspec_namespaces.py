@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_pipeline
+from tests.fixtures.envs.kube import rbac_under_test
 from tests.fixtures.manifests.kit import Cluster
 
-ROOT = Path(__file__).resolve().parents[1]
 POLICY = """\
 groups: {release-managers: [rm-alice, rm-bob]}
 environments:
@@ -25,9 +25,19 @@ environments:
 @pytest.fixture
 def cluster(kube_env):
     c = Cluster(kube_env)
-    c.kubectl("apply", "-f", str(ROOT / "testbed" / "kubernetes" / "rbac" / "deployer.yaml"))
+    grants = rbac_under_test(c.kubectl)
+    bind = next(grants)
+    plain = c.namespace
+
+    def namespace(prefix: str = "pn") -> str:
+        name = plain(prefix)
+        bind(name)  # the verbs this tree's rbac/deployer.yaml grants (limitranges, ...)
+        return name
+
+    c.namespace = namespace
     yield c
     c.cleanup()
+    next(grants, None)
 
 
 def write(root: Path, ns: str, *, protected: bool = True, quotas: bool = True,
@@ -130,7 +140,8 @@ def test_a_protected_namespace_is_never_deleted_in_and_enabled_false_removes_els
     assert plan.returncode == 4
     body = json.loads(plan.stdout)
     assert body["namespaces"][0]["changes"] == ["- ResourceQuota/pipelinelib-quota"]
-    assert [(a["app"], a["action"]) for a in body["apps"]] == [("api", "delete")]
+    assert [(a["app"], a["action"], a["disabled"]) for a in body["apps"]] == [
+        ("api", "delete", True)]
     removed = pipeline(cluster, "dev-dana", "apply", "prod", "--repo", str(tmp_path))
     assert removed.returncode == 0, removed.stderr[-3000:]
     assert cluster.json("-n", ns, "get", "deployments,resourcequotas")["items"] == []

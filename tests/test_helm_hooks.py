@@ -40,7 +40,6 @@ def helm_bin() -> str:
 @pytest.fixture
 def cluster(kube_env):
     c = Cluster(kube_env)
-    c.kubectl("apply", "-f", str(ROOT / "testbed" / "kubernetes" / "rbac" / "deployer.yaml"))
     yield c
     c.cleanup()
 
@@ -148,6 +147,24 @@ def test_apply_runs_hooks_in_order_and_plan_lists_the_secret_it_creates(helm_bin
     assert live_secret["metadata"]["labels"][LABEL_APP] == "shop"
     again = run_pipeline("plan", "staging", "--repo", str(tmp_path), "--output", "json", env=env)
     assert again.returncode == 0, again.stdout[-3000:]
+    marker = cluster.json("-n", ns, "get", "configmap", "shop-hooks")["data"]
+    assert marker["event"] == "install" and marker["done"] == "true"
+
+    # killed after the rollout, before the post-install hook: the marker says not done
+    cluster.kubectl("-n", ns, "patch", "configmap", "shop-hooks", "--type=merge",
+                    "-p", '{"data": {"done": "false"}}')
+    pending = run_pipeline("plan", "staging", "--repo", str(tmp_path), "--output", "json",
+                           env=env)
+    assert pending.returncode == 4
+    (change,) = json.loads(pending.stdout)["apps"][0]["changes"]
+    assert change["live"] == "install hooks did not finish"
+    resumed = run_pipeline("apply", "staging", "--repo", str(tmp_path), env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert events(resumed.stderr) == ["hook starting ConfigMap/shop-pre-install-settings",
+                                      "hook starting Job/shop-pre-install",
+                                      "hook starting Job/shop-post-install"]
+    assert cluster.json("-n", ns, "get", "configmap", "shop-hooks")["data"]["done"] == "true"
+    first_uid = cluster.json("-n", ns, "get", "job", "shop-pre-install")["metadata"]["uid"]
 
     state(tmp_path, ns, replicas=2)
     upgraded = run_pipeline("apply", "staging", "--repo", str(tmp_path), env=env)
@@ -158,7 +175,7 @@ def test_apply_runs_hooks_in_order_and_plan_lists_the_secret_it_creates(helm_bin
     assert "updated Deployment/shop" in order[1:-1], order
     jobs = {j["metadata"]["name"]: j for j in cluster.json("-n", ns, "get", "jobs")["items"]}
     assert set(jobs) == {"shop-pre-install", "shop-pre-upgrade"}
-    assert jobs["shop-pre-install"]["metadata"]["uid"] == first_uid, "install hooks ran once"
+    assert jobs["shop-pre-install"]["metadata"]["uid"] == first_uid, "install hooks not re-run"
 
 
 def test_a_failing_pre_upgrade_hook_stops_the_upgrade_and_is_deleted(helm_bin, cluster,
@@ -176,3 +193,9 @@ def test_a_failing_pre_upgrade_hook_stops_the_upgrade_and_is_deleted(helm_bin, c
     assert live["spec"]["replicas"] == 1, "the app was not changed"
     names = [j["metadata"]["name"] for j in cluster.json("-n", ns, "get", "jobs")["items"]]
     assert "shop-pre-upgrade" not in names, "hook-failed deletes it"
+    state(tmp_path, ns, extra="    enabled: false\n")
+    removed = run_pipeline("apply", "staging", "--repo", str(tmp_path), env=env)
+    assert removed.returncode == 0, removed.stderr[-3000:]
+    left = cluster.json("-n", ns, "get", "deployments,jobs,secrets,configmaps")["items"]
+    assert [i["metadata"]["name"] for i in left if i["metadata"]["name"]
+            != "kube-root-ca.crt"] == [], "the app, its hook objects and marker are gone"

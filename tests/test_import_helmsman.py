@@ -119,3 +119,18 @@ def test_bad_helmsman_input_exits_2_naming_the_file_and_line_and_writes_nothing(
     scalar.write_text("just a string\n")
     proc = run_pipeline("import", "helmsman", str(scalar))
     assert proc.returncode == EXIT_BAD_INPUT and "not a mapping" in proc.stderr
+
+
+def test_json_output_lists_the_notes_and_a_dry_run_writes_nothing(tmp_path):
+    import json
+
+    out = tmp_path / "prod.yaml"
+    proc = run_pipeline("--dry-run", "import", "helmsman", str(HELMSMAN / "example.toml"),
+                        "--out", str(out), "--output", "json")
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["environment"] == "test-infra" and body["written"] == ""
+    assert [n["field"] for n in body["not_converted"]] == [
+        "apps.argo.hooks", "apps.argo.wait", "apps.artifactory.helmFlags"]
+    assert body["spec"]["apps"]["artifactory"]["max_history"] == 4
+    assert not out.exists() and "dry run" in proc.stderr

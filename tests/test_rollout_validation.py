@@ -37,6 +37,7 @@ def audit(kube_env):
 
 
 def rollout_cli(cluster: Cluster, path, app: str, namespace: str):
+    grant_deployer_rbac(cluster)  # until merged, another tree's testbed/up may revert it
     return run_pipeline("rollout", str(path), "--app", app, "-n", namespace, "--timeout", "30",
                         env=cluster.cli_env())
 
@@ -234,3 +235,54 @@ def test_an_alias_bomb_is_refused_by_rollout_and_plan_with_bounded_memory(
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert peak_kib < 400 * 1024, f"a child process peaked at {peak_kib} KiB"
     assert audit.requests(ns) == [] and namespace_missing(cluster, ns)
+
+
+# Status bodies as the testbed's kube-apiserver v1.35.4 answered them (captured 2026-11-28
+# with server-side apply dry runs as the deployer; the 503/429/500 ones are its documented
+# Status shapes for load and timeouts, k8s.io/apimachinery metav1.StatusReason).
+ANSWERS = [
+    (500, {"kind": "Status", "status": "Failure", "code": 500, "message":
+           "failed to create typed patch object (ns/x; apps/v1, Kind=Deployment): "
+           '.spec.template.spec.containers[name="c"].bogus: field not declared in schema'},
+     "bad input"),
+    (500, {"kind": "Status", "status": "Failure", "code": 500, "message":
+           "failed to create typed patch object (ns/x; apps/v1, Kind=Deployment): "
+           ".spec.replicas: expected numeric (int or float), got string"}, "bad input"),
+    (422, {"kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422, "message":
+           'Deployment.apps "x" is invalid: spec.replicas: Invalid value: -1: must be greater '
+           "than or equal to 0"}, "bad input"),
+    (413, {"kind": "Status", "status": "Failure", "reason": "RequestEntityTooLarge",
+           "code": 413, "message": "Request entity too large: limit is 3145728"}, "bad input"),
+    (400, {"kind": "Status", "status": "Failure", "reason": "BadRequest", "code": 400,
+           "message": 'strict decoding error: unknown field "spec.bogus"'}, "bad input"),
+    (500, {"kind": "Status", "status": "Failure", "reason": "InternalError", "code": 500,
+           "message": "Internal error occurred: etcdserver: request timed out"}, "transient"),
+    (504, {"kind": "Status", "status": "Failure", "reason": "Timeout", "code": 504,
+           "message": "Timeout: request did not complete within requested timeout"},
+     "transient"),
+    (429, {"kind": "Status", "status": "Failure", "reason": "TooManyRequests", "code": 429,
+           "message": "storage is (re)initializing"}, "transient"),
+    (503, {"kind": "Status", "status": "Failure", "reason": "ServiceUnavailable", "code": 503,
+           "message": "the server is currently unable to handle the request"}, "transient"),
+    (409, {"kind": "Status", "status": "Failure", "reason": "Conflict", "code": 409,
+           "message": "the object has been modified; please apply your changes"}, "transient"),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "verdict"), ANSWERS,
+                         ids=[f"{a[0]}-{a[1].get('reason', 'no-reason')}-{i}"
+                              for i, a in enumerate(ANSWERS)])
+def test_apiserver_answers_are_classified_by_status_reason_not_code(status, body, verdict):
+    from pipelinelib.adapters.kube import translate
+    from pipelinelib.errors import TransientError
+    from pipelinelib.retry import is_deterministic, is_transient
+
+    error = translate(status, body, "PATCH", "/apis/apps/v1/namespaces/ns/deployments/x")
+    if verdict == "bad input":
+        assert isinstance(error, BadInput) and error.exit_code == 2
+        assert body["message"] in error.message, "the apiserver's own words"
+        assert is_deterministic(status, body.get("reason"), body["message"])
+        assert not is_transient(error)
+    else:
+        assert isinstance(error, TransientError) and is_transient(error)
+        assert not is_deterministic(status, body.get("reason"), body["message"])

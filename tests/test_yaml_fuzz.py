@@ -80,13 +80,20 @@ def _put(path: Path, data: bytes) -> Path:
 
 
 def _loaders() -> dict[str, Callable[[Path, bytes], Any]]:
+    from pipelinelib.envspec.helmsman import read_dsf
     from pipelinelib.gate.config import load_config, read_structured
     from pipelinelib.helm import chart_version
     from pipelinelib.kube import manifests as mf
     from pipelinelib.perf.lighthouse import load_budget
-    from pipelinelib.promotion.approvals import approval_path, read_approval
+    from pipelinelib.promotion.approvals import (
+        approval_path,
+        promotion_path,
+        read_approval,
+        read_promotion,
+    )
     from pipelinelib.promotion.hotfix import read_hotfixes
     from pipelinelib.promotion.policy import load_policy
+    from pipelinelib.queue.config import load_config as load_queue_config
     from pipelinelib.records import format as record_format
     from pipelinelib.scan.policy import load_policy as load_scan_policy
 
@@ -104,6 +111,10 @@ def _loaders() -> dict[str, Callable[[Path, bytes], Any]]:
             yamlsafe.read(data, "openapi.yaml")[0], "openapi.yaml"),
         "approval": lambda root, data: read_approval(
             _put(root / approval_path("qa", "web"), data).parents[2], "qa", "web"),
+        "promotion record": lambda root, data: read_promotion(
+            _put(root / promotion_path("qa", "web"), data).parents[2], "qa", "web"),
+        "queue config": lambda root, data: load_queue_config(_put(root / "queue.yaml", data)),
+        "helmsman file": lambda root, data: read_dsf(_put(root / "dsf.yaml", data)),
         "hotfixes": lambda root, data: read_hotfixes(
             _put(root / "hotfixes" / "qa" / "h.yaml", data).parents[2], "qa"),
         "helm Chart.yaml": lambda root, data: chart_version(_put(root / "Chart.yaml",

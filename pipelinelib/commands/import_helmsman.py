@@ -53,20 +53,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     text = conv.text()
     source = args.out or f"environments/{conv.name}.yaml"
     parse_environment(text, source, None, repo, environ=_AnyVariable())
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text, encoding="utf-8")
+    written = args.out if args.out and not ctx.dry_run else ""
+    if written:
+        Path(written).parent.mkdir(parents=True, exist_ok=True)
+        Path(written).write_text(text, encoding="utf-8")
     if args.output == "json":
         json.dump({"environment": conv.name, "sources": conv.sources, "spec": conv.spec,
-                   "written": args.out or "",
+                   "written": written,
                    "not_converted": [{"field": n.field, "kind": n.kind, "reason": n.reason}
                                      for n in conv.notes]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    elif not args.out:
+    elif not written:
         sys.stdout.write(text)
     for note in conv.notes:
         print(f"pipeline import: {note}", file=sys.stderr)
     print(f"pipeline import: environment {conv.name}: {len(conv.spec['apps'])} apps, "
-          f"{len(conv.notes)} fields not carried over" + (f"; wrote {args.out}" if args.out
-                                                            else ""), file=sys.stderr)
+          f"{len(conv.notes)} fields not carried over" + (
+              f"; wrote {written}" if written else f"; dry run: {args.out} not written"
+              if args.out else ""), file=sys.stderr)
     return EXIT_OK

@@ -15,10 +15,10 @@ helm), an env-state repository (every environment and policy.yaml), promotion an
 policies, performance budgets and gate configs. The kind of each PATH is detected from its
 layout and first document. Every YAML file is read with limits (size, documents, depth,
 aliases). All problems are printed together, each with file, line and field.
-Offline by default: names, images pinned by digest, one namespace, duplicate objects,
-references between shipped objects. With --kubeconfig or --context the cluster is asked
-too (read only): kinds from its discovery, fields against its OpenAPI schema, referenced
-ConfigMaps/Secrets/ServiceAccounts/PVCs present in NAMESPACE.
+Offline by default: YAML limits, names, images pinned by digest, one namespace,
+duplicate objects, object sizes. With --kubeconfig or --context the cluster is asked too
+(read only): kinds from its discovery, fields against its OpenAPI schema, and every
+ConfigMap/Secret/ServiceAccount/PVC a pod references shipped or present in NAMESPACE.
 Exit 0: every input is valid; exit 2: problems (all listed).
 """
 

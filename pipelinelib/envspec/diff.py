@@ -56,6 +56,8 @@ class AppPlan:
     live_color: str | None = None
     awaiting: str | None = None  # blue/green: this colour holds the spec, awaits a swap
     hooks: list[str] = field(default_factory=list)  # chart hooks that run with a change
+    disabled: bool = False  # in the spec with enabled: false (so it is removed)
+    hooks_state: dict[str, str] | None = None  # the hook marker's record (helm.hooks)
 
     @property
     def pending(self) -> bool:
@@ -67,7 +69,8 @@ class AppPlan:
                 "creates": self.creates, "deletes": self.deletes,
                 "changes": [c.to_dict() for c in self.changes], "strategy": self.strategy,
                 "live_color": self.live_color, "awaiting_promotion": self.awaiting,
-                "hooks": self.hooks}
+                "hooks": self.hooks, "disabled": self.disabled,
+                "hooks_state": self.hooks_state}
 
 
 def _name(doc: dict[str, Any]) -> str:

@@ -157,8 +157,11 @@ def _explain(err: Any, path: list[Any], source: str, lines: yamlines.Lines) -> l
         return [problem(f"got {_short(value)}", "one of " + ", ".join(map(str,
                                                                          err.validator_value)))]
     if kind == "oneOf" and path == ["namespaces"]:
-        deeper = [e for e in err.context or [] if list(e.absolute_path) != path]
-        if deeper and isinstance(value, dict):
+        branch = 0 if isinstance(value, list) else 1  # the list form, or the mapping form
+        deeper = [e for e in err.context or []
+                  if (list(e.absolute_path) != path or "propertyNames" in e.relative_schema_path)
+                  and e.relative_schema_path and e.relative_schema_path[0] == branch]
+        if deeper and isinstance(value, (dict, list)):
             return [p for e in deeper for p in _explain(e, list(e.absolute_path), source, lines)]
         return [problem(f"got {_JSON_TYPES.get(type(value), type(value).__name__)}",
                         "a list of namespace names, or a mapping of name to settings")]
@@ -290,8 +293,9 @@ def parse_environment(text: str, source: str, expected_name: str | None = None,
                       environ: Mapping[str, str] | None = None) -> EnvSpec:
     """Validate ``text`` (the content of ``source``) and build the ``EnvSpec``.
 
-    ``environ`` (default ``os.environ``) answers ``$NAME`` lookups in ``set``/``set_string``;
-    only their presence is checked here, values are read when the chart is rendered.
+    ``environ`` (default ``os.environ``) answers ``$NAME`` lookups in ``set``/``set_string``:
+    variables missing there are kept in ``env_problems``, raised by plan/apply when they
+    render (status and promotion need no deploy-time secrets); values are read at render.
     """
     data, lines = _read(text, source)
     if not isinstance(data, dict):
@@ -303,8 +307,9 @@ def parse_environment(text: str, source: str, expected_name: str | None = None,
         raise SpecInvalid(_locate(problems, lines))
     spec = _build(data, source, lines, root)
     spec.includes = list(data.get("include", []))
+    spec.env_problems = _locate(_env_problems(data, source, lines, os.environ if environ is None
+                                              else environ), lines)
     problems = _semantic_problems(spec, data, lines, expected_name)
-    problems += _env_problems(data, source, lines, os.environ if environ is None else environ)
     if problems:
         raise SpecInvalid(_locate(problems, lines))
     return spec
@@ -340,11 +345,13 @@ def expand(value: Any, environ: Mapping[str, str]) -> tuple[Any, list[str]]:
 def _env_problems(data: dict[str, Any], source: str, lines: yamlines.Lines,
                   environ: Mapping[str, str]) -> list[Problem]:
     problems = []
-    for name, raw in data.get("apps", {}).items():
-        if raw.get("enabled") is False:
+    apps = data.get("apps")
+    for name, raw in (apps.items() if isinstance(apps, dict) else ()):
+        if not isinstance(raw, dict) or raw.get("enabled") is False:
             continue
         for kind in ("set", "set_string"):
-            for key, value in (raw.get(kind) or {}).items():
+            values = raw.get(kind)
+            for key, value in (values.items() if isinstance(values, dict) else ()):
                 for var in env_names(value):
                     if var not in environ:
                         at = ("apps", name, kind, key)

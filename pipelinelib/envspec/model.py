@@ -160,6 +160,7 @@ class EnvSpec:
     namespace_specs: dict[str, NamespaceSpec] = field(default_factory=dict)
     disabled: list[str] = field(default_factory=list)
     includes: list[str] = field(default_factory=list)
+    env_problems: list[Any] = field(default_factory=list)  # $NAME not set (load.Problem)
     context: str | None = None
     kubeconfig: str | None = None
     branch: str | None = None

@@ -42,7 +42,8 @@ def format_plan(env: str, plans: list[dict[str, Any]],
     pending = [p for p in plans if p["action"] != "none"]
     for p in pending:
         head = f"{_SIGN[p['action']]} {p['app']}  ({p['action']}, namespace {p['namespace']}"
-        head += f", priority {p['priority']})" if p["priority"] < 10**6 else ", not in the spec)"
+        head += (f", priority {p['priority']})" if p["priority"] < 10**6 else
+                 ", enabled: false)" if p.get("disabled") else ", not in the spec)")
         if p.get("strategy") == "blue-green":
             head += f"  blue/green, live colour {p.get('live_color') or '(none yet)'}"
         out.append(head)

@@ -67,7 +67,7 @@ def load(text: str) -> tuple[Any, Lines]:
     return _Builder(lines).build(node, ()), lines
 
 
-MAX_NODES = 1_000_000  # aliases re-visit shared nodes: an alias bomb stops here
+MAX_ALIASED = 20_000  # nodes built again through aliases/merge keys: an alias bomb stops here
 _MERGE = "tag:yaml.org,2002:merge"
 
 
@@ -77,13 +77,16 @@ class _Builder:
     def __init__(self, lines: Lines):
         self.lines = lines
         self.scalar = yaml.constructor.SafeConstructor().construct_object
-        self.visited = 0
+        self.seen: set[int] = set()
+        self.again = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
-        self.visited += 1
-        if self.visited > MAX_NODES:
-            raise YamlError(f"more than {MAX_NODES} nodes once aliases are expanded",
-                            node.start_mark.line + 1)
+        if id(node) in self.seen:
+            self.again += 1
+            if self.again > MAX_ALIASED:
+                raise YamlError(f"aliases expand to more than {MAX_ALIASED} extra nodes",
+                                node.start_mark.line + 1)
+        self.seen.add(id(node))
         self.lines.by_path[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)

@@ -154,8 +154,11 @@ def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None,
     from pipelinelib.migrate import lint_migrations, pending_migrations
 
     if dsn:
+        from pipelinelib.migrate.lint import server_version
+
         pending = pending_migrations(dsn, directory, secrets=secrets)
-        findings = lint_migrations(directory, [m.key for m in pending])
+        findings = lint_migrations(directory, [m.key for m in pending],
+                                   pg_version=server_version(dsn, secrets) or None)
         scope = (f"{len(pending)} pending migration(s) linted" if pending
                  else "no pending migrations to lint")
     else:

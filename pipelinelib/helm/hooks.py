@@ -14,10 +14,17 @@ with the app; it runs at its event, as helm runs it.
 
 Hook objects carry ``pipelinelib.dev/hook-of: APP`` instead of the app label, so the
 rollout's prune and the plan's comparison leave them alone.
+
+Crash-safe: ConfigMap ``APP-hooks`` records the event under way and the fingerprint of the
+rendered app, ``done`` once the post hooks ran. A run killed between the rollout and its
+post hooks leaves it not done: the plan shows the app pending, and the next apply runs
+that event again (install again when the install never finished), then marks it done.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +96,61 @@ def describe(hooks: list[Hook]) -> list[str]:
             lines.append(f"{event} {hook.ref} (weight {hook.weight}; "
                          f"{', '.join(sorted(hook.policies))})")
     return lines
+
+
+def marker_name(app: str) -> str:
+    return f"{app}-hooks"
+
+
+def fingerprint(docs: list[dict[str, Any]]) -> str:
+    """A short hash of everything an app renders (its objects and its hooks)."""
+    blob = json.dumps(sorted(json.dumps(d, sort_keys=True) for d in docs)).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def marker_state(marker: dict[str, Any] | None) -> dict[str, str] | None:
+    """``{"event", "fingerprint", "done"}`` recorded by the last apply, or None."""
+    if marker is None:
+        return None
+    data = marker.get("data") or {}
+    return {k: str(data.get(k, "")) for k in ("event", "fingerprint", "done")}
+
+
+def pending_reason(state: dict[str, str] | None, wanted: str) -> str | None:
+    """Why the hooks of this spec still have to run (None: they ran)."""
+    if state is None:
+        return "hooks never ran for this spec"
+    if state["fingerprint"] != wanted:
+        return "hooks ran for another spec"
+    if state["done"] != "true":
+        return f"{state['event']} hooks did not finish"
+    return None
+
+
+def record(kube: Any, app: str, namespace: str, labels: dict[str, str], event: str,
+           wanted: str, done: bool) -> None:
+    """Write the marker: ``event`` under way (``done`` False) or finished."""
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": marker_name(app), "namespace": namespace,
+                             "labels": {**labels, HOOK_OF: app}},
+                "data": {"event": event, "fingerprint": wanted,
+                         "done": "true" if done else "false"}}, namespace=namespace)
+
+
+def remove_all(kube: Any, app: str, namespace: str) -> list[str]:
+    """Delete the hook objects and the marker an app left (it left the spec)."""
+    from pipelinelib.errors import Refused
+
+    gone = []
+    for kind in ("Job", "Pod", "ConfigMap", "Secret"):
+        try:
+            items = kube.list(kind, namespace, selector=f"{HOOK_OF}={app}").get("items", [])
+        except Refused:  # a kind the deployer may not list holds none of its hooks
+            continue
+        for item in items:
+            if kube.delete(kind, item["metadata"]["name"], namespace, propagation="Foreground"):
+                gone.append(f"delete {kind}/{item['metadata']['name']}")
+    return gone
 
 
 def run(ctx: Any, hooks: list[Hook], event: str, namespace: str, timeout: float) -> list[str]:

@@ -175,6 +175,9 @@ def _problems_of(m: Manifest, namespace: str, kube: Any) -> list[BadInput]:
     if not isinstance(m.obj, dict):
         what = {str: "a string", list: "a list"}.get(type(m.obj), type(m.obj).__name__)
         return [m.bad("", f"document is {what}, not a mapping", "a Kubernetes object")]
+    if m.obj.get("kind") == "Kustomization" or Path(m.source).name in kustomize.FILES:
+        return [m.bad("kind", "a kustomization among the manifests",
+                      "its directory as the manifests argument (built with kustomize)")]
     out = [m.bad(field, "missing", "a string") for field in ("apiVersion", "kind")
            if not isinstance(m.obj.get(field), str) or not m.obj.get(field)]
     meta = m.obj.get("metadata")
@@ -214,7 +217,8 @@ def _kind_problems(kube: Any, m: Manifest) -> list[BadInput]:
     try:
         namespaced = bool(kube.resource(m.kind, m.obj.get("apiVersion"))[2])
     except BadInput as exc:
-        return [m.bad("kind", exc.message.split(": ", 1)[-1], "a kind this cluster serves")]
+        what = exc.message.split(": ", 1)[-1].split(" (expected")[0]
+        return [m.bad("kind", what, "a kind this cluster serves")]
     if not namespaced:
         return [m.bad("kind", f"{m.kind} is cluster-scoped; rollout deploys into one "
                       "namespace", "a namespaced kind", refused=True)]

@@ -108,7 +108,9 @@ class Schemas:
         """A problem per field that does not fit the schema (at most 10 per object)."""
         out = []
         for m in manifests:
-            api_version = str(m.obj.get("apiVersion", ""))
+            if not isinstance(m.obj, dict) or not isinstance(m.obj.get("apiVersion"), str):
+                continue  # the manifest checks report it
+            api_version = m.obj["apiVersion"]
             validator = self.validator(api_version, m.kind)
             if validator is None:
                 continue  # a kind without a published schema: the apiserver checks it

@@ -112,7 +112,7 @@ class Finding:
 
     def one_line(self) -> str:
         tail = f" (allowed: {self.reason})" if self.allowed else ""
-        fix = f" Fix: {self.fix}" if self.fix and not self.allowed else ""
+        fix = f" Fix: {self.fix}" if self.fix else ""
         return f"{self.file}:{self.line} {self.rule}: {self.message}{fix}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +197,18 @@ def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None
     wanted = {str(v) for v in versions}
     return lint([m for m in migrations if m.key in wanted or m.name in wanted],
                 pg_version=pg_version)
+
+
+def server_version(dsn: str, secrets: Any = None) -> str:
+    """The target database's PostgreSQL version as squawk's ``--pg-version`` reads it."""
+    from pipelinelib.adapters.postgres import Postgres
+
+    with Postgres.connect(dsn, secrets=secrets, application_name="pipelinelib lint") as db:
+        text = str(db.scalar("show server_version"))
+    import re
+
+    match = re.match(r"\d+(?:\.\d+)?", text)  # "16.4 (Debian ...)", "17beta1" -> 16.4, 17
+    return match.group(0) if match else ""
 
 
 # -- what pglast reads ------------------------------------------------------------------------

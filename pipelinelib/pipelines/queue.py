@@ -63,8 +63,10 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
                                expected="the app's pipeline stages (docs/queue.md)")
             import yaml
 
+            from pipelinelib import yamlsafe
+
             try:
-                data = yaml.safe_load(raw.decode("utf-8", "replace"))
+                data = yamlsafe.safe_load(raw, f"{default}:{CONFIG_PATH}")
             except yaml.YAMLError as exc:
                 from pipelinelib.errors import BadInput
 

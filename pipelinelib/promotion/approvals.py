@@ -157,7 +157,7 @@ def read_promotion(root: Path, env: str, app: str) -> PromotionRecord | None:
     path = root / promotion_path(env, app)
     if not path.is_file():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlsafe.safe_load(path, mapping=True) or {}
     try:
         return PromotionRecord(**{k: str(v) for k, v in data.items()})
     except (TypeError, AttributeError):

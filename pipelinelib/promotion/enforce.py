@@ -89,7 +89,7 @@ def verify_change(trust: TrustRoot, policy: Policy, env: str, app: str, spec: Ap
                   root: str | Path) -> Verified:
     """Check one app's change in ``env`` (see the module doc); ``ChangeRefused`` if not."""
     rules = policy.env(env)
-    digest = spec.image.digest or ""
+    digest = (spec.image.digest if spec.image else "") or ""  # a chart naming its own images
     fingerprint, content = spec.fingerprint(), content_hash(root, spec)
     root = Path(root)
     record = approvals.read_promotion(root, env, app)

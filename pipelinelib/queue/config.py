@@ -137,6 +137,8 @@ def load_config(path: str | Path) -> QueueConfig:
     """Read and validate the configuration file."""
     import yaml
 
+    from pipelinelib import yamlsafe
+
     path = Path(path)
     if not path.is_file():
         raise BadInput("no queue configuration", source=str(path),
@@ -145,7 +147,7 @@ def load_config(path: str | Path) -> QueueConfig:
         raise BadInput("queue configuration too large", source=str(path),
                        expected="at most 256 KiB")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.safe_load(path)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BadInput(f"not valid YAML: {str(exc)[:200]}", source=str(path)) from exc
     return parse_config(data, str(path))

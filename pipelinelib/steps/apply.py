@@ -43,15 +43,24 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
     if plan["action"] == "delete":
         return _remove_app(ctx, app, plan["namespace"])
     spec = env.apps[app]
-    manifests, app_hooks = hooks.split(manifests)  # chart hooks run at their events
-    event = "install" if plan["action"] == "create" else "upgrade"
-    hooks.run(ctx, app_hooks, f"pre-{event}", spec.namespace, spec.timeout)
+    rendered, (manifests, app_hooks) = manifests, hooks.split(manifests)
+    if app_hooks:  # chart hooks run at their events; a marker makes a re-run finish them
+        state = plan.get("hooks_state") or {}
+        event = "install" if plan["action"] == "create" or (
+            state.get("event") == "install" and state.get("done") != "true") else "upgrade"
+        labels = {k: v for k, v in app_hooks[0].obj["metadata"]["labels"].items()
+                  if k != hooks.HOOK_OF}
+        wanted = hooks.fingerprint(rendered)
+        hooks.record(ctx.kube, app, spec.namespace, labels, event, wanted, done=False)
+        hooks.run(ctx, app_hooks, f"pre-{event}", spec.namespace, spec.timeout)
     result = rollout.rollout(ctx, manifests, app=app, namespace=spec.namespace,
                              timeout=spec.timeout, prune=True,
                              allowed_namespaces=env.namespaces or None,
                              blue_green=spec.blue_green,
                              await_promotion=env.awaits_promotion(spec))
-    hooks.run(ctx, app_hooks, f"post-{event}", spec.namespace, spec.timeout)
+    if app_hooks:
+        hooks.run(ctx, app_hooks, f"post-{event}", spec.namespace, spec.timeout)
+        hooks.record(ctx.kube, app, spec.namespace, labels, event, wanted, done=True)
     return result
 
 
@@ -90,6 +99,7 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
     for kind, name in prune_candidates(kube, app, namespace, set(), ctx.log):
         if kube.delete(kind, name, namespace):
             gone.append(f"delete {kind}/{name}")
+    gone += hooks.remove_all(kube, app, namespace)
     return StepResult.of("remove", gone)
 
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.envspec.diff import AppPlan, diff_app
+from pipelinelib.envspec.diff import AppPlan, Change, diff_app
 from pipelinelib.envspec.live import KINDS, kube_for, list_env_objects
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.envspec.namespaces import plan_namespaces
@@ -24,13 +24,16 @@ from pipelinelib.step import step
 def render_all(env: EnvSpec, secrets: Any = None) -> dict[str, list[dict[str, Any]]]:
     """Manifests of every app (charts rendered in parallel: each is a helm process).
 
-    Values a chart reads from the environment (``set: {k: $NAME}``) go into ``secrets``.
-    Every app is rendered even after one fails: all spec problems are reported at once.
+    Values a chart reads from the environment (``set: {k: $NAME}``) go into ``secrets``;
+    with ``secrets`` given (plan, apply) every such variable must be set. Every app is
+    rendered even after one fails: all spec problems are reported at once.
     """
     from pipelinelib.envspec.load import SpecInvalid
 
     charts = [a for a in env.apps.values() if a.chart is not None]
     rendered: dict[str, list[dict[str, Any]]] = {}
+    if env.env_problems and secrets is not None:  # plan/apply deploy them: all must be set
+        raise SpecInvalid(env.env_problems)
     problems = []
 
     def one(app: AppSpec) -> list[dict[str, Any]] | SpecInvalid:
@@ -59,6 +62,8 @@ def compute_plans(ctx: Context, env: EnvSpec,
     for doc in (d for docs in rendered.values() for d in docs):
         ctx.secrets.add_manifest(doc)  # Secrets from charts too: masked in every output
     kinds = {d["kind"] for docs in rendered.values() for d in docs} | {"Deployment"}
+    if any(hooks.is_hook(d) for docs in rendered.values() for d in docs):
+        kinds.add("ConfigMap")  # the hook markers (helm.hooks.record)
     namespaces = {a.namespace for a in env.apps.values()} | set(env.namespaces)
     live = list_env_objects(ctx, env.name, namespaces, kinds & set(KINDS), env.kubeconfig,
                             env.context)
@@ -78,11 +83,26 @@ def compute_plans(ctx: Context, env: EnvSpec,
             plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref, docs,
                                   live, orphans))
         plans[-1].hooks = hooks.describe(app_hooks)
+        if app_hooks:
+            _hooks_pending(plans[-1], app, rendered[app.name], live)
     for name in sorted(set(by_app) - set(env.apps) - {""}):
         objs = by_app[name]
         plans.append(AppPlan(name, objs[0]["metadata"].get("namespace", ""), 10**6, "delete",
-                             deletes=[f"{o['kind']}/{o['metadata']['name']}" for o in objs]))
+                             deletes=[f"{o['kind']}/{o['metadata']['name']}" for o in objs],
+                             disabled=name in env.disabled))
     return plans
+
+
+def _hooks_pending(plan: AppPlan, app: AppSpec, docs: list[dict[str, Any]],
+                   live: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+    """An app whose chart hooks have not run to the end for this spec is pending."""
+    marker = live.get(("ConfigMap", app.namespace, hooks.marker_name(app.name)))
+    plan.hooks_state = hooks.marker_state(marker)
+    reason = hooks.pending_reason(plan.hooks_state, hooks.fingerprint(docs))
+    if reason and plan.action == "none":
+        plan.action = "update"
+        plan.changes.append(Change(f"ConfigMap/{hooks.marker_name(app.name)}", "data",
+                                   reason, "hooks run for this spec"))
 
 
 def _colored(docs: list[dict[str, Any]], color: str) -> list[dict[str, Any]]:

@@ -80,7 +80,7 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     if cluster_checks and names_ok:
         exists = namespace_exists(ctx.kube, namespace)
         problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
-        if not exists and not problems:
+        if not exists:
             problems += schema_problems(ctx.kube, docs)
     mf.Invalid.raise_if(problems)
     mf.hash_config(docs)
