@@ -147,7 +147,7 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
     image, _origin = _source_image(ctx, root, promotion)
     image = _check_image(ctx, promotion, image, rules.gates,
                          signed=(rules.guarded or current.protected) and trust_root() is not None)
-    new_app = dataclasses.replace(current, image=image)
+    new_app = promoted(current, image)
     if check_approval and (rules.four_eyes or current.protected):
         _check_approval(ctx, root, promotion, policy, user, new_app)
     record = None
@@ -172,6 +172,15 @@ def sign_record(record: Any, namespace: str) -> Any:
     record = dataclasses.replace(record, signature="")
     return dataclasses.replace(record, signature=sign(approvals.signed_bytes(record), key,
                                                       namespace))
+
+
+def promoted(current: AppSpec, image: ImageSpec) -> AppSpec:
+    """The target app as ``edit_target`` writes it: the new image's fields, and the current
+    ones where the new image has none (a hot-fix by digest keeps the tag line)."""
+    old = current.image
+    return dataclasses.replace(current, image=ImageSpec(
+        image.repository or old.repository, image.tag or old.tag, image.digest or old.digest,
+        image.revision or old.revision, image.version or old.version))
 
 
 def _check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
@@ -286,7 +295,9 @@ def edit_target(root: Path, resolved: Resolved, promotion: Promotion) -> list[st
         (root / rel_hotfix).unlink()
         written.append(rel_hotfix)
     if written and resolved.record is not None:  # who made this change, signed
-        record = dataclasses.replace(resolved.record, content=content_hash(root, resolved.new_app))
+        landed = load_environment(path, root=root).apps[promotion.app]  # as written
+        record = dataclasses.replace(resolved.record, fingerprint=landed.fingerprint(),
+                                     content=content_hash(root, landed))
         written.append(approvals.write_promotion(root, sign_record(record, NS_PROMOTION)))
     if promotion.hotfix and written:
         written.append(hotfix.write_hotfix(
@@ -383,7 +394,7 @@ def approve(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
         raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP")
     image, _ = _source_image(ctx, state.root, promotion)
     image = _check_image(ctx, promotion, image, rules.gates)
-    new_app = dataclasses.replace(current, image=image)
+    new_app = promoted(current, image)
     check_signing_key(ctx, promotion, user)
     record = approvals.new_approval(ctx, promotion.target, promotion.app, image.digest or "",
                                     new_app.fingerprint())

@@ -25,5 +25,6 @@ def sign_image(ctx: Context, image: str, digest: str, registry: Any = None) -> S
     if not done["signed"]:
         ctx.log.warning("image not signed: no attestation key", key=KEY_ENV)
     actions = [f"sign {image}@{digest} ({done['reference']})"] if done["changed"] else []
-    return StepResult.of("sign", actions, dry_run=ctx.dry_run, signature=done["reference"],
+    return StepResult.of("sign", actions, dry_run=ctx.dry_run, digest=digest,
+                         image=f"{image}@{digest}", signature=done["reference"],
                          signed=done["signed"])
