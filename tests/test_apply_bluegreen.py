@@ -4,6 +4,7 @@ apply awaiting promotion (exit 5), and `pipeline swap --env` with the policy's s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,10 @@ environments:
 
 
 @pytest.fixture(scope="module")
-def kubectl(kube_env) -> Kubectl:
-    return Kubectl(kube_env)
+def kubectl(kube_env) -> Iterator[Kubectl]:
+    k = Kubectl(kube_env)
+    yield k
+    k.cleanup()
 
 
 def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,

@@ -1,8 +1,9 @@
 """The README's demo pipeline, end to end on the testbed: every stage in order, every gate bites.
 
-It runs examples/demo/run as `make demo` does (about 3.5 minutes on a warm testbed, the
+It runs examples/demo/run as `make demo` does (about 7 minutes on the shared testbed, the
 release managers' part included), so it needs every component: Docker engine, registry,
-Kubernetes, PostgreSQL, OSV-Scanner and Lighthouse.
+Kubernetes, PostgreSQL, OSV-Scanner and Lighthouse. The release managers' part sets up its
+own trust root (examples/demo/trust-root): promotions and approvals are signed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from pipelinelib.promotion import approvals
+from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, policy_signers
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # the issue's order: build -> scan -> perf -> gate -> migrate -> rollout -> annotate -> promote
 STAGES = ["build:", "build again:", "scan:", "perf:", "gate:", "migrate:", "gate mark 2 again",
-          "rollout:", "annotate:", "what the gates catch", "release manager:", "done in "]
+          "rollout:", "annotate:", "serve:", "what the gates catch", "release manager:",
+          "status page:", "done in "]
 # each bad variant, in order, with what the reason must name (the gate that caught it)
 CAUGHT = [
     ("scan (", "finding(s) at or above HIGH (first: UNKNOWN DSA-5497-1 [CVE-2023-4863]"),
@@ -31,12 +36,20 @@ CAUGHT = [
                                                   "was edited"),
     ("rollout (the new pods crash-loop", "CrashLoopBackOff"),
 ]
+# what the release managers' part must refuse (seeds 004 and 002), in order, and why
+REFUSED = [
+    "records-api: dev-dana may not promote into qa",
+    "records-api: prod needs a second person's approval (four eyes) and there is none",
+    "apply of prod refused: prod/records-api",  # a change pushed into prod by hand
+    "records-api: prod needs a second person's approval (four eyes)",  # hot-fix, no approval
+    "dev-dana may not swap uro in staging",
+]
 
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_in_order_and_each_gate_catches_its_bad_variant(
-        docker_env, registry_env, kube_env, postgres_env, tmp_path):
-    env = {**os.environ, **docker_env, **registry_env, **kube_env, **postgres_env,
+        docker_env, registry_env, kube_env, node_env, postgres_env, tmp_path):
+    env = {**os.environ, **docker_env, **registry_env, **kube_env, **node_env, **postgres_env,
            "DEMO_DIR": str(tmp_path), "PIPELINE_LOG_FORMAT": "console"}
     out = subprocess.run([str(ROOT / "examples" / "demo" / "run")], env=env,
                          capture_output=True, text=True, timeout=900, check=False)
@@ -49,6 +62,9 @@ def test_demo_runs_every_stage_in_order_and_each_gate_catches_its_bad_variant(
     caught = [line.removeprefix("caught: ") for line in text.splitlines()
               if line.startswith("caught: ")]
     assert len(caught) == len(CAUGHT), caught
+    served = [line for line in text.splitlines() if line.startswith("live colour ")]
+    assert len(served) == 2 and all("<title>hello from pipelinelib</title>" in x for x in served)
+    assert served[0].endswith("release 1") and served[1].endswith("release 2"), served
     for line, (name, reason) in zip(caught, CAUGHT, strict=True):
         assert line.startswith(name) and reason in line, (name, reason, line)
     reports = tmp_path / "reports"
@@ -60,3 +76,25 @@ def test_demo_runs_every_stage_in_order_and_each_gate_catches_its_bad_variant(
         reports / "gate" / "summary.md").read_text()
     for stage in ("caught-scan", "caught-perf", "caught-gate-4", "caught-gate-5"):
         assert (reports / stage / "summary.md").read_text().startswith("# ❌"), stage
+    failed = re.findall(r" failed: (.*?)(?:; next:|$)", text, re.M)
+    at = 0
+    for reason in REFUSED:  # in this order, among everything that failed on purpose
+        at = next((i for i, f in enumerate(failed[at:], at) if reason in f), None)
+        assert at is not None, (reason, failed)
+        at += 1
+    promote = tmp_path / "promote"
+    trust, clone = TrustRoot(promote / "trust"), promote / "env-state"
+    assert policy_signers(trust, (trust.directory / "policy.yaml").read_bytes()) == [
+        "rm-alice", "rm-bob"]
+    # prod's evidence in env-state: promotions signed by the CI key for rm-alice, approvals
+    # (the hot-fix's, the whole set's) by rm-bob's own key
+    for app in ("records-api", "patient-portal"):
+        record = approvals.read_promotion(clone, "prod", app)
+        assert record.promoted_by == "rm-alice", record
+        assert trust.signer(approvals.signed_bytes(record), record.signature,
+                            NS_PROMOTION) == "jenkins"
+    for approval in (approvals.read_approval(clone, "prod", "records-api"),
+                     approvals.read_set_approval(clone, "prod")):
+        assert approval.approved_by == "rm-bob", approval
+        assert trust.signer(approvals.signed_bytes(approval), approval.signature,
+                            NS_APPROVAL) == "rm-bob"
