@@ -177,3 +177,4 @@ def test_scan_a_missing_lockfile_is_bad_input_before_any_scan(osv_bin, local_db,
     assert out.returncode == 2, out.stderr[-3000:]
     assert "Traceback" not in out.stderr and str(missing) in out.stderr
     assert not list(report.glob("osv-scanner-lockfile-*.json"))
+    assert summary["exit_code"] == 2 and summary["steps"] == []
