@@ -57,7 +57,7 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
         data = yamlsafe.safe_load(file) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = str(getattr(exc, "problem", None) or exc).removeprefix("not valid YAML: ")
         raise BadInput(f"not valid YAML: {problem}", source=str(file),
                        line=mark.line + 1 if mark else None,
                        expected="a YAML mapping of " + ", ".join(sorted(KEYS))) from exc
@@ -93,6 +93,8 @@ def read_structured(text: str, source: str) -> dict[str, Any]:
 
     try:
         data = json.loads(text) if source.endswith(".json") else yamlsafe.safe_load(text, source)
+    except yamlsafe.YamlRefused:
+        raise  # names the document, the line and the problem already
     except (ValueError, yaml.YAMLError) as exc:
         line = getattr(exc, "lineno", None) or getattr(
             getattr(exc, "problem_mark", None), "line", None)

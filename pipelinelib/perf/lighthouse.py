@@ -80,6 +80,8 @@ def load_budget(path: str | Path) -> Budget:
         data = yamlsafe.safe_load(Path(path)) or {}
     except FileNotFoundError as exc:
         raise BadInput("budget file not found", source=source) from exc
+    except yamlsafe.YamlRefused:
+        raise  # names the file, the line and the problem already
     except yaml.YAMLError as exc:
         raise BadInput(f"not valid YAML: {exc}", source=source) from exc
     if not isinstance(data, dict):
