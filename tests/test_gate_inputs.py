@@ -124,6 +124,32 @@ def run_perf_report(tmp_path: Path, kind: str) -> tuple[object, Path]:
                         "--budget", str(FIX / "perf" / "budget.yaml")), bad
 
 
+def run_perf_coach(tmp_path: Path, kind: str) -> tuple[object, Path]:
+    bad = tmp_path / "coach.json"
+    bad.write_bytes(variant(kind, cut(FIX / "perf" / "coach.json", '"performance": {"score"'),
+                            b'{"version": "8.0.2", "url": "http://x/", "advice": '
+                            b'[{"score": 84}]}'))
+    budget = tmp_path / "budget-coach.yaml"
+    budget.write_text("categories:\n  coach: 80\n")
+    return run_pipeline("--report-dir", str(tmp_path / "r"), "perf", "--report", str(bad),
+                        "--budget", str(budget)), bad
+
+
+def run_gate_audit_mapping(tmp_path: Path, kind: str) -> tuple[object, Path]:
+    app, _ = gate_app(tmp_path)
+    (app / "gate.yaml").write_text("marks: [4, 5]\nopenapi: openapi.yaml\n"
+                                   "audit_mapping: audit-mapping.yaml\n")
+    shutil.copy(FIX / "gate" / "audit-mapping.yaml", app)
+    deployed = commit_all(app, "release 1.4.0 with an audit mapping")
+    bad = app / "audit-mapping.yaml"
+    bad.write_bytes(variant(kind, cut(FIX / "gate" / "audit-mapping.yaml",
+                                      "createUser: {index: audit-users-create-v1, fie"),
+                            b"listUsers: audit-users-list-v1\ncreateUser: [name, email]\n"))
+    commit_all(app, "broken audit mapping")
+    return run_pipeline("--report-dir", str(tmp_path / "r"), "gate", "--app-dir", str(app),
+                        "--deployed-rev", deployed), bad
+
+
 def run_migrate_lint(tmp_path: Path, kind: str) -> tuple[object, Path]:
     d = tmp_path / "migrations"
     shutil.copytree(FIX / "migrations" / "app", d)
@@ -144,6 +170,8 @@ CASES: dict[str, Callable[[Path, str], tuple[object, Path]]] = {
     "gate openapi": run_gate_openapi,
     "perf --budget": run_perf_budget,
     "perf --report lighthouse": run_perf_report,
+    "perf --report coach": run_perf_coach,
+    "gate audit mapping": run_gate_audit_mapping,
     "migrate --lint-only": run_migrate_lint,
 }
 

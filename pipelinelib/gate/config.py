@@ -112,6 +112,21 @@ def read_current(app_dir: Path, relpath: str) -> dict[str, Any]:
     return read_structured(_text(path.read_bytes(), str(path)), str(path))
 
 
+def read_audit_mapping(app_dir: Path, relpath: str) -> dict[str, Any]:
+    """The release's audit mapping: ``CALL: {index: ..., fields: {...}}`` per call
+    (operationId or ``METHOD /path``); BadInput naming every entry that is not a mapping."""
+    path = app_dir / relpath
+    data = read_current(app_dir, relpath)
+    bad = [f"{key}: {type(value).__name__}" for key, value in data.items()
+           if not isinstance(value, dict)]
+    if bad:
+        raise BadInput(f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a "
+                       f"mapping ({'; '.join(bad[:10])})", source=str(path), field=bad[0]
+                       .split(":")[0], expected="CALL: {index: NAME, fields: {FIELD: TYPE}} "
+                                               "per call (operationId or METHOD /path)")
+    return data
+
+
 def _text(data: bytes, source: str) -> str:
     """``data`` as UTF-8 text; BadInput naming the first byte that is not."""
     try:
