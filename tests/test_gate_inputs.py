@@ -185,6 +185,9 @@ def test_malformed_gate_input_exits_2_naming_the_file(tmp_path: Path, case: str,
     assert out.returncode == 2, f"{case} {kind}: exit {out.returncode}\n{text[-3000:]}"
     assert "Traceback" not in text, text[-3000:]
     assert bad.name in out.stderr, f"{case} {kind}: the file is not named\n{out.stderr[-2000:]}"
+    if case == "migrate --lint-only" and kind != "binary":
+        line = {"truncated": 2, "wrong-typed": 1}[kind]  # where the file ends / the error
+        assert f"{bad.name}:{line}: SQL does not parse" in out.stderr, out.stderr[-2000:]
     # ...and says what it expected (or what the bytes are not: UTF-8 text, valid YAML/JSON)
     assert re.search(r"expected|not valid|not UTF-8|cannot parse", out.stderr), \
         out.stderr[-2000:]

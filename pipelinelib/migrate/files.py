@@ -140,6 +140,8 @@ def parse_statements(text: str, source: str) -> tuple[Statement, ...]:
         tree = pglast.parse_sql(text)
     except parser.ParseError as exc:
         location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+        if location is None and "end of input" in str(exc.args[0]):
+            location = len(text.rstrip())  # cut off inside a statement: its last line
         raise BadInput(f"SQL does not parse: {exc.args[0]}", source=source,
                        line=line_of(text, location) if location is not None else None,
                        expected="PostgreSQL SQL") from exc
