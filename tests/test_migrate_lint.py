@@ -225,3 +225,44 @@ def test_versions_order_numerically_and_repeatables_come_last(tmp_path: Path) ->
     write(tmp_path, "V1_9__dup.sql", "select 1;")
     with pytest.raises(BadInput, match=r"version 1\.9 also used by V1\.9__b\.sql"):
         load_migrations(d)
+
+
+def test_migrate_lints_for_the_postgresql_version_of_the_database_it_migrates(
+        postgres_env: dict[str, str], tmp_path: Path) -> None:
+    """`pipeline migrate` hands squawk `--pg-version` of the target server (as gate mark 3
+    does): the real squawk runs behind a wrapper that records its arguments."""
+    import json
+    import sys
+
+    from pipelinelib.adapters.squawk import find_binary
+    from pipelinelib.migrate.lint import server_version
+
+    name = f"lintver_{uuid.uuid4().hex[:10]}"
+    admin = postgres_env["PIPELINELIB_PG_DSN"]
+    expected = server_version(admin)
+    assert expected and expected[0].isdigit()
+    argv_log = tmp_path / "squawk-argv.jsonl"
+    wrapper = tmp_path / "squawk"
+    wrapper.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"open({str(argv_log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"os.execv({find_binary()!r}, [{find_binary()!r}, *sys.argv[1:]])\n")
+    wrapper.chmod(0o755)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    dsn = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        d = tmp_path / "m"
+        d.mkdir()
+        shutil.copy(FIXTURES / "app" / "V1__create_users.sql", d)
+        proc = run_pipeline("migrate", "--dir", str(d),
+                            env={"PIPELINE_DB_DSN": dsn, "PIPELINELIB_SQUAWK": str(wrapper)})
+        assert proc.returncode == 0, proc.stderr
+        calls = [json.loads(line) for line in argv_log.read_text().splitlines()]
+        assert calls, "squawk never ran"
+        for argv in calls:
+            assert argv[argv.index("--pg-version") + 1] == expected
+        assert f"linted for PostgreSQL {expected}" in proc.stderr + proc.stdout
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')

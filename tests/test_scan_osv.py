@@ -126,3 +126,55 @@ def test_real_osv_scanner_over_a_lockfile_offline_parses_and_dedupes_with_grype(
              if f.package == "requests"]
     (merged,) = [f for f in dedupe([*found.values(), *grype]) if f.package == "requests"]
     assert merged.fixed == "2.31.0" and len(merged.merged) == 3
+
+
+def test_scan_lockfile_option_runs_the_real_osv_scanner_into_the_same_policy(
+        osv_bin, local_db, tmp_path):
+    """`pipeline scan --lockfile A --lockfile B --report grype.json`: OSV-Scanner's findings
+    of both lockfiles and Grype's merge into one policy verdict and one checklist."""
+    first, second = tmp_path / "a" / "requirements.txt", tmp_path / "b" / "requirements.txt"
+    for path, text in ((first, "requests==2.25.1\nidna==2.10\n"), (second, "urllib3==1.26.5\n")):
+        path.parent.mkdir()
+        path.write_text(text)
+    env = {"osv": osv_bin}
+    out, summary, report = scan(tmp_path / "r", env, "--lockfile", str(first), "--lockfile",
+                                str(second), "--local-db", str(local_db),
+                                "--report", str(FIX / "grype-ghsa-and-cve.json"),
+                                "--fail-on", "medium")
+    assert out.returncode == 1, out.stderr[-3000:]
+    raws = [json.loads((report / f"osv-scanner-lockfile-{n}.json").read_text()) for n in (1, 2)]
+    assert [{v["id"] for r in raw["results"] for p in r["packages"]
+             for v in p["vulnerabilities"]} for raw in raws] == [
+        {"GHSA-j8r2-6x86-q33q"}, {"GHSA-v845-jxx5-vc9f"}]
+    assert [s["step"] for s in summary["steps"]] == ["osv-scan-lockfile", "scan"]
+    assert summary["steps"][0]["outputs"]["findings"] == 2
+    checklist = (report / "summary.md").read_text()
+    # Grype's CVE record (no fix) and OSV's GHSA record (the fix) are one finding
+    assert checklist.count(" in requests 2.25.1 ") == 1
+    assert "CVE-2023-32681 [GHSA-j8r2-6x86-q33q, PYSEC-2023-74] in requests 2.25.1 " \
+           "(fixed in 2.31.0)" in checklist
+    assert "MEDIUM GHSA-v845-jxx5-vc9f [CVE-2023-43804] in urllib3 1.26.5 (fixed in 1.26.17)" \
+           in checklist
+    assert "idna" not in checklist
+    # the lockfiles alone, under a policy that accepts both advisories: the gate passes
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("fail_on: medium\nignore:\n"
+                      "  - id: CVE-2023-32681\n    reason: no proxies\n    expires: 2099-01-01\n"
+                      "  - id: CVE-2023-43804\n    reason: no redirects\n    expires: 2099-01-01\n")
+    out, summary, report = scan(tmp_path / "p", env, "--lockfile", str(first), "--lockfile",
+                                str(second), "--local-db", str(local_db), "--policy",
+                                str(policy))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert summary["steps"][-1]["outputs"]["ignored"] == 2
+
+
+def test_scan_a_missing_lockfile_is_bad_input_before_any_scan(osv_bin, local_db, tmp_path):
+    there = tmp_path / "requirements.txt"
+    there.write_text("requests==2.25.1\n")
+    missing = tmp_path / "nope" / "poetry.lock"
+    out, summary, report = scan(tmp_path / "r", {"osv": osv_bin}, "--lockfile", str(there),
+                                "--lockfile", str(missing), "--local-db", str(local_db))
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and str(missing) in out.stderr
+    assert not list(report.glob("osv-scanner-lockfile-*.json"))
+    assert summary["exit_code"] == 2 and summary["steps"] == []

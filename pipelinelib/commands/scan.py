@@ -16,6 +16,9 @@ Findings come from any mix of:
                        the format is detected, or give FORMAT:FILE, e.g. trivy:out.json)
   --osv-image IMAGE    run OSV-Scanner on IMAGE exported from the Docker engine
                        (`osv-scanner scan image --archive`); with --local-db DIR fully offline
+  --lockfile PATH      run OSV-Scanner on a lockfile (requirements.txt, poetry.lock,
+                       package-lock.json, go.mod...; repeatable; PARSER:PATH for an
+                       unusual name); with --local-db DIR fully offline
   --clair URL          index IMAGE in Clair v4 and read its vulnerability report
 
 Policy (--policy FILE, YAML): fail_on (severity), only_fixable, unknown_severity,
@@ -32,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a scanner JSON report (repeatable)")
     parser.add_argument("--osv-image", metavar="IMAGE", help="scan this engine image with "
                         "OSV-Scanner")
+    parser.add_argument("--lockfile", action="append", default=[], metavar="[PARSER:]PATH",
+                        help="scan this lockfile with OSV-Scanner (repeatable)")
     parser.add_argument("--local-db", metavar="DIR",
                         default=os.environ.get("PIPELINE_OSV_DB") or None,
                         help="OSV offline database directory "
@@ -69,11 +74,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             fmt, _, path = item.partition(":") if item.split(":", 1)[0] in FORMATS else (
                 "auto", "", item)
             reports.append((path, fmt))
-        if not (reports or args.osv_image or args.clair):
-            raise BadInput("nothing to scan", field="--report/--osv-image/--clair",
+        if not (reports or args.osv_image or args.clair or args.lockfile):
+            raise BadInput("nothing to scan", field="--report/--osv-image/--lockfile/--clair",
                            expected="at least one report or scanner")
         if args.clair and not args.image:
             raise BadInput("--clair needs --image REGISTRY/REPO", field="--image")
+        bad_lockfiles = steps.lockfile_problems(args.lockfile)
+        if bad_lockfiles:
+            raise BadInput("; ".join(bad_lockfiles))
         findings = steps.read_findings(reports)  # validates every report before any write
         out_dir = Path(args.report_dir or ".")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +92,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             job.run(steps.osv_scan_image, ctx, args.osv_image, local_db=args.local_db,
                     binary=find_binary(args.osv_scanner), out=out)
             findings = steps.dedupe([*findings, *steps.parse_report(out, "osv-scanner")])
+        if args.lockfile:
+            from pipelinelib.scan.osv_scanner import find_binary
+
+            scanned = job.run(steps.osv_scan_lockfiles, ctx, args.lockfile,
+                              local_db=args.local_db, binary=find_binary(args.osv_scanner),
+                              out_dir=out_dir)
+            findings = steps.dedupe([*findings, *(
+                f for out in scanned.outputs["reports"]
+                for f in steps.parse_report(out, "osv-scanner"))])
         if args.clair:
             from pipelinelib.attest import registry_for
             from pipelinelib.imageref import parse

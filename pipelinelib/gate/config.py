@@ -57,8 +57,10 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
         data = yamlsafe.safe_load(file) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise BadInput("not valid YAML", source=str(file),
-                       line=mark.line + 1 if mark else None) from exc
+        problem = str(getattr(exc, "problem", None) or exc).removeprefix("not valid YAML: ")
+        raise BadInput(f"not valid YAML: {problem}", source=str(file),
+                       line=mark.line + 1 if mark else None,
+                       expected="a YAML mapping of " + ", ".join(sorted(KEYS))) from exc
     if not isinstance(data, dict):
         raise BadInput("the gate config is a mapping", source=str(file))
     lines = ({k.value: k.start_mark.line + 1 for k, _ in node.value}
@@ -70,7 +72,7 @@ def load_config(app_dir: str | Path, path: str | Path | None = None) -> GateConf
     marks = data.get("marks", [1, 2, 3, 4, 5])
     if not isinstance(marks, list) or not all(m in (1, 2, 3, 4, 5) for m in marks):
         raise BadInput("marks are numbers 1 to 5", source=str(file), field="marks",
-                       line=lines.get("marks"))
+                       line=lines.get("marks"), expected="a list such as [1, 2, 3, 4, 5]")
     reports = data.get("test_reports") or []
     reports = [reports] if isinstance(reports, str) else reports
     from pipelinelib.adapters.oasdiff import check_levels
@@ -91,6 +93,8 @@ def read_structured(text: str, source: str) -> dict[str, Any]:
 
     try:
         data = json.loads(text) if source.endswith(".json") else yamlsafe.safe_load(text, source)
+    except yamlsafe.YamlRefused:
+        raise  # names the document, the line and the problem already
     except (ValueError, yaml.YAMLError) as exc:
         line = getattr(exc, "lineno", None) or getattr(
             getattr(exc, "problem_mark", None), "line", None)
@@ -105,7 +109,32 @@ def read_current(app_dir: Path, relpath: str) -> dict[str, Any]:
     path = app_dir / relpath
     if not path.is_file():
         raise BadInput("file not found", source=str(path))
-    return read_structured(path.read_text(), str(path))
+    return read_structured(_text(path.read_bytes(), str(path)), str(path))
+
+
+def read_audit_mapping(app_dir: Path, relpath: str) -> dict[str, Any]:
+    """The release's audit mapping: ``CALL: {index: ..., fields: {...}}`` per call
+    (operationId or ``METHOD /path``); BadInput naming every entry that is not a mapping."""
+    path = app_dir / relpath
+    data = read_current(app_dir, relpath)
+    bad = [f"{key}: {type(value).__name__}" for key, value in data.items()
+           if not isinstance(value, dict)]
+    if bad:
+        raise BadInput(f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a "
+                       f"mapping ({'; '.join(bad[:10])})", source=str(path), field=bad[0]
+                       .split(":")[0], expected="CALL: {index: NAME, fields: {FIELD: TYPE}} "
+                                               "per call (operationId or METHOD /path)")
+    return data
+
+
+def _text(data: bytes, source: str) -> str:
+    """``data`` as UTF-8 text; BadInput naming the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                       "binary or another encoding", source=source,
+                       expected="a YAML or JSON document") from None
 
 
 def read_deployed(app_dir: Path, relpath: str, *, deployed_dir: str | None = None,
@@ -113,20 +142,23 @@ def read_deployed(app_dir: Path, relpath: str, *, deployed_dir: str | None = Non
     """The deployed release's copy of ``relpath`` (None when it did not have one)."""
     if deployed_dir:
         path = Path(deployed_dir) / relpath
-        return read_structured(path.read_text(), str(path)) if path.is_file() else None
+        return read_structured(_text(path.read_bytes(), str(path)), str(path)) \
+            if path.is_file() else None
     if not deployed_rev:
         raise BadInput("the deployed version is unknown", field="--deployed-rev/--deployed-dir",
                        expected="the revision deployed in the target environment")
     prefix = _git(app_dir, "rev-parse", "--show-prefix").strip()
     shown = subprocess.run(["git", "show", f"{deployed_rev}:{prefix}{relpath}"], cwd=app_dir,
-                           capture_output=True, text=True, check=False)
+                           capture_output=True, check=False)
+    stderr = shown.stderr.decode("utf-8", "replace")
     if shown.returncode != 0:
-        if "exists on disk, but not in" in shown.stderr or "does not exist in" in shown.stderr:
+        if "exists on disk, but not in" in stderr or "does not exist in" in stderr:
             return None
         raise BadInput(f"cannot read {relpath} at {deployed_rev}",
                        field="--deployed-rev", expected="a revision of this repository",
-                       hint=shown.stderr.strip()[:200])
-    return read_structured(shown.stdout, f"{deployed_rev}:{prefix}{relpath}")
+                       hint=stderr.strip()[:200])
+    source = f"{deployed_rev}:{prefix}{relpath}"
+    return read_structured(_text(shown.stdout, source), source)
 
 
 def _git(cwd: Path, *args: str) -> str:

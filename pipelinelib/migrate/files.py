@@ -140,6 +140,8 @@ def parse_statements(text: str, source: str) -> tuple[Statement, ...]:
         tree = pglast.parse_sql(text)
     except parser.ParseError as exc:
         location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+        if location is None and "end of input" in str(exc.args[0]):
+            location = len(text.rstrip())  # cut off inside a statement: its last line
         raise BadInput(f"SQL does not parse: {exc.args[0]}", source=source,
                        line=line_of(text, location) if location is not None else None,
                        expected="PostgreSQL SQL") from exc
@@ -190,7 +192,11 @@ def load_migration(path: Path, source: str | None = None) -> Migration:
                                 "or R__<description>.sql")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                       f"{exc.start}); binary or another encoding", source=source,
+                       expected="SQL in UTF-8") from None
+    except OSError as exc:
         raise BadInput(f"cannot read migration: {exc}", source=source) from exc
     statements = parse_statements(text, source)
     if not statements:

@@ -204,9 +204,14 @@ def server_version(dsn: str, secrets: Any = None) -> str:
     from pipelinelib.adapters.postgres import Postgres
 
     with Postgres.connect(dsn, secrets=secrets, application_name="pipelinelib lint") as db:
-        text = str(db.scalar("show server_version"))
+        return version_of(db)
+
+
+def version_of(db: Any) -> str:
+    """``--pg-version`` of an open connection (``pipelinelib.adapters.postgres.Postgres``)."""
     import re
 
+    text = str(db.scalar("show server_version"))
     match = re.match(r"\d+(?:\.\d+)?", text)  # "16.4 (Debian ...)", "17beta1" -> 16.4, 17
     return match.group(0) if match else ""
 

@@ -80,6 +80,8 @@ def load_budget(path: str | Path) -> Budget:
         data = yamlsafe.safe_load(Path(path)) or {}
     except FileNotFoundError as exc:
         raise BadInput("budget file not found", source=source) from exc
+    except yamlsafe.YamlRefused:
+        raise  # names the file, the line and the problem already
     except yaml.YAMLError as exc:
         raise BadInput(f"not valid YAML: {exc}", source=source) from exc
     if not isinstance(data, dict):
@@ -87,6 +89,11 @@ def load_budget(path: str | Path) -> Budget:
     unknown = sorted(set(data) - KEYS)
     if unknown:
         raise BadInput(f"unknown key {unknown[0]!r}", source=source, expected="categories, metrics")
+    for key in ("categories", "metrics"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise BadInput(f"{key} is a {type(data[key]).__name__}", source=source, field=key,
+                           expected="a mapping of name: " + ("minimum score" if key ==
+                                                              "categories" else "maximum value"))
     cats = {}
     for name, value in (data.get("categories") or {}).items():
         score = quantity(value, f"categories.{name}", source)
@@ -118,6 +125,10 @@ def read_report(path: str | Path) -> Measured:
     if isinstance(error, dict) and error.get("code") not in (None, "NO_ERROR"):
         measured.errors.append(f"lighthouse runtime error {error.get('code')}: "
                                f"{error.get('message', '')}")
+    for key in ("categories", "audits"):
+        if not isinstance(doc.get(key) or {}, dict):
+            raise BadInput(f"{key} is a {type(doc[key]).__name__}", source=source, field=key,
+                           expected="an object keyed by id (lighthouse --output json)")
     for cid, cat in (doc.get("categories") or {}).items():
         if not isinstance(cat, dict):
             raise BadInput("unexpected shape", source=source, field=f"categories.{cid}",
@@ -128,7 +139,10 @@ def read_report(path: str | Path) -> Measured:
                            field=f"categories.{cid}.score")
         measured.scores[cid] = score
     for aid, audit in (doc.get("audits") or {}).items():
-        if isinstance(audit, dict) and isinstance(audit.get("numericValue"), (int, float)):
+        if not isinstance(audit, dict):
+            raise BadInput("unexpected shape", source=source, field=f"audits.{aid}",
+                           expected="an object")
+        if isinstance(audit.get("numericValue"), (int, float)):
             measured.values[aid] = float(audit["numericValue"])
             measured.units[aid] = str(audit.get("numericUnit") or "")
     return measured

@@ -15,7 +15,7 @@ from typing import Any
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, GateFailed, Refused
 from pipelinelib.gate import checklist as marks
-from pipelinelib.gate.config import GateConfig, read_current, read_deployed
+from pipelinelib.gate.config import GateConfig, read_audit_mapping, read_current, read_deployed
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -146,7 +146,7 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
             elif not cfg.audit_mapping:
                 result.append(marks.check_audit_mapping(changes, {}, {}))
             else:
-                new_map = read_current(app, cfg.audit_mapping)
+                new_map = read_audit_mapping(app, cfg.audit_mapping)
                 old_map = read_deployed(app, cfg.audit_mapping, deployed_dir=deployed_dir,
                                         deployed_rev=deployed_rev) or {}
                 result.append(marks.check_audit_mapping(changes, old_map, new_map))

@@ -29,12 +29,14 @@ def applied_by(ctx: Context) -> str:
 
 
 @step("migrate-lint")
-def lint_pending(ctx: Context, directory: str | Path, versions: list[str] | None) -> StepResult:
+def lint_pending(ctx: Context, directory: str | Path, versions: list[str] | None,
+                 pg_version: str | None = None) -> StepResult:
     """Expand/contract lint of the pending migrations (every file when ``versions`` is None,
-    each on its own); GateFailed on an unallowed finding."""
+    each on its own) for the target server's ``pg_version`` (squawk's ``--pg-version``;
+    None: squawk's default, the newest); GateFailed on an unallowed finding."""
     from pipelinelib.migrate.lint import lint_migrations
 
-    findings = lint_migrations(directory, versions)
+    findings = lint_migrations(directory, versions, pg_version=pg_version or None)
     for finding in findings:
         ctx.log.warning("lint finding", finding=finding.one_line())
     refused = [f for f in findings if not f.allowed]
@@ -48,8 +50,9 @@ def lint_pending(ctx: Context, directory: str | Path, versions: list[str] | None
     return StepResult(
         "migrate-lint", status=_unchanged(), dry_run=ctx.dry_run,
         summary=("all migrations" if versions is None else f"{len(versions)} pending migration(s)")
-                + f" linted; {len(findings)} allowed finding(s)",
-        outputs={"findings": [f.to_dict() for f in findings]})
+                + (f" linted for PostgreSQL {pg_version}" if pg_version else " linted")
+                + f"; {len(findings)} allowed finding(s)",
+        outputs={"findings": [f.to_dict() for f in findings], "pg_version": pg_version or None})
 
 
 def _unchanged() -> Any:
@@ -88,8 +91,11 @@ def migrate_database(ctx: Context, dsn: str, directory: str | Path, *,
     with Postgres.connect(dsn, secrets=ctx.secrets, application_name=application_name(ctx)) as db:
         planned = runner.read_plan(db, directory, options)
         if lint and planned.pending:
+            from pipelinelib.migrate.lint import version_of
+
             lint_step = job.run if job is not None else (lambda fn, *a: fn(*a))
-            lint_step(lint_pending, ctx, directory, [m.key for m in planned.pending])
+            lint_step(lint_pending, ctx, directory, [m.key for m in planned.pending],
+                      version_of(db))
         outcome = runner.run(db, directory, options)
     pending = [m.name for m in outcome.plan.pending]
     actions = [runner.describe(m) for m in outcome.plan.pending] if ctx.dry_run \

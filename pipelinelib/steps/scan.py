@@ -41,6 +41,45 @@ def osv_scan_image(ctx: Context, image: str, *, local_db: str | None, binary: st
                          report=str(out), findings=len(findings))
 
 
+@step("osv-scan-lockfile")
+def osv_scan_lockfiles(ctx: Context, lockfiles: list[str], *, local_db: str | None,
+                       binary: str, out_dir: str | Path) -> StepResult:
+    """Scan each lockfile with OSV-Scanner (``scan source --lockfile``); one report each,
+    ``OUT_DIR/osv-scanner-lockfile-N.json``."""
+    import json
+
+    from pipelinelib.scan.osv_scanner import prepare_local_db, scan_lockfile
+
+    reports, total = [], 0
+    with tempfile.TemporaryDirectory(prefix="pipelinelib-scan-") as tmp:
+        if local_db:
+            local_db = str(prepare_local_db(local_db, tmp))
+        for n, lockfile in enumerate(lockfiles, 1):
+            report = scan_lockfile(binary, lockfile, local_db=local_db, offline=bool(local_db))
+            out = Path(out_dir) / f"osv-scanner-lockfile-{n}.json"
+            out.write_text(json.dumps(report, indent=1))
+            found = len(parse_doc(report, "osv-scanner", str(out)))
+            ctx.log.info("osv-scanner lockfile", lockfile=lockfile, findings=found)
+            reports.append(str(out))
+            total += found
+    return StepResult.of("osv-scan-lockfile", [],
+                         summary=f"osv-scanner: {total} finding(s) in {len(lockfiles)} "
+                                 "lockfile(s)", reports=reports, findings=total)
+
+
+def lockfile_problems(lockfiles: list[str]) -> list[str]:
+    """What is wrong with ``--lockfile`` values (``PATH`` or OSV-Scanner's ``PARSER:PATH``)."""
+    problems = []
+    for item in lockfiles:
+        path = Path(item)
+        if not path.exists() and ":" in item:
+            path = Path(item.split(":", 1)[1])
+        if not path.is_file():
+            problems.append(f"--lockfile {item}: no such file (expected a lockfile such as "
+                            "requirements.txt, poetry.lock, package-lock.json, go.mod)")
+    return problems
+
+
 @step("clair-scan")
 def clair_scan_image(ctx: Context, clair: Any, registry: Any, repository: str, reference: str,
                      out: str | Path) -> StepResult:
