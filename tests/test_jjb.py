@@ -186,7 +186,6 @@ def test_rollback_job_parameters(rendered: dict[str, ET.Element]) -> None:
 
 
 def test_hotfix_job_requires_a_digest_and_a_reason(rendered: dict[str, ET.Element]) -> None:
-
     params = parameters(rendered["release/hotfix"])
     assert list(params) == ["APP", "TO_ENV", "IMAGE", "REASON"]
     assert choices(params["TO_ENV"]) == ["prod"]  # where policy.yaml names who may hot-fix
