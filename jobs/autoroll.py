@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from pipelinelib import Context, Job
+from pipelinelib.cli import add_global_options
 from pipelinelib.log import configure
 
 
@@ -46,18 +47,19 @@ def touched_environments(state: Any, commit: str, branch: str,
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", default=env.get("ENV_STATE_REPO") or env.get(
-        "PIPELINE_ENV_REPO"), required=not (env.get("ENV_STATE_REPO") or
-                                            env.get("PIPELINE_ENV_REPO")))
-    parser.add_argument("--branch", default=env.get("ENV_STATE_BRANCH", "main"))
+    parser = argparse.ArgumentParser(prog="jobs/autoroll.py",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", default=env.get("PIPELINE_ENV_REPO"),
+                        required=not env.get("PIPELINE_ENV_REPO"),
+                        help="env-state repository (default $PIPELINE_ENV_REPO)")
+    parser.add_argument("--branch", default=env.get("PIPELINE_ENV_BRANCH", "main"),
+                        help="the env-state branch the commit is on (default "
+                        "$PIPELINE_ENV_BRANCH or main)")
     parser.add_argument("--default-branch", default="main",
                         help="branch the environments without via_branch roll out from")
     parser.add_argument("--commit", default=env.get("GIT_COMMIT") or env.get(
         "GO_REVISION_ENV_STATE") or "HEAD")
-    parser.add_argument("--report-dir", default=env.get("PIPELINE_REPORT_DIR"))
-    parser.add_argument("--log-format", default="auto", choices=("auto", "console", "json"))
-    parser.add_argument("--dry-run", action="store_true")
+    add_global_options(parser)
     args = parser.parse_args(argv)
 
     from pipelinelib.commands.promote import _origin
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelinelib.envspec.staterepo import EnvStateRepo
     from pipelinelib.steps.apply import apply_environment, exit_code
 
-    ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format))
+    ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format, args.log_level))
     import tempfile
 
     scratch = tempfile.TemporaryDirectory(prefix="pipelinelib-autoroll-")

@@ -4,13 +4,13 @@
 The environment whose spec says ``branch: <branch>`` (uro: sandbox -> sandbox, main ->
 staging) gets the new image digest as a commit to the env-state repo, then is applied.
 A blue/green app whose spec says ``await_promotion`` stops with the new colour ready
-(exit 5, so CI pauses for a person). ``--swap`` is the manual A/B swap of staging and live:
-with ``--env`` (and ``--repo``) the namespace and cluster come from the environment spec
-and the CI user must hold the swap role in policy.yaml (refusals exit 2 and are audited);
-``--namespace`` alone swaps on the current cluster without a policy check.
+(exit 5, so CI pauses for a person). The manual A/B swap of staging and live that follows
+is the release managers' swap job, `pipeline swap --env staging --app uro` (one entry).
+Composes two steps no single command runs together (find the branch's environment, then
+promote into it and apply); the env-state options use the CLI's names and environment
+variables (PIPELINE_ENV_REPO, PIPELINE_ENV_BRANCH; global options as `pipeline`).
 
     python jobs/branch_deploy.py --app uro --branch sandbox --image REPO@sha256:... --repo URL
-    python jobs/branch_deploy.py --swap --app uro --env staging --repo URL
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import sys
 
 from pipelinelib import Context, Job
+from pipelinelib.cli import add_global_options
 from pipelinelib.errors import BadInput
 from pipelinelib.log import configure
 
@@ -37,33 +38,23 @@ def environment_for_branch(root: str, branch: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="jobs/branch_deploy.py",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--app", default=env.get("APP"), required=not env.get("APP"))
     parser.add_argument("--branch", default=env.get("GO_MATERIAL_BRANCH") or env.get(
-        "BRANCH_NAME") or env.get("GIT_BRANCH", "").removeprefix("origin/"))
-    parser.add_argument("--image", default=env.get("IMAGE"), help="REPOSITORY@sha256:DIGEST")
-    parser.add_argument("--repo", default=env.get("ENV_STATE_REPO") or env.get(
-        "PIPELINE_ENV_REPO"))
-    parser.add_argument("--state-branch", default=env.get("ENV_STATE_BRANCH", "main"))
-    parser.add_argument("--swap", action="store_true", help="swap staging and live (A/B)")
-    parser.add_argument("--env", dest="environment", default=env.get("SWAP_ENV"),
-                        help="--swap: the environment whose spec names namespace and cluster")
-    parser.add_argument("--namespace", help="--swap without --env: the namespace holding "
-                        "both colours")
-    parser.add_argument("--to", choices=("blue", "green"), help="--swap: target colour")
-    parser.add_argument("--report-dir", default=env.get("PIPELINE_REPORT_DIR"))
-    parser.add_argument("--log-format", default="auto", choices=("auto", "console", "json"))
-    parser.add_argument("--dry-run", action="store_true")
+        "BRANCH_NAME") or env.get("GIT_BRANCH", "").removeprefix("origin/"),
+                        help="the built branch (default: the CI server's branch variable)")
+    parser.add_argument("--image", help="the pushed build: REPOSITORY@sha256:DIGEST")
+    parser.add_argument("--repo", default=env.get("PIPELINE_ENV_REPO"),
+                        help="env-state repository (default $PIPELINE_ENV_REPO)")
+    parser.add_argument("--state-branch", default=env.get("PIPELINE_ENV_BRANCH", "main"),
+                        help="env-state branch (default $PIPELINE_ENV_BRANCH or main)")
+    add_global_options(parser)
     args = parser.parse_args(argv)
 
-    ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format), app=args.app)
-    with Job("swap" if args.swap else "branch-deploy", ctx, report_dir=args.report_dir) as job:
-        if args.swap:
-            from pipelinelib.promotion.swap import run_swap
-
-            run_swap(job, ctx, args.app, environment=args.environment, repo=args.repo,
-                     branch=args.state_branch, namespace=args.namespace, to=args.to)
-            return job.exit_code
+    ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format, args.log_level),
+                  app=args.app)
+    with Job("branch-deploy", ctx, report_dir=args.report_dir) as job:
         if not (args.branch and args.image and args.repo):
             raise BadInput("missing parameters", field="--branch/--image/--repo",
                            expected="the built branch, the pushed image and the env-state repo")

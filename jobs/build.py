@@ -1,34 +1,28 @@
 #!/usr/bin/env python3
 """Build job: what a CI stage runs to build, test and publish one app's image.
 
-A job is thin: parse parameters, compose steps, exit with the job's code.
-This is the same composition `pipeline build` runs; copy it to compose your own.
+A job is thin: parse parameters, compose steps, exit with the job's code. It parses with
+`pipeline build`'s own parser (same options, same environment defaults) and runs the same
+composition; copy it to compose your own.
 
     python jobs/build.py --app-dir examples/hello --report-dir reports
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from pipelinelib import Context, Job
-from pipelinelib.commands.build import build_pipeline
+from pipelinelib.cli import command_parser
+from pipelinelib.commands.build import build_options, build_pipeline
 from pipelinelib.log import configure
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app-dir", default=".")
-    parser.add_argument("--registry")
-    parser.add_argument("--report-dir")
-    parser.add_argument("--log-format", default="auto", choices=("auto", "console", "json"))
-    parser.add_argument("--dry-run", action="store_true")
-    args = parser.parse_args(argv)
-
-    ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format))
+    args = command_parser("build", prog="jobs/build.py").parse_args(argv)
+    ctx = Context(dry_run=args.dry_run, secrets=configure(args.log_format, args.log_level))
     with Job("build", ctx, report_dir=args.report_dir) as job:
-        build_pipeline(job, ctx, app_dir=args.app_dir, registry=args.registry)
+        build_pipeline(job, ctx, **build_options(args))
     return job.exit_code
 
 

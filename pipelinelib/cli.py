@@ -130,6 +130,24 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """--log-format, --log-level, --report-dir, --dry-run with the CLI's environment defaults
+    (for job scripts in jobs/ that compose steps no single command runs)."""
+    _add_global_options(parser, suppress=False)
+
+
+def command_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``pipeline NAME`` (its options, their environment defaults and the
+    global options) as a stand-alone parser: a job script in jobs/ that runs the same
+    command parses with this, so its options are never declared twice."""
+    module = importlib.import_module(f"pipelinelib.commands.{COMMANDS[name][0]}")
+    parser = _Parser(prog=prog or f"pipeline {name}", description=module.DESCRIPTION,
+                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    _add_global_options(parser, suppress=False)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pipeline`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)

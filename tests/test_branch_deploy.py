@@ -1,6 +1,7 @@
 """Seed 002 end to end (jobs/branch_deploy.py): a commit on branch sandbox deploys to sandbox,
-main deploys to staging (blue/green, awaiting promotion), the manual swap job swaps staging
-and live; a refused swap exits 2 and changes nothing. Real git, registry and control plane."""
+main deploys to staging (blue/green, awaiting promotion), the release managers' swap job
+(`pipeline swap --env`, the one entry release/swap and GoCD's swap-live call) swaps staging and
+live; a refused swap exits 2 and changes nothing. Real git, registry and control plane."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION
-from tests.conftest import git
+from tests.conftest import git, run_pipeline
 from tests.fixtures.envs.helpers import ci_env, push_image, state_repo
 from tests.fixtures.envs.kube import Kubectl, deployer_env
 
@@ -53,6 +54,14 @@ def job(world, user: str, *args: str, provider: str = "gocd"):
                           text=True, check=False)
 
 
+def swap(world, user: str, *args: str):
+    """The release swap job as Jenkins runs it: `pipeline swap --env`, the env-state repo
+    from PIPELINE_ENV_REPO, the identity from the build cause."""
+    env = {**ci_env(user, "jenkins"), **deployer_env(world["kube_env"]),
+           "PIPELINE_ENV_REPO": str(world["origin"])}
+    return run_pipeline("swap", "--app", "uro", "--env", "staging", *args, env=env)
+
+
 def deployed(world, env: str, name: str) -> str:
     d = world["kubectl"].json("-n", f"{world['prefix']}-uro-{env}", "get", "deploy", name)
     return d["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -91,16 +100,15 @@ def test_seed_002_sandbox_staging_and_the_manual_swap_of_staging_and_live(seed00
 
     ns = f"{world['prefix']}-uro-staging"
     before = world["kubectl"].versions(ns)
-    refused = job(world, "dev-dana", "--swap", "--env", "staging", provider="jenkins")
+    refused = swap(world, "dev-dana")
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert "dev-dana may not swap uro in staging" in refused.stderr
     assert '"result": "refused"' in refused.stderr
     assert world["kubectl"].versions(ns) == before and live_color(world) == "blue"
 
-    swapped = job(world, "rm-alice", "--swap", "--env", "staging", provider="jenkins")
+    swapped = swap(world, "rm-alice")
     assert swapped.returncode == 0, swapped.stderr[-3000:]
     assert live_color(world) == "green"
     assert deployed(world, "staging", "uro-blue") == first, "the old colour stays"
-    back = job(world, "rm-alice", "--swap", "--env", "staging", "--to", "blue",
-               provider="jenkins")
+    back = swap(world, "rm-alice", "--to", "blue")
     assert back.returncode == 0 and live_color(world) == "blue", back.stderr[-3000:]

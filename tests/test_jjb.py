@@ -7,6 +7,7 @@ release-managers group may build), and the pipeline script each job runs from th
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ PLUGINS = ROOT / "jenkins" / "plugins-info.yaml"
 PARAMETERS = JOBS / "release-parameters.yaml"
 ENV_STATE = ROOT / "examples" / "env-state"
 BUILD = "hudson.model.Item.Build"
+RELEASE_JOBS = ("promote", "swap", "hotfix", "rollback")
 
 
 def _jenkins_jobs() -> list[str]:
@@ -66,17 +68,17 @@ def permissions(job: ET.Element) -> list[tuple[str, str, str]]:
     return rows
 
 
-def test_the_folder_and_three_release_jobs_render(rendered: dict[str, ET.Element]) -> None:
+def test_the_folder_and_four_release_jobs_render(rendered: dict[str, ET.Element]) -> None:
     assert sorted(k for k in rendered if k.startswith("release")) == [
-        "release", "release/hotfix", "release/promote", "release/swap"]
+        "release", "release/hotfix", "release/promote", "release/rollback", "release/swap"]
     assert rendered["release"].tag == "com.cloudbees.hudson.plugins.folder.Folder"
-    for name in ("promote", "swap", "hotfix"):
+    for name in RELEASE_JOBS:
         assert rendered[f"release/{name}"].tag == "flow-definition"
 
 
 def test_only_release_managers_may_build_and_nothing_is_inherited(
         rendered: dict[str, ET.Element]) -> None:
-    for name in ("promote", "swap", "hotfix"):
+    for name in RELEASE_JOBS:
         job = rendered[f"release/{name}"]
         rows = permissions(job)
         builders = {(kind, who) for kind, permission, who in rows if permission == BUILD}
@@ -114,7 +116,7 @@ def test_every_offered_environment_and_app_exists_in_the_env_state_repository(
     envs = {n: load_environment(environment_path(ENV_STATE, n), root=ENV_STATE)
             for n in list_environments(ENV_STATE)}
     apps = {a for e in envs.values() for a in e.apps}
-    for job in ("promote", "swap", "hotfix"):
+    for job in RELEASE_JOBS:
         params = parameters(rendered[f"release/{job}"])
         assert set(choices(params["APP"])) == apps, job
         for name in ("FROM_ENV", "TO_ENV", "ENVIRONMENT"):
@@ -167,9 +169,23 @@ def test_swap_job_parameters(rendered: dict[str, ET.Element]) -> None:
     assert "namespace:" not in script
 
 
-def test_hotfix_job_requires_a_digest_and_a_reason(rendered: dict[str, ET.Element]) -> None:
-    import re
+def test_rollback_job_parameters(rendered: dict[str, ET.Element]) -> None:
+    params = parameters(rendered["release/rollback"])
+    assert list(params) == ["APP", "ENVIRONMENT", "TO_GIT_REVISION"]
+    # every environment, in promotion order: a rollback may be needed anywhere
+    assert choices(params["ENVIRONMENT"])[:4] == ["int-test", "qa", "preprod", "prod"]
+    revision = params["TO_GIT_REVISION"]
+    revision_re = revision.findtext("regex") or ""
+    assert re.fullmatch(revision_re, "") and re.fullmatch(revision_re, "0123abc")
+    assert not re.fullmatch(revision_re, "HEAD; rm -rf /")
+    # by environment (`pipeline rollback --env`): namespace, cluster and policy come from the
+    # env-state repository; the parameters reach the shell as environment variables only
+    script = (ROOT / "jenkins" / "jobs" / "rollback.Jenkinsfile").read_text()
+    assert '--env "$PIPELINE_ENVIRONMENT"' in script and "requireUser: true" in script
+    assert "${params." not in script.split("script:")[1].split("kubeconfig")[0]
 
+
+def test_hotfix_job_requires_a_digest_and_a_reason(rendered: dict[str, ET.Element]) -> None:
     params = parameters(rendered["release/hotfix"])
     assert list(params) == ["APP", "TO_ENV", "IMAGE", "REASON"]
     assert choices(params["TO_ENV"]) == ["prod"]  # where policy.yaml names who may hot-fix
@@ -188,7 +204,7 @@ def test_hotfix_job_requires_a_digest_and_a_reason(rendered: dict[str, ET.Elemen
 
 def test_each_job_runs_its_tested_jenkinsfile_from_this_repository(
         rendered: dict[str, ET.Element]) -> None:
-    for name in ("promote", "swap", "hotfix"):
+    for name in RELEASE_JOBS:
         definition = rendered[f"release/{name}"].find("definition")
         assert definition is not None
         assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition"

@@ -312,21 +312,20 @@ def test_autoroll_applies_only_environments_a_commit_touched_from_their_branch(w
     assert f"prod/patient-portal at commit {chart_commit[:12]} by " in refused.value.message
 
 
-def test_the_promote_job_takes_ci_parameters_and_promotes_a_whole_environment(world):
-    import subprocess
-    import sys
-
-    env = ci_env("qa-quinn", TO_ENV="qa", FROM_ENV="int-test", ALL_APPS="true",
-                 ENV_STATE_REPO=str(world["origin"]), PIPELINE_LOG_FORMAT="json")
-    job = Path(__file__).resolve().parents[1] / "jobs" / "promote.py"
-    out = subprocess.run([sys.executable, str(job), "--no-apply"], env=env, capture_output=True,
-                         text=True, check=False)
+def test_the_release_promote_job_is_the_cli_and_promotes_a_whole_environment(world):
+    """release/promote (vars/pipelinePromote) and GoCD run `pipeline promote`: the one entry.
+    The env-state repository comes from PIPELINE_ENV_REPO as the agents set it."""
+    env = {**ci_env("qa-quinn"), "PIPELINE_ENV_REPO": str(world["origin"])}
+    out = run_pipeline("promote", "--all", "--from", "int-test", "--to", "qa", "--no-apply",
+                       env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert spec_image(world, "qa", "records-api")["digest"] == world["api"]
     assert spec_image(world, "qa", "patient-portal")["digest"] == world["portal"]
-    missing = subprocess.run([sys.executable, str(job)], env={**env, "TO_ENV": ""},
-                             capture_output=True, text=True, check=False)
-    assert missing.returncode == 2 and "missing parameters" in missing.stderr
+    missing = run_pipeline("promote", "--all", "--from", "int-test", "--to", "qa",
+                           env={**env, "PIPELINE_ENV_REPO": ""})
+    assert missing.returncode == 2 and "no env-state repository given" in missing.stderr
+    assert not (Path(__file__).resolve().parents[1] / "jobs" / "promote.py").exists(), \
+        "one entry per job: no second promote script"
 
 
 def test_recorded_gate_results_must_have_passed_and_required_ones_must_exist(world):

@@ -233,8 +233,8 @@ def test_deploy_job_and_undo_return_to_the_previous_revision(cluster, tmp_path):
     env = {**__import__("os").environ, **cluster.cli_env(), "PIPELINE_LOG_FORMAT": "json"}
     for n in (1, 2):
         path = write(tmp_path / f"v{n}.yaml", web(n))
-        out = subprocess.run([sys.executable, str(ROOT / "jobs" / "deploy.py"), "--app", "web",
-                              "--manifests", str(path), "--namespace", ns], env=env,
+        out = subprocess.run([sys.executable, str(ROOT / "jobs" / "deploy.py"), str(path),
+                              "--namespace", ns], env={**env, "APP": "web"},
                              capture_output=True, text=True, check=False)
         assert out.returncode == 0, out.stderr[-2000:]
     assert deployment(cluster, ns)["spec"]["template"]["spec"]["containers"][0]["image"] \

@@ -9,6 +9,7 @@ written by this module from an env-state checkout:
   TO_ENV       environments promoted into (``promotion.from``), in promotion order
   ENVIRONMENT  (swap) environments with a blue/green app
   TO_ENV       (hot-fix) environments whose policy names who may hot-fix
+  ENVIRONMENT  (rollback) every environment, in promotion order
 
     python -m pipelinelib.ci.release_jobs ENV_STATE > jenkins/jobs/release-parameters.yaml
     python -m pipelinelib.ci.release_jobs ENV_STATE --check jenkins/jobs/release-parameters.yaml
@@ -90,6 +91,16 @@ def parameters_yaml(facts: ReleaseFacts, source: str) -> str:
             _choice("COLOUR", ["toggle", "blue", "green"],
                     "The colour that should serve live (toggle = the one serving staging "
                     "now).")]}},
+        {"parameter": {"name": "release-rollback-parameters", "parameters": [
+            "release-app",
+            _choice("ENVIRONMENT", facts.order,
+                    "The environment to roll back in (its spec names the namespace and "
+                    "cluster; the policy is checked)."),
+            {"validating-string": {
+                "name": "TO_GIT_REVISION", "default": "", "regex": "^([0-9a-f]{{7,40}})?$",
+                "msg": "Empty (the revision before the live one) or a git commit SHA.",
+                "description": "Roll back to the workload revision built from this commit "
+                               "(empty: the one before the live revision)."}}]}},
         {"parameter": {"name": "release-hotfix-parameters", "parameters": [
             "release-app",
             _choice("TO_ENV", facts.hotfixable, "The environment to hot-fix (policy.yaml "

@@ -48,11 +48,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.job import Job
 
     with Job("build", ctx, args.report_dir) as job:
-        build_pipeline(job, ctx, **_options(args))
+        build_pipeline(job, ctx, **build_options(args))
     return job.exit_code
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
+def build_options(args: argparse.Namespace) -> dict[str, Any]:
+    """build_pipeline's keyword arguments from the parsed flags."""
     return {
         k: getattr(args, k)
         for k in (

@@ -165,6 +165,35 @@ class JenkinsfileTest extends PipelineLibTestBase {
     }
 
     @Test
+    void rollbackJobRunsPipelineRollbackByEnvironment() {
+        baseEnv.PIPELINE_ENV_REPO = 'https://git.example/env-state.git'   // the agent's
+        binding.setVariable('params', [APP: 'web', ENVIRONMENT: 'prod', TO_GIT_REVISION: '0123abc'])
+        runScript('jenkins/jobs/rollback.Jenkinsfile')
+        assertEquals(['rollback'], pipelineCommands())
+        Map call = shCalls.last()
+        assertEquals('web', call.env.PIPELINE_APP)
+        assertEquals('prod', call.env.PIPELINE_ENVIRONMENT)
+        assertEquals('0123abc', call.env.PIPELINE_TO_GIT_REVISION)
+        assertEquals('****', call.env.KUBECONFIG)
+        assertEquals('alice', call.env.PIPELINE_TRIGGERED_BY)
+        assertTrue(call.script, call.script.contains('rollback --app "$PIPELINE_APP" --env "$PIPELINE_ENVIRONMENT"'))
+        assertEquals('#42 rollback web in prod',
+                     binding.getVariable('currentBuild').displayName.toString())
+    }
+
+    @Test
+    void rollbackJobWithoutAnEnvStateRepositoryRunsNothing() {
+        binding.setVariable('params', [APP: 'web', ENVIRONMENT: 'prod', TO_GIT_REVISION: ''])
+        try {
+            runScript('jenkins/jobs/rollback.Jenkinsfile')
+            fail('a rollback by environment needs the env-state repository')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message, e.message.contains('no PIPELINE_ENV_REPO'))
+        }
+        assertTrue(shCalls.isEmpty())
+    }
+
+    @Test
     void promoteJobCanOnlyRecordAnApproval() {
         binding.setVariable('params', [APP: 'web', FROM_ENV: 'staging', TO_ENV: 'live',
                                        APPROVE_ONLY: true])
