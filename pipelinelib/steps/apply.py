@@ -103,7 +103,6 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
     return StepResult.of("remove", gone)
 
 
-@step("apply")
 def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> None:
     """An apply killed after an app's last write left that app's deploy lock; the re-run has
     nothing to write there, so it removes the lock when its holder is known dead."""
@@ -114,6 +113,7 @@ def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> N
             DeployLock.clear_dead(kube, plan["app"], plan["namespace"], log)
 
 
+@step("apply")
 def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                       max_parallel: int | None = None) -> StepResult:
     """Apply the apps of ``env`` whose plan is not empty; see the module docstring."""
