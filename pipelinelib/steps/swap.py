@@ -32,6 +32,8 @@ def swap(ctx: Context, *, app: str, namespace: str | None = None,
     split = len({c for c in colors if c}) > 1
     target = to or (live if split else bluegreen.other(live))
     if target == live and not split:
+        if not ctx.dry_run:  # a swap killed after its last switch leaves its lock: clear it
+            DeployLock.clear_dead(kube, app, namespace, ctx.log)
         return StepResult.of("swap", [], live_color=live, previous=live, namespace=namespace)
     bluegreen.ensure_swappable(kube, app, namespace, target)
     actions = bluegreen.switch(kube, app, namespace, target, dry_run=True)
