@@ -103,6 +103,16 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
     return StepResult.of("remove", gone)
 
 
+def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> None:
+    """An apply killed after an app's last write left that app's deploy lock; the re-run has
+    nothing to write there, so it removes the lock when its holder is known dead."""
+    from pipelinelib.kube.lock import DeployLock
+
+    for plan in unchanged:
+        if plan.get("namespace"):
+            DeployLock.clear_dead(kube, plan["app"], plan["namespace"], log)
+
+
 @step("apply")
 def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
                       max_parallel: int | None = None) -> StepResult:
@@ -129,6 +139,7 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     actions = [f"{p.action} namespace {p.namespace}" for p in ns_plans if p.pending] + actions
     if not ctx.dry_run:
         apply_namespaces(kube, ns_plans, ctx.log)
+        _clear_dead_locks(kube, [p for p in plans.values() if p["action"] == "none"], ctx.log)
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before,

@@ -170,6 +170,7 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
                            expected="--to-git-revision SHA, or no target (the other colour)")
         target_color = rollback_color(kube, app, namespace, live, to_git_revision)
         if target_color == live:
+            DeployLock.clear_dead(kube, app, namespace, log)  # a killed run's lock goes too
             return StepResult.of("rollback", [], live_color=live)
         bluegreen.ensure_swappable(kube, app, namespace, target_color)
         actions = bluegreen.switch(kube, app, namespace, target_color, dry_run=True)
@@ -197,6 +198,8 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
     if ctx.dry_run:
         return StepResult.of("rollback", actions, dry_run=True)
     generations = {}
+    if not targets:  # on target already: a killed run's lock goes too
+        DeployLock.clear_dead(kube, app, namespace, log)
     if targets:
         guard_namespace(ctx, kube, namespace, app, "rollback")
         with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,

@@ -128,7 +128,11 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         colors = bluegreen.service_colors(kube, app, namespace) if exists else []
         live = bluegreen.live_of(colors)
         converting = not live and None in colors  # Services that ignore colour serve now
-        if live and _all_unchanged(kube, bluegreen.colored(docs, live, live), exists):
+        going_to = _interrupted_switch(kube, docs, colors, exists)
+        if going_to:  # finish the switch a killed run began, to the colour it deployed
+            docs, color, live = bluegreen.colored(docs, going_to, going_to), going_to, \
+                bluegreen.other(going_to)
+        elif live and _all_unchanged(kube, bluegreen.colored(docs, live, live), exists):
             docs, color = bluegreen.colored(docs, live, live), live
         else:
             color = bluegreen.other(live) if live else "blue"
@@ -239,6 +243,16 @@ class _NoLock:
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+
+def _interrupted_switch(kube: Any, docs: list[mf.Manifest], colors: list[str | None],
+                        exists: bool) -> str | None:
+    """The Services select both colours (a run killed between two Service switches): the
+    colour whose Deployments already run these manifests, where the switch was going."""
+    if len({c for c in colors if c}) < 2:
+        return None
+    return next((c for c in bluegreen.COLORS if _all_unchanged(
+        kube, [m for m in bluegreen.colored(docs, c, c) if m.kind != "Service"], exists)), None)
 
 
 def _all_unchanged(kube: Any, docs: list[mf.Manifest], exists: bool) -> bool:

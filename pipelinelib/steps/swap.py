@@ -23,12 +23,18 @@ def swap(ctx: Context, *, app: str, namespace: str | None = None,
     Refused when the target colour is not healthy; ``unchanged`` when already there.
     """
     kube, namespace = ctx.kube, namespace or app
-    live = bluegreen.live_color(kube, app, namespace)
+    colors = bluegreen.service_colors(kube, app, namespace)
+    live = bluegreen.live_of(colors)
     if live is None:
         raise BadInput(f"{app} in {namespace} has no blue/green Services", field="--app",
                        expected="an app deployed with `pipeline rollout --blue-green`")
-    target = to or bluegreen.other(live)
-    if target == live:
+    # Services on both colours: a swap killed half-way (it switches them in list order, so
+    # the first one shows where it was going): finish that switch
+    split = len({c for c in colors if c}) > 1
+    target = to or (live if split else bluegreen.other(live))
+    if target == live and not split:
+        if not ctx.dry_run:  # a swap killed after its last switch leaves its lock: clear it
+            DeployLock.clear_dead(kube, app, namespace, ctx.log)
         return StepResult.of("swap", [], live_color=live, previous=live, namespace=namespace)
     bluegreen.ensure_swappable(kube, app, namespace, target)
     actions = bluegreen.switch(kube, app, namespace, target, dry_run=True)
