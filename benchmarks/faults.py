@@ -80,13 +80,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", type=Path, help="summarise this JSONL instead of running")
     parser.add_argument("--write-docs", action="store_true", help="rewrite docs/reliability.md")
+    parser.add_argument("--out", type=Path, help="record the run's rows here (default: a temp "
+                        "file)")
     args = parser.parse_args()
     wall = None
     code = 0
     if args.report:
         report = args.report
     else:
-        report = Path(tempfile.mkdtemp(prefix="faults-")) / "faults.jsonl"
+        report = args.out or Path(tempfile.mkdtemp(prefix="faults-")) / "faults.jsonl"
+        report.unlink(missing_ok=True)
         code, wall = run_suite(report)
     rows = load(report)
     summary = totals(rows)

@@ -101,6 +101,18 @@ class PipelineRun:
     def stage(self, name: str) -> StageRun:
         return next(s for s in self.stages if s.name == name)
 
+    def report(self, tail: int = 2500) -> str:
+        """One line per task, then the output tail of each failed one (for assertions)."""
+        lines = [f"{t.stage}/{t.job} #{t.index} {'ran' if t.ran else 'skipped'} "
+                 f"exit={t.exit_code}: {' '.join(t.argv)[:160]}" for t in self.tasks]
+        for t in self.tasks:
+            if t.ran and t.exit_code:
+                errors = [ln[:600] for ln in t.output.splitlines()
+                          if '"level": "error"' in ln or " failed: " in ln]
+                lines.append(f"--- {t.stage}/{t.job} #{t.index} output ---\n"
+                             + "\n".join(errors[-5:]) + "\n..." + t.output[-tail:])
+        return "\n".join(lines)
+
     def console(self) -> str:
         return "\n".join(f"[{t.stage}/{t.job} #{t.index} {'ran' if t.ran else 'skipped'} "
                          f"exit={t.exit_code}] {' '.join(t.argv)}\n{t.output}"
@@ -358,3 +370,77 @@ def pipeline_env_for_test(testbed_env: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items()
                if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")},
             **testbed_env}
+
+
+class GoCDServerAPI:
+    """The part of GoCD's server API the tasks call back (`pipeline annotate` comments on the
+    pipeline instance), on loopback: GoCD cannot run here. Answers as api.gocd.org documents
+    for v1 "Get pipeline instance" (GET /go/api/pipelines/NAME/COUNTER) and "Comment on
+    pipeline instance" (POST .../comment -> {"message": "Comment successfully updated."});
+    a wrong Accept version is a 404, a wrong token a 401, as GoCD answers them."""
+
+    def __init__(self, token: str):
+        import http.server
+        import json
+        import threading
+
+        self.token, self.comments = token, {}
+        self.requests: list[tuple[str, str]] = []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/vnd.go.cd.v1+json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _check(self) -> tuple[str, int] | None:
+                api.requests.append((self.command, self.path))
+                if self.headers.get("Authorization", "").lower() != f"bearer {api.token}":
+                    self._answer(401, {"message": "You are not authenticated!"})
+                    return None
+                if self.headers.get("Accept") != "application/vnd.go.cd.v1+json":
+                    self._answer(404, {"message": "The url you are trying to reach appears "
+                                                  "to be incorrect."})
+                    return None
+                match = re.fullmatch(r"/go/api/pipelines/([^/]+)/(\d+)(/comment)?", self.path)
+                if not match:
+                    self._answer(404, {"message": "not found"})
+                    return None
+                return match.group(1), int(match.group(2))
+
+            def do_GET(self) -> None:
+                key = self._check()
+                if key:
+                    self._answer(200, {"name": key[0], "counter": key[1],
+                                       "label": str(key[1]), "natural_order": float(key[1]),
+                                       "can_run": True, "preparing_to_schedule": False,
+                                       "comment": api.comments.get(key),
+                                       "scheduled_date": 1700000000000,
+                                       "build_cause": {"trigger_message": "modified by dev",
+                                                       "trigger_forced": False,
+                                                       "approver": "", "material_revisions": []},
+                                       "stages": []})
+
+            def do_POST(self) -> None:
+                key = self._check()
+                if key:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    api.comments[key] = body.get("comment")
+                    self._answer(200, {"message": "Comment successfully updated."})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/go"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -4,6 +4,7 @@ apply awaiting promotion (exit 5), and `pipeline swap --env` with the policy's s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_CHANGES_PENDING
 from tests.conftest import run_pipeline
 from tests.fixtures.envs.helpers import ci_env
-from tests.fixtures.envs.kube import Kubectl
+from tests.fixtures.envs.kube import Kubectl, deployer_env
 from tests.test_apply import app
 
 COLOR = "pipelinelib.dev/color"
@@ -24,8 +25,10 @@ environments:
 
 
 @pytest.fixture(scope="module")
-def kubectl(kube_env) -> Kubectl:
-    return Kubectl(kube_env)
+def kubectl(kube_env) -> Iterator[Kubectl]:
+    k = Kubectl(kube_env)
+    yield k
+    k.cleanup()
 
 
 def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,
@@ -42,7 +45,7 @@ def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,
 
 
 def pipeline(kube_env, *args: str, user: str | None = None):
-    env = {**kube_env, **(ci_env(user) if user else {})}
+    env = {**(ci_env(user) if user else {}), **deployer_env(kube_env)}
     return run_pipeline(*args, env=env)
 
 

@@ -24,7 +24,13 @@ import yaml
 from pipelinelib.testing.testbed import Testbed, parse_exports
 from tests.conftest import git
 from tests.fixtures.manifests.kit import Cluster
-from tests.gocd_agent import GoCDAgent, PipelineRun, load_pipelines, pipeline_env_for_test
+from tests.gocd_agent import (
+    GoCDAgent,
+    GoCDServerAPI,
+    PipelineRun,
+    load_pipelines,
+    pipeline_env_for_test,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "gocd").glob("*.gocd.yaml"))
@@ -69,7 +75,8 @@ def env_state(tmp_path: Path, namespace: str) -> Path:
         "apps": {"hello": {"image": {"repository":
                                      "127.0.0.1:5001/pipelinelib/hello-example-org-web",
                                      "tag": "1.0.0"},
-                           "strategy": "blue-green", "replicas": 2}}}))
+                           "strategy": "blue-green", "replicas": 2,
+                           "ports": [{"name": "http", "port": 80}]}}}))
     (work / "policy.yaml").write_text(yaml.safe_dump({
         "groups": {"release-managers": ["rm-alice"]},
         "environments": {"live": {"promote": ["group:release-managers"],
@@ -84,8 +91,15 @@ def env_state(tmp_path: Path, namespace: str) -> Path:
 
 
 @pytest.fixture
+def gocd_api():
+    api = GoCDServerAPI(GOCD_TOKEN)
+    yield api
+    api.close()
+
+
+@pytest.fixture
 def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
-          kube_env: dict[str, str], postgres_db: str) -> GoCDAgent:
+          kube_env: dict[str, str], postgres_db: str, gocd_api: GoCDServerAPI) -> GoCDAgent:
     stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
     tool = subprocess.run([str(ROOT / "testbed" / "tools" / "osv-scanner")],
                           capture_output=True, text=True, check=True)
@@ -95,7 +109,7 @@ def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
                                  "PIPELINE_OSV_DB": str(ROOT / "tests/fixtures/scan/osv-db"),
                                  "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")})
     return GoCDAgent(
-        root=tmp_path / "agent", agent_env=env,
+        root=tmp_path / "agent", agent_env=env, server_url=gocd_api.url,
         git_urls={GIT_URL: str(app_repo(tmp_path, stamp))},
         secrets={("pipelinelib", "registry_user"): "ci-bot",
                  ("pipelinelib", "registry_password"): PLANTED,
@@ -129,20 +143,32 @@ def assert_no_secret_leaks(run: PipelineRun, agent: GoCDAgent) -> None:
             assert PLANTED not in text and GOCD_TOKEN not in text, path
 
 
-def test_the_harness_finds_every_pipeline_of_the_config_repository() -> None:
+def test_the_harness_finds_every_pipeline_and_every_command_resolves_on_an_agent() -> None:
+    """Every file of gocd/ (a new one too): each exec task's command is a program the agent
+    (the tool image: pipelinelib, /bin/sh) has, each fetch names an earlier stage."""
     found = pipelines()
     assert {"hello-sandbox", "hello"} <= set(found)
     for name, pipeline in found.items():
-        assert pipeline.get("stages"), name
+        stage_names = [next(iter(s)) for s in pipeline["stages"]]
+        for index, entry in enumerate(pipeline["stages"]):
+            stage_name, stage = next(iter(entry.items()))
+            for job in stage["jobs"].values():
+                for task in job["tasks"]:
+                    kind, spec = next(iter(task.items()))
+                    if kind == "exec":
+                        assert shutil.which(spec["command"]), (name, stage_name, spec)
+                    elif kind == "fetch":
+                        assert spec["stage"] in stage_names[:index], (name, stage_name, spec)
+                        assert not spec.get("pipeline") or spec["pipeline"] == name
 
 
 def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
-        agent: GoCDAgent, cluster: Cluster) -> None:
+        agent: GoCDAgent, cluster: Cluster, gocd_api: GoCDServerAPI) -> None:
     namespace = cluster.namespace("gocd-sbx")
     agent.site = {"NAMESPACE": namespace}
     run = agent.run("hello-sandbox", pipelines()["hello-sandbox"], trigger_user="changes")
 
-    assert results(run) == [("build", "Passed"), ("sandbox", "Passed")], run.console()[-6000:]
+    assert results(run) == [("build", "Passed"), ("sandbox", "Passed")], run.report()
     assert re.fullmatch(r"1-[0-9a-f]{8}", run.label)
     build = next(t for t in run.tasks if t.stage == "build" and t.ran)
     assert build.env["GO_PIPELINE_LABEL"] == run.label and build.env["GO_STAGE_NAME"] == "build"
@@ -150,7 +176,7 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     assert build.env["PIPELINE_REGISTRY_PASSWORD"] == PLANTED  # the name the code reads
     # the failure annotation was skipped, every other task ran
     assert [(t.index, t.ran) for t in run.tasks if t.stage == "sandbox"][-2:] == [
-        (6, True), (7, False)]
+        (7, True), (8, False)]
     pushed = [s for s in summary(run, agent, "build", "build", "build")["steps"]
               if (s.get("outputs") or {}).get("image")][-1]["outputs"]["image"]
     digest = pushed.split("@", 1)[1]
@@ -160,42 +186,72 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     assert annotations["pipelinelib.dev/deployment-status"] == "Successfully Deployed (sandbox)"
     origin = Path(agent.git_urls[GIT_URL])
     assert git(origin, "tag", "--list", "deployment-*"), "the deployment tag was pushed"
+    # the CI write-back: the instance's comment on the GoCD server, with the agent's token
+    assert "Successfully Deployed" in gocd_api.comments[("hello-sandbox", 1)]
     assert_no_secret_leaks(run, agent)
 
 
+def new_commit(agent: GoCDAgent, tmp_path: Path, branch: str = "main") -> None:
+    """A developer pushes a change to ``branch`` of the app's origin, a new version (version
+    tags are immutable)."""
+    work = tmp_path / "dev-clone"
+    origin = agent.git_urls[GIT_URL]
+    if not work.exists():
+        git(tmp_path, "clone", "-q", "-b", branch, origin, str(work))
+    page = work / "examples" / "hello" / "public" / "index.html"
+    page.write_text(page.read_text().replace("</body>", "<p>v2</p></body>", 1))
+    env_file = work / "examples" / "hello" / "release.env"
+    env_file.write_text(re.sub(r"(?m)^(APP_VERSION=.*)$", r"\1.2", env_file.read_text()))
+    git(work, "-c", "user.name=dev", "-c", "user.email=dev@example.org", "commit", "-q", "-am",
+        "hello v2")
+    git(work, "push", "-q", "origin", branch)
+
+
+def live_selector(cluster: Cluster, namespace: str) -> str | None:
+    service = cluster.json("-n", namespace, "get", "service", "hello")
+    return service["spec"]["selector"].get("pipelinelib.dev/color")
+
+
 def test_hello_staging_blue_green_then_a_manual_swap_by_a_release_manager(
-        agent: GoCDAgent, cluster: Cluster, tmp_path: Path) -> None:
+        agent: GoCDAgent, cluster: Cluster, tmp_path: Path, gocd_api: GoCDServerAPI) -> None:
     namespace = cluster.namespace("gocd-bg")
     agent.site = {"NAMESPACE": namespace,
                   "PIPELINE_ENV_REPO": str(env_state(tmp_path, namespace))}
     hello = pipelines()["hello"]
+    # the first build of main: its colour goes live at once; the swap waits for an approval
+    first = agent.run("hello", hello, trigger_user="changes")
+    assert results(first) == [("build", "Passed"), ("staging", "Passed"),
+                              ("swap-live", "NotRun")], first.report()
+    live = summary(first, agent, "staging", "deploy", "deploy")["steps"][-1]["outputs"]["color"]
+    assert live_selector(cluster, namespace) == live
+
+    # the next build lands on the idle colour, ready, awaiting promotion (exit 5 is a pass)
+    new_commit(agent, tmp_path)
     run = agent.run("hello", hello, trigger_user="changes")
-
-    # build and staging ran; the swap waits for a manual approval (nobody gave it)
     assert results(run) == [("build", "Passed"), ("staging", "Passed"),
-                            ("swap-live", "NotRun")], run.console()[-6000:]
-    staging_color = summary(run, agent, "staging", "deploy", "deploy")["steps"][-1][
-        "outputs"]["color"]
-    staged = cluster.json("-n", namespace, "get", "deployment", f"hello-{staging_color}")
-    assert staged["metadata"]["annotations"][
+                            ("swap-live", "NotRun")], run.report()
+    staged = summary(run, agent, "staging", "deploy", "deploy")["steps"][-1]["outputs"]
+    assert staged["awaiting_promotion"] and staged["color"] != live
+    idle = cluster.json("-n", namespace, "get", "deployment", f"hello-{staged['color']}")
+    assert idle["metadata"]["annotations"][
         "pipelinelib.dev/deployment-status"] == "Successfully Deployed (staging)"
+    assert live_selector(cluster, namespace) == live
 
-    # a developer cannot approve it (GoCD's role check) ...
+    # a developer cannot approve the swap (GoCD's role check) ...
     assert not agent.trigger_stage(run, hello, "swap-live", "dev-dana")
     assert run.stages[-1].why.startswith("manual approval by dev-dana")
     # ... someone GoCD lets approve, but whom the env-state policy does not name, is refused
     assert not agent.trigger_stage(run, hello, "swap-live", "ops-olga")
     swap = next(t for t in reversed(run.tasks) if t.stage == "swap-live" and t.index == 1)
     assert swap.exit_code == 2 and "ops-olga may not swap" in swap.output, swap.output[-2000:]
-    selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
-    assert selector.get("pipelinelib.dev/color") != staging_color
+    assert live_selector(cluster, namespace) == live
     # a release manager approves: GO_TRIGGER_USER is her, the staging colour goes live
-    assert agent.trigger_stage(run, hello, "swap-live", "rm-alice"), run.console()[-4000:]
+    assert agent.trigger_stage(run, hello, "swap-live", "rm-alice"), run.report()
     swap = next(t for t in reversed(run.tasks) if t.stage == "swap-live" and t.index == 1)
     assert swap.env["GO_TRIGGER_USER"] == "rm-alice"
-    selector = cluster.json("-n", namespace, "get", "service", "hello")["spec"]["selector"]
-    assert selector["pipelinelib.dev/color"] == staging_color
-    live = cluster.json("-n", namespace, "get", "deployment", f"hello-{staging_color}")
-    assert live["metadata"]["annotations"][
+    assert live_selector(cluster, namespace) == staged["color"]
+    now_live = cluster.json("-n", namespace, "get", "deployment", f"hello-{staged['color']}")
+    assert now_live["metadata"]["annotations"][
         "pipelinelib.dev/deployment-status"] == "Successfully Deployed (live)"
+    assert "Successfully Deployed" in gocd_api.comments[("hello", 2)]
     assert_no_secret_leaks(run, agent)

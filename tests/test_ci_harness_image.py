@@ -62,6 +62,10 @@ def test_the_image_holds_the_pinned_tools(tool_image: str, registry_env: dict[st
     assert any(line.startswith("Client Version: v1.35") for line in lines)
     assert any("squawk" in line for line in lines)
     assert lines[-1] == "1000", "runs as an unprivileged user"
+    if (ROOT / "testbed" / "tools" / "oasdiff").exists():  # pinned there (the API-diff work)
+        found = docker_run(tool_image, {}, "oasdiff", "--version", mounts={},
+                           docker_env=registry_env)
+        assert found.returncode == 0 and "oasdiff" in found.stdout, found.stderr
 
 
 def test_rollout_and_migrate_run_from_inside_the_image_against_the_testbed(

@@ -216,6 +216,7 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     v1 = push_image(registry, f"{prefix}/api", "1.0.0", "1" * 40)
     v2 = push_image(registry, f"{prefix}/api", "2.0.0", "2" * 40)
     staging_ns, prod_ns = cluster.namespace("enf"), cluster.namespace("enf")
+    cluster.kubectl("label", "namespace", prod_ns, "pipelinelib.dev/protected=true")
     trust = make_trust(tmp_path, POLICY)
     monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(trust.keys["attest"]))
     sign_image(_ctx(), repository, v2)  # as the build job does after the push
@@ -266,3 +267,47 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     after = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
              cluster.json("-n", prod_ns, "get", "deploy,svc,cm")["items"]}
     assert after == before
+
+    # 4. the paths that know no environment cannot write into the protected namespace
+    manifest = tmp_path / "by-hand.yaml"
+    live["metadata"] = {"name": "api"}
+    live.pop("status", None)
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = f"{repository}@{v1}"
+    manifest.write_text(json.dumps(live))
+    out = run_pipeline("rollout", str(manifest), "--app", "api", "-n", prod_ns,
+                       env=as_user("mallory"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"{prod_ns} is protected (pipelinelib.dev/protected=true)" in out.stderr
+    assert {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in cluster.json(
+        "-n", prod_ns, "get", "deploy,svc,cm")["items"]} == before
+
+
+def test_a_swap_in_a_protected_environment_needs_the_same_evidence(tmp_path):
+    trust = make_trust(tmp_path, POLICY.replace(
+        "  staging: {promote: [\"*\"], require_ci: false}",
+        "  staging: {promote: [\"*\"], swap: [\"group:release-managers\"], protected: true}"))
+    spec = _env_file("staging", "staging-ns", "127.0.0.1:5001/t/api", DIGEST_A)
+    clone, _ = _repo(tmp_path, {"environments/staging.yaml": spec.replace(
+        "    timeout: 60\n", "    timeout: 60\n    strategy: blue-green\n")})
+    out = run_pipeline("swap", "--env", "staging", "--app", "api", "--repo", str(clone),
+                       env={**ci_env("rm-alice"), **trust.env()})
+    head = git(clone, "rev-parse", "HEAD")[:12]
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"swap of staging refused: staging/api at commit {head} by Test <t@example.org>: " \
+        "no signed promotion record" in out.stderr
+
+
+def test_rollback_in_a_protected_namespace_is_refused(cluster, tmp_path):
+    from tests.fixtures.manifests.kit import web, write
+
+    ns = cluster.namespace("enf")
+    for n in (1, 2):
+        out = run_pipeline("rollout", str(write(tmp_path / f"v{n}.yaml", web(n))), "--app",
+                           "web", "-n", ns, env=cluster.cli_env())
+        assert out.returncode == 0, out.stderr[-2000:]
+    cluster.kubectl("label", "namespace", ns, "pipelinelib.dev/protected=true")
+    before = cluster.versions(ns)
+    out = run_pipeline("rollback", "--app", "web", "-n", ns, env=cluster.cli_env())
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"rollback refused: {ns} is protected" in out.stderr
+    assert cluster.versions(ns) == before, "nothing written"

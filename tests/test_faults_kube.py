@@ -292,3 +292,53 @@ def test_apf_429s_with_retry_after_are_retried_and_the_rollout_converges(
     row.rerun = "converged"
     row.passed = True
 
+
+
+def test_etcd_paused_briefly_mid_rollout_is_waited_out(cluster, testbed, tmp_path, scenario):
+    """etcd stopped (SIGSTOP) for 3 s right after the rollout's Deployment write, as the
+    audit log shows it, then continued: the apiserver stalls, the rollout waits it out and
+    converges. Kept short: the testbed's etcd is shared."""
+    import os
+    import signal
+    import threading
+
+    from pipelinelib.testing.kill import KubeAuditWrites
+
+    row = scenario("rollout", "etcd paused 3 s (SIGSTOP/SIGCONT) mid-rollout", "kubernetes")
+    ns = cluster.namespace("flt")
+    assert run_pipeline("rollout", str(write(tmp_path / "v1.yaml", web(1))), "--app", "web",
+                        "-n", ns, env=cluster.cli_env()).returncode == 0
+    etcd = int((testbed.state_dir / "kubernetes" / "run" / "etcd.pid").read_text().strip())
+    writes = KubeAuditWrites(cluster.kube_env["PIPELINELIB_KUBE_AUDIT_LOG"], [ns])
+    writes.mark()
+    paused: list[bool] = []
+
+    def pause_after_the_deployment_write() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(w.what == "patch deployments/web" for w in writes.poll()):
+                os.kill(etcd, signal.SIGSTOP)
+                try:
+                    paused.append(True)
+                    time.sleep(3)
+                finally:
+                    os.kill(etcd, signal.SIGCONT)
+                return
+            time.sleep(0.02)
+
+    pauser = threading.Thread(target=pause_after_the_deployment_write, daemon=True)
+    pauser.start()
+    started = time.monotonic()
+    out = run_pipeline("rollout", str(write(tmp_path / "v2.yaml", web(2, ready_after="2s"))),
+                       "--app", "web", "-n", ns, "--lock-ttl", "3", env=cluster.cli_env())
+    row.seconds = round(time.monotonic() - started, 2)
+    pauser.join(10)
+    assert paused == [True]
+    row.retries = count_retries(out.stderr)
+    assert out.returncode == 0, out.stderr[-3000:]
+    row.outcome = "survived" + (f" ({row.retries} retries)" if row.retries else "")
+    assert image_of(cluster, ns) == image(2)
+    row.stuck_locks = len(leases(cluster, ns))
+    assert row.stuck_locks == 0
+    row.rerun = "unchanged (converged on the first run)"
+    row.passed = True

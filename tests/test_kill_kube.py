@@ -64,9 +64,11 @@ def leases(cluster: Cluster, ns: str) -> list[dict[str, Any]]:
 
 def kill_at_every_write(cluster: Cluster, scenario: Callable[..., Scenario], step: str,
                         kubeconfig: Path, setup: Callable[[str], list[str]],
-                        verify: Callable[[str], None], exit_code: int = 0) -> list[Trial]:
+                        verify: Callable[[str], None], exit_code: int = 0,
+                        exact: bool = True) -> list[Trial]:
     """``setup(ns)`` prepares a namespace and returns the step's CLI arguments; the step
-    (and every re-run) ends with ``exit_code``."""
+    (and every re-run) ends with ``exit_code``. ``exact=False``: the step writes from
+    several threads at once (apply), so the kill lands after write k, not always before k+1."""
     audit_log = cluster.kube_env["PIPELINELIB_KUBE_AUDIT_LOG"]
     slow_env = {**os.environ, **cluster.cli_env(), "KUBECONFIG": str(kubeconfig),
                 "PIPELINE_LOG_FORMAT": "json"}
@@ -91,7 +93,8 @@ def kill_at_every_write(cluster: Cluster, scenario: Callable[..., Scenario], ste
         row = scenario(step, f"SIGKILL after write {k}/{len(writes)} ({w.what})", "kubernetes")
         row.outcome = f"killed after {trial.landed} write(s): " + ", ".join(
             x.what for x in trial.writes[-1:])
-        assert trial.killed and trial.landed == k, (k, [x.what for x in trial.writes], described)
+        assert trial.killed and (trial.landed == k if exact else trial.landed >= k), (
+            k, [x.what for x in trial.writes], described)
         started = time.monotonic()
         rerun = run_pipeline(*state["args"], env=cluster.cli_env())
         row.seconds = round(time.monotonic() - started, 2)
@@ -169,3 +172,95 @@ def test_a_crashing_rollout_killed_after_every_write_is_rolled_back_by_the_rerun
     trials = kill_at_every_write(cluster, scenario, "rollout (crashing version)", slow_api,
                                  setup, verify, exit_code=1)
     assert [t.landed for t in trials] == list(range(1, len(trials) + 1))
+
+
+COLOR = "pipelinelib.dev/color"
+
+
+def two_services(n: int, **kw: Any) -> list[dict[str, Any]]:
+    """web(n) plus a second Service: a switch is two writes, so a kill can land between."""
+    return web(n, extra=[{"apiVersion": "v1", "kind": "Service",
+                          "metadata": {"name": "web-internal"},
+                          "spec": {"selector": {"app": "web"},
+                                   "ports": [{"port": 8080, "targetPort": 8080}]}}], **kw)
+
+
+def selected_colors(cluster: Cluster, ns: str) -> set[str]:
+    return {s["spec"]["selector"].get(COLOR, "") for s in
+            cluster.json("-n", ns, "get", "svc")["items"]}
+
+
+def test_blue_green_rollout_killed_after_every_write_is_switched_whole_by_the_rerun(
+        cluster, slow_api, tmp_path, scenario):
+    def setup(ns: str) -> list[str]:
+        run = run_pipeline("rollout", str(write(tmp_path / f"{ns}-1.yaml", two_services(1))),
+                           "--app", "web", "-n", ns, "--blue-green", env=cluster.cli_env())
+        assert run.returncode == 0, run.stderr[-2000:]
+        path = write(tmp_path / f"{ns}-2.yaml", two_services(2))
+        return ["rollout", str(path), "--app", "web", "-n", ns, "--blue-green",
+                "--lock-ttl", LOCK_TTL]
+
+    def verify(ns: str) -> None:
+        assert selected_colors(cluster, ns) == {"green"}, "every Service on the new colour"
+        assert image_of(cluster, ns, "web-green") == image(2)
+        assert image_of(cluster, ns, "web-blue") == image(1), "the old colour kept"
+        live = cluster.json("-n", ns, "get", "deploy", "web-green")
+        assert live["status"].get("readyReplicas") == 2
+
+    trials = kill_at_every_write(cluster, scenario, "rollout (blue/green)", slow_api, setup,
+                                 verify)
+    assert [t.landed for t in trials] == list(range(1, len(trials) + 1))
+
+
+def test_swap_killed_after_every_write_is_completed_by_the_rerun(cluster, slow_api, tmp_path,
+                                                                 scenario):
+    def setup(ns: str) -> list[str]:
+        for n, extra in ((1, []), (2, ["--await-promotion"])):
+            run = run_pipeline("rollout", str(write(tmp_path / f"{ns}-{n}.yaml",
+                                                    two_services(n))),
+                               "--app", "web", "-n", ns, "--blue-green", *extra,
+                               env=cluster.cli_env())
+            assert run.returncode in (0, 5), run.stderr[-2000:]
+        assert selected_colors(cluster, ns) == {"blue"}
+        return ["swap", "--app", "web", "-n", ns, "--to", "green"]
+
+    def verify(ns: str) -> None:
+        assert selected_colors(cluster, ns) == {"green"}, "never left half-switched"
+        assert image_of(cluster, ns, "web-green") == image(2)
+        assert image_of(cluster, ns, "web-blue") == image(1)
+
+    trials = kill_at_every_write(cluster, scenario, "swap", slow_api, setup, verify)
+    assert [t.landed for t in trials] == list(range(1, len(trials) + 1))
+
+
+def test_apply_of_several_apps_killed_after_every_write_converges(cluster, slow_api, tmp_path,
+                                                                  scenario):
+    """`pipeline apply` of an environment of three apps (two priorities), as the deployer."""
+    from tests.test_apply import app, write_env
+
+    def digests(tag: str) -> dict[str, str]:
+        import hashlib
+
+        return {n: "sha256:" + hashlib.sha256(f"{n}:{tag}".encode()).hexdigest()
+                for n in ("api", "worker", "web")}
+
+    def setup(ns: str) -> list[str]:
+        root = tmp_path / ns
+        write_env(root, "staging", ns, app("api", 0) + app("worker", 0) + app("web", 5))
+        run = run_pipeline("apply", "staging", "--repo", str(root), env=cluster.cli_env())
+        assert run.returncode == 0, run.stderr[-2000:]
+        write_env(root, "staging", ns, app("api", 0, tag="2.0") + app("worker", 0, tag="2.0")
+                  + app("web", 5, tag="2.0"))
+        return ["apply", "staging", "--repo", str(root)]
+
+    def verify(ns: str) -> None:
+        for name, digest in digests("2.0").items():
+            live = cluster.json("-n", ns, "get", "deploy", name)
+            assert live["spec"]["template"]["spec"]["containers"][0]["image"].endswith(digest)
+            assert live["status"].get("readyReplicas") == 1
+        cms = [i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "cm")["items"]
+               if i["metadata"]["name"] != "kube-root-ca.crt"]
+        assert len(cms) == 3, f"one config per app, no orphan: {cms}"
+
+    kill_at_every_write(cluster, scenario, "apply (3 apps)", slow_api, setup, verify,
+                        exact=False)

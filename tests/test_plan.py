@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ PLANTED = "planted-plan-secret-5c1d"
 
 
 @pytest.fixture(scope="module")
-def kubectl(kube_env) -> Kubectl:
-    return Kubectl(kube_env)
+def kubectl(kube_env) -> Iterator[Kubectl]:
+    k = Kubectl(kube_env)
+    yield k
+    k.cleanup()
 
 
 def write(root: Path, ns: str, replicas: int = 2, tag: str = "1.0", apps: str = "web") -> None:

@@ -48,3 +48,20 @@ def test_client_errors_are_not_retried():
     with pytest.raises(HTTPError):
         forbidden()
     assert len(calls) == 1
+
+
+def test_transient_text_in_a_tools_own_words():
+    """The Docker engine's push stream says what failed in words: 5xx, 429, refused, reset
+    and timed-out connections are transient; a refusal or a bad manifest is not."""
+    from pipelinelib.retry import is_transient_text
+
+    for message in ("received unexpected HTTP status: 500 Internal Server Error",
+                    "received unexpected HTTP status: 503 Service Unavailable",
+                    'Get "http://127.0.0.1:5/v2/": dial tcp 127.0.0.1:5: connect: '
+                    "connection refused",
+                    "read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer",
+                    "net/http: TLS handshake timeout", "toomanyrequests: too many requests"):
+        assert is_transient_text(message), message
+    for message in ("denied: requested access to the resource is denied",
+                    "unauthorized: authentication required", "manifest invalid", ""):
+        assert not is_transient_text(message), message

@@ -15,6 +15,7 @@ import pytest
 from pipelinelib.kube.lock import DeployLock, lease_name
 from pipelinelib.kube.revisions import plan_changes, refresh
 from pipelinelib.steps.rollout import prepare, rollout
+from pipelinelib.testing.kill import KubeAuditWrites
 from tests.conftest import run_pipeline
 from tests.fixtures.manifests.kit import Cluster, image, web, write
 
@@ -55,26 +56,41 @@ metadata: {{name: {lease_name('web')}, namespace: {ns}}}
 spec: {{holderIdentity: ghost, leaseDurationSeconds: 30, acquireTime: "{stale}",
         renewTime: "{stale}"}}
 """)
-    started = time.monotonic()
     out = run_pipeline("rollout", str(write(tmp_path / "m.yaml", web(1))), "--app", "web",
                        "-n", ns, env=cluster.cli_env())
     assert out.returncode == 0, out.stderr[-2000:]
-    assert time.monotonic() - started < 15
     assert "taking over an expired deploy lock" in out.stderr
+    assert "waiting for the deploy lock" not in out.stderr, "taken over without a wait"
 
 
 def test_two_rollouts_of_one_app_are_serialized(cluster, tmp_path):
     ns = cluster.namespace("lk")
     env = {**os.environ, **cluster.cli_env(), "PIPELINE_LOG_FORMAT": "json"}
-    first = write(tmp_path / "a.yaml", web(1, behavior="slow-ready", ready_after="3s"))
+    first = write(tmp_path / "a.yaml", web(1, behavior="slow-ready", ready_after="6s"))
     second = write(tmp_path / "b.yaml", web(2))
     cmd = [sys.executable, "-m", "pipelinelib", "rollout", "--app", "web", "-n", ns]
+    writes = KubeAuditWrites(cluster.kube_env["PIPELINELIB_KUBE_AUDIT_LOG"], [ns])
+    writes.mark()
     a = subprocess.Popen([*cmd, str(first)], env=env, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    # b starts once a holds the lock (its Lease exists), not after a guessed sleep
+    deadline = time.monotonic() + 60
+    while not cluster.kubectl("-n", ns, "get", "lease", lease_name("web"), "--ignore-not-found",
+                              "-o", "name").strip():
+        assert a.poll() is None and time.monotonic() < deadline, "a never took the lock"
+        time.sleep(0.05)
     b = subprocess.Popen([*cmd, str(second)], env=env, stderr=subprocess.PIPE, text=True)
     err_a, err_b = a.communicate(120)[1], b.communicate(120)[1]
     assert a.returncode == 0 and b.returncode == 0, err_a[-1500:] + err_b[-1500:]
-    assert "waiting for the deploy lock" in err_b and "rm-bob" in err_b
+    # serialized, as the apiserver saw it: one holder's lease is created and deleted before
+    # the next one is created, and b's Deployment write comes after a's lease is gone
+    seen = [w.what for w in writes.poll()]
+    lease_writes = [w.split()[0] for w in seen if w.startswith(("create leases",
+                                                                  "delete leases"))]
+    assert lease_writes == ["create", "delete", "create", "delete"], seen
+    first_release = seen.index(next(w for w in seen if w.startswith("delete leases")))
+    assert [i for i, w in enumerate(seen) if w == "patch deployments/web"][-1] > first_release
+    if "waiting for the deploy lock" in err_b:  # b came while a held it: it says who
+        assert "rm-bob" in err_b
     live = cluster.json("-n", ns, "get", "deploy", "web")
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(2)
 

@@ -1,11 +1,12 @@
 """Secrets masked by kind, everywhere: one planted value per input, grepped in every output.
 
 Inputs: a Helm chart's Secret (``data``), a manifests directory's Secret (``stringData`` and
-``data``), a DSN in the app's config, the registry password, the CI server's BUILD_URL with
-``user:password@``. Outputs: stdout and stderr (console and JSON logs) of plan, apply
---dry-run and apply, their JUnit XML, summary.json and summary.md, the audit records, and
-the labels and annotations of every object the deploy wrote (as the deployer; kubectl only
-reads). A Secret's own data is the one place the value belongs.
+``data``; later changed by hand, so a diff shows it), a DSN in the app's config, the
+registry password, the CI server's BUILD_URL with ``user:password@``. Outputs: stdout and
+stderr (console and JSON logs) of plan, apply --dry-run, rollout --dry-run and apply,
+their JUnit XML, summary.json and summary.md, the audit records, and the labels and
+annotations of every object the deploy wrote (as the deployer; kubectl only reads).
+A Secret's own data is the one place the value belongs.
 """
 
 from __future__ import annotations
@@ -144,23 +145,33 @@ def test_a_planted_secret_in_every_input_appears_in_no_output(cluster, tmp_path)
         run(f"plan-json-{step}", "plan", "staging", "--repo", str(root), "--output", "json",
             ok=(0, 4))
         run(f"dry-run-{step}", "--dry-run", "apply", "staging", "--repo", str(root))
+        run(f"rollout-dry-run-{step}", "--dry-run", "rollout", str(root / "manifests" / "raw"),
+            "--app", "raw", "-n", ns)
         run(f"apply-{step}", "apply", "staging", "--repo", str(root))
-        _chart(root, PLANTED["chart-new"])  # the chart's Secret changes: a diff of data.url
-        git(root, "commit", "-q", "-am", "rotate the portal secret")
+        if step == "first":  # someone changes the chart's Secret by hand: data.url drifts
+            name = next(o["metadata"]["name"] for o in cluster.json(
+                "-n", ns, "get", "secret")["items"] if o["metadata"]["name"].startswith(
+                "portal-creds"))
+            cluster.kubectl("-n", ns, "patch", "secret", name, "--type=merge", "-p", json.dumps(
+                {"data": {"url": base64.b64encode(PLANTED["chart-new"].encode()).decode()}}))
+            raw = next(o["metadata"]["name"] for o in cluster.json(
+                "-n", ns, "get", "secret")["items"] if o["metadata"]["name"].startswith(
+                "raw-creds"))
+            cluster.kubectl("-n", ns, "patch", "secret", raw, "--type=merge", "-p", json.dumps(
+                {"stringData": {"token": PLANTED["chart-new"]}}))
 
     # a refusal is audited (who, commit, build URL): protect staging with no trust root
     (root / "policy.yaml").write_text("environments:\n  staging: {promote: ['*'], "
                                       "protected: true}\n")
     git(root, "add", "policy.yaml")
     git(root, "commit", "-q", "-m", "protect staging")
-    _chart(root, PLANTED["chart"])
-    git(root, "commit", "-q", "-am", "back to the first portal secret")
+    _chart(root, PLANTED["chart-new"])
+    git(root, "commit", "-q", "-am", "rotate the portal secret")
     run("refused", "apply", "staging", "--repo", str(root), ok=(2,))
     assert "staging/portal at commit" in outputs["refused: stderr"]
 
-    changed = json.loads(outputs["plan-json-rotated: stdout"])
-    portal = next(a for a in changed["apps"] if a["app"] == "portal")
-    assert any(c["field"] == "data.url" for c in portal["changes"]), "the diff is shown, masked"
+    diff = outputs["rollout-dry-run-rotated: stderr"]
+    assert "update Secret/raw-creds" in diff, "the drifted Secret is shown, its values masked"
     outputs["audit log"] = audit_log.read_text()
     assert "ci.example/job/web/9/" in outputs["audit log"], "the audit names the build"
     live = cluster.json("-n", ns, "get", "deploy,svc,cm,secret,rs")["items"]

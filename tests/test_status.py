@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+
+import pytest
 
 from tests.conftest import git, run_pipeline
 from tests.fixtures.envs.kube import Kubectl
 from tests.test_plan import put_in_place, write
 
 
-def test_status_table_json_and_html(kube_env, tmp_path):
-    kubectl = Kubectl(kube_env)
+@pytest.fixture
+def kubectl(kube_env) -> Iterator[Kubectl]:
+    k = Kubectl(kube_env)
+    yield k
+    k.cleanup()
+
+
+def test_status_table_json_and_html(kube_env, kubectl, tmp_path):
     repo = tmp_path / "state"
     ns = kubectl.namespace("st")
     write(repo, ns, replicas=1)
@@ -40,8 +49,7 @@ def test_status_table_json_and_html(kube_env, tmp_path):
     assert 'data-sync="in"' in page
 
 
-def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, tmp_path):
-    kubectl = Kubectl(kube_env)
+def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, kubectl, tmp_path):
     app_repo = tmp_path / "app"
     app_repo.mkdir()
     git(app_repo, "init", "-q", "-b", "main")
@@ -64,6 +72,9 @@ def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, tmp_path):
     out = run_pipeline("status", "--repo", str(repo), env=kube_env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "hot-fix NOT BACK-MERGED" in out.stdout
+    # nothing runs there yet: no made-up image (the spec's tag) in the table
+    line = out.stdout.splitlines()[1]
+    assert line.split()[2] == "-" and "missing" in line, line
     git(app_repo, "checkout", "-q", "main")
     git(app_repo, "merge", "-q", "hotfix")
     out = run_pipeline("status", "--repo", str(repo), "--output", "json", env=kube_env)

@@ -1,6 +1,7 @@
 // pipelineAnnotate: record the deployment's outcome - "Successfully Deployed" or
 // "Failed Deployment" - as deployment tag, git-note state, workload annotation, this build's
-// description and an audit event (`pipeline annotate`). Call it in a `finally` so a failure
+// description and an audit event (`pipeline annotate`). The workload's cluster: the
+// kubeconfigCredentialsId the deploy used (a "secret file" credential), or the agent's. Call it in a `finally` so a failure
 // is annotated too. result: 'SUCCESS'/'FAILURE' (Jenkins' words) or 'success'/'failure'
 // (default: currentBuild.currentResult). When the result is not a success, an annotate
 // failure is reported but does not replace the original failure. The build description needs
@@ -9,7 +10,8 @@
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineAnnotate', params,
                             ['app', 'environment', 'result', 'digest', 'workload', 'namespace',
-                             'reason', 'jenkinsCredentialsId', 'reportDir'],
+                             'reason', 'jenkinsCredentialsId', 'kubeconfigCredentialsId',
+                             'reportDir'],
                             ['environment'])
     String result = (params.result ?: currentBuild.currentResult).toString()
     String outcome = result.toUpperCase() == 'SUCCESS' ? 'success' : 'failure'
@@ -29,6 +31,7 @@ Object annotate(Map params, String outcome) {
     return pipelineCli(
         name: 'annotate',
         reportDir: params.reportDir,
+        kubeconfigCredentialsId: params.kubeconfigCredentialsId,
         credentials: params.jenkinsCredentialsId ?
             [usernamePassword(credentialsId: params.jenkinsCredentialsId,
                               usernameVariable: 'PIPELINELIB_JENKINS_USER',

@@ -84,6 +84,8 @@ def _cells(row: dict[str, Any]) -> list[str]:
     if row.get("hotfix"):
         sync += ", hot-fix" + ("" if row.get("hotfix_back_merged") else " NOT BACK-MERGED")
     image = row["digest"][:19] if row["digest"] else f":{row['tag']}"
+    if row.get("deployed") is False:  # nothing runs: no image to show (the spec's is wanted)
+        image = "-"
     return [row["environment"], row["app"], image,
             (row["revision"] or "")[:12], row["version"] or "", row.get("deployed_by", ""),
             (row.get("deployed_when") or "")[:19], row["health"], sync]

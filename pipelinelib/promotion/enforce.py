@@ -18,11 +18,16 @@ that last changed the spec and its author; it is audited, and nothing is written
 
 ``verify_change`` is the check for one app; ``check_four_eyes`` is the rule about people
 alone, for approval sources other than signed files (e.g. pull-request reviews).
+
+Paths that know no environment (``pipeline rollout -n``, ``rollback``, ``swap -n``) are
+stopped by ``guard_namespace``: a namespace the cluster administrator labelled
+``pipelinelib.dev/protected=true`` takes writes only for apps this process verified.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,10 @@ from pipelinelib.errors import Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.policy import POLICY_FILE, Policy, load_policy
 from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, trust_root
+
+PROTECTED_LABEL = "pipelinelib.dev/protected"
+_verified: set[tuple[str, str]] = set()  # (namespace, app) verified in this process
+_verified_lock = threading.Lock()
 
 
 @dataclass
@@ -196,6 +205,8 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
         except ChangeRefused as refused:
             problems.append(refused)
     if not problems:
+        with _verified_lock:
+            _verified.update((env.apps[v.app].namespace, v.app) for v in verified)
         for v in verified:
             ctx.log.info("change verified", environment=env.name, app=v.app,
                          promoted_by=v.promoted_by, approved_by=v.approved_by or None)
@@ -210,3 +221,26 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
     raise Refused(f"{action} of {env.name} refused: " + "; ".join(lines), field="approval",
                   hint=f"promote with `pipeline promote --to {env.name}` (signed) and, under "
                        "four eyes, have a second person approve with their own key")
+
+
+def guard_namespace(ctx: Any, kube: Any, namespace: str, app: str, action: str) -> None:
+    """Refuse ``action`` on ``app`` in a namespace labelled protected unless this process
+    verified the app's change (``enforce``); audited. Call before the first write."""
+    from pipelinelib.promotion.audit import audit
+
+    try:
+        ns = kube.get("Namespace", namespace)
+    except Refused:
+        return  # the deployer may not read namespaces here: RBAC is the guard
+    labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+    if labels.get(PROTECTED_LABEL) != "true":
+        return
+    with _verified_lock:
+        if (namespace, app) in _verified:
+            return
+    reason = (f"{namespace} is protected ({PROTECTED_LABEL}=true): {action} of {app} goes "
+              "through its environment (`pipeline apply`/`swap --env` with a signed, approved "
+              "promotion)")
+    audit(ctx, action, target=f"{namespace}/{app}", result="refused", reason=reason)
+    raise Refused(f"{action} refused: {reason}", field="namespace",
+                  hint="promote the digest you want (an earlier one to roll back)")

@@ -259,6 +259,15 @@ class BulkSink:
             lines.append(json.dumps(doc, ensure_ascii=False))
         reply = self._send("POST", "_bulk", ("\n".join(lines) + "\n").encode(),
                            "application/x-ndjson")
+        if isinstance(reply, dict) and not reply.get("errors") and (
+                reply.get("error") or len(reply.get("items") or docs) < len(docs)):
+            # ZincSearch: ``errors: false`` and every listed item "created", but a top-level
+            # ``error`` names the document it refused, and the batch stopped there (the rest
+            # is missing from ``items``). Nothing says which were kept: the caller re-sends
+            # one by one (same ``_id``: no duplicates) and sets the refused one aside.
+            raise SinkError(f"{self.name}: {len(docs)} events not all indexed: "
+                            f"{str(reply.get('error') or 'items missing')[:200]}",
+                            permanent=True)
         if isinstance(reply, dict) and reply.get("errors"):
             failed = [item for item in reply.get("items", [])
                       if (next(iter(item.values()), {}) or {}).get("status", 200) >= 300]

@@ -43,7 +43,11 @@ td.absent{background:transparent;color:#b0b6bf;text-align:center}
  color:#fff;font-size:11px;font-weight:700}
 .hotfix.merged{background:#8fa3b8}
 .arrow{color:#a0a7b2;padding:0 2px}
-.legend span{margin-right:14px}
+.legend span{margin-right:14px}.health{font-size:12px;color:#8a4b00;font-weight:600}
+.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;
+ border:1px solid}
+.sw.healthy{background:#e3f6e8;border-color:#3fa45b}.sw.degraded{background:#fdecd2;
+ border-color:#e08a00}.sw.not-deployed{background:#eceef2;border-color:#c3c8d0}
 """
 
 
@@ -84,6 +88,8 @@ def _cell(row: dict[str, Any] | None, previous: dict[str, Any] | None) -> str:
         body = (f'<div class="version">{version}</div>'
                 f'<div class="digest" title="{html.escape(digest)}">'
                 f'{html.escape(_short(digest)) or "no digest"}</div>')
+        if klass == "degraded":
+            body += f'<div class="health">{html.escape(health)}</div>'
         if row.get("live_color"):
             body += f'<div class="digest">live colour {html.escape(row["live_color"])}</div>'
     else:
@@ -130,9 +136,12 @@ def status_page(rows: Sequence[dict[str, Any]], lines: Sequence[Sequence[str]],
                     previous = row
         body.append(f'<tr data-app="{html.escape(app)}"><th class="app">{html.escape(app)}'
                     f'</th>{"".join(cells)}</tr>')
-    legend = ('<p class="legend"><span>■ green: healthy</span><span>■ orange: degraded</span>'
-              '<span>■ grey: not deployed</span><span>≠ differs from the previous '
-              'environment</span><span>badge: in sync / not in sync / drift</span></p>')
+    legend = ('<p class="legend"><span><i class="sw healthy"></i>healthy</span>'
+              '<span><i class="sw degraded"></i>degraded</span>'
+              '<span><i class="sw not-deployed"></i>not deployed</span>'
+              '<span>≠ digest differs from the previous environment</span>'
+              '<span>badge: in sync / not in sync / drift with the env-state repository</span>'
+              '</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p class=\"meta\">Generated {html.escape(generated)}"

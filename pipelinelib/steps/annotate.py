@@ -59,7 +59,7 @@ def workload_from_report(report_dir: str | Path, app: str, namespace: str = "",
                        expected="the report directory of a `pipeline rollout` or `swap` run"
                        ) from exc
     found = [s.get("outputs") or {} for s in steps
-             if isinstance(s, dict) and s.get("name") in ("rollout", "swap")]
+             if isinstance(s, dict) and s.get("step") in ("rollout", "swap")]
     outputs = next((o for o in reversed(found) if o.get("namespace")), None)
     if outputs is None:
         if not required:

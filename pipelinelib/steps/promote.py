@@ -328,6 +328,27 @@ def commit_message(ctx: Context, resolved: Resolved, promotion: Promotion,
     return ctx.secrets.redact_text("\n".join(lines) + "\n")
 
 
+def promotion_event_id(commit: str) -> str:
+    """The audit event id of the promotion that made ``commit`` (the same on a re-run)."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"pipelinelib:promote:{commit}").hex
+
+
+def _complete_audit(ctx: Context, state: EnvStateRepo, promotion: Promotion, digest: str,
+                    target: str) -> None:
+    """Nothing to promote, and this very CI build made the commit that did it: a run killed
+    after its push and before its audit event. Record the event it owes (once: its id comes
+    from that commit, so a later re-run finds it there)."""
+    last = state.last_commit(f"environments/{promotion.target}.yaml")
+    build = ctx.ci.build_url
+    if not last or not build or f", {ctx.secrets.redact_text(build)})" not in last["message"]:
+        return
+    audit(ctx, "promote", target=target, result="done", reason=promotion.reason,
+          digest=digest, source=promotion.source or "", commit=last["sha"], approved_by="",
+          event_id=promotion_event_id(last["sha"]))
+
+
 @step("promote")
 def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResult:
     """Promote one app; ``unchanged`` when the target already runs that digest."""
@@ -335,6 +356,7 @@ def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
     resolved = resolve(ctx, state.root, promotion, policy)
     target = f"{promotion.target}/{promotion.app}"
     if resolved.app.image.digest == resolved.image.digest and not promotion.hotfix:
+        _complete_audit(ctx, state, promotion, resolved.image.digest, target)
         return StepResult.of("promote", [], digest=resolved.image.digest, commit="",
                              target=promotion.target, app=promotion.app)
     action = f"set {target} image to {resolved.image.ref}"
@@ -354,7 +376,8 @@ def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
                                                         f"{resolved.user}@ci"))
     audit(ctx, "hotfix" if promotion.hotfix else "promote", target=target, result="done",
           reason=promotion.reason, digest=resolved.image.digest, source=promotion.source or "",
-          commit=commit.sha if commit else "", approved_by=approver or "")
+          commit=commit.sha if commit else "", approved_by=approver or "",
+          event_id=promotion_event_id(commit.sha) if commit else "")
     if commit is None:
         return StepResult.of("promote", [], digest=resolved.image.digest, commit="")
     return StepResult.of("promote", [action], digest=resolved.image.digest, commit=commit.sha,

@@ -34,6 +34,7 @@ from pipelinelib.steps.promote import (
     check_approver,
     check_signing_key,
     edit_target,
+    promoted,
     refuse,
     resolve,
     sign_record,
@@ -172,7 +173,7 @@ def approve_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
             raise BadInput(f"{target} has no app {p.app!r}", field="APP", source=env.source)
         image, _ = _source_image(ctx, state.root, p)
         image = _check_image(ctx, p, image, rules.gates)
-        new_app = dataclasses.replace(current, image=image)
+        new_app = promoted(current, image)
         members[p.app] = {"digest": image.digest or "", "fingerprint": new_app.fingerprint()}
         if content := content_hash(state.root, new_app):
             members[p.app]["content"] = content

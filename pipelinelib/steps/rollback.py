@@ -38,6 +38,7 @@ from pipelinelib.kube.history import HISTORY_KINDS, Revision, history, live_temp
 from pipelinelib.kube.lock import DeployLock
 from pipelinelib.kube.revisions import restore_body
 from pipelinelib.kube.wait import wait_for
+from pipelinelib.promotion.enforce import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -174,6 +175,7 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
         actions = bluegreen.switch(kube, app, namespace, target_color, dry_run=True)
         if ctx.dry_run:
             return StepResult.of("rollback", actions, dry_run=True, live_color=live)
+        guard_namespace(ctx, kube, namespace, app, "rollback")
         with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
                         wait_s=lock_timeout, log=log) as lock:
             bluegreen.switch(lock.fenced(kube), app, namespace, target_color)
@@ -196,6 +198,7 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
         return StepResult.of("rollback", actions, dry_run=True)
     generations = {}
     if targets:
+        guard_namespace(ctx, kube, namespace, app, "rollback")
         with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
                         wait_s=lock_timeout, log=log) as lock:
             fenced = lock.fenced(kube)  # stops before a write once the Lease is lost

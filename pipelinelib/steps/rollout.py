@@ -39,6 +39,7 @@ from pipelinelib.kube.revisions import (
     rollback,
 )
 from pipelinelib.kube.wait import wait_for
+from pipelinelib.promotion.enforce import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -159,6 +160,7 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
                              f"{outcome.message}", evidence=_redact(ctx, outcome.evidence))
         return StepResult.of("rollout", [], writes=kube.writes - writes_before,
                              awaiting_promotion=awaiting, **outputs)
+    guard_namespace(ctx, kube, namespace, app, "rollout")  # protected: only verified changes
     holder = DeployLock.holder_of(ctx.ci)
     with DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl, wait_s=lock_timeout,
                     log=log) if exists else _NoLock() as lock:

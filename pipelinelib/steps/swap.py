@@ -10,6 +10,7 @@ from pipelinelib.context import Context
 from pipelinelib.errors import BadInput
 from pipelinelib.kube import bluegreen
 from pipelinelib.kube.lock import DeployLock
+from pipelinelib.promotion.enforce import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -34,6 +35,7 @@ def swap(ctx: Context, *, app: str, namespace: str | None = None,
     if ctx.dry_run or not actions:
         return StepResult.of("swap", actions, dry_run=ctx.dry_run, live_color=target,
                              previous=live, namespace=namespace)
+    guard_namespace(ctx, kube, namespace, app, "swap")  # protected: `swap --env` verifies
     with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
                     wait_s=lock_timeout, log=ctx.log) as lock:
         actions = bluegreen.switch(lock.fenced(kube), app, namespace, target)

@@ -382,3 +382,70 @@ def private_registry() -> Iterator[PrivateRegistry]:
         registry.stop()
         registry.read_only(False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own (``testbed/postgres/up`` in another state directory,
+    on another port), logging every statement with its duration after it ran
+    (``log_min_duration_statement=0``, ``log_line_prefix='%a|%d|'``) for the kill harness,
+    and restartable (a server restarted mid-migration) without touching the shared one."""
+
+    def __init__(self, state: Path):
+        self.state = state
+        self.env: dict[str, str] = {}
+
+    @property
+    def dsn(self) -> str:
+        return self.env["PIPELINELIB_PG_DSN"]
+
+    @property
+    def log(self) -> Path:
+        return self.state / "postgres" / "postgres.log"
+
+    def start(self) -> PrivatePostgres:
+        from pipelinelib.testing.testbed import parse_exports
+
+        env = {**os.environ, "PIPELINELIB_PG_PORT_WANTED": str(free_port())}
+        out = subprocess.run([str(scripts_dir() / "postgres" / "up"), str(self.state)],
+                             capture_output=True, text=True, env=env, timeout=300, check=False)
+        if out.returncode != 0:
+            raise TestbedError(f"private postgres did not start: {out.stderr[-2000:]}")
+        self.env = parse_exports(out.stdout)
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("alter system set log_min_duration_statement = 0")
+            conn.execute("alter system set log_line_prefix = '%a|%d|'")
+            conn.execute("select pg_reload_conf()")
+        return self
+
+    def _pg_ctl(self, *args: str) -> None:
+        data = self.state / "postgres" / "data"
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        binary = Path(os.readlink(f"/proc/{pid}/exe")).parent / "pg_ctl"
+        run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*run_as, str(binary), "-D", str(data), "-m", "fast", "-w", "-t", "60",
+                        *args], check=True, capture_output=True, timeout=120)
+
+    def restart(self) -> None:
+        """Stop (fast: sessions are ended, open transactions rolled back) and start again."""
+        self._pg_ctl("restart", "-l", str(self.log))
+
+    def stop(self) -> None:
+        subprocess.run([str(scripts_dir() / "postgres" / "down"), str(self.state)],
+                       capture_output=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of this session's own, for destructive faults (restarts)."""
+    import shutil
+    import tempfile
+
+    state = Path(tempfile.mkdtemp(prefix="pipelinelib-pg-"))
+    server = PrivatePostgres(state)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(state, ignore_errors=True)

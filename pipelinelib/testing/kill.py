@@ -142,8 +142,9 @@ class GitRefWrites:
         self.tail.mark()
 
     def poll(self) -> list[Write]:
+        # HEAD follows the branch it names in the same transaction: not a write of its own
         return [Write(self.system, line.split()[0], time.monotonic())
-                for line in self.tail.lines()]
+                for line in self.tail.lines() if line.split()[0] != "HEAD"]
 
 
 class AppendWrites:
@@ -229,6 +230,7 @@ class Trial:
     writes: list[Write]
     killed: bool
     seconds: float
+    stderr_tail: str = ""
 
 
 class KillHarness:
@@ -259,19 +261,23 @@ class KillHarness:
                               text=True, timeout=self.timeout_s, check=False)
         return proc, self._settle(self._poll())
 
-    def kill_after(self, k: int) -> Trial:
-        """Start the command and SIGKILL it as soon as its k-th write is recorded."""
+    def kill_after(self, k: int, when: Callable[[list[Write]], bool] | None = None) -> Trial:
+        """Start the command and SIGKILL it as soon as its k-th write is recorded (or, with
+        ``when``, as soon as ``when(writes so far)`` is true)."""
         for source in self.sources:
             source.mark()
         started = time.monotonic()
+        import tempfile
+
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below, after the kill)
         proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=errors)
         writes: list[Write] = []
         killed = False
         try:
             while proc.poll() is None:
                 writes.extend(self._poll())
-                if len(writes) >= k:
+                if (when(writes) if when else len(writes) >= k):
                     proc.send_signal(signal.SIGKILL)
                     killed = True
                     break
@@ -282,15 +288,19 @@ class KillHarness:
         finally:
             proc.wait(30)
         writes = self._settle(writes)
-        return Trial(k, len(writes), writes, killed, time.monotonic() - started)
+        errors.seek(0)
+        tail = errors.read()[-3000:].decode("utf-8", "replace")
+        errors.close()
+        return Trial(k, len(writes), writes, killed, time.monotonic() - started, tail)
 
     def kill_at_every_write(self, n: int, fresh_world: Callable[[int], Any],
-                            check: Callable[[int, Trial], Any], attempts: int = 3
-                            ) -> list[Trial]:
-        """For k = 1..n: ``fresh_world(k)``, kill after write k (retried when the kill landed
-        late), then ``check(k, trial)`` (re-run and convergence). Returns the trials."""
+                            check: Callable[[int, Trial], Any], attempts: int = 3,
+                            points: Sequence[int] | None = None) -> list[Trial]:
+        """For k = 1..n (or the given ``points``): ``fresh_world(k)``, kill after write k
+        (retried when the kill landed late), then ``check(k, trial)`` (re-run and
+        convergence). Returns the trials."""
         trials = []
-        for k in range(1, n + 1):
+        for k in points or range(1, n + 1):
             for attempt in range(attempts):
                 fresh_world(k)
                 trial = self.kill_after(k)

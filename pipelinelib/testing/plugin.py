@@ -14,6 +14,7 @@ import pytest
 
 from pipelinelib.testing.faults import (  # noqa: F401
     fault_proxy,
+    private_postgres,
     private_registry,
     scenario,
     toxiproxy,

@@ -22,9 +22,9 @@ class JenkinsfileTest extends PipelineLibTestBase {
                       'Promote to staging'], stages())
         // Lighthouse measures the built page, the budget checks its report; the gate before
         // migrate (pending migrations expected), mark 2 again before the rollout
-        assertEquals(['build', 'scan', 'lighthouse', 'perf', 'gate', 'migrate', 'gate', 'rollout',
-                      'annotate', 'promote'],
-                     shCalls.collect { it.label == 'lighthouse' ? 'lighthouse' : commandOf(it.script) })
+        assertEquals(['build', 'test results', 'scan', 'lighthouse', 'perf', 'gate', 'migrate', 'gate',
+                      'rollout', 'annotate', 'promote'],
+                     shCalls.collect { it.label in ['lighthouse', 'test results'] ? it.label : commandOf(it.script) })
         Map lighthouse = shCalls.find { it.label == 'lighthouse' }
         assertEquals('examples/hello/build/public', lighthouse.env.PAGE_DIR)
         assertTrue(lighthouse.script.contains('--directory "$PAGE_DIR"'))
@@ -40,7 +40,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals('success', annotate.env.PIPELINE_RESULT)
         assertEquals('deployment/hello', annotate.env.PIPELINE_WORKLOAD)
         Map scan = shCalls.find { commandOf(it.script) == 'scan' }
-        assertEquals('littleman-co/hello-web:0123456', scan.env.PIPELINE_OSV_IMAGE)
+        assertEquals('127.0.0.1:5001/pipelinelib/hello-example-org-web:0123456', scan.env.PIPELINE_OSV_IMAGE)
         Map promote = shCalls.find { commandOf(it.script) == 'promote' }
         assertEquals('rita', promote.env.PIPELINE_APPROVED_BY)
         assertEquals('alice', promote.env.PIPELINE_TRIGGERED_BY)
@@ -61,7 +61,8 @@ class JenkinsfileTest extends PipelineLibTestBase {
             assertTrue(e.message, e.message.startsWith("pipeline ${command} failed: exit 1"))
         }
         assertEquals(expectedStages, stages())
-        assertEquals(commands, shCalls.findAll { it.label != 'lighthouse' }.collect { commandOf(it.script) })
+        assertEquals(commands, shCalls.findAll { !(it.label in ['lighthouse', 'test results']) }
+                                      .collect { commandOf(it.script) })
         assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
         assertTrue(events.contains("junit reports/${command}/junit.xml".toString()))
         assertFalse(events.contains('input'))

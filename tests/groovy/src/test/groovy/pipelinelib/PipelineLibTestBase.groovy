@@ -33,6 +33,16 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
                          userName: 'Alice', shortDescription: 'Started by user Alice']]
     Map<String, String> baseEnv = [GIT_COMMIT: '0123456789abcdef0123456789abcdef01234567']
     String currentResult = 'SUCCESS'
+    /**
+     * Set by a test that runs on the testbed (JenkinsfileTestbedTest): `sh` then really runs
+     * its script with /bin/sh in this directory, as a Jenkins agent does, with the agent's
+     * environment (agentEnv) under the build's (env, withEnv, withCredentials).
+     */
+    File workspace = null
+    Map<String, String> agentEnv = [:]
+    /** Credentials by id, as Jenkins stores them: a String (secret text, or a secret file's
+     *  path) or [username: , password: ]. An id that is not here fails the build. */
+    Map<String, Object> credentialStore = [:]
 
     @Before
     @Override
@@ -74,6 +84,18 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
                 if (binding.usernameVariable) {
                     frame[binding.usernameVariable] = 'bot'
                 }
+                if (self.workspace != null) {
+                    def stored = self.credentialStore[binding.credentialsId]
+                    if (stored == null) {  // what Jenkins' credentials binding says
+                        throw new PipelineAbort("ERROR: Could not find credentials entry with ID '${binding.credentialsId}'")
+                    }
+                    if (binding.usernameVariable) {
+                        frame[binding.usernameVariable] = stored.username
+                        frame[binding.variable] = stored.password
+                    } else {
+                        frame[binding.variable] = stored.toString()
+                    }
+                }
             }
             self.envStack.push(frame)
             try {
@@ -85,7 +107,8 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
         helper.registerAllowedMethod('string', [Map]) { Map m -> m }
         helper.registerAllowedMethod('file', [Map]) { Map m -> m }
         helper.registerAllowedMethod('usernamePassword', [Map]) { Map m ->
-            [variable: m.passwordVariable, usernameVariable: m.usernameVariable]
+            [variable: m.passwordVariable, usernameVariable: m.usernameVariable,
+             credentialsId: m.credentialsId]
         }
         helper.registerAllowedMethod('echo', [String]) { String s -> self.events << "echo ${s}".toString() }
         helper.registerAllowedMethod('sh', [Map]) { Map m -> self.recordSh(m.script, m) }
@@ -152,17 +175,31 @@ abstract class PipelineLibTestBase extends BasePipelineTest {
 
     Object recordSh(String script, Map args) {
         Map env = effectiveEnv()
-        shCalls << [script: script, env: env, label: args.label]
+        Map call = [script: script, env: env, label: args.label]
+        shCalls << call
         String command = commandOf(script)
         events << "sh ${command}".toString()
         int status = exitCodes.get(command, 0)
+        if (workspace != null) {
+            // Jenkins' sh: a shell script in the workspace, `sh -e`, the agent's environment
+            // overlaid with the build's variables
+            ProcessBuilder pb = new ProcessBuilder(['/bin/sh', '-e', '-c', script])
+                .directory(workspace).redirectErrorStream(true)
+            pb.environment().clear()
+            pb.environment().putAll(agentEnv)
+            env.each { k, v -> pb.environment().put(k.toString(), v == null ? '' : v.toString()) }
+            Process process = pb.start()
+            call.output = process.inputStream.getText('UTF-8')
+            status = process.waitFor()
+            call.status = status
+        }
         if (args.returnStatus) {
             return status
         }
         if (status != 0) {
             throw new PipelineAbort("script returned exit code ${status}")
         }
-        return args.returnStdout ? '' : null
+        return args.returnStdout ? (call.output ?: '') : null
     }
 
     /** The `pipeline` subcommand a script runs ('build'), or the script's first word. */

@@ -1,0 +1,151 @@
+"""The example Jenkinsfile and the vars/ steps, run for real: JenkinsPipelineUnit interprets
+the pipeline (tests/groovy, JenkinsfileTestbedTest) with `sh` executing each script on this
+machine against the testbed - registry, PostgreSQL, Kubernetes as the deployer - and the
+parameters, environment and credentials bound as Jenkins binds them. A wrong variable name,
+credential id or object name fails here.
+
+Jenkins itself cannot run here; the part of its API the build calls back (the build
+description the annotate step sets) is a loopback stand-in (tests/jenkins_api.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelinelib.testing.testbed import parse_exports
+from tests.conftest import git
+from tests.fixtures.manifests.kit import Cluster
+from tests.jenkins_api import JenkinsBuildAPI
+from tests.test_groovy import _tools
+
+ROOT = Path(__file__).resolve().parents[1]
+GROOVY = ROOT / "tests" / "groovy"
+NAMESPACE = "hello-sandbox"  # what examples/jenkins/Jenkinsfile deploys into
+TOKEN = "planted-jenkins-token-4c2e"
+
+
+def tool(name: str) -> dict[str, str]:
+    out = subprocess.run([str(ROOT / "testbed" / "tools" / name)], capture_output=True,
+                         text=True, check=True)
+    return parse_exports(out.stdout)
+
+
+@pytest.fixture
+def sandbox_namespace(kube_env: dict[str, str]):
+    """The Jenkinsfile's namespace, fresh, where the deployer may deploy; deleted after."""
+    cluster = Cluster(kube_env)
+    if cluster.kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name"):
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+    cluster.kubectl("create", "namespace", NAMESPACE)
+    cluster.kubectl("-n", NAMESPACE, "create", "rolebinding", "pipelinelib-deployer",
+                    "--clusterrole=pipelinelib-deployer",
+                    "--serviceaccount=pipelinelib-system:pipelinelib-deployer")
+    yield cluster
+    cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+def workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """The job's workspace after `checkout scm`: the app (examples/hello) with an origin."""
+    origin, ws = tmp_path / "hello.git", tmp_path / "workspace"
+    shutil.copytree(ROOT / "examples" / "hello", ws / "examples" / "hello",
+                    ignore=shutil.ignore_patterns("build"))
+    env_file = ws / "examples" / "hello" / "release.env"
+    stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
+    env_file.write_text(re.sub(r"(?m)^APP_VERSION=.*$", f"APP_VERSION=1.0.0-jenkins.{stamp}",
+                               env_file.read_text()))
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(tmp_path, "init", "-q", "-b", "main", str(ws))
+    git(ws, "add", ".")
+    git(ws, "-c", "user.name=dev", "-c", "user.email=dev@example.org", "commit", "-q", "-m",
+        "hello")
+    git(ws, "remote", "add", "origin", str(origin))
+    git(ws, "push", "-q", "origin", "main")
+    return ws, origin
+
+
+def run_jenkinsfile(config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    mvn = _tools()
+    path = tmp_path / "testbed-config.json"
+    path.write_text(json.dumps(config))
+    args = [mvn, "-B", "-q", f"-Dgroovy.build.dir={tmp_path / 'groovy-build'}",
+            "-Dtest=JenkinsfileTestbedTest", f"-Dpipelinelib.testbed.config={path}", "test"]
+    env = {**os.environ, "MAVEN_OPTS": os.environ.get("MAVEN_OPTS", "-Xmx512m")}
+    out = subprocess.run([args[0], "-o", *args[1:]], cwd=GROOVY, env=env, capture_output=True,
+                         text=True, timeout=1500, check=False)
+    if out.returncode != 0 and "offline" in out.stdout + out.stderr:
+        out = subprocess.run(args, cwd=GROOVY, env=env, capture_output=True, text=True,
+                             timeout=1500, check=False)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    return json.loads(Path(config["results"]).read_text())
+
+
+@pytest.mark.timeout(1800)
+def test_the_example_jenkinsfile_runs_for_real_against_the_testbed(
+        tmp_path: Path, registry_env: dict[str, str], kube_env: dict[str, str],
+        postgres_db: str, sandbox_namespace: Cluster) -> None:
+    ws, origin = workspace(tmp_path)
+    revision = git(ws, "rev-parse", "HEAD")
+    lighthouse, scanner = tool("lighthouse"), tool("osv-scanner")
+    kubeconfig = tmp_path / "sandbox-kubeconfig"  # a Jenkins "secret file" credential
+    kubeconfig.write_text(Path(kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"]).read_text())
+    jenkins = JenkinsBuildAPI("ci-bot", TOKEN, "hello", 42)
+    try:
+        agent_path = ":".join([str(Path(lighthouse["PIPELINELIB_LIGHTHOUSE"]).parent),
+                               os.environ["PATH"]])
+        config = {
+            "script": "examples/jenkins/Jenkinsfile",
+            "workspace": str(ws), "results": str(tmp_path / "results.json"),
+            "user": "rm-alice", "inputAnswer": "Aborted by rm-bob",
+            "agentEnv": {k: v for k, v in {
+                **{k: os.environ.get(k, "") for k in ("HOME", "LANG", "PYTHONPATH")},
+                **registry_env, "PATH": agent_path,
+                "CHROME_PATH": lighthouse["PIPELINELIB_CHROMIUM"],
+                "PIPELINELIB_OSV_SCANNER": scanner["PIPELINELIB_OSV_SCANNER"],
+                "PIPELINE_OSV_DB": str(ROOT / "tests" / "fixtures" / "scan" / "osv-db"),
+                "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+                "PIPELINE_LOG_FORMAT": "json"}.items() if v},
+            # what Jenkins sets for build #42 of job `hello`
+            "jenkinsEnv": {"JENKINS_URL": jenkins.url, "BUILD_URL": jenkins.build_url,
+                           "JOB_NAME": "hello", "BUILD_NUMBER": "42", "GIT_COMMIT": revision,
+                           "WORKSPACE": str(ws), "CI": "true"},
+            "credentials": {"hello-sandbox-dsn": postgres_db,
+                            "sandbox-kubeconfig": str(kubeconfig),
+                            "pipelinelib-jenkins-api": {"username": "ci-bot",
+                                                        "password": TOKEN}},
+        }
+        results = run_jenkinsfile(config, tmp_path)
+    finally:
+        jenkins.close()
+
+    calls = [(c["label"] or "", c["command"], c["status"]) for c in results["sh"]]
+    report = "\n".join(f"{c['command']} exit={c['status']}\n{c['output'][-1500:]}"
+                       for c in results["sh"] if c["status"])
+    assert [(cmd, status) for label, cmd, status in calls] == [
+        ("build", 0), ("mkdir", 0), ("scan", 0), ("set", 0), ("perf", 0), ("gate", 0),
+        ("migrate", 0), ("gate", 0), ("rollout", 0), ("annotate", 0)], report
+    # nobody approved the promotion: the build stops at the input, after the deployment
+    assert results["error"] == "Aborted by rm-bob", results["error"]
+    assert "input Promote hello from sandbox to staging?" in results["events"]
+
+    build = json.loads((ws / "reports" / "build" / "summary.json").read_text())
+    pushed = [s for s in build["steps"] if (s.get("outputs") or {}).get("image")][-1]
+    digest = pushed["outputs"]["image"].split("@", 1)[1]
+    deployment = sandbox_namespace.json("-n", NAMESPACE, "get", "deployment", "hello")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(digest)
+    assert deployment["metadata"]["annotations"][
+        "pipelinelib.dev/deployment-status"] == "Successfully Deployed (sandbox)"
+    assert git(origin, "tag", "--list", "deployment-*"), "the deployment tag was pushed"
+    # the build's own record in Jenkins, written with the API token credential
+    assert "Successfully Deployed" in (jenkins.build["description"] or "")
+    dsn_password = re.sub(r"^.*://[^:]*:([^@]*)@.*$", r"\1", postgres_db)
+    for c in results["sh"]:
+        assert TOKEN not in c["output"] and dsn_password not in c["output"], c["command"]
