@@ -10,8 +10,12 @@ Prints:
 - no-op rollout of the 20 apps: wall time (goal < 1 s) and writes (goal 0);
 - failure latency: crash-looping pods and image pull failures, ours vs `kubectl rollout
   status` (which waits for the progress deadline, here 20 s).
+- with --real-node (needs `testbed/up --only node`): the same on the real node (kubelet +
+  containerd): first deploy and image update, wall time and time after the last pod became
+  Ready (goal <= 1 s); failure latency after the kubelet reported a crash loop or a pull
+  refused for a bad pull secret (goal <= 2 s).
 
-    python benchmarks/rollout_vs_kubectl.py [--runs 3] [--apps 20]
+    python benchmarks/rollout_vs_kubectl.py [--runs 3] [--apps 20] [--real-node [--only-real]]
 """
 
 from __future__ import annotations
@@ -109,7 +113,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--apps", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=20, help="apps rolled out at once")
+    parser.add_argument("--real-node", action="store_true", help="add the real-node rows")
+    parser.add_argument("--only-real", action="store_true", help="only the real-node rows")
     args = parser.parse_args()
+    if args.real_node or args.only_real:
+        real_node(args.runs)
+    if args.only_real:
+        return
     created: list[str] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -169,6 +179,119 @@ def main() -> None:
     finally:
         for ns in created:
             kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+class ReadyClock:
+    """Polls a namespace's pods (every 50 ms, as admin) and notes when something first held:
+    every pod whose GREETING is ``greeting`` Ready, or any pod showing a fatal condition (the
+    kubelet's report)."""
+
+    def __init__(self, ns: str, greeting: str | None = None):
+        import threading
+
+        from pipelinelib.adapters.kube import KubeClient
+        from pipelinelib.kube import health
+
+        self.kube = KubeClient.from_kubeconfig(os.environ["KUBECONFIG"])
+        self.ns, self.greeting, self.health = ns, greeting, health
+        self.ready_at: float | None = None
+        self.fatal_at: float | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            pods = self.kube.list("Pod", self.ns).get("items", [])
+            now = time.perf_counter()
+            mine = [p for p in pods if not self.greeting or
+                    {"name": "GREETING", "value": self.greeting}
+                    in p["spec"]["containers"][0].get("env", [])]
+            if self.ready_at is None and mine and all(self.health.pod_ready(p) for p in mine):
+                self.ready_at = now
+            if self.fatal_at is None and any(self.health.pod_problem(p) for p in pods):
+                self.fatal_at = now
+            self.stop.wait(0.05)
+
+    def done(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+
+
+def real_node(runs: int) -> None:
+    """Rows on the real node: the built image really pulled, started and probed."""
+    import docker
+
+    from tests.realnode import app, delete_image, pull_secret
+
+    docker_client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"])
+    base = docker_client.images.get(os.environ["PIPELINELIB_BASE_IMAGE"])
+    auth = os.environ["PIPELINELIB_AUTH_REGISTRY"]
+    user, password = (os.environ["PIPELINELIB_AUTH_REGISTRY_USER"],
+                      os.environ["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    repo = f"{auth}/bench/realnode"
+    base.tag(repo, "1")
+    docker_client.images.push(repo, "1", auth_config={"username": user, "password": password})
+    import requests
+
+    head = requests.head(f"http://{auth}/v2/bench/realnode/manifests/1", auth=(user, password),
+                         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+                         timeout=10)
+    image = f"{repo}@{head.headers['Docker-Content-Digest']}"
+    secret = pull_secret("regcred", auth, user, password)
+    created: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            v = {n: write(Path(tmp) / f"real{n}.yaml",
+                          app("web", image, env={"GREETING": f"v{n}"}, extra=[secret]))
+                 for n in (1, 2)}
+            rows: dict[str, list[float]] = {k: [] for k in
+                                            ("fo", "fk", "uo", "uk", "fo_after", "uo_after")}
+            for _ in range(runs):
+                a, b = namespace("ro"), namespace("rk")
+                created += [a, b]
+                for n, (o, k, after) in ((1, ("fo", "fk", "fo_after")),
+                                         (2, ("uo", "uk", "uo_after"))):
+                    clock = ReadyClock(a, f"v{n}")
+                    t, rc = ours_cli(v[n], a)
+                    end = time.perf_counter()
+                    clock.done()
+                    assert rc == 0, f"rollout on the real node failed (exit {rc})"
+                    rows[o].append(t)
+                    if clock.ready_at:
+                        rows[after].append(end - clock.ready_at)
+                    rows[k].append(theirs(v[n], b)[0])
+            line("real node, 1 app, first deploy", rows["fo"], rows["fk"], "<= 1.0x")
+            line("real node, 1 app, image update", rows["uo"], rows["uk"], "<= 1.0x")
+            for key, name in (("fo_after", "first deploy"), ("uo_after", "image update")):
+                if rows[key]:
+                    after = statistics.median(rows[key])
+                    print(f"  real node, {name}: pipelinelib exits {after:.2f}"
+                          " s after the last pod became Ready (median; includes our process "
+                          "exit and the 50 ms poll; goal <= 1 s)")
+            crash = ["/bin/sh", "-c", "echo starting; exit 3"]
+            cases = (("crash loop (exit 3)", app("web", image, command=crash, readiness={},
+                                                 extra=[secret], progress_deadline=60)),
+                     ("bad pull secret (401)", app("web", image, extra=[
+                         pull_secret("regcred", auth, user, "wrong-password")],
+                         progress_deadline=60)))
+            for label, docs in cases:
+                bad = write(Path(tmp) / "bad.yaml", docs)
+                a = namespace("rf")
+                created.append(a)
+                clock = ReadyClock(a)
+                o, rc = ours_cli(bad, a, "--no-rollback")
+                end = time.perf_counter()
+                clock.done()
+                after = f"{end - clock.fatal_at:.2f} s" if clock.fatal_at else "n/a"
+                print(f"real node failure latency, {label}: pipelinelib {o:.1f} s (exit {rc}), "
+                      f"{after} after the kubelet reported it (goal <= 2 s); "
+                      "kubectl rollout status waits for progressDeadlineSeconds (60 s)")
+    finally:
+        for ns in created:
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        delete_image(image, user, password)
+        docker_client.images.remove(f"{repo}:1")
 
 
 def line(name: str, ours: list[float], peer: list[float], goal: str) -> None:

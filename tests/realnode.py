@@ -47,6 +47,14 @@ def build_hello(tmp: Path, env: dict[str, str], registry: str, user: str, passwo
     return image
 
 
+def delete_image(image: str, user: str | None = None, password: str | None = None) -> None:
+    """Delete REGISTRY/REPO@sha256:… from its registry (the testbed's allow deletes)."""
+    name, digest = image.split("@", 1)
+    registry, repo = name.split("/", 1)
+    requests.delete(f"http://{registry}/v2/{repo}/manifests/{digest}", timeout=10,
+                    auth=(user, password) if user else None)
+
+
 def pull_secret(name: str, registry: str, user: str, password: str) -> dict[str, Any]:
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     config = {"auths": {registry: {"username": user, "password": password, "auth": auth}}}
@@ -66,8 +74,10 @@ def app(name: str, image: str, *, command: list[str] | None = None,
         env: dict[str, str] | None = None, env_from_key: tuple[str, str] | None = None,
         readiness: dict[str, Any] | None = None, liveness: dict[str, Any] | None = None,
         memory_limit: str | None = None, volumes: bool = False, progress_deadline: int = 600,
-        extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """A Deployment (+ ConfigMap) whose pods tolerate the real node's taint and land there."""
+        extra: list[dict[str, Any]] | None = None, kwok_behavior: str | None = None
+        ) -> list[dict[str, Any]]:
+    """A Deployment whose pods tolerate the real node's taint and land there — or, with
+    ``kwok_behavior``, the same Deployment on the kwok nodes, staged to behave so."""
     container: dict[str, Any] = {
         "name": "web", "image": image, "command": command or serve(),
         "env": [{"name": k, "value": v} for k, v in (env or {"GREETING": "hello"}).items()],
@@ -90,6 +100,11 @@ def app(name: str, image: str, *, command: list[str] | None = None,
         "nodeSelector": {NODE_LABEL: "true"},
         "tolerations": [{"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
     }
+    annotations = {}
+    if kwok_behavior:
+        pod["nodeSelector"] = {"type": "kwok"}
+        del pod["tolerations"]
+        annotations = {"pipelinelib.dev/behavior": kwok_behavior}
     if pull_secret_name:
         pod["imagePullSecrets"] = [{"name": pull_secret_name}]
     if volumes:
@@ -99,7 +114,8 @@ def app(name: str, image: str, *, command: list[str] | None = None,
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": replicas, "progressDeadlineSeconds": progress_deadline,
                  "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}}
+                 "template": {"metadata": {"labels": {"app": name}, "annotations": annotations},
+                              "spec": pod}}}
     return [deployment, *(extra or [])]
 
 
@@ -113,3 +129,93 @@ def http_get(ip: str, path: str = "/", timeout: float = 5) -> str:
     r = requests.get(f"http://{ip}:{PORT}{path}", timeout=timeout)
     r.raise_for_status()
     return r.text
+
+
+# --- an image that holds pipelinelib (for `pipeline migrate` as a Job in a real pod) --------
+# Nothing can be pulled here, so the image is assembled from this machine's own Python: the
+# interpreter, its standard library, the packages `pipeline migrate` imports (found by
+# running it) and the shared libraries they link, FROM scratch.
+MIGRATE_PACKAGES = ("certifi", "colorama", "pglast", "psycopg", "psycopg_binary", "structlog",
+                    "tenacity", "typing_extensions")
+STDLIB_SKIP = {"site-packages", "test", "tests", "idlelib", "tkinter", "turtledemo",
+               "ensurepip", "lib2to3", "__pycache__"}
+
+
+def _ldd(path: Path) -> set[str]:
+    import subprocess
+
+    out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False).stdout
+    return {part for line in out.splitlines() for part in line.split()
+            if part.startswith("/") and Path(part).exists()}
+
+
+def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
+                      migrations: dict[str, Path]) -> str:
+    """Build and push (to ``registry``) an image holding pipelinelib and ``migrations``
+    (target dir -> source dir); returns REPO@sha256:…"""
+    import hashlib
+    import sys
+
+    import docker
+    import requests
+
+    prefix = Path(sys.base_prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    ctx = tmp / "ctx"
+    rootfs = ctx / "rootfs"
+
+    def put(src: Path, dst: Path | None = None) -> None:
+        target = rootfs / str(dst or src).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, symlinks=False, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src.resolve(), target)
+
+    put(prefix / "bin" / version, prefix / "bin" / "python3")
+    for lib in (prefix / "lib").glob("libpython*.so*"):
+        put(lib)
+    stdlib = prefix / "lib" / version
+    for entry in stdlib.iterdir():
+        if entry.name not in STDLIB_SKIP and not entry.name.startswith("config-"):
+            put(entry)
+    site = stdlib / "site-packages"
+    for name in MIGRATE_PACKAGES:
+        for entry in [site / name, site / f"{name}.py", site / f"{name}.libs",
+                      *site.glob(f"{name}-*.dist-info")]:
+            if entry.exists():
+                put(entry)
+    libs: set[str] = set()
+    for so in [rootfs / str(prefix / "bin" / "python3").lstrip("/"), *rootfs.rglob("*.so*")]:
+        libs |= _ldd(so)
+    for lib in libs:
+        if not (rootfs / lib.lstrip("/")).exists():
+            put(Path(lib), Path(lib))
+    put(root / "pipelinelib", Path("/app/pipelinelib"))
+    for target, source in migrations.items():
+        put(source, Path(target))
+    (rootfs / "tmp").mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY rootfs/ /\n"
+        f"ENV PATH={prefix}/bin PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8\n"
+        'LABEL org.opencontainers.image.title="pipelinelib (testbed: this machine\'s Python)"\n'
+        'ENTRYPOINT ["python3", "-m", "pipelinelib"]\n')
+    digest_of_tree = hashlib.sha256()
+    for path in sorted(rootfs.rglob("*")):
+        if path.is_file():
+            digest_of_tree.update(str(path.relative_to(rootfs)).encode())
+            digest_of_tree.update(hashlib.sha256(path.read_bytes()).digest())
+    tag = digest_of_tree.hexdigest()[:12]
+    repo = f"{registry}/realnode/pipelinelib"
+    head = requests.head(f"http://{registry}/v2/realnode/pipelinelib/manifests/{tag}", timeout=5,
+                         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    if head.status_code != 200:  # same content as a pushed one: reuse it
+        client = docker.DockerClient(base_url=docker_host)
+        client.images.build(path=str(ctx), tag=f"{repo}:{tag}", network_mode="none", rm=True)
+        client.images.push(repo, tag)
+        client.images.remove(f"{repo}:{tag}")
+        head = requests.head(f"http://{registry}/v2/realnode/pipelinelib/manifests/{tag}",
+                             timeout=5, headers={"Accept": "application/vnd.docker.distribution"
+                                                           ".manifest.v2+json"})
+    return f"{repo}@{head.headers['Docker-Content-Digest']}"

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # the order: build -> scan -> perf -> gate -> migrate -> rollout -> annotate -> promote
 STAGES = ["build:", "build again:", "scan:", "perf:", "gate:", "migrate:", "gate mark 2 again",
-          "rollout:", "annotate:", "what the gates catch", "release manager:", "status page:",
-          "done in "]
+          "rollout:", "annotate:", "serve:", "what the gates catch", "release manager:",
+          "status page:", "done in "]
 # each bad variant, in order, with what the reason must name (the gate that caught it)
 CAUGHT = [
     ("scan (", "finding(s) at or above HIGH (first: UNKNOWN DSA-5497-1 [CVE-2023-4863]"),
@@ -48,8 +48,8 @@ REFUSED = [
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_in_order_and_each_gate_catches_its_bad_variant(
-        docker_env, registry_env, kube_env, postgres_env, tmp_path):
-    env = {**os.environ, **docker_env, **registry_env, **kube_env, **postgres_env,
+        docker_env, registry_env, kube_env, node_env, postgres_env, tmp_path):
+    env = {**os.environ, **docker_env, **registry_env, **kube_env, **node_env, **postgres_env,
            "DEMO_DIR": str(tmp_path), "PIPELINE_LOG_FORMAT": "console"}
     out = subprocess.run([str(ROOT / "examples" / "demo" / "run")], env=env,
                          capture_output=True, text=True, timeout=900, check=False)
@@ -62,6 +62,9 @@ def test_demo_runs_every_stage_in_order_and_each_gate_catches_its_bad_variant(
     caught = [line.removeprefix("caught: ") for line in text.splitlines()
               if line.startswith("caught: ")]
     assert len(caught) == len(CAUGHT), caught
+    served = [line for line in text.splitlines() if line.startswith("live colour ")]
+    assert len(served) == 2 and all("<title>hello from pipelinelib</title>" in x for x in served)
+    assert served[0].endswith("release 1") and served[1].endswith("release 2"), served
     for line, (name, reason) in zip(caught, CAUGHT, strict=True):
         assert line.startswith(name) and reason in line, (name, reason, line)
     reports = tmp_path / "reports"

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import random
+import threading
+import time
 
 import pytest
 
 from pipelinelib.adapters.kube import KubeClient
+from pipelinelib.errors import StepFailed
+from pipelinelib.kube import health
 from pipelinelib.kube.wait import label_selector, pod_selector
 from pipelinelib.steps.rollout import rollout
-from tests.fixtures.manifests.kit import Cluster, web
+from tests.fixtures.manifests.kit import Cluster, image, web
 
 
 class WatchRecorder(KubeClient):
@@ -67,3 +73,149 @@ def test_a_rollout_in_a_shared_namespace_watches_only_its_own_objects(cluster):
     assert ("Deployment", None, "metadata.name=web") in watched
     assert ("Pod", "app=web", None) in watched and ("ReplicaSet", "app=web", None) in watched
     assert all(sel or field for _, sel, field in watched), f"an unfiltered watch: {watched}"
+
+
+# --- doom vs. delay: conditions that clear by themselves wait within the deadline ---------
+
+def _watch_pods_for(cluster, ns: str, text: str, stop: threading.Event, seen: list[str]) -> None:
+    """Note every pod condition or event message containing ``text`` until ``stop``."""
+    while not stop.is_set():
+        pods = cluster.json("-n", ns, "get", "pods")["items"]
+        for p in pods:
+            for c in (p.get("status") or {}).get("conditions") or []:
+                if text in (c.get("message") or ""):
+                    seen.append(c["message"])
+        stop.wait(0.2)
+
+
+def test_a_statefulset_whose_pvc_binds_after_its_pod_is_created_waits_and_succeeds(cluster):
+    ns = cluster.namespace()
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"replicas": 1, "serviceName": "db",
+                    "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                        "nodeSelector": {"type": "kwok"},
+                        "containers": [{"name": "db", "image": image(1)}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                        "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    pv = f"pv-{ns}"
+    seen: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_pods_for,
+                               args=(cluster, ns, "unbound immediate PersistentVolumeClaims",
+                                     stop, seen))
+    outcome: dict = {}
+
+    def deploy():
+        try:
+            outcome["result"] = rollout(cluster.ctx("db"), [sts], app="db", namespace=ns,
+                                        timeout=90)
+        except StepFailed as exc:
+            outcome["error"] = exc
+    worker = threading.Thread(target=deploy)
+    watcher.start()
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert seen, "the pod never waited for its PersistentVolumeClaim"
+        # the volume is provisioned a moment later (as a provisioner would)
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps({
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "storageClassName": "", "hostPath": {"path": f"/tmp/{pv}"},
+                     "claimRef": {"namespace": ns, "name": "data-db-0"}}}))
+        worker.join(120)
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["result"].changed
+    finally:
+        stop.set()
+        worker.join(120)
+        cluster.kubectl("delete", "persistentvolume", pv, "--ignore-not-found", "--wait=false")
+
+
+def test_a_rolling_update_waits_for_the_host_port_the_replaced_pod_holds(cluster):
+    ns = cluster.namespace()
+    port = random.randint(20000, 29999)
+
+    def docs(n: int):
+        out = web(n, replicas=3, node_selector={"type": "kwok"})
+        deployment = next(d for d in out if d["kind"] == "Deployment")
+        deployment["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {
+            "maxSurge": 1, "maxUnavailable": 1}}
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"] = [
+            {"containerPort": 8080, "hostPort": port}]
+        return out
+
+    assert rollout(cluster.ctx(), docs(1), app="web", namespace=ns, timeout=60).changed
+    seen: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_pods_for,
+                               args=(cluster, ns, "free ports", stop, seen))
+    watcher.start()
+    try:
+        result = rollout(cluster.ctx(), docs(2), app="web", namespace=ns, timeout=90)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert result.changed
+    pods = cluster.json("-n", ns, "get", "pods", "-l", "app=web")["items"]
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {image(2)}
+    events = cluster.json("-n", ns, "get", "events", "--field-selector",
+                          "reason=FailedScheduling")["items"]
+    assert seen or any("free ports" in e.get("message", "") for e in events), \
+        "the surge pod never waited for the port: the case was not exercised"
+
+
+def _pod(waiting: dict | None = None, restarts: int = 0, unschedulable: str | None = None):
+    status: dict = {"conditions": [], "containerStatuses": []}
+    if unschedulable:
+        status["conditions"].append({"type": "PodScheduled", "status": "False",
+                                     "reason": "Unschedulable", "message": unschedulable})
+    if waiting:
+        status["containerStatuses"].append({
+            "name": "web", "restartCount": restarts, "state": {"waiting": waiting},
+            "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}})
+    return {"metadata": {"name": "web-1"}, "status": status}
+
+
+@pytest.mark.parametrize(("pod", "fatal"), [
+    # messages as the real node's kubelet/containerd and the scheduler write them
+    (_pod({"reason": "ErrImagePull", "message": 'failed to pull and unpack image "r/x@sha256:1":'
+           ' pulling from host r failed with status code [manifests sha256:1]: 401 Unauthorized'}),
+     True),
+    (_pod({"reason": "ErrImagePull", "message": "rpc error: code = NotFound desc = failed to "
+           "pull and unpack image: r/x@sha256:1: not found"}), True),
+    (_pod({"reason": "ImagePullBackOff", "message": 'Back-off pulling image "r/x": ErrImagePull:'
+           ' failed to do request: Head "http://127.0.0.1:5009/v2/x/manifests/sha256:1": dial '
+           "tcp 127.0.0.1:5009: connect: connection refused"}), False),
+    (_pod({"reason": "CrashLoopBackOff", "message": "back-off 10s"}, restarts=1), False),
+    (_pod({"reason": "CrashLoopBackOff", "message": "back-off 20s"}, restarts=2), True),
+    (_pod({"reason": "CreateContainerConfigError", "message": "couldn't find key K"}), True),
+    (_pod(unschedulable="0/4 nodes are available: 1 node(s) had untolerated taint "
+          "{pipelinelib.dev/real-node: true}, 3 node(s) didn't have free ports for the "
+          "requested pod ports."), False),
+    (_pod(unschedulable='0/4 nodes are available: pod has unbound immediate '
+          'PersistentVolumeClaims. preemption: 0/4 nodes are available'), False),
+    (_pod(unschedulable="0/4 nodes are available: 1 node(s) had untolerated taint "
+          "{pipelinelib.dev/real-node: true}, 3 node(s) didn't match Pod's node "
+          "affinity/selector."), True),
+], ids=["401", "not-found", "registry-down", "first-restart", "crash-loop", "config",
+        "host-port", "unbound-pvc", "no-node-matches"])
+def test_doom_or_delay(pod, fatal):
+    found = health.pod_condition(pod)
+    assert found is not None and found[3] is fatal, found
+    assert (health.pod_problem(pod) is not None) is fatal
+
+
+def test_a_restarted_container_counts_as_ready_only_after_it_stayed_up():
+    pod = {"metadata": {"name": "web-1"}, "status": {"containerStatuses": [{
+        "name": "web", "restartCount": 1,
+        "state": {"running": {"startedAt": "2026-11-28T07:00:00Z"}}}]}}
+    started = health._started("2026-11-28T07:00:00Z")
+    assert "restarted 1x" in health.settling([pod], now=started + 1)
+    assert health.settling([pod], now=started + health.STABLE_AFTER_RESTART_S) is None
+    pod["status"]["containerStatuses"][0]["restartCount"] = 0
+    assert health.settling([pod], now=started) is None, "never restarted: ready at once"

@@ -17,6 +17,7 @@ from tests.fixtures.envs.kube import Kubectl
 from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+# as examples/env-state/policy.yaml has it: preprod's four eyes are the pull request's reviews
 POLICY = """\
 groups:
   release-managers: [alice, bob]
@@ -24,7 +25,6 @@ environments:
   preprod:
     promote: ["group:release-managers"]
     approve: ["group:release-managers"]
-    four_eyes: true
 """
 
 
@@ -158,3 +158,24 @@ def test_an_approval_by_another_release_manager_merges_applies_and_reports_back(
     again = promote(w, "")
     assert again.returncode == 0 and "already applied: success" in again.stderr
     assert len(w.client.comments(w.owner, w.name, pr.number)) == len(comments)
+
+
+def test_the_git_server_can_hold_the_same_rule_branch_protection_refuses_a_bare_merge(world):
+    from pipelinelib.errors import StepFailed
+
+    w = world
+    w.client.protect_branch(w.owner, w.name, "prod", approvals=1, approvers=["alice", "bob"])
+    change_master(w, "1.1")
+    assert promote(w, "alice").returncode == 0
+    pr = open_pr(w)
+    w.client.as_user("carol").review(w.owner, w.name, pr.number, "APPROVED", "lgtm")
+    with pytest.raises(StepFailed) as refused:
+        w.client.merge(w.owner, w.name, pr.number, wait_s=5)
+    assert "Gitea answered 405" in refused.value.message, refused.value.cause
+    assert "approv" in (refused.value.cause or "").lower(), refused.value.cause
+    assert not w.client.pull_request(w.owner, w.name, pr.number).merged
+
+    w.client.as_user("bob").review(w.owner, w.name, pr.number, "APPROVED", "ok")
+    out = promote(w, "")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert w.client.pull_request(w.owner, w.name, pr.number).merged

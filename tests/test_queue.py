@@ -238,3 +238,21 @@ def test_one_queue_runner_at_a_time(world, tmp_path):
     out = queue(w)
     assert out.returncode == 0, out.stderr[-3000:]
     assert list(deployment_tags(w)) == ["deployment-0001"]
+
+
+def test_dry_run_shows_the_queue_in_order_and_writes_nothing(world):
+    w = world
+    clash = branch(w, "clash", {"shared.txt": "theirs\n"})
+    fine = branch(w, "fine", {"fine.txt": "ok\n"})
+    mark(w, fine, "deployable")
+    mark(w, clash, "deployable")
+    master = move_master(w, {"shared.txt": "ours\n"})
+
+    out = run_pipeline("--dry-run", "queue", "--repo", w.url, env=w.ci_env())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "would: deploy fine (deployable since" in out.stderr
+    assert "mark clash broken: conflicts in shared.txt" in out.stderr
+    assert out.stderr.index("deploy fine") < out.stderr.index("mark clash broken")
+    assert w.remote_sha("refs/heads/master") == master and not deployment_tags(w)
+    assert note_of(w, clash).state == "deployable" and w.remote_sha(
+        "refs/pipelinelib/queue-lock") is None

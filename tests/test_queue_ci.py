@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from pipelinelib.cli import build_parser
+from tests.fixtures.gitea import GiteaWorld, admin_client, git, gitea_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +58,49 @@ def test_the_gocd_pipelines_run_the_queue_and_the_pull_request_promotion() -> No
                     else:
                         assert args.speculative == 4
     assert seen == ["queue", "promote"]
+
+
+def test_the_gocd_queue_pipeline_runs_the_queue_on_an_agent(
+        gitea_env, tmp_path: Path) -> None:  # noqa: F811
+    """gocd/queue.gocd.yaml's hello-queue, run by the GoCD agent harness (tests/gocd_agent.py)
+    against the real git server: the material is checked out, the task runs `pipeline queue`
+    with the repository from PIPELINE_APP_REPO and the token from the secret store."""
+    from tests.gocd_agent import GoCDAgent, load_pipelines, pipeline_env_for_test
+    from tests.test_queue import branch, deployment_tags, mark, queue_config
+
+    w = GiteaWorld.create(gitea_env, tmp_path / "repo", "gocd")
+    try:
+        (w.clone / ".pipeline").mkdir()
+        (w.clone / ".pipeline" / "queue.yaml").write_text(yaml.safe_dump(
+            queue_config(tmp_path / "deploys.log")))
+        (w.clone / "release.env").write_text("APP=hello\n")
+        git(w.clone, "add", "-A")
+        git(w.clone, "commit", "-q", "-m", "base")
+        git(w.clone, "push", "-q", "origin", "master")
+        mark(w, branch(w, "feature", {"feature.txt": "f\n"}), "deployable")
+        token = admin_client(gitea_env).create_token(f"gocd-{w.name}")
+        w.token_name = f"gocd-{w.name}"  # type: ignore[attr-defined]
+        pipeline = load_pipelines(ROOT / "gocd" / "queue.gocd.yaml")["hello-queue"]
+        # the harness checks materials out from local origins: a mirror of the repository
+        mirror = tmp_path / "material.git"
+        git(tmp_path, "clone", "-q", "--bare", w.url, str(mirror))
+        agent = GoCDAgent(
+            root=tmp_path / "agent",
+            agent_env=pipeline_env_for_test({"PIPELINE_AUDIT_FILE": str(tmp_path / "a.jsonl")}),
+            git_urls={"https://git.example.org/apps/hello.git": str(mirror)},
+            secrets={("pipelinelib", "gitea_token"): token,
+                     ("pipelinelib", "gocd_token"): "planted-gocd-token"},
+            site={"PIPELINE_APP_REPO": w.url,
+                  "PIPELINELIB_GITEA_URL": gitea_env["PIPELINELIB_GITEA_URL"]})
+        run = agent.run("hello-queue", pipeline, trigger_user="timer")
+        assert [(s.name, s.result) for s in run.stages] == [("queue", "Passed")], \
+            run.console()[-4000:]
+        assert list(deployment_tags(w)) == ["deployment-0001"]
+        assert token not in run.console()
+        feature = w.remote_sha("refs/heads/feature")
+        assert w.client.statuses(w.owner, w.name, feature)["pipelinelib/queue"].state == \
+            "success"
+    finally:
+        if getattr(w, "token_name", ""):
+            admin_client(gitea_env).delete_token(w.token_name)  # type: ignore[attr-defined]
+        w.delete()

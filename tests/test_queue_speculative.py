@@ -4,6 +4,7 @@ its refspec and the ones behind it are checked again on the new master."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ time.sleep(float(sys.argv[3]))
 with open(sys.argv[1], "a") as f:
     f.write(json.dumps(dict(branch=sys.argv[2], start=start, end=time.time(),
                             files=sorted(__import__("os").listdir(".")))) + "\\n")
+sys.exit(1 if __import__("os").path.exists("fail.txt") else 0)
 """
 
 
@@ -31,7 +33,7 @@ def world(gitea_env, tmp_path: Path):  # noqa: F811
     deploys = tmp_path / "deploys.log"
     config = {"environment": "live",
               "check": [CHECK_ENV, {"run": ["python3", "-c", GATE, str(gates), "{branch}",
-                                            "2"]}],
+                                            "4"]}],
               "deploy": [{"run": ["sh", "-c", f'echo "$0" >> {deploys}', "{branch}"]}]}
     (w.clone / ".pipeline").mkdir()
     (w.clone / ".pipeline" / "queue.yaml").write_text(yaml.safe_dump(config))
@@ -47,14 +49,14 @@ def world(gitea_env, tmp_path: Path):  # noqa: F811
 def test_speculative_checks_overlap_deploys_stay_in_order_and_a_failure_is_ejected(world):
     w = world
     tips = {"a": branch(w, "a", {"a.txt": "a\n"}),
-            "b": branch(w, "b", {"release.env": "APP=hello\nbroken line\n"}),
+            "b": branch(w, "b", {"fail.txt": "the gate fails on this\n"}),
             "c": branch(w, "c", {"c.txt": "c\n"}),
             "d": branch(w, "d", {"d.txt": "d\n"})}
     for name in "abcd":
         mark(w, tips[name], "deployable")
 
     out = queue(w, "--speculative", "4")
-    assert out.returncode == 1 and "b: Failed Deployment (stage env exited 2)" in out.stderr
+    assert out.returncode == 1 and "b: Failed Deployment (stage python3 exited 1)" in out.stderr
 
     deploys = w.deploys.read_text().split()  # type: ignore[attr-defined]
     assert deploys == ["a", "c", "d"], "deployed strictly in queue order, the failure ejected"
@@ -66,13 +68,18 @@ def test_speculative_checks_overlap_deploys_stay_in_order_and_a_failure_is_eject
     assert note_of(w, w.remote_sha("refs/heads/b")).fields["annotation"] == "Failed Deployment"
 
     gates = [json.loads(line) for line in w.gates.read_text().splitlines()]  # type: ignore
-    first_round = [g for g in gates if g["branch"] in "acd"][:3]
-    # round 1 checked a, c and d together (b failed its env stage before the gate ran)
-    assert max(g["start"] for g in first_round) < min(g["end"] for g in first_round), \
-        "the speculative checks overlapped"
-    # c and d were checked on top of b first (its change visible), then again without it
+    first_round = sorted(gates[:4], key=lambda g: g["branch"])
+    assert [g["branch"] for g in first_round] == ["a", "b", "c", "d"]
+    for ahead, behind in itertools.pairwise(first_round):
+        assert behind["start"] < ahead["end"], f"{behind['branch']} was checked while " \
+            f"{ahead['branch']} still was (speculatively, on top of it)"
+    span = max(g["end"] for g in first_round) - min(g["start"] for g in first_round)
+    assert sum(g["end"] - g["start"] for g in first_round) > span, "the checks overlapped"
+    # c and d were checked on top of a and b first, then again on the new master without b
     c_runs = [g for g in gates if g["branch"] == "c"]
     d_runs = [g for g in gates if g["branch"] == "d"]
     assert len(c_runs) == 2 and len(d_runs) == 2, "the ones behind the failure re-ran"
-    assert {"a.txt", "c.txt"} <= set(c_runs[0]["files"]), "c was checked on top of a"
-    assert {"a.txt", "c.txt", "d.txt"} <= set(d_runs[-1]["files"])
+    assert {"a.txt", "fail.txt", "c.txt"} <= set(c_runs[0]["files"]), "speculated on a and b"
+    assert "fail.txt" not in c_runs[1]["files"], "re-checked without the ejected b"
+    assert {"a.txt", "c.txt", "d.txt"} <= set(d_runs[1]["files"])
+    assert len([g for g in gates if g["branch"] == "a"]) == 1, "a was checked once"

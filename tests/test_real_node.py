@@ -5,6 +5,7 @@ real failures. Every failure detection here also runs on kwok (tests/test_real_n
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -16,9 +17,19 @@ import requests
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollout import rollout
 from tests.fixtures.manifests.kit import Cluster
-from tests.realnode import PORT, app, build_hello, http_get, pods_of, pull_secret, serve
+from tests.realnode import (
+    PORT,
+    app,
+    build_hello,
+    delete_image,
+    http_get,
+    pods_of,
+    pull_secret,
+    serve,
+)
 
 UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
+READY_FILE = {"exec": {"command": ["/bin/cat", "/tmp/ready"]}, "periodSeconds": 1}
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +38,13 @@ def env(node_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def image(env, tmp_path_factory) -> str:
+def image(env, tmp_path_factory):
     """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
-    return build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
-                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
-                       env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
+                      *auth)
+    yield ref
+    delete_image(ref, *auth)
 
 
 @pytest.fixture
@@ -130,7 +143,9 @@ def test_a_readiness_probe_that_never_passes_fails_at_the_deadline_naming_it(
 
 def test_a_liveness_probe_that_kills_the_container_reports_the_restarts(cluster, env, image):
     probe = {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
-    error = fails(cluster, app("web", image, readiness={}, liveness=probe, extra=[regcred(env)]))
+    slow = ["/bin/sh", "-c", "sleep 5; touch /tmp/ready; exec sleep 3600"]
+    error = fails(cluster, app("web", image, command=slow, readiness=READY_FILE, liveness=probe,
+                               extra=[regcred(env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "2 restarts" in text, text
     assert "Liveness probe failed" in "\n".join(error.evidence)
@@ -147,9 +162,9 @@ def test_a_missing_config_key_fails_with_create_container_config_error(cluster, 
 
 
 def test_a_memory_limit_exceeded_is_reported_as_oomkilled(cluster, env, image):
-    hog = ["/bin/sh", "-c", "echo allocating 64 MiB; dd if=/dev/zero of=/dev/null bs=64M count=1;"
-           " echo survived; sleep 3600"]
-    error = fails(cluster, app("web", image, command=hog, readiness={}, memory_limit="16Mi",
+    # dd is the container's main process, so the OOM killer ends the container itself.
+    hog = ["/bin/sh", "-c", "echo allocating 64 MiB; exec dd if=/dev/zero of=/dev/null bs=64M"]
+    error = fails(cluster, app("web", image, command=hog, readiness=READY_FILE, memory_limit="16Mi",
                                extra=[regcred(env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "last exit code 137 (OOMKilled)" in text, text
@@ -274,3 +289,48 @@ class Registry:
                              headers={"Accept": "application/vnd.docker.distribution.manifest"
                                                 ".v2+json"})
         return f"{repo}@{head.headers['Docker-Content-Digest']}"
+
+
+REAL_HOST_NETWORK = {
+    # the testbed's PostgreSQL listens on loopback: the Job's pod shares the host's network
+    "hostNetwork": True, "nodeSelector": {"pipelinelib.dev/real-node": "true"},
+    "tolerations": [{"key": "pipelinelib.dev/real-node", "operator": "Exists",
+                     "effect": "NoSchedule"}]}
+
+
+def test_the_migration_runs_as_a_job_in_a_real_pod_of_an_image_holding_pipelinelib(
+        cluster, env, postgres_db, tmp_path):
+    import psycopg
+
+    from pipelinelib.steps.migrate import run_migration_job
+    from tests.conftest import EXAMPLE, ROOT
+    from tests.realnode import pipelinelib_image
+
+    bad = tmp_path / "bad"  # the example's migrations and a third one that fails
+    shutil.copytree(EXAMPLE / "migrations", bad)
+    (bad / "V3__boom.sql").write_text("update visits set referrer = (1 / 0)::text;\n")
+    image = pipelinelib_image(tmp_path, env["DOCKER_HOST"], env["PIPELINELIB_REGISTRY"], ROOT,
+                              {"/migrations": EXAMPLE / "migrations", "/bad": bad})
+    ns = cluster.namespace("rn")
+    cluster.kubectl("-n", ns, "create", "secret", "generic", "db",
+                    f"--from-literal=dsn={postgres_db}")
+    ctx = cluster.ctx("hello")
+    done = run_migration_job(ctx, ns, image, ["python3", "-m", "pipelinelib", "migrate",
+                                              "--dir", "/migrations"],
+                             secret_env={"PIPELINE_DB_DSN": ("db", "dsn")},
+                             pod_spec=REAL_HOST_NETWORK, timeout_s=180)
+    assert done.changed and done.outputs["state"] == "succeeded"
+    [pod] = cluster.json("-n", ns, "get", "pods", "-l", "pipelinelib.dev/purpose=migrate")["items"]
+    assert pod["spec"]["nodeName"] == env["PIPELINELIB_REAL_NODE"]
+    with psycopg.connect(postgres_db) as conn:
+        columns = {r[0] for r in conn.execute(
+            "select column_name from information_schema.columns where table_name = 'visits'")}
+    assert "referrer" in columns, "V2 ran inside the pod against the testbed PostgreSQL"
+    with pytest.raises(StepFailed) as failed:
+        run_migration_job(cluster.ctx("hello"), ns, image,
+                          ["python3", "-m", "pipelinelib", "migrate", "--dir", "/bad"],
+                          secret_env={"PIPELINE_DB_DSN": ("db", "dsn")},
+                          pod_spec=REAL_HOST_NETWORK, timeout_s=180)
+    evidence = "\n".join(failed.value.evidence)
+    assert "division by zero" in evidence, evidence
+    assert postgres_db.split("@")[0] not in evidence, "the DSN's password stays out"

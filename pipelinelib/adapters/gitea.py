@@ -170,6 +170,18 @@ class GiteaClient:
             "username": name, "password": password, "email": email or f"{name}@example.invalid",
             "must_change_password": False, "send_notify": False})
 
+    def create_token(self, name: str, scopes: list[str] | None = None) -> str:
+        """A new access token of the current (basic-auth) user; returned once by Gitea."""
+        data = self._json("POST", f"/users/{_q(self.username)}/tokens", what=f"token {name}",
+                          body={"name": name, "scopes": scopes or [
+                              "write:repository", "write:issue", "read:user"]})
+        return str(data.get("sha1") or "")
+
+    def delete_token(self, name: str) -> None:
+        """Delete one of the current user's access tokens (by name)."""
+        self._json("DELETE", f"/users/{_q(self.username)}/tokens/{_q(name)}",
+                   what=f"token {name}", missing_ok=True)
+
     def delete_user(self, name: str) -> None:
         """Admin: delete a user (and, with ``purge``, what they own)."""
         self._json("DELETE", f"/admin/users/{_q(name)}?purge=true", what=f"user {name}",
@@ -362,6 +374,27 @@ class GiteaClient:
             return BadInput(f"not found on Gitea: {what}", field="repository",
                             expected="an existing repository, pull request or user")
         return StepFailed(f"Gitea answered {status} for {what}", cause=message[:300] or None)
+
+
+def client_for_repo(url: str, env: Mapping[str, str] | None = None, secrets: Any = None
+                    ) -> tuple[GiteaClient | None, tuple[str, str] | None]:
+    """The client and ``(owner, repo)`` when the git URL ``url`` lives on the configured
+    Gitea (``PIPELINELIB_GITEA_URL``); ``(None, None)`` otherwise."""
+    import os
+    from urllib.parse import urlsplit
+
+    env = os.environ if env is None else env
+    base = env.get("PIPELINELIB_GITEA_URL", "").rstrip("/")
+    if not base:
+        return None, None
+    parts, server = urlsplit(url), urlsplit(base)
+    if parts.hostname != server.hostname or parts.port != server.port:
+        return None, None
+    path = parts.path[len(server.path):] if parts.path.startswith(server.path) else parts.path
+    segments = [s for s in path.strip("/").removesuffix(".git").split("/") if s]
+    if len(segments) != 2:
+        return None, None
+    return GiteaClient.from_env(env, secrets), (segments[0], segments[1])
 
 
 def _message(response: requests.Response) -> str:

@@ -10,7 +10,9 @@ in the progress line and wait within the deadline (``pod_condition``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 READY, PROGRESSING, FAILED = "ready", "progressing", "failed"
@@ -22,6 +24,9 @@ PULL_WAITING = {"ErrImagePull", "ImagePullBackOff"}
 # A container that crashed this often is crash-looping; one restart followed by a container
 # that stays up (a dependency not ready at first start) is not a failure (krane#819).
 CRASH_LOOP_RESTARTS = 2
+# A container that restarted counts as ready only once it has run this long: without a
+# readiness probe a crashing container is "ready" for the few milliseconds it runs.
+STABLE_AFTER_RESTART_S = 5.0
 # Pull errors that clear by themselves: the registry restarting, overloaded or unreachable.
 TRANSIENT_PULL = ("connection refused", "connection reset", "i/o timeout", "EOF",
                   "timeout", "502 Bad Gateway", "503 Service Unavailable",
@@ -143,6 +148,28 @@ def _pod_failure(pods: list[dict[str, Any]], what: str) -> Verdict | None:
     return waiting
 
 
+def _started(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError):
+        return None
+
+
+def settling(pods: list[dict[str, Any]], now: float | None = None) -> str | None:
+    """A note for a pod whose container restarted and has not yet run
+    ``STABLE_AFTER_RESTART_S`` since (it may be about to crash again), else None."""
+    now = time.time() if now is None else now
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            running = (cs.get("state") or {}).get("running") or {}
+            started = _started(running.get("startedAt", ""))
+            if cs.get("restartCount", 0) and started and now - started < STABLE_AFTER_RESTART_S:
+                return (f"pod {pod['metadata']['name']} container {cs.get('name')} restarted "
+                        f"{cs['restartCount']}x: running {max(0.0, now - started):.0f}s, "
+                        f"ready after {STABLE_AFTER_RESTART_S:.0f}s up")
+    return None
+
+
 def _progressing(message: str, waiting: Verdict | None) -> Verdict:
     if waiting is None:
         return Verdict(PROGRESSING, message)
@@ -166,7 +193,10 @@ def deployment(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
     updated, total = status.get("updatedReplicas", 0), status.get("replicas", 0)
     available = status.get("availableReplicas", 0)
     if updated >= want and total <= updated and available >= updated:
-        return Verdict(READY, f"{name}: {available}/{want} ready")
+        note = settling(pods)
+        if note is None:
+            return Verdict(READY, f"{name}: {available}/{want} ready")
+        return Verdict(PROGRESSING, f"{name}: {note}")
     return _progressing(f"{name}: {updated}/{want} updated, {available} available" +
                         (f", {total - updated} old" if total > updated else ""), failed)
 
@@ -184,7 +214,10 @@ def statefulset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
     strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
     same = status.get("currentRevision") == status.get("updateRevision")
     if ready >= want and (strategy == "OnDelete" or (updated >= want and same)):
-        return Verdict(READY, f"{name}: {ready}/{want} ready")
+        note = settling(pods)
+        if note is None:
+            return Verdict(READY, f"{name}: {ready}/{want} ready")
+        return Verdict(PROGRESSING, f"{name}: {note}")
     return _progressing(f"{name}: {updated}/{want} updated, {ready} ready", failed)
 
 
@@ -200,7 +233,10 @@ def daemonset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
     updated = status.get("updatedNumberScheduled", 0)
     available = status.get("numberAvailable", 0)
     if updated >= want and available >= want:
-        return Verdict(READY, f"{name}: {available}/{want} ready")
+        note = settling(pods)
+        if note is None:
+            return Verdict(READY, f"{name}: {available}/{want} ready")
+        return Verdict(PROGRESSING, f"{name}: {note}")
     return _progressing(f"{name}: {updated}/{want} updated, {available} available", failed)
 
 

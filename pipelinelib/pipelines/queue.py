@@ -18,27 +18,6 @@ from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 
-def server_for(ctx: Context, url: str, env: Any = None) -> tuple[Any, tuple[str, str] | None]:
-    """The git server client and ``(owner, repo)`` when ``url`` lives on the configured
-    Gitea (PIPELINELIB_GITEA_URL), else ``(None, None)``: statuses are then skipped."""
-    import os
-
-    env = os.environ if env is None else env
-    base = env.get("PIPELINELIB_GITEA_URL", "").rstrip("/")
-    if not base:
-        return None, None
-    parts, server = urlsplit(url), urlsplit(base)
-    if parts.hostname != server.hostname or parts.port != server.port:
-        return None, None
-    path = parts.path[len(server.path):] if parts.path.startswith(server.path) else parts.path
-    segments = [s for s in path.strip("/").removesuffix(".git").split("/") if s]
-    if len(segments) != 2:
-        return None, None
-    from pipelinelib.adapters.gitea import GiteaClient
-
-    return GiteaClient.from_env(env, ctx.secrets), (segments[0], segments[1])
-
-
 def origin_url(repo: str) -> str:
     """``repo`` itself, or the origin of the clone it names."""
     from pipelinelib.commands.promote import _origin
@@ -67,7 +46,9 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
     url = origin_url(repo)
     _register_url_secret(ctx, url)
     config = load_config(config_path) if config_path else None
-    server, server_repo = server_for(ctx, url, env)
+    from pipelinelib.adapters.gitea import client_for_repo
+
+    server, server_repo = client_for_repo(url, env, ctx.secrets)
     with tempfile.TemporaryDirectory(prefix="pipelinelib-queue-", dir=workdir) as scratch:
         ws = Workspace.clone(url, Path(scratch) / "repo")
         ws.refresh()

@@ -32,6 +32,7 @@ class QueueLock:
     ttl_s: float = 600.0
     sha: str | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    renewed: float = 0.0
 
     def _lease_commit(self) -> str:
         until = time.time() + self.ttl_s
@@ -61,7 +62,7 @@ class QueueLock:
                     self.ws.push([(LOCAL_REF, LOCK_REF, current)])
                 except PushRejected:
                     continue  # another runner took it first: re-read
-                self.sha = mine
+                self.sha, self.renewed = mine, time.monotonic()
                 if expired and log is not None:
                     log.warning("took over an expired queue lock",
                                 previous_holder=fields.get("holder"))
@@ -78,10 +79,13 @@ class QueueLock:
                 next_progress = time.monotonic() + 5
             time.sleep(0.5)
 
-    def renew(self) -> None:
-        """Extend the lease; StepFailed when another runner took it over meanwhile."""
+    def renew(self, force: bool = False) -> None:
+        """Extend the lease once a third of it has passed (every call with ``force``);
+        StepFailed when another runner took it over meanwhile."""
         if self.sha is None:
             raise StepFailed("the queue lock is not held")
+        if not force and time.monotonic() - self.renewed < self.ttl_s / 3:
+            return
         mine = self._lease_commit()
         self.ws.git("update-ref", LOCAL_REF, mine)
         try:
@@ -91,7 +95,7 @@ class QueueLock:
             raise StepFailed("the queue lock was taken over by another runner",
                              cause="this runner's lease expired",
                              hint="raise --lock-ttl above the longest refspec's pipeline") from exc
-        self.sha = mine
+        self.sha, self.renewed = mine, time.monotonic()
 
     def release(self) -> None:
         if self.sha is None:

@@ -126,6 +126,10 @@ class QueueRunner:
         self.ws.refresh()
         self._master()  # validates that the default branch exists before any write
         self.complete_statuses()
+        if self.window > 1:
+            self._pipelined()
+            self.rebase_all()
+            return self.report
         for _ in range(MAX_ROUNDS):
             self.ws.refresh()
             queue = candidates(self.ws, self.config)
@@ -196,6 +200,86 @@ class QueueRunner:
                 return resolved
             resolved += 1
         return resolved
+
+    # -- the speculative queue: a sliding window, as Zuul's gate pipeline -----------------------
+    def _pipelined(self) -> None:
+        """Keep up to ``window`` refspecs checking, each on top of the one ahead of it; land
+        the head as soon as its checks pass; a failure ejects the head and every check behind
+        it (they were built on top of it) is redone on the new master."""
+        chain: list[tuple[Candidate, Path, concurrent.futures.Future[StagesOutcome]]] = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.window) as pool:
+            try:
+                for _ in range(MAX_ROUNDS * self.window):
+                    self._fill(chain, pool)
+                    if not chain:
+                        return
+                    cand, work, future = chain[0]
+                    check = future.result()
+                    self.ws.remove_worktree(work)
+                    chain.pop(0)
+                    if check.unreachable:
+                        raise Unreachable(f"a system did not answer in {cand.branch}'s "
+                                          f"{check.stage} stage", cause="; ".join(check.tail[-3:]),
+                                          hint="every refspec keeps its place; re-run")
+                    landed = False
+                    if check.ok and self._master() == cand.base and \
+                            self._push_rebased(cand, cand.commit, cand.base):
+                        deployed = self._run("deploy", cand)
+                        if deployed.unreachable:
+                            raise Unreachable(f"a system did not answer in {cand.branch}'s "
+                                              f"{deployed.stage} stage",
+                                              cause="; ".join(deployed.tail[-3:]),
+                                              hint="the refspec stays deployable; re-run")
+                        if not deployed.ok:
+                            self._failed(cand, cand.commit, deployed)
+                        else:
+                            landed = self._record(cand)
+                    elif not check.ok:
+                        self._failed(cand, cand.tip, check)
+                    if not landed:  # everything behind was built on top of it: redo
+                        self._drain(chain)
+                    if self.lock is not None:
+                        self.lock.renew()
+            finally:
+                self._drain(chain)
+
+    def _fill(self, chain: list[Any], pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        """Start checks for the next queued refspecs until ``window`` are in flight."""
+        if len(chain) >= self.window:
+            return
+        self.ws.refresh()
+        master = self._master()
+        busy = {c.branch for c, _, _ in chain}
+        queue = [c for c in candidates(self.ws, self.config) if c.branch not in busy]
+        if chain or queue:
+            self.log.info("queue", in_flight=[c.branch for c, _, _ in chain],
+                          next=[c.branch for c in queue[:5]])
+        for cand in queue:
+            if len(chain) >= self.window:
+                break
+            base = chain[-1][0].commit if chain else master
+            rebased = self.ws.rebase(cand.tip, base)
+            if not rebased.ok:
+                if base == master:
+                    self._broken(cand, rebased.conflicts)
+                    continue
+                break  # conflicts with a refspec ahead: wait until that one landed
+            cand.commit, cand.base = rebased.commit, base
+            work = self.ws.worktree(f"check-{cand.commit[:12]}", cand.commit)
+            chain.append((cand, work, pool.submit(self._check_in, cand, work)))
+
+    def _check_in(self, cand: Candidate, work: Path) -> StagesOutcome:
+        return run_stages(self.config.check, workdir=work, commit=cand.commit,
+                          branch=cand.branch,
+                          reports=self.reports / cand.branch.replace("/", "_") / "check",
+                          redact=self.ctx.secrets.redact_text, log=self.log)
+
+    def _drain(self, chain: list[Any]) -> None:
+        """Drop the checks in flight (waiting for them: their processes share the clone)."""
+        for _, work, future in chain:
+            future.result()
+            self.ws.remove_worktree(work)
+        chain.clear()
 
     def _run_checks(self, items: list[Candidate]) -> list[StagesOutcome]:
         if len(items) == 1:

@@ -114,9 +114,10 @@ def job_name(app: str, image: str, command: list[str]) -> str:
 
 def job_manifest(name: str, namespace: str, app: str, image: str, command: list[str], *,
                  env: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
-                 timeout_s: int = 600, secret_env: dict[str, tuple[str, str]] | None = None
-                 ) -> dict[str, Any]:
-    """The Job: one pod, no retries, bounded by ``activeDeadlineSeconds``."""
+                 timeout_s: int = 600, secret_env: dict[str, tuple[str, str]] | None = None,
+                 pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Job: one pod, no retries, bounded by ``activeDeadlineSeconds``; ``pod_spec``
+    adds pod fields (nodeSelector, tolerations, hostNetwork...)."""
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in (env or {}).items()]
     env_list += [{"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key}}}
                  for k, (s, key) in (secret_env or {}).items()]
@@ -133,7 +134,7 @@ def job_manifest(name: str, namespace: str, app: str, image: str, command: list[
                 "metadata": {"labels": labels, "annotations": dict(annotations or {})},
                 "spec": {"restartPolicy": "Never", "containers": [
                     {"name": "migrate", "image": image, "command": list(command),
-                     "env": env_list}]},
+                     "env": env_list}], **(pod_spec or {})},
             },
         },
     }
@@ -159,7 +160,8 @@ def run_migration_job(ctx: Context, namespace: str, image: str, command: list[st
                       env: dict[str, str] | None = None,
                       annotations: dict[str, str] | None = None,
                       secret_env: dict[str, tuple[str, str]] | None = None,
-                      timeout_s: int = 600) -> StepResult:
+                      timeout_s: int = 600,
+                      pod_spec: dict[str, Any] | None = None) -> StepResult:
     """Run the app's migration command as a Job from ``image`` (pinned by digest) and wait.
 
     A Job with the same name that succeeded: unchanged. One that failed is replaced
@@ -188,7 +190,7 @@ def run_migration_job(ctx: Context, namespace: str, image: str, command: list[st
     if state != "running":
         manifest = job_manifest(name, namespace, ctx.app, image, command, env=env,
                                 annotations=annotations, timeout_s=timeout_s,
-                                secret_env=secret_env)
+                                secret_env=secret_env, pod_spec=pod_spec)
         kube.create(manifest, namespace, ok=(409,))
     final = wait_for_job(ctx, name, namespace, timeout_s=timeout_s + 30)
     if job_state(final) != "succeeded":

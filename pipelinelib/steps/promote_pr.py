@@ -253,14 +253,14 @@ def promote_via_pull_request(job: Any, ctx: Context, *, repo: str, branch: str,
     import subprocess
     import tempfile
 
+    from pipelinelib.adapters.gitea import client_for_repo
     from pipelinelib.commands.promote import _origin
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.envspec.staterepo import EnvStateRepo
-    from pipelinelib.pipelines.queue import server_for
     from pipelinelib.promotion.policy import load_policy
 
     url = _origin(repo)
-    client, where = server_for(ctx, url)
+    client, where = client_for_repo(url, secrets=ctx.secrets)
     if client is None or where is None:
         raise BadInput("--via-pull-request needs the env-state repository on the git server",
                        field="--repo", expected="a URL under $PIPELINELIB_GITEA_URL "
