@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 TESTBED ?= $(or $(PIPELINELIB_TESTBED),/tmp/pipelinelib-testbed)
 PYTEST_ARGS ?=
+# Most tests wait on servers, not CPU: run test files on several workers (a file stays on one).
+TEST_WORKERS ?= 4
 
 .PHONY: setup demo test lint bench testbed-up testbed-down outdated constraints image
 
@@ -28,7 +30,7 @@ demo: testbed-up  ## run the example pipeline end to end on the local testbed
 	source $(TESTBED).env && examples/demo/run
 
 test: testbed-up  ## run the whole test suite against the real testbed
-	source $(TESTBED).env && $(PYTHON) -m pytest $(PYTEST_ARGS)
+	source $(TESTBED).env && $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 image: testbed-up  ## build the CI agents' tool image in the testbed engine (tool-image/)
 	source $(TESTBED).env && tool-image/build

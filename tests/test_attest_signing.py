@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from pipelinelib.attest import (
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.errors import Refused
 from pipelinelib.secrets import Secrets
+from tests.conftest import run_pipeline
 from tests.fixtures.envs.helpers import push_image
 from tests.fixtures.trust import ec_key, make_trust
 
@@ -109,3 +111,15 @@ def test_images_are_signed_as_cosign_does_and_verified(world, monkeypatch):
     assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
     payload = json.loads(world["client"].get_blob(world["repo"], layer["digest"]))
     assert payload["critical"]["image"]["docker-manifest-digest"] == digest
+
+
+def test_pipeline_perf_records_a_signed_perf_verdict_for_the_image(world):
+    fixtures = Path(__file__).parent / "fixtures" / "perf"
+    out = run_pipeline("perf", "--report", str(fixtures / "lighthouse-hello.json"), "--budget",
+                       str(fixtures / "budget.yaml"), "--image", world["image"], "--digest",
+                       world["digest"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    verdict = read_attestation(world["ctx"], world["image"], world["digest"], "perf",
+                               require_signed=True)
+    assert verdict["passed"] is True and verdict["digest"] == world["digest"]
+    assert any("largest-contentful-paint" in line for line in verdict["checks"])

@@ -14,7 +14,7 @@ import yaml
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION
 from tests.conftest import git
 from tests.fixtures.envs.helpers import ci_env, push_image, state_repo
-from tests.fixtures.envs.kube import Kubectl
+from tests.fixtures.envs.kube import Kubectl, deployer_env
 
 JOB = Path(__file__).resolve().parents[1] / "jobs" / "branch_deploy.py"
 COLOR = "pipelinelib.dev/color"
@@ -27,6 +27,9 @@ def seed002(tmp_path: Path, registry_env, kube_env):
     for env in ("sandbox", "staging"):
         ns = f"{prefix}-uro-{env}"
         kubectl("create", "namespace", ns)
+        kubectl("-n", ns, "create", "rolebinding", "pipelinelib-deployer",
+                "--clusterrole=pipelinelib-deployer",
+                "--serviceaccount=pipelinelib-system:pipelinelib-deployer")
         kubectl("-n", ns, "create", "secret", "generic", "uro-db",
                 "--from-literal=url=postgres://uro:s3cret-planted@db/uro")
     yield {"origin": origin, "prefix": prefix, "registry": registry_env["PIPELINELIB_REGISTRY"],
@@ -43,7 +46,8 @@ def build(world, branch: str, n: int) -> str:
 
 
 def job(world, user: str, *args: str, provider: str = "gocd"):
-    env = {**ci_env(user, provider), **world["kube_env"], "PIPELINE_LOG_FORMAT": "json"}
+    env = {**ci_env(user, provider), **deployer_env(world["kube_env"]),
+           "PIPELINE_LOG_FORMAT": "json"}  # deploys as the least-privilege deployer
     return subprocess.run([sys.executable, str(JOB), "--app", "uro", "--repo",
                            str(world["origin"]), *args], env=env, capture_output=True,
                           text=True, check=False)

@@ -33,13 +33,21 @@ NEEDED = {
     ("", "secrets"): WRITE,
     ("", "services"): WRITE,                 # blue/green switch (patch)
     ("networking.k8s.io", "ingresses"): WRITE,
+    ("", "serviceaccounts"): WRITE,          # what apps ship beside workloads (issue 16)
+    ("", "persistentvolumeclaims"): WRITE,
+    ("autoscaling", "horizontalpodautoscalers"): WRITE,
+    ("policy", "poddisruptionbudgets"): WRITE,
+    ("", "limitranges"): WRITE,              # an environment's namespace settings
+    ("", "resourcequotas"): WRITE,
     ("", "pods"): READ,                      # failure diagnosis
     ("", "pods/log"): READ,
     ("", "events"): READ,
     ("events.k8s.io", "events"): READ,
     ("coordination.k8s.io", "leases"): WRITE,  # the fenced deploy lock
 }
-CLUSTER_WIDE = {("", "namespaces"): ["create", "get", "list", "watch"]}
+# patch: an environment spec's namespace labels (server-side apply) — see docs/security.md
+# for what that means for the protected-namespace label
+CLUSTER_WIDE = {("", "namespaces"): ["create", "get", "list", "patch", "watch"]}
 
 
 def _rules(kind: str, name: str) -> dict[tuple[str, str], list[str]]:
