@@ -15,7 +15,8 @@ from pipelinelib.errors import StepFailed
 from pipelinelib.kube import health
 from pipelinelib.kube.wait import label_selector, pod_selector
 from pipelinelib.steps.rollout import rollout
-from tests.fixtures.manifests.kit import Cluster, image, web
+from tests.conftest import run_pipeline
+from tests.fixtures.manifests.kit import PLANTED, Cluster, image, web, write
 
 
 class WatchRecorder(KubeClient):
@@ -219,3 +220,30 @@ def test_a_restarted_container_counts_as_ready_only_after_it_stayed_up():
     assert health.settling([pod], now=started + health.STABLE_AFTER_RESTART_S) is None
     pod["status"]["containerStatuses"][0]["restartCount"] = 0
     assert health.settling([pod], now=started) is None, "never restarted: ready at once"
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_the_failing_pods_evidence_is_in_the_log_not_only_the_report(cluster, tmp_path,
+                                                                     log_format):
+    ns = cluster.namespace()
+    path = write(tmp_path / "app.yaml", web(1, replicas=1, behavior="crash"))
+    out = run_pipeline("rollout", str(path), "--app", "web", "-n", ns, "--timeout", "60",
+                       env={**cluster.cli_env(), "PIPELINE_LOG_FORMAT": log_format})
+    assert out.returncode == 1, out.stderr
+    assert PLANTED not in out.stderr
+    if log_format == "console":
+        lines = [x for x in out.stderr.splitlines() if "evidence" in x]
+        assert any("condition=" in x and "Ready=False" in x for x in lines), out.stderr
+        assert any("k8s_event=" in x and "BackOff" in x for x in lines), out.stderr
+        assert any("log_line=" in x and "fatal: simulated crash" in x for x in lines), out.stderr
+        return
+    events = [json.loads(x) for x in out.stderr.splitlines() if x.startswith("{")]
+    evidence = [e for e in events if e.get("event") == "evidence"]
+    pod = next(e["pod"] for e in evidence if "pod" in e)
+    assert pod.startswith("web-") and all(e.get("namespace") == ns for e in evidence)
+    assert any(e.get("condition", "").startswith("Ready=False") for e in evidence), evidence
+    assert any("Back-off restarting failed container" in e.get("k8s_event", "")
+               for e in evidence), evidence
+    assert any("fatal: simulated crash" in e.get("log_line", "") for e in evidence), evidence
+    failure = next(e for e in events if e.get("event") == "failure")
+    assert failure["reason"] == "CrashLoopBackOff" and failure["workload"] == "deployment/web"

@@ -53,6 +53,7 @@ def world(gitea_env, kube_env, tmp_path: Path):  # noqa: F811
     git(w.clone, "add", "-A")
     git(w.clone, "commit", "-q", "-m", "preprod 1.0")
     git(w.clone, "push", "-q", "origin", "master", "master:prod")
+    w.wait_pushed()
     w.namespace, w.kubectl = namespace, kubectl  # type: ignore[attr-defined]
     w.kube_env = {**kube_env, "KUBECONFIG": kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"]}  # type: ignore[attr-defined]
     yield w
@@ -111,7 +112,8 @@ def test_only_a_privileged_requester_opens_the_pull_request_and_it_lists_the_cha
 def test_self_approval_or_an_unprivileged_approval_does_not_deploy(world):
     w = world
     change_master(w, "1.1")
-    assert promote(w, "alice").returncode == 0
+    opened = promote(w, "alice")
+    assert opened.returncode == 0, opened.stderr[-3000:]
     pr = open_pr(w)
     for user in ("alice", "carol"):  # the requester herself; someone without the privilege
         w.client.as_user(user).review(w.owner, w.name, pr.number, "APPROVED", "lgtm")
@@ -138,7 +140,8 @@ def test_self_approval_or_an_unprivileged_approval_does_not_deploy(world):
 def test_an_approval_by_another_release_manager_merges_applies_and_reports_back(world):
     w = world
     change_master(w, "1.1")
-    assert promote(w, "alice").returncode == 0
+    opened = promote(w, "alice")
+    assert opened.returncode == 0, opened.stderr[-3000:]
     pr = open_pr(w)
     w.client.as_user("bob").review(w.owner, w.name, pr.number, "APPROVED", "ok",
                                    commit=pr.head_sha)
@@ -166,11 +169,12 @@ def test_the_git_server_can_hold_the_same_rule_branch_protection_refuses_a_bare_
     w = world
     w.client.protect_branch(w.owner, w.name, "prod", approvals=1, approvers=["alice", "bob"])
     change_master(w, "1.1")
-    assert promote(w, "alice").returncode == 0
+    opened = promote(w, "alice")
+    assert opened.returncode == 0, opened.stderr[-3000:]
     pr = open_pr(w)
     w.client.as_user("carol").review(w.owner, w.name, pr.number, "APPROVED", "lgtm")
     with pytest.raises(StepFailed) as refused:
-        w.client.merge(w.owner, w.name, pr.number, wait_s=5)
+        w.client.merge(w.owner, w.name, pr.number)  # waits out "try again later"
     assert "Gitea answered 405" in refused.value.message, refused.value.cause
     assert "approv" in (refused.value.cause or "").lower(), refused.value.cause
     assert not w.client.pull_request(w.owner, w.name, pr.number).merged

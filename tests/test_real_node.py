@@ -5,10 +5,12 @@ real failures. Every failure detection here also runs on kwok (tests/test_real_n
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -280,7 +282,11 @@ class Registry:
 
         client = docker.DockerClient(base_url=env["DOCKER_HOST"])
         repo = f"{self.address}/realnode/base"
-        client.images.get(env["PIPELINELIB_BASE_IMAGE"]).tag(repo, "1")
+        # a new digest every run: the node must really pull it (not find it cached)
+        dockerfile = (f"FROM {env['PIPELINELIB_BASE_IMAGE']}\n"
+                      f"LABEL io.pipelinelib.test.run={uuid.uuid4().hex}\n")
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:1",
+                            network_mode="none", rm=True)
         try:
             client.images.push(repo, "1")
         finally:

@@ -194,6 +194,10 @@ class GiteaClient:
             "name": name, "private": private, "default_branch": default_branch,
             "auto_init": False})
 
+    def repo(self, owner: str, repo: str) -> dict[str, Any]:
+        """The repository as Gitea reports it (``empty``, ``default_branch`` ...)."""
+        return self._json("GET", f"/repos/{_q(owner)}/{_q(repo)}", what=f"{owner}/{repo}")
+
     def delete_repo(self, owner: str, repo: str) -> None:
         self._json("DELETE", f"/repos/{_q(owner)}/{_q(repo)}", what=f"{owner}/{repo}",
                    missing_ok=True)

@@ -259,8 +259,9 @@ def pod_evidence(kube: Any, namespace: str, pod: str, container: str | None = No
 
 
 def pod_clues(kube: Any, namespace: str, pod: str, container: str | None = None,
-              lines: int = 10) -> dict[str, Any]:
-    """A pod's recent events and last log lines as data: ``{"pod", "events", "logs"}``."""
+              lines: int = 10, crashed: bool = False) -> dict[str, Any]:
+    """A pod's recent events and last log lines as data: ``{"pod", "events", "logs"}``;
+    for a ``crashed`` container the log of its terminated run comes first."""
     clues: dict[str, Any] = {"pod": pod, "events": [], "logs": []}
     try:
         for e in kube.events(namespace, pod, "Pod", limit=6):
@@ -268,7 +269,7 @@ def pod_clues(kube: Any, namespace: str, pod: str, container: str | None = None,
                                    f"{e.get('message', '')}".strip())
     except PipelineError as exc:
         clues["events_error"] = exc.message
-    for previous in (False, True):  # a container in back-off: its last run's output
+    for previous in ((True, False) if crashed else (False, True)):
         try:
             clues["logs"] = kube.pod_logs(pod, namespace, container, tail=lines,
                                           previous=previous)
@@ -324,7 +325,8 @@ def evidence(kube: Any, namespace: str, cache: _Cache, kind: str, name: str,
     out.extend(f"condition {c}" for c in conditions)
     clues = []
     if verdict.pod:
-        c = pod_clues(kube, namespace, verdict.pod, verdict.container)
+        c = pod_clues(kube, namespace, verdict.pod, verdict.container,
+                      crashed=verdict.reason == "CrashLoopBackOff")
         c["pod_conditions"] = _pod_conditions(cache.get("Pod", verdict.pod))
         out.extend(f"pod condition {verdict.pod}: {line}" for line in c["pod_conditions"])
         out.extend(_lines(c))
