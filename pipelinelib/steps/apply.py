@@ -105,8 +105,10 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
 
 @step("apply")
 def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
-                      max_parallel: int | None = None) -> StepResult:
-    """Apply the apps of ``env`` whose plan is not empty; see the module docstring."""
+                      max_parallel: int | None = None, review: Any = None) -> StepResult:
+    """Apply the apps of ``env`` whose plan is not empty; see the module docstring.
+    ``review``: a merged pull request's ``ReviewApproval`` (an approval source for
+    ``enforce``)."""
     kube = kube_for(ctx, env.kubeconfig, env.context)
     writes_before = getattr(kube, "writes", 0)
     rendered = render_all(env, ctx.secrets)
@@ -124,7 +126,7 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     protect.check(ctx, env, todo, ns_plans)
     if todo:  # a protected environment takes only signed, approved changes
         enforce(ctx, env, [p["app"] for p in todo if p["action"] != "delete"],
-                deletes=[p["app"] for p in todo if p["action"] == "delete"])
+                deletes=[p["app"] for p in todo if p["action"] == "delete"], review=review)
         _validate_all(ctx, env, todo, rendered)
     actions = [f"{p.action} namespace {p.namespace}" for p in ns_plans if p.pending] + actions
     if not ctx.dry_run:

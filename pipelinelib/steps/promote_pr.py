@@ -179,7 +179,7 @@ def apply_merged(ctx: Context, pr_ctx: Any) -> StepResult:
     and post the result as a commit status and a comment."""
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.promotion.audit import audit
-    from pipelinelib.promotion.review_approval import judge_reviews
+    from pipelinelib.promotion.review_approval import ReviewApproval, judge_reviews
     from pipelinelib.steps.apply import apply_environment
 
     p = pr_ctx
@@ -212,8 +212,9 @@ def apply_merged(ctx: Context, pr_ctx: Any) -> StepResult:
                         description=f"applying {p.env}", target_url=ctx.ci.build_url)
     p.base_repo.refresh()
     env = load_environment(environment_path(p.base_repo.root, p.env), root=p.base_repo.root)
-    try:
-        result = apply_environment(ctx, env)
+    review = ReviewApproval(verdict, p.client.url, f"{p.owner}/{p.name}#{pr.number}", sha)
+    try:  # under four eyes, enforce counts the review where the policy trusts this server
+        result = apply_environment(ctx, env, review=review)
     except PipelineError as exc:
         text = f"{p.env} apply failed: {ctx.secrets.redact_text(exc.message)}"
         _report(p, pr.number, sha, "failure", text)
