@@ -16,6 +16,7 @@ from tests.conftest import run_pipeline
 from tests.fixtures.envs.helpers import ci_env
 from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
 from tests.fixtures.trust import make_trust
+from tests.test_enforce import signed  # noqa: F401
 from tests.test_promote_pull_request import deployed_image, open_pr, spec, world  # noqa: F401
 
 TRUSTED_POLICY = """\
@@ -113,3 +114,50 @@ def test_a_review_by_the_promoter_or_from_an_untrusted_server_does_not_deploy(tr
     assert untrusted.returncode == 2, untrusted.stderr[-3000:]
     assert "names no such review_sources" in untrusted.stderr
     assert deployed_image(w) is None
+
+
+# --- the rule itself, on the signed fixtures of test_enforce (no server needed) ------------
+
+def test_enforce_counts_a_review_only_from_a_named_server_on_the_deployed_merge(signed):  # noqa: F811
+    from pipelinelib.errors import Refused
+    from pipelinelib.promotion.enforce import enforce
+    from pipelinelib.promotion.review_approval import ReviewApproval, ReviewVerdict
+    from tests.conftest import git as run_git
+    from tests.test_enforce import POLICY, _ctx, _write
+
+    trust, clone, env = signed
+    _write(clone, env, "rm-alice", "jenkins", None, None, trust)  # promoted, no signed approval
+    head = run_git(clone, "rev-parse", "HEAD")
+    server = "https://git.example.org"
+
+    def review(*approvers: str, commit: str = head, at: str = server) -> ReviewApproval:
+        return ReviewApproval(ReviewVerdict(approved_by=approvers, head="c0ffee"), at,
+                              "platform/env-state#7", commit)
+
+    def refusal(r: ReviewApproval) -> str:
+        with pytest.raises(Refused) as caught:
+            enforce(_ctx(), env, ["api"], review=r)
+        return caught.value.message
+
+    assert "names no such review_sources" in refusal(review("rm-bob"))
+    trust.write_policy(POLICY + f"review_sources: [{server}/]\n")
+    [verified] = enforce(_ctx(), env, ["api"], review=review("rm-bob"))
+    assert (verified.promoted_by, verified.approved_by) == ("rm-alice", "rm-bob")
+    assert "cannot approve their own change" in refusal(review("rm-alice"))
+    assert "does not hold the approve role" in refusal(review("qa-quinn"))
+    assert "is being deployed" in refusal(review("rm-bob", commit="0" * 40))
+    assert "names no such review_sources" in refusal(review("rm-bob", at="https://evil.example"))
+    assert "is not approved" in refusal(review())
+    [both] = enforce(_ctx(), env, ["api"], review=review("rm-alice", "rm-bob"))
+    assert both.approved_by == "rm-bob"
+
+
+def test_review_sources_must_be_server_urls(tmp_path):
+    from pipelinelib.errors import BadInput
+    from pipelinelib.promotion.policy import parse_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("review_sources: [git.example.org]\nenvironments: {}\n")
+    with pytest.raises(BadInput) as caught:
+        parse_policy(path)
+    assert caught.value.field == "review_sources"
