@@ -64,6 +64,7 @@ def test_speculative_queue_killed_after_any_write_a_rerun_converges(gitea_env, t
     finally:
         w.delete()
     assert writes[0] == "lock" and sum(x.startswith("deploy ") for x in writes) == 2, writes
+    print(f"{len(writes)} kill points: {writes}")
 
     for at in range(1, len(writes) + 1):
         w = make_world(gitea_env, tmp_path / f"trial-{at}")
