@@ -38,13 +38,14 @@ def spec(namespace: str, tag: str, replicas: int = 1) -> str:
             f"    dns: [api.preprod.example]\n    timeout: 60\n")
 
 
-@pytest.fixture
-def world(gitea_env, kube_env, tmp_path: Path):  # noqa: F811
+def make_world(gitea_env, kube_env, tmp_path: Path, prefix: str = "envstate") -> GiteaWorld:  # noqa: F811
+    """An env-state repository on Gitea (master = prod = preprod 1.0), the users as
+    collaborators, and a fresh namespace the least-privilege deployer may write."""
     kubectl = Kubectl(kube_env)
     namespace = f"pr-{uuid.uuid4().hex[:8]}"
     subprocess.run([str(ROOT / "testbed/kubernetes/grant-deployer"), namespace],
                    env={**os.environ, **kube_env}, check=True, capture_output=True)
-    w = GiteaWorld.create(gitea_env, tmp_path, "envstate")
+    w = GiteaWorld.create(gitea_env, tmp_path, prefix)
     for user in gitea_env["PIPELINELIB_GITEA_USERS"].split(","):
         w.client.add_collaborator(w.owner, w.name, user, "write")
     (w.clone / "environments").mkdir()
@@ -56,9 +57,19 @@ def world(gitea_env, kube_env, tmp_path: Path):  # noqa: F811
     w.wait_pushed()
     w.namespace, w.kubectl = namespace, kubectl  # type: ignore[attr-defined]
     w.kube_env = {**kube_env, "KUBECONFIG": kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"]}  # type: ignore[attr-defined]
-    yield w
+    return w
+
+
+def drop_world(w: GiteaWorld) -> None:
     w.delete()
-    kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    w.kubectl("delete", "namespace", w.namespace, "--wait=false", check=False)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def world(gitea_env, kube_env, tmp_path: Path):  # noqa: F811
+    w = make_world(gitea_env, kube_env, tmp_path)
+    yield w
+    drop_world(w)
 
 
 def change_master(w: GiteaWorld, tag: str, replicas: int = 1) -> None:

@@ -24,8 +24,9 @@ def test_the_queue_jobs_render_with_jenkins_job_builder(tmp_path: Path) -> None:
                           str(ROOT / "jenkins/jobs"), "-o", str(tmp_path)],
                          capture_output=True, text=True, check=False, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    for name, command in (("deploy", "pipeline queue"),
-                          ("promote-preprod", "pipeline promote --to preprod --via-pull-request")):
+    cli = 'pipeline --report-dir "$PIPELINE_REPORT_DIR" '
+    for name, command in (("deploy", cli + "queue"),
+                          ("promote-preprod", cli + "promote --to preprod --via-pull-request")):
         job = ET.parse(tmp_path / "queue" / name / "config.xml").getroot()
         assert job.find("properties/org.jenkinsci.plugins.workflow.job.properties."
                         "DisableConcurrentBuildsJobProperty") is not None, "one build at a time"

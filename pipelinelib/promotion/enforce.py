@@ -17,7 +17,12 @@ the env-state repository. A refused change exits 2 naming environment, app, the 
 that last changed the spec and its author; it is audited, and nothing is written.
 
 ``verify_change`` is the check for one app; ``check_four_eyes`` is the rule about people
-alone, for approval sources other than signed files (e.g. pull-request reviews).
+alone, for approval sources other than signed files. One such source: the reviews of the
+merged promotion pull request (``review_approval.ReviewApproval``). Where the trusted
+policy names its git server in ``review_sources``, a valid review verdict stands in for the
+signed approval — when the checkout being deployed is exactly the reviewed merge (so it
+contains the signed promotion record of this digest and fingerprint) and a reviewer passes
+``check_four_eyes`` against the promoter.
 
 Paths that know no environment (``pipeline rollout -n``, ``rollback``, ``swap -n``) are
 stopped by ``guard_namespace``: a namespace the cluster administrator labelled
@@ -36,6 +41,7 @@ from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.errors import Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.policy import POLICY_FILE, Policy, load_policy
+from pipelinelib.promotion.review_approval import ReviewApproval
 from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, trust_root
 
 PROTECTED_LABEL = "pipelinelib.dev/protected"
@@ -95,7 +101,7 @@ def check_four_eyes(policy: Policy, env: str, author: str, approver: str) -> str
 
 
 def verify_change(trust: TrustRoot, policy: Policy, env: str, app: str, spec: AppSpec, *,
-                  root: str | Path) -> Verified:
+                  root: str | Path, review: ReviewApproval | None = None) -> Verified:
     """Check one app's change in ``env`` (see the module doc); ``ChangeRefused`` if not."""
     rules = policy.env(env)
     digest = (spec.image.digest if spec.image else "") or ""  # a chart naming its own images
@@ -122,10 +128,43 @@ def verify_change(trust: TrustRoot, policy: Policy, env: str, app: str, spec: Ap
         return Verified(app, digest, author)
     approver = _approver(trust, root, env, app, digest, fingerprint, content)
     problem = check_four_eyes(policy, env, author, approver)
+    if problem and review is not None:
+        approver, problem = _review_approver(policy, env, author, review, root)
     if problem:
-        raise ChangeRefused(app, problem if approver else
+        raise ChangeRefused(app, problem if approver or review is not None else
                             "no valid signed approval by a second person (four eyes)", author)
     return Verified(app, digest, author, approver)
+
+
+def _review_approver(policy: Policy, env: str, author: str, review: ReviewApproval,
+                     root: Path) -> tuple[str, str | None]:
+    """The reviewer who approves ``author``'s change through the pull request, or why none."""
+    if not policy.trusts_reviews_from(review.server):
+        return "", (f"no valid signed approval, and the reviews of {review.pull_request} on "
+                    f"{review.server} do not count: the policy names no such review_sources")
+    if not review.verdict.ok:
+        return "", (f"no valid signed approval, and {review.pull_request} is not approved: "
+                    f"{review.verdict.explain()}")
+    deployed = _head(root)
+    if deployed != review.commit:
+        return "", (f"{review.pull_request} was reviewed and merged as {review.commit[:12]}, "
+                    f"but {deployed[:12] or 'an unknown commit'} is being deployed")
+    problem: str | None = "no reviewer"
+    for reviewer in review.verdict.approved_by:
+        problem = check_four_eyes(policy, env, author, reviewer)
+        if problem is None:
+            return reviewer, None
+    return review.verdict.approved_by[0], f"review of {review.pull_request}: {problem}"
+
+
+def _head(root: Path) -> str:
+    """The commit checked out at ``root`` ('' when it is not a git checkout)."""
+    import git
+
+    try:
+        return git.Repo(root, search_parent_directories=True).head.commit.hexsha
+    except (git.GitError, ValueError, OSError):
+        return ""
 
 
 def _approver(trust: TrustRoot, root: Path, env: str, app: str, digest: str,
@@ -174,9 +213,11 @@ def _last_change(root: Path, env: str, spec: AppSpec | None) -> tuple[str, str]:
 
 
 def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
-            deletes: list[str] = ()) -> list[Verified]:
+            deletes: list[str] = (), review: ReviewApproval | None = None) -> list[Verified]:
     """Refuse (``Refused``, exit 2, audited) unless every changed app of a protected
-    environment carries valid signed evidence; see the module doc. Call before any write."""
+    environment carries valid signed evidence; see the module doc. Call before any write.
+    ``review``: the merged pull request's verdict, an approval source where the policy
+    trusts its server."""
     from pipelinelib.promotion.audit import audit
 
     root = Path(env.root or ".")
@@ -201,7 +242,8 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
                                     "signed promotions and approvals against")
             if not policy.trusted:
                 raise ChangeRefused(app, "the policy is not from the trust root")
-            verified.append(verify_change(trust, policy, env.name, app, spec, root=root))
+            verified.append(verify_change(trust, policy, env.name, app, spec, root=root,
+                                          review=review))
         except ChangeRefused as refused:
             problems.append(refused)
     if not problems:

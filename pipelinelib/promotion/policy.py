@@ -28,7 +28,9 @@ so every change to a protected environment is refused at deploy time (``enforce`
 ``protected: true`` (implied by ``four_eyes``) makes every change to an environment need
 a signed promotion (and, with four eyes, a signed approval) before it is deployed;
 ``ci_signers: [name]`` names the CI server keys that sign promotions for the user the CI
-server authenticated.
+server authenticated. ``review_sources: [URL]`` names the git servers whose pull-request
+reviews count as a four-eyes approval at deploy time (``enforce``): the server, not a
+personal key, vouches for the reviewer.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pipelinelib.errors import BadInput, Refused
 POLICY_FILE = "policy.yaml"
 _ENV_KEYS = {"promote", "approve", "four_eyes", "hotfix", "require_ci", "gates", "swap",
              "protected"}
-_TOP_KEYS = {"groups", "environments", "ci_signers"}
+_TOP_KEYS = {"groups", "environments", "ci_signers", "review_sources"}
 
 
 @dataclass
@@ -81,6 +83,11 @@ class Policy:
     ci_signers: list[str] = field(default_factory=list)
     trusted: bool = False  # from the trust root, signed by two people
     signed_by: list[str] = field(default_factory=list)
+    review_sources: list[str] = field(default_factory=list)  # git servers vouching reviews
+
+    def trusts_reviews_from(self, server: str) -> bool:
+        """True when the policy names ``server`` (a URL) as a source of review approvals."""
+        return bool(server) and server.rstrip("/") in {s.rstrip("/") for s in self.review_sources}
 
     def env(self, name: str) -> EnvPolicy:
         return self.environments.get(name, EnvPolicy())
@@ -136,12 +143,18 @@ def parse_policy(path: Path, label: str = POLICY_FILE) -> Policy:
         extra = sorted(set(data) - _TOP_KEYS) if isinstance(data, dict) else []
         raise BadInput(f"unknown keys {extra}" if extra else "not a mapping", source=source,
                        line=lines.line((extra[0],) if extra else ()),
-                       expected="groups, environments and ci_signers")
+                       expected="groups, environments, ci_signers and review_sources")
     ci_signers = data.get("ci_signers") or []
     if not isinstance(ci_signers, list) or not all(isinstance(m, str) for m in ci_signers):
         raise BadInput("ci_signers is a list of signer names", source=source,
                        line=lines.line(("ci_signers",)), field="ci_signers",
                        expected="a list of strings")
+    review_sources = data.get("review_sources") or []
+    if not isinstance(review_sources, list) or not all(
+            isinstance(m, str) and m.startswith(("https://", "http://")) for m in review_sources):
+        raise BadInput("review_sources is a list of git server URLs", source=source,
+                       line=lines.line(("review_sources",)), field="review_sources",
+                       expected="a list of http(s) URLs")
     groups = data.get("groups") or {}
     for name, members in groups.items():
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
@@ -175,7 +188,7 @@ def parse_policy(path: Path, label: str = POLICY_FILE) -> Policy:
             raise BadInput("four_eyes needs approvers", source=source,
                            line=lines.line((*at, "four_eyes")),
                            field=f"environments.{name}.approve", expected="a list of users")
-    return Policy(groups, envs, label, ci_signers)
+    return Policy(groups, envs, label, ci_signers, review_sources=review_sources)
 
 
 def identity(ctx: Any, rules: EnvPolicy, env: str) -> str:

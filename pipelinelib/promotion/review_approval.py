@@ -13,6 +13,9 @@ an approval counts only when
 A privileged reviewer's latest ``REQUEST_CHANGES`` blocks. The verdict says who counted
 and why each other review did not, so a refusal explains itself. ``as_record`` gives the
 same facts as the other approval sources (who, when, what exactly was approved).
+``ReviewApproval`` carries a verdict to the deploy-time check (``promotion.enforce``),
+where it stands in for a signed approval when the policy names its server in
+``review_sources``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,17 @@ class ReviewVerdict:
         """The approval as the other approval sources record it (for audit and notes)."""
         return {"source": SOURCE, "env": env, "approved_by": ",".join(self.approved_by),
                 "fingerprint": self.head, "pull_request": pull_request}
+
+
+@dataclass(frozen=True)
+class ReviewApproval:
+    """A verdict as an approval source for ``enforce``: which server vouched for it, which
+    pull request, and the commit (the merge) that is being deployed."""
+
+    verdict: ReviewVerdict
+    server: str
+    pull_request: str
+    commit: str
 
 
 def judge_reviews(policy: Policy, env: str, reviews: Iterable[Any], *, head: str,

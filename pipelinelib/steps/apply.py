@@ -115,8 +115,10 @@ def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> N
 
 @step("apply")
 def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
-                      max_parallel: int | None = None) -> StepResult:
-    """Apply the apps of ``env`` whose plan is not empty; see the module docstring."""
+                      max_parallel: int | None = None, review: Any = None) -> StepResult:
+    """Apply the apps of ``env`` whose plan is not empty; see the module docstring.
+    ``review``: a merged pull request's ``ReviewApproval`` (an approval source for
+    ``enforce``)."""
     kube = kube_for(ctx, env.kubeconfig, env.context)
     writes_before = getattr(kube, "writes", 0)
     rendered = render_all(env, ctx.secrets)
@@ -134,7 +136,7 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     protect.check(ctx, env, todo, ns_plans)
     if todo:  # a protected environment takes only signed, approved changes
         enforce(ctx, env, [p["app"] for p in todo if p["action"] != "delete"],
-                deletes=[p["app"] for p in todo if p["action"] == "delete"])
+                deletes=[p["app"] for p in todo if p["action"] == "delete"], review=review)
         _validate_all(ctx, env, todo, rendered)
     actions = [f"{p.action} namespace {p.namespace}" for p in ns_plans if p.pending] + actions
     if not ctx.dry_run:

@@ -131,12 +131,13 @@ def request(ctx: Context, pr_ctx: Any) -> StepResult:
         verb = "open" if pr is None else f"update #{pr.number}"
         return StepResult.of("pull-request", [f"{verb} pull request {p.branch} -> {p.base}"],
                              dry_run=True)
-    if pr is None:
+    if pr is None:  # audited first (once per head): a kill after the open loses nothing
+        audit(ctx, "promotion", target=p.env, result="pending", via="pull-request",
+              revision=p.head, requester=requester,
+              event_id=f"promotion-request-{p.owner}/{p.name}-{p.base}-{p.head}")
         pr = p.client.open_pull_request(p.owner, p.name, head=p.branch, base=p.base,
                                         title=title, body=body)
         action = f"opened pull request #{pr.number} {p.branch} -> {p.base}"
-        audit(ctx, "promotion-request", target=p.env, result="opened",
-              pull_request=pr.number, revision=p.head)
     else:
         pr = p.client.edit_pull_request(p.owner, p.name, pr.number, title=title, body=body)
         action = f"updated pull request #{pr.number} to {p.head[:12]}"
@@ -147,7 +148,6 @@ def request(ctx: Context, pr_ctx: Any) -> StepResult:
 @step("pull-request-merge")
 def merge_when_approved(ctx: Context, pr_ctx: Any) -> StepResult:
     """Merge the open promotion pull request when its reviews approve it."""
-    from pipelinelib.promotion.audit import audit
     from pipelinelib.promotion.review_approval import judge_reviews
 
     p = pr_ctx
@@ -166,9 +166,7 @@ def merge_when_approved(ctx: Context, pr_ctx: Any) -> StepResult:
         return StepResult.of("pull-request-merge", [f"merge #{pr.number}"], dry_run=True)
     p.client.merge(p.owner, p.name, pr.number, head_sha=pr.head_sha,
                    message=f"Promote {p.env}: {verdict.explain()}")
-    audit(ctx, "promotion-approved", target=p.env, result="merged", pull_request=pr.number,
-          revision=pr.head_sha, approved_by=",".join(verdict.approved_by),
-          source="pull-request-review")
+    _audit_approval(ctx, p, pr.number, pr.head_sha, verdict)
     return StepResult.of("pull-request-merge", [f"merged #{pr.number} ({verdict.explain()})"],
                          number=pr.number, approved_by=list(verdict.approved_by))
 
@@ -178,8 +176,7 @@ def apply_merged(ctx: Context, pr_ctx: Any) -> StepResult:
     """Apply the environment for the newest merged promotion pull request not yet applied,
     and post the result as a commit status and a comment."""
     from pipelinelib.envspec.load import environment_path, load_environment
-    from pipelinelib.promotion.audit import audit
-    from pipelinelib.promotion.review_approval import judge_reviews
+    from pipelinelib.promotion.review_approval import ReviewApproval, judge_reviews
     from pipelinelib.steps.apply import apply_environment
 
     p = pr_ctx
@@ -203,40 +200,56 @@ def apply_merged(ctx: Context, pr_ctx: Any) -> StepResult:
     if not verdict.ok:
         why = (f"not deployed: #{pr.number} was merged without a valid approval "
                f"({verdict.explain()})")
-        _report(p, pr.number, sha, "failure", why)
-        audit(ctx, "refusal", target=p.env, result="refused", reason=why,
-              pull_request=pr.number, revision=sha)
+        _report(ctx, p, pr.number, sha, "failure", why, "refusal", result="refused",
+                reason=why)
         raise Refused(why, field="reviews", expected=f"an approval by someone allowed to "
                       f"approve {p.env}, other than the requester, on the merged head")
+    _audit_approval(ctx, p, pr.number, pr.head_sha, verdict)  # if killed before, at merge
     p.client.set_status(p.owner, p.name, sha, context=context, state="pending",
                         description=f"applying {p.env}", target_url=ctx.ci.build_url)
     p.base_repo.refresh()
     env = load_environment(environment_path(p.base_repo.root, p.env), root=p.base_repo.root)
-    try:
-        result = apply_environment(ctx, env)
+    review = ReviewApproval(verdict, p.client.url, f"{p.owner}/{p.name}#{pr.number}", sha)
+    try:  # under four eyes, enforce counts the review where the policy trusts this server
+        result = apply_environment(ctx, env, review=review)
     except PipelineError as exc:
         text = f"{p.env} apply failed: {ctx.secrets.redact_text(exc.message)}"
-        _report(p, pr.number, sha, "failure", text)
-        audit(ctx, "deployment", target=p.env, result="failure", reason=exc.message,
-              pull_request=pr.number, revision=sha, approved_by=",".join(verdict.approved_by))
+        _report(ctx, p, pr.number, sha, "failure", text, "deployment", result="failure",
+                reason=exc.message, approved_by=",".join(verdict.approved_by))
         raise
     applied = ", ".join(result.outputs.get("applied") or []) or "nothing to change"
     text = f"Successfully Deployed to {p.env} ({applied}); {verdict.explain()}"
-    _report(p, pr.number, sha, "success", text)
-    audit(ctx, "deployment", target=p.env, result="success", pull_request=pr.number,
-          revision=sha, approved_by=",".join(verdict.approved_by), source="pull-request-review")
+    _report(ctx, p, pr.number, sha, "success", text, "deployment", result="success",
+            approved_by=",".join(verdict.approved_by), source="pull-request-review")
     return StepResult.of("pull-request-apply", [*result.actions, f"status {context} success"],
                          number=pr.number, applied=result.outputs.get("applied") or [],
                          merge_commit=sha)
 
 
-def _report(p: Any, number: int, sha: str, state: str, text: str) -> None:
-    """Commit status + comment (the comment once per merge commit and result)."""
+def _report(ctx: Context, p: Any, number: int, sha: str, state: str, text: str,
+            action: str, **audited: Any) -> None:
+    """Comment, audit event, commit status — in this order, each once per merge commit and
+    result: the status is what tells a re-run the result was reported, so the other two
+    are written before it and recognise themselves (comment marker, audit ``event_id``)."""
+    from pipelinelib.promotion.audit import audit
+
     marker = f"<!-- pipelinelib:applied {sha} {state} -->"
     if not any(marker in c["body"] for c in p.client.comments(p.owner, p.name, number)):
         p.client.comment(p.owner, p.name, number, f"{text}\n\n{marker}")
+    audit(ctx, action, target=p.env, pull_request=number, revision=sha,
+          event_id=f"{action}-{p.owner}/{p.name}#{number}-{sha}-{state}", **audited)
     p.client.set_status(p.owner, p.name, sha, context=status_context(p.env), state=state,
                         description=text)
+
+
+def _audit_approval(ctx: Context, p: Any, number: int, head: str, verdict: Any) -> None:
+    """The approval by review, once per pull request and head (at the merge, or at the
+    apply when the run that merged was killed before it could say so)."""
+    from pipelinelib.promotion.audit import audit
+
+    audit(ctx, "approval", target=p.env, result="success", pull_request=number, revision=head,
+          approved_by=",".join(verdict.approved_by), source="pull-request-review",
+          event_id=f"approval-{p.owner}/{p.name}#{number}-{head}")
 
 
 # -- the job -------------------------------------------------------------------------------
