@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelinelib.envspec.model import AppSpec, EnvSpec
+from pipelinelib.envspec.namespaces import PROTECTED_LABEL
 from pipelinelib.errors import Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.policy import POLICY_FILE, Policy, load_policy
 from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, trust_root
 
-PROTECTED_LABEL = "pipelinelib.dev/protected"
 _verified: set[tuple[str, str]] = set()  # (namespace, app) verified in this process
 _verified_lock = threading.Lock()
 
