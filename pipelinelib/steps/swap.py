@@ -28,7 +28,8 @@ def swap(ctx: Context, *, app: str, namespace: str | None = None,
         raise BadInput(f"{app} in {namespace} has no blue/green Services", field="--app",
                        expected="an app deployed with `pipeline rollout --blue-green`")
     target = to or bluegreen.other(live)
-    if target == live:
+    if target == live and not bluegreen.switch(kube, app, namespace, target, dry_run=True):
+        # every Service selects it (a run stopped halfway leaves some behind: finish them)
         return StepResult.of("swap", [], live_color=live, previous=live, namespace=namespace)
     bluegreen.ensure_swappable(kube, app, namespace, target)
     actions = bluegreen.switch(kube, app, namespace, target, dry_run=True)
