@@ -190,3 +190,77 @@ def test_a_planted_secret_in_every_input_appears_in_no_output(cluster, tmp_path)
              for name, value in PLANTED.items() for form in _forms(value) if form in text]
     assert not leaks, "\n".join(leaks)
     assert len(outputs) > 30, sorted(outputs)
+
+
+BUILD_PLANTED = {
+    "env-file": "env-file-secret-5e0a",
+    "build-url": "build-url-password-71c4",
+    "registry": "registry-password-c93d",
+}
+
+
+def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env, tmp_path):
+    """An env-file secret (``# secret`` in release.env), the registry password and the
+    BUILD_URL's password, planted; grepped in stdout/stderr, console, JUnit, summaries, the
+    audit file, the image's labels and history, and the git tag and note annotate writes."""
+    import uuid
+
+    from pipelinelib.adapters.docker_engine import DockerEngine
+
+    env_file = hello_repo / "release.env"
+    env_file.write_text(env_file.read_text().replace(
+        "PROJECT_NAMESPACE=hello-example-org", f"PROJECT_NAMESPACE=s{uuid.uuid4().hex[:10]}")
+        + f"DB_PASSWORD='{BUILD_PLANTED['env-file']}'  # secret\n")
+    git(hello_repo, "commit", "-q", "-am", "plant")
+    git(hello_repo, "push", "-q", "origin", "main")
+    audit_log = tmp_path / "audit.jsonl"
+    env = {**registry_env, "JENKINS_URL": "https://ci.example/", "JOB_NAME": "web",
+           "BUILD_NUMBER": "9", "BUILD_USER_ID": "rm-bob",
+           "BUILD_URL": f"https://ci-bot:{BUILD_PLANTED['build-url']}@ci.example/job/web/9/",
+           "PIPELINE_REGISTRY_USER": "ci-bot",
+           "PIPELINE_REGISTRY_PASSWORD": BUILD_PLANTED["registry"],
+           "PIPELINE_AUDIT_FILE": str(audit_log),
+           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+    outputs: dict[str, str] = {}
+
+    def run(name: str, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+        report = tmp_path / f"report-{name}"
+        out = run_pipeline("--report-dir", str(report), *args, env=env, cwd=hello_repo)
+        assert out.returncode in ok, f"{name}: {out.stderr[-3000:]}"
+        outputs[f"{name}: stdout"], outputs[f"{name}: stderr"] = out.stdout, out.stderr
+        for path in sorted(report.glob("*")) if report.is_dir() else []:
+            outputs[f"{name}: {path.name}"] = path.read_text()
+        return out.stderr
+
+    run("build", "build", "--app-dir", str(hello_repo))
+    summary = json.loads(outputs["build: summary.json"])
+    pushed = next(s for s in summary["steps"] if (s.get("outputs") or {}).get("digest"))
+    digest = pushed["outputs"]["digest"]
+    image = next(v for k, v in pushed["outputs"].items()
+                 if k in ("image", "reference", "repository") and isinstance(v, str))
+    engine = DockerEngine.from_env(registry_env["DOCKER_HOST"])
+    name = image if "@" in image or ":" in image.rsplit("/", 1)[-1] else f"{image}@{digest}"
+    outputs["image labels"] = json.dumps(engine.inspect_image(name)["Config"]["Labels"])
+    outputs["image history"] = json.dumps(engine.api.history(name))
+
+    fix = Path(__file__).parent / "fixtures" / "scan"
+    run("scan", "scan", "--report", str(fix / "trivy.json"), "--fail-on", "critical",
+        ok=(0, 1))
+    run("annotate", "annotate", "--env", "staging", "--result", "success", "--app", "hello",
+        "--digest", digest)
+    origin = hello_repo.parent.parent / "origin.git"
+    outputs["git tags"] = git(origin, "for-each-ref", "--format=%(refname) %(contents)",
+                              "refs/tags")
+    note_refs = git(origin, "for-each-ref", "--format=%(refname)", "refs/notes").split()
+    assert note_refs, "annotate wrote its note"
+    outputs["git notes"] = "\n".join(git(origin, "log", "-p", ref) for ref in note_refs)
+    assert json.loads(outputs["image labels"]), "the image carries our labels"
+    assert "refs/tags/deployment-" in outputs["git tags"], outputs["git tags"]
+    outputs["audit log"] = audit_log.read_text() if audit_log.exists() else ""
+    assert "ci.example/job/web/9/" in outputs["audit log"], "the audit names the build"
+
+    leaks = [f"{what} shows the {key} value"
+             for what, text in outputs.items()
+             for key, value in BUILD_PLANTED.items() for form in _forms(value) if form in text]
+    assert not leaks, "\n".join(leaks)
+    assert len(outputs) > 12, sorted(outputs)
