@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -196,13 +197,15 @@ BUILD_PLANTED = {
     "env-file": "env-file-secret-5e0a",
     "build-url": "build-url-password-71c4",
     "registry": "registry-password-c93d",
+    "dsn": "gate-dsn-password-a2f7",
 }
 
 
 def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env, tmp_path):
-    """An env-file secret (``# secret`` in release.env), the registry password and the
-    BUILD_URL's password, planted; grepped in stdout/stderr, console, JUnit, summaries, the
-    audit file, the image's labels and history, and the git tag and note annotate writes."""
+    """An env-file secret (``# secret`` in release.env), the registry password, a database
+    password in the gate's DSN and the BUILD_URL's password, planted; grepped in
+    stdout/stderr, JUnit, summaries, the audit file, the image's labels and history, and
+    the git tag and note annotate writes."""
     import uuid
 
     from pipelinelib.adapters.docker_engine import DockerEngine
@@ -238,6 +241,9 @@ def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env
     digest = pushed["outputs"]["digest"]
     image = next(v for k, v in pushed["outputs"].items()
                  if k in ("image", "reference", "repository") and isinstance(v, str))
+    repository = image.split("@")[0]
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
     engine = DockerEngine.from_env(registry_env["DOCKER_HOST"])
     name = image if "@" in image or ":" in image.rsplit("/", 1)[-1] else f"{image}@{digest}"
     outputs["image labels"] = json.dumps(engine.inspect_image(name)["Config"]["Labels"])
@@ -246,6 +252,15 @@ def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env
     fix = Path(__file__).parent / "fixtures" / "scan"
     run("scan", "scan", "--report", str(fix / "trivy.json"), "--fail-on", "critical",
         ok=(0, 1))
+    # the gate against the testbed's PostgreSQL with a wrong (planted) password: it fails
+    # (exit 2) and says so without the password
+    port = os.environ.get("PIPELINELIB_PG_PORT", "55432")
+    run("gate", "gate", "--app-dir", str(hello_repo), "--build-result", "SUCCESS",
+        "--marks", "1,2", "--database-dsn",
+        f"postgresql://pipeline:{BUILD_PLANTED['dsn']}@127.0.0.1:{port}/postgres",
+        "--image", repository, "--digest", digest,
+        ok=(0, 1, 2, 3))
+    assert "refused the login" in outputs["gate: stderr"], outputs["gate: stderr"][-2000:]
     run("annotate", "annotate", "--env", "staging", "--result", "success", "--app", "hello",
         "--digest", digest)
     origin = hello_repo.parent.parent / "origin.git"
