@@ -279,3 +279,51 @@ def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env
              for key, value in BUILD_PLANTED.items() for form in _forms(value) if form in text]
     assert not leaks, "\n".join(leaks)
     assert len(outputs) > 12, sorted(outputs)
+
+
+def test_promote_shows_no_planted_secret(tmp_path, registry_env):
+    """The BUILD_URL's password and the registry password, planted in a promotion (with an
+    approval): grepped in stdout/stderr, JUnit, summaries, the audit file, and everything the
+    promotion wrote to the env-state repository (commits, records, approvals)."""
+    from tests.fixtures.envs.helpers import ci_env, push_image
+    from tests.test_enforce import _env_file, _repo
+
+    planted = {"build-url": "promote-build-url-pw-3b8e", "registry": "promote-registry-pw-e41a"}
+    registry = registry_env["PIPELINELIB_REGISTRY"]
+    prefix = f"secp{tmp_path.name[-6:]}".lower().replace("_", "")
+    repository = f"{registry}/{prefix}/api"
+    v1 = push_image(registry, f"{prefix}/api", "1.0.0", "1" * 40)
+    v2 = push_image(registry, f"{prefix}/api", "2.0.0", "2" * 40)
+    policy = ("groups: {release-managers: [rm-alice, rm-bob]}\nenvironments:\n"
+              "  staging: {promote: ['*'], require_ci: false}\n"
+              "  prod: {promote: ['group:release-managers'], approve: "
+              "['group:release-managers'], four_eyes: true}\n")
+    _, origin = _repo(tmp_path, {
+        "environments/staging.yaml": _env_file("staging", "s-ns", repository, v2),
+        "environments/prod.yaml": _env_file("prod", "p-ns", repository, v1, "staging"),
+        "policy.yaml": policy}, origin=True)
+    audit_log = tmp_path / "audit.jsonl"
+    outputs: dict[str, str] = {}
+    base = ["promote", "api", "--from", "staging", "--to", "prod", "--repo", str(origin),
+            "--no-apply"]
+    for user, extra in (("rm-bob", ["--approve"]), ("rm-alice", [])):
+        report = tmp_path / f"report-{user}"
+        env = {**ci_env(user, BUILD_URL=f"https://ci-bot:{planted['build-url']}@ci.example/"
+                        "job/promote/7/"), **registry_env,
+               "PIPELINE_REGISTRY_USER": "ci-bot",
+               "PIPELINE_REGISTRY_PASSWORD": planted["registry"],
+               "PIPELINE_AUDIT_FILE": str(audit_log)}
+        out = run_pipeline("--report-dir", str(report), *base, *extra, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        outputs[f"{user}: stdout"], outputs[f"{user}: stderr"] = out.stdout, out.stderr
+        for path in sorted(report.glob("*")):
+            outputs[f"{user}: {path.name}"] = path.read_text()
+    outputs["env-state history"] = git(origin, "log", "--all", "-p", "--format=%H %an%n%B")
+    assert "promotions/prod/api.yaml" in outputs["env-state history"]
+    assert "approvals/prod/api.yaml" in outputs["env-state history"]
+    outputs["audit log"] = audit_log.read_text()
+    assert "ci.example/job/promote/7/" in outputs["audit log"], "the audit names the build"
+    leaks = [f"{what} shows the {key} value"
+             for what, text in outputs.items()
+             for key, value in planted.items() for form in _forms(value) if form in text]
+    assert not leaks, "\n".join(leaks)
