@@ -67,6 +67,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.job import Job
     from pipelinelib.steps.rollback import revision_history, rollback
 
+    if args.environment and args.list:
+        raise BadInput("--list reads one namespace", field="--list",
+                       expected="--list with -n NAMESPACE, without --env")
     ctx.app = ctx.app or args.app
     kube_from_args(args, ctx)
     namespace = args.namespace or args.app
