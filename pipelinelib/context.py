@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from pipelinelib.secrets import Secrets
+from pipelinelib.secrets import Secrets, clean_url
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class CIInfo:
             return cls(
                 provider="jenkins",
                 user=env.get("BUILD_USER_ID", ""),
-                build_url=env.get("BUILD_URL", ""),
+                # credentials in the URL (user:password@, ?token=) never go further than here:
+                # records, commits, tags, notes, reports all carry the cleaned URL
+                build_url=clean_url(env.get("BUILD_URL", "")),
                 build_number=env.get("BUILD_NUMBER", ""),
                 job=env.get("JOB_NAME", ""),
                 revision=env.get("GIT_COMMIT", ""),
@@ -50,7 +52,8 @@ class CIInfo:
             revision = next((v for k, v in sorted(env.items()) if k.startswith("GO_REVISION")), "")
             server = env.get("GO_SERVER_URL", "").rstrip("/")
             name, counter = env.get("GO_PIPELINE_NAME", ""), env.get("GO_PIPELINE_COUNTER", "")
-            url = f"{server}/pipelines/value_stream_map/{name}/{counter}" if server else ""
+            url = clean_url(f"{server}/pipelines/value_stream_map/{name}/{counter}"
+                            if server else "")
             return cls(
                 provider="gocd",
                 user=env.get("GO_TRIGGER_USER", ""),

@@ -24,6 +24,7 @@ import yaml
 from pipelinelib.testing.testbed import Testbed, parse_exports
 from tests.conftest import git
 from tests.fixtures.manifests.kit import Cluster
+from tests.fixtures.trust import make_trust
 from tests.gocd_agent import (
     GoCDAgent,
     GoCDServerAPI,
@@ -64,6 +65,11 @@ def app_repo(tmp_path: Path, stamp: str) -> Path:
     return origin
 
 
+LIVE_POLICY = {"groups": {"release-managers": ["rm-alice"]},
+               "environments": {"live": {"promote": ["group:release-managers"],
+                                         "swap": ["group:release-managers"]}}}
+
+
 def env_state(tmp_path: Path, namespace: str) -> Path:
     """The env-state repository `swap --env live` reads: hello blue/green in ``namespace``;
     only the release-managers group of policy.yaml may swap live."""
@@ -77,10 +83,7 @@ def env_state(tmp_path: Path, namespace: str) -> Path:
                                      "tag": "1.0.0"},
                            "strategy": "blue-green", "replicas": 2,
                            "ports": [{"name": "http", "port": 80}]}}}))
-    (work / "policy.yaml").write_text(yaml.safe_dump({
-        "groups": {"release-managers": ["rm-alice"]},
-        "environments": {"live": {"promote": ["group:release-managers"],
-                                  "swap": ["group:release-managers"]}}}))
+    (work / "policy.yaml").write_text(yaml.safe_dump(LIVE_POLICY))
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
     git(tmp_path, "init", "-q", "-b", "main", str(work))
     git(work, "add", ".")
@@ -108,6 +111,10 @@ def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
                                  "KUBECONFIG": kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"],
                                  "PIPELINE_OSV_DB": str(ROOT / "tests/fixtures/scan/osv-db"),
                                  "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")})
+    # the trust root and attestation key the agent administrators install (their paths are
+    # secret params): the same policy as the env-state repository's, signed by two people
+    trust = make_trust(tmp_path / "trust-root", yaml.safe_dump(LIVE_POLICY),
+                       people=("rm-alice", "rm-bob"))
     return GoCDAgent(
         root=tmp_path / "agent", agent_env=env, server_url=gocd_api.url,
         git_urls={GIT_URL: str(app_repo(tmp_path, stamp))},
@@ -115,7 +122,9 @@ def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
                  ("pipelinelib", "registry_password"): PLANTED,
                  ("pipelinelib", "hello_sandbox_db_dsn"): postgres_db,
                  ("pipelinelib", "hello_db_dsn"): postgres_db,
-                 ("pipelinelib", "gocd_token"): GOCD_TOKEN},
+                 ("pipelinelib", "gocd_token"): GOCD_TOKEN,
+                 ("pipelinelib", "trust_dir"): str(trust.directory),
+                 ("pipelinelib", "attest_key"): str(trust.keys["attest"])},
         roles={"rm-alice": {"release-managers"}, "ops-olga": {"release-managers"},
                "dev-dana": {"developers"}})
 

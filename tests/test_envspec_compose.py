@@ -278,3 +278,28 @@ def test_helmsman_style_negative_priorities_order_the_apply():
     env = parse_environment(text, SRC, "prod")
     assert [(p, [a.name for a in apps]) for p, apps in env.by_priority()] == [
         (-3, ["db", "queue"]), (-2, ["cache"]), (0, ["api", "web"])]
+
+
+def test_the_protected_namespace_label_cannot_be_set_or_removed_through_a_spec():
+    text = HEAD + "namespaces:\n  prod:\n    labels: {team: a, " \
+        "pipelinelib.dev/protected: \"false\"}\napps: {}\n"
+    with pytest.raises(SpecInvalid) as info:
+        parse_environment(text, SRC, "prod")
+    assert [str(p) for p in info.value.problems] == [
+        f"{SRC}:6 namespaces.prod.labels.pipelinelib.dev/protected: pipelinelib.dev/protected "
+        "is set by the cluster's admins, never through a spec (expected other labels "
+        "(protected: true marks the namespace protected in the policy))"]
+
+
+def test_pipeline_validate_refuses_the_protected_label_with_exit_2(tmp_path):
+    from tests.conftest import run_pipeline
+
+    spec = tmp_path / "environments" / "prod.yaml"
+    spec.parent.mkdir()
+    spec.write_text(HEAD + "namespaces:\n  prod:\n    labels: {pipelinelib.dev/protected: "
+                    "\"false\"}\napps: {}\n")
+    out = run_pipeline("validate", str(spec))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "prod.yaml:6" in out.stdout + out.stderr
+    assert "namespaces.prod.labels.pipelinelib.dev/protected" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr

@@ -187,7 +187,8 @@ def test_registry_credentials_use_the_variable_names_the_code_reads() -> None:
     config = load(GOCD / "hello.gocd.yaml")
     build = dict(stages(config["pipelines"]["hello"]))["build"]
     assert set(build["environment_variables"]) == {"PIPELINE_REGISTRY_USER",
-                                                   "PIPELINE_REGISTRY_PASSWORD"}
+                                                   "PIPELINE_REGISTRY_PASSWORD",
+                                                   "PIPELINE_ATTEST_KEY"}
 
 
 def test_every_variable_the_config_sets_is_read_by_something() -> None:

@@ -1,5 +1,8 @@
 """`pipeline plan` against the real control plane: creates, no changes, drift, masking, deletes.
 
+The plan runs as the least-privilege deployer (tests/fixtures/envs/kube.py `deployer_env`);
+kubectl (admin) only puts objects in place.
+
 Objects are put in place the way a previous apply leaves them (the rendered manifests,
 applied with kubectl), so these tests prove the plan alone; tests/test_apply.py proves apply.
 """
@@ -16,7 +19,7 @@ import pytest
 from pipelinelib.envspec.load import load_environment
 from pipelinelib.steps.plan import render_all
 from tests.conftest import run_pipeline
-from tests.fixtures.envs.kube import Kubectl
+from tests.fixtures.envs.kube import Kubectl, deployer_env
 
 PLANTED = "planted-plan-secret-5c1d"
 
@@ -56,7 +59,7 @@ def put_in_place(kubectl: Kubectl, root: Path) -> None:
 
 def plan(kube_env, root: Path, *extra: str):
     return run_pipeline("plan", "staging", "--repo", str(root), *extra,
-                        env={**kube_env, "PIPELINE_LOG_FORMAT": "json"})
+                        env={**deployer_env(kube_env), "PIPELINE_LOG_FORMAT": "json"})
 
 
 def test_plan_lists_creates_then_no_changes_once_the_cluster_matches(kube_env, kubectl,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,139 @@ def test_a_planted_secret_in_every_input_appears_in_no_output(cluster, tmp_path)
              for name, value in PLANTED.items() for form in _forms(value) if form in text]
     assert not leaks, "\n".join(leaks)
     assert len(outputs) > 30, sorted(outputs)
+
+
+BUILD_PLANTED = {
+    "env-file": "env-file-secret-5e0a",
+    "build-url": "build-url-password-71c4",
+    "registry": "registry-password-c93d",
+    "dsn": "gate-dsn-password-a2f7",
+}
+
+
+def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env, tmp_path):
+    """An env-file secret (``# secret`` in release.env), the registry password, a database
+    password in the gate's DSN and the BUILD_URL's password, planted; grepped in
+    stdout/stderr, JUnit, summaries, the audit file, the image's labels and history, and
+    the git tag and note annotate writes."""
+    import uuid
+
+    from pipelinelib.adapters.docker_engine import DockerEngine
+
+    env_file = hello_repo / "release.env"
+    env_file.write_text(env_file.read_text().replace(
+        "PROJECT_NAMESPACE=hello-example-org", f"PROJECT_NAMESPACE=s{uuid.uuid4().hex[:10]}")
+        + f"DB_PASSWORD='{BUILD_PLANTED['env-file']}'  # secret\n")
+    git(hello_repo, "commit", "-q", "-am", "plant")
+    git(hello_repo, "push", "-q", "origin", "main")
+    audit_log = tmp_path / "audit.jsonl"
+    env = {**registry_env, "JENKINS_URL": "https://ci.example/", "JOB_NAME": "web",
+           "BUILD_NUMBER": "9", "BUILD_USER_ID": "rm-bob",
+           "BUILD_URL": f"https://ci-bot:{BUILD_PLANTED['build-url']}@ci.example/job/web/9/",
+           "PIPELINE_REGISTRY_USER": "ci-bot",
+           "PIPELINE_REGISTRY_PASSWORD": BUILD_PLANTED["registry"],
+           "PIPELINE_AUDIT_FILE": str(audit_log),
+           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+    outputs: dict[str, str] = {}
+
+    def run(name: str, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+        report = tmp_path / f"report-{name}"
+        out = run_pipeline("--report-dir", str(report), *args, env=env, cwd=hello_repo)
+        assert out.returncode in ok, f"{name}: {out.stderr[-3000:]}"
+        outputs[f"{name}: stdout"], outputs[f"{name}: stderr"] = out.stdout, out.stderr
+        for path in sorted(report.glob("*")) if report.is_dir() else []:
+            outputs[f"{name}: {path.name}"] = path.read_text()
+        return out.stderr
+
+    run("build", "build", "--app-dir", str(hello_repo))
+    summary = json.loads(outputs["build: summary.json"])
+    pushed = next(s for s in summary["steps"] if (s.get("outputs") or {}).get("digest"))
+    digest = pushed["outputs"]["digest"]
+    image = next(v for k, v in pushed["outputs"].items()
+                 if k in ("image", "reference", "repository") and isinstance(v, str))
+    repository = image.split("@")[0]
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
+    engine = DockerEngine.from_env(registry_env["DOCKER_HOST"])
+    name = image if "@" in image or ":" in image.rsplit("/", 1)[-1] else f"{image}@{digest}"
+    outputs["image labels"] = json.dumps(engine.inspect_image(name)["Config"]["Labels"])
+    outputs["image history"] = json.dumps(engine.api.history(name))
+
+    fix = Path(__file__).parent / "fixtures" / "scan"
+    run("scan", "scan", "--report", str(fix / "trivy.json"), "--fail-on", "critical",
+        ok=(0, 1))
+    # the gate against the testbed's PostgreSQL with a wrong (planted) password: it fails
+    # (exit 2) and says so without the password
+    port = os.environ.get("PIPELINELIB_PG_PORT", "55432")
+    run("gate", "gate", "--app-dir", str(hello_repo), "--build-result", "SUCCESS",
+        "--marks", "1,2", "--database-dsn",
+        f"postgresql://pipeline:{BUILD_PLANTED['dsn']}@127.0.0.1:{port}/postgres",
+        "--image", repository, "--digest", digest,
+        ok=(0, 1, 2, 3))
+    assert "refused the login" in outputs["gate: stderr"], outputs["gate: stderr"][-2000:]
+    run("annotate", "annotate", "--env", "staging", "--result", "success", "--app", "hello",
+        "--digest", digest)
+    origin = hello_repo.parent.parent / "origin.git"
+    outputs["git tags"] = git(origin, "for-each-ref", "--format=%(refname) %(contents)",
+                              "refs/tags")
+    note_refs = git(origin, "for-each-ref", "--format=%(refname)", "refs/notes").split()
+    assert note_refs, "annotate wrote its note"
+    outputs["git notes"] = "\n".join(git(origin, "log", "-p", ref) for ref in note_refs)
+    assert json.loads(outputs["image labels"]), "the image carries our labels"
+    assert "refs/tags/deployment-" in outputs["git tags"], outputs["git tags"]
+    outputs["audit log"] = audit_log.read_text() if audit_log.exists() else ""
+    assert "ci.example/job/web/9/" in outputs["audit log"], "the audit names the build"
+
+    leaks = [f"{what} shows the {key} value"
+             for what, text in outputs.items()
+             for key, value in BUILD_PLANTED.items() for form in _forms(value) if form in text]
+    assert not leaks, "\n".join(leaks)
+    assert len(outputs) > 12, sorted(outputs)
+
+
+def test_promote_shows_no_planted_secret(tmp_path, registry_env):
+    """The BUILD_URL's password and the registry password, planted in a promotion (with an
+    approval): grepped in stdout/stderr, JUnit, summaries, the audit file, and everything the
+    promotion wrote to the env-state repository (commits, records, approvals)."""
+    from tests.fixtures.envs.helpers import ci_env, push_image
+    from tests.test_enforce import _env_file, _repo
+
+    planted = {"build-url": "promote-build-url-pw-3b8e", "registry": "promote-registry-pw-e41a"}
+    registry = registry_env["PIPELINELIB_REGISTRY"]
+    prefix = f"secp{tmp_path.name[-6:]}".lower().replace("_", "")
+    repository = f"{registry}/{prefix}/api"
+    v1 = push_image(registry, f"{prefix}/api", "1.0.0", "1" * 40)
+    v2 = push_image(registry, f"{prefix}/api", "2.0.0", "2" * 40)
+    policy = ("groups: {release-managers: [rm-alice, rm-bob]}\nenvironments:\n"
+              "  staging: {promote: ['*'], require_ci: false}\n"
+              "  prod: {promote: ['group:release-managers'], approve: "
+              "['group:release-managers'], four_eyes: true}\n")
+    _, origin = _repo(tmp_path, {
+        "environments/staging.yaml": _env_file("staging", "s-ns", repository, v2),
+        "environments/prod.yaml": _env_file("prod", "p-ns", repository, v1, "staging"),
+        "policy.yaml": policy}, origin=True)
+    audit_log = tmp_path / "audit.jsonl"
+    outputs: dict[str, str] = {}
+    base = ["promote", "api", "--from", "staging", "--to", "prod", "--repo", str(origin),
+            "--no-apply"]
+    for user, extra in (("rm-bob", ["--approve"]), ("rm-alice", [])):
+        report = tmp_path / f"report-{user}"
+        env = {**ci_env(user, BUILD_URL=f"https://ci-bot:{planted['build-url']}@ci.example/"
+                        "job/promote/7/"), **registry_env,
+               "PIPELINE_REGISTRY_USER": "ci-bot",
+               "PIPELINE_REGISTRY_PASSWORD": planted["registry"],
+               "PIPELINE_AUDIT_FILE": str(audit_log)}
+        out = run_pipeline("--report-dir", str(report), *base, *extra, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        outputs[f"{user}: stdout"], outputs[f"{user}: stderr"] = out.stdout, out.stderr
+        for path in sorted(report.glob("*")):
+            outputs[f"{user}: {path.name}"] = path.read_text()
+    outputs["env-state history"] = git(origin, "log", "--all", "-p", "--format=%H %an%n%B")
+    assert "promotions/prod/api.yaml" in outputs["env-state history"]
+    assert "approvals/prod/api.yaml" in outputs["env-state history"]
+    outputs["audit log"] = audit_log.read_text()
+    assert "ci.example/job/promote/7/" in outputs["audit log"], "the audit names the build"
+    leaks = [f"{what} shows the {key} value"
+             for what, text in outputs.items()
+             for key, value in planted.items() for form in _forms(value) if form in text]
+    assert not leaks, "\n".join(leaks)

@@ -1,4 +1,5 @@
-"""`pipeline status`: table, JSON and a self-contained HTML page from the real cluster."""
+"""`pipeline status`: table, JSON and a self-contained HTML page from the real cluster, read
+as the least-privilege deployer (kubectl, admin, only puts objects in place)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import git, run_pipeline
-from tests.fixtures.envs.kube import Kubectl
+from tests.fixtures.envs.kube import Kubectl, deployer_env
 from tests.test_plan import put_in_place, write
 
 
@@ -29,14 +30,14 @@ def test_status_table_json_and_html(kube_env, kubectl, tmp_path):
     put_in_place(kubectl, repo)
     kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=60s")
     out = run_pipeline("status", "--repo", str(repo), "--output", "json",
-                       "--html", str(tmp_path / "status.html"), env=kube_env)
+                       "--html", str(tmp_path / "status.html"), env=deployer_env(kube_env))
     assert out.returncode == 0, out.stderr[-3000:]
     (row,) = json.loads(out.stdout)["apps"]
     assert (row["environment"], row["app"], row["tag"]) == ("staging", "web", "1.0")
     assert row["health"] == "healthy" and row["in_sync"] and not row["drift"]
     assert row["deployed_by"] == "rm-alice (jenkins)"
     kubectl("-n", ns, "scale", "deployment", "web", "--replicas=3")
-    table = run_pipeline("status", "--repo", str(repo), env=kube_env)
+    table = run_pipeline("status", "--repo", str(repo), env=deployer_env(kube_env))
     assert table.returncode == 0, table.stderr[-3000:]
     header, line = table.stdout.splitlines()
     assert header.split()[:3] == ["environment", "app", "image"]
@@ -69,7 +70,7 @@ def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, kubectl, tmp_pa
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "hot-fix")
-    out = run_pipeline("status", "--repo", str(repo), env=kube_env)
+    out = run_pipeline("status", "--repo", str(repo), env=deployer_env(kube_env))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "hot-fix NOT BACK-MERGED" in out.stdout
     # nothing runs there yet: no made-up image (the spec's tag) in the table
@@ -77,6 +78,7 @@ def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, kubectl, tmp_pa
     assert line.split()[2] == "-" and "missing" in line, line
     git(app_repo, "checkout", "-q", "main")
     git(app_repo, "merge", "-q", "hotfix")
-    out = run_pipeline("status", "--repo", str(repo), "--output", "json", env=kube_env)
+    out = run_pipeline("status", "--repo", str(repo), "--output", "json",
+                       env=deployer_env(kube_env))
     (row,) = json.loads(out.stdout)["apps"]
     assert row["hotfix"] and row["hotfix_back_merged"] is True

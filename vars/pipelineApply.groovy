@@ -4,11 +4,12 @@
 // environment (or the workspace). See pipelineApply.txt.
 
 def call(Map params = [:]) {
-    pipelineCli.checkParams('pipelineApply', params, ['environment', 'app', 'reportDir'],
+    pipelineCli.checkParams('pipelineApply', params, ['environment', 'app', 'trustCredentialsId', 'reportDir'],
                             ['environment'])
     return pipelineCli(
         name: 'apply',
         reportDir: params.reportDir,
+        trustCredentialsId: params.trustCredentialsId,
         env: [
             PIPELINE_ENV: params.environment,
             PIPELINE_APP: params.app,

@@ -2,10 +2,11 @@
 // See pipelineBuild.txt. Values reach the shell only as environment variables.
 
 def call(Map params = [:]) {
-    pipelineCli.checkParams('pipelineBuild', params, ['appDir', 'registry', 'reportDir'], [])
+    pipelineCli.checkParams('pipelineBuild', params, ['appDir', 'registry', 'attestKeyCredentialsId', 'reportDir'], [])
     return pipelineCli(
         name: 'build',
         reportDir: params.reportDir,
+        attestKeyCredentialsId: params.attestKeyCredentialsId,
         env: [
             PIPELINE_APP_DIR: params.appDir ?: '.',
             PIPELINE_REGISTRY: params.registry,

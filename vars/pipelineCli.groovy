@@ -23,6 +23,13 @@
  * @param cfg.approver    who approved the `input` step (its submitterParameter), if any
  * @param cfg.credentials optional list of withCredentials bindings
  * @param cfg.kubeconfigCredentialsId optional "secret file" credential bound as KUBECONFIG
+ * @param cfg.trustCredentialsId optional "secret file" credential (a tar archive of the trust
+ *                        root: allowed_signers, policy.yaml, policy.yaml.sig/) bound as
+ *                        PIPELINE_TRUST_DIR
+ * @param cfg.signingKeyCredentialsId optional "secret file" (the CI's SSH promotion key) bound
+ *                        as PIPELINE_SIGNING_KEY
+ * @param cfg.attestKeyCredentialsId optional "secret file" (the PEM attestation key) bound as
+ *                        PIPELINE_ATTEST_KEY
  * @return the exit code (one of okCodes)
  */
 def call(Map cfg) {
@@ -50,6 +57,11 @@ def call(Map cfg) {
 
     List credentials = (cfg.credentials ?: []) + (cfg.kubeconfigCredentialsId ?
         [file(credentialsId: cfg.kubeconfigCredentialsId, variable: 'KUBECONFIG')] : [])
+    signingCredentials().each { String param, String variable ->
+        if (cfg[param]) {
+            credentials << file(credentialsId: cfg[param], variable: variable)
+        }
+    }
     Integer status = null
     try {
         withEnv(envList) {
@@ -70,6 +82,16 @@ def call(Map cfg) {
         error("pipeline ${name} failed: exit ${status} (${meaning}); see ${reportDir}/summary.md")
     }
     return status
+}
+
+/** The signing/trust credentials a var may pass on (docs/ci-servers.md, docs/security.md):
+ *  parameter -> the variable the CLI reads. Never parameters of the build: credential ids. */
+Map<String, String> signingCredentials() {
+    return [
+        trustCredentialsId: 'PIPELINE_TRUST_DIR',
+        signingKeyCredentialsId: 'PIPELINE_SIGNING_KEY',
+        attestKeyCredentialsId: 'PIPELINE_ATTEST_KEY',
+    ]
 }
 
 /** What a `pipeline` exit code means (README "Exit codes"). */

@@ -8,13 +8,14 @@
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineGate', params,
                             ['appDir', 'config', 'environment', 'marks', 'migrateNext', 'deployedRev', 'buildResult', 'override', 'reason',
-                             'image', 'digest', 'dsnCredentialsId', 'reportDir'], [])
+                             'image', 'digest', 'dsnCredentialsId', 'attestKeyCredentialsId', 'reportDir'], [])
     if (params.override && !params.reason) {
         error('pipelineGate: an override needs a reason:')
     }
     return pipelineCli(
         name: 'gate',
         reportDir: params.reportDir,
+        attestKeyCredentialsId: params.attestKeyCredentialsId,
         requireUser: params.override ? true : false,
         credentials: params.dsnCredentialsId ?
             [string(credentialsId: params.dsnCredentialsId, variable: 'PIPELINE_DB_DSN')] : null,

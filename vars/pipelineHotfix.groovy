@@ -5,11 +5,14 @@
 
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineHotfix', params,
-                            ['app', 'to', 'image', 'reason', 'sourceRepo', 'reportDir'],
+                            ['app', 'to', 'image', 'reason', 'sourceRepo', 'trustCredentialsId', 'signingKeyCredentialsId', 'attestKeyCredentialsId', 'reportDir'],
                             ['app', 'to', 'image', 'reason'])
     return pipelineCli(
         name: 'hotfix',
         reportDir: params.reportDir,
+        trustCredentialsId: params.trustCredentialsId,
+        signingKeyCredentialsId: params.signingKeyCredentialsId,
+        attestKeyCredentialsId: params.attestKeyCredentialsId,
         requireUser: true,
         env: [
             PIPELINE_APP: params.app,

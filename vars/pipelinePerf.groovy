@@ -2,11 +2,12 @@
 // coach) JSON report against the budget YAML. See pipelinePerf.txt.
 
 def call(Map params = [:]) {
-    pipelineCli.checkParams('pipelinePerf', params, ['report', 'budget', 'reportDir'],
+    pipelineCli.checkParams('pipelinePerf', params, ['report', 'budget', 'attestKeyCredentialsId', 'reportDir'],
                             ['report', 'budget'])
     return pipelineCli(
         name: 'perf',
         reportDir: params.reportDir,
+        attestKeyCredentialsId: params.attestKeyCredentialsId,
         env: [
             PIPELINE_PERF_REPORT: params.report,
             PIPELINE_BUDGET: params.budget,

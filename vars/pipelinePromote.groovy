@@ -8,11 +8,14 @@
 
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelinePromote', params,
-                            ['app', 'from', 'to', 'approve', 'approver', 'reportDir'],
+                            ['app', 'from', 'to', 'approve', 'approver', 'trustCredentialsId', 'signingKeyCredentialsId', 'attestKeyCredentialsId', 'reportDir'],
                             ['app', 'to'])
     return pipelineCli(
         name: 'promote',
         reportDir: params.reportDir,
+        trustCredentialsId: params.trustCredentialsId,
+        signingKeyCredentialsId: params.signingKeyCredentialsId,
+        attestKeyCredentialsId: params.attestKeyCredentialsId,
         requireUser: true,
         approver: params.approver,
         env: [

@@ -5,13 +5,14 @@
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineScan', params,
                             ['report', 'osvImage', 'policy', 'failOn', 'image', 'digest',
-                             'reportDir'], [])
+                             'attestKeyCredentialsId', 'reportDir'], [])
     if (!params.report && !params.osvImage) {
         error('pipelineScan: give report: (a scanner JSON report) or osvImage: (an image to scan)')
     }
     return pipelineCli(
         name: 'scan',
         reportDir: params.reportDir,
+        attestKeyCredentialsId: params.attestKeyCredentialsId,
         env: [
             PIPELINE_SCAN_REPORT: params.report,
             PIPELINE_OSV_IMAGE: params.osvImage,

@@ -8,7 +8,7 @@
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelineSwap', params,
                             ['app', 'namespace', 'environment', 'envRepo', 'envBranch', 'colour',
-                             'kubeconfigCredentialsId', 'reportDir'],
+                             'kubeconfigCredentialsId', 'trustCredentialsId', 'reportDir'],
                             ['app'])
     if (params.colour && !(params.colour in ['blue', 'green'])) {
         error("pipelineSwap: colour must be blue or green, not ${params.colour}")
@@ -37,6 +37,7 @@ def call(Map params = [:]) {
     return pipelineCli(
         name: 'swap',
         reportDir: params.reportDir,
+        trustCredentialsId: params.trustCredentialsId,
         requireUser: true,
         kubeconfigCredentialsId: params.kubeconfigCredentialsId,
         env: env,

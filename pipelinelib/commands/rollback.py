@@ -19,14 +19,30 @@ Holds the app's deploy lock, so it never races a rollout. Idempotent: a re-run a
 success (or after being killed) changes nothing; the next `pipeline rollout` clears the
 rolled-back mark. --list shows the revisions kept (number, git revision, who, when,
 image digest). --dry-run shows what would change. Audited as action "rollback".
+
+By environment (--env ENV --repo ENV_STATE): the namespace and cluster come from
+environments/ENV.yaml and the CI user must hold the swap role of ENV in the policy (default
+its promote role). In a protected environment the target must run only digests that a
+valid signed promotion (and, under four eyes, approval) carried into ENV before (the
+promotion records in the env-state repository's history, checked against the trust root):
+otherwise refused, exit 2, naming environment, app and revision, audited, nothing written.
+Without --env, a namespace labelled pipelinelib.dev/protected=true refuses the rollback.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ
     parser.add_argument("--app", default=env.get("APP"), required=not env.get("APP"))
+    parser.add_argument("--env", dest="environment", metavar="ENV",
+                        help="environment whose spec names the namespace and cluster")
+    parser.add_argument("--repo", "--env-repo", "--root", dest="repo",
+                        default=env.get("PIPELINE_ENV_REPO"),
+                        help="--env: env-state checkout or origin URL (default "
+                        "$PIPELINE_ENV_REPO)")
+    parser.add_argument("--branch", default=env.get("PIPELINE_ENV_BRANCH", "main"),
+                        help="--env with an origin URL: env-state branch (default main)")
     parser.add_argument("--namespace", "-n", default=env.get("NAMESPACE"),
-                        help="namespace (default: the app's name)")
+                        help="namespace (default: the app's name); --env reads it from the spec")
     parser.add_argument("--to-revision", type=int, metavar="N",
                         help="the controller's revision number (see --list)")
     parser.add_argument("--to-git-revision", metavar="SHA",
@@ -51,6 +67,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.job import Job
     from pipelinelib.steps.rollback import revision_history, rollback
 
+    if args.environment and args.list:
+        raise BadInput("--list reads one namespace", field="--list",
+                       expected="--list with -n NAMESPACE, without --env")
     ctx.app = ctx.app or args.app
     kube_from_args(args, ctx)
     namespace = args.namespace or args.app
@@ -66,7 +85,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if sha is not None and not re.fullmatch(r"[0-9a-f]{7,40}", sha):
             raise BadInput(f"{sha!r} is not a git revision", field="--to-git-revision",
                            expected="7 to 40 lowercase hex digits")
-        job.run(rollback, ctx, app=args.app, namespace=namespace,
-                to_revision=args.to_revision, to_git_revision=sha, timeout=args.timeout,
-                lock_timeout=args.lock_timeout, lock_ttl=args.lock_ttl)
+        step_args = dict(to_revision=args.to_revision, to_git_revision=sha,
+                         timeout=args.timeout, lock_timeout=args.lock_timeout,
+                         lock_ttl=args.lock_ttl)
+        if args.environment:
+            from pipelinelib.promotion.rollback import rollback_in_environment
+            from pipelinelib.promotion.swap import env_state_root
+
+            if not args.repo:
+                raise BadInput("no env-state repository given", field="--repo",
+                               expected="a checkout or origin URL (or set PIPELINE_ENV_REPO)")
+            with env_state_root(args.repo, args.branch) as root:
+                rollback_in_environment(job, ctx, root, args.environment, args.app,
+                                        **step_args)
+        else:
+            job.run(rollback, ctx, app=args.app, namespace=namespace, **step_args)
     return job.exit_code

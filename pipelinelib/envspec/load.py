@@ -27,6 +27,7 @@ from pipelinelib.envspec.model import (
     NamespaceSpec,
     SecretRef,
 )
+from pipelinelib.envspec.namespaces import PROTECTED_LABEL
 from pipelinelib.errors import BadInput
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "environment.schema.json"
@@ -527,15 +528,22 @@ def read_values_file(root: Path | None, rel: str) -> dict[str, Any]:
 
 
 def _namespace_problems(src: str, spec: EnvSpec, lines: yamlines.Lines) -> list[Problem]:
-    """Labels that would switch off the cluster's Pod Security admission are refused."""
+    """Labels that would switch off the cluster's Pod Security admission, or remove (or set)
+    the cluster administrator's protected-namespace label, are refused."""
     problems = []
     for ns in spec.namespace_specs.values():
         for label in ns.labels:
+            at = ("namespaces", ns.name, "labels", label)
             if label.startswith("pod-security.kubernetes.io/"):
-                at = ("namespaces", ns.name, "labels", label)
                 problems.append(Problem(src, lines.line(at), _field(at),
                                         "Pod Security labels are set by the cluster's admins",
                                         "other labels"))
+            elif label == PROTECTED_LABEL:
+                problems.append(Problem(src, lines.line(at), _field(at),
+                                        f"{PROTECTED_LABEL} is set by the cluster's admins, "
+                                        "never through a spec",
+                                        "other labels (protected: true marks the namespace "
+                                        "protected in the policy)"))
     return problems
 
 

@@ -15,6 +15,9 @@ from typing import Any
 from pipelinelib.envspec.model import EnvSpec, NamespaceSpec
 from pipelinelib.envspec.render import LABEL_ENV, LABEL_MANAGED
 
+# The cluster administrator's mark of a protected namespace (promotion.enforce.guard_namespace):
+# never set or removed through a spec (load.py refuses it, plan_namespaces never writes it).
+PROTECTED_LABEL = "pipelinelib.dev/protected"
 LIMITS = "pipelinelib-limits"
 QUOTA = "pipelinelib-quota"
 
@@ -57,8 +60,9 @@ def desired(env: EnvSpec, ns: NamespaceSpec) -> list[dict[str, Any]]:
 
 def _namespace_doc(ns: NamespaceSpec) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": ns.name}
-    if ns.labels:
-        meta["labels"] = dict(ns.labels)
+    labels = {k: v for k, v in ns.labels.items() if k != PROTECTED_LABEL}
+    if labels:
+        meta["labels"] = labels
     if ns.annotations:
         meta["annotations"] = dict(ns.annotations)
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
@@ -74,7 +78,8 @@ def plan_namespaces(kube: Any, env: EnvSpec) -> list[NamespacePlan]:
             plan.exists, plan.action = False, "create"
             plan.changes.append(f"+ Namespace/{ns.name}")
         meta = (live or {}).get("metadata", {})
-        for what, wanted in (("label", ns.labels), ("annotation", ns.annotations)):
+        labels = {k: v for k, v in ns.labels.items() if k != PROTECTED_LABEL}
+        for what, wanted in (("label", labels), ("annotation", ns.annotations)):
             have = meta.get(f"{what}s") or {}
             for k, v in sorted(wanted.items()):
                 if have.get(k) != v:

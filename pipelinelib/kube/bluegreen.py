@@ -105,6 +105,8 @@ def switch(kube: Any, app: str, namespace: str, color: str, dry_run: bool = Fals
         try:
             kube.patch("Service", name, namespace, {"spec": {"selector": {COLOR_LABEL: color}}})
         except PipelineError as exc:
+            if type(exc).__name__ == "LeaseLost":
+                raise  # another run owns the app now: no write, not even an undo (it converges)
             _undo(kube, app, namespace, color, done, name, exc)
         done.append((name, before))
     return actions

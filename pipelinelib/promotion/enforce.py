@@ -38,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from pipelinelib.envspec.model import AppSpec, EnvSpec
+from pipelinelib.envspec.namespaces import PROTECTED_LABEL
 from pipelinelib.errors import Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.policy import POLICY_FILE, Policy, load_policy
 from pipelinelib.promotion.review_approval import ReviewApproval
 from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, trust_root
 
-PROTECTED_LABEL = "pipelinelib.dev/protected"
 _verified: set[tuple[str, str]] = set()  # (namespace, app) verified in this process
 _verified_lock = threading.Lock()
 
@@ -263,6 +263,13 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
     raise Refused(f"{action} of {env.name} refused: " + "; ".join(lines), field="approval",
                   hint=f"promote with `pipeline promote --to {env.name}` (signed) and, under "
                        "four eyes, have a second person approve with their own key")
+
+
+def mark_verified(namespace: str, app: str) -> None:
+    """Let ``guard_namespace`` pass ``app`` in ``namespace``: its change was verified here
+    by another check (``promotion.rollback``: the target digest was promoted before)."""
+    with _verified_lock:
+        _verified.add((namespace, app))
 
 
 def guard_namespace(ctx: Any, kube: Any, namespace: str, app: str, action: str) -> None:

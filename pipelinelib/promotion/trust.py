@@ -117,11 +117,43 @@ def trust_root(required: bool = False) -> TrustRoot | None:
                           field=TRUST_ENV, hint="point PIPELINE_TRUST_DIR at the directory "
                           "the CI server provides (allowed_signers, signed policy.yaml)")
         return None
-    root = TrustRoot(Path(where))
+    path = Path(where)
+    root = TrustRoot(_unpacked(path) if path.is_file() else path)
     if not root.allowed_signers.is_file():
         raise BadInput("the trust root has no allowed_signers file", source=where,
                        field=ALLOWED_SIGNERS, expected="OpenSSH allowed signers, one per line")
     return root
+
+
+ARCHIVE_LIMIT = 1 << 20  # bytes: a trust root is a few small text files
+_unpacked_dirs: dict[Path, Path] = {}
+
+
+def _unpacked(archive: Path) -> Path:
+    """A tar archive of the trust root (how a Jenkins "secret file" credential carries a
+    directory), unpacked once per process into a private temporary directory: regular files
+    only, inside the directory, at most ``ARCHIVE_LIMIT`` bytes in all."""
+    import atexit
+    import tarfile
+
+    if archive in _unpacked_dirs:
+        return _unpacked_dirs[archive]
+    try:
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+            if sum(m.size for m in members) > ARCHIVE_LIMIT:
+                raise BadInput("the trust root archive is too large", source=str(archive),
+                               field=TRUST_ENV, expected=f"at most {ARCHIVE_LIMIT} bytes")
+            target = Path(tempfile.mkdtemp(prefix="pipelinelib-trust-"))
+            atexit.register(shutil.rmtree, target, True)
+            tar.extractall(target, members=members, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise BadInput(f"the trust root is neither a directory nor a readable tar archive: "
+                       f"{exc}", source=str(archive), field=TRUST_ENV,
+                       expected="a directory, or a tar archive of one (a secret file "
+                       "credential)") from exc
+    _unpacked_dirs[archive] = target
+    return target
 
 
 def policy_signers(root: TrustRoot, policy_bytes: bytes) -> list[str]:

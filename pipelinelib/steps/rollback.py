@@ -18,6 +18,7 @@ re-run after success — or after being killed halfway — never rolls forward a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,8 +159,10 @@ def last_applied(kube: Any, app: str, namespace: str, color: str) -> str:
 @step("rollback")
 def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None = None,
              to_git_revision: str | None = None, timeout: float = 300,
-             lock_timeout: float = 300, lock_ttl: int = 30) -> StepResult:
-    """Roll ``app`` in ``namespace`` back; see the module doc."""
+             lock_timeout: float = 300, lock_ttl: int = 30,
+             vet: Callable[[str, list[str]], None] | None = None) -> StepResult:
+    """Roll ``app`` in ``namespace`` back; see the module doc. ``vet(what, images)`` is
+    called for every target before anything is written (it raises to refuse it)."""
     from pipelinelib.promotion.audit import audit
 
     kube, log = ctx.kube, ctx.log.bind(app=app, namespace=namespace)
@@ -173,6 +176,12 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
             DeployLock.clear_dead(kube, app, namespace, log)  # a killed run's lock goes too
             return StepResult.of("rollback", [], live_color=live)
         bluegreen.ensure_swappable(kube, app, namespace, target_color)
+        if vet is not None:
+            selector = f"{owner_selector(app)},{COLOR_LABEL}={target_color}"
+            vet(f"the {target_color} colour", sorted({
+                c.get("image", "") for d in kube.list("Deployment", namespace,
+                                                      selector=selector)["items"]
+                for c in d["spec"]["template"]["spec"].get("containers") or []}))
         actions = bluegreen.switch(kube, app, namespace, target_color, dry_run=True)
         if ctx.dry_run:
             return StepResult.of("rollback", actions, dry_run=True, live_color=live)
@@ -194,6 +203,9 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
                for t in targets]
     for line in actions:
         log.info(line)
+    for t in targets if vet is not None else []:
+        vet(f"{t.ref} revision #{t.revision.number} (git {t.revision.git_revision[:12] or '-'})",
+            t.revision.images)
     refs = [(w["kind"], w["metadata"]["name"]) for w in found]
     if ctx.dry_run:
         return StepResult.of("rollback", actions, dry_run=True)

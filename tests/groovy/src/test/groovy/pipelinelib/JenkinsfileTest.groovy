@@ -125,6 +125,9 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals('staging', call.env.PIPELINE_FROM)
         assertEquals('', call.env.PIPELINE_APPROVE)
         assertEquals('alice', call.env.BUILD_USER_ID)
+        assertEquals('****', call.env.PIPELINE_TRUST_DIR)      // release folder credentials
+        assertEquals('****', call.env.PIPELINE_SIGNING_KEY)
+        assertEquals('****', call.env.PIPELINE_ATTEST_KEY)
         assertEquals('#42 promote web staging -> live',
                      binding.getVariable('currentBuild').displayName.toString())
 
@@ -135,6 +138,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
         assertEquals(['swap'], pipelineCommands())
         assertEquals('', shCalls.last().env.PIPELINE_COLOUR)
         assertEquals('****', shCalls.last().env.KUBECONFIG)
+        assertEquals('****', shCalls.last().env.PIPELINE_TRUST_DIR)
         // by environment: `--env live --repo ...`, so the policy's swap role is checked
         assertEquals('live', shCalls.last().env.PIPELINE_ENV)
         assertEquals('https://git.example/env-state.git', shCalls.last().env.PIPELINE_ENV_REPO)
@@ -199,6 +203,8 @@ class JenkinsfileTest extends PipelineLibTestBase {
                                        APPROVE_ONLY: true])
         runScript('jenkins/jobs/promote.Jenkinsfile')
         assertEquals('1', shCalls.last().env.PIPELINE_APPROVE)
+        assertEquals('****', shCalls.last().env.PIPELINE_TRUST_DIR)
+        assertEquals(null, shCalls.last().env.PIPELINE_SIGNING_KEY)   // the approver's own key
         assertEquals('#42 approve web staging -> live',
                      binding.getVariable('currentBuild').displayName.toString())
     }

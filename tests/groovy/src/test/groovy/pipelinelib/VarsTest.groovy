@@ -151,6 +151,31 @@ class VarsTest extends PipelineLibTestBase {
     }
 
     @Test
+    void trustRootAndSigningKeysComeFromFileCredentials() {
+        runVar('pipelinePromote', [app: 'web', to: 'prod', trustCredentialsId: 'pipelinelib-trust-root',
+                                   signingKeyCredentialsId: 'pipelinelib-promotion-key',
+                                   attestKeyCredentialsId: 'pipelinelib-attest-key'])
+        assertEquals('****', shCalls[0].env.PIPELINE_TRUST_DIR)
+        assertEquals('****', shCalls[0].env.PIPELINE_SIGNING_KEY)
+        assertEquals('****', shCalls[0].env.PIPELINE_ATTEST_KEY)
+        assertFalse(shCalls[0].script.contains('pipelinelib-trust-root'))
+        runVar('pipelineRollback', [app: 'web', environment: 'prod', envRepo: 'https://git.example/env.git',
+                                    trustCredentialsId: 'pipelinelib-trust-root', toRevision: 3])
+        assertEquals('****', shCalls[1].env.PIPELINE_TRUST_DIR)
+        assertEquals('prod', shCalls[1].env.PIPELINE_ENV)
+        assertTrue(shCalls[1].script.contains('--env "$PIPELINE_ENV"'))
+        assertEquals(null, shCalls[1].env.PIPELINE_SIGNING_KEY)
+        runVar('pipelineBuild', [appDir: 'app', attestKeyCredentialsId: 'pipelinelib-attest-key'])
+        assertEquals('****', shCalls[2].env.PIPELINE_ATTEST_KEY)
+        try {
+            runVar('pipelineRollback', [app: 'web', environment: 'prod', namespace: 'prod'])
+            fail('environment and namespace together must fail')
+        } catch (PipelineAbort e) {
+            assertTrue(e.message.contains('not both'))
+        }
+    }
+
+    @Test
     void deployAndSwapTakeTheClusterFromAKubeconfigCredential() {
         runVar('pipelineDeploy', [app: 'web', manifests: 'k8s', kubeconfigCredentialsId: 'live-kube'])
         assertEquals('****', shCalls[0].env.KUBECONFIG)

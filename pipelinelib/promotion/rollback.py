@@ -1,0 +1,141 @@
+"""Rollback by environment: only to a digest that was once promoted into it.
+
+``pipeline rollback --env ENV --repo REPO --app APP`` resolves the namespace and cluster from
+``environments/<env>.yaml`` and checks who asks (the policy's ``swap`` role, default its
+``promote`` role), like ``swap --env``. In a protected environment the target revision (or
+colour) must run only digests of the app's image that a valid signed promotion — and, under
+four eyes, a valid signed approval by a second person — carried into the environment before:
+the promotion records in the env-state repository's git history, verified against the trust
+root as ``enforce`` verifies the current one. Anything else is refused (exit 2, naming
+environment, app and revision; audited; nothing written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipelinelib.context import Context
+from pipelinelib.errors import BadInput, PipelineError, Refused
+from pipelinelib.promotion import approvals
+from pipelinelib.promotion.audit import audit
+
+HISTORY_LIMIT = 500  # commits of the records read, newest first
+
+
+def promoted_digests(root: Path, env: str, app: str) -> dict[str, str]:
+    """Every digest a valid signed promotion (and under four eyes a valid approval) carried
+    into ``env`` for ``app``, with who promoted it, from the git history of the records.
+    Empty without a trust root or a trusted policy (then nothing counts as promoted)."""
+    import git
+
+    from pipelinelib.promotion.enforce import _approver, check_four_eyes
+    from pipelinelib.promotion.policy import load_policy
+    from pipelinelib.promotion.trust import NS_PROMOTION, trust_root
+
+    trust = trust_root()
+    policy = load_policy(root)
+    if trust is None or not policy.trusted:
+        return {}
+    rules = policy.env(env)
+    rels = [approvals.promotion_path(env, app), approvals.approval_path(env, app),
+            approvals.set_approval_path(env)]
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        top = Path(repo.working_tree_dir).resolve()
+        prefix = Path(root).resolve().relative_to(top)
+        commits = list(repo.iter_commits(paths=[str(prefix / r) for r in rels[:2]] + [
+            str(prefix / approvals.APPROVALS_DIR / env)], max_count=HISTORY_LIMIT))
+    except (git.GitError, ValueError, OSError):
+        return {}
+    found: dict[str, str] = {}
+    for commit in commits:
+        with tempfile.TemporaryDirectory(prefix="pipelinelib-records-") as scratch:
+            at = Path(scratch)
+            for rel in rels:
+                try:
+                    blob = commit.tree / str(prefix / rel)
+                except KeyError:
+                    continue
+                (at / rel).parent.mkdir(parents=True, exist_ok=True)
+                (at / rel).write_bytes(blob.data_stream.read())
+            record = approvals.read_promotion(at, env, app)
+            if record is None or record.digest in found or (record.env, record.app) != (
+                    env, app):
+                continue
+            signer = trust.signer(approvals.signed_bytes(record), record.signature,
+                                  NS_PROMOTION)
+            if signer is None or (signer != record.promoted_by
+                                  and signer not in policy.ci_signers):
+                continue
+            if not (policy.holds(record.promoted_by, rules.promote)
+                    or policy.holds(record.promoted_by, rules.hotfix)):
+                continue
+            if rules.four_eyes and check_four_eyes(policy, env, record.promoted_by, _approver(
+                    trust, at, env, app, record.digest, record.fingerprint, record.content)):
+                continue
+            found[record.digest] = record.promoted_by
+    return found
+
+
+def rollback_in_environment(job: Any, ctx: Context, root: Path, env_name: str, app: str,
+                            **step_args: Any) -> Any:
+    """Check who asks and, in a protected environment, that the target was promoted; then
+    run the rollback step against the environment's cluster."""
+    from pipelinelib.envspec.live import kube_for
+    from pipelinelib.envspec.load import environment_path, load_environment
+    from pipelinelib.promotion.enforce import guarded_apps, mark_verified
+    from pipelinelib.promotion.policy import identity, load_policy
+    from pipelinelib.steps.rollback import rollback
+
+    target = f"{env_name}/{app}"
+    ctx.environment, ctx.app = env_name, app
+    env = load_environment(environment_path(root, env_name), root=root)
+    spec = env.apps.get(app)
+    if spec is None:
+        raise BadInput(f"{env_name} has no app {app!r}", source=env.source, field="--app",
+                       expected="one of " + ", ".join(sorted(env.apps)))
+    policy = load_policy(root)
+    rules = policy.env(env_name)
+    try:
+        user = identity(ctx, rules, env_name)
+        if not policy.holds(user, rules.swappers):
+            raise Refused(f"{user} may not roll back {app} in {env_name}", field="identity",
+                          hint=f"ask someone in {policy.source} environments.{env_name}."
+                          + ("swap" if rules.swap is not None else "promote"))
+    except Refused as exc:
+        audit(ctx, "rollback", target=target, result="refused", reason=exc.message)
+        raise
+    if env.kubeconfig or env.context:
+        ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
+            ctx, env.kubeconfig, env.context)})
+    vet = None
+    if guarded_apps(policy, env, [app]):
+        promoted = promoted_digests(root, env_name, app)
+        repository = spec.image.repository if spec.image else ""
+
+        def vet(what: str, images: list[str]) -> None:
+            digests = sorted({i.split("@", 1)[1] for i in images
+                              if "@" in i and (not repository or i.startswith(repository + "@"))})
+            unpromoted = [d for d in digests if d not in promoted] or (
+                [] if digests else ["(no digest of " + (repository or "its image") + ")"])
+            if not unpromoted:
+                return
+            reason = (f"{what} runs {', '.join(unpromoted)}, which no valid signed "
+                      f"promotion{' and approval' if rules.four_eyes else ''} ever carried "
+                      f"into {env_name}")
+            audit(ctx, "rollback", target=target, result="refused", reason=reason)
+            raise Refused(f"rollback of {target} refused: {reason}", field="--to-revision",
+                          hint="roll back to a revision that was promoted (see --list), or "
+                               "promote the digest you want")
+        mark_verified(spec.namespace, app)  # the guard passes: vet checks every target
+    try:
+        result = job.run(rollback, ctx, app=app, namespace=spec.namespace, vet=vet,
+                         **step_args)
+    except PipelineError as exc:
+        if not isinstance(exc, Refused):
+            audit(ctx, "rollback", target=target, result="failed", reason=exc.message)
+        raise
+    return result
