@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from pipelinelib.commands import add_app_target
 from pipelinelib.context import Context
 
 DESCRIPTION = """\
@@ -20,18 +20,7 @@ written.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    env = os.environ
-    parser.add_argument("--app", default=env.get("APP"), required=not env.get("APP"))
-    parser.add_argument("--env", dest="environment", metavar="ENV",
-                        help="environment whose spec names the namespace and cluster")
-    parser.add_argument("--repo", "--env-repo", "--root", dest="repo",
-                        default=env.get("PIPELINE_ENV_REPO"),
-                        help="--env: env-state checkout or origin URL (default "
-                        "$PIPELINE_ENV_REPO)")
-    parser.add_argument("--branch", default=env.get("PIPELINE_ENV_BRANCH", "main"),
-                        help="--env with an origin URL: env-state branch (default main)")
-    parser.add_argument("--namespace", "-n", default=env.get("NAMESPACE"),
-                        help="namespace (default: the app's name); --env reads it from the spec")
+    add_app_target(parser)
     parser.add_argument("--to", choices=("blue", "green"), help="target colour")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG)")
     parser.add_argument("--context", help="kubeconfig context")

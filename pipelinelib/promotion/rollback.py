@@ -12,13 +12,12 @@ environment, app and revision; audited; nothing written).
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.errors import BadInput, PipelineError, Refused
+from pipelinelib.errors import PipelineError, Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.audit import audit
 
@@ -84,33 +83,14 @@ def rollback_in_environment(job: Any, ctx: Context, root: Path, env_name: str, a
                             **step_args: Any) -> Any:
     """Check who asks and, in a protected environment, that the target was promoted; then
     run the rollback step against the environment's cluster."""
-    from pipelinelib.envspec.live import kube_for
-    from pipelinelib.envspec.load import environment_path, load_environment
+    from pipelinelib.promotion.access import enter_environment
     from pipelinelib.promotion.enforce import guarded_apps, mark_verified
-    from pipelinelib.promotion.policy import identity, load_policy
     from pipelinelib.steps.rollback import rollback
 
-    target = f"{env_name}/{app}"
-    ctx.environment, ctx.app = env_name, app
-    env = load_environment(environment_path(root, env_name), root=root)
-    spec = env.apps.get(app)
-    if spec is None:
-        raise BadInput(f"{env_name} has no app {app!r}", source=env.source, field="--app",
-                       expected="one of " + ", ".join(sorted(env.apps)))
-    policy = load_policy(root)
-    rules = policy.env(env_name)
-    try:
-        user = identity(ctx, rules, env_name)
-        if not policy.holds(user, rules.swappers):
-            raise Refused(f"{user} may not roll back {app} in {env_name}", field="identity",
-                          hint=f"ask someone in {policy.source} environments.{env_name}."
-                          + ("swap" if rules.swap is not None else "promote"))
-    except Refused as exc:
-        audit(ctx, "rollback", target=target, result="refused", reason=exc.message)
-        raise
-    if env.kubeconfig or env.context:
-        ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
-            ctx, env.kubeconfig, env.context)})
+    entered = enter_environment(ctx, root, env_name, app, action="rollback",
+                                verb="roll back")
+    ctx, env, spec, policy, rules, target = (entered.ctx, entered.env, entered.spec,
+                                             entered.policy, entered.rules, entered.target)
     vet = None
     if guarded_apps(policy, env, [app]):
         promoted = promoted_digests(root, env_name, app)

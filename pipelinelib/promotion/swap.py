@@ -9,7 +9,6 @@ swap made.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,37 +72,17 @@ def _check_colour_runs(ctx: Context, env_name: str, app: str, namespace: str, di
 def swap_in_environment(job: Any, ctx: Context, root: Path, env_name: str, app: str,
                         to: str | None = None) -> Any:
     """Check the privilege, then run the swap step against the environment's cluster."""
-    from pipelinelib.envspec.live import kube_for
-    from pipelinelib.envspec.load import environment_path, load_environment
+    from pipelinelib.promotion.access import enter_environment
     from pipelinelib.promotion.enforce import enforce, guarded_apps
-    from pipelinelib.promotion.policy import identity, load_policy
     from pipelinelib.steps.swap import swap
 
-    target = f"{env_name}/{app}"
-    ctx.environment, ctx.app = env_name, app
-    env = load_environment(environment_path(root, env_name), root=root)
-    spec = env.apps.get(app)
-    if spec is None:
-        raise BadInput(f"{env_name} has no app {app!r}", source=env.source, field="--app",
-                       expected="one of " + ", ".join(sorted(env.apps)))
+    entered = enter_environment(ctx, root, env_name, app, action="swap", verb="swap")
+    ctx, env, spec, policy, target = (entered.ctx, entered.env, entered.spec, entered.policy,
+                                      entered.target)
     if not spec.blue_green:
         raise BadInput(f"{app} is not deployed blue/green in {env_name}", source=env.source,
                        line=spec.line, field=f"apps.{app}.strategy",
                        expected="strategy: blue-green")
-    policy = load_policy(root)
-    rules = policy.env(env_name)
-    try:
-        user = identity(ctx, rules, env_name)
-        if not policy.holds(user, rules.swappers):
-            raise Refused(f"{user} may not swap {app} in {env_name}", field="identity",
-                          hint=f"ask someone in {policy.source} environments.{env_name}."
-                          + ("swap" if rules.swap is not None else "promote"))
-    except Refused as exc:
-        audit(ctx, "swap", target=target, result="refused", reason=exc.message)
-        raise
-    if env.kubeconfig or env.context:
-        ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
-            ctx, env.kubeconfig, env.context)})
     if guarded_apps(policy, env, [app]):  # protected: only the promoted, approved digest
         enforce(ctx, env, [app], action="swap")
         _check_colour_runs(ctx, env_name, app, spec.namespace, spec.image.digest or "", to)
