@@ -74,10 +74,14 @@ def app(name: str, image: str, *, command: list[str] | None = None,
         env: dict[str, str] | None = None, env_from_key: tuple[str, str] | None = None,
         readiness: dict[str, Any] | None = None, liveness: dict[str, Any] | None = None,
         memory_limit: str | None = None, volumes: bool = False, progress_deadline: int = 600,
-        extra: list[dict[str, Any]] | None = None, kwok_behavior: str | None = None
-        ) -> list[dict[str, Any]]:
+        extra: list[dict[str, Any]] | None = None, kwok_behavior: str | None = None,
+        min_ready_seconds: int = 0) -> list[dict[str, Any]]:
     """A Deployment whose pods tolerate the real node's taint and land there — or, with
-    ``kwok_behavior``, the same Deployment on the kwok nodes, staged to behave so."""
+    ``kwok_behavior``, the same Deployment on the kwok nodes, staged to behave so.
+
+    A container without a readiness probe that exits at once is Ready for the moment it
+    runs, and its Deployment is briefly available (kubectl's rollout status succeeds then
+    too): ``min_ready_seconds`` is how a manifest asks for pods that stay up."""
     container: dict[str, Any] = {
         "name": "web", "image": image, "command": command or serve(),
         "env": [{"name": k, "value": v} for k, v in (env or {"GREETING": "hello"}).items()],
@@ -113,6 +117,7 @@ def app(name: str, image: str, *, command: list[str] | None = None,
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": replicas, "progressDeadlineSeconds": progress_deadline,
+                 "minReadySeconds": min_ready_seconds,
                  "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}, "annotations": annotations},
                               "spec": pod}}}
@@ -174,6 +179,8 @@ def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
             shutil.copy2(src.resolve(), target)
 
     put(prefix / "bin" / version, prefix / "bin" / "python3")
+    squawk = Path(sys.executable).parent / "squawk"  # migrate lints with it (squawk-cli)
+    put(squawk, prefix / "bin" / "squawk")
     for lib in (prefix / "lib").glob("libpython*.so*"):
         put(lib)
     stdlib = prefix / "lib" / version
@@ -187,7 +194,8 @@ def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
             if entry.exists():
                 put(entry)
     libs: set[str] = set()
-    for so in [rootfs / str(prefix / "bin" / "python3").lstrip("/"), *rootfs.rglob("*.so*")]:
+    for so in [rootfs / str(prefix / "bin" / "python3").lstrip("/"),
+               rootfs / str(prefix / "bin" / "squawk").lstrip("/"), *rootfs.rglob("*.so*")]:
         libs |= _ldd(so)
     for lib in libs:
         if not (rootfs / lib.lstrip("/")).exists():

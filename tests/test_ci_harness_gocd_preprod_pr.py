@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fixtures.gitea import admin_client, git, gitea_env  # noqa: F401
+from tests.fixtures.trust import CI_KEY, make_trust
 from tests.test_promote_pull_request import (
+    POLICY,
     change_master,
     deployed_image,
     drop_world,
@@ -32,6 +34,9 @@ def test_the_gocd_preprod_pull_request_pipeline_promotes_on_an_agent(
     try:
         change_master(w, "1.1")
         pipeline = load_pipelines(ROOT / "gocd" / "queue.gocd.yaml")["ehealth-preprod-pr"]
+        # the agent administrators install the trust root and keys (secret params hold their
+        # paths): the same policy as the repository's, signed by two people
+        trust = make_trust(tmp_path / "trust-root", POLICY, people=("alice", "bob"))
         mirror = tmp_path / "material.git"  # the harness checks materials out from local origins
         git(tmp_path, "clone", "-q", "--bare", w.url, str(mirror))
         agent = GoCDAgent(
@@ -41,7 +46,10 @@ def test_the_gocd_preprod_pull_request_pipeline_promotes_on_an_agent(
                 "KUBECONFIG": kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"]}),
             git_urls={"https://git.example.org/platform/env-state.git": str(mirror)},
             secrets={("pipelinelib", "gitea_token"): token,
-                     ("pipelinelib", "gocd_token"): "planted-gocd-token"},
+                     ("pipelinelib", "gocd_token"): "planted-gocd-token",
+                     ("pipelinelib", "trust_dir"): str(trust.directory),
+                     ("pipelinelib", "promotion_key"): str(trust.keys[CI_KEY]),
+                     ("pipelinelib", "attest_key"): str(trust.keys["attest"])},
             site={"PIPELINE_ENV_REPO": w.url,
                   "PIPELINELIB_GITEA_URL": gitea_env["PIPELINELIB_GITEA_URL"]})
 

@@ -111,7 +111,8 @@ def test_an_unknown_digest_fails_with_not_found(cluster, env, image):
 
 def test_a_crash_loop_fails_with_the_exit_code_and_the_last_log_lines(cluster, env, image):
     crash = ["/bin/sh", "-c", "echo starting; echo 'fatal: cannot open /data/db' >&2; exit 3"]
-    error = fails(cluster, app("web", image, command=crash, readiness={}, extra=[regcred(env)]))
+    error = fails(cluster, app("web", image, command=crash, readiness={}, min_ready_seconds=5,
+                               extra=[regcred(env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "last exit code 3 (Error)" in text, text
     assert "fatal: cannot open /data/db" in text, text

@@ -56,7 +56,8 @@ def docs_for(case: str, where: str, image: str, env) -> tuple[list[dict], float]
               "data": {"GREETING": "hi"}}
     extra = [regcred(env), config]
     if case == "crash":
-        return app("web", image, command=CRASH, readiness={}, extra=extra, **kwok), 120
+        return app("web", image, command=CRASH, readiness={}, min_ready_seconds=5,
+                   extra=extra, **kwok), 120
     if case == "unauthorized":
         wrong = pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
                             env["PIPELINELIB_AUTH_REGISTRY_USER"], "wrong-password-1")

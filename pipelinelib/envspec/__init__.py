@@ -1,0 +1,1 @@
+"""Desired-state environment specs: load, render, diff, live state."""
