@@ -20,7 +20,7 @@ import pytest
 from pipelinelib.kube.lock import PROCESS_ANN, LeaseLost, lease_name, process_stamp
 from pipelinelib.steps.rollout import rollout
 from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
+from tests.fixtures.manifests.kit import Cluster, blue_green_awaiting_swap, image, web, write
 
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"
 
@@ -183,22 +183,7 @@ subjects: [{{kind: ServiceAccount, name: pipelinelib-deployer,
 def test_three_services_switch_together_or_all_go_back(cluster, tmp_path):
     ns, env = cluster.namespace("bg3"), cluster.cli_env()
 
-    def service(name: str) -> dict:
-        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
-
-    extra = [service("web-admin"), service("web-metrics")]
-    base = ["--app", "web", "-n", ns, "--blue-green"]
-    out = run_pipeline("rollout", str(write(tmp_path / "v1.yaml", web(1, extra=extra))),
-                       *base, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    out = run_pipeline("rollout", str(write(tmp_path / "v2.yaml", web(2, extra=extra))),
-                       *base, "--await-promotion", env=env)
-    assert out.returncode == 5, out.stderr[-2000:]
-
-    def colors() -> dict[str, str]:
-        return {s["metadata"]["name"]: s["spec"]["selector"].get("pipelinelib.dev/color")
-                for s in cluster.json("-n", ns, "get", "svc")["items"]}
+    colors = blue_green_awaiting_swap(cluster, tmp_path, ns, env)
     assert colors() == {"web": "blue", "web-admin": "blue", "web-metrics": "blue"}
 
     _bind_limited_role(cluster, ns, ["web", "web-admin"])  # the third one is denied

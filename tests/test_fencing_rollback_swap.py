@@ -19,7 +19,7 @@ from pipelinelib.steps.rollback import rollback
 from pipelinelib.steps.rollout import rollout
 from pipelinelib.steps.swap import swap
 from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
+from tests.fixtures.manifests.kit import Cluster, blue_green_awaiting_swap, image, web
 
 
 @pytest.fixture
@@ -109,22 +109,7 @@ def test_a_rollback_whose_lease_is_stolen_stops_before_its_next_write(cluster):
 def test_a_swap_whose_lease_is_stolen_stops_before_its_next_write(cluster, tmp_path):
     ns, env = cluster.namespace("fence"), cluster.cli_env()
 
-    def service(name: str) -> dict:
-        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
-
-    extra = [service("web-admin"), service("web-metrics")]
-    base = ["--app", "web", "-n", ns, "--blue-green"]
-    out = run_pipeline("rollout", str(write(tmp_path / "v1.yaml", web(1, extra=extra))),
-                       *base, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    out = run_pipeline("rollout", str(write(tmp_path / "v2.yaml", web(2, extra=extra))),
-                       *base, "--await-promotion", env=env)
-    assert out.returncode == 5, out.stderr[-2000:]
-
-    def colors() -> dict[str, str]:
-        return {s["metadata"]["name"]: s["spec"]["selector"].get("pipelinelib.dev/color")
-                for s in cluster.json("-n", ns, "get", "svc")["items"]}
+    colors = blue_green_awaiting_swap(cluster, tmp_path, ns, env)
     assert set(colors().values()) == {"blue"}
 
     ctx = cluster.ctx()
