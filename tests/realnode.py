@@ -14,12 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from tests.conftest import EXAMPLE, git, run_pipeline
+from tests.fixtures.manifests.kit import Cluster
 
 NODE_LABEL = "pipelinelib.dev/real-node"
 PORT = 18080
+UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
 
 
 def build_hello(tmp: Path, env: dict[str, str], registry: str, user: str, password: str,
@@ -227,3 +230,33 @@ def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
                              timeout=5, headers={"Accept": "application/vnd.docker.distribution"
                                                            ".manifest.v2+json"})
     return f"{repo}@{head.headers['Docker-Content-Digest']}"
+
+
+# Fixtures both real-node modules use (import them into the test module by name).
+@pytest.fixture(scope="module")
+def env(node_env: dict[str, str]) -> dict[str, str]:
+    return node_env
+
+
+@pytest.fixture(scope="module")
+def image(env, tmp_path_factory):
+    """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
+    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
+                      *auth)
+    yield ref
+    delete_image(ref, *auth)
+
+
+@pytest.fixture
+def cluster(env):
+    c = Cluster(env)
+    yield c
+    c.cleanup()
+
+
+def regcred(env: dict[str, str], password: str | None = None) -> dict[str, Any]:
+    """The pull secret for the htpasswd registry (``password`` overrides the right one)."""
+    return pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
+                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
+                       password or env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])

@@ -18,48 +18,23 @@ import requests
 
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollout import rollout
-from tests.fixtures.manifests.kit import Cluster
-from tests.realnode import (
+from tests.realnode import (  # noqa: F401  (env, image, cluster are fixtures)
     PORT,
+    UNKNOWN_DIGEST,
     app,
     build_hello,
+    cluster,
     delete_image,
+    env,
     http_get,
+    image,
     pods_of,
     pull_secret,
+    regcred,
     serve,
 )
 
-UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
 READY_FILE = {"exec": {"command": ["/bin/cat", "/tmp/ready"]}, "periodSeconds": 1}
-
-
-@pytest.fixture(scope="module")
-def env(node_env: dict[str, str]) -> dict[str, str]:
-    return node_env
-
-
-@pytest.fixture(scope="module")
-def image(env, tmp_path_factory):
-    """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
-    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
-    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
-                      *auth)
-    yield ref
-    delete_image(ref, *auth)
-
-
-@pytest.fixture
-def cluster(env):
-    c = Cluster(env)
-    yield c
-    c.cleanup()
-
-
-def regcred(env, password: str | None = None) -> dict:
-    return pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
-                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
-                       password or env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
 
 
 def fails(cluster, docs, timeout: float = 120) -> StepFailed:

@@ -12,40 +12,20 @@ import pytest
 
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollout import rollout
-from tests.fixtures.manifests.kit import Cluster
-from tests.realnode import PORT, app, build_hello, delete_image, pods_of, pull_secret
+from tests.realnode import (  # noqa: F401  (env, image, cluster are fixtures)
+    PORT,
+    UNKNOWN_DIGEST,
+    app,
+    cluster,
+    env,
+    image,
+    pods_of,
+    pull_secret,
+    regcred,
+)
 
-UNKNOWN_DIGEST = "sha256:" + "0" * 63 + "1"
 PROBE = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
 CRASH = ["/bin/sh", "-c", "echo starting; echo 'fatal: simulated crash' >&2; exit 1"]
-
-
-@pytest.fixture(scope="module")
-def env(node_env: dict[str, str]) -> dict[str, str]:
-    return node_env
-
-
-@pytest.fixture(scope="module")
-def image(env, tmp_path_factory):
-    """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
-    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
-    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
-                      *auth)
-    yield ref
-    delete_image(ref, *auth)
-
-
-@pytest.fixture
-def cluster(env):
-    c = Cluster(env)
-    yield c
-    c.cleanup()
-
-
-def regcred(env) -> dict:
-    return pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
-                       env["PIPELINELIB_AUTH_REGISTRY_USER"],
-                       env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
 
 
 def docs_for(case: str, where: str, image: str, env) -> tuple[list[dict], float]:
