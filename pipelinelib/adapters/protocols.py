@@ -172,7 +172,12 @@ class RefRecord(Protocol):
 
 @runtime_checkable
 class GitRepository(Protocol):
-    """A local git repository and its remote (``pipelinelib.adapters.git_repo.GitRepo``)."""
+    """A local git repository and its remote (``pipelinelib.adapters.git_repo.GitRepo``).
+
+    ``remote`` is the remote's name, None when the clone has none (nothing to fetch/push).
+    """
+
+    remote: str | None
 
     @property
     def path(self) -> Path: ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
@@ -109,8 +108,7 @@ def read_findings(reports: list[tuple[str, str]]) -> list[Finding]:
 
 @step("scan")
 def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
-              image: str = "", digest: str = "", today: dt.date | None = None,
-              registry: Any = None) -> StepResult:
+              image: str = "", digest: str = "", today: dt.date | None = None) -> StepResult:
     """Apply ``policy``; record the verdict against ``image``@``digest``; fail when it blocks."""
     verdict = evaluate(findings, policy, today)
     payload = {
@@ -126,7 +124,7 @@ def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
     if image and digest:
         from pipelinelib.attest import write_attestation
 
-        written = write_attestation(ctx, image, digest, "scan", payload, registry=registry)
+        written = write_attestation(ctx, image, digest, "scan", payload)
         attested = written["reference"]
         if written["changed"]:
             actions.append(f"record scan result as {written['reference']}")
