@@ -25,10 +25,8 @@ SMOKE_COMMAND          a command run in the image that must exit 0            (n
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -277,13 +275,3 @@ def _smoke(env: EnvFile) -> SmokeProbe:
         )
     command = shlex.split(env.get("SMOKE_COMMAND") or "")
     return SmokeProbe(port, path, command, float(_int(env, "SMOKE_TIMEOUT", 30)))
-
-
-def registry_credentials(
-    env: EnvFile, environ: Mapping[str, str] | None = None
-) -> tuple[str | None, str | None]:
-    """(user, password) from the env file, else PIPELINE_REGISTRY_USER / _PASSWORD."""
-    environ = os.environ if environ is None else environ
-    user = env.get("REGISTRY_USER") or environ.get("PIPELINE_REGISTRY_USER")
-    password = env.get("REGISTRY_PASSWORD") or environ.get("PIPELINE_REGISTRY_PASSWORD")
-    return user or None, password or None

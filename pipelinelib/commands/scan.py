@@ -86,14 +86,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         out_dir = Path(args.report_dir or ".")
         out_dir.mkdir(parents=True, exist_ok=True)
         if args.osv_image:
-            from pipelinelib.scan.osv_scanner import find_binary
+            from pipelinelib.adapters.osv_scanner import find_binary
 
             out = out_dir / "osv-scanner.json"
             job.run(steps.osv_scan_image, ctx, args.osv_image, local_db=args.local_db,
                     binary=find_binary(args.osv_scanner), out=out)
             findings = steps.dedupe([*findings, *steps.parse_report(out, "osv-scanner")])
         if args.lockfile:
-            from pipelinelib.scan.osv_scanner import find_binary
+            from pipelinelib.adapters.osv_scanner import find_binary
 
             scanned = job.run(steps.osv_scan_lockfiles, ctx, args.lockfile,
                               local_db=args.local_db, binary=find_binary(args.osv_scanner),
@@ -102,15 +102,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 f for out in scanned.outputs["reports"]
                 for f in steps.parse_report(out, "osv-scanner"))])
         if args.clair:
-            from pipelinelib.attest import registry_for
             from pipelinelib.imageref import parse
-            from pipelinelib.scan.clair import ClairClient
 
             ref = parse(args.image)
             out = out_dir / "clair.json"
-            job.run(steps.clair_scan_image, ctx, ClairClient(args.clair, args.clair_matcher),
-                    registry_for(ctx, ref.registry), ref.repository,
-                    args.digest or ref.digest or ref.tag or "latest", out)
+            job.run(steps.clair_scan_image, ctx, ref.registry, ref.repository,
+                    args.digest or ref.digest or ref.tag or "latest", out,
+                    clair=args.clair, clair_matcher=args.clair_matcher)
             findings = steps.dedupe([*findings, *steps.parse_report(out, "clair")])
         result = job.run(steps.scan_gate, ctx, findings, policy, image=args.image or "",
                          digest=args.digest or "")
