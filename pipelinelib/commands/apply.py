@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.job import Job
     from pipelinelib.promotion.hotfix import warnings
-    from pipelinelib.steps.apply import apply_environment, exit_code
+    from pipelinelib.steps.apply import apply_environment
 
     ctx.environment = args.env
     with Job("apply", ctx, args.report_dir) as job:
@@ -40,4 +40,4 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for warning in warnings(env.root, env.name):
             ctx.log.warning(warning)
         job.run(apply_environment, ctx, env, args.apps, args.max_parallel)
-    return exit_code(job)
+    return job.exit_code

@@ -18,13 +18,6 @@ from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 
-def origin_url(repo: str) -> str:
-    """``repo`` itself, or the origin of the clone it names."""
-    from pipelinelib.commands.promote import _origin
-
-    return _origin(repo)
-
-
 def _register_url_secret(ctx: Context, url: str) -> None:
     password = urlsplit(url).password
     if password:
@@ -38,12 +31,13 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
               after_write: Callable[[str], None] | None = None,
               env: Any = None) -> StepResult:
     """Run the deploy queue once (see ``pipelinelib.queue.runner``)."""
+    from pipelinelib.envspec.staterepo import origin_of
     from pipelinelib.queue.config import CONFIG_PATH, load_config, parse_config
     from pipelinelib.queue.lock import QueueLock
     from pipelinelib.queue.runner import QueueRunner, candidates
     from pipelinelib.queue.workspace import Workspace
 
-    url = origin_url(repo)
+    url = origin_of(repo)
     _register_url_secret(ctx, url)
     config = load_config(config_path) if config_path else None
     from pipelinelib.adapters.gitea import client_for_repo
