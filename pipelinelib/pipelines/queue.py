@@ -87,16 +87,15 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
     report = runner.report
     actions = report.actions()
     _write_back(ctx, report, config.environment)
-    outputs = {"deployed": report.deployed, "failed": report.failed, "broken": report.broken,
-               "rebased": report.rebased, "skipped": report.skipped}
+    outputs: dict[str, Any] = {"deployed": report.deployed, "failed": report.failed,
+                               "broken": report.broken, "rebased": report.rebased,
+                               "skipped": report.skipped}
     if report.failed or report.broken:
         problems = ([f"{f['branch']}: Failed Deployment ({f['reason']})" for f in report.failed]
                     + [f"{b['branch']}: broken, conflicts in {b['files']}" for b in report.broken])
-        error = StepFailed(f"{len(problems)} refspec(s) did not deploy", cause=problems[0],
-                           hint="each is noted (pipeline state get) and has a commit status; "
-                                "the rest of the queue went on")
-        error.evidence = problems + actions  # type: ignore[attr-defined]
-        raise error
+        raise StepFailed(f"{len(problems)} refspec(s) did not deploy", cause=problems[0],
+                         hint="each is noted (pipeline state get) and has a commit status; "
+                              "the rest of the queue went on", evidence=problems + actions)
     return StepResult.of("queue", actions, summary="; ".join(actions) or "queue empty",
                          **outputs)
 

@@ -34,7 +34,8 @@ class ScanOptions:
 def scan(job: Job, ctx: Context, options: ScanOptions) -> list[str]:
     """Validate every input, scan, gate; returns the policy checklist (one line a finding
     or rule) for the console."""
-    from pipelinelib.scan.parsers import FORMATS
+    from pipelinelib.scan.model import dedupe
+    from pipelinelib.scan.parsers import FORMATS, parse_report
     from pipelinelib.scan.policy import load_policy
     from pipelinelib.steps import scan as steps
 
@@ -62,16 +63,16 @@ def scan(job: Job, ctx: Context, options: ScanOptions) -> list[str]:
         out = out_dir / "osv-scanner.json"
         job.run(steps.osv_scan_image, ctx, options.osv_image, local_db=options.local_db,
                 binary=find_binary(options.osv_scanner), out=out)
-        findings = steps.dedupe([*findings, *steps.parse_report(out, "osv-scanner")])
+        findings = dedupe([*findings, *parse_report(out, "osv-scanner")])
     if options.lockfiles:
         from pipelinelib.scan.osv_scanner import find_binary
 
         scanned = job.run(steps.osv_scan_lockfiles, ctx, options.lockfiles,
                           local_db=options.local_db, binary=find_binary(options.osv_scanner),
                           out_dir=out_dir)
-        findings = steps.dedupe([*findings, *(
+        findings = dedupe([*findings, *(
             f for out in scanned.outputs["reports"]
-            for f in steps.parse_report(out, "osv-scanner"))])
+            for f in parse_report(out, "osv-scanner"))])
     if options.clair and options.image:
         from pipelinelib.attest import registry_for
         from pipelinelib.imageref import parse
@@ -82,7 +83,7 @@ def scan(job: Job, ctx: Context, options: ScanOptions) -> list[str]:
         job.run(steps.clair_scan_image, ctx, ClairClient(options.clair, options.clair_matcher),
                 registry_for(ctx, ref.registry), ref.repository,
                 options.digest or ref.digest or ref.tag or "latest", out)
-        findings = steps.dedupe([*findings, *steps.parse_report(out, "clair")])
+        findings = dedupe([*findings, *parse_report(out, "clair")])
     result = job.run(steps.scan_gate, ctx, findings, policy, image=options.image or "",
                      digest=options.digest or "")
     return list(result.outputs["checklist"])

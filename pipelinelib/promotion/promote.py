@@ -9,7 +9,7 @@ Procedure (validate everything, then one write):
 Refusals raise ``Refused`` (exit 2), change nothing and are audited.
 
 ``resolve`` runs every check of one promotion (``check_image``, ``check_gates``,
-``check_approval``); ``edit_target`` writes it into the target spec; ``commit_promotion``
+``check_fresh_approval``); ``edit_target`` writes it into the target spec; ``commit_promotion``
 commits it (re-resolved on the freshest head); ``approval_record`` and ``commit_approval``
 do the same for a four-eyes approval. The steps in ``pipelinelib.steps.promote`` compose
 them (observe -> plan -> apply); several apps approved as one set are in
@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pipelinelib.context import Context
 from pipelinelib.envspec import yamlines
@@ -41,6 +42,19 @@ from pipelinelib.promotion.trust import (
     sign,
     trust_root,
 )
+
+
+class _Approved(Protocol):
+    @property
+    def approved_by(self) -> str: ...
+
+
+ApprovalT = TypeVar("ApprovalT", bound=_Approved)
+
+
+def digest_of(app: AppSpec) -> str | None:
+    """The digest ``app``'s spec pins its own image to (None without one)."""
+    return app.image.digest if app.image else None
 
 
 @dataclass
@@ -68,6 +82,16 @@ class Resolved:
     env: EnvSpec
     user: str
     record: approvals.PromotionRecord | None = None  # written when the target is protected
+
+    @property
+    def previous_digest(self) -> str | None:
+        """The digest the target runs now."""
+        return digest_of(self.app)
+
+    @property
+    def previous_ref(self) -> str:
+        """The image the target runs now, as a reference."""
+        return self.app.image.ref if self.app.image else "(none)"
 
 
 def registry_for_image(ctx: Context, host: str) -> Any:
@@ -158,7 +182,7 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
                          signed=(rules.guarded or current.protected) and trust_root() is not None)
     new_app = promoted(current, image)
     if check_approval and (rules.four_eyes or current.protected):
-        check_approval(ctx, root, promotion, policy, user, new_app)
+        check_fresh_approval(ctx, root, promotion, policy, user, new_app)
     record = None
     if rules.guarded or current.protected:
         record = approvals.PromotionRecord(
@@ -187,13 +211,15 @@ def promoted(current: AppSpec, image: ImageSpec) -> AppSpec:
     """The target app as ``edit_target`` writes it: the new image's fields, and the current
     ones where the new image has none (a hot-fix by digest keeps the tag line)."""
     old = current.image
+    if old is None:
+        return dataclasses.replace(current, image=image)
     return dataclasses.replace(current, image=ImageSpec(
         image.repository or old.repository, image.tag or old.tag, image.digest or old.digest,
         image.revision or old.revision, image.version or old.version))
 
 
 def check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
-                required: list[str] = (), signed: bool = False) -> ImageSpec:
+                required: Sequence[str] = (), signed: bool = False) -> ImageSpec:
     """The image exists at its digest, passed its gates; ``signed``: the image and its
     recorded results carry valid signatures by the attestation key (protected targets)."""
     host, path = image.registry_and_path
@@ -222,18 +248,16 @@ GATE_KINDS = ("scan", "gate")
 
 
 def check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
-                labels: dict[str, str], required: list[str], signed: bool = False) -> None:
+                labels: dict[str, str], required: Sequence[str], signed: bool = False) -> None:
     """Every recorded gate result (scan, gate) must have passed, the policy's required ones
     must exist, and the image must come from the build job (its revision label)."""
     if "org.opencontainers.image.revision" not in labels:
         raise refuse(ctx, promotion, f"{image}@{digest[:19]} was not built by the build job "
                      "(no revision label)", hint="promote images built by `pipeline build`")
-    try:
-        from pipelinelib.attest import read_attestation
-    except ImportError:  # no gate records in this installation: the build result suffices
-        read_attestation = None
+    from pipelinelib.attest import read_attestation
+
     recorded: dict[str, dict[str, Any]] = {}
-    if read_attestation is not None and "/" in image:
+    if "/" in image:
         for kind in sorted(set(GATE_KINDS) | set(required)):
             try:
                 payload = read_attestation(ctx, image, digest, kind, require_signed=signed)
@@ -254,7 +278,7 @@ def check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
 
 
 def check_approver(ctx: Context, promotion: Promotion, policy: Policy, user: str,
-                   approval: Any, missing: str, hint: str) -> None:
+                   approval: ApprovalT | None, missing: str, hint: str) -> ApprovalT:
     """Four eyes: ``approval`` (one app's or a set's) exists, else refuse with ``missing``,
     and was given by someone other than ``user`` who holds the target's approve role."""
     if approval is None:
@@ -266,17 +290,19 @@ def check_approver(ctx: Context, promotion: Promotion, policy: Policy, user: str
     if not policy.holds(approved_by, policy.env(promotion.target).approve):
         raise refuse(ctx, promotion, f"approver {approved_by} does not hold the approve "
                      f"role of {promotion.target}", hint=hint)
+    return approval
 
-def check_approval(ctx: Context, root: Path, promotion: Promotion, policy: Policy, user: str,
-                   new_app: AppSpec) -> None:
+def check_fresh_approval(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
+                         user: str, new_app: AppSpec) -> None:
+    """Four eyes on one app: an approval by someone else, of exactly this digest and spec."""
     found = approvals.read_approval(root, promotion.target, promotion.app)
     hint = (f"someone else in environments.{promotion.target}.approve runs `pipeline promote "
             f"{promotion.app} --to {promotion.target} --approve ...`")
-    check_approver(ctx, promotion, policy, user, found,
-                   f"{promotion.target} needs a second person's approval (four eyes) and "
-                   f"there is none for {promotion.app}", hint)
+    found = check_approver(ctx, promotion, policy, user, found,
+                           f"{promotion.target} needs a second person's approval (four eyes) "
+                           f"and there is none for {promotion.app}", hint)
     if found.fingerprint != new_app.fingerprint():
-        what = ("the digest changed" if found.digest != new_app.image.digest
+        what = ("the digest changed" if found.digest != digest_of(new_app)
                 else "the spec changed")
         raise refuse(ctx, promotion, f"the approval by {found.approved_by} is stale: {what} "
                      "since it was given", hint=hint)
@@ -325,7 +351,7 @@ def commit_message(ctx: Context, resolved: Resolved, promotion: Promotion,
     lines = [f"{kind} {promotion.app} to {promotion.target}: {resolved.image.digest} ({origin})",
              "", f"App: {promotion.app}", f"From: {promotion.source or '-'}",
              f"To: {promotion.target}", f"Image: {resolved.image.ref}",
-             f"Previous: {resolved.app.image.ref}"]
+             f"Previous: {resolved.previous_ref}"]
     if resolved.image.revision:
         lines.append(f"Revision: {resolved.image.revision}")
     lines.append(f"Promoted-by: {resolved.user} ({ctx.ci.provider}"

@@ -45,7 +45,7 @@ def promoted_digests(root: Path, env: str, app: str) -> dict[str, str]:
             approvals.set_approval_path(env)]
     try:
         repo = git.Repo(root, search_parent_directories=True)
-        top = Path(repo.working_tree_dir).resolve()
+        top = Path(repo.working_tree_dir or root).resolve()
         prefix = Path(root).resolve().relative_to(top)
         commits = list(repo.iter_commits(paths=[str(prefix / r) for r in rels[:2]] + [
             str(prefix / approvals.APPROVALS_DIR / env)], max_count=HISTORY_LIMIT))

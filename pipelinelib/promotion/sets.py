@@ -70,9 +70,9 @@ def resolve_set(ctx: Context, root: Path, promotions: list[Promotion],
     found = approvals.read_set_approval(root, target)
     hint = (f"someone else in environments.{target}.approve runs the same promotion with "
             "--approve")
-    check_approver(ctx, whole, policy, user, found,
-                   f"{target} needs a second person's approval (four eyes) of the whole set "
-                   f"({whole.app}) and there is none", hint)
+    found = check_approver(ctx, whole, policy, user, found,
+                           f"{target} needs a second person's approval (four eyes) of the "
+                           f"whole set ({whole.app}) and there is none", hint)
     wanted = set_members(resolved)
     stale = differences(found.members, wanted)
     if stale:
@@ -106,7 +106,7 @@ def set_commit_message(ctx: Context, resolved: list[Resolved], promotions: list[
     lines = [f"promote {count} to {target} (from {source}): {names}", ""]
     for r in resolved:
         lines += [f"App: {r.new_app.name}", f"Image: {r.image.ref}",
-                  f"Previous: {r.app.image.ref}"]
+                  f"Previous: {r.previous_ref}"]
     user = resolved[0].user
     lines += [f"From: {source}", f"To: {target}",
               f"Promoted-by: {user} ({ctx.ci.provider}"

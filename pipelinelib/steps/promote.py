@@ -34,7 +34,7 @@ def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
     resolved = resolve(ctx, state.root, promotion, policy)
     target = f"{promotion.target}/{promotion.app}"
     digest = resolved.image.digest
-    if resolved.app.image.digest == digest and not promotion.hotfix:
+    if resolved.previous_digest == digest and not promotion.hotfix:
         complete_audit(ctx, state, promotion, digest or "", target)
         return StepResult.of("promote", [], digest=digest, commit="",
                              target=promotion.target, app=promotion.app)

@@ -31,7 +31,7 @@ def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
     """Promote several apps as one approved set, in one commit; ``unchanged`` when every
     member already runs its digest."""
     resolved = resolve_set(ctx, state.root, promotions, load_policy(state.root))
-    moving = [r for r in resolved if r.app.image.digest != r.image.digest]
+    moving = [r for r in resolved if r.previous_digest != r.image.digest]
     target = promotions[0].target
     if not moving:
         return StepResult.of("promote", [], target=target, apps=[], commit="")
