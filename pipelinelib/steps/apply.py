@@ -179,14 +179,3 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     return StepResult.of("apply", actions, applied=sorted(outcome.results), outcomes=outcomes,
                          writes=getattr(kube, "writes", 0) - writes_before,
                          awaiting_promotion=awaiting)
-
-
-def exit_code(job: Any) -> int:
-    """The job's exit code; 5 (awaiting promotion) when it succeeded and an apply left
-    blue/green apps ready on the idle colour, waiting for `pipeline swap`."""
-    from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK
-
-    if job.exit_code == EXIT_OK and any(r.outputs.get("awaiting_promotion")
-                                        for r in job.results if r.step == "apply"):
-        return EXIT_AWAITING_PROMOTION
-    return job.exit_code
