@@ -20,9 +20,9 @@ from pipelinelib.attest import (
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.errors import Refused
 from pipelinelib.secrets import Secrets
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.helpers import push_image
-from tests.fixtures.trust import ec_key, make_trust
+from tests.helpers.cli import run_pipeline
+from tests.helpers.registry import push_image
+from tests.helpers.trust import ec_key, make_trust
 
 POLICY = "environments:\n  prod: {promote: ['*'], protected: true}\n"
 

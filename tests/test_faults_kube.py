@@ -26,8 +26,9 @@ from pipelinelib.testing.faults import (
     kube_server,
     kubeconfig_via,
 )
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image, web, write
 
 MAX_ATTEMPTS = 5  # KubeClient._request: transient_retry(attempts=5)
 

@@ -18,7 +18,8 @@ import requests
 from pipelinelib.adapters.registry import MANIFEST_TYPES
 from pipelinelib.testing.faults import Proxy, clear_reason, count_retries
 from pipelinelib.testing.kill import KillHarness, RegistryWrites, Write
-from tests.conftest import commit_all, git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all, git
 
 
 @pytest.fixture

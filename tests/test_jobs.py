@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from pipelinelib.cli import COMMANDS
-from tests.conftest import commit_all, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "jobs"

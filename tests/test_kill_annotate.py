@@ -13,8 +13,8 @@ from pipelinelib.records import states
 from pipelinelib.records.audit import read_jsonl
 from pipelinelib.testing.faults import Scenario, count_retries
 from pipelinelib.testing.kill import AppendWrites, GitRefWrites, KillHarness
-from tests.conftest import git, run_pipeline
-from tests.test_records import clone, make_origin
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import clone, git, make_origin
 
 DIGEST = "sha256:" + "5c" * 32
 

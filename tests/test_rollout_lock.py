@@ -16,8 +16,9 @@ from pipelinelib.kube.lock import DeployLock, lease_name
 from pipelinelib.kube.revisions import plan_changes, refresh
 from pipelinelib.steps.rollout import prepare, rollout
 from pipelinelib.testing.kill import KubeAuditWrites
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image, web, write
 
 
 @pytest.fixture
