@@ -41,21 +41,21 @@ def build(job: Job, ctx: Context, options: BuildOptions) -> dict[str, Any]:
 
     push = options.push
     validated = job.run(validate_build, ctx, options.spec_options(), push=push)
-    spec, registry = validated.outputs.pop("_spec"), validated.outputs.pop("_registry")
+    spec = validated.outputs.pop("_spec")
     if spec.assets:
         job.run(assets.fingerprint_assets, ctx, spec.assets)
-    built = job.run(build_step.build_image, ctx, spec, registry if push else None)
+    built = job.run(build_step.build_image, ctx, spec, published=push)
     outputs: dict[str, Any] = dict(built.outputs)
     if not built.outputs.get("published"):
         image_id = built.outputs.get("image_id")
         if options.smoke:
             job.run(smoke_step.smoke_test, ctx, image_id or str(spec.ref), spec.smoke)
         job.run(push_step.tag_image, ctx, spec, image_id)
-    if push and registry is not None:
-        outputs.update(job.run(push_step.push_image, ctx, spec, registry).outputs)
+    if push and spec.name.registry:
+        outputs.update(job.run(push_step.push_image, ctx, spec).outputs)
         if outputs.get("digest") and os.environ.get("PIPELINE_ATTEST_KEY"):
             from pipelinelib.steps.sign import sign_image
 
             job.run(sign_image, ctx, f"{spec.name.registry}/{spec.name.repository}",
-                    outputs["digest"], registry)
+                    outputs["digest"])
     return outputs

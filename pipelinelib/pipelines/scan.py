@@ -58,14 +58,14 @@ def scan(job: Job, ctx: Context, options: ScanOptions) -> list[str]:
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.osv_image:
-        from pipelinelib.scan.osv_scanner import find_binary
+        from pipelinelib.adapters.osv_scanner import find_binary
 
         out = out_dir / "osv-scanner.json"
         job.run(steps.osv_scan_image, ctx, options.osv_image, local_db=options.local_db,
                 binary=find_binary(options.osv_scanner), out=out)
         findings = dedupe([*findings, *parse_report(out, "osv-scanner")])
     if options.lockfiles:
-        from pipelinelib.scan.osv_scanner import find_binary
+        from pipelinelib.adapters.osv_scanner import find_binary
 
         scanned = job.run(steps.osv_scan_lockfiles, ctx, options.lockfiles,
                           local_db=options.local_db, binary=find_binary(options.osv_scanner),
@@ -74,15 +74,13 @@ def scan(job: Job, ctx: Context, options: ScanOptions) -> list[str]:
             f for out in scanned.outputs["reports"]
             for f in parse_report(out, "osv-scanner"))])
     if options.clair and options.image:
-        from pipelinelib.attest import registry_for
         from pipelinelib.imageref import parse
-        from pipelinelib.scan.clair import ClairClient
 
         ref = parse(options.image)
         out = out_dir / "clair.json"
-        job.run(steps.clair_scan_image, ctx, ClairClient(options.clair, options.clair_matcher),
-                registry_for(ctx, ref.registry), ref.repository,
-                options.digest or ref.digest or ref.tag or "latest", out)
+        job.run(steps.clair_scan_image, ctx, ref.registry, ref.repository,
+                options.digest or ref.digest or ref.tag or "latest", out,
+                clair=options.clair, clair_matcher=options.clair_matcher)
         findings = dedupe([*findings, *parse_report(out, "clair")])
     result = job.run(steps.scan_gate, ctx, findings, policy, image=options.image or "",
                      digest=options.digest or "")

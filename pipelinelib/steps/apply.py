@@ -17,7 +17,6 @@ import dataclasses
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.envspec import protect
 from pipelinelib.envspec.live import kube_for
 from pipelinelib.envspec.load import Problem, SpecInvalid
 from pipelinelib.envspec.model import EnvSpec
@@ -25,6 +24,7 @@ from pipelinelib.envspec.namespaces import apply_namespaces, plan_namespaces
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
 from pipelinelib.helm import hooks
+from pipelinelib.promotion import protect
 from pipelinelib.promotion.enforce import enforce
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
