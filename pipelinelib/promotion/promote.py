@@ -94,24 +94,6 @@ class Resolved:
         return self.app.image.ref if self.app.image else "(none)"
 
 
-def registry_for_image(ctx: Context, host: str) -> Any:
-    """The registry client for ``host``: the context's, else one with the
-    PIPELINE_REGISTRY_USER/PASSWORD credentials."""
-    reg = ctx.adapters.get("registry")
-    if callable(reg) and not hasattr(reg, "manifest_digest"):
-        return reg(host)
-    if reg is not None:
-        return reg
-    import os
-
-    from pipelinelib.adapters.registry import RegistryClient
-
-    user = os.environ.get("PIPELINE_REGISTRY_USER")
-    password = os.environ.get("PIPELINE_REGISTRY_PASSWORD")
-    ctx.secrets.add(password)
-    return RegistryClient(host, user, password)
-
-
 def refuse(ctx: Context, promotion: Promotion, message: str, hint: str | None = None) -> Refused:
     """Audit a refusal and return the error to raise."""
     audit(ctx, "hotfix" if promotion.hotfix else "promote", target=
@@ -223,7 +205,7 @@ def check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
     """The image exists at its digest, passed its gates; ``signed``: the image and its
     recorded results carry valid signatures by the attestation key (protected targets)."""
     host, path = image.registry_and_path
-    registry = registry_for_image(ctx, host)
+    registry = ctx.registry(host)
     digest = registry.manifest_digest(path, image.digest or image.tag or "")
     if digest is None:
         raise refuse(ctx, promotion, f"the registry has no image {image.ref}",
