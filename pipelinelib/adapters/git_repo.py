@@ -84,7 +84,7 @@ class GitRepo:
     # -- local reads -----------------------------------------------------------------------
     def _git(self, *args: str, **kwargs: Any) -> str:
         try:
-            return self.repo.git.execute(["git", *args], env=self._env, **kwargs)
+            return str(self.repo.git.execute(["git", *args], env=self._env, **kwargs))
         except git.GitCommandError as exc:
             raise StepFailed(f"git {args[0]} failed", cause=_stderr(exc)) from exc
 
@@ -93,8 +93,8 @@ class GitRepo:
         if not rev or rev.startswith("-"):
             raise BadInput("empty or option-like revision", field=field, expected="a commit")
         try:
-            return self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
-                                           f"{rev}^{{commit}}")
+            return str(self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
+                                               f"{rev}^{{commit}}"))
         except git.GitCommandError as exc:
             raise BadInput(f"unknown revision {rev!r}", field=field,
                            expected="a commit in the repository") from exc
@@ -133,7 +133,7 @@ class GitRepo:
     def ref_sha(self, ref: str) -> str | None:
         """The object a ref points at, or None when it does not exist."""
         try:
-            return self.repo.git.rev_parse("--verify", "--quiet", ref)
+            return str(self.repo.git.rev_parse("--verify", "--quiet", ref))
         except git.GitCommandError:
             return None
 
@@ -198,7 +198,8 @@ class GitRepo:
 
     def read_blob(self, sha: str) -> bytes:
         """The content of a blob (persistent cat-file process: cheap to call often)."""
-        return self.repo.odb.stream(bytes.fromhex(sha)).read()
+        data: bytes = self.repo.odb.stream(bytes.fromhex(sha)).read()
+        return data
 
     def notes_list(self, ref: str) -> dict[str, str]:
         """``{commit: note blob}`` of every note under ``ref`` (empty when ref is absent)."""
