@@ -236,7 +236,12 @@ class Database(Protocol):
 
 @runtime_checkable
 class CIServer(Protocol):
-    """The CI server running this job, as a step talks back to it (Jenkins, GoCD)."""
+    """The CI server running this job, as a step talks back to it (Jenkins, GoCD).
+
+    ``where`` names the build written to (for the step's actions)."""
+
+    @property
+    def where(self) -> str: ...
 
     def annotate(self, text: str, title: str | None = None) -> list[str]: ...
 

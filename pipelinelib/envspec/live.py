@@ -19,20 +19,8 @@ KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "ConfigMap", "Secr
 
 
 def kube_for(ctx: Any, kubeconfig: str | None = None, context: str | None = None) -> Any:
-    """The adapter for an environment's cluster."""
-    if not (kubeconfig or context):
-        return ctx.kube
-    name = f"kube:{kubeconfig or ''}#{context or ''}"
-    client = ctx.adapters.get(name)
-    if client is None:
-        import os
-
-        from pipelinelib.adapters.kube import KubeClient
-
-        path = kubeconfig or os.environ.get("PIPELINE_KUBECONFIG") or os.environ.get(
-            "KUBECONFIG")
-        client = ctx.adapters[name] = KubeClient.from_kubeconfig(path, context)
-    return client
+    """The adapter for an environment's cluster (``Context.kube_for``)."""
+    return ctx.kube_for(kubeconfig, context)
 
 
 def list_env_objects(ctx: Any, env: str, namespaces: Iterable[str], kinds: Iterable[str],

@@ -251,7 +251,7 @@ def _annotate_ci(ctx: Context, success: bool, environment: str, tag: str,
     already says so), None when there is no write-back."""
     from pipelinelib.ci.reporter import outcome_text, outcome_title, reporter_for
 
-    reporter = reporter_for(ctx, env)
+    reporter = ctx.ci_server if env is None else reporter_for(ctx, env)
     if reporter is None:
         return None
     text = outcome_text(success, environment, tag)
