@@ -85,6 +85,6 @@ def history(kube: Any, workload: dict[str, Any]) -> list[Revision]:
 
 def live_template(workload: dict[str, Any]) -> dict[str, Any]:
     """The workload's pod template as comparable with a Revision's."""
-    template = copy.deepcopy(workload["spec"]["template"])
+    template: dict[str, Any] = copy.deepcopy(workload["spec"]["template"])
     (template.get("metadata") or {}).pop("creationTimestamp", None)
     return template
