@@ -129,8 +129,8 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 
 
 def _generation_seen(obj: dict[str, Any]) -> bool:
-    observed = (obj.get("status") or {}).get("observedGeneration") or 0
-    return observed >= (obj.get("metadata") or {}).get("generation", 0)
+    observed = int((obj.get("status") or {}).get("observedGeneration") or 0)
+    return observed >= int((obj.get("metadata") or {}).get("generation", 0))
 
 
 def _pod_failure(pods: list[dict[str, Any]], what: str) -> Verdict | None:

@@ -28,10 +28,10 @@ import uuid
 from typing import Any
 
 from pipelinelib.errors import StepFailed
-from pipelinelib.kube import APP_LABEL, MANAGED_BY, MANAGER
+from pipelinelib.kube.labels import ANN_LOCK_HOLDER as HOLDER_ANN
+from pipelinelib.kube.labels import ANN_LOCK_PROCESS as PROCESS_ANN
+from pipelinelib.kube.labels import APP_LABEL, MANAGED_BY, MANAGER
 
-HOLDER_ANN = "pipelinelib.dev/holder"
-PROCESS_ANN = "pipelinelib.dev/holder-process"  # boot id/pid namespace/pid/start ticks
 CONFIRM_S = 1.0  # a write re-reads the Lease when the last confirmation is older than this
 
 

@@ -32,16 +32,10 @@ from pipelinelib.kube import (
     MANAGER,
     kustomize,
 )
+from pipelinelib.kube.kinds import APPLY_ORDER as ORDER  # the one kinds table
+from pipelinelib.kube.kinds import HASHED, WORKLOADS
+from pipelinelib.kube.labels import ANN_HASH
 
-ORDER: list[str] = [
-    "ResourceQuota", "LimitRange", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy",
-    "ConfigMap", "Secret", "PersistentVolumeClaim", "PodDisruptionBudget",
-    "Job",  # e.g. a migration Job: before the workloads that need it
-    "Deployment", "StatefulSet", "DaemonSet", "CronJob", "HorizontalPodAutoscaler",
-    "Service", "Ingress",
-]
-WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
-HASHED = ("ConfigMap", "Secret")
 DIGEST_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1123 label
@@ -274,7 +268,7 @@ def hash_config(manifests: list[Manifest]) -> dict[tuple[str, str], str]:
     renames: dict[tuple[str, str], str] = {}
     for m in manifests:
         if m.kind in HASHED and m.obj["metadata"].get("annotations", {}).get(
-                "pipelinelib.dev/hash", "true") != "false":
+                ANN_HASH, "true") != "false":
             base = m.name
             new = f"{base}-{content_hash(m.obj)}"
             m.obj["metadata"]["name"] = new

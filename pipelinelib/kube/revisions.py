@@ -17,10 +17,9 @@ from typing import Any
 
 from pipelinelib.errors import PipelineError, Refused
 from pipelinelib.kube import COLOR_LABEL, RECORD_ANNOTATIONS, owner_selector
+from pipelinelib.kube.kinds import PRUNABLE as PRUNE_KINDS  # plus any kind the manifests ship
 from pipelinelib.kube.manifests import Manifest
 
-PRUNE_KINDS = ("ConfigMap", "Secret", "Deployment", "StatefulSet", "DaemonSet", "Job",
-               "CronJob", "Service", "Ingress")  # plus any other kind the manifests ship
 VOLATILE_META = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 

@@ -27,9 +27,10 @@ from typing import Any
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, PipelineError, Refused, StepFailed
 from pipelinelib.imageref import ImageRef
-from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen
+from pipelinelib.kube import bluegreen, kinds
 from pipelinelib.kube import manifests as mf
 from pipelinelib.kube.images import pin
+from pipelinelib.kube.labels import MANAGED_BY, MANAGER
 from pipelinelib.kube.lock import DeployLock, LeaseLost
 from pipelinelib.kube.revisions import (
     Change,
@@ -43,7 +44,8 @@ from pipelinelib.promotion.enforce import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
-PHASE_ONE = set(mf.ORDER[: mf.ORDER.index("Job") + 1])
+# applied and waited for before the rest: the dependencies and the Jobs (a migration Job)
+PHASE_ONE = kinds.ordered_up_to("Job")
 
 
 def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
@@ -103,7 +105,7 @@ def namespace_exists(kube: Any, namespace: str) -> bool:
 
 def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
     return [(c.manifest.kind, c.manifest.name) for c in changes
-            if c.manifest.kind in mf.WORKLOADS]
+            if c.manifest.kind in kinds.WORKLOADS]
 
 
 @step("rollout")
@@ -167,10 +169,11 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     guard_namespace(ctx, kube, namespace, app, "rollout")  # protected: only verified changes
     holder = DeployLock.holder_of(ctx.ci)
     with DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl, wait_s=lock_timeout,
-                    log=log) if exists else _NoLock() as lock:
-        if exists:  # re-plan under the lock: another rollout may have finished meanwhile
+                    log=log) if exists else _NoLock() as held:
+        if held is not None:  # re-plan under the lock: another rollout may have finished
             changes = refresh(kube, changes)
-        else:
+            lock = held
+        else:  # a first deploy: the namespace, then the Lease in it
             kube.apply({"apiVersion": "v1", "kind": "Namespace",
                         "metadata": {"name": namespace, "labels": {MANAGED_BY: MANAGER}}})
             lock = DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl,
