@@ -124,8 +124,8 @@ class RequestCounter:
         return total
 
     def writes_since(self, offset: int) -> int:
-        """Writes (answered < 400, dry runs excluded) the audit log recorded for the account after byte
-        ``offset``."""
+        """Writes (answered < 400, dry runs excluded) the audit log recorded for the account
+        after byte ``offset``."""
         if not self.audit_log or not os.path.exists(self.audit_log):
             return 0
         count = 0
