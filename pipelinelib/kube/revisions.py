@@ -167,11 +167,13 @@ def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool,
 
 def holds(live: Any, want: Any) -> bool:
     """Whether ``live`` has every field of ``want`` with the same value and type (lists of
-    the same length, item by item). Server defaults are extra fields and do not matter; a
-    value the server normalizes differs, and the dry run then decides."""
+    the same length, item by item; an empty or null field may be absent, as the apiserver
+    omits it). Server defaults are extra fields and do not matter; a value the server
+    normalizes differs, and the dry run then decides."""
     if isinstance(want, dict):
         return isinstance(live, dict) and all(
-            k in live and holds(live[k], v) for k, v in want.items())
+            holds(live[k], v) if k in live else v in (None, {}, [])  # omitted when empty
+            for k, v in want.items())
     if isinstance(want, list):
         return isinstance(live, list) and len(live) == len(want) and all(
             holds(h, w) for h, w in zip(live, want, strict=True))
