@@ -10,6 +10,7 @@ Service swap.
 
 # Compatibility: these names live in ``pipelinelib.kube.labels``; import them from there.
 from pipelinelib.kube.labels import (
+    ANN_APPLIED,
     ANN_BUILD_URL,
     ANN_CHANGE_CAUSE,
     ANN_DEPLOYED_BY,
@@ -25,6 +26,6 @@ from pipelinelib.kube.labels import (
     owner_selector,
 )
 
-__all__ = ["ANN_BUILD_URL", "ANN_CHANGE_CAUSE", "ANN_DEPLOYED_BY", "ANN_DIGEST", "ANN_REVISION",
-           "APP_LABEL", "BEHAVIOR", "COLOR_LABEL", "CONFIG_NAME_LABEL", "MANAGED_BY", "MANAGER",
-           "RECORD_ANNOTATIONS", "owner_selector"]
+__all__ = ["ANN_APPLIED", "ANN_BUILD_URL", "ANN_CHANGE_CAUSE", "ANN_DEPLOYED_BY", "ANN_DIGEST",
+           "ANN_REVISION", "APP_LABEL", "BEHAVIOR", "COLOR_LABEL", "CONFIG_NAME_LABEL",
+           "MANAGED_BY", "MANAGER", "RECORD_ANNOTATIONS", "owner_selector"]

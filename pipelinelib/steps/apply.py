@@ -106,11 +106,19 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
 def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> None:
     """An apply killed after an app's last write left that app's deploy lock; the re-run has
     nothing to write there, so it removes the lock when its holder is known dead."""
-    from pipelinelib.kube.lock import DeployLock
+    from pipelinelib.kube import MANAGED_BY, MANAGER
+    from pipelinelib.kube.lock import DeployLock, lease_name
 
+    leases: dict[str, set[str]] = {}  # one list of our Leases per namespace, not a GET per app
     for plan in unchanged:
-        if plan.get("namespace"):
-            DeployLock.clear_dead(kube, plan["app"], plan["namespace"], log)
+        namespace = plan.get("namespace")
+        if not namespace:
+            continue
+        if namespace not in leases:
+            listed = kube.list("Lease", namespace, selector=f"{MANAGED_BY}={MANAGER}")
+            leases[namespace] = {i["metadata"]["name"] for i in listed.get("items", [])}
+        if lease_name(plan["app"]) in leases[namespace]:
+            DeployLock.clear_dead(kube, plan["app"], namespace, log)
 
 
 @step("apply")

@@ -34,6 +34,7 @@ from pipelinelib.kube.labels import MANAGED_BY, MANAGER
 from pipelinelib.kube.lock import DeployLock, LeaseLost
 from pipelinelib.kube.revisions import (
     Change,
+    Owned,
     plan_changes,
     prune_candidates,
     refresh,
@@ -140,8 +141,10 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             color = bluegreen.other(live) if live else "blue"
             docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
-    changes = plan_validated(kube, docs, exists)
-    prunes = prune_candidates(kube, app, namespace, keep, log) if prune and exists else []
+    owned = Owned(kube, app, namespace, log) if exists else None  # one list per kind
+    changes = plan_validated(kube, docs, exists, owned)
+    prunes = prune_candidates(kube, app, namespace, keep, log, owned) if prune and exists \
+        else []
     actions = _actions(changes, prunes, exists, namespace)
     awaiting = bool(blue_green and live and color != live and await_promotion)
     switch_to = color if (blue_green and color != live and not await_promotion) else None
@@ -203,14 +206,15 @@ def schema_problems(kube: Any, docs: list[mf.Manifest]) -> list[BadInput]:
     return Schemas(kube).problems(docs)
 
 
-def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool) -> list[Change]:
+def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool,
+                   owned: Owned | None = None) -> list[Change]:
     """``plan_changes`` object by object: every dry run the apiserver refuses is collected
     (schema errors, invalid values, too large) and all of them raised together."""
     changes: list[Change] = []
     problems: list[BadInput] = []
     for m in docs:
         try:
-            changes += plan_changes(kube, [m], exists)
+            changes += plan_changes(kube, [m], exists, owned)
         except Refused:
             raise
         except BadInput as exc:
