@@ -81,6 +81,12 @@ class AppPlan:
     def pending(self) -> bool:
         return self.action != "none"
 
+    def object_actions(self) -> list[str]:
+        """``create|update|delete KIND/NAME`` per object, as the rollout names its actions."""
+        updates = dict.fromkeys(c.obj for c in self.changes)
+        return ([f"create {o}" for o in self.creates] + [f"update {o}" for o in updates]
+                + [f"delete {o}" for o in self.deletes])
+
     def to_dict(self) -> dict[str, Any]:
         return {"app": self.app, "namespace": self.namespace, "priority": self.priority,
                 "action": self.action, "drift": self.drift, "image": self.image,
@@ -88,7 +94,7 @@ class AppPlan:
                 "changes": [c.to_dict() for c in self.changes], "strategy": self.strategy,
                 "live_color": self.live_color, "awaiting_promotion": self.awaiting,
                 "hooks": self.hooks, "disabled": self.disabled,
-                "hooks_state": self.hooks_state}
+                "hooks_state": self.hooks_state, "objects": self.object_actions()}
 
 
 def diff_app(app: str, namespace: str, priority: int, image: str,

@@ -290,9 +290,9 @@ def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, A
         main["env"] = list(env.values())
     if app.config:
         sources = main.setdefault("envFrom", [])
-        ref = {"configMapRef": {"name": f"{app.name}-config"}}
-        if ref not in sources:
-            sources.append(ref)
+        config_ref = {"configMapRef": {"name": f"{app.name}-config"}}
+        if config_ref not in sources:
+            sources.append(config_ref)
     if app.ports and not main.get("ports"):
         main["ports"] = [{"name": p.get("name", f"p{p['port']}"), "containerPort": p["port"],
                           "protocol": p.get("protocol", "TCP")} for p in app.ports]

@@ -145,7 +145,8 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before,
-                             awaiting_promotion=[])
+                             awaiting_promotion=[],
+                             changes={p["app"]: p["objects"] for p in todo})
     limit = max_parallel or env.max_parallel
     ctx.log.info("applying", apps=len(todo), parallel=limit,
                  priorities=sorted({p["priority"] for p in todo}))
@@ -189,4 +190,4 @@ def exit_code(job: Any) -> int:
     if job.exit_code == EXIT_OK and any(r.outputs.get("awaiting_promotion")
                                         for r in job.results if r.step == "apply"):
         return EXIT_AWAITING_PROMOTION
-    return job.exit_code
+    return int(job.exit_code)

@@ -19,7 +19,7 @@ from pipelinelib.envspec.namespaces import plan_namespaces
 from pipelinelib.envspec.render import LABEL_APP, key, render_app
 from pipelinelib.helm import hooks
 from pipelinelib.kube import manifests as mf
-from pipelinelib.kube.revisions import plan_changes
+from pipelinelib.kube.revisions import PRUNE_KINDS, plan_changes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.rollout import namespace_exists, plan_validated
@@ -69,9 +69,8 @@ def compute_plans(ctx: Context, env: EnvSpec,
     one), so plan, apply and ``rollout --dry-run`` agree; see ``envspec.diff``."""
     for doc in (d for docs in rendered.values() for d in docs):
         ctx.secrets.add_manifest(doc)  # Secrets from charts too: masked in every output
-    kinds = {d["kind"] for docs in rendered.values() for d in docs} | {"Deployment"}
-    if any(hooks.is_hook(d) for docs in rendered.values() for d in docs):
-        kinds.add("ConfigMap")  # the hook markers (helm.hooks.record)
+    # every kind the rollout prunes too: an object dropped from the manifests is a delete
+    kinds = {d["kind"] for docs in rendered.values() for d in docs} | set(PRUNE_KINDS)
     namespaces = {a.namespace for a in env.apps.values()} | set(env.namespaces)
     kube = kube_for(ctx, env.kubeconfig, env.context)
     live = list_env_objects(ctx, env.name, namespaces, kinds & set(KINDS), env.kubeconfig,
