@@ -104,8 +104,34 @@ def test_build_and_push_through_a_registry_fault(app, registry_env, private_regi
     row.passed = True
 
 
+def upload_attempts(log: Path) -> list[int]:
+    """The status of every blob upload start (POST .../blobs/uploads/) in a registry's access
+    log, in order."""
+    import re
+
+    return [int(m.group(2)) for m in re.finditer(
+        r'"POST (/v2/\S+/blobs/uploads/\S*) HTTP/[\d.]+" (\d{3})', log.read_text(errors="replace"))]
+
+
+def layer_count(env: dict[str, str], image: str) -> int:
+    """Layers of a built image, as the engine has it."""
+    import docker
+
+    client = docker.APIClient(base_url=env["DOCKER_HOST"], version="auto")
+    try:
+        return len(client.inspect_image(image)["RootFS"]["Layers"])
+    finally:
+        client.close()
+
+
 def test_push_to_read_only_storage_fails_clearly_then_converges(
         app, registry_env, private_registry, tmp_path, scenario):
+    """The registry answers every upload 500 "filesystem: ... permission denied": a refusal
+    that does not clear by itself. The engine would retry each layer five times (5 + 10 + 15
+    + 20 s apart: the 63.6 s this scenario took before); at its first "Retrying in" the push
+    step asks the registry once itself, reads the storage failure and stops. Counted in the
+    registry's access log: one refused upload start per layer the engine began, plus the
+    step's one question, and no second round."""
     row = scenario("build+push", "registry storage read-only (5xx on upload)", "registry")
     private_registry.read_only(True)
     try:
@@ -117,6 +143,13 @@ def test_push_to_read_only_storage_fails_clearly_then_converges(
     row.outcome = f"exit {out.returncode}: {reason}"
     assert out.returncode == 3, out.stderr[-3000:]
     assert "registry" in reason.lower() and "Traceback" not in out.stderr
+    assert "storage refuses writes" in out.stderr, out.stderr[-3000:]
+    attempts = upload_attempts(private_registry.log)
+    assert attempts and set(attempts) == {500}, attempts
+    layers = layer_count(registry_env, f"{private_registry.addr}/{repository(app)}:"
+                                       f"{git(app, 'rev-parse', 'HEAD')[:7]}")
+    assert len(attempts) <= layers + 1, f"no retry ladder: {len(attempts)} upload starts"
+    row.retries = len(attempts) - 1
     assert tags_of(private_registry.addr, repository(app)) == {}, "nothing half-published"
     rerun, _ = build(app, registry_env, private_registry.addr, tmp_path, "rerun")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
