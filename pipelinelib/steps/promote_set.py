@@ -117,6 +117,34 @@ def _message(ctx: Context, resolved: list[Resolved], promotions: list[Promotion]
     return ctx.secrets.redact_text("\n".join(lines) + "\n")
 
 
+def set_event_id(commit: str, app: str) -> str:
+    """The audit event id of one member of the set promotion that made ``commit``."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"pipelinelib:promote-set:{commit}:{app}").hex
+
+
+def _complete_audit(ctx: Context, state: EnvStateRepo, target: str, resolved: list[Resolved],
+                    source: str) -> None:
+    """Nothing to promote, and this very CI build made the set's commit: a run killed after
+    its push and before (some of) its audit events. Record the events it owes, once each
+    (their ids come from that commit and the app, so events already written are skipped)."""
+    last = state.last_commit(f"environments/{target}.yaml")
+    build = ctx.ci.build_url
+    if not last or not build or f", {ctx.secrets.redact_text(build)})" not in last["message"]:
+        return
+    lines = str(last["message"]).splitlines()
+    members = {line[len("App: "):].strip() for line in lines if line.startswith("App: ")}
+    approver = next((line[len("Approved-by: "):].split(" (")[0] for line in lines
+                     if line.startswith("Approved-by: ")), "")
+    for r in resolved:
+        if r.new_app.name in members:
+            audit(ctx, "promote", target=f"{target}/{r.new_app.name}", result="done",
+                  digest=r.image.digest, source=source, commit=last["sha"],
+                  approved_by=approver, approval="set",
+                  event_id=set_event_id(last["sha"], r.new_app.name))
+
+
 @step("promote")
 def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) -> StepResult:
     """Promote several apps as one approved set, in one commit; ``unchanged`` when every
@@ -126,6 +154,7 @@ def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
     moving = [r for r in resolved if r.app.image.digest != r.image.digest]
     target = promotions[0].target
     if not moving:
+        _complete_audit(ctx, state, target, resolved, promotions[0].source or "")
         return StepResult.of("promote", [], target=target, apps=[], commit="")
     actions = [f"set {target}/{r.new_app.name} image to {r.image.ref}" for r in moving]
     if ctx.dry_run:
@@ -148,7 +177,8 @@ def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
     for r in moving:
         audit(ctx, "promote", target=f"{target}/{r.new_app.name}", result="done",
               digest=r.image.digest, source=promotions[0].source or "",
-              commit=commit.sha if commit else "", approved_by=approver, approval="set")
+              commit=commit.sha if commit else "", approved_by=approver, approval="set",
+              event_id=set_event_id(commit.sha, r.new_app.name) if commit else "")
     apps = [r.new_app.name for r in moving]
     return StepResult.of("promote", actions, target=target, apps=apps,
                          commit=commit.sha if commit else "",
