@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelinelib.adapters.clair import ClairClient
 from pipelinelib.errors import StepFailed, Unreachable
-from pipelinelib.scan.clair import ClairClient
 from pipelinelib.scan.parsers import parse_doc
 from tests.fakes import JSONHandler
 

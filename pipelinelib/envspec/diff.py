@@ -25,7 +25,7 @@ IGNORED_META = {"annotations", "labels"}
 
 
 @dataclass
-class Change:
+class FieldChange:
     """One field that differs: ``live`` -> ``desired`` (``drift`` when changed by hand)."""
 
     obj: str
@@ -47,7 +47,7 @@ class AppPlan:
     namespace: str
     priority: int
     action: str
-    changes: list[Change] = field(default_factory=list)
+    changes: list[FieldChange] = field(default_factory=list)
     creates: list[str] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     drift: bool = False
@@ -101,7 +101,7 @@ def diff_app(app: str, namespace: str, priority: int, image: str,
         by_hand = _by_hand(current)
         for path, live_value, desired_value in diffs:
             drift = spec_unchanged or by_hand(path)
-            plan.changes.append(Change(_name(doc), path, _mask(path, live_value, doc["kind"]),
+            plan.changes.append(FieldChange(_name(doc), path, _mask(path, live_value, doc["kind"]),
                                        _mask(path, desired_value, doc["kind"]), drift))
             plan.drift = plan.drift or drift
     plan.deletes = [_name(o) for o in orphans]

@@ -198,7 +198,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def _from_chart(env: EnvSpec, app: AppSpec, secrets: Any = None,
                 environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    from pipelinelib import helm
+    from pipelinelib.adapters import helm
 
     chart = app.chart
     assert chart is not None

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelinelib.adapters.kube import WatchExpired
 from pipelinelib.errors import PipelineError
 from pipelinelib.kube import health
 
@@ -69,41 +68,24 @@ class _Cache:
 
     def _run(self, kind: str, selector: str | None, field_selector: str | None,
              arrived: threading.Event) -> None:
-        while not self.stop.is_set():
-            try:
-                listed = self.kube.list(kind, self.namespace, selector=selector,
-                                        field_selector=field_selector)
+        try:  # the adapter's iterator lists, watches, and lists again when a watch expires
+            for etype, obj in self.kube.follow(kind, self.namespace, selector, field_selector,
+                                               stop=self.stop):
                 with self.lock:
-                    self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
-                                          for o in listed["items"]}
+                    if etype == "SYNCED":
+                        self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
+                                              for o in obj["items"]}
+                    elif etype == "DELETED":
+                        self.objects[kind].pop(obj["metadata"]["name"], None)
+                    else:
+                        self.objects[kind][obj["metadata"]["name"]] = {**obj, "kind": kind}
                 self.changed.put(kind)
-                arrived.set()
-                version = listed["metadata"]["resourceVersion"]
-                while not self.stop.is_set():
-                    for etype, obj in self.kube.watch(kind, self.namespace, version, selector,
-                                                      field_selector, timeout_s=15):
-                        version = obj["metadata"].get("resourceVersion", version)
-                        if etype == "BOOKMARK":
-                            continue
-                        with self.lock:
-                            if etype == "DELETED":
-                                self.objects[kind].pop(obj["metadata"]["name"], None)
-                            else:
-                                self.objects[kind][obj["metadata"]["name"]] = {**obj,
-                                                                               "kind": kind}
-                        self.changed.put(kind)
-                        if self.stop.is_set():
-                            return
-            except WatchExpired:
-                continue
-            except PipelineError as exc:
-                self.errors.append(exc)
-                self.changed.put("error")
-                arrived.set()
-                return
-            except Exception:  # a dropped connection: list again shortly
-                if self.stop.wait(0.2):
-                    return
+                if etype == "SYNCED":
+                    arrived.set()
+        except PipelineError as exc:
+            self.errors.append(exc)
+            self.changed.put("error")
+            arrived.set()
 
     def snapshot(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:

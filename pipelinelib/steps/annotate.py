@@ -118,7 +118,6 @@ def annotate_deployment(ctx: Context, *, repo: str | os.PathLike[str] = ".", dig
 
     ``result`` is ``success`` or ``failure``; when omitted it follows ``job_failed``.
     """
-    from pipelinelib.adapters.git_repo import GitRepo
     from pipelinelib.records import format as fmt
     from pipelinelib.records import states, tags
 
@@ -134,7 +133,7 @@ def annotate_deployment(ctx: Context, *, repo: str | os.PathLike[str] = ".", dig
     if workload and not namespace:
         raise BadInput("a workload needs its namespace", field="--namespace",
                        expected="the workload's namespace")
-    git_repo = GitRepo.open(Path(repo))
+    git_repo = ctx.git(Path(repo))
     commit = git_repo.resolve(ctx.revision or "HEAD", "--revision")
     success = result == "success"
     text = fmt.ANNOTATIONS[result]

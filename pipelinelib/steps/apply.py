@@ -17,7 +17,6 @@ import dataclasses
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.envspec import protect
 from pipelinelib.envspec.live import kube_for
 from pipelinelib.envspec.load import Problem, SpecInvalid
 from pipelinelib.envspec.model import EnvSpec
@@ -25,6 +24,7 @@ from pipelinelib.envspec.namespaces import apply_namespaces, plan_namespaces
 from pipelinelib.envspec.schedule import NOT_STARTED, run_by_priority
 from pipelinelib.errors import PipelineError, StepFailed
 from pipelinelib.helm import hooks
+from pipelinelib.promotion import protect
 from pipelinelib.promotion.enforce import enforce
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -179,14 +179,3 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     return StepResult.of("apply", actions, applied=sorted(outcome.results), outcomes=outcomes,
                          writes=getattr(kube, "writes", 0) - writes_before,
                          awaiting_promotion=awaiting)
-
-
-def exit_code(job: Any) -> int:
-    """The job's exit code; 5 (awaiting promotion) when it succeeded and an apply left
-    blue/green apps ready on the idle colour, waiting for `pipeline swap`."""
-    from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK
-
-    if job.exit_code == EXIT_OK and any(r.outputs.get("awaiting_promotion")
-                                        for r in job.results if r.step == "apply"):
-        return EXIT_AWAITING_PROMOTION
-    return job.exit_code

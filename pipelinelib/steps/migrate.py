@@ -68,7 +68,7 @@ def migrate_database(ctx: Context, dsn: str, directory: str | Path, *,
                      allow_missing: bool = False, lint: bool = True, job: Any = None
                      ) -> StepResult:
     """Apply the pending migrations of ``directory`` (see pipelinelib.migrate.runner)."""
-    from pipelinelib.adapters.postgres import Postgres, dsn_parts
+    from pipelinelib.adapters.postgres import dsn_parts
     from pipelinelib.migrate import history, runner
 
     ctx.secrets.add(dsn_parts(dsn).get("password"))
@@ -88,7 +88,7 @@ def migrate_database(ctx: Context, dsn: str, directory: str | Path, *,
                      why_no_transaction=mig.no_transaction_reason or None)
 
     options.on_wait, options.on_apply = on_wait, on_apply
-    with Postgres.connect(dsn, secrets=ctx.secrets, application_name=application_name(ctx)) as db:
+    with ctx.database(dsn, application_name=application_name(ctx)) as db:
         planned = runner.read_plan(db, directory, options)
         if lint and planned.pending:
             from pipelinelib.migrate.lint import version_of

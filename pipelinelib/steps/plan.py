@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.envspec.diff import AppPlan, Change, diff_app
+from pipelinelib.envspec.diff import AppPlan, FieldChange, diff_app
 from pipelinelib.envspec.live import KINDS, kube_for, list_env_objects
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.envspec.namespaces import plan_namespaces
@@ -101,7 +101,7 @@ def _hooks_pending(plan: AppPlan, app: AppSpec, docs: list[dict[str, Any]],
     reason = hooks.pending_reason(plan.hooks_state, hooks.fingerprint(docs))
     if reason and plan.action == "none":
         plan.action = "update"
-        plan.changes.append(Change(f"ConfigMap/{hooks.marker_name(app.name)}", "data",
+        plan.changes.append(FieldChange(f"ConfigMap/{hooks.marker_name(app.name)}", "data",
                                    reason, "hooks run for this spec"))
 
 
