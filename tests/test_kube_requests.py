@@ -16,8 +16,9 @@ import pytest
 
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.testing.apiserver import RequestCounter
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import web, write
 
 # Budgets as measured after the change (each a ceiling, with the reads they are made of).
 UPDATE_REQUESTS = 26  # ns, 9 owned lists, 1 dry run, ns guard, Lease, 4 re-reads under the

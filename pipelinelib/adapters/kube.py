@@ -32,7 +32,12 @@ from typing import Any
 from urllib.parse import quote
 
 from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
-from pipelinelib.retry import TRANSIENT_STATUS, is_deterministic, transient_retry
+from pipelinelib.retry import (
+    TRANSIENT_STATUS,
+    is_deterministic,
+    parse_retry_after,
+    transient_retry,
+)
 
 FIELD_MANAGER = "pipelinelib"
 MAX_REQUEST_BYTES = 3 * 1024 * 1024  # kube-apiserver --max-request-bytes default (3 MiB)
@@ -189,6 +194,13 @@ class KubeClient:
             body: Any = None, content_type: str | None = None,
             timeout_s: float | None = None) -> tuple[int, Any]:
         """One request without retries or translation: (status, parsed JSON or text)."""
+        status, parsed, _ = self._raw(method, path, query, body, content_type, timeout_s)
+        return status, parsed
+
+    def _raw(self, method: str, path: str, query: dict[str, Any] | None = None,
+             body: Any = None, content_type: str | None = None,
+             timeout_s: float | None = None) -> tuple[int, Any, float | None]:
+        """``raw`` and the ``Retry-After`` the answer asked for (429/503), if any."""
         response = self._send(method, path, query, body, content_type, timeout_s, stream=False)
         data = response.read()
         try:
@@ -198,7 +210,9 @@ class KubeClient:
         if method != "GET" and response.status < 300 and not (query or {}).get("dryRun"):
             with self._lock:
                 self.writes += 1
-        return response.status, parsed
+        headers = response.headers if response.status in (429, 503) else None
+        after = parse_retry_after(headers.get("Retry-After")) if headers else None
+        return response.status, parsed, after
 
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
               content_type: str | None, timeout_s: float | tuple[float, float] | None,
@@ -240,12 +254,15 @@ class KubeClient:
     @transient_retry(attempts=5, max_delay_s=30.0, max_wait_s=4.0)
     def _request(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
                  content_type: str | None, ok: tuple[int, ...]) -> Any:
-        status, data = self.raw(method, path, query, body, content_type)
+        status, data, retry_after = self._raw(method, path, query, body, content_type)
         if status < 300:
             return data
         if status in ok:
             return {"__status__": status, "body": data}
-        raise translate(status, data, method, path)
+        error = translate(status, data, method, path)
+        if isinstance(error, TransientError):
+            error.retry_after = retry_after  # honoured by the retry's wait (Retry-After)
+        raise error
 
     # verbs -------------------------------------------------------------------------------------
     def get(self, kind: str, name: str, namespace: str | None = None,

@@ -137,8 +137,37 @@ def commit_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion],
     for r in moving:
         audit(ctx, "promote", target=f"{promotions[0].target}/{r.new_app.name}",
               result="done", digest=r.image.digest, source=promotions[0].source or "",
-              commit=commit.sha if commit else "", approved_by=approver, approval="set")
+              commit=commit.sha if commit else "", approved_by=approver, approval="set",
+              event_id=set_event_id(commit.sha, r.new_app.name) if commit else "")
     return commit, approver
+
+
+def set_event_id(commit: str, app: str) -> str:
+    """The audit event id of one member of the set promotion that made ``commit``."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"pipelinelib:promote-set:{commit}:{app}").hex
+
+
+def complete_set_audit(ctx: Context, state: EnvStateRepo, target: str,
+                       resolved: list[Resolved], source: str) -> None:
+    """Nothing to promote, and this very CI build made the set's commit: a run killed after
+    its push and before (some of) its audit events. Record the events it owes, once each
+    (their ids come from that commit and the app, so events already written are skipped)."""
+    last = state.last_commit(f"environments/{target}.yaml")
+    build = ctx.ci.build_url
+    if not last or not build or f", {ctx.secrets.redact_text(build)})" not in last["message"]:
+        return
+    lines = str(last["message"]).splitlines()
+    members = {line[len("App: "):].strip() for line in lines if line.startswith("App: ")}
+    approver = next((line[len("Approved-by: "):].split(" (")[0] for line in lines
+                     if line.startswith("Approved-by: ")), "")
+    for r in resolved:
+        if r.new_app.name in members:
+            audit(ctx, "promote", target=f"{target}/{r.new_app.name}", result="done",
+                  digest=r.image.digest, source=source, commit=last["sha"],
+                  approved_by=approver, approval="set",
+                  event_id=set_event_id(last["sha"], r.new_app.name))
 
 
 def set_approval_record(ctx: Context, root: Path, promotions: list[Promotion],

@@ -15,6 +15,7 @@ from pipelinelib.promotion.promote import Promotion
 from pipelinelib.promotion.sets import (
     commit_set,
     commit_set_approval,
+    complete_set_audit,
     needs_set_approval,
     resolve_set,
     set_approval_record,
@@ -34,7 +35,8 @@ def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
     resolved = resolve_set(ctx, state.root, promotions, load_policy(state.root), attest)
     moving = [r for r in resolved if r.previous_digest != r.image.digest]
     target = promotions[0].target
-    if not moving:
+    if not moving:  # a run killed after its push may still owe audit events
+        complete_set_audit(ctx, state, target, resolved, promotions[0].source or "")
         return StepResult.of("promote", [], target=target, apps=[], commit="")
     actions = [f"set {target}/{r.new_app.name} image to {r.image.ref}" for r in moving]
     apps = [r.new_app.name for r in moving]
