@@ -123,3 +123,70 @@ def test_pipeline_perf_records_a_signed_perf_verdict_for_the_image(world):
                                require_signed=True)
     assert verdict["passed"] is True and verdict["digest"] == world["digest"]
     assert any("largest-contentful-paint" in line for line in verdict["checks"])
+
+
+GATE_PLANTED = {
+    "env-file": "env-file-secret-gate-61b9",       # release.env `# secret`
+    "report-url": "report-url-password-0d3e",      # credentials in a URL inside a JUnit report
+    "build-url": "build-url-password-gate-7f12",   # BUILD_URL user:password@
+}
+
+
+def test_the_signed_gate_verdict_carries_no_planted_secret(world, hello_repo, postgres_db):
+    """A secret planted in each input the gate reads — the env file, a JUnit report (an
+    env-file secret and a URL with credentials in failed test names), the database DSN's
+    password, BUILD_URL's credentials — is in no decoded DSSE payload (the ``.gate`` record
+    and the cosign ``.att`` layer), nor in the console, JSON log or report files."""
+    import base64
+    import subprocess
+
+    planted = {**GATE_PLANTED, "dsn": postgres_db.split("://", 1)[1].split("@")[0]
+               .split(":", 1)[1]}
+    env_file = hello_repo / "release.env"
+    env_file.write_text(env_file.read_text()
+                        + f"DB_PASSWORD='{planted['env-file']}'  # secret\n")
+    results = hello_repo / "build" / "test-results"
+    results.mkdir(parents=True)
+    (results / "unit.xml").write_text(
+        '<testsuite name="api" tests="3" failures="2">'
+        f'<testcase classname="api.db" name="test_login[{planted["env-file"]}]">'
+        "<failure message='login refused'/></testcase>"
+        '<testcase classname="api.db" name="test_connect[postgresql://app:'
+        f'{planted["report-url"]}@db.internal:5432/app]"><failure message="timeout"/>'
+        '</testcase><testcase classname="api.db" name="test_ok"/></testsuite>')
+    subprocess.run(["git", "-C", str(hello_repo), "-c", "user.name=t", "-c",
+                    "user.email=t@example.org", "commit", "-q", "-am", "plant"], check=True)
+    report = world["tmp"] / "report"
+    out = run_pipeline(
+        "--report-dir", str(report), "gate", "--app-dir", str(hello_repo), "--marks", "1,2",
+        "--migrate-next", "--build-result", "SUCCESS", "--database-dsn", postgres_db,
+        "--image", world["image"], "--digest", world["digest"],
+        env={"JENKINS_URL": "https://ci.example/", "JOB_NAME": "hello", "BUILD_NUMBER": "7",
+             "BUILD_URL": f"https://ci-bot:{planted['build-url']}@ci.example/job/hello/7/"},
+        cwd=hello_repo)
+    assert out.returncode == 1, out.stderr[-3000:]  # mark 1 fails: two failed test cases
+    verdict = read_attestation(world["ctx"], world["image"], world["digest"], "gate",
+                               require_signed=True)
+    assert verdict["passed"] is False
+    evidence = [line for mark in verdict["marks"] for line in mark["evidence"]]
+    assert any(line.startswith("failed: api.db.test_login[") for line in evidence), evidence
+    assert any("db.internal:5432/app" in line for line in evidence), evidence
+
+    client, repo, hexdigest = world["client"], world["repo"], world["digest"].split(":")[1]
+    payloads = {}
+    record, _, _ = client.manifest(repo, f"sha256-{hexdigest}.gate")
+    att, _, _ = client.manifest(repo, f"sha256-{hexdigest}.att")
+    for name, manifest in (("gate record", record), ("cosign .att", att)):
+        for layer in manifest["layers"]:
+            envelope = json.loads(client.get_blob(repo, layer["digest"]))
+            payloads[f"{name} {layer['digest'][:19]}"] = base64.b64decode(
+                envelope["payload"]).decode()
+    assert any("pipelinelib.dev/attestation/gate/v1" in p for p in payloads.values())
+    outputs = {**{f"DSSE payload of the {k}": v for k, v in payloads.items()},
+               "stdout": out.stdout, "stderr": out.stderr,
+               **{f"report {p.name}": p.read_text() for p in sorted(report.glob("*"))
+                  if p.is_file()}}
+    leaks = [f"{where} shows the {name} value" for where, text in outputs.items()
+             for name, value in planted.items()
+             for form in (value, base64.b64encode(value.encode()).decode()) if form in text]
+    assert not leaks, "\n".join(leaks)
