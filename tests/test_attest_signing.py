@@ -190,3 +190,66 @@ def test_the_signed_gate_verdict_carries_no_planted_secret(world, hello_repo, po
              for name, value in planted.items()
              for form in (value, base64.b64encode(value.encode()).decode()) if form in text]
     assert not leaks, "\n".join(leaks)
+
+
+@pytest.fixture(scope="module")
+def sigstore_verify() -> str:
+    """sigstore-verify (testbed/tools/sigstore-verify): cosign's key-based checks done by
+    sigstore's own Go library (built once and cached; `make testbed-up` builds it)."""
+    import os
+    import subprocess
+
+    if os.environ.get("PIPELINELIB_SIGSTORE_VERIFY"):
+        return os.environ["PIPELINELIB_SIGSTORE_VERIFY"]
+    tool = Path(__file__).resolve().parents[1] / "testbed" / "tools" / "sigstore-verify"
+    out = subprocess.run([str(tool)], capture_output=True, text=True, check=True, timeout=1800)
+    return out.stdout.strip().split("=", 1)[1]
+
+
+def test_sigstores_own_verifier_accepts_our_signatures_as_cosign_would(world, sigstore_verify,
+                                                                       monkeypatch):
+    """The cosign interop check: the image signature (``cosign verify --key … --insecure-
+    ignore-tlog``) and the scan/gate attestations (``cosign verify-attestation --type …``)
+    verify with sigstore's library and the trust root's attestation.pub; another key, a
+    forged record, another predicate type and another image's digest do not."""
+    import subprocess
+
+    ctx, image, digest, tmp = world["ctx"], world["image"], world["digest"], world["tmp"]
+    public = str(world["trust"].directory / "attestation.pub")
+
+    def verify(*args: str, key: str = public) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sigstore_verify, *args[:-1], "--key", key, args[-1]],
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    ref = f"{image}@{digest}"
+    unsigned = verify("image", ref)
+    assert unsigned.returncode == 1 and "no signatures found" in unsigned.stderr
+    sign_image(ctx, image, digest)
+    write_attestation(ctx, image, digest, "scan", {"passed": False, "total": 3})
+    write_attestation(ctx, image, digest, "gate", {"passed": True, "marks": []})
+
+    signed = verify("image", ref)
+    assert signed.returncode == 0, signed.stderr
+    claim = json.loads(signed.stdout.splitlines()[0])
+    assert claim["critical"]["image"]["docker-manifest-digest"] == digest
+    for kind, passed in (("scan", False), ("gate", True)):
+        out = verify("attestation", "--type", f"https://pipelinelib.dev/attestation/{kind}/v1",
+                     ref)
+        assert out.returncode == 0, out.stderr
+        statements = [json.loads(line) for line in out.stdout.splitlines()]
+        assert [s["predicate"]["passed"] for s in statements] == [passed], statements
+        assert statements[0]["subject"][0]["digest"]["sha256"] == digest.split(":")[1]
+    other = verify("attestation", "--type", "https://pipelinelib.dev/attestation/perf/v1", ref)
+    assert other.returncode == 1 and "no matching attestations" in other.stderr
+
+    mallory = str(ec_key(tmp / "mallory.pem", tmp / "mallory.pub"))
+    for args in (("image", ref),
+                 ("attestation", "--type", "https://pipelinelib.dev/attestation/scan/v1", ref)):
+        wrong = verify(*args, key=str(tmp / "mallory.pub"))
+        assert wrong.returncode == 1 and "no matching" in wrong.stderr, wrong.stderr
+    # a registry writer replaces the failed scan verdict with a passed one signed by their key
+    _forge(world, monkeypatch, "scan", {"passed": True, "total": 0}, key=mallory)
+    forged = verify("attestation", "--type", "https://pipelinelib.dev/attestation/scan/v1", ref)
+    assert forged.returncode == 1 and "no matching attestations" in forged.stderr, forged.stdout
+    elsewhere = push_image(image.split("/", 1)[0], world["repo"], "1.0.1", "2" * 40)
+    assert verify("image", f"{image}@{elsewhere}").returncode == 1
