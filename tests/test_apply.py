@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import env_app, write_env
-from tests.helpers.kube import Kubectl, deployer_env
-
-
-@pytest.fixture(scope="module")
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
+from tests.helpers.kube import deployer_env
 
 
 def pipeline(kube_env, *args: str, report: Path | None = None):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,6 +13,7 @@ from pipelinelib.secrets import Secrets
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import ci_env, pin
 from tests.helpers.git import git
+from tests.helpers.paths import ROOT
 from tests.helpers.promotion import (
     REV,
     audit_events,
@@ -228,7 +228,7 @@ def test_hotfix_needs_a_reason_is_recorded_and_warns_until_back_merged(promo_wor
 def test_a_build_of_a_branch_deploys_to_its_branch_environment_only(promo_world):
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+    sys.path.insert(0, str(ROOT / "jobs"))
     from branch_deploy import environment_for_branch
 
     assert environment_for_branch(str(promo_world["clone"]), "sandbox") == "sandbox"
@@ -248,7 +248,7 @@ def test_a_build_of_a_branch_deploys_to_its_branch_environment_only(promo_world)
 def test_autoroll_applies_only_environments_a_commit_touched_from_their_branch(promo_world):
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+    sys.path.insert(0, str(ROOT / "jobs"))
     from autoroll import touched_environments
 
     from pipelinelib.envspec.staterepo import EnvStateRepo
@@ -295,7 +295,7 @@ def test_the_release_promote_job_is_the_cli_and_promotes_a_whole_environment(pro
     missing = run_pipeline("promote", "--all", "--from", "int-test", "--to", "qa",
                            env={**env, "PIPELINE_ENV_REPO": ""})
     assert missing.returncode == 2 and "no env-state repository given" in missing.stderr
-    assert not (Path(__file__).resolve().parents[1] / "jobs" / "promote.py").exists(), \
+    assert not (ROOT / "jobs" / "promote.py").exists(), \
         "one entry per job: no second promote script"
 
 
