@@ -138,7 +138,7 @@ def test_a_missing_secret_is_refused_for_every_app_before_any_write(kube_env, ku
                                                                      tmp_path):
     ns = kubectl.namespace("sec")
     needs_secret = env_app("api", 5).replace("    timeout: 30\n", "    timeout: 30\n    secrets: "
-                                         "{DATABASE_URL: {secret: api-db, key: url}}\n")
+                                             "{DATABASE_URL: {secret: api-db, key: url}}\n")
     write_env(tmp_path, "staging", ns, env_app("first", 0) + needs_secret)
     out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path))
     assert out.returncode == 2, out.stderr[-3000:]

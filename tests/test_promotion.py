@@ -234,7 +234,7 @@ def test_a_build_of_a_branch_deploys_to_its_branch_environment_only(promo_world)
     assert environment_for_branch(str(promo_world["clone"]), "sandbox") == "sandbox"
     assert environment_for_branch(str(promo_world["clone"]), "main") == "staging"
     uro = push_image(promo_world["registry"],
-                       f"{promo_world['prefix']}/uro", "sandbox-abc", "4" * 40)
+                     f"{promo_world['prefix']}/uro", "sandbox-abc", "4" * 40)
     ref = f"{promo_world['registry']}/{promo_world['prefix']}/uro@{uro}"
     out = promote(promo_world, "changes", "uro", "--to", "sandbox", "--image", ref, provider="gocd")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -50,7 +50,7 @@ def test_the_built_image_is_pulled_by_digest_through_a_pull_secret_and_serves(
         node_cluster, node_env, node_image):
     ns = node_cluster.namespace("rn")
     result = rollout(node_cluster.ctx("web"), app("web", node_image, command=serve_www(),
-                                             extra=[regcred(node_env)]),
+                                                  extra=[regcred(node_env)]),
                      app="web", namespace=ns, timeout=120)
     assert result.changed
     [pod] = pods_of(node_cluster, ns, "web")
@@ -98,7 +98,7 @@ def test_a_container_that_restarts_once_and_stays_up_does_not_fail(
             "echo 'database not ready yet' >&2; exit 1; fi; " + serve()[2]]
     ns = node_cluster.namespace("rn")
     result = rollout(node_cluster.ctx("web"), app("web", node_image, command=once, volumes=True,
-                                             extra=[regcred(node_env)]),
+                                                  extra=[regcred(node_env)]),
                      app="web", namespace=ns, timeout=120)
     assert result.changed
     [pod] = pods_of(node_cluster, ns, "web")
@@ -135,7 +135,7 @@ def test_a_missing_config_key_fails_with_create_container_config_error(
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
               "data": {"GREETING": "hi"}}
     error = fails(node_cluster, app("web", node_image, env_from_key=("cfg", "DATABASE_URL"),
-                               extra=[regcred(node_env), config]))
+                                    extra=[regcred(node_env), config]))
     text = error.one_line()
     assert "CreateContainerConfigError" in text, text
     assert "couldn't find key DATABASE_URL in ConfigMap" in text, text
@@ -202,7 +202,7 @@ def test_blue_green_endpoints_come_from_real_probes_and_the_live_colour_answers(
         color = node_cluster.json("-n", ns, "get", "service", "web")["spec"]["selector"][
             "pipelinelib.dev/color"]
         slices = node_cluster.json("-n", ns, "get", "endpointslices", "-l",
-                              "kubernetes.io/service-name=web")["items"]
+                                   "kubernetes.io/service-name=web")["items"]
         ready = [a for s in slices for e in s.get("endpoints") or []
                  if (e.get("conditions") or {}).get("ready") for a in e["addresses"]]
         assert ready, "the Service has no ready endpoint"
@@ -291,7 +291,7 @@ def test_the_migration_runs_as_a_job_in_a_real_pod_of_an_image_holding_pipelinel
                               ROOT, {"/migrations": EXAMPLE / "migrations", "/bad": bad})
     ns = node_cluster.namespace("rn")
     node_cluster.kubectl("-n", ns, "create", "secret", "generic", "db",
-                    f"--from-literal=dsn={postgres_db}")
+                         f"--from-literal=dsn={postgres_db}")
     ctx = node_cluster.ctx("hello")
     done = run_migration_job(ctx, ns, image, ["python3", "-m", "pipelinelib", "migrate",
                                               "--dir", "/migrations"],

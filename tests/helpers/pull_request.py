@@ -56,7 +56,7 @@ class PullRequestWorld(GiteaWorld):
 
 
 def make_pr_world(gitea_env: dict[str, str], kube_env: dict[str, str], tmp_path: Path,
-               prefix: str = "envstate") -> PullRequestWorld:
+                  prefix: str = "envstate") -> PullRequestWorld:
     """An env-state repository on Gitea (master = prod = preprod 1.0), the users as
     collaborators, and a fresh namespace the least-privilege deployer may write."""
     kubectl = Kubectl(kube_env)
