@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.git import hello_repo_at
+# the helpers' asserts report like the tests' own (registered before the first import)
+pytest.register_assert_rewrite("tests.helpers")
+
+from tests.helpers.git import hello_repo_at  # noqa: E402
 
 pytest_plugins = [
+    "tests.helpers.kube",
+    "tests.helpers.tools",
     "tests.helpers.gitea",
     "tests.helpers.pull_request",
     "tests.helpers.promotion",

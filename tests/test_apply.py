@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import env_app, write_env
-from tests.helpers.kube import Kubectl, deployer_env
-
-
-@pytest.fixture(scope="module")
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
+from tests.helpers.kube import deployer_env
 
 
 def pipeline(kube_env, *args: str, report: Path | None = None):
@@ -148,7 +138,7 @@ def test_a_missing_secret_is_refused_for_every_app_before_any_write(kube_env, ku
                                                                      tmp_path):
     ns = kubectl.namespace("sec")
     needs_secret = env_app("api", 5).replace("    timeout: 30\n", "    timeout: 30\n    secrets: "
-                                         "{DATABASE_URL: {secret: api-db, key: url}}\n")
+                                             "{DATABASE_URL: {secret: api-db, key: url}}\n")
     write_env(tmp_path, "staging", ns, env_app("first", 0) + needs_secret)
     out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path))
     assert out.returncode == 2, out.stderr[-3000:]

@@ -4,10 +4,7 @@ apply awaiting promotion (exit 5), and `pipeline swap --env` with the policy's s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_CHANGES_PENDING
 from tests.helpers.cli import run_pipeline
@@ -21,13 +18,6 @@ groups:
 environments:
   staging: {promote: ["*"], swap: ["group:release-managers"]}
 """
-
-
-@pytest.fixture(scope="module")
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
 
 
 def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,

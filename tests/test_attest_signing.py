@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +20,7 @@ from pipelinelib.context import CIInfo, Context
 from pipelinelib.errors import Refused
 from pipelinelib.secrets import Secrets
 from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
 from tests.helpers.registry import push_image
 from tests.helpers.trust import ec_key, make_trust
 
@@ -114,7 +114,7 @@ def test_images_are_signed_as_cosign_does_and_verified(world, monkeypatch):
 
 
 def test_pipeline_perf_records_a_signed_perf_verdict_for_the_image(world):
-    fixtures = Path(__file__).parent / "fixtures" / "perf"
+    fixtures = FIXTURES / "perf"
     out = run_pipeline("perf", "--report", str(fixtures / "lighthouse-hello.json"), "--budget",
                        str(fixtures / "budget.yaml"), "--image", world["image"], "--digest",
                        world["digest"])

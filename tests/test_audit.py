@@ -20,8 +20,10 @@ from tests.helpers.audit_sink import (
     ZINC_USER,
     Zinc,
     audit_ctx,
+    zinc_search,
 )
 from tests.helpers.fakes import JSONHandler
+from tests.helpers.tools import tool_exports
 
 DIGEST = "sha256:" + "ab" * 32
 PLANTED = AUDIT_PLANTED
@@ -218,12 +220,8 @@ def test_concurrent_writers_keep_every_jsonl_line_whole(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def zinc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zinc]:
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([str(root / "testbed" / "tools" / "zincsearch")], check=True,
-                         capture_output=True, text=True, timeout=1200).stdout
-    server = Zinc(out.strip().split("=", 1)[1].strip("'\""), tmp_path_factory.mktemp("zinc"))
+    server = Zinc(tool_exports("zincsearch")["PIPELINELIB_ZINCSEARCH"],
+                  tmp_path_factory.mktemp("zinc"))
     server.start()
     try:
         yield server
@@ -238,30 +236,6 @@ def zincsearch(zinc: Zinc) -> str:
     return zinc.url
 
 
-def zinc_search(url: str, index: str, query: dict[str, Any], expect: int
-                ) -> list[dict[str, Any]]:
-    """The documents matching ``query`` once ``expect`` of them are searchable (ZincSearch
-    makes new documents searchable within about a second), then once more after a pause so a
-    late duplicate would show; what is there after the deadline otherwise."""
-    import time
-
-    import requests
-
-    def search() -> list[dict[str, Any]]:
-        reply = requests.post(f"{url}/{index}/_search", json={"query": query, "size": 100},
-                              auth=(ZINC_USER, ZINC_PASSWORD), timeout=5)
-        return [h["_source"] for h in reply.json().get("hits", {}).get("hits", [])] \
-            if reply.ok else []
-
-    deadline = time.monotonic() + 10
-    hits = search()
-    while len(hits) < expect and time.monotonic() < deadline:
-        time.sleep(0.1)
-        hits = search()
-    time.sleep(0.5)
-    return search()
-
-
 def test_events_land_in_zincsearch_through_bulk_with_the_template(
         tmp_path: Path, zincsearch: str) -> None:
     import requests
@@ -274,7 +248,7 @@ def test_events_land_in_zincsearch_through_bulk_with_the_template(
     event = record(ctx, "swap", target="hello", result="success", reason=f"go {PLANTED}",
                    from_="blue", to="green", digest=DIGEST, env=env)
     assert event.delivered and not event.degraded
-    [doc] = zinc_search(zincsearch, "pipeline-audit-zt1", {"term": {"id": event.id}}, 1)
+    [doc] = zinc_search(zincsearch, "pipeline-audit-zt1", 1, {"term": {"id": event.id}})
     assert (doc["action"], doc["from"], doc["to"], doc["digest"]) == ("swap", "blue", "green",
                                                                     DIGEST)
     assert doc["reason"] == "go ***" and doc["user"] == "release-rita"
@@ -304,6 +278,6 @@ def test_events_spooled_during_an_outage_reach_zincsearch_once_it_answers(
         assert event.delivered == [f"file {tmp_path / 'audit.jsonl'}"]
     later = record(ctx, "deployment", target="hello", result="success", env=env)
     assert later.delivered and any("delivered 2 spooled" in w for w in later.warnings)
-    found = zinc_search(zinc.url, "pipeline-audit-zt2", {"match_all": {}}, 3)
+    found = zinc_search(zinc.url, "pipeline-audit-zt2", 3)
     assert sorted(d["id"] for d in found) == sorted(e.id for e in (*lost, later))
     assert list((tmp_path / "spool").glob("*/*.json")) == []

@@ -19,7 +19,7 @@ from tests.helpers.pull_request import (
     drop_world,
     make_pr_world,
     open_pr,
-    spec,
+    spec_digest,
 )
 from tests.helpers.trust import CI_KEY, make_trust
 
@@ -67,7 +67,7 @@ def test_the_gocd_preprod_pull_request_pipeline_promotes_on_an_agent(
             second.console()[-4000:]
         merged = w.client.pull_request(w.owner, w.name, pr.number)
         assert merged.merged
-        digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+        digest = spec_digest("1.1")
         assert digest in (deployed_image(w) or "")
         status = w.client.statuses(w.owner, w.name, merged.merge_commit)["pipelinelib/preprod"]
         assert status.state == "success" and "approved by bob" in status.description

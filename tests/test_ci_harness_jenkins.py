@@ -13,28 +13,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from pipelinelib.testing.testbed import parse_exports
-from tests.helpers.git import git
+from tests.helpers.git import add_origin, copy_hello, git, init_repo
 from tests.helpers.groovy import run_jenkinsfile
 from tests.helpers.jenkins_api import JenkinsBuildAPI
 from tests.helpers.kube import Cluster
 from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_exports
 
 NAMESPACE = "hello-sandbox"  # what examples/jenkins/Jenkinsfile deploys into
 TOKEN = "planted-jenkins-token-4c2e"
-
-
-def tool(name: str) -> dict[str, str]:
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / name)], capture_output=True,
-                         text=True, check=True)
-    return parse_exports(out.stdout)
 
 
 @pytest.fixture
@@ -54,19 +46,10 @@ def sandbox_namespace(kube_env: dict[str, str]):
 def workspace(tmp_path: Path) -> tuple[Path, Path]:
     """The job's workspace after `checkout scm`: the app (examples/hello) with an origin."""
     origin, ws = tmp_path / "hello.git", tmp_path / "workspace"
-    shutil.copytree(ROOT / "examples" / "hello", ws / "examples" / "hello",
-                    ignore=shutil.ignore_patterns("build"))
-    env_file = ws / "examples" / "hello" / "release.env"
     stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
-    env_file.write_text(re.sub(r"(?m)^APP_VERSION=.*$", f"APP_VERSION=1.0.0-jenkins.{stamp}",
-                               env_file.read_text()))
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(tmp_path, "init", "-q", "-b", "main", str(ws))
-    git(ws, "add", ".")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=dev@example.org", "commit", "-q", "-m",
-        "hello")
-    git(ws, "remote", "add", "origin", str(origin))
-    git(ws, "push", "-q", "origin", "main")
+    copy_hello(ws / "examples" / "hello", APP_VERSION=f"1.0.0-jenkins.{stamp}")
+    init_repo(ws, "hello")
+    add_origin(ws, origin)
     return ws, origin
 
 
@@ -76,7 +59,7 @@ def test_the_example_jenkinsfile_runs_for_real_against_the_testbed(
         postgres_db: str, sandbox_namespace: Cluster) -> None:
     ws, origin = workspace(tmp_path)
     revision = git(ws, "rev-parse", "HEAD")
-    lighthouse, scanner = tool("lighthouse"), tool("osv-scanner")
+    lighthouse, scanner = tool_exports("lighthouse"), tool_exports("osv-scanner")
     kubeconfig = tmp_path / "sandbox-kubeconfig"  # a Jenkins "secret file" credential
     kubeconfig.write_text(Path(kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"]).read_text())
     jenkins = JenkinsBuildAPI("ci-bot", TOKEN, "hello", 42)

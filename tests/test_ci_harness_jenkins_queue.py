@@ -19,7 +19,7 @@ from tests.helpers.pull_request import (
     drop_world,
     make_pr_world,
     open_pr,
-    spec,
+    spec_digest,
 )
 from tests.helpers.queue import converged, deployment_tags, make_kill_world
 
@@ -106,7 +106,7 @@ def test_the_promote_preprod_jenkinsfile_opens_merges_applies_and_reports_back(
             second["sh"][0]["output"][-3000:]
         merged = w.client.pull_request(w.owner, w.name, pr.number)
         assert merged.merged
-        digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+        digest = spec_digest("1.1")
         assert digest in (deployed_image(w) or "")
         status = w.client.statuses(w.owner, w.name, merged.merge_commit)["pipelinelib/preprod"]
         assert status.state == "success" and "approved by bob" in status.description

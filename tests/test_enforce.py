@@ -21,7 +21,6 @@ from pipelinelib.promotion.trust import sign_policy
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import ci_env, env_file, hand_edit
 from tests.helpers.git import git, write_repo
-from tests.helpers.kube import Cluster
 from tests.helpers.registry import push_image
 from tests.helpers.trust import (
     DIGEST_A,
@@ -125,13 +124,6 @@ def test_a_local_chart_tweak_changes_what_an_approval_binds(tmp_path):
 
 
 # --- end to end: promote, approve, apply on the real cluster as the deployer ---------------
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
 
 def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
         tmp_path, cluster, registry_env, monkeypatch):

@@ -13,8 +13,9 @@ import pytest
 
 from pipelinelib.envspec.load import SpecInvalid, parse_environment
 from pipelinelib.envspec.render import ANN_IMAGE, render_app
+from tests.helpers.paths import FIXTURES
 
-GUESTBOOK = Path(__file__).resolve().parent / "fixtures" / "envs" / "guestbook"
+GUESTBOOK = FIXTURES / "envs" / "guestbook"
 SRC = "environments/staging.yaml"
 FRONTEND = "127.0.0.1:5001/t/gb-frontend"
 DIGEST = "sha256:" + "f" * 64

@@ -23,13 +23,6 @@ from tests.helpers.kube import Cluster
 from tests.helpers.manifests import blue_green_awaiting_swap, image, web
 
 
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
 def _stamp() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -66,7 +59,9 @@ class StealAfterFirstWrite:
                              acquireTime=_stamp(), leaseDurationSeconds=2)
         lease["metadata"]["annotations"] = {"pipelinelib.dev/holder": "rm-mallory (job 9)"}
         self._cluster.kubectl("replace", "-f", "-", stdin=json.dumps(lease))
-        time.sleep(CONFIRM_S + 0.5)  # the run's last confirmation of the Lease is now stale
+        # the pause IS the behaviour under test: the run's last confirmation of the Lease
+        # grows older than CONFIRM_S, so its next write must confirm again and find the thief
+        time.sleep(CONFIRM_S + 0.5)
 
 
 def _lease_gone(cluster: Cluster, ns: str) -> bool:

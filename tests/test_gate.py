@@ -14,8 +14,8 @@ from pipelinelib.attest import read_attestation
 from pipelinelib.context import Context
 from tests.helpers.cli import run_pipeline
 from tests.helpers.git import commit_all, git
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
 
 

@@ -18,8 +18,8 @@ import pytest
 
 from tests.helpers.cli import run_pipeline
 from tests.helpers.git import commit_all, git
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
 # a PNG header, NUL bytes and invalid UTF-8: what a wrong artifact upload looks like
 BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4

@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
@@ -19,8 +18,8 @@ import yaml
 from pipelinelib.cli import COMMANDS
 from tests.helpers.cli import run_pipeline
 from tests.helpers.git import commit_all
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "jobs"
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
 

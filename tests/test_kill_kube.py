@@ -39,13 +39,6 @@ LOCK_TTL = "3"
 
 
 @pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
-@pytest.fixture
 def slow_api(cluster, fault_proxy, tmp_path):
     """The deployer's kubeconfig through a proxy that holds every answer LATENCY_MS."""
     proxy = fault_proxy("apiserver", host_port(kube_server(cluster.deployer_kubeconfig)))

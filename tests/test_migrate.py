@@ -17,8 +17,9 @@ import pytest
 
 from pipelinelib.migrate import pending_migrations
 from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "migrations"
+FIXTURES = FIXTURES / "migrations"
 
 
 @pytest.fixture

@@ -7,15 +7,7 @@ import pytest
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.steps.migrate import job_name, run_migration_job
 from tests.helpers.cli import run_pipeline
-from tests.helpers.kube import Cluster
 from tests.helpers.manifests import image
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def test_job_runs_from_the_digest_and_a_rerun_is_unchanged(cluster):

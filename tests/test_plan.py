@@ -11,21 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import PLAN_PLANTED, put_in_place, write_staging
-from tests.helpers.kube import Kubectl, deployer_env
-
-
-@pytest.fixture(scope="module")
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
+from tests.helpers.kube import deployer_env
 
 
 def plan(kube_env, root: Path, *extra: str):

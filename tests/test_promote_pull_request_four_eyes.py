@@ -15,7 +15,7 @@ from pipelinelib.promotion.trust import NS_PROMOTION, sign
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import ci_env
 from tests.helpers.git import git
-from tests.helpers.pull_request import PullRequestWorld, deployed_image, open_pr, spec
+from tests.helpers.pull_request import PullRequestWorld, deployed_image, open_pr, spec, spec_digest
 from tests.helpers.trust import make_trust
 
 TRUSTED_POLICY = """\
@@ -45,7 +45,7 @@ def promoted_on_master(w: PullRequestWorld, trust, tag: str, promoter: str) -> N
     (what `pipeline promote --to preprod` writes)."""
     git(w.clone, "pull", "-q", "--rebase", "origin", "master")
     path = w.clone / "environments" / "preprod.yaml"
-    path.write_text(spec(w.namespace, tag))  # type: ignore[attr-defined]
+    path.write_text(spec(w.namespace, tag))
     app = load_environment(environment_path(w.clone, "preprod"), root=w.clone).apps["api"]
     record = approvals.PromotionRecord(env="preprod", app="api", digest=app.image.digest,
                                        fingerprint=app.fingerprint(), promoted_by=promoter,
@@ -58,7 +58,7 @@ def promoted_on_master(w: PullRequestWorld, trust, tag: str, promoter: str) -> N
 
 
 def promote(w: PullRequestWorld, trust, user: str):
-    env = {**w.kube_env, **ci_env(user), **w.ci_env(), **trust.env()}  # type: ignore
+    env = {**w.kube_env, **ci_env(user), **w.ci_env(), **trust.env()}
     return run_pipeline("promote", "--to", "preprod", "--via-pull-request", "--repo", w.url,
                         "--branch", "master", env=env)
 
@@ -76,7 +76,7 @@ def test_a_review_by_another_release_manager_is_the_four_eyes_approval(trusted):
     merged = w.client.pull_request(w.owner, w.name, pr.number)
     assert merged.merged
     image = deployed_image(w)
-    digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+    digest = spec_digest("1.1")
     assert image is not None and digest in image
     status = w.client.statuses(w.owner, w.name, merged.merge_commit)["pipelinelib/preprod"]
     assert status.state == "success" and "approved by bob" in status.description

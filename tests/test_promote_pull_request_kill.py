@@ -31,7 +31,7 @@ from tests.helpers.pull_request import (
     drop_world,
     make_pr_world,
     open_pr,
-    spec,
+    spec_digest,
 )
 from tests.helpers.queue import statuses_of
 
@@ -84,7 +84,7 @@ sys.exit(main(sys.argv[3:]))
 
 def run(w: PullRequestWorld, user: str, crash_at: int,
         journal: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PIPELINE_LOG_FORMAT": "json", **w.kube_env,  # type: ignore
+    env = {**os.environ, "PIPELINE_LOG_FORMAT": "json", **w.kube_env,
            **ci_env(user), **w.ci_env(), "PIPELINE_AUDIT_FILE": str(w.audit),  # type: ignore
            "PIPELINE_AUDIT_SPOOL": str(w.audit.parent / "spool")}  # type: ignore
     return subprocess.run([sys.executable, "-c", CRASHER, str(crash_at), str(journal),
@@ -114,7 +114,7 @@ def converged(w: PullRequestWorld) -> None:
     merged = [pr for pr in w.client.pull_requests(w.owner, w.name, "closed") if pr.merged]
     assert len(merged) == 1, "one promotion pull request"
     image = deployed_image(w)
-    digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+    digest = spec_digest("1.1")
     assert image is not None and digest in image
     results = statuses_of(w, merged[0].merge_commit, "pipelinelib/preprod")
     assert results.count("success") == 1 and "failure" not in results, results

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,6 +13,7 @@ from pipelinelib.secrets import Secrets
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import ci_env, pin
 from tests.helpers.git import git
+from tests.helpers.paths import ROOT
 from tests.helpers.promotion import (
     REV,
     audit_events,
@@ -231,7 +231,7 @@ def test_a_build_of_a_branch_deploys_to_its_branch_environment_only(promo_world)
     assert environment_for_branch(str(promo_world["clone"]), "sandbox") == "sandbox"
     assert environment_for_branch(str(promo_world["clone"]), "main") == "staging"
     uro = push_image(promo_world["registry"],
-                       f"{promo_world['prefix']}/uro", "sandbox-abc", "4" * 40)
+                     f"{promo_world['prefix']}/uro", "sandbox-abc", "4" * 40)
     ref = f"{promo_world['registry']}/{promo_world['prefix']}/uro@{uro}"
     out = promote(promo_world, "changes", "uro", "--to", "sandbox", "--image", ref, provider="gocd")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -288,7 +288,7 @@ def test_the_release_promote_job_is_the_cli_and_promotes_a_whole_environment(pro
     missing = run_pipeline("promote", "--all", "--from", "int-test", "--to", "qa",
                            env={**env, "PIPELINE_ENV_REPO": ""})
     assert missing.returncode == 2 and "no env-state repository given" in missing.stderr
-    assert not (Path(__file__).resolve().parents[1] / "jobs" / "promote.py").exists(), \
+    assert not (ROOT / "jobs" / "promote.py").exists(), \
         "one entry per job: no second promote script"
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.helpers.cli import run_pipeline
 from tests.helpers.git import git, git_ok
-from tests.helpers.gitea import GiteaWorld
 from tests.helpers.queue import (
+    QueueWorld,
     branch,
     deployment_tags,
     mark,
@@ -25,9 +25,9 @@ from tests.helpers.queue import (
 
 @pytest.fixture
 def world(gitea_env, tmp_path: Path):
-    w = GiteaWorld.create(gitea_env, tmp_path, "queue")
-    w.deploy_log = tmp_path / "deploys.log"  # type: ignore[attr-defined]
-    seed_queue(w, queue_config(w.deploy_log), {"shared.txt": "base\n"})  # type: ignore
+    w = QueueWorld.create(gitea_env, tmp_path, "queue")
+    w.deploy_log = tmp_path / "deploys.log"
+    seed_queue(w, queue_config(w.deploy_log), {"shared.txt": "base\n"})
     yield w
     w.delete()
 
@@ -42,7 +42,7 @@ def test_queue_deploys_in_the_order_refspecs_became_deployable_and_records_each(
     out = queue(w)
     assert out.returncode == 0, out.stderr[-3000:]
     assert master_log(w)[:3] == ["bravo: change", "alpha: change", "charlie: change"]
-    deploys = w.deploy_log.read_text().split("\n")  # type: ignore[attr-defined]
+    deploys = w.deploy_log.read_text().split("\n")
     assert [line.split()[0] for line in deploys if line] == ["charlie", "alpha", "bravo"]
     tags = deployment_tags(w)
     assert sorted(tags) == ["deployment-0001", "deployment-0002", "deployment-0003"]

@@ -14,8 +14,7 @@ import yaml
 from pipelinelib.cli import build_parser
 from tests.helpers.git import git
 from tests.helpers.gitea import GiteaWorld, admin_client
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import ROOT
 
 
 def test_the_queue_jobs_render_with_jenkins_job_builder(tmp_path: Path) -> None:

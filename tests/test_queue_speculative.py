@@ -18,7 +18,7 @@ from tests.helpers.queue import CHECK_ENV, branch, deployment_tags, mark, note_o
 GATE = """
 import json, sys, time
 start = time.time()
-time.sleep(float(sys.argv[3]))
+time.sleep(float(sys.argv[3]))  # the gate's work: its duration is what overlaps
 with open(sys.argv[1], "a") as f:
     f.write(json.dumps(dict(branch=sys.argv[2], start=start, end=time.time(),
                             files=sorted(__import__("os").listdir(".")))) + "\\n")

@@ -27,7 +27,10 @@ from tests.helpers.realnode import (
     regcred,
     serve,
 )
+from tests.helpers.wait import wait_until
 
+# what a pod or Service still settling raises while a test polls it
+SETTLING = (AssertionError, requests.RequestException, KeyError)
 READY_FILE = {"exec": {"command": ["/bin/cat", "/tmp/ready"]}, "periodSeconds": 1}
 
 
@@ -47,7 +50,7 @@ def test_the_built_image_is_pulled_by_digest_through_a_pull_secret_and_serves(
         node_cluster, node_env, node_image):
     ns = node_cluster.namespace("rn")
     result = rollout(node_cluster.ctx("web"), app("web", node_image, command=serve_www(),
-                                             extra=[regcred(node_env)]),
+                                                  extra=[regcred(node_env)]),
                      app="web", namespace=ns, timeout=120)
     assert result.changed
     [pod] = pods_of(node_cluster, ns, "web")
@@ -95,7 +98,7 @@ def test_a_container_that_restarts_once_and_stays_up_does_not_fail(
             "echo 'database not ready yet' >&2; exit 1; fi; " + serve()[2]]
     ns = node_cluster.namespace("rn")
     result = rollout(node_cluster.ctx("web"), app("web", node_image, command=once, volumes=True,
-                                             extra=[regcred(node_env)]),
+                                                  extra=[regcred(node_env)]),
                      app="web", namespace=ns, timeout=120)
     assert result.changed
     [pod] = pods_of(node_cluster, ns, "web")
@@ -132,7 +135,7 @@ def test_a_missing_config_key_fails_with_create_container_config_error(
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
               "data": {"GREETING": "hi"}}
     error = fails(node_cluster, app("web", node_image, env_from_key=("cfg", "DATABASE_URL"),
-                               extra=[regcred(node_env), config]))
+                                    extra=[regcred(node_env), config]))
     text = error.one_line()
     assert "CreateContainerConfigError" in text, text
     assert "couldn't find key DATABASE_URL in ConfigMap" in text, text
@@ -167,13 +170,16 @@ def test_a_pull_that_fails_while_the_registry_restarts_then_succeeds_does_not_fa
                 outcome["error"] = exc
         worker = threading.Thread(target=deploy)
         worker.start()
-        refused = wait_until(lambda: any(
-            "connection refused" in (cs.get("state", {}).get("waiting") or {}).get("message", "")
-            for p in pods_of(node_cluster, ns, "web")
-            for cs in p.get("status", {}).get("containerStatuses") or []), 60)
-        registry.start()
-        worker.join(150)
-        assert refused, "the pull never failed while the registry was down"
+        try:
+            wait_until(lambda: any(
+                "connection refused" in (cs.get("state", {}).get("waiting") or {}).get(
+                    "message", "")
+                for p in pods_of(node_cluster, ns, "web")
+                for cs in p.get("status", {}).get("containerStatuses") or []), 60,
+                "the pull to fail while the registry is down", interval=0.5, ignoring=SETTLING)
+        finally:
+            registry.start()
+            worker.join(150)
         assert "error" not in outcome, outcome.get("error")
         assert outcome["result"].changed
     finally:
@@ -196,36 +202,25 @@ def test_blue_green_endpoints_come_from_real_probes_and_the_live_colour_answers(
         color = node_cluster.json("-n", ns, "get", "service", "web")["spec"]["selector"][
             "pipelinelib.dev/color"]
         slices = node_cluster.json("-n", ns, "get", "endpointslices", "-l",
-                              "kubernetes.io/service-name=web")["items"]
+                                   "kubernetes.io/service-name=web")["items"]
         ready = [a for s in slices for e in s.get("endpoints") or []
                  if (e.get("conditions") or {}).get("ready") for a in e["addresses"]]
         assert ready, "the Service has no ready endpoint"
         return color, {http_get(ip) for ip in ready}
 
     deploy("v1")
-    first, answers = wait_until(lambda: _stable(live_answers), 30)
+    first, answers = wait_until(lambda: _stable(live_answers), 30, "v1 to answer",
+                                interval=0.5, ignoring=SETTLING)
     assert answers == {"v1\n"}
     deploy("v2")
-    second, answers = wait_until(lambda: _stable(live_answers, {"v2\n"}), 30)
+    second, answers = wait_until(lambda: _stable(live_answers, {"v2\n"}), 30, "v2 to answer",
+                                 interval=0.5, ignoring=SETTLING)
     assert second != first and answers == {"v2\n"}
 
 
 def _stable(read, want=None):
     color, answers = read()
     return (color, answers) if want is None or answers == want else None
-
-
-def wait_until(check, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (AssertionError, requests.RequestException, KeyError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    return None
 
 
 class Registry:
@@ -242,7 +237,8 @@ class Registry:
     def start(self) -> None:
         self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_until(self._answers, 20), "the registry did not start"
+        wait_until(self._answers, 20, "the registry to start",
+                   ignoring=(requests.RequestException,))
 
     def _answers(self) -> bool:
         return requests.get(f"http://{self.address}/v2/", timeout=2).status_code == 200
@@ -295,7 +291,7 @@ def test_the_migration_runs_as_a_job_in_a_real_pod_of_an_image_holding_pipelinel
                               ROOT, {"/migrations": EXAMPLE / "migrations", "/bad": bad})
     ns = node_cluster.namespace("rn")
     node_cluster.kubectl("-n", ns, "create", "secret", "generic", "db",
-                    f"--from-literal=dsn={postgres_db}")
+                         f"--from-literal=dsn={postgres_db}")
     ctx = node_cluster.ctx("hello")
     done = run_migration_job(ctx, ns, image, ["python3", "-m", "pipelinelib", "migrate",
                                               "--dir", "/migrations"],

@@ -15,13 +15,6 @@ from tests.helpers.kube import Cluster
 from tests.helpers.manifests import image, web, write
 
 
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
 def git(n: int) -> str:
     return hashlib.sha256(str(n).encode()).hexdigest()[:40]
 

@@ -8,24 +8,14 @@ least-privilege deployer (kubectl/admin only sets up the unpromoted revision and
 from __future__ import annotations
 
 import json
-import time
-
-import pytest
 
 from pipelinelib.attest import sign_image
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import ci_env, env_file, hand_edit
 from tests.helpers.git import git, write_repo
-from tests.helpers.kube import Cluster
 from tests.helpers.registry import push_image
 from tests.helpers.trust import TRUST_POLICY, make_trust, release_ctx
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.wait import wait_until
 
 
 def _image(cluster, ns: str) -> str:
@@ -80,11 +70,8 @@ def test_rollback_in_a_protected_environment_only_to_a_promoted_digest(
 
     for digest, expected in ((v3, [1, 2, 3]), (v2, [1, 3, 4])):
         cluster.kubectl("-n", prod_ns, "set", "image", "deploy/api", f"*={repository}@{digest}")
-        for _ in range(600):  # the deployment controller records the revision
-            if revisions() == expected:
-                break
-            time.sleep(0.2)
-        assert revisions() == expected
+        # the deployment controller records the revision
+        wait_until(lambda: revisions() == expected, 120, f"revisions {expected}")  # noqa: B023
 
     # the default target (the revision before the live one) runs v3: refused, nothing written
     before = cluster.versions(prod_ns)

@@ -15,13 +15,6 @@ from tests.helpers.kube import Cluster
 from tests.helpers.manifests import PLANTED, digest, image, web, write
 
 
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
 def deployment(cluster: Cluster, ns: str, name: str = "web") -> dict:
     return cluster.json("-n", ns, "get", "deployment", name)
 

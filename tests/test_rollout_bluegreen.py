@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION
 from tests.helpers.cli import run_pipeline
 from tests.helpers.kube import Cluster
 from tests.helpers.manifests import image, web, write
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def selector_color(cluster: Cluster, ns: str) -> str:

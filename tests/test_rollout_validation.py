@@ -25,11 +25,10 @@ from tests.helpers.yamlbombs import billion_laughs
 
 
 @pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    grant_deployer_rbac(c)
-    yield c
-    c.cleanup()
+def cluster(cluster: Cluster) -> Cluster:
+    """The shared ``cluster``, with this tree's deployer role applied."""
+    grant_deployer_rbac(cluster)
+    return cluster
 
 
 @pytest.fixture

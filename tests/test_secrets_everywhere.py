@@ -16,13 +16,12 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pipelinelib.secrets import MASK, Secrets, clean_url
 from tests.helpers.cli import run_pipeline
 from tests.helpers.git import git
-from tests.helpers.kube import Cluster
+from tests.helpers.paths import FIXTURES
 
 PLANTED = {
     "chart": "chart-secret-6b1d0e",
@@ -108,13 +107,6 @@ apps:
     replicas: 1
     timeout: 60
 """)
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def test_a_planted_secret_in_every_input_appears_in_no_output(cluster, tmp_path):
@@ -250,7 +242,7 @@ def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env
     outputs["image labels"] = json.dumps(engine.inspect_image(name)["Config"]["Labels"])
     outputs["image history"] = json.dumps(engine.api.history(name))
 
-    fix = Path(__file__).parent / "fixtures" / "scan"
+    fix = FIXTURES / "scan"
     run("scan", "scan", "--report", str(fix / "trivy.json"), "--fail-on", "critical",
         ok=(0, 1))
     # the gate against the testbed's PostgreSQL with a wrong (planted) password: it fails

@@ -4,21 +4,11 @@ as the least-privilege deployer (kubectl, admin, only puts objects in place)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
-import pytest
 
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import put_in_place, write_staging
 from tests.helpers.git import git
-from tests.helpers.kube import Kubectl, deployer_env
-
-
-@pytest.fixture
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
+from tests.helpers.kube import deployer_env
 
 
 def test_status_table_json_and_html(kube_env, kubectl, tmp_path):

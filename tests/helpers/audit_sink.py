@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -65,3 +67,26 @@ class Zinc:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(15)
+
+
+def zinc_search(url: str, index: str, expect: int,
+                query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The documents in ``index`` matching ``query`` (all by default) once ``expect`` of
+    them are searchable (ZincSearch makes new documents searchable within about a second),
+    then once more after a pause so a late duplicate would show; what is there after 10 s
+    otherwise (the caller's assertion names the difference)."""
+
+    def search() -> list[dict[str, Any]]:
+        reply = requests.post(f"{url}/{index}/_search", auth=(ZINC_USER, ZINC_PASSWORD),
+                              json={"query": query or {"match_all": {}}, "size": 1000},
+                              timeout=5)
+        return [h["_source"] for h in reply.json().get("hits", {}).get("hits", [])] \
+            if reply.ok else []
+
+    try:
+        wait_until(lambda: len(search()) >= expect, 10, f"{expect} document(s) in {index}",
+                   ignoring=(requests.RequestException,))
+    except AssertionError:
+        return search()
+    time.sleep(0.5)  # the pause IS the check: a duplicate arriving late would show now
+    return search()

@@ -11,13 +11,13 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.helpers.git import git
+from tests.helpers.git import add_origin, git, init_repo
 from tests.helpers.paths import EXAMPLE_STATE
 
 if TYPE_CHECKING:
     from tests.helpers.kube import Kubectl
 
-__all__ = ["EXAMPLE_STATE", "ci_env", "env_app", "env_file", "hand_edit", "pin",
+__all__ = ["ci_env", "env_app", "env_file", "hand_edit", "pin",
            "put_in_place", "state_repo", "write_env", "write_staging"]
 
 
@@ -34,13 +34,9 @@ def state_repo(tmp_path: Path, prefix: str | None = None,
         text = text.replace("127.0.0.1:5001/vsekai/", f"127.0.0.1:5001/{prefix}/")
         text = text.replace("namespaces: [", f"namespaces: [{prefix}-")
         path.write_text(text)
-    git(clone, "init", "-q", "-b", "main")
-    git(clone, "add", ".")
-    git(clone, "commit", "-q", "-m", "initial environments")
-    origin = tmp_path / "env-state-origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(clone, "remote", "add", "origin", str(origin))
-    git(clone, "push", "-q", "origin", "main", *[f"main:{b}" for b in extra_branches])
+    init_repo(clone, "initial environments")
+    origin = add_origin(clone, tmp_path / "env-state-origin.git",
+                        *[f"main:{b}" for b in extra_branches])
     return clone, origin, prefix
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -74,10 +75,23 @@ def write_repo(base: Path, files: dict[str, str], origin: bool = False,
     return clone, add_origin(clone, base / f"{name}.git")
 
 
+def copy_hello(dest: Path, **release_env: str) -> Path:
+    """examples/hello (without build output) copied to ``dest``, with the release.env
+    variables given replaced (``APP_VERSION="1.0.1"``); returns ``dest``."""
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build"))
+    env_file = dest / "release.env"
+    text = env_file.read_text()
+    for name, value in release_env.items():
+        text, found = re.subn(rf"(?m)^{name}=.*$", f"{name}={value}", text)
+        assert found == 1, f"examples/hello/release.env has no {name}"
+    env_file.write_text(text)
+    return dest
+
+
 def hello_repo_at(base: Path) -> Path:
     """A copy of examples/hello committed to ``base/repo`` with a bare origin; the app dir."""
     repo = base / "repo"
-    shutil.copytree(EXAMPLE, repo / "hello", ignore=shutil.ignore_patterns("build"))
+    copy_hello(repo / "hello")
     init_repo(repo, "hello")
     add_origin(repo, base / "origin.git")
     return repo / "hello"

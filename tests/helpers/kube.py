@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.secrets import Secrets
@@ -153,3 +155,21 @@ def rbac_under_test(kubectl: Callable[..., str]) -> Iterator[Callable[[str], Non
     yield bind
     for kind, name in made:
         kubectl("delete", kind, name, "--ignore-not-found")
+
+
+@pytest.fixture
+def cluster(kube_env: dict[str, str]) -> Iterator[Cluster]:
+    """The testbed cluster (admin kubectl, deployer clients); the namespaces the test makes
+    are deleted afterwards."""
+    c = Cluster(kube_env)
+    yield c
+    c.cleanup()
+
+
+@pytest.fixture(scope="module")
+def kubectl(kube_env: dict[str, str]) -> Iterator[Kubectl]:
+    """The admin kubectl; the namespaces the module's tests make are deleted after them."""
+    k = Kubectl(kube_env)
+    yield k
+    k.cleanup()
+

@@ -31,9 +31,14 @@ environments:
 """
 
 
+def spec_digest(tag: str) -> str:
+    """The made-up digest ``spec`` pins for ``tag``."""
+    return "sha256:" + uuid.uuid5(uuid.NAMESPACE_URL, tag).hex * 2
+
+
 def spec(namespace: str, tag: str, replicas: int = 1) -> str:
     """preprod (promoted via the prod branch) with one app ``api`` at ``tag``."""
-    digest = "sha256:" + uuid.uuid5(uuid.NAMESPACE_URL, tag).hex * 2
+    digest = spec_digest(tag)
     return (f"apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: preprod\n"
             f"namespaces: [{namespace}]\npromotion:\n  via_branch: prod\napps:\n"
             f"  api:\n    image: {{repository: 127.0.0.1:5001/t/api, tag: \"{tag}\", "
@@ -51,7 +56,7 @@ class PullRequestWorld(GiteaWorld):
 
 
 def make_pr_world(gitea_env: dict[str, str], kube_env: dict[str, str], tmp_path: Path,
-               prefix: str = "envstate") -> PullRequestWorld:
+                  prefix: str = "envstate") -> PullRequestWorld:
     """An env-state repository on Gitea (master = prod = preprod 1.0), the users as
     collaborators, and a fresh namespace the least-privilege deployer may write."""
     kubectl = Kubectl(kube_env)

@@ -22,6 +22,12 @@ from tests.helpers.wait import wait_until
 CHECK_ENV = {"pipeline": ["env", "{workdir}/release.env"]}
 
 
+class QueueWorld(GiteaWorld):
+    """A ``GiteaWorld`` whose queue's deploy step appends to ``deploy_log``."""
+
+    deploy_log: Path
+
+
 def queue_config(deploy_log: Path, check: list[Any] | None = None) -> dict[str, Any]:
     """A queue on ``live`` whose deploy appends "BRANCH COMMIT" to ``deploy_log``."""
     return {"environment": "live",
@@ -144,11 +150,11 @@ def run_crasher(w: GiteaWorld, crasher: str, at: int, journal: Path) -> int:
     return proc.returncode
 
 
-def make_kill_world(gitea_env: dict[str, str], tmp_path: Path) -> GiteaWorld:
+def make_kill_world(gitea_env: dict[str, str], tmp_path: Path) -> QueueWorld:
     """Two deployable refspecs, one and two, that both need a rebase onto master."""
-    w = GiteaWorld.create(gitea_env, tmp_path, "kill")
-    w.deploy_log = tmp_path / "deploys.log"  # type: ignore[attr-defined]
-    seed_queue(w, queue_config(w.deploy_log))  # type: ignore[attr-defined]
+    w = QueueWorld.create(gitea_env, tmp_path, "kill")
+    w.deploy_log = tmp_path / "deploys.log"
+    seed_queue(w, queue_config(w.deploy_log))
     one = branch(w, "one", {"one.txt": "1\n"})
     two = branch(w, "two", {"two.txt": "2\n"})
     mark(w, one, "deployable")

@@ -19,9 +19,8 @@ import pytest
 import requests
 
 from tests.helpers.cli import run_pipeline
-from tests.helpers.git import git
+from tests.helpers.git import copy_hello, init_repo
 from tests.helpers.kube import Cluster
-from tests.helpers.paths import EXAMPLE
 
 NODE_LABEL = "pipelinelib.dev/real-node"
 PORT = 18080
@@ -32,14 +31,9 @@ def build_hello(tmp: Path, env: dict[str, str], registry: str, user: str, passwo
                 version: str = "1.0.0") -> str:
     """`pipeline build` of examples/hello pushed to ``registry``; returns REPO@sha256:…"""
     repo = tmp / "repo"
-    shutil.copytree(EXAMPLE, repo / "hello", ignore=shutil.ignore_patterns("build"))
-    env_file = repo / "hello" / "release.env"
-    text = env_file.read_text().replace("PROJECT_NAMESPACE=hello-example-org",
-                                        f"PROJECT_NAMESPACE=realnode{int(time.time())}")
-    env_file.write_text(text.replace("APP_VERSION=1.0.0", f"APP_VERSION={version}"))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "hello")
+    copy_hello(repo / "hello", PROJECT_NAMESPACE=f"realnode{int(time.time())}",
+               APP_VERSION=version)
+    init_repo(repo, "hello")
     report = tmp / "build-report"
     out = run_pipeline("--report-dir", str(report), "build", "--app-dir", str(repo / "hello"),
                        "--registry", registry,

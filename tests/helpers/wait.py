@@ -14,26 +14,25 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 30.0, what: str = "",
-               interval: float = 0.05) -> T:
+def wait_until(condition: Callable[[], T], timeout: float = 30.0, what: str = "", *,
+               interval: float = 0.1,
+               ignoring: tuple[type[BaseException], ...] = ()) -> T:
     """Call ``condition`` until it returns something truthy and return that; fail the test
-    naming ``what`` (and the last value seen) if ``timeout`` seconds pass first. Polls every
-    ``interval`` seconds, backing off to one second."""
+    naming ``what`` (and the last value seen) if ``timeout`` seconds pass first. Exceptions
+    of the ``ignoring`` types count as "not yet". Polls every ``interval`` seconds."""
     deadline = time.monotonic() + timeout
+    value: T | None = None
     while True:
-        value = condition()
-        if value:
-            return value
+        try:
+            value = condition()
+        except ignoring as exc:
+            value = None
+            last_error: BaseException | None = exc
+        else:
+            last_error = None
+            if value:
+                return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"waited {timeout:g} s for {what or condition!r}; "
-                                 f"last saw {value!r}")
+            seen = f"last error {last_error!r}" if last_error else f"last saw {value!r}"
+            raise AssertionError(f"waited {timeout:g} s for {what or condition!r}; {seen}")
         time.sleep(interval)
-        interval = min(interval * 1.5, 1.0)
-
-
-def wait_for_file(path: object, timeout: float = 30.0) -> None:
-    """Wait until ``path`` (a pathlib.Path) exists."""
-    from pathlib import Path
-
-    target = Path(str(path))
-    wait_until(target.exists, timeout, f"{target} to exist")
