@@ -73,6 +73,20 @@ def test_rollback_in_a_protected_environment_only_to_a_promoted_digest(
         # the deployment controller records the revision
         wait_until(lambda: revisions() == expected, 120, f"revisions {expected}")  # noqa: B023
 
+    def settled() -> bool:  # the controllers' last status writes (the old pod terminating)
+        deploy = cluster.json("-n", prod_ns, "get", "deploy", "api")
+        status = deploy.get("status", {})
+        return (status.get("observedGeneration") == deploy["metadata"]["generation"]
+                and not status.get("terminatingReplicas")
+                and status.get("updatedReplicas") == status.get("replicas")
+                == status.get("availableReplicas"))
+
+    for _ in range(600):
+        if settled():
+            break
+        time.sleep(0.2)
+    assert settled()
+
     # the default target (the revision before the live one) runs v3: refused, nothing written
     before = cluster.versions(prod_ns)
     for args in ([], ["--to-revision", "3"]):
