@@ -29,11 +29,11 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from pipelinelib.envfile import EnvFile
 from pipelinelib.errors import BadInput
 from pipelinelib.imageref import ImageName, ImageRef, tag_for_branch
+from pipelinelib.secrets import clean_url
 
 SEMVER_TAG = re.compile(r"v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
 OCI = "org.opencontainers.image."
@@ -211,17 +211,8 @@ def _git_facts(app: Path, revision: str | None, allow_dirty: bool) -> _GitFacts:
         match = SEMVER_TAG.fullmatch(tag)
         if match:
             semver = match.group(1)
-    url = _without_credentials(repo.remote_url())
+    url = clean_url(repo.remote_url())
     return _GitFacts(commit, semver, repo.branch(), url)
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def _int(env: EnvFile, key: str, default: int) -> int:

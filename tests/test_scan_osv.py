@@ -20,7 +20,7 @@ from pipelinelib.adapters.registry import RegistryClient
 from pipelinelib.attest import read_attestation
 from pipelinelib.context import Context
 from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "scan"

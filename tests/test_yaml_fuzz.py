@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from pipelinelib import yamlsafe
 from pipelinelib.envspec import yamlines
 from pipelinelib.errors import BadInput
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.audit import AuditLog
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
 
 MAX_PEAK = 64 * 1024 * 1024  # bytes any loader may allocate on hostile input
 

@@ -144,8 +144,13 @@ class DockerEngine:
         tag: str,
         auth_config: dict[str, str] | None = None,
         on_line: LineSink | None = None,
+        on_retry: LineSink | None = None,
     ) -> PushOutcome:
-        """Push ``repository:tag``; errors inside the stream raise ``PushFailed``."""
+        """Push ``repository:tag``; errors inside the stream raise ``PushFailed``.
+
+        The engine retries a failed layer upload itself (five times, 5 to 20 s apart) and
+        says only "Retrying in N seconds": ``on_retry(layer)`` is called the first time, so
+        the caller can ask the registry why and stop a push that cannot succeed (raise)."""
         outcome = PushOutcome()
         stream = self._translate(
             lambda: self.api.push(
@@ -168,6 +173,9 @@ class DockerEngine:
                     evidence=outcome.log[-TAIL:],
                 )
             status = chunk.get("status", "")
+            if on_retry and status.startswith("Retrying in"):
+                retrying, on_retry = on_retry, None
+                retrying(chunk.get("id", ""))
             if status == "Pushed":
                 outcome.layers_pushed += 1
             elif status == "Layer already exists":

@@ -10,12 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pipelinelib.envspec.render import LABEL_ENV, key
-
-# kinds the plan compares (others a chart renders are applied, not diffed)
-KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "ConfigMap", "Secret",
-         "ServiceAccount", "Ingress", "Job", "CronJob", "HorizontalPodAutoscaler",
-         "PodDisruptionBudget")
+from pipelinelib.envspec.render import key
+from pipelinelib.kube.kinds import COMPARED as KINDS  # others a chart renders: applied only
+from pipelinelib.kube.labels import ENV_LABEL as LABEL_ENV
 
 
 def kube_for(ctx: Any, kubeconfig: str | None = None, context: str | None = None) -> Any:

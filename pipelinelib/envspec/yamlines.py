@@ -158,6 +158,8 @@ def set_value(text: str, path: Sequence[Any], value: Any) -> str:
     the parent's last key with the same indentation.
     """
     root = compose(text)
+    if root is None:
+        raise YamlError(f"cannot set {'.'.join(map(str, path))}: the document is empty", 1)
     parent, node = _find(root, path)
     rendered = render_scalar(value)
     if node is not None:

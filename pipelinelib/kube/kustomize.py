@@ -21,9 +21,9 @@ from typing import Any
 from pipelinelib import yamlsafe
 from pipelinelib.adapters import process
 from pipelinelib.errors import BadInput
+from pipelinelib.kube.labels import ANN_HASH as HASH_ANNOTATION
 
 FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-HASH_ANNOTATION = "pipelinelib.dev/hash"
 TIMEOUT_S = 120
 
 

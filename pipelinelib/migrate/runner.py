@@ -100,7 +100,7 @@ class RunOptions:
 
 
 @dataclass
-class Outcome:
+class MigrationOutcome:
     plan: Plan
     applied: list[str] = field(default_factory=list)
     lock_waited_s: float = 0.0
@@ -113,21 +113,21 @@ def read_plan(db: Any, directory: str | Path, options: RunOptions) -> Plan:
                 out_of_order=options.out_of_order, allow_missing=options.allow_missing)
 
 
-def run(db: Any, directory: str | Path, options: RunOptions) -> Outcome:
+def run(db: Any, directory: str | Path, options: RunOptions) -> MigrationOutcome:
     """Apply what is pending under the advisory lock (see the module docstring)."""
     from pipelinelib.migrate import lock
 
     history.table_name(options.table)
     migrations = load_migrations(directory)
     if options.dry_run:
-        return Outcome(read_plan(db, directory, options))
+        return MigrationOutcome(read_plan(db, directory, options))
     watch_client(db)
     key = lock.lock_key(options.table)
     waited = lock.acquire(db, key, wait_s=options.lock_wait_s, on_wait=options.on_wait)
     try:
         current = plan(migrations, history.read(db, options.table), directory=str(directory),
                        out_of_order=options.out_of_order, allow_missing=options.allow_missing)
-        outcome = Outcome(current, lock_waited_s=waited)
+        outcome = MigrationOutcome(current, lock_waited_s=waited)
         if not current.pending:
             return outcome
         history.create(db, options.table)

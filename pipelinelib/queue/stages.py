@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipelinelib.adapters import process
 from pipelinelib.errors import EXIT_UNREACHABLE
@@ -43,7 +44,7 @@ class StagesOutcome:
 
 
 def run_stages(stages: Sequence[Stage], *, workdir: Path, commit: str, branch: str,
-               reports: Path, redact: object = str, log: object = None,
+               reports: Path, redact: Callable[[str], str] = str, log: Any = None,
                timeout_s: float = 3600.0) -> StagesOutcome:
     """Run ``stages`` in order in ``workdir``; stop at the first that fails."""
     durations: dict[str, float] = {}

@@ -30,13 +30,13 @@ from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, PipelineError, StepFailed
+from pipelinelib.kube import kinds
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 ANNOTATION_PREFIX = "pipelinelib.dev/"
-WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet",
-                  "daemonset": "DaemonSet", "cronjob": "CronJob", "job": "Job",
-                  "replicaset": "ReplicaSet"}
+# the workloads of the kinds table, and the ReplicaSet a Deployment rolls out
+WORKLOAD_KINDS = {k.lower(): k for k in (*kinds.WORKLOADS, "ReplicaSet")}
 
 
 def workload_from_report(report_dir: str | Path, app: str, namespace: str = "",

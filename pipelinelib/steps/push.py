@@ -68,6 +68,7 @@ def push_image(ctx: Context, spec: BuildSpec) -> StepResult:
             spec.hash_tag,
             auth_config=registry.auth_config,
             on_line=lambda line: ctx.log.debug("push", line=line),
+            on_retry=lambda _layer: registry.check_uploads(repo),
         )
         layers = outcome.layers_pushed
         target = registry.manifest_digest(repo, spec.hash_tag)

@@ -16,7 +16,7 @@ from pipelinelib.errors import GateFailed
 from pipelinelib.result import StepResult
 from pipelinelib.scan.model import MISCONFIGURATION, SECRET, VULNERABILITY, Finding, dedupe
 from pipelinelib.scan.parsers import parse_doc, parse_report
-from pipelinelib.scan.policy import Policy, evaluate
+from pipelinelib.scan.policy import ScanPolicy, evaluate
 from pipelinelib.step import step
 
 
@@ -107,7 +107,7 @@ def read_findings(reports: list[tuple[str, str]]) -> list[Finding]:
 
 
 @step("scan")
-def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
+def scan_gate(ctx: Context, findings: list[Finding], policy: ScanPolicy, *,
               image: str = "", digest: str = "", today: dt.date | None = None) -> StepResult:
     """Apply ``policy``; record the verdict against ``image``@``digest``; fail when it blocks."""
     verdict = evaluate(findings, policy, today)
