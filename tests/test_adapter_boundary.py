@@ -32,8 +32,6 @@ EXCEPTIONS: dict[str, tuple[set[str], str]] = {
     "promotion/enforce.py": ({"git"}, "PENDING 13(a): GitPython -> ctx.git()"),
     "promotion/rollback.py": ({"git"}, "PENDING 13(a): GitPython -> ctx.git()"),
     "envspec/staterepo.py": ({"git"}, "PENDING 13(a): the env repo's scratch checkout"),
-    "commands/promote.py": ({"git"}, "PENDING 13(a): GitPython -> ctx.git()"),
-    "steps/promote_pr.py": ({"subprocess"}, "PENDING 13(a): git push -> GitRepo"),
 }
 
 

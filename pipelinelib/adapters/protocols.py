@@ -39,7 +39,12 @@ WatchEvent = tuple[str, Obj]
 
 @runtime_checkable
 class Kube(Protocol):
-    """One Kubernetes cluster (``pipelinelib.adapters.kube.KubeClient``)."""
+    """One Kubernetes cluster (``pipelinelib.adapters.kube.KubeClient``).
+
+    ``writes`` counts the mutating requests sent (dry runs excluded): a rollout reports a
+    no-op from it."""
+
+    writes: int
 
     def resource(self, kind: str, api_version: str | None = None) -> tuple[str, str, bool]: ...
 

@@ -46,7 +46,7 @@ def promotion_parameters(app: str, to: str, source: str | None = None,
     if not (reason or "").strip():
         raise BadInput("a hot-fix needs a reason", field="--reason",
                        expected="why this cannot wait for the normal promotion")
-    return {"APP": app, "TO_ENV": to, "IMAGE": image, "REASON": reason.strip()}
+    return {"APP": app, "TO_ENV": to, "IMAGE": image, "REASON": (reason or "").strip()}
 
 
 @step("jenkins-job")

@@ -91,7 +91,7 @@ class AuditEvent:
     warnings: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {
+        doc: dict[str, Any] = {
             "@timestamp": self.time, "id": self.id, "action": self.action,
             "target": self.target, "result": self.result, "reason": self.reason,
             "user": self.user, "provider": self.provider, "build_url": self.build_url,
@@ -251,12 +251,19 @@ class BulkSink:
                             f"{str(reply.get('error') or 'items missing')[:200]}",
                             permanent=True)
         if isinstance(reply, dict) and reply.get("errors"):
-            failed = [item for item in reply.get("items", [])
-                      if (next(iter(item.values()), {}) or {}).get("status", 200) >= 300]
-            statuses = [next(iter(i.values())).get("status", 0) for i in failed]
+            items: list[dict[str, Any]] = reply.get("items", [])
+            failed = [item for item in items if _item_status(item, 200) >= 300]
+            statuses = [_item_status(i, 0) for i in failed]
             permanent = bool(statuses) and all(400 <= s < 500 and s != 429 for s in statuses)
             raise SinkError(f"{self.name}: {len(failed)} of {len(docs)} events not indexed "
                             f"(statuses {sorted(set(statuses))})", permanent=permanent)
+
+
+def _item_status(item: dict[str, Any], default: int) -> int:
+    """The HTTP status of one ``_bulk`` reply item (``{"index": {"status": N}}``)."""
+    actions = list(item.values())
+    action: dict[str, Any] = (actions[0] if actions else None) or {}
+    return int(action.get("status", default))
 
 
 def sinks_from_env(env: Mapping[str, str], secrets: Secrets) -> list[Any]:
@@ -419,6 +426,7 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
     if "from_" in details:
         top["from"] = details.pop("from_")
     ci = ctx.ci
+    given_id: dict[str, Any] = {"id": event_id} if event_id else {}
     event = AuditEvent(
         action=action, target=target, result=result, reason=reason,
         user=ci.user, provider=ci.provider, build_url=clean_url(ci.build_url), job=ci.job,
@@ -426,7 +434,7 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
         revision=str(top.get("revision") or ctx.revision or ci.revision),
         digest=str(top.get("digest") or ""), from_=str(top.get("from") or ""),
         to=str(top.get("to") or ""),
-        **({"id": event_id} if event_id else {}),
+        **given_id,
         details={**{k: v for k, v in top.items()
                     if k not in ("digest", "from", "to", "revision")},
                  **details},

@@ -48,12 +48,12 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
     live = list_env_objects(ctx, env.name, namespaces, ["Deployment", "StatefulSet"],
                             env.kubeconfig, env.context)
     workloads: dict[str, dict[str, Any]] = {}
-    for obj in live.values():  # blue/green: the colour the Services select
-        labels = obj["metadata"].get("labels", {})
+    for live_obj in live.values():  # blue/green: the colour the Services select
+        labels = live_obj["metadata"].get("labels", {})
         plan = plans.get(labels.get(LABEL_APP, ""))
         color = labels.get("pipelinelib.dev/color")
         if color is None or plan is None or plan.live_color in (None, color):
-            workloads[labels.get(LABEL_APP, "")] = obj
+            workloads[labels.get(LABEL_APP, "")] = live_obj
     hotfixes = read_hotfixes(state.root, env.name) if state else {}
     commits = state.log(f"environments/{env.name}.yaml", max_count=200) if state else []
     rows = []
