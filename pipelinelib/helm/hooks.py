@@ -27,12 +27,14 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelinelib.errors import StepFailed
 from pipelinelib.kube import kinds
 from pipelinelib.kube.labels import HOOK_OF
-from pipelinelib.kube.wait import Outcome, wait_for
+
+if TYPE_CHECKING:
+    from pipelinelib.kube.wait import Outcome
 
 __all__ = ["HOOK", "HOOK_OF", "Hook", "is_hook", "parse", "run", "split"]
 
@@ -193,6 +195,8 @@ def _delete_and_wait(kube: Any, hook: Hook, namespace: str, timeout: float) -> N
 def _wait(ctx: Any, kube: Any, hook: Hook, namespace: str, timeout: float) -> Outcome:
     """Jobs until complete or failed, Pods until succeeded or failed (the rollout's waiter
     and health rules, ``kube.wait``); other kinds at once."""
+    from pipelinelib.kube.wait import Outcome, wait_for  # the kubernetes client: when needed
+
     if kinds.health_rule(hook.kind) not in ("job", "pod"):
         return Outcome(True, {}, message="created")
     return wait_for(kube, namespace, [(hook.kind, hook.name)], timeout,

@@ -36,6 +36,9 @@ RECORD_ANNOTATIONS = (ANN_REVISION, ANN_DIGEST, ANN_DEPLOYED_BY, ANN_BUILD_URL, 
 # A hash of the manifest as applied (record annotations and Secret values left out): a live
 # object that carries the same hash and holds every field of the manifest needs no dry run.
 ANN_APPLIED = "pipelinelib.dev/applied-hash"
+# `pipeline annotate` writes PREFIX + deployment-status, deployment-tag, deployment-id,
+# deployed-revision, deployed-digest, deployed-at, deployed-by (steps/annotate.py)
+ANN_DEPLOYED_DIGEST = "pipelinelib.dev/deployed-digest"
 
 # --- annotations: environment specs, config hashing, rollback, blue/green, lock ---------
 ANN_SPEC_HASH = "pipelinelib.dev/spec-hash"

@@ -31,10 +31,11 @@ from typing import Any
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, PipelineError, StepFailed
 from pipelinelib.kube import kinds
+from pipelinelib.kube.labels import PREFIX
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
-ANNOTATION_PREFIX = "pipelinelib.dev/"
+ANNOTATION_PREFIX = PREFIX
 # the workloads of the kinds table, and the ReplicaSet a Deployment rolls out
 WORKLOAD_KINDS = {k.lower(): k for k in (*kinds.WORKLOADS, "ReplicaSet")}
 

@@ -8,6 +8,7 @@ from pipelinelib.context import Context
 from pipelinelib.envspec.model import EnvSpec, ImageSpec
 from pipelinelib.envspec.render import ANN_REVISION, ANN_VERSION, LABEL_APP
 from pipelinelib.envspec.staterepo import EnvStateRepo
+from pipelinelib.kube.labels import ANN_DEPLOYED_DIGEST, COLOR_LABEL
 from pipelinelib.promotion.hotfix import back_merged, read_hotfixes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -51,7 +52,7 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
     for live_obj in live.values():  # blue/green: the colour the Services select
         labels = live_obj["metadata"].get("labels", {})
         plan = plans.get(labels.get(LABEL_APP, ""))
-        color = labels.get("pipelinelib.dev/color")
+        color = labels.get(COLOR_LABEL)
         if color is None or plan is None or plan.live_color in (None, color):
             workloads[labels.get(LABEL_APP, "")] = live_obj
     hotfixes = read_hotfixes(state.root, env.name) if state else {}
@@ -71,7 +72,7 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
             "environment": env.name, "app": name, "namespace": app.namespace,
             "deployed": obj is not None,
             "live_digest": running.split("@", 1)[1] if "@" in running else
-            ann.get("pipelinelib.dev/deployed-digest", ""),
+            ann.get(ANN_DEPLOYED_DIGEST, ""),
             "image": image.repository, "digest": image.digest or "",
             "tag": image.tag or "",
             "revision": ann.get(ANN_REVISION, image.revision or ""),
