@@ -69,24 +69,30 @@ class _Cache:
 
     def _run(self, kind: str, selector: str | None, field_selector: str | None,
              arrived: threading.Event) -> None:
-        try:  # the adapter's iterator lists, watches, and lists again when a watch expires
-            for etype, obj in self.kube.follow(kind, self.namespace, selector, field_selector,
-                                               stop=self.stop):
-                with self.lock:
+        while not self.stop.is_set():
+            try:  # the adapter's iterator lists, watches, and lists again when one expires
+                for etype, obj in self.kube.follow(kind, self.namespace, selector,
+                                                   field_selector, stop=self.stop):
+                    with self.lock:
+                        if etype == "SYNCED":
+                            self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
+                                                  for o in obj["items"]}
+                        elif etype == "DELETED":
+                            self.objects[kind].pop(obj["metadata"]["name"], None)
+                        else:
+                            self.objects[kind][obj["metadata"]["name"]] = {**obj,
+                                                                           "kind": kind}
+                    self.changed.put(kind)
                     if etype == "SYNCED":
-                        self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
-                                              for o in obj["items"]}
-                    elif etype == "DELETED":
-                        self.objects[kind].pop(obj["metadata"]["name"], None)
-                    else:
-                        self.objects[kind][obj["metadata"]["name"]] = {**obj, "kind": kind}
-                self.changed.put(kind)
-                if etype == "SYNCED":
-                    arrived.set()
-        except PipelineError as exc:
-            self.errors.append(exc)
-            self.changed.put("error")
-            arrived.set()
+                        arrived.set()
+            except PipelineError as exc:
+                self.errors.append(exc)
+                self.changed.put("error")
+                arrived.set()
+                return
+            except Exception:  # an undecodable answer: list again shortly
+                if self.stop.wait(0.2):
+                    return
 
     def snapshot(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -32,9 +32,10 @@ from pipelinelib.steps.plan import compute_plans, render_all
 
 
 def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, Any]],
-                plan: dict[str, Any]) -> StepResult:
+                plan: dict[str, Any], owned_lists: Any = None) -> StepResult:
     """Deploy one app through the rollout step (apply, wait, prune, roll back on failure);
-    an app gone from the spec has its owned objects pruned."""
+    an app gone from the spec has its owned objects pruned. ``owned_lists``: the run's
+    lists of owned objects (kube.revisions.RunLists), one per namespace and kind."""
     from pipelinelib.steps import rollout
 
     if env.kubeconfig or env.context:  # the environment's own cluster
@@ -57,7 +58,8 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
                              timeout=spec.timeout, prune=True,
                              allowed_namespaces=env.namespaces or None,
                              blue_green=spec.blue_green,
-                             await_promotion=env.awaits_promotion(spec))
+                             await_promotion=env.awaits_promotion(spec),
+                             owned_lists=owned_lists)
     if app_hooks:
         hooks.run(ctx, app_hooks, f"post-{event}", spec.namespace, spec.timeout)
         hooks.record(ctx.kube, app, spec.namespace, labels, event, wanted, done=True)
@@ -158,8 +160,12 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     ctx.log.info("applying", apps=len(todo), parallel=limit,
                  priorities=sorted({p["priority"] for p in todo}))
 
+    from pipelinelib.kube.revisions import RunLists
+
+    owned_lists = RunLists(kube, ctx.log)  # one list per namespace and kind for every app
+
     def deploy(app: str) -> StepResult:
-        return rollout_app(ctx, env, app, rendered.get(app, []), plans[app])
+        return rollout_app(ctx, env, app, rendered.get(app, []), plans[app], owned_lists)
 
     outcome = run_by_priority(((p["priority"], p["app"]) for p in todo), deploy, limit)
     outcomes = {name: str(result.status) for name, result in outcome.results.items()}

@@ -35,8 +35,10 @@ from pipelinelib.kube.lock import DeployLock, LeaseLost
 from pipelinelib.kube.revisions import (
     Change,
     Owned,
+    RunLists,
     plan_changes,
     prune_candidates,
+    prune_kinds,
     refresh,
     rollback,
 )
@@ -114,10 +116,12 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             prune: bool = True, rollback_on_failure: bool = True,
             allowed_namespaces: list[str] | None = None, blue_green: bool = False,
             await_promotion: bool = False, lock_timeout: float = 300,
-            lock_ttl: int = 30, images: Mapping[str, ImageRef] | None = None) -> StepResult:
+            lock_ttl: int = 30, images: Mapping[str, ImageRef] | None = None,
+            owned_lists: RunLists | None = None) -> StepResult:
     """Deploy ``manifests`` (path or dicts) of ``app`` into ``namespace``; see the module doc.
 
     ``images`` pins container images to digests ({repository: pinned ref}, see kube.images).
+    ``owned_lists``: the run's lists of owned objects, shared by the apps of one apply.
     """
     log = ctx.log.bind(app=app, namespace=namespace)
     docs, known = _prepare(ctx, manifests, app, namespace, allowed_namespaces, images,
@@ -141,7 +145,10 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             color = bluegreen.other(live) if live else "blue"
             docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
-    owned = Owned(kube, app, namespace, log) if exists else None  # one list per kind
+    owned = Owned(kube, app, namespace, log, owned_lists) if exists else None  # list per kind
+    if owned is not None and prune:  # the prune's lists in flight with the plan's own
+        owned.prefetch({**dict.fromkeys(prune_kinds(keep)),
+                        **{m.kind: m.obj.get("apiVersion") for m in docs}})
     changes = plan_validated(kube, docs, exists, owned)
     prunes = prune_candidates(kube, app, namespace, keep, log, owned) if prune and exists \
         else []
@@ -210,17 +217,24 @@ def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool,
                    owned: Owned | None = None) -> list[Change]:
     """``plan_changes`` object by object: every dry run the apiserver refuses is collected
     (schema errors, invalid values, too large) and all of them raised together."""
-    changes: list[Change] = []
-    problems: list[BadInput] = []
-    for m in docs:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelinelib.kube.revisions import READS_AT_ONCE
+
+    def one(m: mf.Manifest) -> list[Change] | BadInput:
         try:
-            changes += plan_changes(kube, [m], exists, owned)
+            return plan_changes(kube, [m], exists, owned)
         except Refused:
             raise
         except BadInput as exc:
-            problems.append(m.bad("", exc.message, "an object the apiserver accepts"))
-    mf.Invalid.raise_if(problems)
-    return changes
+            return m.bad("", exc.message, "an object the apiserver accepts")
+
+    if owned is not None:  # the lists first, all at once
+        owned.prefetch({m.kind: m.obj.get("apiVersion") for m in docs})
+    with ThreadPoolExecutor(max_workers=max(1, min(READS_AT_ONCE, len(docs)))) as pool:
+        results = list(pool.map(one, docs))  # in order; the first Refused is raised
+    mf.Invalid.raise_if([r for r in results if isinstance(r, BadInput)])
+    return [c for r in results if not isinstance(r, BadInput) for c in r]
 
 
 def _complete_rollback(ctx: Context, app: str, namespace: str, outcome: Any, timeout: float,
