@@ -43,10 +43,11 @@ def promotion_parameters(app: str, to: str, source: str | None = None,
     if not image or not _IMAGE.match(image):
         raise BadInput(f"{image!r} is not an image pinned by digest", field="--image",
                        expected="REPOSITORY@sha256:<64 hex digits>")
-    if not (reason or "").strip():
+    reason = (reason or "").strip()
+    if not reason:
         raise BadInput("a hot-fix needs a reason", field="--reason",
                        expected="why this cannot wait for the normal promotion")
-    return {"APP": app, "TO_ENV": to, "IMAGE": image, "REASON": reason.strip()}
+    return {"APP": app, "TO_ENV": to, "IMAGE": image, "REASON": reason}
 
 
 @step("jenkins-job")

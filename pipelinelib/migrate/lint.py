@@ -140,10 +140,10 @@ def lint(migrations: Iterable[Migration], *, pg_version: str | None = None,
     findings = []
     for v in sorted(violations, key=lambda v: (list(by_file).index(v.file)
                                                if v.file in by_file else -1, v.line, v.rule)):
-        mig = by_file.get(v.file)
-        if mig is None:
+        found = by_file.get(v.file)
+        if found is None:
             continue
-        findings.append(_decide(mig, v, created[v.file]))
+        findings.append(_decide(found, v, created[v.file]))
     return findings
 
 

@@ -92,7 +92,7 @@ class AuditEvent:
     warnings: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {
+        doc: dict[str, Any] = {
             "@timestamp": self.time, "id": self.id, "action": self.action,
             "target": self.target, "result": self.result, "reason": self.reason,
             "user": self.user, "provider": self.provider, "build_url": self.build_url,
@@ -444,11 +444,12 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
         revision=str(top.get("revision") or ctx.revision or ci.revision),
         digest=str(top.get("digest") or ""), from_=str(top.get("from") or ""),
         to=str(top.get("to") or ""),
-        **({"id": event_id} if event_id else {}),
         details={**{k: v for k, v in top.items()
                     if k not in ("digest", "from", "to", "revision")},
                  **details},
     )
+    if event_id:
+        event.id = event_id
     redacted = secrets.redact(event.to_dict())
     return AuditEvent.from_dict(redacted)
 
