@@ -15,8 +15,7 @@ import responses
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.records.audit import read_jsonl
 from pipelinelib.steps.annotate import annotate_deployment
-from tests.conftest import git
-from tests.test_records import clone, make_origin
+from tests.helpers.git import clone, git, make_origin
 
 JENKINS = "https://ci.example.org/"
 BUILD = JENKINS + "job/apps/job/hello/23/"

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_CHANGES_PENDING
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.helpers import ci_env
-from tests.fixtures.envs.kube import Kubectl, deployer_env
-from tests.test_apply import app
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import ci_env, env_app
+from tests.helpers.kube import Kubectl, deployer_env
 
 COLOR = "pipelinelib.dev/color"
 POLICY = """\
@@ -36,7 +35,7 @@ def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,
                context: str = "pipelinelib-testbed") -> None:
     (root / "environments").mkdir(parents=True, exist_ok=True)
     (root / "policy.yaml").write_text(POLICY)
-    body = app("web", replicas=2, tag=tag) + f"    strategy: {strategy}\n"
+    body = env_app("web", replicas=2, tag=tag) + f"    strategy: {strategy}\n"
     (root / "environments" / "staging.yaml").write_text(
         "apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: staging\n"
         f"namespaces: [{ns}]\ncluster: {{context: {context}}}\n"

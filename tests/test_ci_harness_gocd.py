@@ -1,5 +1,5 @@
 """The shipped GoCD config repository, run for real: every gocd/*.gocd.yaml pipeline, stage by
-stage, by a GoCD agent harness (tests/gocd_agent.py) against the testbed's registry,
+stage, by a GoCD agent harness (tests/helpers/gocd_agent.py) against the testbed's registry,
 PostgreSQL and Kubernetes - as the deployer, never cluster-admin.
 
 What a site adapts when copying the file (the git URLs, NAMESPACE, PIPELINE_ENV_REPO) is
@@ -22,16 +22,16 @@ import pytest
 import yaml
 
 from pipelinelib.testing.testbed import Testbed, parse_exports
-from tests.conftest import git
-from tests.fixtures.manifests.kit import Cluster
-from tests.fixtures.trust import make_trust
-from tests.gocd_agent import (
+from tests.helpers.git import git
+from tests.helpers.gocd_agent import (
     GoCDAgent,
     GoCDServerAPI,
     PipelineRun,
     load_pipelines,
     pipeline_env_for_test,
 )
+from tests.helpers.kube import Cluster
+from tests.helpers.trust import make_trust
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "gocd").glob("*.gocd.yaml"))

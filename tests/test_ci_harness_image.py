@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.testing.testbed import parse_exports
-from tests.fixtures.manifests.kit import Cluster, web, write
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import web, write
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ parameters, environment and credentials bound as Jenkins binds them. A wrong var
 credential id or object name fails here.
 
 Jenkins itself cannot run here; the part of its API the build calls back (the build
-description the annotate step sets) is a loopback stand-in (tests/jenkins_api.py).
+description the annotate step sets) is a loopback stand-in (tests/helpers/jenkins_api.py).
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import git
-from tests.fixtures.manifests.kit import Cluster
-from tests.jenkins_api import JenkinsBuildAPI
-from tests.test_groovy import _tools
+from tests.helpers.git import git
+from tests.helpers.groovy import run_jenkinsfile
+from tests.helpers.jenkins_api import JenkinsBuildAPI
+from tests.helpers.kube import Cluster
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-GROOVY = ROOT / "tests" / "groovy"
 NAMESPACE = "hello-sandbox"  # what examples/jenkins/Jenkinsfile deploys into
 TOKEN = "planted-jenkins-token-4c2e"
 
@@ -70,22 +68,6 @@ def workspace(tmp_path: Path) -> tuple[Path, Path]:
     git(ws, "remote", "add", "origin", str(origin))
     git(ws, "push", "-q", "origin", "main")
     return ws, origin
-
-
-def run_jenkinsfile(config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    mvn = _tools()
-    path = tmp_path / "testbed-config.json"
-    path.write_text(json.dumps(config))
-    args = [mvn, "-B", "-q", f"-Dgroovy.build.dir={tmp_path / 'groovy-build'}",
-            "-Dtest=JenkinsfileTestbedTest", f"-Dpipelinelib.testbed.config={path}", "test"]
-    env = {**os.environ, "MAVEN_OPTS": os.environ.get("MAVEN_OPTS", "-Xmx512m")}
-    out = subprocess.run([args[0], "-o", *args[1:]], cwd=GROOVY, env=env, capture_output=True,
-                         text=True, timeout=1500, check=False)
-    if out.returncode != 0 and "offline" in out.stdout + out.stderr:
-        out = subprocess.run(args, cwd=GROOVY, env=env, capture_output=True, text=True,
-                             timeout=1500, check=False)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    return json.loads(Path(config["results"]).read_text())
 
 
 @pytest.mark.timeout(1800)

@@ -134,8 +134,8 @@ def test_guestbook_deploys_each_workload_with_its_own_image_reruns_as_a_noop_and
     """On the real control plane, as the least-privilege deployer."""
     import json
 
-    from tests.conftest import run_pipeline
-    from tests.fixtures.manifests.kit import Cluster
+    from tests.helpers.cli import run_pipeline
+    from tests.helpers.kube import Cluster
 
     cluster = Cluster(kube_env)
     try:

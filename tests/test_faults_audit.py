@@ -18,9 +18,9 @@ import requests
 
 from pipelinelib.records import audit
 from pipelinelib.testing.faults import Proxy, count_retries, host_port, url_via
-from tests.conftest import run_pipeline
-from tests.test_audit import ZINC_PASSWORD, ZINC_USER, Zinc, make_ctx
-from tests.test_records import clone, make_origin
+from tests.helpers.audit_sink import ZINC_PASSWORD, ZINC_USER, Zinc, audit_ctx
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import clone, make_origin
 
 AUTH = (ZINC_USER, ZINC_PASSWORD)
 
@@ -119,7 +119,7 @@ def test_zincsearch_refusing_one_event_of_a_batch_sets_it_aside_and_delivers_the
     spool_dir = tmp_path / "spool"
     env = {"PIPELINE_AUDIT_URL": "http://127.0.0.1:9/", "PIPELINE_AUDIT_INDEX": index,
            "PIPELINE_AUDIT_SPOOL": str(spool_dir)}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     down = [audit.record(ctx, "swap", target=f"app-{i}", result="success", env=env)
             for i in range(4)]
     assert all(e.spooled for e in down)

@@ -27,7 +27,7 @@ from pipelinelib.testing.faults import (
     host_port,
 )
 from pipelinelib.testing.kill import KillHarness, PostgresWrites, Trial
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "migrations" / "app"
 HISTORY = "pipelinelib_schema_history"  # a constant: the f-strings below are safe

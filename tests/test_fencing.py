@@ -19,8 +19,9 @@ import pytest
 
 from pipelinelib.kube.lock import PROCESS_ANN, LeaseLost, lease_name, process_stamp
 from pipelinelib.steps.rollout import rollout
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, blue_green_awaiting_swap, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import blue_green_awaiting_swap, image, web, write
 
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"
 

@@ -18,8 +18,9 @@ from pipelinelib.kube.lock import CONFIRM_S, LeaseLost, lease_name
 from pipelinelib.steps.rollback import rollback
 from pipelinelib.steps.rollout import rollout
 from pipelinelib.steps.swap import swap
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, blue_green_awaiting_swap, image, web
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import blue_green_awaiting_swap, image, web
 
 
 @pytest.fixture

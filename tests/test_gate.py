@@ -12,7 +12,8 @@ import yaml
 
 from pipelinelib.attest import read_attestation
 from pipelinelib.context import Context
-from tests.conftest import commit_all, git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all, git
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"

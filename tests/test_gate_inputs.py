@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_all, git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all, git
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"

@@ -26,7 +26,7 @@ from responses import matchers
 from pipelinelib.adapters.gocd import GoCDClient
 from pipelinelib.errors import BadInput, Refused, StepFailed, Unreachable
 from pipelinelib.secrets import looks_secret
-from tests.fakes import FakeClock
+from tests.helpers.fakes import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
 GOCD = ROOT / "gocd"

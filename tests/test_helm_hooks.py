@@ -18,8 +18,8 @@ from pipelinelib.helm import hooks
 from pipelinelib.secrets import Secrets
 from pipelinelib.steps.plan import render_all
 from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "tests" / "fixtures" / "charts" / "hooked"

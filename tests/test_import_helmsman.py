@@ -10,7 +10,7 @@ import yaml
 from pipelinelib.envspec.helmsman import convert
 from pipelinelib.envspec.load import load_environment, parse_environment
 from pipelinelib.errors import EXIT_BAD_INPUT
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 HELMSMAN = Path(__file__).resolve().parent / "fixtures" / "envs" / "helmsman"
 

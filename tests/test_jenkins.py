@@ -41,7 +41,7 @@ from pipelinelib.adapters.jenkins import (
 )
 from pipelinelib.errors import BadInput, Refused, StepFailed, Unreachable
 from pipelinelib.secrets import Secrets
-from tests.fakes import FakeClock
+from tests.helpers.fakes import FakeClock
 
 URL = "https://ci.example.org/"
 JOB = "release/promote"

@@ -9,7 +9,8 @@ import yaml
 
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import BadInput, Refused, Unreachable
-from tests.fixtures.manifests.kit import Cluster, image
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image
 
 
 @pytest.fixture

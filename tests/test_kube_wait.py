@@ -15,8 +15,9 @@ from pipelinelib.errors import StepFailed
 from pipelinelib.kube import health
 from pipelinelib.kube.wait import label_selector, pod_selector
 from pipelinelib.steps.rollout import rollout
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import PLANTED, Cluster, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import PLANTED, image, web, write
 
 
 class WatchRecorder(KubeClient):

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from pipelinelib.migrate import pending_migrations
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "migrations"
 

@@ -6,8 +6,9 @@ import pytest
 
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.steps.migrate import job_name, run_migration_job
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from pipelinelib.errors import BadInput
 from pipelinelib.migrate import lint_migrations
 from pipelinelib.migrate.files import load_migrations
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "migrations"
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipelinelib.errors import BadInput
 from pipelinelib.perf.lighthouse import Budget, check, load_budget, quantity, read_report
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 FIX = Path(__file__).parent / "fixtures" / "perf"
 

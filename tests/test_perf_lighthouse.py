@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = "12.8.2"

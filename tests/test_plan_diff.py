@@ -16,8 +16,8 @@ import pytest
 from pipelinelib.envspec.load import load_environment, parse_environment
 from pipelinelib.envspec.render import ANN_HASH, render_app
 from pipelinelib.steps.plan import render_all
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.kube import Kubectl, deployer_env
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Kubectl, deployer_env
 
 TOKEN = "s3cr3t-token-value"
 TEXT = """\

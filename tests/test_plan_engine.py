@@ -19,8 +19,8 @@ import yaml
 
 from pipelinelib.envspec.load import load_environment
 from pipelinelib.steps.plan import render_all
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.kube import Kubectl, deployer_env
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Kubectl, deployer_env
 
 PLANTED = "planted-engine-secret-6b2f"
 DIGEST = "sha256:" + hashlib.sha256(b"engine-web").hexdigest()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.kube import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"

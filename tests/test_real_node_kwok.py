@@ -12,13 +12,10 @@ import pytest
 
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollout import rollout
-from tests.realnode import (  # noqa: F401  (env, image, cluster are fixtures)
+from tests.helpers.realnode import (
     PORT,
     UNKNOWN_DIGEST,
     app,
-    cluster,
-    env,
-    image,
     pods_of,
     pull_secret,
     regcred,
@@ -28,31 +25,31 @@ PROBE = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
 CRASH = ["/bin/sh", "-c", "echo starting; echo 'fatal: simulated crash' >&2; exit 1"]
 
 
-def docs_for(case: str, where: str, image: str, env) -> tuple[list[dict], float]:
+def docs_for(case: str, where: str, node_image: str, node_env) -> tuple[list[dict], float]:
     kwok = {"kwok_behavior": {"crash": "crash", "pull": "pull-fail", "config": "config-error",
                               "never-ready": "never-ready", "unauthorized": "pull-unauthorized",
                               "oom": "oom"}[case]} if where == "kwok" else {}
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
               "data": {"GREETING": "hi"}}
-    extra = [regcred(env), config]
+    extra = [regcred(node_env), config]
     if case == "crash":
-        return app("web", image, command=CRASH, readiness={}, min_ready_seconds=5,
+        return app("web", node_image, command=CRASH, readiness={}, min_ready_seconds=5,
                    extra=extra, **kwok), 120
     if case == "unauthorized":
-        wrong = pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
-                            env["PIPELINELIB_AUTH_REGISTRY_USER"], "wrong-password-1")
-        return app("web", image, extra=[wrong, config], **kwok), 120
+        wrong = pull_secret("regcred", node_env["PIPELINELIB_AUTH_REGISTRY"],
+                            node_env["PIPELINELIB_AUTH_REGISTRY_USER"], "wrong-password-1")
+        return app("web", node_image, extra=[wrong, config], **kwok), 120
     if case == "oom":
         hog = ["/bin/sh", "-c", "echo allocating; exec dd if=/dev/zero of=/dev/null bs=64M"]
-        return app("web", image, command=hog, readiness={"exec": {"command": ["/bin/false"]}},
+        return app("web", node_image, command=hog, readiness={"exec": {"command": ["/bin/false"]}},
                    memory_limit="16Mi", extra=extra, **kwok), 120
     if case == "pull":
-        ref = image if kwok else image.split("@", 1)[0] + "@" + UNKNOWN_DIGEST
+        ref = node_image if kwok else node_image.split("@", 1)[0] + "@" + UNKNOWN_DIGEST
         return app("web", ref, extra=extra, **kwok), 120
     if case == "config":
         key = ("cfg", "GREETING") if kwok else ("cfg", "DATABASE_URL")
-        return app("web", image, env_from_key=key, extra=extra, **kwok), 120
-    return app("web", image, readiness=PROBE, extra=extra, **kwok), 15
+        return app("web", node_image, env_from_key=key, extra=extra, **kwok), 120
+    return app("web", node_image, readiness=PROBE, extra=extra, **kwok), 15
 
 
 EXPECT = {
@@ -74,16 +71,16 @@ EXPECT = {
 @pytest.mark.parametrize("where", ["real", "kwok"])
 @pytest.mark.parametrize("case", sorted(EXPECT))
 def test_the_same_failure_reads_the_same_on_the_real_node_and_on_kwok(
-        cluster, env, image, case, where):
-    ns = cluster.namespace(f"{where}-{case}"[:12])
-    docs, timeout = docs_for(case, where, image, env)
+        node_cluster, node_env, node_image, case, where):
+    ns = node_cluster.namespace(f"{where}-{case}"[:12])
+    docs, timeout = docs_for(case, where, node_image, node_env)
     with pytest.raises(StepFailed) as failed:
-        rollout(cluster.ctx("web"), docs, app="web", namespace=ns, timeout=timeout,
+        rollout(node_cluster.ctx("web"), docs, app="web", namespace=ns, timeout=timeout,
                 rollback_on_failure=False)
     text = failed.value.one_line()
     for part in EXPECT[case]:
         assert part in text, f"{where}: {part!r} not in {text}"
-    [pod] = pods_of(cluster, ns, "web")
+    [pod] = pods_of(node_cluster, ns, "web")
     assert pod["spec"]["nodeName"].startswith("kwok-" if where == "kwok" else "real-")
     status = pod["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")

@@ -20,9 +20,9 @@ import pytest
 
 from pipelinelib import imageref, yamlsafe
 from pipelinelib.kube import manifests as mf
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.audit import AuditLog, grant_deployer_rbac
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster, grant_deployer_rbac
 
 REALWORLD = Path(__file__).parent / "fixtures" / "manifests" / "realworld"
 

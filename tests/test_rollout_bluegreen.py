@@ -8,8 +8,9 @@ import pytest
 
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image, web, write
 
 
 @pytest.fixture

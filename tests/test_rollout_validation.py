@@ -17,10 +17,11 @@ import yaml
 
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import BadInput
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.audit import AuditLog, grant_deployer_rbac
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-from tests.test_yamlsafe import billion_laughs
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster, grant_deployer_rbac
+from tests.helpers.manifests import image, web, write
+from tests.helpers.yamlbombs import billion_laughs
 
 
 @pytest.fixture

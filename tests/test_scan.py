@@ -12,7 +12,7 @@ from pipelinelib.errors import BadInput, GateFailed
 from pipelinelib.scan.model import Finding, Severity
 from pipelinelib.scan.parsers import detect_format, load_json, parse_report
 from pipelinelib.scan.policy import evaluate, load_policy
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 FIX = Path(__file__).parent / "fixtures" / "scan"
 TODAY = dt.date(2026, 11, 23)

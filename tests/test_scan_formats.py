@@ -14,7 +14,7 @@ from pipelinelib.errors import BadInput
 from pipelinelib.scan.model import MISCONFIGURATION, SECRET, Severity, dedupe
 from pipelinelib.scan.parsers import parse_doc, parse_report
 from pipelinelib.scan.policy import evaluate, load_policy
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 FIX = Path(__file__).parent / "fixtures" / "scan"
 TODAY = dt.date(2026, 11, 23)

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.adapters.docker_engine import DockerEngine
+from pipelinelib.adapters.osv_scanner import assemble_local_db
 from pipelinelib.adapters.registry import RegistryClient
 from pipelinelib.attest import read_attestation
 from pipelinelib.context import Context
-from pipelinelib.scan.osv_scanner import assemble_local_db
 from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "scan"
@@ -107,8 +107,8 @@ def test_an_ignored_advisory_passes_and_the_verdict_replaces_the_attestation_onc
 
 def test_real_osv_scanner_over_a_lockfile_offline_parses_and_dedupes_with_grype(
         osv_bin, local_db, tmp_path):
+    from pipelinelib.adapters.osv_scanner import scan_lockfile
     from pipelinelib.scan.model import dedupe
-    from pipelinelib.scan.osv_scanner import scan_lockfile
     from pipelinelib.scan.parsers import parse_doc, parse_report
 
     lockfile = tmp_path / "requirements.txt"

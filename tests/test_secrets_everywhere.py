@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from pipelinelib.secrets import MASK, Secrets, clean_url
-from tests.conftest import git, run_pipeline
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import git
+from tests.helpers.kube import Cluster
 
 PLANTED = {
     "chart": "chart-secret-6b1d0e",
@@ -285,8 +286,9 @@ def test_promote_shows_no_planted_secret(tmp_path, registry_env):
     """The BUILD_URL's password and the registry password, planted in a promotion (with an
     approval): grepped in stdout/stderr, JUnit, summaries, the audit file, and everything the
     promotion wrote to the env-state repository (commits, records, approvals)."""
-    from tests.fixtures.envs.helpers import ci_env, push_image
-    from tests.test_enforce import _env_file, _repo
+    from tests.helpers.envstate import ci_env, env_file
+    from tests.helpers.git import write_repo
+    from tests.helpers.registry import push_image
 
     planted = {"build-url": "promote-build-url-pw-3b8e", "registry": "promote-registry-pw-e41a"}
     registry = registry_env["PIPELINELIB_REGISTRY"]
@@ -298,9 +300,9 @@ def test_promote_shows_no_planted_secret(tmp_path, registry_env):
               "  staging: {promote: ['*'], require_ci: false}\n"
               "  prod: {promote: ['group:release-managers'], approve: "
               "['group:release-managers'], four_eyes: true}\n")
-    _, origin = _repo(tmp_path, {
-        "environments/staging.yaml": _env_file("staging", "s-ns", repository, v2),
-        "environments/prod.yaml": _env_file("prod", "p-ns", repository, v1, "staging"),
+    _, origin = write_repo(tmp_path, {
+        "environments/staging.yaml": env_file("staging", "s-ns", repository, v2),
+        "environments/prod.yaml": env_file("prod", "p-ns", repository, v1, "staging"),
         "policy.yaml": policy}, origin=True)
     audit_log = tmp_path / "audit.jsonl"
     outputs: dict[str, str] = {}

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import git, run_pipeline
-from tests.fixtures.envs.kube import Kubectl, deployer_env
-from tests.test_plan import put_in_place, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import put_in_place, write_staging
+from tests.helpers.git import git
+from tests.helpers.kube import Kubectl, deployer_env
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def kubectl(kube_env) -> Iterator[Kubectl]:
 def test_status_table_json_and_html(kube_env, kubectl, tmp_path):
     repo = tmp_path / "state"
     ns = kubectl.namespace("st")
-    write(repo, ns, replicas=1)
+    write_staging(repo, ns, replicas=1)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "staging: web 1.0\n\nApp: web\nPromoted-by: rm-alice (jenkins)")
@@ -63,7 +64,7 @@ def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, kubectl, tmp_pa
     fix = git(app_repo, "rev-parse", "HEAD")
     repo = tmp_path / "state"
     ns = kubectl.namespace("hf")
-    write(repo, ns, replicas=1)
+    write_staging(repo, ns, replicas=1)
     (repo / "hotfixes" / "staging").mkdir(parents=True)
     (repo / "hotfixes" / "staging" / "web.yaml").write_text(
         f"fix_commit: {fix}\nsource_repo: {app_repo}\nmain_branch: main\nreason: CVE\n")

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_pipeline
-from tests.fixtures.manifests.audit import AuditLog, grant_deployer_rbac
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-from tests.test_yamlsafe import billion_laughs
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster, grant_deployer_rbac
+from tests.helpers.manifests import image, web, write
+from tests.helpers.paths import ROOT
+from tests.helpers.yamlbombs import billion_laughs
 
 HELLO = ROOT / "examples" / "hello"
 

@@ -15,9 +15,11 @@ from typing import Any
 from pipelinelib.envspec.model import EnvSpec, NamespaceSpec
 from pipelinelib.envspec.render import LABEL_ENV, LABEL_MANAGED
 
-# The cluster administrator's mark of a protected namespace (promotion.enforce.guard_namespace):
-# never set or removed through a spec (load.py refuses it, plan_namespaces never writes it).
-PROTECTED_LABEL = "pipelinelib.dev/protected"
+# PROTECTED_LABEL: the cluster administrator's mark of a protected namespace
+# (promotion.enforce.guard_namespace): never set or removed through a spec (load.py refuses
+# it, plan_namespaces never writes it).
+from pipelinelib.kube.labels import PROTECTED_LABEL
+
 LIMITS = "pipelinelib-limits"
 QUOTA = "pipelinelib-quota"
 

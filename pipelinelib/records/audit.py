@@ -45,7 +45,6 @@ from typing import Any, Protocol
 
 import structlog
 
-from pipelinelib.errors import TransientError
 from pipelinelib.secrets import Secrets, clean_url
 
 ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback", "approval",
@@ -208,40 +207,23 @@ class BulkSink:
         ident = f"{clean_url(self.url)}|{index}"
         self.key = "bulk-" + uuid.uuid5(uuid.NAMESPACE_URL, ident).hex[:12]
         self.name = f"index {index} at {clean_url(self.url)}"
-        self.timeout_s = timeout_s
-        self.auth = (user, password) if user else None
-        self.headers = {"Authorization": f"ApiKey {api_key}"} if api_key else {}
+        from pipelinelib.adapters.search_index import SearchIndex
+
+        self.server = SearchIndex(self.url, user=user, password=password, api_key=api_key,
+                                  timeout_s=timeout_s)
 
     def _send(self, method: str, path: str, body: str | bytes, content_type: str) -> Any:
-        import requests
-
-        from pipelinelib.retry import transient_retry
-
-        @transient_retry(attempts=3, max_delay_s=8.0, max_wait_s=1.0)
-        def send() -> Any:
-            try:
-                resp = requests.request(
-                    method, f"{self.url}/{path}", data=body, auth=self.auth,
-                    headers={**self.headers, "Content-Type": content_type},
-                    timeout=self.timeout_s)
-            except requests.RequestException as exc:
-                raise TransientError(f"{type(exc).__name__}: {str(exc)[:160]}") from exc
-            if resp.status_code in (429, 502, 503, 504) or resp.status_code >= 500:
-                raise TransientError(f"HTTP {resp.status_code}", status=resp.status_code)
-            return resp
+        from pipelinelib.adapters.search_index import IndexRefused
+        from pipelinelib.errors import Unreachable
 
         try:
-            resp = send()
-        except TransientError as exc:
-            raise SinkError(f"{self.name} did not answer: {exc}") from exc
-        if resp.status_code >= 400:
-            permanent = resp.status_code not in (401, 403, 404, 409)
-            raise SinkError(f"{self.name}: {method} {path} answered HTTP {resp.status_code}: "
-                            f"{resp.text[:200]}", permanent=permanent)
-        try:
-            return resp.json()
-        except ValueError:
-            return {}
+            return self.server.send(method, path, body, content_type)
+        except Unreachable as exc:
+            raise SinkError(f"{self.name} did not answer: {exc.message}") from exc
+        except IndexRefused as exc:
+            permanent = exc.status not in (401, 403, 404, 409)
+            raise SinkError(f"{self.name}: {method} {path} answered HTTP {exc.status}: "
+                            f"{exc.text}", permanent=permanent) from exc
 
     def ensure_template(self) -> None:
         """PUT the index template once per process (idempotent on the server too)."""

@@ -106,11 +106,19 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
 def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> None:
     """An apply killed after an app's last write left that app's deploy lock; the re-run has
     nothing to write there, so it removes the lock when its holder is known dead."""
-    from pipelinelib.kube.lock import DeployLock
+    from pipelinelib.kube import MANAGED_BY, MANAGER
+    from pipelinelib.kube.lock import DeployLock, lease_name
 
+    leases: dict[str, set[str]] = {}  # one list of our Leases per namespace, not a GET per app
     for plan in unchanged:
-        if plan.get("namespace"):
-            DeployLock.clear_dead(kube, plan["app"], plan["namespace"], log)
+        namespace = plan.get("namespace")
+        if not namespace:
+            continue
+        if namespace not in leases:
+            listed = kube.list("Lease", namespace, selector=f"{MANAGED_BY}={MANAGER}")
+            leases[namespace] = {i["metadata"]["name"] for i in listed.get("items", [])}
+        if lease_name(plan["app"]) in leases[namespace]:
+            DeployLock.clear_dead(kube, plan["app"], namespace, log)
 
 
 @step("apply")
@@ -145,8 +153,7 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before,
-                             awaiting_promotion=[],
-                             changes={p["app"]: p["objects"] for p in todo})
+                             awaiting_promotion=[])
     limit = max_parallel or env.max_parallel
     ctx.log.info("applying", apps=len(todo), parallel=limit,
                  priorities=sorted({p["priority"] for p in todo}))
@@ -180,14 +187,3 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     return StepResult.of("apply", actions, applied=sorted(outcome.results), outcomes=outcomes,
                          writes=getattr(kube, "writes", 0) - writes_before,
                          awaiting_promotion=awaiting)
-
-
-def exit_code(job: Any) -> int:
-    """The job's exit code; 5 (awaiting promotion) when it succeeded and an apply left
-    blue/green apps ready on the idle colour, waiting for `pipeline swap`."""
-    from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK
-
-    if job.exit_code == EXIT_OK and any(r.outputs.get("awaiting_promotion")
-                                        for r in job.results if r.step == "apply"):
-        return EXIT_AWAITING_PROMOTION
-    return int(job.exit_code)

@@ -11,14 +11,17 @@ import base64
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import EXAMPLE, git, run_pipeline
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import git
+from tests.helpers.kube import Cluster
+from tests.helpers.paths import EXAMPLE
 
 NODE_LABEL = "pipelinelib.dev/real-node"
 PORT = 18080
@@ -55,7 +58,7 @@ def delete_image(image: str, user: str | None = None, password: str | None = Non
     name, digest = image.split("@", 1)
     registry, repo = name.split("/", 1)
     requests.delete(f"http://{registry}/v2/{repo}/manifests/{digest}", timeout=10,
-                    auth=(user, password) if user else None)
+                    auth=(user, password or "") if user else None)
 
 
 def pull_secret(name: str, registry: str, user: str, password: str) -> dict[str, Any]:
@@ -200,9 +203,9 @@ def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
     for so in [rootfs / str(prefix / "bin" / "python3").lstrip("/"),
                rootfs / str(prefix / "bin" / "squawk").lstrip("/"), *rootfs.rglob("*.so*")]:
         libs |= _ldd(so)
-    for lib in libs:
-        if not (rootfs / lib.lstrip("/")).exists():
-            put(Path(lib), Path(lib))
+    for lib_path in libs:
+        if not (rootfs / lib_path.lstrip("/")).exists():
+            put(Path(lib_path), Path(lib_path))
     put(root / "pipelinelib", Path("/app/pipelinelib"))
     for target, source in migrations.items():
         put(source, Path(target))
@@ -232,25 +235,25 @@ def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
     return f"{repo}@{head.headers['Docker-Content-Digest']}"
 
 
-# Fixtures both real-node modules use (import them into the test module by name).
+# Fixtures the real-node modules use (registered in tests/conftest.py); ``node_env`` (the
+# control plane, registries and the real node) comes from pipelinelib.testing.plugin.
 @pytest.fixture(scope="module")
-def env(node_env: dict[str, str]) -> dict[str, str]:
-    return node_env
-
-
-@pytest.fixture(scope="module")
-def image(env, tmp_path_factory):
+def node_image(node_env: dict[str, str],
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
-    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
-    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
-                      *auth)
+    auth = (node_env["PIPELINELIB_AUTH_REGISTRY_USER"],
+            node_env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    ref = build_hello(tmp_path_factory.mktemp("build"), node_env,
+                      node_env["PIPELINELIB_AUTH_REGISTRY"], *auth)
     yield ref
     delete_image(ref, *auth)
 
 
 @pytest.fixture
-def cluster(env):
-    c = Cluster(env)
+def node_cluster(node_env: dict[str, str]) -> Iterator[Cluster]:
+    """The cluster (admin kubectl, deployer clients) with the real node; namespaces it
+    makes are deleted afterwards."""
+    c = Cluster(node_env)
     yield c
     c.cleanup()
 
