@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
