@@ -177,11 +177,6 @@ def _decide(mig: Migration, v: Any, new_before: set[str]) -> Finding:
                    reason=reason, contract=is_contract, fix=v.help, phase=phase)
 
 
-def lint_migration(mig: Migration, new_tables: set[str] | None = None) -> list[Finding]:
-    """Findings of one migration on its own."""
-    return lint([mig], each_on_its_own=True)
-
-
 def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None, *,
                     pg_version: str | None = None) -> list[Finding]:
     """Lint the migrations in ``directory`` (only the keys in ``versions`` when given,

@@ -47,8 +47,6 @@ import structlog
 
 from pipelinelib.secrets import Secrets, clean_url
 
-ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback", "approval",
-           "annotation", "state")
 RESULTS = ("success", "failure", "refused", "overridden", "pending")
 DEFAULT_INDEX = "pipeline-audit"
 TOP_LEVEL_DETAILS = ("digest", "from", "to", "revision", "deployment_id", "tag", "state")
