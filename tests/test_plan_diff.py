@@ -17,6 +17,7 @@ from pipelinelib.envspec.load import load_environment, parse_environment
 from pipelinelib.envspec.render import ANN_HASH, render_app
 from pipelinelib.steps.plan import render_all
 from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import stamped
 from tests.helpers.kube import Kubectl, deployer_env
 
 TOKEN = "s3cr3t-token-value"
@@ -56,7 +57,8 @@ def world(kube_env, kubectl, tmp_path):
 
     def put_in_place() -> None:
         env = load_environment(spec, root=tmp_path)
-        docs = [d for ds in render_all(env).values() for d in ds]
+        docs = [m.obj for app, ds in render_all(env).items()
+                for m in stamped(ds, app, env.apps[app].namespace)]
         kubectl("apply", "--server-side", "--field-manager=pipelinelib", "--force-conflicts",
                 "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
 

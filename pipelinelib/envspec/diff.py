@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipelinelib.envspec.render import ANN_HASH
+from pipelinelib.kube.labels import ANN_SPEC_HASH as ANN_HASH
 from pipelinelib.secrets import MASK, secret_field
 
 # server bookkeeping, never a change (as kube.revisions.normalize drops it)

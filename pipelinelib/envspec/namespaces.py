@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelinelib.envspec.model import EnvSpec, NamespaceSpec
-from pipelinelib.envspec.render import LABEL_ENV, LABEL_MANAGED
+from pipelinelib.kube.labels import ENV_LABEL as LABEL_ENV
+from pipelinelib.kube.labels import MANAGED_BY as LABEL_MANAGED
 
 # PROTECTED_LABEL: the cluster administrator's mark of a protected namespace
 # (promotion.enforce.guard_namespace): never set or removed through a spec (load.py refuses

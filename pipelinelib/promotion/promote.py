@@ -23,9 +23,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from pipelinelib.context import Context
 from pipelinelib.envspec import yamlines
 from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.envspec.model import AppSpec, EnvSpec, ImageSpec
@@ -42,6 +41,9 @@ from pipelinelib.promotion.trust import (
     sign,
     trust_root,
 )
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 
 class ImageEvidence(Protocol):

@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipelinelib.context import Context
 from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.envspec.staterepo import Commit, EnvStateRepo
 from pipelinelib.errors import BadInput
@@ -38,6 +38,9 @@ from pipelinelib.promotion.promote import (
     source_image,
 )
 from pipelinelib.promotion.trust import NS_APPROVAL, SIGNING_KEY_ENV
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 
 def needs_set_approval(root: Path, promotions: list[Promotion], policy: Policy) -> bool:

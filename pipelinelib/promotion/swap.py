@@ -7,9 +7,13 @@ The swap job itself (privilege, this rule, the swap step, audit) is
 
 from __future__ import annotations
 
-from pipelinelib.context import Context
+from typing import TYPE_CHECKING
+
 from pipelinelib.errors import Refused
 from pipelinelib.promotion.audit import audit
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 
 def check_colour_runs(ctx: Context, env_name: str, app: str, namespace: str, digest: str,

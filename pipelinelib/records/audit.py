@@ -47,8 +47,6 @@ import structlog
 
 from pipelinelib.secrets import Secrets, clean_url
 
-ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback", "approval",
-           "annotation", "state")
 RESULTS = ("success", "failure", "refused", "overridden", "pending")
 DEFAULT_INDEX = "pipeline-audit"
 TOP_LEVEL_DETAILS = ("digest", "from", "to", "revision", "deployment_id", "tag", "state")
@@ -439,6 +437,8 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
                     if k not in ("digest", "from", "to", "revision")},
                  **details},
     )
+    if event_id:
+        event.id = event_id
     redacted = secrets.redact(event.to_dict())
     return AuditEvent.from_dict(redacted)
 

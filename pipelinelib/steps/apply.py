@@ -155,7 +155,8 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before,
-                             awaiting_promotion=[])
+                             awaiting_promotion=[],
+                             changes={p["app"]: p["objects"] for p in todo})
     limit = max_parallel or env.max_parallel
     ctx.log.info("applying", apps=len(todo), parallel=limit,
                  priorities=sorted({p["priority"] for p in todo}))

@@ -182,5 +182,3 @@ def plan_environment(ctx: Context, env: EnvSpec,
                          namespaces=[p.to_dict() for p in ns_plans])
 
 
-def app_of(env: EnvSpec, name: str) -> AppSpec | None:
-    return env.apps.get(name)

@@ -59,25 +59,25 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
     commits = state.log(f"environments/{env.name}.yaml", max_count=200) if state else []
     rows = []
     for name, app in sorted(env.apps.items()):
-        obj = workloads.get(name)
-        ann = (obj or {}).get("metadata", {}).get("annotations", {})
+        workload = workloads.get(name)
+        ann = (workload or {}).get("metadata", {}).get("annotations", {})
         plan = plans.get(name)
         fix = hotfixes.get(name)
         merged = back_merged(fix) if fix else None
         image = app.image or ImageSpec(repository="")  # a chart that names its own images
-        containers = ((obj or {}).get("spec", {}).get("template", {}).get("spec", {})
+        containers = ((workload or {}).get("spec", {}).get("template", {}).get("spec", {})
                       .get("containers") or [{}])
         running = str(containers[0].get("image") or "")
         rows.append({
             "environment": env.name, "app": name, "namespace": app.namespace,
-            "deployed": obj is not None,
+            "deployed": workload is not None,
             "live_digest": running.split("@", 1)[1] if "@" in running else
             ann.get(ANN_DEPLOYED_DIGEST, ""),
             "image": image.repository, "digest": image.digest or "",
             "tag": image.tag or "",
             "revision": ann.get(ANN_REVISION, image.revision or ""),
             "version": ann.get(ANN_VERSION, image.version or ""),
-            "health": _health(obj),
+            "health": _health(workload),
             "in_sync": plan is not None and not plan.pending,
             "drift": bool(plan and plan.drift),
             "hotfix": bool(fix), "hotfix_back_merged": merged,
