@@ -9,6 +9,7 @@ objects with the same actions; the Secret's value appears in none of their outpu
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ def kubectl(kube_env) -> Iterator[Kubectl]:
 
 
 def write(root: Path, ns: str, *, replicas: int = 1, password: str = PLANTED,
-          admin_service: bool = True) -> None:
+          admin_service: bool = True, hashed: bool = True) -> None:
     (root / "environments").mkdir(parents=True, exist_ok=True)
     (root / "environments" / "staging.yaml").write_text(f"""\
 apiVersion: pipelinelib.dev/v1
@@ -59,6 +60,8 @@ apps:
                                      "envFrom": [{"secretRef": {"name": "creds"}}]}]}}}}
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
               "stringData": {"PASSWORD": password}}
+    if not hashed:  # keeps its name: a new value updates it in place
+        secret["metadata"]["annotations"] = {"pipelinelib.dev/hash": "false"}
     (folder / "deployment.yaml").write_text(yaml.safe_dump(deployment))
     (folder / "secret.yaml").write_text(yaml.safe_dump(secret))
     admin = folder / "admin-service.yaml"
@@ -76,6 +79,45 @@ def run(kube_env, *args: str):
     return out
 
 
+def three_dry_runs(kube_env, tmp_path: Path, ns: str) -> tuple[dict, set, set, dict]:
+    """(plan of web, plan's object actions, apply --dry-run's, rollout --dry-run's step)."""
+    plan = run(kube_env, "plan", "staging", "--repo", str(tmp_path), "--output", "json")
+    assert plan.returncode == 4, plan.stderr[-3000:]
+    web = json.loads(plan.stdout)["apps"][0]
+    report = tmp_path / "apply-report"
+    applied = run(kube_env, "--dry-run", "--report-dir", str(report), "apply", "staging",
+                  "--repo", str(tmp_path))
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    step = json.loads((report / "summary.json").read_text())["steps"][0]
+    apply_dry = set(step["outputs"]["changes"]["web"])
+    env = load_environment(tmp_path / "environments" / "staging.yaml", root=tmp_path)
+    manifests = tmp_path / "web.yaml"
+    manifests.write_text(yaml.safe_dump_all(render_all(env)["web"]))
+    report = tmp_path / "rollout-report"
+    rolled = run(kube_env, "--dry-run", "--report-dir", str(report), "rollout",
+                 str(manifests), "--app", "web", "--namespace", ns)
+    assert rolled.returncode == 0, rolled.stderr[-3000:]
+    rollout = json.loads((report / "summary.json").read_text())["steps"][0]
+    rollout["objects"] = {a.replace("prune ", "delete ", 1) for a in rollout["actions"]}
+    return web, set(web["objects"]), apply_dry, rollout
+
+
+def test_a_secret_value_changed_in_place_is_an_update_in_all_three(kube_env, kubectl,
+                                                                   tmp_path):
+    ns = kubectl.namespace("engine")
+    write(tmp_path, ns, hashed=False)
+    first = run(kube_env, "apply", "staging", "--repo", str(tmp_path))
+    assert first.returncode == 0, first.stderr[-3000:]
+    write(tmp_path, ns, hashed=False, password=PLANTED + "-rotated")
+    web, planned, apply_dry, rollout = three_dry_runs(kube_env, tmp_path, ns)
+    assert planned == apply_dry == rollout["objects"] == {"update Secret/creds"}
+    assert {(c["field"], c["live"], c["desired"]) for c in web["changes"]} == {
+        ("data.PASSWORD", "***", "***")}
+    shown = "\n".join(rollout["outputs"]["diff"])
+    assert "--- live Secret/creds" in shown
+    assert base64.b64encode(PLANTED.encode()).decode()[:12] not in shown
+
+
 def test_plan_apply_and_rollout_dry_runs_report_the_same_changes(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("engine")
     write(tmp_path, ns)
@@ -90,28 +132,8 @@ def test_plan_apply_and_rollout_dry_runs_report_the_same_changes(kube_env, kubec
     kubectl("-n", ns, "patch", "configmap", config, "--type=merge", "-p",
             '{"data":{"LOG_LEVEL":"debug"}}')
 
-    plan = run(kube_env, "plan", "staging", "--repo", str(tmp_path), "--output", "json")
-    assert plan.returncode == 4, plan.stderr[-3000:]
-    web = json.loads(plan.stdout)["apps"][0]
-    planned = set(web["objects"])
-
-    report = tmp_path / "apply-report"
-    applied = run(kube_env, "--dry-run", "--report-dir", str(report), "apply", "staging",
-                  "--repo", str(tmp_path))
-    assert applied.returncode == 0, applied.stderr[-3000:]
-    step = json.loads((report / "summary.json").read_text())["steps"][0]
-    apply_dry = set(step["outputs"]["changes"]["web"])
-
-    env = load_environment(tmp_path / "environments" / "staging.yaml", root=tmp_path)
-    manifests = tmp_path / "web.yaml"
-    manifests.write_text(yaml.safe_dump_all(render_all(env)["web"]))
-    report = tmp_path / "rollout-report"
-    rolled = run(kube_env, "--dry-run", "--report-dir", str(report), "rollout",
-                 str(manifests), "--app", "web", "--namespace", ns)
-    assert rolled.returncode == 0, rolled.stderr[-3000:]
-    step = json.loads((report / "summary.json").read_text())["steps"][0]
-    rollout_dry = {a.replace("prune ", "delete ", 1) for a in step["actions"]}
-
+    web, planned, apply_dry, rollout = three_dry_runs(kube_env, tmp_path, ns)
+    rollout_dry = rollout["objects"]
     new_secret = next(o.split(" ", 1)[1] for o in planned if o.startswith("create Secret/"))
     assert new_secret != f"Secret/{old_secret}"
     assert planned == {
@@ -129,7 +151,7 @@ def test_plan_apply_and_rollout_dry_runs_report_the_same_changes(kube_env, kubec
     fields = {c["field"]: (c["live"], c["desired"]) for c in web["changes"]
               if c["object"] == "Deployment/web"}
     assert fields["spec.replicas"] == (1, 2)
-    assert any("replicas: 2" in line for line in step["outputs"]["diff"])
+    assert any("replicas: 2" in line for line in rollout["outputs"]["diff"])
 
     nothing = run(kube_env, "--dry-run", "apply", "staging", "--repo", str(tmp_path))
     assert nothing.returncode == 0

@@ -24,9 +24,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipelinelib.kube.labels import ANN_APPLIED
 from pipelinelib.kube.labels import ANN_SPEC_HASH as ANN_HASH
 from pipelinelib.secrets import MASK, secret_field
 
+# our own bookkeeping annotations: they follow the spec, never a change worth a line
+_BOOKKEEPING = {f"metadata.annotations.{ANN_HASH}", f"metadata.annotations.{ANN_APPLIED}"}
 # server bookkeeping, never a change (as kube.revisions.normalize drops it)
 VOLATILE_META = {"managedFields", "resourceVersion", "generation", "creationTimestamp", "uid"}
 
@@ -121,7 +124,7 @@ def _explain(plan: AppPlan, ref: str, live: dict[str, Any], new: dict[str, Any])
     kind = str(live.get("kind") or new.get("kind") or ref.split("/", 1)[0])
     diffs: list[tuple[str, Any, Any]] = []
     _compare(_comparable(live), _comparable(new), "", diffs)
-    diffs = [d for d in diffs if d[0] != f"metadata.annotations.{ANN_HASH}"] or [
+    diffs = [d for d in diffs if d[0] not in _BOOKKEEPING] or [
         ("metadata", None, None)]  # nothing but our bookkeeping: still a write
     recorded = _annotations(live).get(ANN_HASH)
     wanted = _annotations(new).get(ANN_HASH)

@@ -65,8 +65,9 @@ def _data(obj: dict[str, Any]) -> str:
     return json.dumps(obj.get("data"), sort_keys=True)
 
 
-def normalize(obj: dict[str, Any] | None) -> dict[str, Any]:
-    """The object without server bookkeeping (for comparison and diffs)."""
+def normalize(obj: dict[str, Any] | None, mask: bool = True) -> dict[str, Any]:
+    """The object without server bookkeeping (for comparison and diffs); Secret values
+    masked unless ``mask`` is false (a comparison must see a changed value)."""
     if not obj:
         return {}
     out = copy.deepcopy(obj)
@@ -74,7 +75,7 @@ def normalize(obj: dict[str, Any] | None) -> dict[str, Any]:
     meta = out.get("metadata", {})
     for key in VOLATILE_META:
         meta.pop(key, None)
-    if out.get("kind") == "Secret":
+    if mask and out.get("kind") == "Secret":
         for key in ("data", "stringData"):
             if isinstance(out.get(key), dict):
                 out[key] = {k: "***" for k in out[key]}
@@ -230,7 +231,7 @@ def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool,
                 dry = kube.apply(_probe(m, live), dry_run=True)
         if live is None:
             changes.append(Change(m, "create", None, dry))
-        elif normalize(dry) != normalize(live):
+        elif normalize(dry, mask=False) != normalize(live, mask=False):
             changes.append(Change(m, "update", live, dry))
         else:
             changes.append(Change(m, "none", live))
