@@ -194,8 +194,11 @@ class RegistryClient:
             path = location[len(self.base):] if location.startswith(self.base) else (
                 "/" + location.split("/", 3)[3] if location.startswith("http") else location)
             # an upload session left behind would be garbage in the registry
+            headers = self._auth_headers(scope)
+            basic = (self.username, self.password) if (
+                not headers and self.username and self.password) else None
             with contextlib.suppress(TransientError, Unreachable):
-                self._send("DELETE", path, self._auth_headers(scope), None, auth=None)
+                self._send("DELETE", path, headers, None, auth=basic)
 
     def _auth_headers(self, scope: str) -> dict[str, str]:
         token = self._tokens.get(scope)
