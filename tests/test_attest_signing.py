@@ -20,7 +20,7 @@ from pipelinelib.context import CIInfo, Context
 from pipelinelib.errors import Refused
 from pipelinelib.secrets import Secrets
 from tests.helpers.cli import run_pipeline
-from tests.helpers.paths import FIXTURES
+from tests.helpers.paths import FIXTURES, ROOT
 from tests.helpers.registry import push_image
 from tests.helpers.trust import ec_key, make_trust
 
@@ -201,7 +201,7 @@ def sigstore_verify() -> str:
 
     if os.environ.get("PIPELINELIB_SIGSTORE_VERIFY"):
         return os.environ["PIPELINELIB_SIGSTORE_VERIFY"]
-    tool = Path(__file__).resolve().parents[1] / "testbed" / "tools" / "sigstore-verify"
+    tool = ROOT / "testbed" / "tools" / "sigstore-verify"
     out = subprocess.run([str(tool)], capture_output=True, text=True, check=True, timeout=1800)
     return out.stdout.strip().split("=", 1)[1]
 

@@ -81,11 +81,7 @@ def test_rollback_in_a_protected_environment_only_to_a_promoted_digest(
                 and status.get("updatedReplicas") == status.get("replicas")
                 == status.get("availableReplicas"))
 
-    for _ in range(600):
-        if settled():
-            break
-        time.sleep(0.2)
-    assert settled()
+    wait_until(settled, 120, "the Deployment's status settled")
 
     # the default target (the revision before the live one) runs v3: refused, nothing written
     before = cluster.versions(prod_ns)

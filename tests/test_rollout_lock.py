@@ -6,16 +6,12 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import time
-
-import pytest
 
 from pipelinelib.kube.lock import DeployLock, lease_name
 from pipelinelib.kube.revisions import plan_changes, refresh
 from pipelinelib.steps.rollout import prepare, rollout
 from pipelinelib.testing.kill import KubeAuditWrites
 from tests.helpers.cli import run_pipeline
-from tests.helpers.kube import Cluster
 from tests.helpers.manifests import image, web, write
 from tests.helpers.wait import wait_until
 
