@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.manifests.kit import write  # noqa: E402
-from tests.realnode import app, delete_image, pull_secret  # noqa: E402
+from tests.helpers.manifests import write  # noqa: E402
+from tests.helpers.realnode import app, delete_image, pull_secret  # noqa: E402
 
 from benchmarks.rollout_vs_kubectl import kubectl, namespace  # noqa: E402
 
