@@ -100,47 +100,47 @@ READY_FILE = {"exec": {"command": ["/bin/cat", "/tmp/ready"]}, "periodSeconds": 
 
 
 @pytest.mark.parametrize("where", ["real", "kwok"])
-def test_a_liveness_kill_reports_the_restarts_on_both(cluster, env, image, private_kwok,
-                                                      where):
+def test_a_liveness_kill_reports_the_restarts_on_both(node_cluster, node_env, node_image,
+                                                      private_kwok, where):
     """kwok's liveness-kill stage (testbed/kubernetes/stages/pod-restarts.yaml) reads as the
     real kubelet's liveness kills: CrashLoopBackOff at the second restart, the SIGKILL's exit
     code, the probe's failure in the evidence."""
-    ns = cluster.namespace(f"{where}-live")
+    ns = node_cluster.namespace(f"{where}-live")
     slow = ["/bin/sh", "-c", "sleep 5; touch /tmp/ready; exec sleep 3600"]
-    docs = app("web", image, command=slow, readiness=READY_FILE, liveness=LIVENESS,
-               extra=[regcred(env)],
+    docs = app("web", node_image, command=slow, readiness=READY_FILE, liveness=LIVENESS,
+               extra=[regcred(node_env)],
                **({"kwok_behavior": "liveness-kill"} if where == "kwok" else {}))
     if where == "kwok":
         docs = on_node(docs, private_kwok)
     with pytest.raises(StepFailed) as failed:
-        rollout(cluster.ctx("web"), docs, app="web", namespace=ns, timeout=120,
+        rollout(node_cluster.ctx("web"), docs, app="web", namespace=ns, timeout=120,
                 rollback_on_failure=False)
     text = failed.value.one_line()
     for part in ("CrashLoopBackOff", "2 restarts", "last exit code 137 (Error)"):
         assert part in text, f"{where}: {part!r} not in {text}"
     assert "Liveness probe failed" in "\n".join(failed.value.evidence), failed.value.evidence
-    [pod] = pods_of(cluster, ns, "web")
-    assert pod["spec"]["nodeName"] == (private_kwok if where == "kwok" else env[
+    [pod] = pods_of(node_cluster, ns, "web")
+    assert pod["spec"]["nodeName"] == (private_kwok if where == "kwok" else node_env[
         "PIPELINELIB_REAL_NODE"])
 
 
 @pytest.mark.parametrize("where", ["real", "kwok"])
 def test_a_container_that_restarts_once_and_stays_up_passes_on_both(
-        cluster, env, image, private_kwok, where):
+        node_cluster, node_env, node_image, private_kwok, where):
     """kwok's restart-once stage: exit 1 once, CrashLoopBackOff for a moment, then up for
     good — the rollout waits it out (not a false failure), as on the real node."""
-    ns = cluster.namespace(f"{where}-once")
+    ns = node_cluster.namespace(f"{where}-once")
     once = ["/bin/sh", "-c", "if [ ! -e /state/started ]; then touch /state/started; "
             "echo 'database not ready yet' >&2; exit 1; fi; " + serve()[2]]
-    docs = app("web", image, command=once, volumes=True, extra=[regcred(env)],
+    docs = app("web", node_image, command=once, volumes=True, extra=[regcred(node_env)],
                **({"kwok_behavior": "restart-once"} if where == "kwok" else {}))
     if where == "kwok":
         docs = on_node(docs, private_kwok)
-    result = rollout(cluster.ctx("web"), docs, app="web", namespace=ns, timeout=120)
+    result = rollout(node_cluster.ctx("web"), docs, app="web", namespace=ns, timeout=120)
     assert result.changed
-    [pod] = pods_of(cluster, ns, "web")
+    [pod] = pods_of(node_cluster, ns, "web")
     cs = pod["status"]["containerStatuses"][0]
     assert cs["restartCount"] == 1 and cs["ready"] is True, cs
     assert cs["lastState"]["terminated"]["exitCode"] == 1, cs
-    assert pod["spec"]["nodeName"] == (private_kwok if where == "kwok" else env[
+    assert pod["spec"]["nodeName"] == (private_kwok if where == "kwok" else node_env[
         "PIPELINELIB_REAL_NODE"])

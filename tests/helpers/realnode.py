@@ -263,7 +263,7 @@ STAGES = Path(__file__).resolve().parents[1] / "testbed" / "kubernetes" / "stage
 
 
 @pytest.fixture(scope="module")
-def private_kwok(env):
+def private_kwok(node_env: dict[str, str]) -> Iterator[str]:
     """A kwok of its own with THIS tree's stages (testbed/kubernetes/stages) managing one
     node of its own, tainted so only pods that ask for it land there: the shared testbed's
     kwok loaded its stages when it started, so a stage added since is staged here. Yields
@@ -273,6 +273,7 @@ def private_kwok(env):
     import subprocess
     import uuid
 
+    env = node_env
     state = Path(env.get("PIPELINELIB_TESTBED", "/tmp/pipelinelib-testbed")) / "kubernetes"
     kubectl = str(Path(env["PIPELINELIB_KUBE_BIN"]) / "kubectl")
     tag = uuid.uuid4().hex[:8]
