@@ -57,13 +57,13 @@ def _json(self, method, path, **kw):
     return out
 GiteaClient._json = _json
 
-kube_raw = KubeClient.raw
+kube_raw = KubeClient._raw  # every request, retried or not, goes through it once
 def raw(self, method, path, query=None, *args, **kw):
-    status, data = kube_raw(self, method, path, query, *args, **kw)
+    status, data, retry_after = kube_raw(self, method, path, query, *args, **kw)
     if method != "GET" and status < 300 and not (query or {}).get("dryRun"):
         wrote("kube " + method + " " + path)
-    return status, data
-KubeClient.raw = raw
+    return status, data, retry_after
+KubeClient._raw = raw
 
 audit_record = records_audit.record
 def lines():
