@@ -21,6 +21,7 @@ import requests
 from tests.helpers.cli import run_pipeline
 from tests.helpers.git import copy_hello, init_repo
 from tests.helpers.kube import Cluster
+from tests.helpers.paths import ROOT
 
 NODE_LABEL = "pipelinelib.dev/real-node"
 PORT = 18080
@@ -259,7 +260,7 @@ def regcred(env: dict[str, str], password: str | None = None) -> dict[str, Any]:
                        password or env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
 
 
-STAGES = Path(__file__).resolve().parents[1] / "testbed" / "kubernetes" / "stages"
+STAGES = ROOT / "testbed" / "kubernetes" / "stages"
 
 
 @pytest.fixture(scope="module")
