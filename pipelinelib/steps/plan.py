@@ -86,8 +86,9 @@ def compute_plans(ctx: Context, env: EnvSpec,
     for app in sorted(env.apps.values(), key=lambda a: (a.priority, a.name)):
         main, app_hooks = hooks.split(rendered[app.name])
         docs = [d for d in main if d["kind"] in KINDS]
-        if app.namespace not in exists:
-            exists[app.namespace] = namespace_exists(kube, app.namespace)
+        if app.namespace not in exists:  # objects listed there: it exists (no GET)
+            exists[app.namespace] = any(k[1] == app.namespace for k in live) or \
+                namespace_exists(kube, app.namespace)
         manifests = as_applied(ctx, docs, app.name, app.namespace)
         if app.blue_green:
             plans.append(_blue_green_plan(kube, app, manifests, by_app.get(app.name, []),
