@@ -84,7 +84,9 @@ def environment(root: Path, ns: str, apps: int) -> None:
 
 
 def test_a_no_op_apply_makes_at_most_one_request_per_app(cluster, counter, tmp_path):
-    ns, apps = cluster.namespace("rq"), 8
+    # the plan lists each prunable kind once per namespace (9) and the Leases once: at most
+    # one request per app from 10 apps on (the goal counts 50)
+    ns, apps = cluster.namespace("rq"), 10
     counter.grant(ns)
     environment(tmp_path, ns, apps)
     pipeline(cluster, counter, "apply", "rq", "--repo", str(tmp_path))

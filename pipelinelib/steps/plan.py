@@ -19,7 +19,7 @@ from pipelinelib.envspec.namespaces import plan_namespaces
 from pipelinelib.envspec.render import LABEL_APP, key, render_app
 from pipelinelib.helm import hooks
 from pipelinelib.kube import manifests as mf
-from pipelinelib.kube.revisions import PRUNE_KINDS, plan_changes
+from pipelinelib.kube.revisions import PRUNE_KINDS, Owned, plan_changes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.rollout import namespace_exists, plan_validated
@@ -86,8 +86,9 @@ def compute_plans(ctx: Context, env: EnvSpec,
     for app in sorted(env.apps.values(), key=lambda a: (a.priority, a.name)):
         main, app_hooks = hooks.split(rendered[app.name])
         docs = [d for d in main if d["kind"] in KINDS]
-        if app.namespace not in exists:
-            exists[app.namespace] = namespace_exists(kube, app.namespace)
+        if app.namespace not in exists:  # objects listed there: it exists (no GET)
+            exists[app.namespace] = any(k[1] == app.namespace for k in live) or \
+                namespace_exists(kube, app.namespace)
         manifests = as_applied(ctx, docs, app.name, app.namespace)
         if app.blue_green:
             plans.append(_blue_green_plan(kube, app, manifests, by_app.get(app.name, []),
@@ -95,7 +96,9 @@ def compute_plans(ctx: Context, env: EnvSpec,
         else:
             wanted = {key(d) for d in docs}
             orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
-            changes = plan_validated(kube, manifests, exists[app.namespace])
+            changes = plan_validated(kube, manifests, exists[app.namespace],
+                                     _Listed(kube, app, by_app.get(app.name, []),
+                                             kinds & set(KINDS)))
             plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref,
                                   changes, orphans))
         plans[-1].hooks = hooks.describe(app_hooks)
@@ -107,6 +110,28 @@ def compute_plans(ctx: Context, env: EnvSpec,
                              deletes=[f"{o['kind']}/{o['metadata']['name']}" for o in objs],
                              disabled=name in env.disabled))
     return plans
+
+
+class _Listed(Owned):
+    """An app's live objects from the plan's environment-wide lists, as
+    ``kube.revisions.Owned`` hands them to the engine: no GET per object. A kind listed at
+    another apiVersion is None (the engine reads those objects itself)."""
+
+    def __init__(self, kube: Any, app: AppSpec, objs: list[dict[str, Any]], kinds: set[str]):
+        super().__init__(kube, app.name, app.namespace)
+        self.kinds = kinds
+        self.by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+        for obj in objs:
+            self.by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+
+    def items(self, kind: str, api_version: str | None = None
+              ) -> dict[str, dict[str, Any]] | None:
+        if kind not in self.kinds:
+            return super().items(kind, api_version)
+        found = self.by_kind.get(kind, {})
+        if api_version and any(o.get("apiVersion") != api_version for o in found.values()):
+            return None
+        return found
 
 
 def as_applied(ctx: Context, docs: list[dict[str, Any]], app: str,
