@@ -43,7 +43,7 @@ FATAL_PULL = ("401", "403", "unauthorized", "Unauthorized", "authorization faile
 # a node briefly NotReady (node.kubernetes.io/not-ready), so it waits within the deadline.
 TRANSIENT_UNSCHEDULABLE = ("free ports", "unbound immediate PersistentVolumeClaims",
                            "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
-                           "untolerated taint",
+                           "untolerated taint(s)",
                            "Insufficient ", "were unschedulable", "Too many pods",
                            "anti-affinity", "waiting for first consumer", "being deleted")
 
