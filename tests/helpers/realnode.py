@@ -263,6 +263,23 @@ def regcred(env: dict[str, str], password: str | None = None) -> dict[str, Any]:
 STAGES = ROOT / "testbed" / "kubernetes" / "stages"
 
 
+class PrivateNode(str):
+    """A private kwok node's name; ``pause()``/``resume()`` stop and continue its kwok (as a
+    stopped kubelet: nothing on the node changes meanwhile)."""
+
+    proc: Any
+
+    def pause(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGCONT)
+
+
 @pytest.fixture(scope="module")
 def private_kwok(node_env: dict[str, str]) -> Iterator[str]:
     """A kwok of its own with THIS tree's stages (testbed/kubernetes/stages) managing one
@@ -316,10 +333,13 @@ def private_kwok(node_env: dict[str, str]) -> Iterator[str]:
             if taints == [PRIVATE_TAINT]:
                 break
             time.sleep(0.1)
-        yield node
+        named = PrivateNode(node)
+        named.proc = proc
+        yield named
     finally:
         subprocess.run([kubectl, "delete", "node", node, "--ignore-not-found", "--wait=false"],
                        env=run, check=False, capture_output=True)
+        proc.send_signal(__import__("signal").SIGCONT)
         proc.terminate()
         proc.wait(10)
         log.close()
@@ -330,6 +350,7 @@ PRIVATE_TAINT = "pipelinelib.dev/private-kwok"
 
 def on_node(docs: list[dict[str, Any]], node: str) -> list[dict[str, Any]]:
     """``docs`` with every pod template pinned to ``node`` (a private kwok node)."""
+    node = str(node)  # a plain name, not the PrivateNode
     for doc in docs:
         pod = ((doc.get("spec") or {}).get("template") or {}).get("spec")
         if pod is not None:
