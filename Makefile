@@ -21,7 +21,7 @@ constraints:  ## pin the dependency closure as installed now (after a green run)
 
 testbed-up: setup  ## start every testbed component (installs Debian packages, builds Go tools once)
 	testbed/up --state-dir $(TESTBED) --only all > $(TESTBED).env
-	for tool in helm osv-scanner zincsearch lighthouse oasdiff toxiproxy gitea; do PIPELINELIB_TESTBED=$(TESTBED) testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
+	for tool in helm osv-scanner zincsearch lighthouse oasdiff toxiproxy gitea sigstore-verify; do PIPELINELIB_TESTBED=$(TESTBED) testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
 
 testbed-down:
 	testbed/down --state-dir $(TESTBED)
@@ -35,9 +35,10 @@ test: testbed-up  ## run the whole test suite against the real testbed
 image: testbed-up  ## build the CI agents' tool image in the testbed engine (tool-image/)
 	source $(TESTBED).env && tool-image/build
 
-lint: setup  ## ruff and mypy (strict on steps/, pipelines/, context, adapters/)
+lint: setup  ## ruff, mypy (strict on steps/, pipelines/, context, adapters/), the layer contract
 	ruff check .
 	$(PYTHON) -m mypy
+	lint-imports
 
 # the speculative queue's benchmark takes 4-9 minutes: run it alone (GATE_S=15 python3 benchmarks/queue_speculative.py)
 BENCHMARKS ?= $(filter-out benchmarks/_% benchmarks/queue_speculative.py,$(wildcard benchmarks/*.py))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelinelib import helm
+from pipelinelib.adapters import helm
 from pipelinelib.envspec.load import parse_environment
 from pipelinelib.envspec.render import LABEL_ENV, render_app
 from pipelinelib.errors import StepFailed

@@ -32,7 +32,9 @@ def job_script(name: str, *args: str, env: dict[str, str] | None = None):
                           capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize(("script", "command"), [("build", "build"), ("deploy", "rollout")])
+@pytest.mark.parametrize(("script", "command"), [
+    ("build", "build"), ("deploy", "rollout"), ("autoroll", "autoroll"),
+    ("branch_deploy", "branch-deploy")])
 def test_a_job_script_takes_exactly_its_commands_options(script, command):
     job = job_script(script, "--help")
     cli = run_pipeline(command, "--help")

@@ -218,10 +218,7 @@ def test_hotfix_needs_a_reason_is_recorded_and_warns_until_back_merged(promo_wor
 
 
 def test_a_build_of_a_branch_deploys_to_its_branch_environment_only(promo_world):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "jobs"))
-    from branch_deploy import environment_for_branch
+    from pipelinelib.pipelines.branch_deploy import environment_for_branch
 
     assert environment_for_branch(str(promo_world["clone"]), "sandbox") == "sandbox"
     assert environment_for_branch(str(promo_world["clone"]), "main") == "staging"
@@ -238,12 +235,8 @@ def test_a_build_of_a_branch_deploys_to_its_branch_environment_only(promo_world)
 
 
 def test_autoroll_applies_only_environments_a_commit_touched_from_their_branch(promo_world):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "jobs"))
-    from autoroll import touched_environments
-
     from pipelinelib.envspec.staterepo import EnvStateRepo
+    from pipelinelib.pipelines.autoroll import touched_environments
 
     _to_preprod(promo_world)
     clone = promo_world["clone"]

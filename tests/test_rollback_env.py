@@ -75,6 +75,16 @@ def test_rollback_in_a_protected_environment_only_to_a_promoted_digest(
         wait_until(lambda: revisions() == expected, 120, f"revisions {expected}")  # noqa: B023
         cluster.kubectl("-n", prod_ns, "rollout", "status", "deploy/api", "--timeout=120s")
 
+    def settled() -> bool:  # the controllers' last status writes (the old pod terminating)
+        deploy = cluster.json("-n", prod_ns, "get", "deploy", "api")
+        status = deploy.get("status", {})
+        return (status.get("observedGeneration") == deploy["metadata"]["generation"]
+                and not status.get("terminatingReplicas")
+                and status.get("updatedReplicas") == status.get("replicas")
+                == status.get("availableReplicas"))
+
+    wait_until(settled, 120, "the Deployment's status settled")
+
     # the default target (the revision before the live one) runs v3: refused, nothing written
     before = cluster.versions(prod_ns)
     for args in ([], ["--to-revision", "3"]):

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
+from pipelinelib.adapters.clair import ClairClient
 from pipelinelib.errors import StepFailed, Unreachable
-from pipelinelib.scan.clair import ClairClient
 from pipelinelib.scan.parsers import parse_doc
 from tests.helpers.fakes import JSONHandler
 from tests.helpers.paths import FIXTURES

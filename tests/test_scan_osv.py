@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.adapters.docker_engine import DockerEngine
+from pipelinelib.adapters.osv_scanner import assemble_local_db
 from pipelinelib.adapters.registry import RegistryClient
 from pipelinelib.attest import read_attestation
 from pipelinelib.context import Context
-from pipelinelib.scan.osv_scanner import assemble_local_db
 from tests.helpers.cli import run_pipeline
 from tests.helpers.paths import ROOT
 from tests.helpers.tools import tool_exports
@@ -104,8 +104,8 @@ def test_an_ignored_advisory_passes_and_the_verdict_replaces_the_attestation_onc
 
 def test_real_osv_scanner_over_a_lockfile_offline_parses_and_dedupes_with_grype(
         osv_bin, local_db, tmp_path):
+    from pipelinelib.adapters.osv_scanner import scan_lockfile
     from pipelinelib.scan.model import dedupe
-    from pipelinelib.scan.osv_scanner import scan_lockfile
     from pipelinelib.scan.parsers import parse_doc, parse_report
 
     lockfile = tmp_path / "requirements.txt"

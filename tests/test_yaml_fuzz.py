@@ -79,9 +79,9 @@ def _put(path: Path, data: bytes) -> Path:
 
 
 def _loaders() -> dict[str, Callable[[Path, bytes], Any]]:
+    from pipelinelib.adapters.helm import chart_version
     from pipelinelib.envspec.helmsman import read_dsf
     from pipelinelib.gate.config import load_config, read_structured
-    from pipelinelib.helm import chart_version
     from pipelinelib.kube import manifests as mf
     from pipelinelib.perf.lighthouse import load_budget
     from pipelinelib.promotion.approvals import (

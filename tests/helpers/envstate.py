@@ -9,7 +9,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.helpers.git import add_origin, git, init_repo
 from tests.helpers.paths import EXAMPLE_STATE
@@ -149,6 +149,16 @@ def put_in_place(kubectl: Kubectl, root: Path) -> None:
     from pipelinelib.steps.plan import render_all
 
     env = load_environment(root / "environments" / "staging.yaml", root=root)
-    docs = [d for ds in render_all(env).values() for d in ds]
+    docs = [m.obj for app, ds in render_all(env).items()
+            for m in stamped(ds, app, env.apps[app].namespace)]
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
                                                   "items": docs}))
+
+
+def stamped(docs: list[dict[str, Any]], app: str, namespace: str) -> list[Any]:
+    """Rendered docs as the rollout step applies them (ownership labels, applied hash)."""
+    from pipelinelib.kube import manifests as mf
+
+    manifests = [mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)]
+    mf.stamp(manifests, app, namespace, mf.Record())
+    return manifests

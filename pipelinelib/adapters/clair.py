@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from pipelinelib.adapters.registry import RegistryClient
 from pipelinelib.errors import StepFailed, TransientError, Unreachable
 from pipelinelib.retry import TRANSIENT_STATUS, transient_retry
 
@@ -25,7 +26,10 @@ INDEX_ERROR = "IndexError"
 
 
 class ClairClient:
-    """Talks to one Clair deployment (combo mode, or indexer and matcher URLs apart)."""
+    """Talks to one Clair deployment (combo mode, or indexer and matcher URLs apart);
+    the ``ClairScanner`` seam (``ctx.scanner("clair", indexer=...)``)."""
+
+    name = "clair"
 
     def __init__(self, indexer_url: str, matcher_url: str | None = None, *,
                  token: str | None = None, timeout: float = 30.0):
@@ -62,10 +66,18 @@ class ClairClient:
             "GET", f"{self.matcher}/matcher/api/v1/vulnerability_report/{manifest_digest}"
         )
 
-    def scan(self, manifest_digest: str, layers: list[dict[str, Any]], **wait: Any) -> dict:
+    def scan(self, manifest_digest: str, layers: list[dict[str, Any]],
+             **wait: Any) -> dict[str, Any]:
         """Index, then report: the whole seed-003 flow in one call."""
         self.index(manifest_digest, layers, **wait)
         return self.vulnerability_report(manifest_digest)
+
+    def scan_image(self, registry: RegistryClient, repository: str, reference: str,
+                   **wait: Any) -> tuple[str, dict[str, Any]]:
+        """(manifest digest, vulnerability report) of an image Clair fetches from
+        ``registry`` itself (layer URIs with our credentials as headers)."""
+        digest, layers = registry_layers(registry, repository, reference)
+        return digest, self.scan(digest, layers, **wait)
 
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -86,13 +98,15 @@ class ClairClient:
             raise StepFailed(f"clair: {method} {url} answered {response.status_code}",
                              cause=response.text[:300])
         try:
-            return response.json()
+            answer: dict[str, Any] = response.json()
+            return answer
         except ValueError as exc:
             raise StepFailed(f"clair: {method} {url} did not answer JSON",
                              cause=response.text[:200]) from exc
 
 
-def registry_layers(registry: Any, repository: str, reference: str) -> tuple[str, list[dict]]:
+def registry_layers(registry: RegistryClient, repository: str, reference: str
+                    ) -> tuple[str, list[dict[str, Any]]]:
     """The manifest digest and Clair layer descriptions for an image in our registry."""
     manifest, _, _ = registry.manifest(repository, reference)
     digest = registry.manifest_digest(repository, reference) or reference

@@ -1,4 +1,5 @@
-"""Run OSV-Scanner on an image tarball (``docker save``), fully offline against a local db.
+"""The OSV-Scanner tool (``ctx.scanner("osv-scanner")``): an image tarball (``docker save``)
+or lockfiles, fully offline against a local db.
 
 The local database is OSV-Scanner's offline layout. v2.5 (through osv-scalibr) reads
 ``DB/osv-scalibr/<Ecosystem>/all.zip``; older releases and the docs say
@@ -84,7 +85,8 @@ def _run(args: list[str], target: str, *, local_db: str | Path | None, offline: 
             evidence=tail,
         )
     try:
-        return json.loads(proc.stdout)
+        report: dict[str, Any] = json.loads(proc.stdout)
+        return report
     except json.JSONDecodeError as exc:
         raise StepFailed("osv-scanner wrote no JSON report", evidence=tail) from exc
 
@@ -117,3 +119,22 @@ def assemble_local_db(advisories: str | Path, dest: str | Path) -> Path:
                     json.loads(advisory.read_text())  # a broken advisory is caught here
                     zipped.write(advisory, advisory.name)
     return dest
+
+
+class OsvScannerTool:
+    """OSV-Scanner with its binary found once (``find_binary``); the ``OsvScanner`` seam."""
+
+    name = "osv-scanner"
+
+    def __init__(self, binary: str | None = None):
+        self.binary = find_binary(binary)
+
+    def scan_archive(self, archive: str | Path, *, local_db: str | Path | None = None,
+                     offline: bool = True, timeout: float = 600) -> dict[str, Any]:
+        return scan_archive(self.binary, archive, local_db=local_db, offline=offline,
+                            timeout=timeout)
+
+    def scan_lockfile(self, lockfile: str | Path, *, local_db: str | Path | None = None,
+                      offline: bool = True, timeout: float = 300) -> dict[str, Any]:
+        return scan_lockfile(self.binary, lockfile, local_db=local_db, offline=offline,
+                             timeout=timeout)
