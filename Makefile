@@ -35,9 +35,10 @@ test: testbed-up  ## run the whole test suite against the real testbed
 image: testbed-up  ## build the CI agents' tool image in the testbed engine (tool-image/)
 	source $(TESTBED).env && tool-image/build
 
-lint: setup  ## ruff and mypy (strict on steps/, pipelines/, context, adapters/)
+lint: setup  ## ruff, mypy (strict on steps/, pipelines/, context, adapters/), the layer contract
 	ruff check .
 	$(PYTHON) -m mypy
+	lint-imports
 
 # the speculative queue's benchmark takes 4-9 minutes: run it alone (GATE_S=15 python3 benchmarks/queue_speculative.py)
 BENCHMARKS ?= $(filter-out benchmarks/_% benchmarks/queue_speculative.py,$(wildcard benchmarks/*.py))

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.rollout_vs_kubectl import kubectl, namespace  # noqa: E402
-from tests.fixtures.manifests.kit import write  # noqa: E402
-from tests.realnode import app, delete_image, pull_secret  # noqa: E402
+from tests.helpers.manifests import write  # noqa: E402
+from tests.helpers.realnode import app, delete_image, pull_secret  # noqa: E402
 
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"
 HOPS = ("kubelet: new pod Ready (its last status write before the scale-down)",

@@ -21,7 +21,7 @@ import sys
 from pipelinelib import Context, Job
 from pipelinelib.cli import command_parser
 from pipelinelib.commands.rollout import kube_from_args, rollout_options
-from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK, BadInput, PipelineError
+from pipelinelib.errors import BadInput, PipelineError
 from pipelinelib.log import configure
 from pipelinelib.steps.rollout import rollout
 
@@ -39,13 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         kube_from_args(args, ctx)
     except PipelineError as exc:
         print(f"deploy: {secrets.redact_text(exc.one_line())}", file=sys.stderr)
-        return exc.exit_code
+        return int(exc.exit_code)
     with Job("deploy", ctx, report_dir=args.report_dir) as job:
-        result = job.run(rollout, ctx, args.manifests, app=args.app,
-                         namespace=args.namespace or args.app, **options)
-    if job.exit_code == EXIT_OK and result.outputs.get("awaiting_promotion"):
-        return EXIT_AWAITING_PROMOTION
-    return job.exit_code
+        job.run(rollout, ctx, args.manifests, app=args.app, namespace=args.namespace or args.app,
+                **options)
+    return job.exit_code  # 5 when a blue/green rollout awaits promotion (Job's rule)
 
 
 if __name__ == "__main__":

@@ -68,14 +68,8 @@ def attestation_tag(digest: str, kind: str) -> str:
 
 
 def registry_for(ctx: Any, host: str) -> Any:
-    """A registry client for ``host`` with PIPELINE_REGISTRY_USER/_PASSWORD (secrets)."""
-    from pipelinelib.adapters.registry import RegistryClient
-
-    user = os.environ.get("PIPELINE_REGISTRY_USER")
-    password = os.environ.get("PIPELINE_REGISTRY_PASSWORD")
-    if password:
-        ctx.secrets.add(password)
-    return RegistryClient(host, user, password)
+    """The context's registry client for ``host`` (``ctx.registry``: the run's login)."""
+    return ctx.registry(host)
 
 
 def _split(image_repo_ref: str) -> tuple[str, str]:

@@ -25,17 +25,15 @@ SMOKE_COMMAND          a command run in the image that must exit 0            (n
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from pipelinelib.envfile import EnvFile
 from pipelinelib.errors import BadInput
 from pipelinelib.imageref import ImageName, ImageRef, tag_for_branch
+from pipelinelib.secrets import clean_url
 
 SEMVER_TAG = re.compile(r"v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
 OCI = "org.opencontainers.image."
@@ -182,25 +180,26 @@ class _GitFacts:
 
 
 def _git_facts(app: Path, revision: str | None, allow_dirty: bool) -> _GitFacts:
-    import git  # GitPython, loaded only when building
+    from pipelinelib.adapters.git_repo import GitRepo  # GitPython, loaded only when building
 
     try:
-        repo = git.Repo(app, search_parent_directories=True)
-        commit = repo.commit(revision or "HEAD")
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        repo = GitRepo.open(app, remote=None)
+    except BadInput:
         raise BadInput(
             "not inside a git repository",
             source=str(app),
             expected="an app directory in a git work tree (the tag is its commit hash)",
         ) from None
-    except (git.BadName, ValueError):
+    try:
+        commit = repo.resolve(revision or "HEAD")
+    except BadInput:
         raise BadInput(
             f"unknown revision {revision or 'HEAD'!r}",
             source=str(app),
             field="revision",
             expected="a commit in this repository",
         ) from None
-    if not allow_dirty and revision is None and repo.is_dirty(untracked_files=True, path=str(app)):
+    if not allow_dirty and revision is None and repo.is_dirty(app):
         raise BadInput(
             "uncommitted changes under the app directory",
             source=str(app),
@@ -208,24 +207,12 @@ def _git_facts(app: Path, revision: str | None, allow_dirty: bool) -> _GitFacts:
             hint="commit or stash them, or pass --allow-dirty",
         )
     semver = ""
-    for tag in repo.tags:
-        match = SEMVER_TAG.fullmatch(tag.name)
-        if match and tag.commit == commit:
+    for tag in sorted(repo.tags_at(commit)):
+        match = SEMVER_TAG.fullmatch(tag)
+        if match:
             semver = match.group(1)
-    branch = "" if repo.head.is_detached else repo.active_branch.name
-    url = ""
-    if repo.remotes:
-        url = _without_credentials(next(iter(repo.remotes[0].urls), ""))
-    return _GitFacts(commit.hexsha, semver, branch, url)
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    url = clean_url(repo.remote_url())
+    return _GitFacts(commit, semver, repo.branch(), url)
 
 
 def _int(env: EnvFile, key: str, default: int) -> int:
@@ -277,13 +264,3 @@ def _smoke(env: EnvFile) -> SmokeProbe:
         )
     command = shlex.split(env.get("SMOKE_COMMAND") or "")
     return SmokeProbe(port, path, command, float(_int(env, "SMOKE_TIMEOUT", 30)))
-
-
-def registry_credentials(
-    env: EnvFile, environ: Mapping[str, str] | None = None
-) -> tuple[str | None, str | None]:
-    """(user, password) from the env file, else PIPELINE_REGISTRY_USER / _PASSWORD."""
-    environ = os.environ if environ is None else environ
-    user = env.get("REGISTRY_USER") or environ.get("PIPELINE_REGISTRY_USER")
-    password = env.get("REGISTRY_PASSWORD") or environ.get("PIPELINE_REGISTRY_PASSWORD")
-    return user or None, password or None

@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "show what `apply` would change in an environment"),
     "apply": ("apply", "bring an environment to its desired-state spec"),
     "promote": ("promote", "promote an app's image digest from one environment to the next"),
+    "branch-deploy": ("branch_deploy", "deploy a built branch's image to that branch's "
+                      "environment"),
+    "autoroll": ("autoroll", "apply the environments a commit to the env-state repo touched"),
     "status": ("status", "what is deployed where"),
     "state": ("state", "read or set a commit's git-note state"),
     "queue": ("queue", "deploy the deployable refspecs in order; rebase the rest onto master"),
@@ -130,12 +133,6 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
-def add_global_options(parser: argparse.ArgumentParser) -> None:
-    """--log-format, --log-level, --report-dir, --dry-run with the CLI's environment defaults
-    (for job scripts in jobs/ that compose steps no single command runs)."""
-    _add_global_options(parser, suppress=False)
-
-
 def command_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     """The parser of ``pipeline NAME`` (its options, their environment defaults and the
     global options) as a stand-alone parser: a job script in jobs/ that runs the same
@@ -156,19 +153,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    return _run(args._module, args, f"pipeline {args.command}")
 
+
+def run_job(name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of a job script in jobs/: ``pipeline NAME``'s own parser (same options,
+    same environment defaults), its pipeline, its exit code."""
+    module = importlib.import_module(f"pipelinelib.commands.{COMMANDS[name][0]}")
+    args = command_parser(name, prog=prog).parse_args(
+        list(sys.argv[1:] if argv is None else argv))
+    args.command = name
+    return _run(module, args, prog or f"pipeline {name}")
+
+
+def _run(module: Any, args: argparse.Namespace, label: str) -> int:
     from pipelinelib.context import Context
     from pipelinelib.log import configure
 
     secrets = configure(args.log_format, args.log_level)
     ctx = Context(dry_run=args.dry_run, secrets=secrets)
     try:
-        return int(args._module.run(args, ctx) or 0)
+        return int(module.run(args, ctx) or 0)
     except PipelineError as exc:  # raised before a job started (e.g. bad parameters)
-        print(f"pipeline {args.command}: {secrets.redact_text(exc.one_line())}", file=sys.stderr)
+        print(f"{label}: {secrets.redact_text(exc.one_line())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"pipeline {args.command}: interrupted", file=sys.stderr)
+        print(f"{label}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -1,8 +1,11 @@
 """The shared context a step receives: who, what, where, and the adapters to reach systems.
 
-Steps take everything from here: no hidden globals. Adapters are created lazily
-(``ctx.docker`` imports docker-py on first use) so a job only pays for what it
-touches, and a test swaps one real component for another by passing its own.
+Steps take everything from here: no hidden globals. Credentials and the kubeconfig are
+resolved once, from the environment, into ``Context.credentials``. Adapters are created
+lazily (``ctx.engine`` imports docker-py on first use) so a job only pays for what it
+touches, and a test swaps one real component for another by passing its own in
+``Context.adapters``. Every adapter is typed by its Protocol
+(``pipelinelib.adapters.protocols``); no step constructs one or takes one as a parameter.
 """
 
 from __future__ import annotations
@@ -10,12 +13,28 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import structlog
 
 from pipelinelib.secrets import Secrets, clean_url
+
+if TYPE_CHECKING:
+    from pipelinelib.adapters.protocols import (
+        AuditSink,
+        CIServer,
+        ClairScanner,
+        Database,
+        Engine,
+        GitRepository,
+        Helm,
+        Http,
+        Kube,
+        OsvScanner,
+        Registry,
+    )
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,35 @@ class CIInfo:
         return cls(provider="local", user=user)
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """Where the clusters are and how to log in to registries, read once per run.
+
+    ``PIPELINE_KUBECONFIG`` (else ``KUBECONFIG``) and ``PIPELINE_KUBE_CONTEXT``; without a
+    kubeconfig inside a pod (``KUBERNETES_SERVICE_HOST``) the in-cluster service account.
+    ``PIPELINE_REGISTRY_USER``/``_PASSWORD`` for every registry; a build's env file may give
+    other ones for its own registry (``Context.use_registry_credentials``).
+    """
+
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    in_cluster: bool = False
+    registry_user: str | None = None
+    registry_password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
+        env = os.environ if env is None else env
+        kubeconfig = env.get("PIPELINE_KUBECONFIG") or env.get("KUBECONFIG") or None
+        return cls(
+            kubeconfig=kubeconfig,
+            kube_context=env.get("PIPELINE_KUBE_CONTEXT") or None,
+            in_cluster=not kubeconfig and bool(env.get("KUBERNETES_SERVICE_HOST")),
+            registry_user=env.get("PIPELINE_REGISTRY_USER") or None,
+            registry_password=env.get("PIPELINE_REGISTRY_PASSWORD") or None,
+        )
+
+
 AdapterFactory = Callable[["Context"], Any]
 
 
@@ -83,7 +131,9 @@ class Context:
         ci: the CI server's view of this run.
         dry_run: when True steps observe and plan, and write nothing.
         secrets: values that must never be shown; every output is redacted with it.
-        adapters: adapter instances or factories by name (``docker``, ``kube`` ...).
+        adapters: adapter instances or factories by name (``docker``, ``kube`` ...); a test
+            puts its own here. ``registry`` may be a client or a callable ``host -> client``.
+        credentials: kubeconfig and registry logins, resolved once from the environment.
     """
 
     app: str = ""
@@ -93,6 +143,12 @@ class Context:
     dry_run: bool = False
     secrets: Secrets = field(default_factory=Secrets)
     adapters: dict[str, Any] = field(default_factory=dict)
+    credentials: Credentials = field(default_factory=Credentials.from_env)
+    _registry_logins: dict[str, tuple[str | None, str | None]] = field(
+        default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.secrets.add(self.credentials.registry_password)
 
     def adapter(self, name: str) -> Any:
         """The adapter ``name``, created on first use from its factory."""
@@ -107,15 +163,139 @@ class Context:
         self.adapters[name] = value
         return value
 
+    # the systems ------------------------------------------------------------------------------
     @property
-    def docker(self) -> Any:
-        """The Docker engine adapter (``pipelinelib.adapters.docker_engine.DockerEngine``)."""
-        return self.adapter("docker")
+    def engine(self) -> Engine:
+        """The container engine (``pipelinelib.adapters.docker_engine.DockerEngine``)."""
+        engine: Engine = self.adapter("docker")
+        return engine
 
     @property
-    def kube(self) -> Any:
-        """The Kubernetes adapter (``pipelinelib.adapters.kube.KubeClient``)."""
-        return self.adapter("kube")
+    def docker(self) -> Engine:
+        """The container engine (same as ``engine``)."""
+        return self.engine
+
+    @property
+    def kube(self) -> Kube:
+        """The run's cluster (``pipelinelib.adapters.kube.KubeClient``) from ``credentials``."""
+        kube: Kube = self.adapter("kube")
+        return kube
+
+    def kube_for(self, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+        """The cluster an environment names (its own kubeconfig or context), else ``kube``.
+
+        One client per (kubeconfig, context) for the whole run.
+        """
+        if not (kubeconfig or context):
+            return self.kube
+        name = f"kube:{kubeconfig or ''}#{context or ''}"
+        client: Kube | None = self.adapters.get(name)
+        if client is None:
+            from pipelinelib.adapters.kube import KubeClient
+
+            client = self.adapters[name] = KubeClient.from_kubeconfig(
+                kubeconfig or self.credentials.kubeconfig, context)
+        return client
+
+    def use_kube(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+        """Make ``kube`` the cluster of ``--kubeconfig``/``--context`` (when either is given)."""
+        if kubeconfig or context:
+            self.adapters["kube"] = self.kube_for(kubeconfig, context)
+
+    def use_registry_credentials(self, host: str, user: str | None,
+                                 password: str | None) -> None:
+        """Log in to ``host`` as ``user`` (a build's env file) instead of the run's login."""
+        self.secrets.add(password)
+        self._registry_logins[host] = (user, password)
+        self.adapters.pop(f"registry:{host}", None)
+
+    def registry(self, host: str) -> Registry:
+        """The registry at ``host`` (``pipelinelib.adapters.registry.RegistryClient``),
+        logged in with the run's credentials; one client per host."""
+        given = self.adapters.get("registry")
+        if given is not None:
+            if hasattr(given, "manifest_digest"):
+                client: Registry = given
+                return client
+            client = given(host)
+            return client
+        name = f"registry:{host}"
+        cached: Registry | None = self.adapters.get(name)
+        if cached is None:
+            from pipelinelib.adapters.registry import RegistryClient
+
+            user, password = self._registry_logins.get(
+                host, (self.credentials.registry_user, self.credentials.registry_password))
+            cached = self.adapters[name] = RegistryClient(host, user, password)
+        return cached
+
+    def git(self, path: str | os.PathLike[str] = ".",
+            remote: str | None = "origin") -> GitRepository:
+        """The git repository at ``path`` (``pipelinelib.adapters.git_repo.GitRepo``)."""
+        from pipelinelib.adapters.git_repo import GitRepo
+
+        return GitRepo.open(path, remote)
+
+    def database(self, dsn: str, *, application_name: str = "",
+                 connect_timeout: int = 10) -> AbstractContextManager[Database]:
+        """A PostgreSQL session (``with ctx.database(dsn) as db:``); the DSN's password is
+        a secret from here on."""
+        from pipelinelib.adapters.postgres import Postgres
+
+        return Postgres.connect(dsn, secrets=self.secrets, application_name=application_name,
+                                connect_timeout=connect_timeout)
+
+    @property
+    def ci_server(self) -> CIServer | None:
+        """The CI server running this job, to talk back to (None: local run, no token)."""
+        if "ci_server" not in self.adapters:
+            self.adapters["ci_server"] = DEFAULT_FACTORIES["ci_server"](self)
+        server: CIServer | None = self.adapters["ci_server"]
+        return server
+
+    @property
+    def audit_sinks(self) -> list[AuditSink]:
+        """Where audit events go (``PIPELINE_AUDIT_FILE``, ``PIPELINE_AUDIT_URL``...)."""
+        sinks: list[AuditSink] = self.adapter("audit")
+        return sinks
+
+    @property
+    def helm(self) -> Helm:
+        """The ``helm`` tool (``pipelinelib.adapters.helm.HelmTool``)."""
+        helm: Helm = self.adapter("helm")
+        return helm
+
+    @property
+    def http(self) -> Http:
+        """Plain HTTP probes (``pipelinelib.adapters.http.HttpProbe``)."""
+        http: Http = self.adapter("http")
+        return http
+
+    @overload
+    def scanner(self, name: Literal["osv-scanner"], *, binary: str | None = None
+                ) -> OsvScanner: ...
+
+    @overload
+    def scanner(self, name: Literal["clair"], *, indexer: str,
+                matcher: str | None = None) -> ClairScanner: ...
+
+    def scanner(self, name: str, *, binary: str | None = None, indexer: str = "",
+                matcher: str | None = None) -> OsvScanner | ClairScanner:
+        """A vulnerability scanner: ``osv-scanner`` (its binary: ``binary``,
+        ``$PIPELINELIB_OSV_SCANNER`` or PATH) or ``clair`` (indexer/matcher URLs)."""
+        given = self.adapters.get(f"scanner:{name}")
+        if given is not None:
+            scanner: OsvScanner | ClairScanner = given
+            return scanner
+        if name == "osv-scanner":
+            from pipelinelib.adapters.osv_scanner import OsvScannerTool
+
+            return OsvScannerTool(binary)
+        if name == "clair":
+            from pipelinelib.adapters.clair import ClairClient
+
+            return ClairClient(indexer, matcher)
+        raise KeyError(f"no scanner named {name!r}")
 
     @property
     def log(self) -> Any:
@@ -138,13 +318,44 @@ def _docker_from_env(ctx: Context) -> Any:
     return DockerEngine.from_env()
 
 
-def _kube_from_env(ctx: Context) -> Any:
+def _kube_from_credentials(ctx: Context) -> Any:
     from pipelinelib.adapters.kube import KubeClient
 
-    return KubeClient.from_env()
+    cred = ctx.credentials
+    if cred.in_cluster:
+        return KubeClient.in_cluster()
+    return KubeClient.from_kubeconfig(cred.kubeconfig, cred.kube_context)
+
+
+def _ci_server(ctx: Context) -> Any:
+    from pipelinelib.ci.reporter import reporter_for
+
+    return reporter_for(ctx)
+
+
+def _audit_sinks(ctx: Context) -> Any:
+    from pipelinelib.records.audit import sinks_from_env
+
+    return sinks_from_env(os.environ, ctx.secrets)
+
+
+def _helm(ctx: Context) -> Any:
+    from pipelinelib.adapters.helm import HelmTool
+
+    return HelmTool()
+
+
+def _http(ctx: Context) -> Any:
+    from pipelinelib.adapters.http import HttpProbe
+
+    return HttpProbe()
 
 
 DEFAULT_FACTORIES: dict[str, AdapterFactory] = {
     "docker": _docker_from_env,
-    "kube": _kube_from_env,
+    "kube": _kube_from_credentials,
+    "ci_server": _ci_server,
+    "audit": _audit_sinks,
+    "helm": _helm,
+    "http": _http,
 }

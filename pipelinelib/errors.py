@@ -135,6 +135,8 @@ class TransientError(Exception):
     ``Unreachable`` (or the adapter's own ``StepFailed``).
     """
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds the server asked for (Retry-After), if any

@@ -9,6 +9,11 @@
 
 ``job.always(fn, ...)`` registers a step that runs at the end even after a failure
 (e.g. annotating "Failed Deployment").
+
+Exit codes come from the error tree (``pipelinelib.errors``), and one rule lives here for
+every pipeline: a job that succeeded while a step left blue/green apps ready on the idle
+colour (a result whose ``awaiting_promotion`` output is not empty, outside a dry run)
+exits 5, awaiting promotion, so CI pauses for a person.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from typing import Any
 import structlog
 
 from pipelinelib.context import Context
-from pipelinelib.errors import EXIT_FAILED, EXIT_OK, PipelineError, StepFailed
+from pipelinelib.errors import (
+    EXIT_AWAITING_PROMOTION,
+    EXIT_FAILED,
+    EXIT_OK,
+    PipelineError,
+    StepFailed,
+)
 from pipelinelib.report import write_reports
 from pipelinelib.result import Status, StepResult
 from pipelinelib.step import step_name
@@ -37,7 +48,7 @@ class Job:
         self.ctx = ctx
         self.report_dir = report_dir
         self.results: list[StepResult] = []
-        self.exit_code = EXIT_OK
+        self.exit_code: int = EXIT_OK
         self.error: PipelineError | None = None
         self.started = dt.datetime.now(dt.timezone.utc)
         self._always: list[tuple[Callable[..., StepResult], tuple[Any, ...], dict[str, Any]]] = []
@@ -103,7 +114,14 @@ class Job:
             self.exit_code = EXIT_FAILED
         self._run_always()
         self._finish()
+        if self.exit_code == EXIT_OK and self.awaiting_promotion:
+            self.exit_code = EXIT_AWAITING_PROMOTION  # reports above say the job succeeded
         return exc is None or isinstance(exc, Exception)
+
+    @property
+    def awaiting_promotion(self) -> bool:
+        """A step (not a dry run) left apps ready on the idle colour, awaiting a swap."""
+        return any(r.outputs.get("awaiting_promotion") and not r.dry_run for r in self.results)
 
     def _run_always(self) -> None:
         for fn, args, kwargs in self._always:

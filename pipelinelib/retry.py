@@ -5,14 +5,22 @@ Retried: connection errors and timeouts, HTTP 5xx, 429 and 409 (conflict), and
 input, refusals, step failures), and a *deterministic* answer whatever its code: the
 Kubernetes apiserver says why in its Status ``reason`` (``Invalid``, ``BadRequest``,
 ``RequestEntityTooLarge``...), and answers some bad input with a 500 (a patch that does not
-fit the schema: "failed to create typed patch object", "strict decoding error"). Sending
-the same bytes again gets the same answer: see :func:`is_deterministic`.
+fit the schema: "failed to create typed patch object", "strict decoding error"); a registry
+whose storage refuses writes answers every upload with a 500 naming the file system error
+("read-only file system", "permission denied", "no space left on device"). Sending the same
+bytes again gets the same answer: see :func:`is_deterministic` and :func:`is_storage_failure`.
+
+Waits: jittered exponential back-off, but never shorter than the server's ``Retry-After``
+(429 and 503 answers: the apiserver under API Priority and Fairness sends it), and never past
+the retry deadline: see :class:`wait_retry_after`.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -24,6 +32,7 @@ from tenacity import (
     stop_after_delay,
     wait_random_exponential,
 )
+from tenacity.wait import wait_base
 
 from pipelinelib.errors import PipelineError, TransientError
 
@@ -44,6 +53,12 @@ DETERMINISTIC_MARKERS = (
     "cannot unmarshal", "json: cannot", "yaml: ", "error decoding", "is invalid",
     "request entity too large", "failed to convert", "expected numeric", "expected string",
     "expected map", "expected list", ".spec: ", "field not declared in schema",
+)
+# Messages of 5xx answers about the server's own storage refusing writes (a registry on a
+# read-only or full disk): every retry meets the same refusal until someone fixes the disk.
+STORAGE_FAILURE_MARKERS = (
+    "read-only file system", "permission denied", "no space left on device",
+    "disk quota exceeded",
 )
 _CONNECTION_ERROR_NAMES = frozenset(
     {
@@ -95,6 +110,60 @@ def is_deterministic(status: int, reason: str | None = None, message: str = "") 
     return status >= 500 and any(marker in text for marker in DETERMINISTIC_MARKERS)
 
 
+def is_storage_failure(message: str) -> bool:
+    """True when a server's error message says its storage refuses writes."""
+    text = (message or "").lower()
+    return any(marker in text for marker in STORAGE_FAILURE_MARKERS)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP-date), or None."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def retry_after_of(exc: BaseException | None) -> float | None:
+    """The ``Retry-After`` an exception carries (ours: ``retry_after``; requests, docker-py
+    and kubernetes errors: the response's or the exception's headers), or None."""
+    if exc is None:
+        return None
+    value = getattr(exc, "retry_after", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    for holder in (getattr(exc, "response", None), exc):
+        headers = getattr(holder, "headers", None)
+        if headers is not None and hasattr(headers, "get"):
+            parsed = parse_retry_after(headers.get("Retry-After"))
+            if parsed is not None:
+                return parsed
+    return None
+
+
+class wait_retry_after(wait_base):  # named like tenacity's own wait strategies
+    """Wait ``max(jittered back-off, Retry-After)``, capped by what is left of ``deadline_s``
+    (so a server asking for a longer pause ends the retries at the deadline, not after it)."""
+
+    def __init__(self, backoff: wait_base, deadline_s: float):
+        self.backoff, self.deadline_s = backoff, deadline_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        wait = float(self.backoff(retry_state))
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = retry_after_of(exc)
+        if asked is not None:
+            wait = max(wait, asked)
+        left = self.deadline_s - (retry_state.seconds_since_start or 0.0)
+        return max(0.0, min(wait, left))
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` is worth retrying."""
     if getattr(exc, "deterministic", False):
@@ -119,17 +188,20 @@ def _log_retry(state: RetryCallState) -> None:
         attempt=state.attempt_number,
         error=str(exc)[:200],
         wait_s=round(state.next_action.sleep, 2) if state.next_action else None,
+        retry_after_s=retry_after_of(exc),
     )
 
 
 def transient_retry(
     attempts: int = 5, max_delay_s: float = 30.0, max_wait_s: float = 8.0
 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Decorator: retry transient faults with bounded, jittered exponential back-off."""
+    """Decorator: retry transient faults with bounded, jittered exponential back-off that
+    honours the server's ``Retry-After`` within ``max_delay_s``."""
     return retry(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_delay_s),
-        wait=wait_random_exponential(multiplier=0.25, max=max_wait_s),
+        wait=wait_retry_after(wait_random_exponential(multiplier=0.25, max=max_wait_s),
+                              max_delay_s),
         before_sleep=_log_retry,
         reraise=True,
     )

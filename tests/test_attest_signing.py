@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -20,9 +19,10 @@ from pipelinelib.attest import (
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.errors import Refused
 from pipelinelib.secrets import Secrets
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.helpers import push_image
-from tests.fixtures.trust import ec_key, make_trust
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES, ROOT
+from tests.helpers.registry import push_image
+from tests.helpers.trust import ec_key, make_trust
 
 POLICY = "environments:\n  prod: {promote: ['*'], protected: true}\n"
 
@@ -114,7 +114,7 @@ def test_images_are_signed_as_cosign_does_and_verified(world, monkeypatch):
 
 
 def test_pipeline_perf_records_a_signed_perf_verdict_for_the_image(world):
-    fixtures = Path(__file__).parent / "fixtures" / "perf"
+    fixtures = FIXTURES / "perf"
     out = run_pipeline("perf", "--report", str(fixtures / "lighthouse-hello.json"), "--budget",
                        str(fixtures / "budget.yaml"), "--image", world["image"], "--digest",
                        world["digest"])
@@ -201,7 +201,7 @@ def sigstore_verify() -> str:
 
     if os.environ.get("PIPELINELIB_SIGSTORE_VERIFY"):
         return os.environ["PIPELINELIB_SIGSTORE_VERIFY"]
-    tool = Path(__file__).resolve().parents[1] / "testbed" / "tools" / "sigstore-verify"
+    tool = ROOT / "testbed" / "tools" / "sigstore-verify"
     out = subprocess.run([str(tool)], capture_output=True, text=True, check=True, timeout=1800)
     return out.stdout.strip().split("=", 1)[1]
 

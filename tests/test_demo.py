@@ -14,15 +14,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, policy_signers
-from tests.fixtures.manifests.audit import DEPLOYER, WRITE_VERBS, AuditLog
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.audit_log import DEPLOYER, WRITE_VERBS, AuditLog
+from tests.helpers.paths import ROOT
 
 # the order: build -> scan -> perf -> gate -> migrate -> rollout -> annotate -> promote
 STAGES = ["build:", "build again:", "scan:", "perf:", "gate:", "migrate:", "gate mark 2 again",

@@ -5,6 +5,7 @@ registry writes (read from the registry's access log)."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -18,7 +19,9 @@ import requests
 from pipelinelib.adapters.registry import MANIFEST_TYPES
 from pipelinelib.testing.faults import Proxy, clear_reason, count_retries
 from pipelinelib.testing.kill import KillHarness, RegistryWrites, Write
-from tests.conftest import commit_all, git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all, git
+from tests.helpers.wait import wait_until
 
 
 @pytest.fixture
@@ -104,8 +107,34 @@ def test_build_and_push_through_a_registry_fault(app, registry_env, private_regi
     row.passed = True
 
 
+def upload_attempts(log: Path) -> list[int]:
+    """The status of every blob upload start (POST .../blobs/uploads/) in a registry's access
+    log, in order."""
+    import re
+
+    return [int(m.group(2)) for m in re.finditer(
+        r'"POST (/v2/\S+/blobs/uploads/\S*) HTTP/[\d.]+" (\d{3})', log.read_text(errors="replace"))]
+
+
+def layer_count(env: dict[str, str], image: str) -> int:
+    """Layers of a built image, as the engine has it."""
+    import docker
+
+    client = docker.APIClient(base_url=env["DOCKER_HOST"], version="auto")
+    try:
+        return len(client.inspect_image(image)["RootFS"]["Layers"])
+    finally:
+        client.close()
+
+
 def test_push_to_read_only_storage_fails_clearly_then_converges(
         app, registry_env, private_registry, tmp_path, scenario):
+    """The registry answers every upload 500 "filesystem: ... permission denied": a refusal
+    that does not clear by itself. The engine would retry each layer five times (5 + 10 + 15
+    + 20 s apart: the 63.6 s this scenario took before); at its first "Retrying in" the push
+    step asks the registry once itself, reads the storage failure and stops. Counted in the
+    registry's access log: one refused upload start per layer the engine began, plus the
+    step's one question, and no second round."""
     row = scenario("build+push", "registry storage read-only (5xx on upload)", "registry")
     private_registry.read_only(True)
     try:
@@ -117,6 +146,13 @@ def test_push_to_read_only_storage_fails_clearly_then_converges(
     row.outcome = f"exit {out.returncode}: {reason}"
     assert out.returncode == 3, out.stderr[-3000:]
     assert "registry" in reason.lower() and "Traceback" not in out.stderr
+    assert "storage refuses writes" in out.stderr, out.stderr[-3000:]
+    attempts = upload_attempts(private_registry.log)
+    assert attempts and set(attempts) == {500}, attempts
+    layers = layer_count(registry_env, f"{private_registry.addr}/{repository(app)}:"
+                                       f"{git(app, 'rev-parse', 'HEAD')[:7]}")
+    assert len(attempts) <= layers + 1, f"no retry ladder: {len(attempts)} upload starts"
+    row.retries = len(attempts) - 1
     assert tags_of(private_registry.addr, repository(app)) == {}, "nothing half-published"
     rerun, _ = build(app, registry_env, private_registry.addr, tmp_path, "rerun")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -134,13 +170,10 @@ def test_registry_restarted_mid_push_then_rerun_converges(
     restarted: list[str] = []
 
     def restart_on_first_upload() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if any("/blobs/uploads" in w.what for w in writes.poll()):
-                private_registry.restart()
-                restarted.append("yes")
-                return
-            time.sleep(0.01)
+        wait_until(lambda: any("/blobs/uploads" in w.what for w in writes.poll()), 300,
+                   "the first blob upload", interval=0.01)
+        private_registry.restart()
+        restarted.append("yes")
 
     watcher = threading.Thread(target=restart_on_first_upload, daemon=True)
     watcher.start()
@@ -222,3 +255,71 @@ def test_build_killed_after_each_kind_of_registry_write_converges(
         assert_published_once(app, private_registry.addr)
         row.rerun = "converged"
         row.passed = True
+
+
+def test_connection_cut_half_way_through_a_blob_upload_is_retried(
+        app, registry_env, private_registry, fault_proxy, tmp_path, scenario):
+    """Toxiproxy ``limit_data`` on the engine's connection to the registry: the connection
+    is closed after 256 KB went up, half-way through the first large layer's upload. The
+    toxic is removed as soon as the registry's access log shows that cut upload, so the
+    fault happens once: the engine uploads the layer again (a new upload session), and the
+    registry ends with exactly one image under both tags, every blob whole and linked once.
+    (The cut session stays in the registry's _uploads until its upload purging, a week by
+    default: neither the engine nor the library knows it any more.)"""
+    row = scenario("build+push", "limit_data: connection cut after 256 KB of a blob upload",
+                   "registry")
+    proxy = fault_proxy("registry", private_registry.addr)
+    toxic = proxy.add("limit_data", stream="upstream", bytes=256 * 1024)
+    writes = RegistryWrites(private_registry.log)
+    writes.mark()
+    cut: list[str] = []
+
+    def lift_after_the_cut() -> None:
+        deadline = time.monotonic() + 300
+        import re
+
+        while time.monotonic() < deadline and not cut:
+            text = private_registry.log.read_text(errors="replace")
+            # the cut upload: a PATCH or PUT of a blob the registry answered >= 400
+            found = re.search(r'"(PATCH|PUT) (/v2/\S+/blobs/uploads/\S*) HTTP/[\d.]+" '
+                              r'([45]\d\d)', text)
+            if found:
+                proxy.remove(toxic)
+                cut.append(f"{found.group(1)} answered {found.group(3)}")
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=lift_after_the_cut, daemon=True)
+    watcher.start()
+    out, row.seconds = build(app, registry_env, proxy.listen, tmp_path, "cut")
+    watcher.join(30)
+    row.retries = count_retries(out.stderr)
+    assert cut, "the toxic cut an upload (the registry logged it)\n" + out.stderr[-2000:]
+    row.outcome = ("survived: the engine uploaded the blob again" if out.returncode == 0
+                   else f"exit {out.returncode}: {clear_reason(out.stderr)}")
+    assert out.returncode in (0, 3), out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    if out.returncode == 3:
+        assert "registry" in clear_reason(out.stderr).lower()
+        rerun, _ = build(app, registry_env, proxy.listen, tmp_path, "rerun")
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        row.rerun = "converged"
+    else:
+        row.rerun = "unchanged (converged on the first run)"
+    tags = assert_published_once(app, private_registry.addr)
+    assert len(set(tags.values())) == 1, f"one image, both tags: {tags}"
+    repo = repository(app)
+    manifest = requests.get(f"http://{private_registry.addr}/v2/{repo}/manifests/"
+                            f"{next(iter(tags.values()))}", headers={"Accept": MANIFEST_TYPES},
+                            timeout=10).json()
+    wanted = {manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])}
+    for digest in wanted:  # every blob whole and correct: its bytes hash to its name
+        blob = requests.get(f"http://{private_registry.addr}/v2/{repo}/blobs/{digest}",
+                            timeout=30)
+        assert blob.status_code == 200
+        assert "sha256:" + hashlib.sha256(blob.content).hexdigest() == digest
+    linked = {f"sha256:{p.name}" for p in Path(
+        private_registry.data, "docker/registry/v2/repositories", repo, "_layers",
+        "sha256").iterdir()}
+    assert linked == wanted, "exactly the image's blobs, nothing half-uploaded linked"
+    row.outcome += f" ({cut[0]}; {len(wanted)} blobs, each once and whole)"
+    row.passed = True

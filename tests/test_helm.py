@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import subprocess
 import threading
@@ -13,25 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from pipelinelib import helm
+from pipelinelib.adapters import helm
 from pipelinelib.envspec.load import parse_environment
 from pipelinelib.envspec.render import LABEL_ENV, render_app
 from pipelinelib.errors import StepFailed
-from pipelinelib.testing.testbed import parse_exports
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "tests" / "fixtures" / "charts" / "greeter"
 DIGEST = "sha256:" + "c" * 64
-
-
-@pytest.fixture(scope="session")
-def helm_bin() -> str:
-    """The pinned helm, built from the Go module proxy once (testbed/tools/helm)."""
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / "helm")], capture_output=True,
-                         text=True, check=True)
-    path = parse_exports(out.stdout)["PIPELINELIB_HELM"]
-    os.environ["PIPELINELIB_HELM"] = path
-    return path
 
 
 def spec(repository: str, version: str = "1.2.3", root: Path | None = None):

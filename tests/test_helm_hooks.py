@@ -7,41 +7,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from pipelinelib.envspec.load import load_environment
 from pipelinelib.envspec.render import LABEL_APP
 from pipelinelib.helm import hooks
 from pipelinelib.secrets import Secrets
 from pipelinelib.steps.plan import render_all
-from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "tests" / "fixtures" / "charts" / "hooked"
 DIGEST = "sha256:" + "1" * 64
 CACHE = "sha256:" + "2" * 64
 PLANTED = "planted-hook-db-secret-4d2a"
-
-
-@pytest.fixture(scope="module")
-def helm_bin() -> str:
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / "helm")], capture_output=True,
-                         text=True, check=True)
-    path = parse_exports(out.stdout)["PIPELINELIB_HELM"]
-    os.environ["PIPELINELIB_HELM"] = path
-    return path
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def state(root: Path, ns: str, replicas: int = 1, extra: str = "") -> Path:

@@ -8,7 +8,7 @@ from pipelinelib.gate.checklist import Mark
 from pipelinelib.perf.lighthouse import Budget, Measured
 from pipelinelib.report import checklist
 from pipelinelib.scan.model import Severity
-from pipelinelib.scan.policy import Policy, Verdict
+from pipelinelib.scan.policy import ScanPolicy, Verdict
 from pipelinelib.steps.perf import perf_budget
 
 
@@ -25,7 +25,7 @@ def test_gate_scan_and_perf_render_through_it_alike():
     assert gate == checklist.item(False, "3. old and new versions can co-exist (migration lint)",
                                   ["✗ V3__drop.sql:1 drop-column"])
     assert Mark(3, False, ["✗ V3__drop.sql:1 drop-column"]).why() == "V3__drop.sql:1 drop-column"
-    scan = Verdict(total=2).checklist(Policy(fail_on=Severity.HIGH))
+    scan = Verdict(total=2).checklist(ScanPolicy(fail_on=Severity.HIGH))
     assert scan[0] == "✓ no finding at or above HIGH (0 of 2)"
     assert all(line[0] in "✓✗" or line.startswith(checklist.INDENT) for line in scan)
     measured = Measured(url="http://app/", scores={"performance": 0.5})

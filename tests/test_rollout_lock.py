@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
-
-import pytest
 
 from pipelinelib.kube.lock import DeployLock, lease_name
 from pipelinelib.kube.revisions import plan_changes, refresh
 from pipelinelib.steps.rollout import prepare, rollout
 from pipelinelib.testing.kill import KubeAuditWrites
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.manifests import image, web, write
+from tests.helpers.wait import wait_until
 
 
 def test_a_held_lock_names_its_holder_and_times_out(cluster, tmp_path):
@@ -73,11 +62,12 @@ def test_two_rollouts_of_one_app_are_serialized(cluster, tmp_path):
     writes.mark()
     a = subprocess.Popen([*cmd, str(first)], env=env, stderr=subprocess.PIPE, text=True)
     # b starts once a holds the lock (its Lease exists), not after a guessed sleep
-    deadline = time.monotonic() + 60
-    while not cluster.kubectl("-n", ns, "get", "lease", lease_name("web"), "--ignore-not-found",
-                              "-o", "name").strip():
-        assert a.poll() is None and time.monotonic() < deadline, "a never took the lock"
-        time.sleep(0.05)
+    def a_holds_the_lock() -> bool:
+        assert a.poll() is None, "a exited before it took the lock"
+        return bool(cluster.kubectl("-n", ns, "get", "lease", lease_name("web"),
+                                    "--ignore-not-found", "-o", "name").strip())
+
+    wait_until(a_holds_the_lock, 60, "a to take the lock")
     b = subprocess.Popen([*cmd, str(second)], env=env, stderr=subprocess.PIPE, text=True)
     err_a, err_b = a.communicate(120)[1], b.communicate(120)[1]
     assert a.returncode == 0 and b.returncode == 0, err_a[-1500:] + err_b[-1500:]
@@ -110,36 +100,3 @@ def test_under_the_lock_only_objects_that_moved_are_planned_again(cluster):
         assert (after is before) != moved, f"{before.ref}: re-planned only if it moved"
 
 
-def _kill_trials(cluster: Cluster, tmp_path, trials: int) -> None:
-    ns = cluster.namespace("kill")
-    env = {**os.environ, **cluster.cli_env(), "PIPELINE_LOG_FORMAT": "json"}
-    cmd = [sys.executable, "-m", "pipelinelib", "rollout", "--app", "web", "-n", ns,
-           "--lock-ttl", "2"]
-    rng = random.Random(4)
-    for trial in range(trials):
-        path = write(tmp_path / f"t{trial}.yaml", web(trial + 1, greeting=f"g{trial}"))
-        proc = subprocess.Popen([*cmd, str(path)], env=env, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, 2.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        out = run_pipeline("rollout", str(path), "--app", "web", "-n", ns, "--lock-ttl", "2",
-                           env=cluster.cli_env())
-        assert out.returncode == 0, f"trial {trial}: {out.stderr[-2000:]}"
-        live = cluster.json("-n", ns, "get", "deploy", "web")
-        assert live["spec"]["template"]["spec"]["containers"][0]["image"] == image(trial + 1)
-        assert live["status"]["readyReplicas"] == 2
-        cms = [i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "cm")["items"]
-               if i["metadata"]["name"].startswith("web-config")]
-        assert len(cms) == 1, f"trial {trial}: orphaned config {cms}"
-        leases = cluster.json("-n", ns, "get", "lease")["items"]
-        assert all(lease["spec"]["leaseDurationSeconds"] == 2 for lease in leases), \
-            "at most the killed run's lease is left, and it expires in 2 s"
-
-
-def test_sigkill_mid_rollout_then_rerun_converges(cluster, tmp_path):
-    _kill_trials(cluster, tmp_path, 3)
-
-
-@pytest.mark.slow
-def test_sigkill_twenty_trials_converge(cluster, tmp_path):
-    _kill_trials(cluster, tmp_path, 20)

@@ -110,7 +110,7 @@ def as_reports(report: list[Finding]) -> dict[str, dict]:
 @given(st.lists(records, max_size=30), st.data())
 def test_parsed_reports_dedupe_to_the_distinct_triples_and_an_ignore_takes_one(report, data):
     from pipelinelib.scan.parsers import parse_doc
-    from pipelinelib.scan.policy import Ignore, Policy, evaluate
+    from pipelinelib.scan.policy import Ignore, ScanPolicy, evaluate
 
     found = [f for fmt, doc in as_reports(report).items() for f in parse_doc(doc, fmt)]
     out = dedupe(found)
@@ -123,7 +123,7 @@ def test_parsed_reports_dedupe_to_the_distinct_triples_and_an_ignore_takes_one(r
     if out:  # an ignore of any id of one finding ignores exactly the findings that carry it
         target = data.draw(st.sampled_from(out))
         name = data.draw(st.sampled_from([*target.ids, *target.advisories]))
-        policy = Policy(fail_on=Severity.NEGLIGIBLE, ignore=(
+        policy = ScanPolicy(fail_on=Severity.NEGLIGIBLE, ignore=(
             Ignore(name, "accepted", dt.date(2099, 12, 31)),))
         ignored = {f.id for f, _ in evaluate(out, policy, dt.date(2026, 1, 1)).ignored}
         assert ignored == {f.id for f in out if name in f.ids}

@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 from pipelinelib import yamlsafe
 from pipelinelib.envspec import yamlines
 from pipelinelib.errors import BadInput
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.audit import AuditLog
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
 
 MAX_PEAK = 64 * 1024 * 1024  # bytes any loader may allocate on hostile input
 
@@ -80,9 +79,9 @@ def _put(path: Path, data: bytes) -> Path:
 
 
 def _loaders() -> dict[str, Callable[[Path, bytes], Any]]:
+    from pipelinelib.adapters.helm import chart_version
     from pipelinelib.envspec.helmsman import read_dsf
     from pipelinelib.gate.config import load_config, read_structured
-    from pipelinelib.helm import chart_version
     from pipelinelib.kube import manifests as mf
     from pipelinelib.perf.lighthouse import load_budget
     from pipelinelib.promotion.approvals import (
@@ -150,13 +149,6 @@ def test_every_loader_refuses_hostile_yaml_as_bad_input_in_bounded_memory(
         assert outcome != "loaded", f"{loader} accepted hostile {kind}"
     if isinstance(outcome, BadInput):
         assert outcome.exit_code == 2
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 COMMANDS = ["rollout", "apply", "plan", "validate"]

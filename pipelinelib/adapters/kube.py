@@ -22,15 +22,22 @@ must leave it at zero.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
-from pipelinelib.retry import TRANSIENT_STATUS, is_deterministic, transient_retry
+from pipelinelib.retry import (
+    TRANSIENT_STATUS,
+    is_deterministic,
+    parse_retry_after,
+    transient_retry,
+)
 
 FIELD_MANAGER = "pipelinelib"
 MAX_REQUEST_BYTES = 3 * 1024 * 1024  # kube-apiserver --max-request-bytes default (3 MiB)
@@ -70,6 +77,9 @@ BUILTIN_KINDS: dict[str, tuple[str, str, bool]] = {
 # rollouts hold (each waits on a watch while others apply): connections beyond the pool are
 # discarded after use, and every new one costs a TLS handshake.
 POOL_SIZE = 64
+# A watch's ``timeoutSeconds``: the server ends it then and ``follow`` watches again from
+# the last resourceVersion (a stuck connection is noticed within this time).
+WATCH_TIMEOUT_S = 15
 
 
 def _api_client(configuration: Any) -> Any:
@@ -91,6 +101,8 @@ class KubeClient:
         self.source = source
         self.timeout_s = timeout_s
         self.writes = 0
+        self.relists = 0  # watches answered 410 Gone and listed again (follow)
+        self.watch_timeout_s = WATCH_TIMEOUT_S
         self._lock = threading.Lock()
         self._kinds: dict[tuple[str, str], tuple[str, str, bool] | None] = {}
 
@@ -115,7 +127,7 @@ class KubeClient:
         path = (path or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
         configuration = k8s.Configuration()
         try:
-            config.load_kube_config(config_file=path, context=context,
+            config.load_kube_config(config_file=path, context=context,  # type: ignore[no-untyped-call]
                                     client_configuration=configuration)
         except (ConfigException, OSError, TypeError) as exc:
             where = f"{path}" + (f" (context {context})" if context else "")
@@ -130,7 +142,7 @@ class KubeClient:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return cls(_api_client(configuration), source="in-cluster")
 
     # paths ----------------------------------------------------------------------------------
@@ -182,6 +194,13 @@ class KubeClient:
             body: Any = None, content_type: str | None = None,
             timeout_s: float | None = None) -> tuple[int, Any]:
         """One request without retries or translation: (status, parsed JSON or text)."""
+        status, parsed, _ = self._raw(method, path, query, body, content_type, timeout_s)
+        return status, parsed
+
+    def _raw(self, method: str, path: str, query: dict[str, Any] | None = None,
+             body: Any = None, content_type: str | None = None,
+             timeout_s: float | None = None) -> tuple[int, Any, float | None]:
+        """``raw`` and the ``Retry-After`` the answer asked for (429/503), if any."""
         response = self._send(method, path, query, body, content_type, timeout_s, stream=False)
         data = response.read()
         try:
@@ -191,10 +210,13 @@ class KubeClient:
         if method != "GET" and response.status < 300 and not (query or {}).get("dryRun"):
             with self._lock:
                 self.writes += 1
-        return response.status, parsed
+        headers = response.headers if response.status in (429, 503) else None
+        after = parse_retry_after(headers.get("Retry-After")) if headers else None
+        return response.status, parsed, after
 
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
-              content_type: str | None, timeout_s: float | None, stream: bool) -> Any:
+              content_type: str | None, timeout_s: float | tuple[float, float] | None,
+              stream: bool) -> Any:
         from urllib3.exceptions import HTTPError
 
         headers = {"Accept": "application/json"}
@@ -232,26 +254,30 @@ class KubeClient:
     @transient_retry(attempts=5, max_delay_s=30.0, max_wait_s=4.0)
     def _request(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
                  content_type: str | None, ok: tuple[int, ...]) -> Any:
-        status, data = self.raw(method, path, query, body, content_type)
+        status, data, retry_after = self._raw(method, path, query, body, content_type)
         if status < 300:
             return data
         if status in ok:
             return {"__status__": status, "body": data}
-        raise translate(status, data, method, path)
+        error = translate(status, data, method, path)
+        if isinstance(error, TransientError):
+            error.retry_after = retry_after  # honoured by the retry's wait (Retry-After)
+        raise error
 
     # verbs -------------------------------------------------------------------------------------
     def get(self, kind: str, name: str, namespace: str | None = None,
             api_version: str | None = None) -> dict[str, Any] | None:
         """The live object, or None when it does not exist."""
-        data = self.request("GET", self.path(kind, namespace, name, api_version), ok=(404,))
+        data = _dict(self.request("GET", self.path(kind, namespace, name, api_version),
+                                  ok=(404,)))
         return None if data.get("__status__") == 404 else data
 
     def list(self, kind: str, namespace: str | None = None, selector: str | None = None,
              field_selector: str | None = None, api_version: str | None = None
              ) -> dict[str, Any]:
         """The list (``items`` and ``metadata.resourceVersion``)."""
-        return self.request("GET", self.path(kind, namespace, api_version=api_version),
-                            {"labelSelector": selector, "fieldSelector": field_selector})
+        return _dict(self.request("GET", self.path(kind, namespace, api_version=api_version),
+                                  {"labelSelector": selector, "fieldSelector": field_selector}))
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = True,
               namespace: str | None = None) -> dict[str, Any]:
@@ -268,13 +294,13 @@ class KubeClient:
                          obj.get("apiVersion"))
         query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None,
                  "dryRun": "All" if dry_run else None, "fieldValidation": "Strict"}
-        return self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE)
+        return _dict(self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE))
 
     def patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
               api_version: str | None = None) -> dict[str, Any]:
         """A JSON merge patch."""
-        return self.request("PATCH", self.path(kind, namespace, name, api_version),
-                            {"fieldManager": FIELD_MANAGER}, patch, MERGE_CONTENT_TYPE)
+        return _dict(self.request("PATCH", self.path(kind, namespace, name, api_version),
+                                  {"fieldManager": FIELD_MANAGER}, patch, MERGE_CONTENT_TYPE))
 
     def create(self, obj: dict[str, Any], namespace: str | None = None,
                ok: tuple[int, ...] = ()) -> dict[str, Any]:
@@ -282,13 +308,13 @@ class KubeClient:
         meta = obj.get("metadata", {})
         path = self.path(obj["kind"], meta.get("namespace") or namespace,
                          api_version=obj.get("apiVersion"))
-        return self.request("POST", path, {"fieldManager": FIELD_MANAGER}, obj, ok=ok)
+        return _dict(self.request("POST", path, {"fieldManager": FIELD_MANAGER}, obj, ok=ok))
 
     def replace(self, obj: dict[str, Any], ok: tuple[int, ...] = ()) -> dict[str, Any]:
         """PUT ``obj`` (optimistic concurrency through its resourceVersion)."""
         meta = obj["metadata"]
         path = self.path(obj["kind"], meta.get("namespace"), meta["name"], obj.get("apiVersion"))
-        return self.request("PUT", path, {"fieldManager": FIELD_MANAGER}, obj, ok=ok)
+        return _dict(self.request("PUT", path, {"fieldManager": FIELD_MANAGER}, obj, ok=ok))
 
     def delete(self, kind: str, name: str, namespace: str | None = None,
                api_version: str | None = None, propagation: str = "Background",
@@ -299,7 +325,7 @@ class KubeClient:
             body["preconditions"] = {"resourceVersion": resource_version}
         data = self.request("DELETE", self.path(kind, namespace, name, api_version),
                             body=body, ok=(404,))
-        return data.get("__status__") != 404
+        return bool(data.get("__status__") != 404)
 
     def watch(self, kind: str, namespace: str | None, resource_version: str,
               selector: str | None = None, field_selector: str | None = None,
@@ -340,8 +366,69 @@ class KubeClient:
         finally:
             raw.release_conn()
 
+    def follow(self, kind: str, namespace: str | None, selector: str | None = None,
+               field_selector: str | None = None, *, stop: threading.Event | None = None,
+               resource_version: str | None = None,
+               known: builtins.list[dict[str, Any]] | None = None,
+               api_version: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """List, then watch, until ``stop`` is set (or the consumer stops iterating).
+
+        Yields ``(ADDED | MODIFIED | DELETED, object)`` and, after every list,
+        ``(SYNCED, list)`` (the list's ``items`` and ``metadata``). Started at
+        ``resource_version`` with the ``known`` objects of that version, it watches from
+        there without listing first. A watch the server ends (its ``timeoutSeconds``, a
+        closed stream, a dropped connection) resumes at the last resourceVersion seen. A
+        watch answered 410 Gone (the resourceVersion is older than what the apiserver keeps)
+        lists again and yields what changed meanwhile, deletions included: the consumer
+        misses no change and never sees the expiry. Faults of the API itself (forbidden,
+        not found) are raised as from ``list``.
+        """
+        stop = stop or threading.Event()
+        seen = {_name(o): o for o in known or []}
+        version = resource_version
+        quiet = 0  # watches in a row that ended at once without an event
+        while not stop.is_set():
+            if version is None:
+                listed = self.list(kind, namespace, selector, field_selector, api_version)
+                current = {_name(o): o for o in listed.get("items", [])}
+                for name, obj in current.items():
+                    if name not in seen:
+                        yield "ADDED", obj
+                    elif _rv(seen[name]) != _rv(obj):
+                        yield "MODIFIED", obj
+                for name in seen.keys() - current.keys():
+                    yield "DELETED", seen[name]
+                seen, version = current, str(listed.get("metadata", {}).get(
+                    "resourceVersion", ""))
+                yield "SYNCED", listed
+            events, started = 0, time.monotonic()
+            try:
+                for etype, obj in self.watch(kind, namespace, version, selector, field_selector,
+                                             timeout_s=self.watch_timeout_s):
+                    events += 1
+                    version = _rv(obj) or version
+                    if etype == "BOOKMARK":
+                        continue
+                    if etype == "DELETED":
+                        seen.pop(_name(obj), None)
+                    else:
+                        seen[_name(obj)] = obj
+                    yield etype, obj
+                    if stop.is_set():
+                        return
+            except WatchExpired:
+                with self._lock:
+                    self.relists += 1
+                version = None
+                continue
+            except TransientError:
+                events = 0  # the API did not answer: back off below, then watch again
+            quiet = 0 if events or time.monotonic() - started > 1 else quiet + 1
+            if quiet and stop.wait(min(2.0, 0.05 * 2 ** quiet)):
+                return
+
     def pod_logs(self, name: str, namespace: str, container: str | None = None,
-                 tail: int = 20, previous: bool = False) -> list[str]:
+                 tail: int = 20, previous: bool = False) -> builtins.list[str]:
         """The last ``tail`` log lines of a pod (empty when the node serves none)."""
         query = {"tailLines": str(tail), "container": container,
                  "previous": "true" if previous else None}
@@ -354,15 +441,15 @@ class KubeClient:
         return data.splitlines()[-tail:]
 
     def events(self, namespace: str, name: str | None = None, kind: str | None = None,
-               limit: int = 10) -> list[dict[str, Any]]:
+               limit: int = 10) -> builtins.list[dict[str, Any]]:
         """Recent events of an object (or the namespace), oldest first."""
-        selectors = []
+        selectors: builtins.list[str] = []
         if name:
             selectors.append(f"involvedObject.name={name}")
         if kind:
             selectors.append(f"involvedObject.kind={kind}")
-        items = self.list("Event", namespace, field_selector=",".join(selectors) or None)
-        items = items.get("items", [])
+        listed = self.list("Event", namespace, field_selector=",".join(selectors) or None)
+        items: builtins.list[dict[str, Any]] = listed.get("items", [])
         items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or
                    e.get("metadata", {}).get("creationTimestamp") or "")
         return items[-limit:]
@@ -370,6 +457,21 @@ class KubeClient:
     def server_version(self) -> str:
         """The API server's gitVersion (a cheap reachability check)."""
         return str(self.request("GET", "/version").get("gitVersion", ""))
+
+
+def _dict(data: Any) -> dict[str, Any]:
+    """A JSON object answer (the API answers objects; anything else is a broken proxy)."""
+    if not isinstance(data, dict):
+        raise TransientError(f"the Kubernetes API answered {str(data)[:100]!r}, not an object")
+    return data
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("name", ""))
+
+
+def _rv(obj: dict[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("resourceVersion", ""))
 
 
 def _json(data: Any) -> Any:

@@ -6,6 +6,7 @@ reports in ``Docker-Content-Digest`` is the one deployments pin.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -15,7 +16,12 @@ from typing import Any
 import requests
 
 from pipelinelib.errors import StepFailed, TransientError, Unreachable
-from pipelinelib.retry import TRANSIENT_STATUS, transient_retry
+from pipelinelib.retry import (
+    TRANSIENT_STATUS,
+    is_storage_failure,
+    parse_retry_after,
+    transient_retry,
+)
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -118,7 +124,8 @@ class RegistryClient:
         blob = self._request(
             "GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
         )
-        return json.loads(blob.content)
+        config: dict[str, Any] = json.loads(blob.content)
+        return config
 
     def labels(self, repository: str, reference: str) -> dict[str, str]:
         """The image's labels (empty when it has none)."""
@@ -176,6 +183,27 @@ class RegistryClient:
         )
         return digest
 
+    def check_uploads(self, repository: str) -> None:
+        """Start a blob upload and cancel it: raises ``Unreachable`` (no retry ladder) when
+        the registry's storage refuses writes. The engine's push stream only says
+        "Retrying in N seconds" and retries each layer five times; this asks once why."""
+        scope = f"repository:{repository}:pull,push"
+        started = self._request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope)
+        location = started.headers.get("Location", "")
+        if location:
+            path = location[len(self.base):] if location.startswith(self.base) else (
+                "/" + location.split("/", 3)[3] if location.startswith("http") else location)
+            # an upload session left behind would be garbage in the registry
+            headers = self._auth_headers(scope)
+            basic = (self.username, self.password) if (
+                not headers and self.username and self.password) else None
+            with contextlib.suppress(TransientError, Unreachable):
+                self._send("DELETE", path, headers, None, auth=basic)
+
+    def _auth_headers(self, scope: str) -> dict[str, str]:
+        token = self._tokens.get(scope)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     # -- transport ---------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One request, transient faults retried; when they persist: ``Unreachable``."""
@@ -205,9 +233,17 @@ class RegistryClient:
         response = self._send(method, path, headers, data, auth=None)
         if response.status_code == 401:
             response = self._authenticate_and_retry(method, path, scope, headers, data, response)
+        if response.status_code >= 500 and is_storage_failure(_error_text(response)):
+            raise Unreachable(  # the same answer until someone fixes the disk: not retried
+                f"registry {self.host} cannot store uploads: its storage refuses writes",
+                cause=f"{method} {path.split('?')[0]} answered {response.status_code}: "
+                f"{_error_text(response)}"[:300],
+                hint="the registry's storage is read-only or full; fix it and re-run",
+            )
         if response.status_code in TRANSIENT_STATUS:
             raise TransientError(
-                f"registry {self.host} answered {response.status_code}", response.status_code
+                f"registry {self.host} answered {response.status_code}", response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if response.status_code == 404 and allow_404:
             return response
@@ -292,14 +328,30 @@ class RegistryClient:
                 f"registry token service answered {response.status_code}", response.status_code
             )
         body = response.json()
-        return body.get("token") or body["access_token"]
+        return str(body.get("token") or body["access_token"])
 
 
 def _error_text(response: requests.Response) -> str:
     try:
         errors = response.json().get("errors") or []
         return (
-            "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors) or response.text[:200]
+            "; ".join(f"{e.get('code')}: {e.get('message')}"
+                      + (f" ({_detail_text(e['detail'])})" if e.get("detail") else "")
+                      for e in errors)
+            or response.text[:200]
         )
     except ValueError:
         return response.text[:200]
+
+
+def _detail_text(detail: Any) -> str:
+    """An error's ``detail``; a storage driver's failure as distribution sends it
+    (``{"DriverName": "filesystem", "Enclosed": {"Op": "mkdir", "Path": ..., "Err": 13}}``)
+    in words: ``filesystem: mkdir PATH: permission denied``."""
+    import os
+
+    enclosed = detail.get("Enclosed") if isinstance(detail, dict) else None
+    if isinstance(enclosed, dict) and isinstance(enclosed.get("Err"), int):
+        return (f"{detail.get('DriverName', 'storage')}: {enclosed.get('Op', '')} "
+                f"{enclosed.get('Path', '')}: {os.strerror(enclosed['Err']).lower()}")
+    return json.dumps(detail)[:200] if not isinstance(detail, str) else detail[:200]

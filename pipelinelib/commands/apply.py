@@ -29,15 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.job import Job
     from pipelinelib.promotion.hotfix import warnings
-    from pipelinelib.steps.apply import apply_environment, exit_code
+    from pipelinelib.steps.apply import apply_environment
 
     ctx.environment = args.env
     with Job("apply", ctx, args.report_dir) as job:
         env = load_environment(environment_path(args.repo, args.env), root=args.repo)
-        for warning in warnings(env.root, env.name):
+        for warning in warnings(env.root or Path(args.repo), env.name):
             ctx.log.warning(warning)
         job.run(apply_environment, ctx, env, args.apps, args.max_parallel)
-    return exit_code(job)
+    return job.exit_code

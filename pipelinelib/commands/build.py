@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipelinelib.context import Context
+
+if TYPE_CHECKING:
+    from pipelinelib.pipelines.build import BuildOptions
 
 DESCRIPTION = """\
 Build an app's image and publish it under its immutable name
@@ -44,55 +46,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def options(args: argparse.Namespace) -> BuildOptions:
+    """The build pipeline's options from the parsed flags."""
+    from pipelinelib.pipelines.build import BuildOptions
+
+    return BuildOptions(app_dir=args.app_dir, env_file=args.env_file, revision=args.revision,
+                        registry=args.registry, hash_length=args.hash_length,
+                        branch_tag=args.branch_tag, allow_dirty=args.allow_dirty,
+                        push=not args.no_push, smoke=not args.no_smoke)
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.job import Job
+    from pipelinelib.pipelines.build import build
 
     with Job("build", ctx, args.report_dir) as job:
-        build_pipeline(job, ctx, **build_options(args))
+        build(job, ctx, options(args))
     return job.exit_code
-
-
-def build_options(args: argparse.Namespace) -> dict[str, Any]:
-    """build_pipeline's keyword arguments from the parsed flags."""
-    return {
-        k: getattr(args, k)
-        for k in (
-            "app_dir",
-            "env_file",
-            "revision",
-            "registry",
-            "hash_length",
-            "branch_tag",
-            "allow_dirty",
-        )
-    } | {"push": not args.no_push, "smoke": not args.no_smoke}
-
-
-def build_pipeline(
-    job: Any, ctx: Context, *, push: bool = True, smoke: bool = True, **spec_options: Any
-) -> dict[str, Any]:
-    """The build job: validate, assets, build, smoke, tag, push. Returns the outputs."""
-    from pipelinelib.steps import assets, build
-    from pipelinelib.steps import push as push_step
-    from pipelinelib.steps import smoke as smoke_step
-    from pipelinelib.steps.validate import validate_build
-
-    validated = job.run(validate_build, ctx, spec_options, push=push)
-    spec, registry = validated.outputs.pop("_spec"), validated.outputs.pop("_registry")
-    if spec.assets:
-        job.run(assets.fingerprint_assets, ctx, spec.assets)
-    built = job.run(build.build_image, ctx, spec, registry if push else None)
-    outputs: dict[str, Any] = dict(built.outputs)
-    if not built.outputs.get("published"):
-        image_id = built.outputs.get("image_id")
-        if smoke:
-            job.run(smoke_step.smoke_test, ctx, image_id or str(spec.ref), spec.smoke)
-        job.run(push_step.tag_image, ctx, spec, image_id)
-    if push and registry is not None:
-        outputs.update(job.run(push_step.push_image, ctx, spec, registry).outputs)
-        if outputs.get("digest") and os.environ.get("PIPELINE_ATTEST_KEY"):
-            from pipelinelib.steps.sign import sign_image
-
-            job.run(sign_image, ctx, f"{spec.name.registry}/{spec.name.repository}",
-                    outputs["digest"], registry)
-    return outputs

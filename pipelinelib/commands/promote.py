@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipelinelib.context import Context
+
+if TYPE_CHECKING:
+    from pipelinelib.pipelines.promote import PromoteOptions
 
 DESCRIPTION = """\
 Copy APP's exact image digest from the --from environment's spec to the --to
@@ -51,104 +54,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "apply when merged (docs/queue.md)")
 
 
-def _origin(repo: str) -> str:
-    from pathlib import Path
+def options(args: argparse.Namespace) -> PromoteOptions:
+    """The promote pipeline's options from the parsed flags (checked: ``BadInput``)."""
+    from pipelinelib.pipelines.promote import PromoteOptions
 
-    if Path(repo).is_dir() and (Path(repo) / ".git").exists():
-        import git
-
-        clone = git.Repo(repo)
-        if "origin" in [r.name for r in clone.remotes]:
-            return clone.remotes.origin.url
-    return repo
+    options = PromoteOptions(
+        target=args.target, repo=args.repo, branch=args.branch, apps=list(args.apps),
+        all_apps=args.all, source=args.source, approve=args.approve, hotfix=args.hotfix,
+        image=args.image, reason=args.reason, source_repo=args.source_repo,
+        main_branch=args.main_branch, apply=not args.no_apply,
+        via_pull_request=args.via_pull_request)
+    options.check()
+    return options
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from pipelinelib.errors import BadInput
     from pipelinelib.job import Job
-    from pipelinelib.steps.apply import exit_code
+    from pipelinelib.pipelines.promote import promote
 
-    if not args.repo:
-        raise BadInput("no env-state repository given", field="--repo",
-                       expected="a clone or URL (or set PIPELINE_ENV_REPO)")
-    if not args.apps and not args.all and not args.via_pull_request:
-        raise BadInput("name the app(s) to promote, or --all", field="APP")
+    promote_options = options(args)
     ctx.environment = args.target
-    if args.via_pull_request:
-        from pipelinelib.steps.promote_pr import promote_via_pull_request
-
-        with Job("promote", ctx, args.report_dir) as job:
-            promote_via_pull_request(job, ctx, repo=args.repo, branch=args.branch,
-                                     target=args.target)
-        return exit_code(job)
     with Job("promote", ctx, args.report_dir) as job:
-        promote_pipeline(job, ctx, repo=args.repo, branch=args.branch, apps=args.apps,
-                         all_apps=args.all, source=args.source, target=args.target,
-                         approve=args.approve, hotfix=args.hotfix, image=args.image,
-                         reason=args.reason, source_repo=args.source_repo,
-                         main_branch=args.main_branch, apply=not args.no_apply)
-    return exit_code(job)
-
-
-def promote_pipeline(job: Any, ctx: Context, *, repo: str, target: str, apps: list[str],
-                     branch: str = "main", all_apps: bool = False, source: str | None = None,
-                     approve: bool = False, hotfix: bool = False, image: str | None = None,
-                     reason: str = "", source_repo: str | None = None,
-                     main_branch: str = "main", apply: bool = True) -> list[str]:
-    """The promote job: check, commit to the env-state repo, then apply. Returns the apps
-    whose spec changed. Works in a private clone that is removed afterwards."""
-    import tempfile
-
-    from pipelinelib.envspec.staterepo import EnvStateRepo
-
-    with tempfile.TemporaryDirectory(prefix="pipelinelib-envstate-") as scratch:
-        state = EnvStateRepo.checkout(_origin(repo), branch, f"{scratch}/repo")
-        return _promote_in(job, ctx, state, target=target, apps=apps, branch=branch,
-                           all_apps=all_apps, source=source, approve=approve, hotfix=hotfix,
-                           image=image, reason=reason, source_repo=source_repo,
-                           main_branch=main_branch, apply=apply)
-
-
-def _promote_in(job: Any, ctx: Context, state: Any, *, target: str, apps: list[str],
-                branch: str, all_apps: bool, source: str | None, approve: bool, hotfix: bool,
-                image: str | None, reason: str, source_repo: str | None, main_branch: str,
-                apply: bool) -> list[str]:
-    from pipelinelib.envspec.load import environment_path, load_environment
-    from pipelinelib.promotion.hotfix import warnings
-    from pipelinelib.promotion.policy import load_policy
-    from pipelinelib.steps.apply import apply_environment
-    from pipelinelib.steps.promote import Promotion
-    from pipelinelib.steps.promote import approve as approve_step
-    from pipelinelib.steps.promote import promote as promote_step
-    from pipelinelib.steps.promote_set import approve_set, needs_set_approval, promote_set
-
-    env = load_environment(environment_path(state.root, target), root=state.root)
-    names = list(apps)
-    if all_apps:
-        src = load_environment(environment_path(state.root, source or ""), root=state.root)
-        names = sorted(set(src.apps) & set(env.apps))
-    promoted = []
-    promotions = [Promotion(app, target, source, image, hotfix, reason, None, source_repo,
-                            main_branch) for app in names]
-    if needs_set_approval(state.root, promotions, load_policy(state.root)):
-        # several apps under four eyes: one approval binds the whole set, one commit
-        if approve:
-            job.run(approve_set, ctx, state, promotions)
-        else:
-            promoted = list(job.run(promote_set, ctx, state, promotions).outputs["apps"])
-        promotions = []
-    for promotion in promotions:
-        if approve:
-            job.run(approve_step, ctx, state, promotion)
-        elif job.run(promote_step, ctx, state, promotion).changed:
-            promoted.append(promotion.app)
-    if promoted and env.via_branch and env.via_branch != branch:
-        ctx.log.warning(f"{target} is rolled out from branch {env.via_branch}: open a pull "
-                        f"request {branch} -> {env.via_branch}; it is applied when merged")
-    elif promoted and apply and not ctx.dry_run:
-        state.refresh()
-        env = load_environment(environment_path(state.root, target), root=state.root)
-        job.run(apply_environment, ctx, env, promoted)
-    for warning in warnings(state.root, target):
-        ctx.log.warning(warning)
-    return promoted
+        promote(job, ctx, promote_options)
+    return job.exit_code

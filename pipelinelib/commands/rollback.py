@@ -49,44 +49,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    import re
-
     from pipelinelib.commands.rollout import kube_from_args
     from pipelinelib.errors import BadInput
     from pipelinelib.job import Job
-    from pipelinelib.steps.rollback import revision_history, rollback
+    from pipelinelib.pipelines.rollback import RollbackOptions, rollback
+    from pipelinelib.steps.rollback import revision_history
 
     if args.environment and args.list:
         raise BadInput("--list reads one namespace", field="--list",
                        expected="--list with -n NAMESPACE, without --env")
     ctx.app = ctx.app or args.app
     kube_from_args(args, ctx)
-    namespace = args.namespace or args.app
     if args.list:
-        for revision in revision_history(ctx, app=args.app, namespace=namespace):
+        for revision in revision_history(ctx, app=args.app, namespace=args.namespace or args.app):
             print(revision.describe())
         return 0
+    options = RollbackOptions(
+        app=args.app, environment=args.environment, repo=args.repo, branch=args.branch,
+        namespace=args.namespace, to_revision=args.to_revision,
+        to_git_revision=args.to_git_revision, timeout=args.timeout,
+        lock_timeout=args.lock_timeout, lock_ttl=args.lock_ttl)
     with Job("rollback", ctx, args.report_dir) as job:
-        sha = args.to_git_revision
-        if sha is not None and args.to_revision is not None:
-            raise BadInput("two targets given", field="--to-revision/--to-git-revision",
-                           expected="one of them, or neither (the previous revision)")
-        if sha is not None and not re.fullmatch(r"[0-9a-f]{7,40}", sha):
-            raise BadInput(f"{sha!r} is not a git revision", field="--to-git-revision",
-                           expected="7 to 40 lowercase hex digits")
-        step_args = dict(to_revision=args.to_revision, to_git_revision=sha,
-                         timeout=args.timeout, lock_timeout=args.lock_timeout,
-                         lock_ttl=args.lock_ttl)
-        if args.environment:
-            from pipelinelib.promotion.rollback import rollback_in_environment
-            from pipelinelib.promotion.swap import env_state_root
-
-            if not args.repo:
-                raise BadInput("no env-state repository given", field="--repo",
-                               expected="a checkout or origin URL (or set PIPELINE_ENV_REPO)")
-            with env_state_root(args.repo, args.branch) as root:
-                rollback_in_environment(job, ctx, root, args.environment, args.app,
-                                        **step_args)
-        else:
-            job.run(rollback, ctx, app=args.app, namespace=namespace, **step_args)
+        rollback(job, ctx, options)
     return job.exit_code

@@ -60,16 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def kube_from_args(args: argparse.Namespace, ctx: Context) -> None:
     """Point ``ctx.kube`` at --kubeconfig/--context when given."""
-    if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
-        from pipelinelib.adapters.kube import KubeClient
-
-        ctx.adapters["kube"] = KubeClient.from_kubeconfig(
-            args.kubeconfig or os.environ.get("PIPELINE_KUBECONFIG") or
-            os.environ.get("KUBECONFIG"), args.context)
+    ctx.use_kube(getattr(args, "kubeconfig", None), getattr(args, "context", None))
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_OK
     from pipelinelib.job import Job
 
     ctx.app = ctx.app or args.app
@@ -77,7 +71,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.revision = args.revision
     kube_from_args(args, ctx)
     namespace = args.namespace or args.app
-    awaiting = False
     with Job("rollout", ctx, args.report_dir) as job:
         if args.undo:
             from pipelinelib.steps.rollback import rollback
@@ -87,12 +80,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         else:
             from pipelinelib.steps.rollout import rollout
 
-            result = job.run(rollout, ctx, args.manifests, app=args.app,
-                             namespace=namespace, **rollout_options(args))
-            awaiting = bool(result.outputs.get("awaiting_promotion"))
-    if job.exit_code == EXIT_OK and awaiting:
-        return EXIT_AWAITING_PROMOTION
-    return job.exit_code
+            job.run(rollout, ctx, args.manifests, app=args.app, namespace=namespace,
+                    **rollout_options(args))
+    return job.exit_code  # 5 when a blue/green rollout awaits promotion (Job's rule)
 
 
 def rollout_options(args: argparse.Namespace) -> dict:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from pipelinelib.context import Context
+
+if TYPE_CHECKING:
+    from pipelinelib.pipelines.scan import ScanOptions
 
 DESCRIPTION = """\
 Security gate: read vulnerability findings, apply the policy, record the verdict
@@ -56,65 +60,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "against")
 
 
-def run(args: argparse.Namespace, ctx: Context) -> int:
-    from pathlib import Path
+def options(args: argparse.Namespace) -> ScanOptions:
+    """The scan pipeline's options from the parsed flags."""
+    from pipelinelib.pipelines.scan import ScanOptions
 
-    from pipelinelib.errors import BadInput, GateFailed
+    return ScanOptions(reports=list(args.report), osv_image=args.osv_image,
+                       lockfiles=list(args.lockfile), local_db=args.local_db,
+                       osv_scanner=args.osv_scanner, clair=args.clair,
+                       clair_matcher=args.clair_matcher, policy=args.policy,
+                       fail_on=args.fail_on, only_fixable=args.only_fixable,
+                       image=args.image, digest=args.digest, out_dir=args.report_dir or ".")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from pipelinelib.errors import GateFailed
     from pipelinelib.job import Job
+    from pipelinelib.pipelines.scan import scan
     from pipelinelib.report.checklist import show
-    from pipelinelib.scan.parsers import FORMATS
-    from pipelinelib.scan.policy import load_policy
-    from pipelinelib.steps import scan as steps
 
     checklist: list[str] = []
     with Job("scan", ctx, args.report_dir) as job:
-        policy = load_policy(args.policy, fail_on=args.fail_on, only_fixable=args.only_fixable)
-        reports = []
-        for item in args.report:
-            fmt, _, path = item.partition(":") if item.split(":", 1)[0] in FORMATS else (
-                "auto", "", item)
-            reports.append((path, fmt))
-        if not (reports or args.osv_image or args.clair or args.lockfile):
-            raise BadInput("nothing to scan", field="--report/--osv-image/--lockfile/--clair",
-                           expected="at least one report or scanner")
-        if args.clair and not args.image:
-            raise BadInput("--clair needs --image REGISTRY/REPO", field="--image")
-        bad_lockfiles = steps.lockfile_problems(args.lockfile)
-        if bad_lockfiles:
-            raise BadInput("; ".join(bad_lockfiles))
-        findings = steps.read_findings(reports)  # validates every report before any write
-        out_dir = Path(args.report_dir or ".")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if args.osv_image:
-            from pipelinelib.scan.osv_scanner import find_binary
-
-            out = out_dir / "osv-scanner.json"
-            job.run(steps.osv_scan_image, ctx, args.osv_image, local_db=args.local_db,
-                    binary=find_binary(args.osv_scanner), out=out)
-            findings = steps.dedupe([*findings, *steps.parse_report(out, "osv-scanner")])
-        if args.lockfile:
-            from pipelinelib.scan.osv_scanner import find_binary
-
-            scanned = job.run(steps.osv_scan_lockfiles, ctx, args.lockfile,
-                              local_db=args.local_db, binary=find_binary(args.osv_scanner),
-                              out_dir=out_dir)
-            findings = steps.dedupe([*findings, *(
-                f for out in scanned.outputs["reports"]
-                for f in steps.parse_report(out, "osv-scanner"))])
-        if args.clair:
-            from pipelinelib.attest import registry_for
-            from pipelinelib.imageref import parse
-            from pipelinelib.scan.clair import ClairClient
-
-            ref = parse(args.image)
-            out = out_dir / "clair.json"
-            job.run(steps.clair_scan_image, ctx, ClairClient(args.clair, args.clair_matcher),
-                    registry_for(ctx, ref.registry), ref.repository,
-                    args.digest or ref.digest or ref.tag or "latest", out)
-            findings = steps.dedupe([*findings, *steps.parse_report(out, "clair")])
-        result = job.run(steps.scan_gate, ctx, findings, policy, image=args.image or "",
-                         digest=args.digest or "")
-        checklist = result.outputs["checklist"]
+        checklist = scan(job, ctx, options(args))
     if isinstance(job.error, GateFailed):
         checklist = job.error.evidence
     show(ctx, "scan policy:", checklist)

@@ -29,11 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.commands.rollout import kube_from_args
     from pipelinelib.job import Job
-    from pipelinelib.promotion.swap import run_swap
+    from pipelinelib.pipelines.swap import SwapOptions, swap
 
     ctx.app = ctx.app or args.app
     kube_from_args(args, ctx)
+    options = SwapOptions(app=args.app, environment=args.environment, repo=args.repo,
+                          branch=args.branch, namespace=args.namespace, to=args.to)
     with Job("swap", ctx, args.report_dir) as job:
-        run_swap(job, ctx, args.app, environment=args.environment, repo=args.repo,
-                 branch=args.branch, namespace=args.namespace, to=args.to)
+        swap(job, ctx, options)
     return job.exit_code

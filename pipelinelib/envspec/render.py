@@ -19,18 +19,26 @@ from typing import Any
 
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.errors import BadInput
+from pipelinelib.kube import kinds
+from pipelinelib.kube.labels import ANN_CONFIG_HASH as ANN_CONFIG
+from pipelinelib.kube.labels import ANN_HASH as ANN_NO_HASH
+from pipelinelib.kube.labels import (
+    ANN_IMAGE,
+    ANN_REVISION,
+    ANN_VERSION,
+    HOOK_OF,
+    MANAGER,
+)
+from pipelinelib.kube.labels import ANN_SPEC_HASH as ANN_HASH
+from pipelinelib.kube.labels import APP_LABEL as LABEL_APP
+from pipelinelib.kube.labels import ENV_LABEL as LABEL_ENV
+from pipelinelib.kube.labels import MANAGED_BY as LABEL_MANAGED
 
-LABEL_ENV = "pipelinelib.dev/environment"
-LABEL_APP = "pipelinelib.dev/app"
-LABEL_MANAGED = "app.kubernetes.io/managed-by"
-ANN_HASH = "pipelinelib.dev/spec-hash"
-ANN_IMAGE = "pipelinelib.dev/image"
-ANN_REVISION = "pipelinelib.dev/revision"
-ANN_VERSION = "pipelinelib.dev/version"
-ANN_CONFIG = "pipelinelib.dev/config-hash"
-WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
-CLUSTER_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                 "PersistentVolume", "StorageClass", "PriorityClass"}
+__all__ = ["ANN_CONFIG", "ANN_HASH", "ANN_IMAGE", "ANN_REVISION", "ANN_VERSION", "LABEL_APP",
+           "LABEL_ENV", "LABEL_MANAGED", "key", "object_hash", "render_app", "workload_image"]
+
+# The app's long-running workloads (those with a revision history) take the image overlay.
+WORKLOADS = kinds.WITH_HISTORY
 
 
 def render_app(env: EnvSpec, app: AppSpec, secrets: Any = None,
@@ -75,8 +83,8 @@ def _hash_config(docs: list[dict[str, Any]]) -> None:
     docs = [d for d in docs if not is_hook(d)]  # hooks keep their names, as helm runs them
     mf.hash_config([mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)])
     for doc in docs:  # already named by content: the rollout must not hash them again
-        if doc.get("kind") in mf.HASHED:
-            doc["metadata"].setdefault("annotations", {})["pipelinelib.dev/hash"] = "false"
+        if doc.get("kind") in kinds.HASHED:
+            doc["metadata"].setdefault("annotations", {})[ANN_NO_HASH] = "false"
 
 
 def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:
@@ -198,7 +206,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def _from_chart(env: EnvSpec, app: AppSpec, secrets: Any = None,
                 environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    from pipelinelib import helm
+    from pipelinelib.adapters import helm
 
     chart = app.chart
     assert chart is not None
@@ -290,9 +298,9 @@ def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, A
         main["env"] = list(env.values())
     if app.config:
         sources = main.setdefault("envFrom", [])
-        ref = {"configMapRef": {"name": f"{app.name}-config"}}
-        if ref not in sources:
-            sources.append(ref)
+        config_ref = {"configMapRef": {"name": f"{app.name}-config"}}
+        if config_ref not in sources:
+            sources.append(config_ref)
     if app.ports and not main.get("ports"):
         main["ports"] = [{"name": p.get("name", f"p{p['port']}"), "containerPort": p["port"],
                           "protocol": p.get("protocol", "TCP")} for p in app.ports]
@@ -365,13 +373,13 @@ def object_hash(doc: dict[str, Any]) -> str:
 
 def _own(doc: dict[str, Any], env: EnvSpec, app: AppSpec) -> None:
     meta = doc.setdefault("metadata", {})
-    if doc.get("kind") not in CLUSTER_KINDS:
+    if doc.get("kind") not in kinds.CLUSTER_SCOPED:
         meta["namespace"] = app.namespace
     labels = meta.setdefault("labels", {})
-    from pipelinelib.helm.hooks import HOOK_OF, is_hook
+    from pipelinelib.helm.hooks import is_hook
 
     owner = HOOK_OF if is_hook(doc) else LABEL_APP  # hooks run at their event, never pruned
-    labels.update({LABEL_ENV: env.name, owner: app.name, LABEL_MANAGED: "pipelinelib"})
+    labels.update({LABEL_ENV: env.name, owner: app.name, LABEL_MANAGED: MANAGER})
     annotations = meta.setdefault("annotations", {})
     if doc.get("kind") in WORKLOADS:
         annotations[ANN_IMAGE] = workload_image(doc, app)

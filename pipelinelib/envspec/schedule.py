@@ -18,7 +18,7 @@ NOT_STARTED = "not started"
 
 
 @dataclass
-class Outcome:
+class ScheduleOutcome:
     """What happened to each item: ``results`` (name -> value), ``failures`` (name, error),
     ``skipped`` (never started because of an earlier failure)."""
 
@@ -33,12 +33,12 @@ class Outcome:
 
 
 def run_by_priority(items: Iterable[tuple[int, str]], run: Callable[[str], Any],
-                    limit: int) -> Outcome:
+                    limit: int) -> ScheduleOutcome:
     """See the module docstring. ``run(name)`` raises to fail."""
     groups: dict[int, list[str]] = {}
     for priority, name in items:
         groups.setdefault(priority, []).append(name)
-    outcome = Outcome()
+    outcome = ScheduleOutcome()
     lock = threading.Lock()
     for priority in sorted(groups):
         names = groups[priority]
@@ -49,7 +49,7 @@ def run_by_priority(items: Iterable[tuple[int, str]], run: Callable[[str], Any],
     return outcome
 
 
-def _run_group(names: list[str], run: Callable[[str], Any], limit: int, outcome: Outcome,
+def _run_group(names: list[str], run: Callable[[str], Any], limit: int, outcome: ScheduleOutcome,
                lock: threading.Lock) -> None:
     pending = list(names)
     running: dict[Future[Any], str] = {}

@@ -10,11 +10,12 @@ updates and without a lock server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,16 @@ class EnvStateRepo:
     def head(self) -> str:
         return self.repo.head.commit.hexsha
 
+    def detach_at(self, commit: str) -> None:
+        """Put the work tree at ``commit`` (detached): read the specs as that commit left
+        them."""
+        import git
+
+        try:
+            self.repo.git.checkout("--detach", commit)
+        except git.GitCommandError as exc:
+            raise _git_error(exc, f"checkout of {commit[:12]}") from exc
+
     def refresh(self) -> None:
         """Move the clone to the origin's newest ``branch`` (discarding local work)."""
         import git
@@ -176,6 +187,17 @@ class EnvStateRepo:
         return sorted({d.a_path for d in obj.parents[0].diff(obj)} |
                       {d.b_path for d in obj.parents[0].diff(obj)})
 
+    def files_differing_from(self, branch: str) -> list[str]:
+        """Paths that differ between the origin's ``branch`` and this checkout's head."""
+        import git
+
+        try:
+            self.repo.git.fetch("origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+            out = self.repo.git.diff("--name-only", f"origin/{branch}", self.head())
+        except git.GitCommandError as exc:
+            raise _git_error(exc, f"diff against {branch}") from exc
+        return [f for f in out.split() if f]
+
     def last_commit(self, relpath: str) -> dict[str, Any] | None:
         """Who changed ``relpath`` last, when, and the message."""
         commits = list(self.repo.iter_commits(paths=relpath, max_count=1))
@@ -188,6 +210,40 @@ class EnvStateRepo:
     def log(self, relpath: str, max_count: int = 50) -> list[Any]:
         """Commits that changed ``relpath``, newest first."""
         return list(self.repo.iter_commits(paths=relpath, max_count=max_count))
+
+
+def origin_of(repo: str) -> str:
+    """``repo`` itself (an origin URL or a bare repository), or the origin of the clone it
+    names: the env-state repository is always written through its origin."""
+    path = Path(repo)
+    if path.is_dir() and (path / ".git").exists():
+        import git
+
+        clone = git.Repo(repo)
+        if "origin" in [r.name for r in clone.remotes]:
+            return str(clone.remotes.origin.url)
+    return repo
+
+
+@contextlib.contextmanager
+def scratch_checkout(repo: str, branch: str = "main", *, prefix: str = "pipelinelib-envstate-",
+                     name: str = "repo", workdir: str | None = None) -> Iterator[EnvStateRepo]:
+    """A private clone of ``repo``'s origin (see ``origin_of``) at ``branch``, removed when
+    the block ends: the one place a job checks the env-state repository out to work in."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=workdir) as scratch:
+        yield EnvStateRepo.checkout(origin_of(repo), branch, f"{scratch}/{name}")
+
+
+@contextlib.contextmanager
+def readable_root(repo: str, branch: str = "main") -> Iterator[Path]:
+    """A readable env-state checkout: ``repo`` itself when it is one (it has
+    ``environments/``), else a scratch clone of it removed afterwards."""
+    path = Path(repo)
+    if path.is_dir() and (path / "environments").is_dir():
+        yield path
+        return
+    with scratch_checkout(repo, branch, prefix="pipelinelib-envstate-read-") as state:
+        yield state.root
 
 
 def _ensure_identity(repo: Any) -> None:

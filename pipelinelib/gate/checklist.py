@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelinelib.errors import BadInput
-from pipelinelib.gate.openapi_diff import Change, breaking_calls, diff_openapi, diff_schema
+from pipelinelib.gate.openapi_diff import ApiChange, breaking_calls, diff_openapi, diff_schema
 from pipelinelib.report import checklist
 
 TITLES = {
@@ -186,7 +186,7 @@ def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None,
 # -- marks 4 and 5 -------------------------------------------------------------------------------
 def interface_changes(old: dict[str, Any], new: dict[str, Any], *,
                       levels: dict[str, str] | None = None,
-                      sources: tuple[str, str] = ("deployed", "current")) -> list[Change]:
+                      sources: tuple[str, str] = ("deployed", "current")) -> list[ApiChange]:
     """OpenAPI when the documents are OpenAPI, else both are JSON Schemas of a response.
 
     Both are checked for the shape oasdiff needs before it runs (BadInput naming the
@@ -213,7 +213,7 @@ def _check_openapi(doc: dict[str, Any], source: str) -> None:
                            field=f"paths.{path}", expected="a mapping of operations")
 
 
-def check_semver(changes: list[Change], old_version: str, new_version: str) -> Mark:
+def check_semver(changes: list[ApiChange], old_version: str, new_version: str) -> Mark:
     """Mark 4: breaking changes require a major bump."""
     from packaging.version import InvalidVersion, Version
 
@@ -241,7 +241,7 @@ def check_semver(changes: list[Change], old_version: str, new_version: str) -> M
     return Mark(4, major or not breaking, evidence, reason=reason)
 
 
-def check_audit_mapping(changes: list[Change], old_map: dict[str, Any],
+def check_audit_mapping(changes: list[ApiChange], old_map: dict[str, Any],
                         new_map: dict[str, Any]) -> Mark:
     """Mark 5: each broken call's audit mapping (by operationId or ``METHOD /path``) changed."""
     broken = breaking_calls(changes)

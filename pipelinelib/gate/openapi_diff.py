@@ -23,7 +23,7 @@ _BARE_PATH = "/"
 
 
 @dataclass(frozen=True)
-class Change:
+class ApiChange:
     """One difference; ``call`` is ``METHOD /path`` (``""`` for a bare schema); ``kind`` is
     oasdiff's check id, ``level`` its level (ERR, WARN or INFO)."""
 
@@ -48,7 +48,7 @@ class Change:
 
 def diff_openapi(old: dict[str, Any], new: dict[str, Any], *,
                  levels: dict[str, str] | None = None,
-                 sources: tuple[str, str] = ("deployed", "current")) -> list[Change]:
+                 sources: tuple[str, str] = ("deployed", "current")) -> list[ApiChange]:
     """Every change between two OpenAPI 3 documents, as oasdiff reports it."""
     from pipelinelib.adapters.oasdiff import changelog
 
@@ -56,25 +56,25 @@ def diff_openapi(old: dict[str, Any], new: dict[str, Any], *,
 
 
 def diff_schema(old: dict[str, Any], new: dict[str, Any], direction: str = RESPONSE,
-                call: str = "", *, levels: dict[str, str] | None = None) -> list[Change]:
+                call: str = "", *, levels: dict[str, str] | None = None) -> list[ApiChange]:
     """Changes between two JSON Schemas of a payload; ``direction`` is who reads it:
     ``response`` (we emit it, clients read it) or ``request`` (clients send it)."""
     changes = diff_openapi(_wrap(old, direction), _wrap(new, direction), levels=levels)
-    return [Change(c.kind, c.breaking, call, c.where, c.detail, "", c.level) for c in changes]
+    return [ApiChange(c.kind, c.breaking, call, c.where, c.detail, "", c.level) for c in changes]
 
 
-def breaking_calls(changes: list[Change]) -> dict[str, list[Change]]:
+def breaking_calls(changes: list[ApiChange]) -> dict[str, list[ApiChange]]:
     """The breaking changes grouped by call."""
-    grouped: dict[str, list[Change]] = {}
+    grouped: dict[str, list[ApiChange]] = {}
     for change in changes:
         if change.breaking:
             grouped.setdefault(change.call, []).append(change)
     return grouped
 
 
-def _change(c: Any) -> Change:
+def _change(c: Any) -> ApiChange:
     call = f"{c.operation} {c.path}".strip() if c.operation else c.path
-    return Change(kind=c.id, breaking=c.level == "ERR", call=call, where=c.section,
+    return ApiChange(kind=c.id, breaking=c.level == "ERR", call=call, where=c.section,
                   detail=c.text, operation_id=c.operation_id, level=c.level)
 
 

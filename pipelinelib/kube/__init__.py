@@ -1,25 +1,31 @@
 """Kubernetes deployment pieces used by the rollout step.
 
-``manifests``: load, validate, order, label and hash; ``health``: per-kind success and
-failure rules; ``wait``: the watch-driven waiter; ``lock``: the deploy Lease;
-``revisions``: diff, rollback and prune; ``bluegreen``: colours and the Service swap.
+``kinds``: the one table of kinds (order, workload, hashed, prunable, history, scope,
+health rule); ``labels``: every label and annotation we write or read; ``manifests``: load,
+validate, order, label and hash; ``health``: per-kind success and failure rules; ``wait``:
+the watch-driven waiter (rollout, rollback, migration Job, helm hooks); ``lock``: the
+deploy Lease; ``revisions``: diff, rollback and prune; ``bluegreen``: colours and the
+Service swap.
 """
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "pipelinelib"
-APP_LABEL = "pipelinelib.dev/app"
-COLOR_LABEL = "pipelinelib.dev/color"
-CONFIG_NAME_LABEL = "pipelinelib.dev/config-name"
-BEHAVIOR = "pipelinelib.dev/behavior"
+# Compatibility: these names live in ``pipelinelib.kube.labels``; import them from there.
+from pipelinelib.kube.labels import (
+    ANN_APPLIED,
+    ANN_BUILD_URL,
+    ANN_CHANGE_CAUSE,
+    ANN_DEPLOYED_BY,
+    ANN_DIGEST,
+    ANN_REVISION,
+    APP_LABEL,
+    BEHAVIOR,
+    COLOR_LABEL,
+    CONFIG_NAME_LABEL,
+    MANAGED_BY,
+    MANAGER,
+    RECORD_ANNOTATIONS,
+    owner_selector,
+)
 
-ANN_REVISION = "pipelinelib.dev/revision"
-ANN_DIGEST = "pipelinelib.dev/digest"
-ANN_DEPLOYED_BY = "pipelinelib.dev/deployed-by"
-ANN_BUILD_URL = "pipelinelib.dev/build-url"
-ANN_CHANGE_CAUSE = "kubernetes.io/change-cause"
-RECORD_ANNOTATIONS = (ANN_REVISION, ANN_DIGEST, ANN_DEPLOYED_BY, ANN_BUILD_URL, ANN_CHANGE_CAUSE)
-
-
-def owner_selector(app: str) -> str:
-    """The label selector of every object this app's rollouts own."""
-    return f"{MANAGED_BY}={MANAGER},{APP_LABEL}={app}"
+__all__ = ["ANN_APPLIED", "ANN_BUILD_URL", "ANN_CHANGE_CAUSE", "ANN_DEPLOYED_BY", "ANN_DIGEST",
+           "ANN_REVISION", "APP_LABEL", "BEHAVIOR", "COLOR_LABEL", "CONFIG_NAME_LABEL",
+           "MANAGED_BY", "MANAGER", "RECORD_ANNOTATIONS", "owner_selector"]

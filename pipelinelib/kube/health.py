@@ -11,9 +11,12 @@ in the progress line and wait within the deadline (``pod_condition``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from pipelinelib.kube import kinds
 
 READY, PROGRESSING, FAILED = "ready", "progressing", "failed"
 # Doom vs. delay (docs/rollout.md, "Doom or delay"): a pod condition fails the rollout at
@@ -129,8 +132,8 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 
 
 def _generation_seen(obj: dict[str, Any]) -> bool:
-    observed = (obj.get("status") or {}).get("observedGeneration") or 0
-    return observed >= (obj.get("metadata") or {}).get("generation", 0)
+    observed = int((obj.get("status") or {}).get("observedGeneration") or 0)
+    return observed >= int((obj.get("metadata") or {}).get("generation", 0))
 
 
 def _pod_failure(pods: list[dict[str, Any]], what: str) -> Verdict | None:
@@ -271,8 +274,32 @@ def cronjob(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
                    f"{(obj.get('spec') or {}).get('schedule', '')}")
 
 
-RULES = {"Deployment": deployment, "StatefulSet": statefulset, "DaemonSet": daemonset,
-         "Job": job, "CronJob": cronjob}
+def pod(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:
+    """A bare pod runs to completion (a helm hook Pod, like krane's unmanaged pods):
+    ready once it succeeded, failed when it failed or shows a condition that cannot clear."""
+    name = f"pod/{obj['metadata']['name']}"
+    status = obj.get("status") or {}
+    phase = status.get("phase", "Pending")
+    if phase == "Succeeded":
+        return Verdict(READY, f"{name}: succeeded")
+    if phase == "Failed":
+        exits = [_last_exit(cs) for cs in status.get("containerStatuses") or []]
+        detail = "; ".join(e for e in exits if e) or status.get("reason", "")
+        return Verdict(FAILED, f"{name}: failed" + (f": {detail}" if detail else ""),
+                       status.get("reason") or "PodFailed", obj["metadata"]["name"])
+    failed = _pod_failure([obj], name)
+    if failed and failed.state == FAILED:
+        return failed
+    return _progressing(f"{name}: {phase}", failed)
+
+
+Rule = Callable[[dict[str, Any], list[dict[str, Any]]], Verdict]
+_BY_NAME: dict[kinds.HealthRule, Rule] = {
+    "deployment": deployment, "statefulset": statefulset, "daemonset": daemonset,
+    "job": job, "cronjob": cronjob, "pod": pod}
+# kind -> rule, from the kinds table's ``health`` column
+RULES: dict[str, Rule] = {k.name: _BY_NAME[k.health] for k in kinds.TABLE.values()
+                          if k.health is not None}
 
 
 def assess(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Verdict:

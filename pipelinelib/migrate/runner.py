@@ -70,8 +70,8 @@ def plan(migrations: list[Migration], applied: list[history.Applied], *, directo
     highest = max((Version(k) for k, r in done.items() if r.type == "versioned"), default=None)
     for mig in migrations:
         if mig.repeatable:
-            row = done.get(mig.key)
-            if row is None or row.checksum != mig.checksum:
+            last = done.get(mig.key)
+            if last is None or last.checksum != mig.checksum:
                 result.pending.append(mig)
             continue
         if mig.key in done:
@@ -100,7 +100,7 @@ class RunOptions:
 
 
 @dataclass
-class Outcome:
+class MigrationOutcome:
     plan: Plan
     applied: list[str] = field(default_factory=list)
     lock_waited_s: float = 0.0
@@ -113,21 +113,21 @@ def read_plan(db: Any, directory: str | Path, options: RunOptions) -> Plan:
                 out_of_order=options.out_of_order, allow_missing=options.allow_missing)
 
 
-def run(db: Any, directory: str | Path, options: RunOptions) -> Outcome:
+def run(db: Any, directory: str | Path, options: RunOptions) -> MigrationOutcome:
     """Apply what is pending under the advisory lock (see the module docstring)."""
     from pipelinelib.migrate import lock
 
     history.table_name(options.table)
     migrations = load_migrations(directory)
     if options.dry_run:
-        return Outcome(read_plan(db, directory, options))
+        return MigrationOutcome(read_plan(db, directory, options))
     watch_client(db)
     key = lock.lock_key(options.table)
     waited = lock.acquire(db, key, wait_s=options.lock_wait_s, on_wait=options.on_wait)
     try:
         current = plan(migrations, history.read(db, options.table), directory=str(directory),
                        out_of_order=options.out_of_order, allow_missing=options.allow_missing)
-        outcome = Outcome(current, lock_waited_s=waited)
+        outcome = MigrationOutcome(current, lock_waited_s=waited)
         if not current.pending:
             return outcome
         history.create(db, options.table)
@@ -153,7 +153,7 @@ def watch_client(db: Any, interval_ms: int = 1000) -> None:
 
 def apply_one(db: Any, mig: Migration, options: RunOptions, *, retry: bool = False) -> None:
     """Apply one migration and record it (see the module docstring)."""
-    row = {"key": mig.key, "description": mig.description,
+    row: dict[str, Any] = {"key": mig.key, "description": mig.description,
            "type_": "repeatable" if mig.repeatable else "versioned", "script": mig.name,
            "checksum": mig.checksum, "applied_by": options.applied_by or "unknown",
            "transactional": mig.transactional}

@@ -18,13 +18,6 @@ from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 
-def origin_url(repo: str) -> str:
-    """``repo`` itself, or the origin of the clone it names."""
-    from pipelinelib.commands.promote import _origin
-
-    return _origin(repo)
-
-
 def _register_url_secret(ctx: Context, url: str) -> None:
     password = urlsplit(url).password
     if password:
@@ -38,12 +31,13 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
               after_write: Callable[[str], None] | None = None,
               env: Any = None) -> StepResult:
     """Run the deploy queue once (see ``pipelinelib.queue.runner``)."""
+    from pipelinelib.envspec.staterepo import origin_of
     from pipelinelib.queue.config import CONFIG_PATH, load_config, parse_config
     from pipelinelib.queue.lock import QueueLock
     from pipelinelib.queue.runner import QueueRunner, candidates
     from pipelinelib.queue.workspace import Workspace
 
-    url = origin_url(repo)
+    url = origin_of(repo)
     _register_url_secret(ctx, url)
     config = load_config(config_path) if config_path else None
     from pipelinelib.adapters.gitea import client_for_repo
@@ -93,16 +87,15 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
     report = runner.report
     actions = report.actions()
     _write_back(ctx, report, config.environment)
-    outputs = {"deployed": report.deployed, "failed": report.failed, "broken": report.broken,
-               "rebased": report.rebased, "skipped": report.skipped}
+    outputs: dict[str, Any] = {"deployed": report.deployed, "failed": report.failed,
+                               "broken": report.broken, "rebased": report.rebased,
+                               "skipped": report.skipped}
     if report.failed or report.broken:
         problems = ([f"{f['branch']}: Failed Deployment ({f['reason']})" for f in report.failed]
                     + [f"{b['branch']}: broken, conflicts in {b['files']}" for b in report.broken])
-        error = StepFailed(f"{len(problems)} refspec(s) did not deploy", cause=problems[0],
-                           hint="each is noted (pipeline state get) and has a commit status; "
-                                "the rest of the queue went on")
-        error.evidence = problems + actions  # type: ignore[attr-defined]
-        raise error
+        raise StepFailed(f"{len(problems)} refspec(s) did not deploy", cause=problems[0],
+                         hint="each is noted (pipeline state get) and has a commit status; "
+                              "the rest of the queue went on", evidence=problems + actions)
     return StepResult.of("queue", actions, summary="; ".join(actions) or "queue empty",
                          **outputs)
 

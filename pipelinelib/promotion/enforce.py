@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,7 @@ def _last_change(root: Path, env: str, spec: AppSpec | None) -> tuple[str, str]:
         rels.append(spec.chart.repository)
     try:
         repo = git.Repo(root, search_parent_directories=True)
-        top = Path(repo.working_tree_dir).resolve()
+        top = Path(repo.working_tree_dir or root).resolve()
         paths = [str((Path(root).resolve() / r).relative_to(top)) for r in rels]
         commit = next(repo.iter_commits(paths=paths, max_count=1), None) or repo.head.commit
         return commit.hexsha[:12], f"{commit.author.name} <{commit.author.email}>"
@@ -213,7 +214,8 @@ def _last_change(root: Path, env: str, spec: AppSpec | None) -> tuple[str, str]:
 
 
 def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
-            deletes: list[str] = (), review: ReviewApproval | None = None) -> list[Verified]:
+            deletes: Sequence[str] = (), review: ReviewApproval | None = None
+            ) -> list[Verified]:
     """Refuse (``Refused``, exit 2, audited) unless every changed app of a protected
     environment carries valid signed evidence; see the module doc. Call before any write.
     ``review``: the merged pull request's verdict, an approval source where the policy

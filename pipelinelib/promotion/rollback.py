@@ -7,19 +7,24 @@ colour) must run only digests of the app's image that a valid signed promotion â
 four eyes, a valid signed approval by a second person â€” carried into the environment before:
 the promotion records in the env-state repository's git history, verified against the trust
 root as ``enforce`` verifies the current one. Anything else is refused (exit 2, naming
-environment, app and revision; audited; nothing written).
+environment, app and revision; audited; nothing written). The rollback job is
+``pipelinelib.pipelines.rollback``.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pipelinelib.context import Context
-from pipelinelib.errors import PipelineError, Refused
+from pipelinelib.errors import Refused
 from pipelinelib.promotion import approvals
+from pipelinelib.promotion.access import Entered
 from pipelinelib.promotion.audit import audit
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 HISTORY_LIMIT = 500  # commits of the records read, newest first
 
@@ -43,7 +48,7 @@ def promoted_digests(root: Path, env: str, app: str) -> dict[str, str]:
             approvals.set_approval_path(env)]
     try:
         repo = git.Repo(root, search_parent_directories=True)
-        top = Path(repo.working_tree_dir).resolve()
+        top = Path(repo.working_tree_dir or root).resolve()
         prefix = Path(root).resolve().relative_to(top)
         commits = list(repo.iter_commits(paths=[str(prefix / r) for r in rels[:2]] + [
             str(prefix / approvals.APPROVALS_DIR / env)], max_count=HISTORY_LIMIT))
@@ -79,43 +84,34 @@ def promoted_digests(root: Path, env: str, app: str) -> dict[str, str]:
     return found
 
 
-def rollback_in_environment(job: Any, ctx: Context, root: Path, env_name: str, app: str,
-                            **step_args: Any) -> Any:
-    """Check who asks and, in a protected environment, that the target was promoted; then
-    run the rollback step against the environment's cluster."""
-    from pipelinelib.promotion.access import enter_environment
+def rollback_vetter(ctx: Context, root: Path, entered: Entered, env_name: str,
+                    app: str) -> Callable[[str, list[str]], None] | None:
+    """In a protected environment: the check the rollback step runs on every target it
+    would roll to (refused unless each digest was promoted into ``env_name``); None
+    elsewhere. Marks the namespace verified for the step's own guard."""
     from pipelinelib.promotion.enforce import guarded_apps, mark_verified
-    from pipelinelib.steps.rollback import rollback
 
-    entered = enter_environment(ctx, root, env_name, app, action="rollback",
-                                verb="roll back")
-    ctx, env, spec, policy, rules, target = (entered.ctx, entered.env, entered.spec,
-                                             entered.policy, entered.rules, entered.target)
-    vet = None
-    if guarded_apps(policy, env, [app]):
-        promoted = promoted_digests(root, env_name, app)
-        repository = spec.image.repository if spec.image else ""
+    env, spec, policy, rules, target = (entered.env, entered.spec, entered.policy,
+                                        entered.rules, entered.target)
+    if not guarded_apps(policy, env, [app]):
+        return None
+    promoted = promoted_digests(root, env_name, app)
+    repository = spec.image.repository if spec.image else ""
 
-        def vet(what: str, images: list[str]) -> None:
-            digests = sorted({i.split("@", 1)[1] for i in images
-                              if "@" in i and (not repository or i.startswith(repository + "@"))})
-            unpromoted = [d for d in digests if d not in promoted] or (
-                [] if digests else ["(no digest of " + (repository or "its image") + ")"])
-            if not unpromoted:
-                return
-            reason = (f"{what} runs {', '.join(unpromoted)}, which no valid signed "
-                      f"promotion{' and approval' if rules.four_eyes else ''} ever carried "
-                      f"into {env_name}")
-            audit(ctx, "rollback", target=target, result="refused", reason=reason)
-            raise Refused(f"rollback of {target} refused: {reason}", field="--to-revision",
-                          hint="roll back to a revision that was promoted (see --list), or "
-                               "promote the digest you want")
-        mark_verified(spec.namespace, app)  # the guard passes: vet checks every target
-    try:
-        result = job.run(rollback, ctx, app=app, namespace=spec.namespace, vet=vet,
-                         **step_args)
-    except PipelineError as exc:
-        if not isinstance(exc, Refused):
-            audit(ctx, "rollback", target=target, result="failed", reason=exc.message)
-        raise
-    return result
+    def vet(what: str, images: list[str]) -> None:
+        digests = sorted({i.split("@", 1)[1] for i in images
+                          if "@" in i and (not repository or i.startswith(repository + "@"))})
+        unpromoted = [d for d in digests if d not in promoted] or (
+            [] if digests else ["(no digest of " + (repository or "its image") + ")"])
+        if not unpromoted:
+            return
+        reason = (f"{what} runs {', '.join(unpromoted)}, which no valid signed "
+                  f"promotion{' and approval' if rules.four_eyes else ''} ever carried "
+                  f"into {env_name}")
+        audit(ctx, "rollback", target=target, result="refused", reason=reason)
+        raise Refused(f"rollback of {target} refused: {reason}", field="--to-revision",
+                      hint="roll back to a revision that was promoted (see --list), or "
+                           "promote the digest you want")
+
+    mark_verified(spec.namespace, app)  # the guard passes: vet checks every target
+    return vet

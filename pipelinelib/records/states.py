@@ -38,7 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelinelib.adapters.git_repo import GitRepo, PushRejected
+from pipelinelib.adapters.git_repo import PushRejected
+from pipelinelib.adapters.protocols import GitRepository
 from pipelinelib.errors import BadInput, PipelineError, Refused, StepFailed
 from pipelinelib.records import format as fmt
 
@@ -109,7 +110,7 @@ def render(previous: Note, entry: dict[str, Any]) -> str:
     return fmt.dump({**top, "history": history})
 
 
-def fetch_notes(repo: GitRepo) -> str | None:
+def fetch_notes(repo: GitRepository) -> str | None:
     """Fetch the remote notes ref and reset the local one to it; returns its SHA (or None)."""
     if repo.remote is None:
         return repo.ref_sha(NOTES_REF)
@@ -119,12 +120,12 @@ def fetch_notes(repo: GitRepo) -> str | None:
     return remote_sha
 
 
-def read_note(repo: GitRepo, commit: str) -> Note:
+def read_note(repo: GitRepository, commit: str) -> Note:
     """The state note on ``commit`` as the local notes ref has it (fetch first)."""
     return Note.parse(commit, repo.note(NOTES_REF, commit))
 
 
-def read_all(repo: GitRepo) -> dict[str, Note]:
+def read_all(repo: GitRepository) -> dict[str, Note]:
     """Every state note, by commit (fetch first)."""
     return {commit: Note.parse(commit, repo.read_blob(blob).decode("utf-8", "replace"))
             for commit, blob in repo.notes_list(NOTES_REF).items()}
@@ -149,7 +150,7 @@ def _same(note: Note, entry: dict[str, Any]) -> bool:
     return all(str(note.fields.get(k) or "") == str(entry.get(k) or "") for k in keys)
 
 
-def set_state(repo: GitRepo, commit: str, entry: dict[str, Any], *, force: bool = False,
+def set_state(repo: GitRepository, commit: str, entry: dict[str, Any], *, force: bool = False,
               dry_run: bool = False, attempts: int = MAX_ATTEMPTS) -> StateOutcome:
     """Write ``entry`` (cleaned fields, with ``state``) as the note on ``commit``.
 

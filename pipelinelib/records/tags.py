@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelinelib.adapters.git_repo import GitRepo, PushRejected, RefInfo
+from pipelinelib.adapters.git_repo import PushRejected
+from pipelinelib.adapters.protocols import GitRepository, RefRecord
 from pipelinelib.errors import StepFailed
 from pipelinelib.records import format as fmt
 
@@ -54,7 +55,7 @@ class DeploymentTag:
     fields: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_ref(cls, ref: RefInfo) -> DeploymentTag:
+    def from_ref(cls, ref: RefRecord) -> DeploymentTag:
         _, _, body = ref.message.partition("\n\n")
         fields = fmt.load(body) if body.strip() else {}
         return cls(ref.name.removeprefix("refs/tags/"), ref.commit, fields)
@@ -71,7 +72,7 @@ class DeploymentTag:
         return tag_number(self.name, prefix)
 
 
-def read_tags(repo: GitRepo) -> list[DeploymentTag]:
+def read_tags(repo: GitRepository) -> list[DeploymentTag]:
     """Every local deployment tag (call ``repo.fetch([TAGS_REFSPEC])`` first)."""
     return [DeploymentTag.from_ref(ref) for ref in repo.refs(TAG_GLOB)
             if ref.name.startswith("refs/tags/deployment-")]
@@ -92,8 +93,9 @@ class TagOutcome:
     attempts: int = 1
 
 
-def ensure_deployment_tag(repo: GitRepo, fields: dict[str, Any], *, per_environment: bool = False,
-                          dry_run: bool = False, attempts: int = MAX_ATTEMPTS) -> TagOutcome:
+def ensure_deployment_tag(repo: GitRepository, fields: dict[str, Any], *,
+                          per_environment: bool = False, dry_run: bool = False,
+                          attempts: int = MAX_ATTEMPTS) -> TagOutcome:
     """Tag ``fields['commit']`` with the next deployment number and push it (see module doc).
 
     ``fields`` must already be cleaned (``format.clean``); it holds TAG_MESSAGE_KEYS.

@@ -51,7 +51,7 @@ class Ignore:
 
 
 @dataclass(frozen=True)
-class Policy:
+class ScanPolicy:
     fail_on: Severity = Severity.HIGH
     only_fixable: bool = False
     unknown_severity: Severity = Severity.HIGH
@@ -101,7 +101,7 @@ class Verdict:
     def passed(self) -> bool:
         return not self.blocking and not self.expired
 
-    def evidence(self, policy: Policy) -> list[str]:
+    def evidence(self, policy: ScanPolicy) -> list[str]:
         lines = [f"{policy.line(f)} >= {policy.fail_on.name}" for f in self.blocking]
         lines += [
             f"EXPIRED IGNORE {i.id}{f' ({i.package})' if i.package else ''} expired on "
@@ -112,7 +112,7 @@ class Verdict:
                   for f, i in self.ignored]
         return lines
 
-    def checklist(self, policy: Policy) -> list[str]:
+    def checklist(self, policy: ScanPolicy) -> list[str]:
         """The policy's checks with ✓/✗ and their evidence, rendered as `pipeline gate` does."""
         from pipelinelib.report.checklist import item
 
@@ -150,7 +150,7 @@ class Verdict:
                   f"{' or without a fix' if policy.only_fixable else ''})"),
         ]
 
-    def to_dict(self, policy: Policy) -> dict[str, Any]:
+    def to_dict(self, policy: ScanPolicy) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "fail_on": str(policy.fail_on),
@@ -165,7 +165,7 @@ class Verdict:
         }
 
 
-def evaluate(findings: list[Finding], policy: Policy, today: dt.date | None = None) -> Verdict:
+def evaluate(findings: list[Finding], policy: ScanPolicy, today: dt.date | None = None) -> Verdict:
     """Apply ``policy`` to ``findings``; see ``Verdict.passed``."""
     today = today or dt.datetime.now(dt.timezone.utc).date()
     verdict = Verdict(total=len(findings))
@@ -182,7 +182,7 @@ def evaluate(findings: list[Finding], policy: Policy, today: dt.date | None = No
     return verdict
 
 
-def load_policy(path: str | Path | None, **overrides: Any) -> Policy:
+def load_policy(path: str | Path | None, **overrides: Any) -> ScanPolicy:
     """Read a policy file (YAML or JSON); ``overrides`` (CLI flags) win when not None."""
     data: dict[str, Any] = {}
     lines: dict[str, int] = {}
@@ -216,7 +216,7 @@ def load_policy(path: str | Path | None, **overrides: Any) -> Policy:
     if not isinstance(raw, list):
         raise BadInput("must be a list", source=source, field="ignore", line=lines.get("ignore"))
     ignores = tuple(_ignore(e, n, source, lines) for n, e in enumerate(raw))
-    return Policy(fail_on, only, unknown_sev, ignores, source, secrets, misconf, misconf_warn)
+    return ScanPolicy(fail_on, only, unknown_sev, ignores, source, secrets, misconf, misconf_warn)
 
 
 def _ignore(entry: Any, n: int, source: str, lines: dict[str, int]) -> Ignore:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipelinelib.adapters.registry import RegistryClient
 from pipelinelib.buildspec import OCI, BuildSpec
 from pipelinelib.context import Context
 from pipelinelib.errors import ImmutableTagConflict
@@ -19,12 +18,15 @@ from pipelinelib.step import step
 
 
 @step("build")
-def build_image(
-    ctx: Context, spec: BuildSpec, registry: RegistryClient | None = None
-) -> StepResult:
-    """Build ``spec`` with the engine; ``unchanged`` when the registry already has it."""
+def build_image(ctx: Context, spec: BuildSpec, *, published: bool = True) -> StepResult:
+    """Build ``spec`` with the engine; ``unchanged`` when the registry already has it.
+
+    ``published=False`` (``--no-push``): the registry is not asked; only a local image
+    built from this revision makes the build ``unchanged``.
+    """
     ref = spec.ref
-    if registry is not None:
+    if published and spec.name.registry:
+        registry = ctx.registry(spec.name.registry)
         digest = registry.manifest_digest(spec.name.repository, spec.hash_tag)
         if digest:
             built_from = registry.labels(spec.name.repository, spec.hash_tag).get(f"{OCI}revision")
@@ -41,7 +43,7 @@ def build_image(
                 digest=digest,
                 image=str(ref.with_digest(digest)),
             )
-    local = ctx.docker.inspect_image(str(ref))
+    local = ctx.engine.inspect_image(str(ref))
     if (
         local
         and (local.get("Config", {}).get("Labels") or {}).get(f"{OCI}revision") == spec.revision
@@ -59,7 +61,7 @@ def build_image(
     log = ctx.log.bind(image=str(ref))
     log.info("building", dockerfile=spec.dockerfile)
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    image_id = ctx.docker.build(
+    image_id = ctx.engine.build(
         str(spec.app_dir),
         spec.dockerfile,
         tag=str(ref),

@@ -20,22 +20,22 @@ from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 
-def deployed_release(app_dir: Path, environment: str) -> tuple[str | None, str]:
+def deployed_release(ctx: Context, app_dir: Path, environment: str
+                     ) -> tuple[str | None, str]:
     """The git revision deployed in ``environment`` by our records, and how we know.
 
     None (with the reason) when the records hold no successful deployment there yet.
     """
-    from pipelinelib.adapters.git_repo import GitRepo
     from pipelinelib.records.metrics import deployed_in
 
-    current = deployed_in(GitRepo.open(app_dir), environment)
+    current = deployed_in(ctx.git(app_dir), environment)
     if current is None:
         return None, f"first deployment to {environment}: nothing to compare"
     label = current.tag or current.deployment_id or "a deployment record"
     return current.commit, f"deployed in {environment}: {current.commit[:12]} ({label})"
 
 
-def contract_guard(app_dir: Path) -> Callable[[Path], tuple[bool, str]]:
+def contract_guard(ctx: Context, app_dir: Path) -> Callable[[Path], tuple[bool, str]]:
     """Whether a contract-phase migration may run: the app version before it runs nowhere.
 
     The version before it is the newest revision our deployment records ever deployed
@@ -45,12 +45,11 @@ def contract_guard(app_dir: Path) -> Callable[[Path], tuple[bool, str]]:
     state: dict[str, Any] = {}
 
     def guard(path: Path) -> tuple[bool, str]:
-        from pipelinelib.adapters.git_repo import GitRepo
         from pipelinelib.records.metrics import collect
 
         if not state:
             try:
-                repo = GitRepo.open(app_dir)
+                repo = ctx.git(app_dir)
             except BadInput:
                 return False, f"{app_dir} is not a git repository: no deployment records"
             done = [d for d in collect(repo) if d.result == "success"]
@@ -93,11 +92,11 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
     """
     app = cfg.app_dir
     result = []
-    changes = None
+    changes: list[Any] | None = None
     first, deployed_note = False, ""
     wanted = set(cfg.marks) & (only or set(cfg.marks))
     if environment and not (deployed_dir or deployed_rev) and {4, 5} & wanted:
-        deployed_rev, deployed_note = deployed_release(app, environment)
+        deployed_rev, deployed_note = deployed_release(ctx, app, environment)
         first = deployed_rev is None
     for number in (1, 2, 3, 4, 5):
         if number not in cfg.marks or (only and number not in only):
@@ -115,7 +114,7 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                                                   migrate_next))
             else:
                 result.append(marks.check_lint(app / cfg.migrations, dsn, ctx.secrets,
-                                               contract_guard(app)))
+                                               contract_guard(ctx, app)))
         elif number == 4:
             if not cfg.openapi:
                 result.append(marks.Mark(4, False, ["no `openapi` document configured"]))
@@ -179,13 +178,13 @@ def parse_override(text: str | None, reason: str | None) -> tuple[set[int], str]
     if not (reason or "").strip():
         raise BadInput("an override needs a reason", field="--reason",
                        expected="why this release may go out anyway")
-    return numbers, reason.strip()
+    return numbers, (reason or "").strip()
 
 
 @step("gate")
 def release_gate(ctx: Context, cfg: GateConfig, checked: list[marks.Mark], *,
                  override: set[int] | None = None, reason: str = "", image: str = "",
-                 digest: str = "", registry: Any = None) -> StepResult:
+                 digest: str = "") -> StepResult:
     """Apply the override (privileged, audited), record the checklist, fail on a ✗."""
     override = override or set()
     actions: list[str] = []
@@ -216,7 +215,7 @@ def release_gate(ctx: Context, cfg: GateConfig, checked: list[marks.Mark], *,
 
         payload = {"kind": "gate", "digest": digest, "app": ctx.app, "revision": ctx.revision,
                    "passed": passed, "marks": [m.to_dict() for m in checked]}
-        written = write_attestation(ctx, image, digest, "gate", payload, registry=registry)
+        written = write_attestation(ctx, image, digest, "gate", payload)
         if written["changed"]:
             actions.append(f"record gate result as {written['reference']}")
     if not passed:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
@@ -15,8 +14,8 @@ from pipelinelib.step import step
 
 @step("perf")
 def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
-                budget: Budget, image: str | None = None, digest: str | None = None,
-                registry: Any = None) -> StepResult:
+                budget: Budget, image: str | None = None,
+                digest: str | None = None) -> StepResult:
     """Fail when any report misses the budget; the evidence lists every line checked.
     With ``image`` and ``digest`` the verdict is recorded as a signed perf attestation."""
     evidence: list[str] = []
@@ -32,7 +31,7 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
 
         written = write_attestation(ctx, image, digest, "perf", {
             "kind": "perf", "digest": digest, "app": ctx.app, "revision": ctx.revision,
-            "passed": not missed, "checks": evidence}, registry=registry)
+            "passed": not missed, "checks": evidence})
         if written["changed"]:
             actions.append(f"record perf result as {written['reference']}")
     if missed:

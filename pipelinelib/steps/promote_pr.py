@@ -4,6 +4,7 @@
 the master branch. When the pull-request is approved all updates in the desired state
 specification for preprod is rolled on the preprod environment."
 
+The job that runs the three steps is ``pipelinelib.pipelines.promote.promote_via_pull_request``.
 One run of ``pipeline promote --to preprod --via-pull-request`` (by a person, or by CI on
 a timer: every run moves the procedure on as far as it can, and repeats nothing):
 
@@ -23,11 +24,11 @@ a timer: every run moves the procedure on as far as it can, and repeats nothing)
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipelinelib.context import Context
-from pipelinelib.errors import BadInput, PipelineError, Refused
+from pipelinelib.errors import PipelineError, Refused
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -97,7 +98,7 @@ def parse_marker(body: str) -> dict[str, str]:
 
 # -- steps ---------------------------------------------------------------------------------
 @step("pull-request")
-def request(ctx: Context, pr_ctx: Any) -> StepResult:
+def request(ctx: Context, pr_ctx: PullRequestPromotion) -> StepResult:
     """Open (or update) the promotion pull request ``branch -> base``."""
     from pipelinelib.promotion.audit import audit
     from pipelinelib.promotion.policy import identity
@@ -146,7 +147,7 @@ def request(ctx: Context, pr_ctx: Any) -> StepResult:
 
 
 @step("pull-request-merge")
-def merge_when_approved(ctx: Context, pr_ctx: Any) -> StepResult:
+def merge_when_approved(ctx: Context, pr_ctx: PullRequestPromotion) -> StepResult:
     """Merge the open promotion pull request when its reviews approve it."""
     from pipelinelib.promotion.review_approval import judge_reviews
 
@@ -172,7 +173,7 @@ def merge_when_approved(ctx: Context, pr_ctx: Any) -> StepResult:
 
 
 @step("pull-request-apply")
-def apply_merged(ctx: Context, pr_ctx: Any) -> StepResult:
+def apply_merged(ctx: Context, pr_ctx: PullRequestPromotion) -> StepResult:
     """Apply the environment for the newest merged promotion pull request not yet applied,
     and post the result as a commit status and a comment."""
     from pipelinelib.envspec.load import environment_path, load_environment
@@ -226,8 +227,8 @@ def apply_merged(ctx: Context, pr_ctx: Any) -> StepResult:
                          merge_commit=sha)
 
 
-def _report(ctx: Context, p: Any, number: int, sha: str, state: str, text: str,
-            action: str, **audited: Any) -> None:
+def _report(ctx: Context, p: PullRequestPromotion, number: int, sha: str, state: str,
+            text: str, action: str, **audited: Any) -> None:
     """Comment, audit event, commit status — in this order, each once per merge commit and
     result: the status is what tells a re-run the result was reported, so the other two
     are written before it and recognise themselves (comment marker, audit ``event_id``)."""
@@ -242,7 +243,8 @@ def _report(ctx: Context, p: Any, number: int, sha: str, state: str, text: str,
                         description=text)
 
 
-def _audit_approval(ctx: Context, p: Any, number: int, head: str, verdict: Any) -> None:
+def _audit_approval(ctx: Context, p: PullRequestPromotion, number: int, head: str,
+                    verdict: Any) -> None:
     """The approval by review, once per pull request and head (at the merge, or at the
     apply when the run that merged was killed before it could say so)."""
     from pipelinelib.promotion.audit import audit
@@ -252,53 +254,21 @@ def _audit_approval(ctx: Context, p: Any, number: int, head: str, verdict: Any) 
           event_id=f"approval-{p.owner}/{p.name}#{number}-{head}")
 
 
-# -- the job -------------------------------------------------------------------------------
+# -- what the three steps share ----------------------------------------------------------
+@dataclass
 class PullRequestPromotion:
-    """Everything the three steps share: server, repository, branches, specs, policy."""
+    """Everything the three steps share: server, repository, branches, specs, policy.
+    Built by ``pipelinelib.pipelines.promote.promote_via_pull_request``."""
 
-    def __init__(self, **kw: Any):
-        self.__dict__.update(kw)
-
-
-def promote_via_pull_request(job: Any, ctx: Context, *, repo: str, branch: str,
-                             target: str) -> None:
-    """The job: request, merge when approved, apply when merged (see the module doc)."""
-    import subprocess
-    import tempfile
-
-    from pipelinelib.adapters.gitea import client_for_repo
-    from pipelinelib.commands.promote import _origin
-    from pipelinelib.envspec.load import environment_path, load_environment
-    from pipelinelib.envspec.staterepo import EnvStateRepo
-    from pipelinelib.promotion.policy import load_policy
-
-    url = _origin(repo)
-    client, where = client_for_repo(url, secrets=ctx.secrets)
-    if client is None or where is None:
-        raise BadInput("--via-pull-request needs the env-state repository on the git server",
-                       field="--repo", expected="a URL under $PIPELINELIB_GITEA_URL "
-                       "(owner/repo), with PIPELINELIB_GITEA_TOKEN set")
-    with tempfile.TemporaryDirectory(prefix="pipelinelib-pr-") as scratch:
-        head_repo = EnvStateRepo.checkout(url, branch, f"{scratch}/head")
-        new = load_environment(environment_path(head_repo.root, target), root=head_repo.root)
-        if not new.via_branch or new.via_branch == branch:
-            raise BadInput(f"{target} is not promoted through a branch", field="--to",
-                           source=new.source, expected="promotion.via_branch (e.g. prod) in "
-                           "the environment's spec")
-        base = new.via_branch
-        base_repo = EnvStateRepo.checkout(url, base, f"{scratch}/base")
-        old_path = environment_path(base_repo.root, target)
-        old = load_environment(old_path, root=base_repo.root) if old_path.is_file() else None
-        head, base_head = head_repo.head(), base_repo.head()
-        head_repo.repo.git.fetch("origin", f"+refs/heads/{base}:refs/remotes/origin/{base}")
-        diff = subprocess.run(["git", "diff", "--name-only", f"origin/{base}", head],
-                              cwd=head_repo.root, capture_output=True, text=True, check=False)
-        files = [f for f in diff.stdout.split() if f]
-        p = PullRequestPromotion(
-            client=client, owner=where[0], name=where[1], branch=branch, base=base,
-            env=target, head=head, base_head=base_head, files=files,
-            changes=describe_changes(old, new), policy=load_policy(base_repo.root),
-            base_repo=base_repo)
-        job.run(request, ctx, p)
-        job.run(merge_when_approved, ctx, p)
-        job.run(apply_merged, ctx, p)
+    client: Any  # the git server (adapters.gitea.GiteaClient)
+    owner: str
+    name: str
+    branch: str  # the head branch (master)
+    base: str  # the branch the environment rolls out from (prod)
+    env: str
+    head: str
+    base_head: str
+    files: list[str]
+    changes: list[str]
+    policy: Any  # promotion.policy.Policy of the base branch
+    base_repo: Any  # envspec.staterepo.EnvStateRepo on the base branch

@@ -7,7 +7,7 @@ The digest recorded is the one the registry reports (``Docker-Content-Digest``).
 
 from __future__ import annotations
 
-from pipelinelib.adapters.registry import RegistryClient
+from pipelinelib.adapters.protocols import Registry
 from pipelinelib.buildspec import OCI, BuildSpec
 from pipelinelib.context import Context
 from pipelinelib.errors import ImmutableTagConflict, StepFailed
@@ -21,18 +21,22 @@ def tag_image(ctx: Context, spec: BuildSpec, image_id: str | None) -> StepResult
     repository = spec.name.ref(spec.hash_tag).name
     actions = []
     for tag in spec.all_tags:
-        current = ctx.docker.inspect_image(f"{repository}:{tag}")
+        current = ctx.engine.inspect_image(f"{repository}:{tag}")
         if image_id is None or current is None or current["Id"] != image_id:
             actions.append(f"tag {repository}:{tag}")
     if actions and not ctx.dry_run:
+        if image_id is None:
+            raise StepFailed(f"no local image to tag as {repository}",
+                             hint="build it first (the build step reports its image id)")
         for tag in spec.all_tags:
-            ctx.docker.tag(image_id, repository, tag)
+            ctx.engine.tag(image_id, repository, tag)
     return StepResult.of("tag", actions, dry_run=ctx.dry_run, tags=list(spec.all_tags))
 
 
 @step("push")
-def push_image(ctx: Context, spec: BuildSpec, registry: RegistryClient) -> StepResult:
+def push_image(ctx: Context, spec: BuildSpec) -> StepResult:
     """Push ``spec``'s tags that the registry lacks; refuse to move an immutable tag."""
+    registry = ctx.registry(spec.name.registry)
     repo = spec.name.repository
     remote = {tag: registry.manifest_digest(repo, tag) for tag in spec.all_tags}
     immutable = (spec.hash_tag, *spec.extra_tags)
@@ -59,11 +63,12 @@ def push_image(ctx: Context, spec: BuildSpec, registry: RegistryClient) -> StepR
         )
     layers = 0
     if not target:
-        outcome = ctx.docker.push(
+        outcome = ctx.engine.push(
             spec.ref.name,
             spec.hash_tag,
             auth_config=registry.auth_config,
             on_line=lambda line: ctx.log.debug("push", line=line),
+            on_retry=lambda _layer: registry.check_uploads(repo),
         )
         layers = outcome.layers_pushed
         target = registry.manifest_digest(repo, spec.hash_tag)
@@ -88,6 +93,6 @@ def push_image(ctx: Context, spec: BuildSpec, registry: RegistryClient) -> StepR
     )
 
 
-def _manifest_bytes(registry: RegistryClient, repo: str, digest: str) -> tuple[bytes, str]:
+def _manifest_bytes(registry: Registry, repo: str, digest: str) -> tuple[bytes, str]:
     _, media_type, body = registry.manifest(repo, digest)
     return body, media_type

@@ -10,31 +10,31 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
 from pipelinelib.result import StepResult
 from pipelinelib.scan.model import MISCONFIGURATION, SECRET, VULNERABILITY, Finding, dedupe
 from pipelinelib.scan.parsers import parse_doc, parse_report
-from pipelinelib.scan.policy import Policy, evaluate
+from pipelinelib.scan.policy import ScanPolicy, evaluate
 from pipelinelib.step import step
 
 
 @step("osv-scan")
-def osv_scan_image(ctx: Context, image: str, *, local_db: str | None, binary: str,
+def osv_scan_image(ctx: Context, image: str, *, local_db: str | None, binary: str | None,
                    out: str | Path) -> StepResult:
     """Export ``image`` from the engine (``docker save``) and scan it with OSV-Scanner."""
     import json
 
-    from pipelinelib.scan.osv_scanner import prepare_local_db, scan_archive
+    from pipelinelib.adapters.osv_scanner import prepare_local_db
 
+    scanner = ctx.scanner("osv-scanner", binary=binary)
     with tempfile.TemporaryDirectory(prefix="pipelinelib-scan-") as tmp:
         if local_db:
             local_db = str(prepare_local_db(local_db, tmp))
         archive = Path(tmp) / "image.tar"
-        ctx.docker.save(image, str(archive))
-        report = scan_archive(binary, archive, local_db=local_db, offline=bool(local_db))
+        ctx.engine.save(image, str(archive))
+        report = scanner.scan_archive(archive, local_db=local_db, offline=bool(local_db))
     Path(out).write_text(json.dumps(report, indent=1))
     findings = parse_doc(report, "osv-scanner", str(out))
     return StepResult.of("osv-scan", [], summary=f"osv-scanner: {len(findings)} finding(s)",
@@ -43,19 +43,21 @@ def osv_scan_image(ctx: Context, image: str, *, local_db: str | None, binary: st
 
 @step("osv-scan-lockfile")
 def osv_scan_lockfiles(ctx: Context, lockfiles: list[str], *, local_db: str | None,
-                       binary: str, out_dir: str | Path) -> StepResult:
+                       binary: str | None, out_dir: str | Path) -> StepResult:
     """Scan each lockfile with OSV-Scanner (``scan source --lockfile``); one report each,
     ``OUT_DIR/osv-scanner-lockfile-N.json``."""
     import json
 
-    from pipelinelib.scan.osv_scanner import prepare_local_db, scan_lockfile
+    from pipelinelib.adapters.osv_scanner import prepare_local_db
 
+    scanner = ctx.scanner("osv-scanner", binary=binary)
     reports, total = [], 0
     with tempfile.TemporaryDirectory(prefix="pipelinelib-scan-") as tmp:
         if local_db:
             local_db = str(prepare_local_db(local_db, tmp))
         for n, lockfile in enumerate(lockfiles, 1):
-            report = scan_lockfile(binary, lockfile, local_db=local_db, offline=bool(local_db))
+            report = scanner.scan_lockfile(lockfile, local_db=local_db,
+                                           offline=bool(local_db))
             out = Path(out_dir) / f"osv-scanner-lockfile-{n}.json"
             out.write_text(json.dumps(report, indent=1))
             found = len(parse_doc(report, "osv-scanner", str(out)))
@@ -81,15 +83,15 @@ def lockfile_problems(lockfiles: list[str]) -> list[str]:
 
 
 @step("clair-scan")
-def clair_scan_image(ctx: Context, clair: Any, registry: Any, repository: str, reference: str,
-                     out: str | Path) -> StepResult:
-    """Index the image with Clair and save its vulnerability report (seed 003)."""
+def clair_scan_image(ctx: Context, registry: str, repository: str, reference: str,
+                     out: str | Path, *, clair: str, clair_matcher: str | None = None
+                     ) -> StepResult:
+    """Index ``registry/repository:reference`` with Clair (at ``clair``; its matcher at
+    ``clair_matcher`` when apart) and save its vulnerability report (seed 003)."""
     import json
 
-    from pipelinelib.scan.clair import registry_layers
-
-    digest, layers = registry_layers(registry, repository, reference)
-    report = clair.scan(digest, layers)
+    scanner = ctx.scanner("clair", indexer=clair, matcher=clair_matcher)
+    digest, report = scanner.scan_image(ctx.registry(registry), repository, reference)
     Path(out).write_text(json.dumps(report, indent=1))
     findings = parse_doc(report, "clair", str(out))
     return StepResult.of("clair-scan", [], summary=f"clair: {len(findings)} finding(s)",
@@ -105,9 +107,8 @@ def read_findings(reports: list[tuple[str, str]]) -> list[Finding]:
 
 
 @step("scan")
-def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
-              image: str = "", digest: str = "", today: dt.date | None = None,
-              registry: Any = None) -> StepResult:
+def scan_gate(ctx: Context, findings: list[Finding], policy: ScanPolicy, *,
+              image: str = "", digest: str = "", today: dt.date | None = None) -> StepResult:
     """Apply ``policy``; record the verdict against ``image``@``digest``; fail when it blocks."""
     verdict = evaluate(findings, policy, today)
     payload = {
@@ -123,7 +124,7 @@ def scan_gate(ctx: Context, findings: list[Finding], policy: Policy, *,
     if image and digest:
         from pipelinelib.attest import write_attestation
 
-        written = write_attestation(ctx, image, digest, "scan", payload, registry=registry)
+        written = write_attestation(ctx, image, digest, "scan", payload)
         attested = written["reference"]
         if written["changed"]:
             actions.append(f"record scan result as {written['reference']}")

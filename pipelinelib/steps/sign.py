@@ -8,20 +8,18 @@ Without ``PIPELINE_ATTEST_KEY`` there is nothing to sign with: ``unchanged``, wi
 
 from __future__ import annotations
 
-from typing import Any
-
 from pipelinelib.context import Context
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
 
 @step("sign")
-def sign_image(ctx: Context, image: str, digest: str, registry: Any = None) -> StepResult:
+def sign_image(ctx: Context, image: str, digest: str) -> StepResult:
     """Sign ``image`` (REGISTRY/REPOSITORY) at ``digest``; idempotent."""
     from pipelinelib.attest import KEY_ENV
     from pipelinelib.attest import sign_image as sign
 
-    done = sign(ctx, image, digest, registry=registry)
+    done = sign(ctx, image, digest)
     if not done["signed"]:
         ctx.log.warning("image not signed: no attestation key", key=KEY_ENV)
     actions = [f"sign {image}@{digest} ({done['reference']})"] if done["changed"] else []

@@ -10,11 +10,9 @@ import socket
 import time
 import uuid
 
-import requests
-
 from pipelinelib.buildspec import SmokeProbe
 from pipelinelib.context import Context
-from pipelinelib.errors import StepFailed
+from pipelinelib.errors import StepFailed, Unreachable
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -51,7 +49,7 @@ def _http_probe(ctx: Context, image: str, probe: SmokeProbe) -> str:
             hint="free the port or change SMOKE_HTTP_PORT; a probe would hit the wrong server",
         )
     url = f"http://127.0.0.1:{port}{probe.http_path}"
-    container = ctx.docker.run_detached(
+    container = ctx.engine.run_detached(
         image, None, network_mode="host", labels={LABEL: uuid.uuid4().hex}
     )
     log = ctx.log.bind(image=image, url=url)
@@ -61,17 +59,17 @@ def _http_probe(ctx: Context, image: str, probe: SmokeProbe) -> str:
         last = "no answer"
         while time.monotonic() < deadline:
             try:
-                response = requests.get(url, timeout=2)
-                if 200 <= response.status_code < 300:
-                    return f"GET {probe.http_path} -> {response.status_code}"
-                last = f"HTTP {response.status_code}"
-            except requests.exceptions.RequestException as exc:
-                last = type(exc).__name__
-            state = ctx.docker.container_state(container)
+                status = ctx.http.status(url, timeout=2)
+                if 200 <= status < 300:
+                    return f"GET {probe.http_path} -> {status}"
+                last = f"HTTP {status}"
+            except Unreachable as exc:
+                last = exc.message
+            state = ctx.engine.container_state(container)
             if not state.get("Running"):
                 raise StepFailed(
                     f"container exited with code {state.get('ExitCode')} before answering",
-                    evidence=ctx.docker.logs_tail(container),
+                    evidence=ctx.engine.logs_tail(container),
                 )
             if time.monotonic() >= next_progress:
                 log.info("waiting for the container to answer", last=last)
@@ -79,26 +77,26 @@ def _http_probe(ctx: Context, image: str, probe: SmokeProbe) -> str:
             time.sleep(0.1)
         raise StepFailed(
             f"{url} did not answer 2xx within {probe.timeout_s:.0f}s (last: {last})",
-            evidence=ctx.docker.logs_tail(container),
+            evidence=ctx.engine.logs_tail(container),
         )
     finally:
-        ctx.docker.remove_container(container)
+        ctx.engine.remove_container(container)
 
 
 def _command_probe(ctx: Context, image: str, probe: SmokeProbe) -> str:
-    container = ctx.docker.run_detached(
+    container = ctx.engine.run_detached(
         image, probe.command, network_mode="none", labels={LABEL: uuid.uuid4().hex}
     )
     try:
-        code = ctx.docker.wait(container, timeout=probe.timeout_s)
+        code = ctx.engine.wait(container, timeout=probe.timeout_s)
         if code != 0:
             raise StepFailed(
                 f"smoke command {' '.join(probe.command)!r} exited {code}",
-                evidence=ctx.docker.logs_tail(container),
+                evidence=ctx.engine.logs_tail(container),
             )
         return f"{' '.join(probe.command)} -> exit 0"
     finally:
-        ctx.docker.remove_container(container)
+        ctx.engine.remove_container(container)
 
 
 def _port_answers(port: int) -> bool:

@@ -21,10 +21,9 @@ from pipelinelib.step import step
 def get_state(ctx: Context, *, repo: str | os.PathLike[str] = ".",
               revision: str = "HEAD") -> StepResult:
     """The state of ``revision`` (``development`` without a note), with its latest fields."""
-    from pipelinelib.adapters.git_repo import GitRepo
     from pipelinelib.records import states
 
-    git_repo = GitRepo.open(Path(repo))
+    git_repo = ctx.git(Path(repo))
     commit = git_repo.resolve(revision, "--revision")
     states.fetch_notes(git_repo)
     note = states.read_note(git_repo, commit)
@@ -39,7 +38,6 @@ def set_state(ctx: Context, *, state: str, repo: str | os.PathLike[str] = ".",
               revision: str = "HEAD", reason: str = "", digest: str = "",
               force: bool = False) -> StepResult:
     """Set ``revision``'s state; Refused for an illegal transition (unless ``force``)."""
-    from pipelinelib.adapters.git_repo import GitRepo
     from pipelinelib.errors import Refused
     from pipelinelib.records import format as fmt
     from pipelinelib.records import states
@@ -52,7 +50,7 @@ def set_state(ctx: Context, *, state: str, repo: str | os.PathLike[str] = ".",
     if force and not reason:
         raise Refused("--force needs a --reason (it is audited as an override)",
                       field="--reason", expected="why the state machine is bypassed")
-    git_repo = GitRepo.open(Path(repo))
+    git_repo = ctx.git(Path(repo))
     commit = git_repo.resolve(revision, "--revision")
     entry = fmt.clean({"state": state, "environment": ctx.environment, "digest": digest,
                        "time": fmt.utc_now(), "actor": ctx.ci.user or "unknown",
@@ -68,10 +66,10 @@ def set_state(ctx: Context, *, state: str, repo: str | os.PathLike[str] = ".",
                if outcome.changed else [])
     warnings: list[str] = []
     if actions and not ctx.dry_run:
+        moved: dict[str, Any] = {"from": outcome.before, "to": outcome.after}
         event = record(ctx, "override" if force else "state", target=commit,
                        result="overridden" if force else "success", reason=reason,
-                       state=state, revision=commit,
-                       **{"from": outcome.before, "to": outcome.after})
+                       state=state, revision=commit, **moved)
         warnings = event.warnings
     summary = "; ".join(actions) or f"{commit[:12]} is already {state}"
     if warnings:

@@ -20,17 +20,16 @@ from pipelinelib.step import step
 
 @step("validate")
 def validate_build(ctx: Context, options: dict[str, Any], *, push: bool = True) -> StepResult:
-    """Load the build spec (env file, names, Dockerfile, git) and the registry client.
+    """Load the build spec (env file, names, Dockerfile, git) and the registry login.
 
-    Outputs ``_spec`` and ``_registry`` for the next steps (removed before reporting).
+    Outputs ``_spec`` for the next steps (removed before reporting). The env file's
+    REGISTRY_USER/REGISTRY_PASSWORD, when given, become the context's login to the spec's
+    registry (``ctx.registry(host)``).
     """
-    from pipelinelib.adapters.registry import RegistryClient
-
     spec = buildspec.load(**options)
     spec.env.register_secrets(ctx.secrets)
     ctx.app = ctx.app or spec.name.container_name
     ctx.revision = spec.revision
-    registry = None
     if push:
         if not spec.name.registry:
             raise BadInput(
@@ -39,7 +38,9 @@ def validate_build(ctx: Context, options: dict[str, Any], *, push: bool = True) 
                 field="REGISTRY",
                 expected="host[:port], or --no-push",
             )
-        user, password = buildspec.registry_credentials(spec.env)
+        # the env file's login, else the run's (PIPELINE_REGISTRY_USER/_PASSWORD)
+        user = spec.env.get("REGISTRY_USER") or ctx.credentials.registry_user
+        password = spec.env.get("REGISTRY_PASSWORD") or ctx.credentials.registry_password
         ctx.secrets.add(password)
         if bool(user) != bool(password):
             raise BadInput(
@@ -47,7 +48,8 @@ def validate_build(ctx: Context, options: dict[str, Any], *, push: bool = True) 
                 source=spec.env.path,
                 field="REGISTRY_USER/REGISTRY_PASSWORD",
             )
-        registry = RegistryClient(spec.name.registry, user, password)
+        if user or password:
+            ctx.use_registry_credentials(spec.name.registry, user, password)
     return StepResult.of(
         "validate",
         [],
@@ -55,7 +57,6 @@ def validate_build(ctx: Context, options: dict[str, Any], *, push: bool = True) 
         image=str(spec.ref),
         tags=list(spec.all_tags),
         _spec=spec,
-        _registry=registry,
     )
 
 
@@ -148,14 +149,16 @@ def check_environment(ctx: Context, path: Path, root: Path | None, kube: Any
     count, problems = 0, []
     for name, docs in sorted(rendered.items()):
         app = env.apps[name]
-        if not app.image.digest:  # `pipeline apply` refuses it the same way
-            problems.append(BadInput(f"{app.image.ref} is not pinned by digest",
+        image = app.image
+        if image is not None and not image.digest:  # `pipeline apply` refuses it the same way
+            problems.append(BadInput(f"{image.ref} is not pinned by digest",
                                      source=str(path), field=f"apps.{name}.image",
                                      expected="image.digest (pipeline promote writes it)"))
         n, found = check_manifests(ctx, docs, app.namespace, kube, app=name)
         count += n
         problems += [BadInput(f"{path} app {name}: {p.message}") for p in found
-                     if not (app.image.ref in p.message and "not pinned" in p.message)]
+                     if not (image is not None and image.ref in p.message
+                             and "not pinned" in p.message)]
     return count, problems
 
 

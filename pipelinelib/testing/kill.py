@@ -4,7 +4,8 @@ A ``KillHarness`` runs a command once and records its N writes from the systems'
 records (``WriteSource``s): the apiserver's audit log (``KubeAuditWrites``), a git origin's
 ref updates (``GitRefWrites``, a ``reference-transaction`` hook in the bare origin), a
 file the command appends to (``AppendWrites``: the audit JSONL), a registry's access log
-(``RegistryWrites``) and a PostgreSQL log (``PostgresWrites``). Then, for k = 1..N, it starts
+(``RegistryWrites``), a PostgreSQL log (``PostgresWrites``) and the requests a CI server's
+loopback stand-in answered (``RecordedWrites``: the CI write-back). Then, for k = 1..N, it starts
 the command again in a fresh world and SIGKILLs it as soon as the k-th write shows up, not
 after a sleep. ``Trial.landed`` is the number of writes the killed run really made, read
 back from the same sources after it died, so a test can assert the kill landed where it was
@@ -166,6 +167,24 @@ class AppendWrites:
                 what = "line"
             out.append(Write(self.system, what, time.monotonic()))
         return out
+
+
+class RecordedWrites:
+    """Writes a loopback stand-in for a server that cannot run here recorded (the Jenkins
+    build API, the GoCD server API of tests/): ``read()`` returns every write it answered
+    so far, in order, as ``METHOD path`` strings."""
+
+    def __init__(self, system: str, read: Callable[[], Sequence[str]]):
+        self.system, self.read = system, read
+        self.seen = 0
+
+    def mark(self) -> None:
+        self.seen = len(self.read())
+
+    def poll(self) -> list[Write]:
+        items = list(self.read())
+        new, self.seen = items[self.seen:], len(items)
+        return [Write(self.system, what, time.monotonic()) for what in new]
 
 
 _REGISTRY_REQUEST = re.compile(r'"(PUT|POST|PATCH|DELETE) (/v2/\S+) HTTP/[\d.]+" (\d{3})')
