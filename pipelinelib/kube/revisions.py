@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelinelib.errors import PipelineError, Refused
-from pipelinelib.kube import (
+from pipelinelib.kube.kinds import PRUNABLE as PRUNE_KINDS  # plus any kind the manifests ship
+from pipelinelib.kube.labels import (
     APP_LABEL,
     COLOR_LABEL,
     MANAGED_BY,
@@ -26,7 +27,6 @@ from pipelinelib.kube import (
     RECORD_ANNOTATIONS,
     owner_selector,
 )
-from pipelinelib.kube.kinds import PRUNABLE as PRUNE_KINDS  # plus any kind the manifests ship
 from pipelinelib.kube.manifests import Manifest
 
 READS_AT_ONCE = 8  # reads of one plan in flight together (independent GETs, lists, dry runs)

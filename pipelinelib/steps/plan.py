@@ -16,9 +16,10 @@ from pipelinelib.envspec.diff import AppPlan, FieldChange, diff_app
 from pipelinelib.envspec.live import KINDS, kube_for, list_env_objects
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.envspec.namespaces import plan_namespaces
-from pipelinelib.envspec.render import LABEL_APP, key, render_app
+from pipelinelib.envspec.render import key, render_app
 from pipelinelib.helm import hooks
 from pipelinelib.kube import manifests as mf
+from pipelinelib.kube.labels import APP_LABEL
 from pipelinelib.kube.revisions import PRUNE_KINDS, Owned, plan_changes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -79,7 +80,7 @@ def compute_plans(ctx: Context, env: EnvSpec,
     for obj in live.values():
         if (obj.get("metadata") or {}).get("ownerReferences"):
             continue  # made by a controller (a CronJob's Job): never the app's to prune
-        app_name = obj.get("metadata", {}).get("labels", {}).get(LABEL_APP, "")
+        app_name = obj.get("metadata", {}).get("labels", {}).get(APP_LABEL, "")
         by_app.setdefault(app_name, []).append(obj)
     exists: dict[str, bool] = {}
     plans = []
@@ -162,8 +163,8 @@ def _blue_green_plan(kube: Any, app: AppSpec, manifests: list[mf.Manifest],
     """Compare with the live colour (the one the Services select), as the rollout does
     before it picks a colour. When only the idle colour holds the spec, the plan says so:
     it is ready and awaits ``pipeline swap``."""
-    from pipelinelib.kube import COLOR_LABEL
     from pipelinelib.kube.bluegreen import COLORS, colored, live_of, other
+    from pipelinelib.kube.labels import COLOR_LABEL
 
     services = [o for o in objs if o["kind"] == "Service"]
     live_color = live_of([((o.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
