@@ -22,6 +22,7 @@ from tests.helpers.realnode import (
     regcred,
     serve,
 )
+from tests.helpers.wait import wait_until
 
 PROBE = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
 CRASH = ["/bin/sh", "-c", "echo starting; echo 'fatal: simulated crash' >&2; exit 1"]
@@ -161,17 +162,6 @@ def _node_ready(cluster, node: str, ready: bool) -> None:
                     "-p", json.dumps({"status": {"conditions": [cond]}}))
 
 
-def _until(check, what: str, limit: int = 600) -> None:
-    """Poll ``check`` every 0.1 s (at most ``limit`` times) until it holds."""
-    import time
-
-    for _ in range(limit):
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
-
-
 def test_a_node_briefly_not_ready_waits_and_the_rollout_finishes(cluster, env, image,
                                                                  private_kwok):
     """Doom vs. delay: the node of the app's pods goes NotReady (its kwok stopped, Ready=False,
@@ -211,8 +201,8 @@ def test_a_node_briefly_not_ready_waits_and_the_rollout_finishes(cluster, env, i
             return any(c.get("reason") == "Unschedulable" for p in pods_of(cluster, ns, "web")
                        for c in p["status"].get("conditions", []))
 
-        _until(tainted, "the node controller taints the NotReady node")
-        _until(new_pod_waits, "the new pod waits for a schedulable node")
+        wait_until(tainted, 60, "the node controller to taint the NotReady node")
+        wait_until(new_pod_waits, 60, "the new pod to wait for a schedulable node")
         assert thread.is_alive(), result  # still waiting, not failed
         _node_ready(cluster, node, True)  # the kubelet's runtime is back
     finally:
@@ -247,8 +237,8 @@ def test_a_node_not_ready_past_the_deadline_fails_naming_the_node(cluster, env, 
     thread = threading.Thread(target=first)
     try:
         thread.start()
-        _until(lambda: any(p["spec"].get("nodeName") for p in pods_of(cluster, ns, "web")),
-               "the pod is bound to the node")
+        wait_until(lambda: any(p["spec"].get("nodeName") for p in pods_of(cluster, ns, "web")),
+                   60, "the pod to be bound to the node")
         _node_ready(cluster, node, False)
         thread.join(120)
     finally:
