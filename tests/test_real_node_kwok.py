@@ -22,6 +22,7 @@ from tests.helpers.realnode import (
     regcred,
     serve,
 )
+from tests.helpers.wait import wait_until
 
 PROBE = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
 CRASH = ["/bin/sh", "-c", "echo starting; echo 'fatal: simulated crash' >&2; exit 1"]
@@ -157,19 +158,8 @@ def _node_ready(node_cluster, node: str, ready: bool) -> None:
             "message": "kubelet is posting ready status" if ready else
             "container runtime is down (staged by the test)",
             "lastHeartbeatTime": now, "lastTransitionTime": now}
-    node_cluster.kubectl("patch", "node", node, "--subresource", "status", "--type",
-                         "strategic", "-p", json.dumps({"status": {"conditions": [cond]}}))
-
-
-def _until(check, what: str, limit: int = 600) -> None:
-    """Poll ``check`` every 0.1 s (at most ``limit`` times) until it holds."""
-    import time
-
-    for _ in range(limit):
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
+    node_cluster.kubectl("patch", "node", node, "--subresource", "status", "--type", "strategic",
+                         "-p", json.dumps({"status": {"conditions": [cond]}}))
 
 
 def test_a_node_briefly_not_ready_waits_and_the_rollout_finishes(
@@ -185,8 +175,7 @@ def test_a_node_briefly_not_ready_waits_and_the_rollout_finishes(
 
     def docs(greeting: str) -> list[dict]:
         return on_node(app("web", node_image, env={"GREETING": greeting},
-                           extra=[regcred(node_env)]),
-                       node)
+                           extra=[regcred(node_env)]), node)
 
     rollout(node_cluster.ctx("web"), docs("v1"), app="web", namespace=ns, timeout=60)
     node.pause()
@@ -196,8 +185,8 @@ def test_a_node_briefly_not_ready_waits_and_the_rollout_finishes(
 
         def update() -> None:
             try:
-                result["ok"] = rollout(node_cluster.ctx("web"), docs("v2"), app="web",
-                                       namespace=ns, timeout=120)
+                result["ok"] = rollout(node_cluster.ctx("web"), docs("v2"), app="web", namespace=ns,
+                                       timeout=120)
             except Exception as exc:  # reported below
                 result["error"] = exc
 
@@ -209,12 +198,11 @@ def test_a_node_briefly_not_ready_waits_and_the_rollout_finishes(
             return any(t["key"] == "node.kubernetes.io/not-ready" for t in taints)
 
         def new_pod_waits() -> bool:  # ... and the new pod cannot be scheduled meanwhile
-            return any(c.get("reason") == "Unschedulable"
-                       for p in pods_of(node_cluster, ns, "web")
+            return any(c.get("reason") == "Unschedulable" for p in pods_of(node_cluster, ns, "web")
                        for c in p["status"].get("conditions", []))
 
-        _until(tainted, "the node controller taints the NotReady node")
-        _until(new_pod_waits, "the new pod waits for a schedulable node")
+        wait_until(tainted, 60, "the node controller to taint the NotReady node")
+        wait_until(new_pod_waits, 60, "the new pod to wait for a schedulable node")
         assert thread.is_alive(), result  # still waiting, not failed
         _node_ready(node_cluster, node, True)  # the kubelet's runtime is back
     finally:
@@ -249,9 +237,8 @@ def test_a_node_not_ready_past_the_deadline_fails_naming_the_node(
     thread = threading.Thread(target=first)
     try:
         thread.start()
-        _until(lambda: any(p["spec"].get("nodeName")
-                           for p in pods_of(node_cluster, ns, "web")),
-               "the pod is bound to the node")
+        wait_until(lambda: any(p["spec"].get("nodeName") for p in pods_of(node_cluster, ns, "web")),
+                   60, "the pod to be bound to the node")
         _node_ready(node_cluster, node, False)
         thread.join(120)
     finally:

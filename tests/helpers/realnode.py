@@ -22,6 +22,7 @@ from tests.helpers.cli import run_pipeline
 from tests.helpers.git import copy_hello, init_repo
 from tests.helpers.kube import Cluster
 from tests.helpers.paths import ROOT
+from tests.helpers.wait import wait_until
 
 NODE_LABEL = "pipelinelib.dev/real-node"
 PORT = 18080
@@ -326,13 +327,12 @@ def private_kwok(node_env: dict[str, str]) -> Iterator[str]:
                        check=True, capture_output=True)
         subprocess.run([kubectl, "wait", "--for=condition=Ready", f"node/{node}",
                         "--timeout=90s"], env=run, check=True, capture_output=True)
-        for _ in range(900):  # until the node controller lifts its not-ready taint
-            taints = subprocess.run([kubectl, "get", "node", node, "-o",
-                                     "jsonpath={.spec.taints[*].key}"], env=run, check=True,
-                                    capture_output=True, text=True).stdout.split()
-            if taints == [PRIVATE_TAINT]:
-                break
-            time.sleep(0.1)
+        def only_our_taint() -> bool:  # the node controller lifted its not-ready taint
+            return subprocess.run([kubectl, "get", "node", node, "-o",
+                                   "jsonpath={.spec.taints[*].key}"], env=run, check=True,
+                                  capture_output=True, text=True).stdout.split() == [PRIVATE_TAINT]
+
+        wait_until(only_our_taint, 90, "the node controller to lift the not-ready taint")
         named = PrivateNode(node)
         named.proc = proc
         yield named
