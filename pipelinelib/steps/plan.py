@@ -19,7 +19,7 @@ from pipelinelib.envspec.namespaces import plan_namespaces
 from pipelinelib.envspec.render import LABEL_APP, key, render_app
 from pipelinelib.helm import hooks
 from pipelinelib.kube import manifests as mf
-from pipelinelib.kube.revisions import PRUNE_KINDS, plan_changes
+from pipelinelib.kube.revisions import PRUNE_KINDS, Owned, plan_changes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.rollout import namespace_exists, plan_validated
@@ -95,7 +95,9 @@ def compute_plans(ctx: Context, env: EnvSpec,
         else:
             wanted = {key(d) for d in docs}
             orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
-            changes = plan_validated(kube, manifests, exists[app.namespace])
+            owned = Owned.from_objects(kube, app.name, app.namespace,  # no GET per object
+                                       by_app.get(app.name, []), kinds & set(KINDS))
+            changes = plan_validated(kube, manifests, exists[app.namespace], owned)
             plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref,
                                   changes, orphans))
         plans[-1].hooks = hooks.describe(app_hooks)
