@@ -18,6 +18,10 @@ an unknown or duplicate field is an error, not a warning lost in a header.
 
 ``writes`` counts the mutating requests sent (dry runs excluded): a no-op rollout
 must leave it at zero.
+
+``follow`` is the watch as steps see it: an iterator that lists, watches, resumes a watch
+the server ends at its last resourceVersion, and lists again (yielding what changed) when
+the apiserver answers 410 Gone — never an exception for an expired watch.
 """
 
 from __future__ import annotations
@@ -332,7 +336,8 @@ class KubeClient:
               timeout_s: int = 60) -> Iterator[tuple[str, dict[str, Any]]]:
         """Watch events ``(type, object)`` after ``resource_version``, for ``timeout_s``.
 
-        Raises WatchExpired (list again) on 410; connection faults end the iteration.
+        One server-side watch: raises WatchExpired (list again) on 410; connection faults
+        end the iteration. Steps use ``follow``, which does both for them.
         """
         query = {"watch": "1", "resourceVersion": resource_version, "labelSelector": selector,
                  "fieldSelector": field_selector, "timeoutSeconds": str(timeout_s),

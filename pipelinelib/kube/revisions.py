@@ -166,6 +166,21 @@ class Owned:
         self.shared = shared
         self._items: dict[str, dict[str, dict[str, Any]] | None] = {}
 
+    @classmethod
+    def from_objects(cls, kube: Any, app: str, namespace: str, objects: list[dict[str, Any]],
+                     kinds: set[str], log: Any = None) -> Owned:
+        """The app's objects of ``kinds`` as a caller already listed them (the plan step's
+        lists, served at each kind's default version): no list of its own for those."""
+        owned = cls(kube, app, namespace, log)
+        found: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in kinds}
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            if obj.get("kind") in kinds and meta.get("namespace") == namespace:
+                version = obj.get("apiVersion") or kube.resource(obj["kind"])[0]
+                found[obj["kind"]][meta["name"]] = {**obj, "apiVersion": version}
+        owned._items.update(found)
+        return owned
+
     def prefetch(self, kinds: dict[str, str | None]) -> None:
         """List ``kinds`` ({kind: apiVersion or None}) at once, a few requests in flight."""
         todo = [(k, v) for k, v in kinds.items() if k not in self._items]

@@ -97,9 +97,9 @@ def compute_plans(ctx: Context, env: EnvSpec,
         else:
             wanted = {key(d) for d in docs}
             orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
-            changes = plan_validated(kube, manifests, exists[app.namespace],
-                                     _Listed(kube, app, by_app.get(app.name, []),
-                                             kinds & set(KINDS)))
+            owned = Owned.from_objects(kube, app.name, app.namespace,  # no GET per object
+                                       by_app.get(app.name, []), kinds & set(KINDS))
+            changes = plan_validated(kube, manifests, exists[app.namespace], owned)
             plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref,
                                   changes, orphans))
         plans[-1].hooks = hooks.describe(app_hooks)
@@ -111,28 +111,6 @@ def compute_plans(ctx: Context, env: EnvSpec,
                              deletes=[f"{o['kind']}/{o['metadata']['name']}" for o in objs],
                              disabled=name in env.disabled))
     return plans
-
-
-class _Listed(Owned):
-    """An app's live objects from the plan's environment-wide lists, as
-    ``kube.revisions.Owned`` hands them to the engine: no GET per object. A kind listed at
-    another apiVersion is None (the engine reads those objects itself)."""
-
-    def __init__(self, kube: Any, app: AppSpec, objs: list[dict[str, Any]], kinds: set[str]):
-        super().__init__(kube, app.name, app.namespace)
-        self.kinds = kinds
-        self.by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-        for obj in objs:
-            self.by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
-
-    def items(self, kind: str, api_version: str | None = None
-              ) -> dict[str, dict[str, Any]] | None:
-        if kind not in self.kinds:
-            return super().items(kind, api_version)
-        found = self.by_kind.get(kind, {})
-        if api_version and any(o.get("apiVersion") != api_version for o in found.values()):
-            return None
-        return found
 
 
 def as_applied(ctx: Context, docs: list[dict[str, Any]], app: str,
