@@ -21,7 +21,7 @@ constraints:  ## pin the dependency closure as installed now (after a green run)
 
 testbed-up: setup  ## start every testbed component (installs Debian packages, builds Go tools once)
 	testbed/up --state-dir $(TESTBED) --only all > $(TESTBED).env
-	for tool in helm osv-scanner zincsearch lighthouse oasdiff toxiproxy gitea; do PIPELINELIB_TESTBED=$(TESTBED) testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
+	for tool in helm osv-scanner zincsearch lighthouse oasdiff toxiproxy gitea sigstore-verify; do PIPELINELIB_TESTBED=$(TESTBED) testbed/tools/$$tool >> $(TESTBED).env || exit 1; done
 
 testbed-down:
 	testbed/down --state-dir $(TESTBED)

@@ -16,6 +16,14 @@ Goals (issue 13): update <= kubectl + 3 requests; no-op apply of 50 apps <= 1 re
 app; first deploy <= 1.0x kubectl's wall time.
 
     python benchmarks/api_requests.py [--apps 50] [--runs 1] [--skip-apply]
+
+Before issue 13 (main dfa793f; requests / writes / ms, ours | kubectl):
+    1 app, first deploy        33    5   1508 |    12    3    978
+    1 app, image update        31    3   4053 |     7    1   1690
+    1 app, no-op               18    0   2002 |     6    0   1355
+    50 apps, first apply     1718  250  20960 |   551  150  19849
+    50 apps, no-op apply       53    0   1853 |   251    0  19483
+(wall times on the shared 2-core testbed under load; the counts are exact.)
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ import yaml  # noqa: E402
 from pipelinelib.adapters.git_repo import GitRepo  # noqa: E402
 from pipelinelib.records import format as fmt  # noqa: E402
 from pipelinelib.records import states  # noqa: E402
-from tests.fixtures.gitea import GiteaWorld, git  # noqa: E402
+from tests.helpers.git import git  # noqa: E402
+from tests.helpers.gitea import GiteaWorld  # noqa: E402
 
 GATE_S = float(os.environ.get("GATE_S", "3"))
 REFSPECS = int(os.environ.get("REFSPECS", "10"))
@@ -61,7 +62,7 @@ def world(env: dict[str, str], tmp: Path) -> GiteaWorld:
         git(w.clone, "add", "-A")
         git(w.clone, "commit", "-q", "-m", f"r{i:02d}")
         git(w.clone, "push", "-q", "origin", f"r{i:02d}")
-        sha = git(w.clone, "rev-parse", "HEAD").stdout.strip()
+        sha = git(w.clone, "rev-parse", "HEAD")
         states.set_state(repo, sha, {"state": "deployable", "time": fmt.utc_now(),
                                      "actor": "bench"})
         time.sleep(1.05)  # ordered "became deployable" times (second resolution)
@@ -76,7 +77,7 @@ def timed_queue(w: GiteaWorld, *args: str) -> float:
     elapsed = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
-    tags = git(w.clone, "ls-remote", "origin", "refs/tags/deployment-*").stdout.split("\n")
+    tags = git(w.clone, "ls-remote", "origin", "refs/tags/deployment-*").split("\n")
     if len([t for t in tags if t.strip() and not t.endswith("^{}")]) != REFSPECS:
         raise SystemExit(f"expected {REFSPECS} deployments: {tags}")
     return elapsed

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.manifests.kit import web, write  # noqa: E402
+from tests.helpers.manifests import web, write  # noqa: E402
 
 
 def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -222,7 +222,7 @@ def real_node(runs: int) -> None:
     """Rows on the real node: the built image really pulled, started and probed."""
     import docker
 
-    from tests.realnode import app, delete_image, pull_secret
+    from tests.helpers.realnode import app, delete_image, pull_secret
 
     docker_client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"])
     base = docker_client.images.get(os.environ["PIPELINELIB_BASE_IMAGE"])

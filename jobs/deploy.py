@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         kube_from_args(args, ctx)
     except PipelineError as exc:
         print(f"deploy: {secrets.redact_text(exc.one_line())}", file=sys.stderr)
-        return exc.exit_code
+        return int(exc.exit_code)
     with Job("deploy", ctx, report_dir=args.report_dir) as job:
         job.run(rollout, ctx, args.manifests, app=args.app, namespace=args.namespace or args.app,
                 **options)

@@ -1,5 +1,5 @@
 """``python -m pipelinelib`` is the ``pipeline`` command."""
 
-from pipelinelib.cli import main
+from pipelinelib.cli import run
 
-raise SystemExit(main())
+run()

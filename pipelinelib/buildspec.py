@@ -180,25 +180,26 @@ class _GitFacts:
 
 
 def _git_facts(app: Path, revision: str | None, allow_dirty: bool) -> _GitFacts:
-    import git  # GitPython, loaded only when building
+    from pipelinelib.adapters.git_repo import GitRepo  # GitPython, loaded only when building
 
     try:
-        repo = git.Repo(app, search_parent_directories=True)
-        commit = repo.commit(revision or "HEAD")
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        repo = GitRepo.open(app, remote=None)
+    except BadInput:
         raise BadInput(
             "not inside a git repository",
             source=str(app),
             expected="an app directory in a git work tree (the tag is its commit hash)",
         ) from None
-    except (git.BadName, ValueError):
+    try:
+        commit = repo.resolve(revision or "HEAD")
+    except BadInput:
         raise BadInput(
             f"unknown revision {revision or 'HEAD'!r}",
             source=str(app),
             field="revision",
             expected="a commit in this repository",
         ) from None
-    if not allow_dirty and revision is None and repo.is_dirty(untracked_files=True, path=str(app)):
+    if not allow_dirty and revision is None and repo.is_dirty(app):
         raise BadInput(
             "uncommitted changes under the app directory",
             source=str(app),
@@ -206,15 +207,12 @@ def _git_facts(app: Path, revision: str | None, allow_dirty: bool) -> _GitFacts:
             hint="commit or stash them, or pass --allow-dirty",
         )
     semver = ""
-    for tag in repo.tags:
-        match = SEMVER_TAG.fullmatch(tag.name)
-        if match and tag.commit == commit:
+    for tag in sorted(repo.tags_at(commit)):
+        match = SEMVER_TAG.fullmatch(tag)
+        if match:
             semver = match.group(1)
-    branch = "" if repo.head.is_detached else repo.active_branch.name
-    url = ""
-    if repo.remotes:
-        url = clean_url(next(iter(repo.remotes[0].urls), ""))
-    return _GitFacts(commit.hexsha, semver, branch, url)
+    url = clean_url(repo.remote_url())
+    return _GitFacts(commit, semver, repo.branch(), url)
 
 
 def _int(env: EnvFile, key: str, default: int) -> int:

@@ -35,9 +35,6 @@ class ImageRef:
         """``registry/repository`` (or just the repository without a registry)."""
         return f"{self.registry}/{self.repository}" if self.registry else self.repository
 
-    def with_tag(self, tag: str) -> ImageRef:
-        return ImageRef(self.registry, self.repository, tag, None)
-
     def with_digest(self, digest: str) -> ImageRef:
         return ImageRef(self.registry, self.repository, None, digest)
 

@@ -48,7 +48,7 @@ class Job:
         self.ctx = ctx
         self.report_dir = report_dir
         self.results: list[StepResult] = []
-        self.exit_code = EXIT_OK
+        self.exit_code: int = EXIT_OK
         self.error: PipelineError | None = None
         self.started = dt.datetime.now(dt.timezone.utc)
         self._always: list[tuple[Callable[..., StepResult], tuple[Any, ...], dict[str, Any]]] = []

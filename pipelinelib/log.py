@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -26,13 +27,13 @@ class RedactSecrets:
         return self.secrets.redact(event_dict)
 
 
-def default_format(env: dict[str, str] | None = None) -> str:
+def default_format(env: Mapping[str, str] | None = None) -> str:
     """``json`` under CI (``CI=true`` or a Jenkins/GoCD build), else ``console``."""
-    env = os.environ if env is None else env
+    seen: Mapping[str, str] = os.environ if env is None else env
     in_ci = (
-        env.get("CI", "").lower() in ("1", "true", "yes")
-        or "BUILD_URL" in env
-        or "GO_SERVER_URL" in env
+        seen.get("CI", "").lower() in ("1", "true", "yes")
+        or "BUILD_URL" in seen
+        or "GO_SERVER_URL" in seen
     )
     return "json" if in_ci else "console"
 

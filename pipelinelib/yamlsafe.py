@@ -104,9 +104,10 @@ def read(source: str | bytes | Path, name: str | None = None,
                 raise YamlRefused(f"file too large: {size} bytes", source=name,
                                   expected=f"at most {_limit('max_bytes', limits.max_bytes)}")
             with source.open("rb") as handle:
-                data: str | bytes = handle.read(size + 1)  # no buffer of max_bytes
-                if len(data) > size:  # still growing: read on up to the limit
-                    data += handle.read(limits.max_bytes + 1 - len(data))
+                raw = handle.read(size + 1)  # no buffer of max_bytes
+                if len(raw) > size:  # still growing: read on up to the limit
+                    raw += handle.read(limits.max_bytes + 1 - len(raw))
+                data: str | bytes = raw
         except FileNotFoundError:
             raise  # the caller says what was missing
         except OSError as exc:
@@ -210,8 +211,12 @@ class _PlainConstructor(yaml.constructor.SafeConstructor):
     pass
 
 
-_PlainConstructor.add_constructor(_YAML_TAG + "timestamp",
-                                  yaml.constructor.SafeConstructor.construct_yaml_str)
+def _timestamp_as_str(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    """A timestamp stays the string it was written as."""
+    return str(loader.construct_yaml_str(node))
+
+
+_PlainConstructor.add_constructor(_YAML_TAG + "timestamp", _timestamp_as_str)
 
 
 def _compose_nodes(text: str, name: str) -> list[yaml.Node]:

@@ -19,8 +19,8 @@ from pipelinelib.records import states
 from pipelinelib.records.audit import read_jsonl
 from pipelinelib.step import step
 from pipelinelib.steps.annotate import annotate_deployment
-from tests.conftest import git, run_pipeline
-from tests.test_records import clone, make_origin
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import clone, git, make_origin
 
 DIGEST = "sha256:" + "9f" * 32
 PLANTED = "planted-annot-s3cret"

@@ -15,8 +15,8 @@ import responses
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.records.audit import read_jsonl
 from pipelinelib.steps.annotate import annotate_deployment
-from tests.conftest import git
-from tests.test_records import clone, make_origin
+from tests.helpers.git import clone, git, make_origin
+from tests.helpers.jenkins_api import respond_as_build
 
 JENKINS = "https://ci.example.org/"
 BUILD = JENKINS + "job/apps/job/hello/23/"
@@ -33,14 +33,7 @@ def test_failed_deployment_sets_the_jenkins_build_description(tmp_path: Path) ->
            "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
     ctx = Context(app="hello", environment="live", revision=shas[-1], ci=CIInfo.from_env(env))
-    responses.add(responses.GET, JENKINS + "crumbIssuer/api/json",
-                  json={"crumb": "c1", "crumbRequestField": "Jenkins-Crumb"})
-    responses.add(responses.GET, BUILD + "api/json",
-                  json={"number": 23, "url": BUILD, "result": None, "building": True,
-                        "displayName": "#23", "description": None})
-    responses.add(responses.POST, BUILD + "configSubmit", status=302,
-                  headers={"Location": BUILD})
-    responses.add(responses.GET, BUILD, body="")
+    respond_as_build(JENKINS, BUILD, 23, "configSubmit")
 
     result = annotate_deployment(ctx, repo=repo, digest=DIGEST, job_failed=True,
                                  reason="rollout timed out", env=env)

@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.kube import Kubectl, deployer_env
-
-
-@pytest.fixture(scope="module")
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
-
-
-def write_env(root: Path, name: str, namespace: str, apps: str, extra: str = "") -> None:
-    (root / "environments").mkdir(parents=True, exist_ok=True)
-    (root / "environments" / f"{name}.yaml").write_text(
-        f"apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: {name}\n"
-        f"namespaces: [{namespace}]\n{extra}apps:\n{apps}")
-
-
-def app(name: str, priority: int = 0, replicas: int = 1, behavior: str = "",
-        ready_after: str = "", tag: str = "1.0") -> str:
-    digest = "sha256:" + hashlib.sha256(f"{name}:{tag}".encode()).hexdigest()
-    text = (f"  {name}:\n    image: {{repository: 127.0.0.1:5001/t/{name}, tag: \"{tag}\", "
-            f"digest: \"{digest}\"}}\n"
-            f"    replicas: {replicas}\n    priority: {priority}\n"
-            f"    config: {{LOG_LEVEL: info}}\n    ports: [{{name: http, port: 8080}}]\n"
-            f"    dns: [{name}.example]\n    timeout: 30\n")
-    annotations = {}
-    if behavior:
-        annotations["pipelinelib.dev/behavior"] = behavior
-    if ready_after:
-        annotations["pipelinelib.dev/ready-after"] = ready_after
-    if annotations:
-        text += f"    annotations: {json.dumps(annotations)}\n"
-    return text
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import env_app, write_env
+from tests.helpers.kube import deployer_env
 
 
 def pipeline(kube_env, *args: str, report: Path | None = None):
@@ -62,7 +27,7 @@ def test_plan_apply_and_noop_across_three_environments(kube_env, kubectl, tmp_pa
     for name in ("int-test", "qa", "prod"):
         ns = kubectl.namespace(name)
         envs[name] = ns
-        write_env(tmp_path, name, ns, app("api", 0) + app("web", 10, replicas=2))
+        write_env(tmp_path, name, ns, env_app("api", 0) + env_app("web", 10, replicas=2))
     for name, ns in envs.items():
         code, plan = plan_json(kube_env, tmp_path, name)
         assert code == 4 and plan["changes_pending"]
@@ -83,10 +48,10 @@ def test_plan_apply_and_noop_across_three_environments(kube_env, kubectl, tmp_pa
 
 def test_plan_shows_changes_and_apply_touches_only_changed_apps(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("chg")
-    write_env(tmp_path, "staging", ns, app("api") + app("web"))
+    write_env(tmp_path, "staging", ns, env_app("api") + env_app("web"))
     assert pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path)).returncode == 0
     api_before = kubectl.json("-n", ns, "get", "deployment", "api")["metadata"]["resourceVersion"]
-    write_env(tmp_path, "staging", ns, app("api") + app("web", replicas=3, tag="2.0"))
+    write_env(tmp_path, "staging", ns, env_app("api") + env_app("web", replicas=3, tag="2.0"))
     code, plan = plan_json(kube_env, tmp_path, "staging")
     assert code == 4
     web = next(a for a in plan["apps"] if a["app"] == "web")
@@ -103,7 +68,7 @@ def test_plan_shows_changes_and_apply_touches_only_changed_apps(kube_env, kubect
 
 def test_drift_is_detected_and_repaired(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("drift")
-    write_env(tmp_path, "staging", ns, app("api"))
+    write_env(tmp_path, "staging", ns, env_app("api"))
     assert pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path)).returncode == 0
     kubectl("-n", ns, "scale", "deployment", "api", "--replicas=4")
     config = next(i["metadata"]["name"] for i in kubectl.json(
@@ -123,9 +88,9 @@ def test_drift_is_detected_and_repaired(kube_env, kubectl, tmp_path):
 
 def test_priorities_in_order_equal_priority_in_parallel(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("prio")
-    apps = "".join(app(f"first-{i}", 0, ready_after="2s", behavior="slow-ready")
+    apps = "".join(env_app(f"first-{i}", 0, ready_after="2s", behavior="slow-ready")
                    for i in range(3))
-    apps += "".join(app(f"second-{i}", 5) for i in range(2))
+    apps += "".join(env_app(f"second-{i}", 5) for i in range(2))
     write_env(tmp_path, "staging", ns, apps, extra="max_parallel: 3\n")
     out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -145,7 +110,7 @@ def test_priorities_in_order_equal_priority_in_parallel(kube_env, kubectl, tmp_p
 
 def test_fail_fast_stops_new_apps_and_reports_each(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("fail")
-    apps = app("broken", 0, behavior="crash") + app("fine", 0) + app("later", 5)
+    apps = env_app("broken", 0, behavior="crash") + env_app("fine", 0) + env_app("later", 5)
     write_env(tmp_path, "staging", ns, apps, extra="max_parallel: 2\n")
     out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path),
                    report=tmp_path / "report")
@@ -161,7 +126,7 @@ def test_fail_fast_stops_new_apps_and_reports_each(kube_env, kubectl, tmp_path):
 def test_an_image_not_pinned_by_digest_is_refused_before_any_write(kube_env, kubectl,
                                                                     tmp_path):
     ns = kubectl.namespace("pin")
-    write_env(tmp_path, "staging", ns, app("api") + "  loose:\n    image: {repository: "
+    write_env(tmp_path, "staging", ns, env_app("api") + "  loose:\n    image: {repository: "
               "127.0.0.1:5001/t/loose, tag: latest}\n")
     out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path))
     assert out.returncode == 2
@@ -172,9 +137,9 @@ def test_an_image_not_pinned_by_digest_is_refused_before_any_write(kube_env, kub
 def test_a_missing_secret_is_refused_for_every_app_before_any_write(kube_env, kubectl,
                                                                      tmp_path):
     ns = kubectl.namespace("sec")
-    needs_secret = app("api", 5).replace("    timeout: 30\n", "    timeout: 30\n    secrets: "
-                                         "{DATABASE_URL: {secret: api-db, key: url}}\n")
-    write_env(tmp_path, "staging", ns, app("first", 0) + needs_secret)
+    needs_secret = env_app("api", 5).replace("    timeout: 30\n", "    timeout: 30\n    secrets: "
+                                             "{DATABASE_URL: {secret: api-db, key: url}}\n")
+    write_env(tmp_path, "staging", ns, env_app("first", 0) + needs_secret)
     out = pipeline(kube_env, "apply", "staging", "--repo", str(tmp_path))
     assert out.returncode == 2, out.stderr[-3000:]
     assert "Secret api-db does not exist" in out.stderr

@@ -4,16 +4,12 @@ apply awaiting promotion (exit 5), and `pipeline swap --env` with the policy's s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION, EXIT_CHANGES_PENDING
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.helpers import ci_env
-from tests.fixtures.envs.kube import Kubectl, deployer_env
-from tests.test_apply import app
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import ci_env, env_app
+from tests.helpers.kube import Kubectl, deployer_env
 
 COLOR = "pipelinelib.dev/color"
 POLICY = """\
@@ -24,19 +20,12 @@ environments:
 """
 
 
-@pytest.fixture(scope="module")
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
-
-
 def write_spec(root: Path, ns: str, tag: str, await_promotion: bool = True,
                strategy: str = "blue-green", extra_apps: str = "",
                context: str = "pipelinelib-testbed") -> None:
     (root / "environments").mkdir(parents=True, exist_ok=True)
     (root / "policy.yaml").write_text(POLICY)
-    body = app("web", replicas=2, tag=tag) + f"    strategy: {strategy}\n"
+    body = env_app("web", replicas=2, tag=tag) + f"    strategy: {strategy}\n"
     (root / "environments" / "staging.yaml").write_text(
         "apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: staging\n"
         f"namespaces: [{ns}]\ncluster: {{context: {context}}}\n"

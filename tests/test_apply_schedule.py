@@ -24,7 +24,7 @@ class Recorder:
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)
-        time.sleep(self.durations.get(name, self.seconds))
+        time.sleep(self.durations.get(name, self.seconds))  # the step's work: the behaviour
         with self.lock:
             self.running -= 1
             self.spans[name] = (start, time.monotonic())

@@ -12,13 +12,21 @@ from typing import Any
 
 import pytest
 
-from pipelinelib.context import CIInfo, Context
 from pipelinelib.records import audit
 from pipelinelib.records.audit import read_jsonl, record
-from tests.fakes import JSONHandler
+from tests.helpers.audit_sink import (
+    AUDIT_PLANTED,
+    ZINC_PASSWORD,
+    ZINC_USER,
+    Zinc,
+    audit_ctx,
+    zinc_search,
+)
+from tests.helpers.fakes import JSONHandler
+from tests.helpers.tools import tool_exports
 
 DIGEST = "sha256:" + "ab" * 32
-PLANTED = "planted-s3cret-9431"
+PLANTED = AUDIT_PLANTED
 
 
 class BulkPeer:
@@ -82,19 +90,10 @@ def peer() -> Iterator[BulkPeer]:
     server.close()
 
 
-def make_ctx() -> Context:
-    ctx = Context(app="hello", environment="live", revision="c0ffee" * 6 + "abcd",
-                  ci=CIInfo(provider="jenkins", user="release-rita",
-                            build_url="https://bot:tok3n-xyz@ci.example.org/job/deploy/42/",
-                            build_number="42", job="deploy"))
-    ctx.secrets.add(PLANTED)
-    return ctx
-
-
 def test_event_records_who_what_where_from_to_and_redacts_secrets(tmp_path: Path) -> None:
     env = {"PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    event = record(make_ctx(), "promotion", target="hello", result="success",
+    event = record(audit_ctx(), "promotion", target="hello", result="success",
                    reason=f"approved, token {PLANTED}", digest=DIGEST, from_="staging",
                    to="live", api_token="raw-token-value", note=PLANTED, env=env)
     [doc] = read_jsonl(tmp_path / "audit.jsonl")
@@ -118,7 +117,7 @@ def test_bulk_sink_puts_the_index_template_then_indexes_ndjson(
     env = {"PIPELINE_AUDIT_URL": peer.url, "PIPELINE_AUDIT_INDEX": "deploys-audit",
            "PIPELINE_AUDIT_USER": "writer", "PIPELINE_AUDIT_PASSWORD": "pw-" + PLANTED,
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     first = record(ctx, "deployment", target="hello", result="success", digest=DIGEST, env=env)
     second = record(ctx, "swap", target="hello", result="failure", reason="green not ready",
                     env=env)
@@ -141,7 +140,7 @@ def test_outage_spools_events_and_the_next_run_delivers_them_in_order_once(
         tmp_path: Path, peer: BulkPeer) -> None:
     env = {"PIPELINE_AUDIT_URL": peer.url, "PIPELINE_AUDIT_FILE": str(tmp_path / "a.jsonl"),
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     peer.fail_status = 503
     down = [record(ctx, "deployment", target="hello", result="success", env=env)
             for _ in range(2)]
@@ -170,7 +169,7 @@ def test_outage_spools_events_and_the_next_run_delivers_them_in_order_once(
 def test_an_event_the_server_refuses_for_good_is_set_aside_and_the_rest_delivered(
         tmp_path: Path, peer: BulkPeer) -> None:
     env = {"PIPELINE_AUDIT_URL": peer.url, "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     peer.fail_status = 503
     spooled = [record(ctx, "swap", target=t, result="success", env=env)
                for t in ("hello", "poison", "world")]
@@ -185,7 +184,7 @@ def test_an_event_the_server_refuses_for_good_is_set_aside_and_the_rest_delivere
 
 def test_unreachable_server_spools_instead_of_failing(tmp_path: Path) -> None:
     env = {"PIPELINE_AUDIT_URL": "http://127.0.0.1:9/", "PIPELINE_AUDIT_SPOOL": str(tmp_path)}
-    event = record(make_ctx(), "refusal", target="hello", result="refused",
+    event = record(audit_ctx(), "refusal", target="hello", result="refused",
                    reason="no approval", env=env)
     assert event.spooled and not event.delivered
     [path] = list(tmp_path.glob("*/*.json"))
@@ -194,7 +193,7 @@ def test_unreachable_server_spools_instead_of_failing(tmp_path: Path) -> None:
 
 def _write_many(path: str, worker: int, count: int) -> None:
     env = {"PIPELINE_AUDIT_FILE": path, "PIPELINE_AUDIT_SPOOL": path + ".spool"}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     for i in range(count):
         record(ctx, "deployment", target=f"app-{worker}", result="success",
                reason="x" * 3000, seq=i, env=env)
@@ -219,62 +218,10 @@ def test_concurrent_writers_keep_every_jsonl_line_whole(tmp_path: Path) -> None:
 
 # -- a real Elasticsearch-compatible server: ZincSearch built from the Go module proxy ------
 
-ZINC_USER, ZINC_PASSWORD = "admin", "Zinc-" + PLANTED
-
-
-class Zinc:
-    """ZincSearch on a fixed free loopback port, telemetry off; can be stopped and restarted."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.binary, self.workdir = binary, workdir
-        self.url = f"http://127.0.0.1:{self.port}/es"
-        self.proc: Any = None
-
-    def start(self) -> None:
-        import os
-        import subprocess
-        import time
-
-        import requests
-
-        env = {**os.environ, "ZINC_SERVER_ADDRESS": "127.0.0.1",
-               "ZINC_SERVER_PORT": str(self.port), "ZINC_DATA_PATH": str(self.workdir / "data"),
-               "ZINC_FIRST_ADMIN_USER": ZINC_USER, "ZINC_FIRST_ADMIN_PASSWORD": ZINC_PASSWORD,
-               "ZINC_TELEMETRY": "false", "ZINC_SENTRY": "false", "ZINC_PROFILER": "false",
-               "ZINC_SWAGGER_ENABLE": "false", "GIN_MODE": "release"}
-        with open(self.workdir / "zinc.log", "ab") as logfile:
-            self.proc = subprocess.Popen([self.binary], cwd=self.workdir, env=env,
-                                         stdout=logfile, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            assert self.proc.poll() is None, (self.workdir / "zinc.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "zincsearch did not answer within 30 s"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(15)
-
-
 @pytest.fixture(scope="module")
 def zinc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zinc]:
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([str(root / "testbed" / "tools" / "zincsearch")], check=True,
-                         capture_output=True, text=True, timeout=1200).stdout
-    server = Zinc(out.strip().split("=", 1)[1].strip("'\""), tmp_path_factory.mktemp("zinc"))
+    server = Zinc(tool_exports("zincsearch")["PIPELINELIB_ZINCSEARCH"],
+                  tmp_path_factory.mktemp("zinc"))
     server.start()
     try:
         yield server
@@ -284,33 +231,9 @@ def zinc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zinc]:
 
 @pytest.fixture
 def zincsearch(zinc: Zinc) -> str:
-    if zinc.proc.poll() is not None:
+    if not zinc.running():
         zinc.start()
     return zinc.url
-
-
-def zinc_search(url: str, index: str, query: dict[str, Any], expect: int
-                ) -> list[dict[str, Any]]:
-    """The documents matching ``query`` once ``expect`` of them are searchable (ZincSearch
-    makes new documents searchable within about a second), then once more after a pause so a
-    late duplicate would show; what is there after the deadline otherwise."""
-    import time
-
-    import requests
-
-    def search() -> list[dict[str, Any]]:
-        reply = requests.post(f"{url}/{index}/_search", json={"query": query, "size": 100},
-                              auth=(ZINC_USER, ZINC_PASSWORD), timeout=5)
-        return [h["_source"] for h in reply.json().get("hits", {}).get("hits", [])] \
-            if reply.ok else []
-
-    deadline = time.monotonic() + 10
-    hits = search()
-    while len(hits) < expect and time.monotonic() < deadline:
-        time.sleep(0.1)
-        hits = search()
-    time.sleep(0.5)
-    return search()
 
 
 def test_events_land_in_zincsearch_through_bulk_with_the_template(
@@ -321,11 +244,11 @@ def test_events_land_in_zincsearch_through_bulk_with_the_template(
     env = {"PIPELINE_AUDIT_URL": zincsearch, "PIPELINE_AUDIT_INDEX": "pipeline-audit-zt1",
            "PIPELINE_AUDIT_USER": ZINC_USER, "PIPELINE_AUDIT_PASSWORD": ZINC_PASSWORD,
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     event = record(ctx, "swap", target="hello", result="success", reason=f"go {PLANTED}",
                    from_="blue", to="green", digest=DIGEST, env=env)
     assert event.delivered and not event.degraded
-    [doc] = zinc_search(zincsearch, "pipeline-audit-zt1", {"term": {"id": event.id}}, 1)
+    [doc] = zinc_search(zincsearch, "pipeline-audit-zt1", 1, {"term": {"id": event.id}})
     assert (doc["action"], doc["from"], doc["to"], doc["digest"]) == ("swap", "blue", "green",
                                                                     DIGEST)
     assert doc["reason"] == "go ***" and doc["user"] == "release-rita"
@@ -343,7 +266,7 @@ def test_events_spooled_during_an_outage_reach_zincsearch_once_it_answers(
            "PIPELINE_AUDIT_USER": ZINC_USER, "PIPELINE_AUDIT_PASSWORD": ZINC_PASSWORD,
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool"),
            "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     zinc.stop()  # the outage
     try:
         lost = [record(ctx, "refusal", target="hello", result="refused", reason="no approval",
@@ -355,6 +278,6 @@ def test_events_spooled_during_an_outage_reach_zincsearch_once_it_answers(
         assert event.delivered == [f"file {tmp_path / 'audit.jsonl'}"]
     later = record(ctx, "deployment", target="hello", result="success", env=env)
     assert later.delivered and any("delivered 2 spooled" in w for w in later.warnings)
-    found = zinc_search(zinc.url, "pipeline-audit-zt2", {"match_all": {}}, 3)
+    found = zinc_search(zinc.url, "pipeline-audit-zt2", 3)
     assert sorted(d["id"] for d in found) == sorted(e.id for e in (*lost, later))
     assert list((tmp_path / "spool").glob("*/*.json")) == []

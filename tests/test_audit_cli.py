@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 
 def test_record_show_flush_and_template(tmp_path: Path) -> None:

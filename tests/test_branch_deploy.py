@@ -13,11 +13,14 @@ import pytest
 import yaml
 
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION
-from tests.conftest import git, run_pipeline
-from tests.fixtures.envs.helpers import ci_env, push_image, state_repo
-from tests.fixtures.envs.kube import Kubectl, deployer_env
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import ci_env, state_repo
+from tests.helpers.git import git
+from tests.helpers.kube import Kubectl, deployer_env
+from tests.helpers.paths import ROOT
+from tests.helpers.registry import push_image
 
-JOB = Path(__file__).resolve().parents[1] / "jobs" / "branch_deploy.py"
+JOB = ROOT / "jobs" / "branch_deploy.py"
 COLOR = "pipelinelib.dev/color"
 
 

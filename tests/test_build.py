@@ -11,7 +11,8 @@ import requests
 
 from pipelinelib.adapters.docker_engine import DockerEngine, PushFailed
 from pipelinelib.adapters.registry import MANIFEST_TYPES
-from tests.conftest import commit_all, git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all, git
 
 PLANTED = "planted-build-secret-7f3a"
 

@@ -1,5 +1,5 @@
 """The shipped GoCD config repository, run for real: every gocd/*.gocd.yaml pipeline, stage by
-stage, by a GoCD agent harness (tests/gocd_agent.py) against the testbed's registry,
+stage, by a GoCD agent harness (tests/helpers/gocd_agent.py) against the testbed's registry,
 PostgreSQL and Kubernetes - as the deployer, never cluster-admin.
 
 What a site adapts when copying the file (the git URLs, NAMESPACE, PIPELINE_ENV_REPO) is
@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,48 +20,33 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelinelib.testing.testbed import Testbed, parse_exports
-from tests.conftest import git
-from tests.fixtures.manifests.kit import Cluster
-from tests.fixtures.trust import make_trust
-from tests.gocd_agent import (
+from pipelinelib.testing.testbed import Testbed
+from tests.helpers.git import add_origin, copy_hello, git, init_repo
+from tests.helpers.gocd_agent import (
     GoCDAgent,
     GoCDServerAPI,
     PipelineRun,
     load_pipelines,
     pipeline_env_for_test,
 )
+from tests.helpers.kube import Cluster
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_exports
+from tests.helpers.trust import make_trust
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "gocd").glob("*.gocd.yaml"))
 GIT_URL = "https://git.example.org/apps/hello.git"
 PLANTED = "planted-registry-secret-6f1d"
 GOCD_TOKEN = "planted-gocd-token-91ac"
 
 
-@pytest.fixture
-def cluster(kube_env: dict[str, str]):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
 def app_repo(tmp_path: Path, stamp: str) -> Path:
     """A bare origin holding the app (examples/hello at that path) on `main` and `sandbox`."""
     work, origin = tmp_path / "hello-src", tmp_path / "hello.git"
-    shutil.copytree(ROOT / "examples" / "hello", work / "examples" / "hello",
-                    ignore=shutil.ignore_patterns("build"))
-    env_file = work / "examples" / "hello" / "release.env"
     # version tags are immutable in the shared registry: this run releases its own version
-    env_file.write_text(re.sub(r"(?m)^APP_VERSION=.*$", f"APP_VERSION=1.0.0-gocd.{stamp}",
-                               env_file.read_text()))
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(tmp_path, "init", "-q", "-b", "main", str(work))
-    git(work, "add", ".")
-    git(work, "-c", "user.name=dev", "-c", "user.email=dev@example.org", "commit", "-q", "-m",
-        f"hello {stamp}")
-    git(work, "push", "-q", str(origin), "main", "main:sandbox")
-    return origin
+    copy_hello(work / "examples" / "hello", APP_VERSION=f"1.0.0-gocd.{stamp}")
+    init_repo(work, f"hello {stamp}")
+    return add_origin(work, origin, "main:sandbox")
 
 
 LIVE_POLICY = {"groups": {"release-managers": ["rm-alice"]},
@@ -104,9 +88,7 @@ def gocd_api():
 def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
           kube_env: dict[str, str], postgres_db: str, gocd_api: GoCDServerAPI) -> GoCDAgent:
     stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
-    tool = subprocess.run([str(ROOT / "testbed" / "tools" / "osv-scanner")],
-                          capture_output=True, text=True, check=True)
-    scanner = parse_exports(tool.stdout)
+    scanner = tool_exports("osv-scanner")
     env = pipeline_env_for_test({**registry_env, **kube_env, **scanner,
                                  "KUBECONFIG": kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"],
                                  "PIPELINE_OSV_DB": str(ROOT / "tests/fixtures/scan/osv-db"),

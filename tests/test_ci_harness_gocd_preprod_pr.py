@@ -1,5 +1,5 @@
 """gocd/queue.gocd.yaml's ``ehealth-preprod-pr``, run by the GoCD agent harness
-(tests/gocd_agent.py) against the real git server and control plane: the env-state material
+(tests/helpers/gocd_agent.py) against the real git server and control plane: the env-state material
 is checked out, the task runs ``pipeline promote --to preprod --via-pull-request`` with the
 repository from PIPELINE_ENV_REPO, the token from the secret store and the deployer's
 kubeconfig. Run 1 (a release manager triggers it) opens the pull request; another release
@@ -9,26 +9,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fixtures.gitea import admin_client, git, gitea_env  # noqa: F401
-from tests.fixtures.trust import CI_KEY, make_trust
-from tests.test_promote_pull_request import (
-    POLICY,
+from tests.helpers.git import git
+from tests.helpers.gitea import admin_client
+from tests.helpers.paths import ROOT
+from tests.helpers.pull_request import (
+    PR_POLICY,
     change_master,
     deployed_image,
     drop_world,
-    make_world,
+    make_pr_world,
     open_pr,
-    spec,
+    spec_digest,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.trust import CI_KEY, make_trust
 
 
 def test_the_gocd_preprod_pull_request_pipeline_promotes_on_an_agent(
-        gitea_env, kube_env, tmp_path: Path) -> None:  # noqa: F811
-    from tests.gocd_agent import GoCDAgent, load_pipelines, pipeline_env_for_test
+        gitea_env, kube_env, tmp_path: Path) -> None:
+    from tests.helpers.gocd_agent import GoCDAgent, load_pipelines, pipeline_env_for_test
 
-    w = make_world(gitea_env, kube_env, tmp_path / "repo", prefix="gocdpr")
+    w = make_pr_world(gitea_env, kube_env, tmp_path / "repo", prefix="gocdpr")
     token_name = f"gocd-{w.name}"
     token = admin_client(gitea_env).create_token(token_name)
     try:
@@ -36,7 +36,7 @@ def test_the_gocd_preprod_pull_request_pipeline_promotes_on_an_agent(
         pipeline = load_pipelines(ROOT / "gocd" / "queue.gocd.yaml")["ehealth-preprod-pr"]
         # the agent administrators install the trust root and keys (secret params hold their
         # paths): the same policy as the repository's, signed by two people
-        trust = make_trust(tmp_path / "trust-root", POLICY, people=("alice", "bob"))
+        trust = make_trust(tmp_path / "trust-root", PR_POLICY, people=("alice", "bob"))
         mirror = tmp_path / "material.git"  # the harness checks materials out from local origins
         git(tmp_path, "clone", "-q", "--bare", w.url, str(mirror))
         agent = GoCDAgent(
@@ -67,7 +67,7 @@ def test_the_gocd_preprod_pull_request_pipeline_promotes_on_an_agent(
             second.console()[-4000:]
         merged = w.client.pull_request(w.owner, w.name, pr.number)
         assert merged.merged
-        digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+        digest = spec_digest("1.1")
         assert digest in (deployed_image(w) or "")
         status = w.client.statuses(w.owner, w.name, merged.merge_commit)["pipelinelib/preprod"]
         assert status.state == "success" and "approved by bob" in status.description

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.testing.testbed import parse_exports
-from tests.fixtures.manifests.kit import Cluster, web, write
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import web, write
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_exports
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +28,6 @@ def tool_image(registry_env: dict[str, str], kube_env: dict[str, str]) -> str:
                          env=env, timeout=1800, check=False)
     assert out.returncode == 0, out.stderr[-4000:]
     return parse_exports(out.stdout)["PIPELINELIB_TOOL_IMAGE"]
-
-
-@pytest.fixture
-def cluster(kube_env: dict[str, str]):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def docker_run(image: str, env: dict[str, str], *args: str, mounts: dict[str, str],
@@ -52,8 +46,7 @@ def test_the_image_holds_the_pinned_tools(tool_image: str, registry_env: dict[st
                      " kubectl version --client; squawk --version; id -u",
                      mounts={}, docker_env=registry_env)
     assert out.returncode == 0, out.stderr[-2000:]
-    helm = parse_exports(subprocess.run([str(ROOT / "testbed/tools/helm")], capture_output=True,
-                                        text=True, check=True).stdout)["PIPELINELIB_HELM"]
+    helm = tool_exports("helm")["PIPELINELIB_HELM"]
     helm_version = Path(helm).parents[1].name  # .../helm/<version>/bin/helm
     lines = out.stdout.splitlines()
     assert lines[0].startswith("pipelinelib ")

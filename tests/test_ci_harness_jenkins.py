@@ -5,7 +5,7 @@ parameters, environment and credentials bound as Jenkins binds them. A wrong var
 credential id or object name fails here.
 
 Jenkins itself cannot run here; the part of its API the build calls back (the build
-description the annotate step sets) is a loopback stand-in (tests/jenkins_api.py).
+description the annotate step sets) is a loopback stand-in (tests/helpers/jenkins_api.py).
 """
 
 from __future__ import annotations
@@ -13,30 +13,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import git
-from tests.fixtures.manifests.kit import Cluster
-from tests.jenkins_api import JenkinsBuildAPI
-from tests.test_groovy import _tools
+from tests.helpers.git import add_origin, copy_hello, git, init_repo
+from tests.helpers.groovy import run_jenkinsfile
+from tests.helpers.jenkins_api import JenkinsBuildAPI
+from tests.helpers.kube import Cluster
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_exports
 
-ROOT = Path(__file__).resolve().parents[1]
-GROOVY = ROOT / "tests" / "groovy"
 NAMESPACE = "hello-sandbox"  # what examples/jenkins/Jenkinsfile deploys into
 TOKEN = "planted-jenkins-token-4c2e"
-
-
-def tool(name: str) -> dict[str, str]:
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / name)], capture_output=True,
-                         text=True, check=True)
-    return parse_exports(out.stdout)
 
 
 @pytest.fixture
@@ -56,36 +46,11 @@ def sandbox_namespace(kube_env: dict[str, str]):
 def workspace(tmp_path: Path) -> tuple[Path, Path]:
     """The job's workspace after `checkout scm`: the app (examples/hello) with an origin."""
     origin, ws = tmp_path / "hello.git", tmp_path / "workspace"
-    shutil.copytree(ROOT / "examples" / "hello", ws / "examples" / "hello",
-                    ignore=shutil.ignore_patterns("build"))
-    env_file = ws / "examples" / "hello" / "release.env"
     stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
-    env_file.write_text(re.sub(r"(?m)^APP_VERSION=.*$", f"APP_VERSION=1.0.0-jenkins.{stamp}",
-                               env_file.read_text()))
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(tmp_path, "init", "-q", "-b", "main", str(ws))
-    git(ws, "add", ".")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=dev@example.org", "commit", "-q", "-m",
-        "hello")
-    git(ws, "remote", "add", "origin", str(origin))
-    git(ws, "push", "-q", "origin", "main")
+    copy_hello(ws / "examples" / "hello", APP_VERSION=f"1.0.0-jenkins.{stamp}")
+    init_repo(ws, "hello")
+    add_origin(ws, origin)
     return ws, origin
-
-
-def run_jenkinsfile(config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    mvn = _tools()
-    path = tmp_path / "testbed-config.json"
-    path.write_text(json.dumps(config))
-    args = [mvn, "-B", "-q", f"-Dgroovy.build.dir={tmp_path / 'groovy-build'}",
-            "-Dtest=JenkinsfileTestbedTest", f"-Dpipelinelib.testbed.config={path}", "test"]
-    env = {**os.environ, "MAVEN_OPTS": os.environ.get("MAVEN_OPTS", "-Xmx512m")}
-    out = subprocess.run([args[0], "-o", *args[1:]], cwd=GROOVY, env=env, capture_output=True,
-                         text=True, timeout=1500, check=False)
-    if out.returncode != 0 and "offline" in out.stdout + out.stderr:
-        out = subprocess.run(args, cwd=GROOVY, env=env, capture_output=True, text=True,
-                             timeout=1500, check=False)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    return json.loads(Path(config["results"]).read_text())
 
 
 @pytest.mark.timeout(1800)
@@ -94,7 +59,7 @@ def test_the_example_jenkinsfile_runs_for_real_against_the_testbed(
         postgres_db: str, sandbox_namespace: Cluster) -> None:
     ws, origin = workspace(tmp_path)
     revision = git(ws, "rev-parse", "HEAD")
-    lighthouse, scanner = tool("lighthouse"), tool("osv-scanner")
+    lighthouse, scanner = tool_exports("lighthouse"), tool_exports("osv-scanner")
     kubeconfig = tmp_path / "sandbox-kubeconfig"  # a Jenkins "secret file" credential
     kubeconfig.write_text(Path(kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"]).read_text())
     jenkins = JenkinsBuildAPI("ci-bot", TOKEN, "hello", 42)

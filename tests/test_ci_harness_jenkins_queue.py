@@ -12,23 +12,21 @@ import os
 import uuid
 from pathlib import Path
 
-from tests.fixtures.gitea import gitea_env  # noqa: F401
-from tests.test_ci_harness_jenkins import run_jenkinsfile
-from tests.test_promote_pull_request import (
+from tests.helpers.groovy import run_jenkinsfile
+from tests.helpers.pull_request import (
     change_master,
     deployed_image,
     drop_world,
+    make_pr_world,
     open_pr,
-    spec,
+    spec_digest,
 )
-from tests.test_promote_pull_request import make_world as make_env_world
-from tests.test_queue import deployment_tags
-from tests.test_queue_kill import converged, make_world
+from tests.helpers.queue import converged, deployment_tags, make_kill_world
 
 
 def test_the_queue_jenkinsfile_runs_the_speculative_queue_on_the_real_git_server(
-        gitea_env, kube_env, tmp_path: Path):  # noqa: F811
-    w = make_world(gitea_env, tmp_path / "world")
+        gitea_env, kube_env, tmp_path: Path):
+    w = make_kill_world(gitea_env, tmp_path / "world")
     token_name = f"jenkins-{uuid.uuid4().hex[:8]}"
     token = w.client.create_token(token_name)
     try:
@@ -90,8 +88,8 @@ def _promote_build(w, server: dict, kube_env, token: str, tmp_path: Path, user: 
 
 
 def test_the_promote_preprod_jenkinsfile_opens_merges_applies_and_reports_back(
-        gitea_env, kube_env, tmp_path: Path):  # noqa: F811
-    w = make_env_world(gitea_env, kube_env, tmp_path / "world", prefix="jenkinspr")
+        gitea_env, kube_env, tmp_path: Path):
+    w = make_pr_world(gitea_env, kube_env, tmp_path / "world", prefix="jenkinspr")
     token_name = f"jenkins-{uuid.uuid4().hex[:8]}"
     token = w.client.create_token(token_name)
     try:
@@ -108,7 +106,7 @@ def test_the_promote_preprod_jenkinsfile_opens_merges_applies_and_reports_back(
             second["sh"][0]["output"][-3000:]
         merged = w.client.pull_request(w.owner, w.name, pr.number)
         assert merged.merged
-        digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+        digest = spec_digest("1.1")
         assert digest in (deployed_image(w) or "")
         status = w.client.statuses(w.owner, w.name, merged.merge_commit)["pipelinelib/preprod"]
         assert status.state == "success" and "approved by bob" in status.description

@@ -8,116 +8,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
 from pipelinelib.attest import sign_image
-from pipelinelib.context import CIInfo, Context
 from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.errors import Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.enforce import check_four_eyes, content_hash, enforce
 from pipelinelib.promotion.policy import load_policy
-from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, sign, sign_policy
-from pipelinelib.secrets import Secrets
-from tests.conftest import git, run_pipeline
-from tests.fixtures.envs.helpers import ci_env, push_image
-from tests.fixtures.manifests.kit import Cluster
-from tests.fixtures.trust import make_trust
-
-POLICY = """\
-groups:
-  release-managers: [rm-alice, rm-bob]
-ci_signers: [jenkins]
-environments:
-  staging: {promote: ["*"], require_ci: false}
-  prod:
-    promote: ["group:release-managers"]
-    approve: ["group:release-managers"]
-    four_eyes: true
-"""
-DIGEST_A = "sha256:" + "a" * 64
-DIGEST_B = "sha256:" + "b" * 64
-
-
-def _env_file(name: str, namespace: str, repository: str, digest: str,
-              source: str = "") -> str:
-    promotion = f"promotion:\n  from: [{source}]\n" if source else ""
-    return (f"apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: {name}\n"
-            f"namespaces: [{namespace}]\n{promotion}apps:\n  api:\n"
-            f"    image:\n      repository: {repository}\n      tag: \"1.0.0\"\n"
-            f"      digest: \"{digest}\"\n"
-            f"    replicas: 1\n    ports: [{{name: http, port: 8080}}]\n    timeout: 60\n")
-
-
-def _repo(base: Path, files: dict[str, str], origin: bool = False) -> tuple[Path, Path | None]:
-    clone = base / "env-state"
-    for rel, text in files.items():
-        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
-        (clone / rel).write_text(text)
-    git(clone, "init", "-q", "-b", "main")
-    git(clone, "add", ".")
-    git(clone, "commit", "-q", "-m", "environments")
-    if not origin:
-        return clone, None
-    bare = base / "env-state.git"
-    git(base, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(clone, "remote", "add", "origin", str(bare))
-    git(clone, "push", "-q", "origin", "main")
-    return clone, bare
-
-
-def _hand_edit(clone: Path, env: str, old: str, new: str, author: str) -> str:
-    git(clone, "pull", "-q", "--rebase", "origin", "main")
-    path = clone / "environments" / f"{env}.yaml"
-    path.write_text(path.read_text().replace(old, new))
-    git(clone, "-c", f"user.name={author}", "-c", f"user.email={author}@example.org",
-        "commit", "-q", "--author", f"{author} <{author}@example.org>", "-am", "by hand")
-    git(clone, "push", "-q", "origin", "HEAD:main")
-    return git(clone, "rev-parse", "HEAD")[:12]
-
-
-def _ctx() -> Context:
-    return Context(secrets=Secrets(), ci=CIInfo(provider="jenkins", user="rm-alice"))
-
-
-# --- the checks themselves (no cluster needed: enforce runs before any contact) -----------
-
-@pytest.fixture
-def signed(tmp_path, monkeypatch):
-    trust = make_trust(tmp_path, POLICY)
-    clone, _ = _repo(tmp_path, {"environments/prod.yaml": _env_file(
-        "prod", "prod-ns", "127.0.0.1:5001/t/api", DIGEST_A)})
-    monkeypatch.setenv("PIPELINE_TRUST_DIR", str(trust.directory))
-    env = load_environment(environment_path(clone, "prod"), root=clone)
-    return trust, clone, env
-
-
-def _write(clone: Path, env, promoted_by: str, promo_key: str, approved_by: str | None,
-           approve_key: str | None, trust) -> None:
-    spec = env.apps["api"]
-    base = dict(env="prod", app="api", digest=spec.image.digest, fingerprint=spec.fingerprint())
-    record = approvals.PromotionRecord(**base, promoted_by=promoted_by, at="2026-11-28T00:00:00")
-    record.signature = sign(approvals.signed_bytes(record), trust.keys[promo_key], NS_PROMOTION)
-    approvals.write_promotion(clone, record)
-    if approved_by:
-        approval = approvals.Approval(**base, approved_by=approved_by, at="2026-11-28T00:00:01")
-        approval.signature = sign(approvals.signed_bytes(approval), trust.keys[approve_key],
-                                  NS_APPROVAL)
-        approvals.write_approval(clone, approval)
+from pipelinelib.promotion.trust import sign_policy
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import ci_env, env_file, hand_edit
+from tests.helpers.git import git, write_repo
+from tests.helpers.registry import push_image
+from tests.helpers.trust import (
+    DIGEST_A,
+    DIGEST_B,
+    TRUST_POLICY,
+    make_trust,
+    release_ctx,
+    write_signed,
+)
 
 
 def _refusal(env) -> str:
     with pytest.raises(Refused) as caught:
-        enforce(_ctx(), env, ["api"])
+        enforce(release_ctx(), env, ["api"])
     return caught.value.message
 
 
 def test_a_promotion_signed_by_ci_and_approved_by_a_second_person_passes(signed):
     trust, clone, env = signed
-    _write(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
-    [verified] = enforce(_ctx(), env, ["api"])
+    write_signed(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
+    [verified] = enforce(release_ctx(), env, ["api"])
     assert (verified.promoted_by, verified.approved_by) == ("rm-alice", "rm-bob")
 
 
@@ -134,7 +58,7 @@ def test_forged_missing_or_self_approvals_are_refused_naming_app_commit_and_auth
         signed, promoted_by, promo_key, approved_by, approve_key, reason):
     trust, clone, env = signed
     if promoted_by:
-        _write(clone, env, promoted_by, promo_key, approved_by, approve_key, trust)
+        write_signed(clone, env, promoted_by, promo_key, approved_by, approve_key, trust)
     message = _refusal(env)
     commit = git(clone, "rev-parse", "HEAD")[:12]
     assert reason in message and f"prod/api at commit {commit} by " in message
@@ -143,11 +67,11 @@ def test_forged_missing_or_self_approvals_are_refused_naming_app_commit_and_auth
 
 def test_an_approval_copied_onto_another_digest_or_edited_by_hand_is_refused(signed):
     trust, clone, env = signed
-    _write(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
+    write_signed(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
     path = clone / approvals.approval_path("prod", "api")
     path.write_text(path.read_text().replace("approved_by: rm-bob", "approved_by: rm-alice"))
     assert "no valid signed approval" in _refusal(env)
-    _write(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
+    write_signed(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
     moved = dataclasses.replace(env, apps={"api": dataclasses.replace(
         env.apps["api"], image=dataclasses.replace(env.apps["api"].image, digest=DIGEST_B))})
     assert "the digest changed after rm-alice promoted it" in _refusal(moved)
@@ -157,22 +81,22 @@ def test_a_policy_change_needs_two_signatures_and_the_repositorys_policy_is_igno
     trust, clone, _ = signed
     (clone / "policy.yaml").write_text("environments:\n  prod: {promote: ['*']}\n")
     assert load_policy(clone).env("prod").four_eyes, "the env repo cannot lower the bar"
-    trust.write_policy(POLICY.replace("four_eyes: true", "four_eyes: false"),
+    trust.write_policy(TRUST_POLICY.replace("four_eyes: true", "four_eyes: false"),
                        signers=("rm-alice",))
     with pytest.raises(Refused, match=r"signed by 1 \(rm-alice\), not 2"):
         load_policy(clone)
     sign_policy(trust.directory, trust.keys["rm-alice"], "rm-alice-again")  # one person twice
     with pytest.raises(Refused, match="signed by 1"):
         load_policy(clone)
-    (trust.directory / "policy.yaml").write_text(POLICY)  # edited after signing
+    (trust.directory / "policy.yaml").write_text(TRUST_POLICY)  # edited after signing
     with pytest.raises(Refused, match="signed by 0"):
         load_policy(clone)
 
 
 def test_no_trust_root_means_a_protected_environment_takes_no_change(tmp_path, monkeypatch):
     monkeypatch.delenv("PIPELINE_TRUST_DIR", raising=False)
-    clone, _ = _repo(tmp_path, {"environments/prod.yaml": _env_file(
-        "prod", "prod-ns", "127.0.0.1:5001/t/api", DIGEST_A), "policy.yaml": POLICY})
+    clone, _ = write_repo(tmp_path, {"environments/prod.yaml": env_file(
+        "prod", "prod-ns", "127.0.0.1:5001/t/api", DIGEST_A), "policy.yaml": TRUST_POLICY})
     env = load_environment(environment_path(clone, "prod"), root=clone)
     assert "no trust root" in _refusal(env)
 
@@ -188,7 +112,7 @@ def test_a_local_chart_tweak_changes_what_an_approval_binds(tmp_path):
     chart = tmp_path / "charts" / "portal"
     chart.mkdir(parents=True)
     (chart / "values.yaml").write_text("banner: hi\n")
-    spec_text = _env_file("prod", "ns", "127.0.0.1:5001/t/api", DIGEST_A).replace(
+    spec_text = env_file("prod", "ns", "127.0.0.1:5001/t/api", DIGEST_A).replace(
         "    replicas: 1\n", "    replicas: 1\n    chart: {name: portal, repository: "
         "charts/portal, version: 0.1.0}\n")
     (tmp_path / "environments").mkdir()
@@ -201,13 +125,6 @@ def test_a_local_chart_tweak_changes_what_an_approval_binds(tmp_path):
 
 # --- end to end: promote, approve, apply on the real cluster as the deployer ---------------
 
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
 def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
         tmp_path, cluster, registry_env, monkeypatch):
     registry = registry_env["PIPELINELIB_REGISTRY"]
@@ -217,12 +134,12 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     v2 = push_image(registry, f"{prefix}/api", "2.0.0", "2" * 40)
     staging_ns, prod_ns = cluster.namespace("enf"), cluster.namespace("enf")
     cluster.kubectl("label", "namespace", prod_ns, "pipelinelib.dev/protected=true")
-    trust = make_trust(tmp_path, POLICY)
+    trust = make_trust(tmp_path, TRUST_POLICY)
     monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(trust.keys["attest"]))
-    sign_image(_ctx(), repository, v2)  # as the build job does after the push
-    clone, origin = _repo(tmp_path, {
-        "environments/staging.yaml": _env_file("staging", staging_ns, repository, v2),
-        "environments/prod.yaml": _env_file("prod", prod_ns, repository, v1, "staging")},
+    sign_image(release_ctx(), repository, v2)  # as the build job does after the push
+    clone, origin = write_repo(tmp_path, {
+        "environments/staging.yaml": env_file("staging", staging_ns, repository, v2),
+        "environments/prod.yaml": env_file("prod", prod_ns, repository, v1, "staging")},
         origin=True)
     deployer = {**cluster.kube_env, "KUBECONFIG": cluster.deployer_kubeconfig}
 
@@ -259,7 +176,7 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
     # 3. a writer of the repository pushes v1 back by hand: refused, nothing written
     before = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
               cluster.json("-n", prod_ns, "get", "deploy,svc,cm")["items"]}
-    commit = _hand_edit(clone, "prod", v2, v1, "mallory")
+    commit = hand_edit(clone, "prod", v2, v1, "mallory")
     out = run_pipeline("apply", "prod", "--repo", str(clone), env=as_user("mallory"))
     assert out.returncode == 2, out.stderr[-2000:]
     assert f"prod/api at commit {commit} by mallory <mallory@example.org>: the digest " \
@@ -283,11 +200,11 @@ def test_apply_deploys_only_signed_approved_changes_and_refuses_a_hand_push(
 
 
 def test_a_swap_in_a_protected_environment_needs_the_same_evidence(tmp_path):
-    trust = make_trust(tmp_path, POLICY.replace(
+    trust = make_trust(tmp_path, TRUST_POLICY.replace(
         "  staging: {promote: [\"*\"], require_ci: false}",
         "  staging: {promote: [\"*\"], swap: [\"group:release-managers\"], protected: true}"))
-    spec = _env_file("staging", "staging-ns", "127.0.0.1:5001/t/api", DIGEST_A)
-    clone, _ = _repo(tmp_path, {"environments/staging.yaml": spec.replace(
+    spec = env_file("staging", "staging-ns", "127.0.0.1:5001/t/api", DIGEST_A)
+    clone, _ = write_repo(tmp_path, {"environments/staging.yaml": spec.replace(
         "    timeout: 60\n", "    timeout: 60\n    strategy: blue-green\n")})
     out = run_pipeline("swap", "--env", "staging", "--app", "api", "--repo", str(clone),
                        env={**ci_env("rm-alice"), **trust.env()})
@@ -298,7 +215,7 @@ def test_a_swap_in_a_protected_environment_needs_the_same_evidence(tmp_path):
 
 
 def test_rollback_in_a_protected_namespace_is_refused(cluster, tmp_path):
-    from tests.fixtures.manifests.kit import web, write
+    from tests.helpers.manifests import web, write
 
     ns = cluster.namespace("enf")
     for n in (1, 2):

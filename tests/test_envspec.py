@@ -18,7 +18,7 @@ from pipelinelib.envspec.load import (
     parse_environment,
 )
 from pipelinelib.errors import EXIT_BAD_INPUT
-from tests.fixtures.envs.helpers import EXAMPLE_STATE
+from tests.helpers.paths import EXAMPLE_STATE
 
 SRC = "environments/staging.yaml"
 VALID = """\

@@ -292,7 +292,7 @@ def test_the_protected_namespace_label_cannot_be_set_or_removed_through_a_spec()
 
 
 def test_pipeline_validate_refuses_the_protected_label_with_exit_2(tmp_path):
-    from tests.conftest import run_pipeline
+    from tests.helpers.cli import run_pipeline
 
     spec = tmp_path / "environments" / "prod.yaml"
     spec.parent.mkdir()

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelinelib.envspec.load import SpecInvalid, parse_environment
-from tests.conftest import git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import git
 
 SRC = "environments/staging.yaml"
 BASE = {

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.envspec.load import SpecInvalid, parse_environment
-from pipelinelib.envspec.render import ANN_IMAGE, render_app
+from pipelinelib.envspec.render import render_app
+from pipelinelib.kube.labels import ANN_IMAGE
+from tests.helpers.paths import FIXTURES
 
-GUESTBOOK = Path(__file__).resolve().parent / "fixtures" / "envs" / "guestbook"
+GUESTBOOK = FIXTURES / "envs" / "guestbook"
 SRC = "environments/staging.yaml"
 FRONTEND = "127.0.0.1:5001/t/gb-frontend"
 DIGEST = "sha256:" + "f" * 64
@@ -134,8 +136,8 @@ def test_guestbook_deploys_each_workload_with_its_own_image_reruns_as_a_noop_and
     """On the real control plane, as the least-privilege deployer."""
     import json
 
-    from tests.conftest import run_pipeline
-    from tests.fixtures.manifests.kit import Cluster
+    from tests.helpers.cli import run_pipeline
+    from tests.helpers.kube import Cluster
 
     cluster = Cluster(kube_env)
     try:

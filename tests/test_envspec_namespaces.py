@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.kube import rbac_under_test
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster, rbac_under_test
 
 POLICY = """\
 groups: {release-managers: [rm-alice, rm-bob]}

@@ -14,15 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from pipelinelib.records import audit
 from pipelinelib.testing.faults import Proxy, count_retries, host_port, url_via
-from tests.conftest import run_pipeline
-from tests.test_audit import ZINC_PASSWORD, ZINC_USER, Zinc, make_ctx
-from tests.test_records import clone, make_origin
-
-AUTH = (ZINC_USER, ZINC_PASSWORD)
+from tests.helpers.audit_sink import ZINC_PASSWORD, ZINC_USER, Zinc, audit_ctx, zinc_search
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import clone, make_origin
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +33,6 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zinc]:
         yield server
     finally:
         server.stop()
-
-
-def indexed(url: str, index: str, expect: int) -> list[dict[str, Any]]:
-    """Every document in ``index`` once ``expect`` are searchable (ZincSearch makes new
-    documents searchable within about a second), or what is there after 10 s."""
-    hits: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        reply = requests.post(f"{url}/{index}/_search", auth=AUTH, timeout=5,
-                              json={"query": {"match_all": {}}, "size": 1000})
-        hits = [h["_source"] for h in reply.json().get("hits", {}).get("hits", [])] \
-            if reply.ok else []
-        if len(hits) >= expect:
-            time.sleep(0.5)  # and nothing more arrives (a duplicate would)
-            again = requests.post(f"{url}/{index}/_search", auth=AUTH, timeout=5,
-                                  json={"query": {"match_all": {}}, "size": 1000})
-            return [h["_source"] for h in again.json().get("hits", {}).get("hits", [])]
-        time.sleep(0.1)
-    return hits
 
 
 FAULTS: dict[str, tuple[Callable[[Proxy], Any], bool]] = {
@@ -104,7 +82,7 @@ def test_annotate_records_its_audit_event_once_through_a_sink_fault(
     rerun = run_pipeline(*args, env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert list((tmp_path / "spool").glob("bulk-*/*.json")) == [], "the spool is flushed"
-    docs = indexed(sink.url, index, 1)
+    docs = zinc_search(sink.url, index, 1)
     assert [d["action"] for d in docs] == ["deployment"], "exactly one event in the sink"
     row.rerun = "unchanged" if through else "spool flushed once"
     row.passed = True
@@ -119,7 +97,7 @@ def test_zincsearch_refusing_one_event_of_a_batch_sets_it_aside_and_delivers_the
     spool_dir = tmp_path / "spool"
     env = {"PIPELINE_AUDIT_URL": "http://127.0.0.1:9/", "PIPELINE_AUDIT_INDEX": index,
            "PIPELINE_AUDIT_SPOOL": str(spool_dir)}
-    ctx = make_ctx()
+    ctx = audit_ctx()
     down = [audit.record(ctx, "swap", target=f"app-{i}", result="success", env=env)
             for i in range(4)]
     assert all(e.spooled for e in down)
@@ -142,13 +120,13 @@ def test_zincsearch_refusing_one_event_of_a_batch_sets_it_aside_and_delivers_the
     row.seconds = round(time.monotonic() - started, 2)
     row.outcome = (f"delivered {sum(report.delivered.values())}, "
                    f"rejected {sum(report.rejected.values())}")
-    docs = indexed(sink.url, index, 3)
+    docs = zinc_search(sink.url, index, 3)
     assert sorted(d["id"] for d in docs) == sorted(e.id for e in (down[0], *down[2:]))
     [aside] = list((spool_dir / "rejected").glob("*/*.json"))
     assert down[1].id in aside.name
     assert list(target.glob("*.json")) == [], "nothing left spooled"
     again = audit.flush([sink_obj], audit.Spool(spool_dir))
-    assert again.delivered == {} and len(indexed(sink.url, index, 3)) == 3, "once"
+    assert again.delivered == {} and len(zinc_search(sink.url, index, 3)) == 3, "once"
     row.rerun = "flush again: nothing sent"
     row.passed = True
 

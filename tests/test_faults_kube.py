@@ -26,17 +26,12 @@ from pipelinelib.testing.faults import (
     kube_server,
     kubeconfig_via,
 )
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image, web, write
+from tests.helpers.wait import wait_until
 
 MAX_ATTEMPTS = 5  # KubeClient._request: transient_retry(attempts=5)
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def _reset_some(p: Proxy) -> None:
@@ -149,15 +144,12 @@ def test_a_watch_cut_mid_wait_is_resumed_and_the_rollout_converges(
     cut: list[str] = []
 
     def cut_after_the_deployment_write() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any(w.what == "patch deployments/web" for w in writes.poll()):
-                time.sleep(0.5)  # the wait is watching now
-                with proxy.toxic("reset_peer", timeout=0):
-                    cut.append("reset")
-                    time.sleep(0.3)
-                return
-            time.sleep(0.02)
+        wait_until(lambda: any(w.what == "patch deployments/web" for w in writes.poll()),
+                   120, "the Deployment write", interval=0.02)
+        time.sleep(0.5)  # the wait is watching now
+        with proxy.toxic("reset_peer", timeout=0):
+            cut.append("reset")
+            time.sleep(0.3)  # the fault itself: connections reset for 0.3 s
 
     cutter = threading.Thread(target=cut_after_the_deployment_write, daemon=True)
     cutter.start()
@@ -394,17 +386,14 @@ def test_etcd_paused_briefly_mid_rollout_is_waited_out(cluster, testbed, tmp_pat
     paused: list[bool] = []
 
     def pause_after_the_deployment_write() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any(w.what == "patch deployments/web" for w in writes.poll()):
-                os.kill(etcd, signal.SIGSTOP)
-                try:
-                    paused.append(True)
-                    time.sleep(3)
-                finally:
-                    os.kill(etcd, signal.SIGCONT)
-                return
-            time.sleep(0.02)
+        wait_until(lambda: any(w.what == "patch deployments/web" for w in writes.poll()),
+                   120, "the Deployment write", interval=0.02)
+        os.kill(etcd, signal.SIGSTOP)
+        try:
+            paused.append(True)
+            time.sleep(3)  # the fault itself: etcd paused for 3 s
+        finally:
+            os.kill(etcd, signal.SIGCONT)
 
     pauser = threading.Thread(target=pause_after_the_deployment_write, daemon=True)
     pauser.start()

@@ -27,9 +27,11 @@ from pipelinelib.testing.faults import (
     host_port,
 )
 from pipelinelib.testing.kill import KillHarness, PostgresWrites, Trial
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
+from tests.helpers.wait import wait_until
 
-FIXTURES = Path(__file__).parent / "fixtures" / "migrations" / "app"
+FIXTURES = FIXTURES / "migrations" / "app"
 HISTORY = "pipelinelib_schema_history"  # a constant: the f-strings below are safe
 
 
@@ -123,19 +125,17 @@ def test_postgres_restarted_mid_migration_then_rerun_applies_it_once(
     log.mark()
     restarted: list[bool] = []
 
+    def v4_runs() -> bool:
+        with psycopg.connect(private_postgres.dsn, autocommit=True) as conn:
+            return bool(conn.execute(
+                "select count(*) from pg_stat_activity where datname = %s "
+                "and query like %s and state = 'active'", [name, "%pg_sleep(3)%"]
+            ).fetchone()[0])
+
     def restart_when_v4_runs() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with psycopg.connect(private_postgres.dsn, autocommit=True) as conn:
-                running = conn.execute(
-                    "select count(*) from pg_stat_activity where datname = %s "
-                    "and query like %s and state = 'active'", [name, "%pg_sleep(3)%"]
-                ).fetchone()[0]
-            if running:
-                private_postgres.restart()
-                restarted.append(True)
-                return
-            time.sleep(0.05)
+        wait_until(v4_runs, 120, "V4 to run", interval=0.05)
+        private_postgres.restart()
+        restarted.append(True)
 
     watcher = threading.Thread(target=restart_when_v4_runs, daemon=True)
     watcher.start()

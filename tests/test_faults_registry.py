@@ -19,7 +19,9 @@ import requests
 from pipelinelib.adapters.registry import MANIFEST_TYPES
 from pipelinelib.testing.faults import Proxy, clear_reason, count_retries
 from pipelinelib.testing.kill import KillHarness, RegistryWrites, Write
-from tests.conftest import commit_all, git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all, git
+from tests.helpers.wait import wait_until
 
 
 @pytest.fixture
@@ -168,13 +170,10 @@ def test_registry_restarted_mid_push_then_rerun_converges(
     restarted: list[str] = []
 
     def restart_on_first_upload() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if any("/blobs/uploads" in w.what for w in writes.poll()):
-                private_registry.restart()
-                restarted.append("yes")
-                return
-            time.sleep(0.01)
+        wait_until(lambda: any("/blobs/uploads" in w.what for w in writes.poll()), 300,
+                   "the first blob upload", interval=0.01)
+        private_registry.restart()
+        restarted.append("yes")
 
     watcher = threading.Thread(target=restart_on_first_upload, daemon=True)
     watcher.start()

@@ -13,23 +13,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-
-import pytest
 
 from pipelinelib.kube.lock import PROCESS_ANN, LeaseLost, lease_name, process_stamp
 from pipelinelib.steps.rollout import rollout
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, blue_green_awaiting_swap, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import blue_green_awaiting_swap, image, web, write
+from tests.helpers.wait import wait_until
 
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def _stamp(minutes_ago: float = 0) -> str:
@@ -45,14 +37,6 @@ def _lease(cluster: Cluster, ns: str) -> dict | None:
 def _config_maps(cluster: Cluster, ns: str) -> list[str]:
     return sorted(i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "cm")["items"]
                   if i["metadata"]["name"].startswith("web-config"))
-
-
-def _wait_until(predicate, what: str, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.1)
 
 
 def test_a_rollout_whose_lease_is_stolen_stops_before_its_next_write(cluster):
@@ -71,8 +55,8 @@ def test_a_rollout_whose_lease_is_stolen_stops_before_its_next_write(cluster):
 
     runner = threading.Thread(target=second)
     runner.start()
-    _wait_until(lambda: cluster.json("-n", ns, "get", "deploy", "web")["spec"]["template"]
-                ["spec"]["containers"][0]["image"] == image(2), "v2 applied")
+    wait_until(lambda: cluster.json("-n", ns, "get", "deploy", "web")["spec"]["template"]
+                ["spec"]["containers"][0]["image"] == image(2), 120, "v2 applied")
     lease = _lease(cluster, ns)
     assert lease is not None, "the rollout holds the Lease while it waits"
     lease["spec"].update(holderIdentity="thief #1", renewTime=_stamp(), acquireTime=_stamp(),
@@ -101,7 +85,7 @@ def test_a_rerun_after_sigkill_takes_over_its_dead_holders_lock_at_once(cluster,
     proc = subprocess.Popen([sys.executable, "-m", "pipelinelib", "rollout", str(path),
                              "--app", "web", "-n", ns], env=env, stderr=subprocess.DEVNULL)
     try:
-        _wait_until(lambda: _lease(cluster, ns) is not None, "the first run holds the Lease")
+        wait_until(lambda: _lease(cluster, ns) is not None, 120, "the first run holds the Lease")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -177,7 +161,7 @@ subjects: [{{kind: ServiceAccount, name: pipelinelib-deployer,
         full = cluster.kubectl("auth", "can-i", "create", "deployments", "-n", ns, "--as",
                                DEPLOYER, check=False).strip() == "no"
         return allowed and denied and full
-    _wait_until(effective, "the limited Role is in force")
+    wait_until(effective, 120, "the limited Role is in force")
 
 
 def test_three_services_switch_together_or_all_go_back(cluster, tmp_path):

@@ -18,15 +18,9 @@ from pipelinelib.kube.lock import CONFIRM_S, LeaseLost, lease_name
 from pipelinelib.steps.rollback import rollback
 from pipelinelib.steps.rollout import rollout
 from pipelinelib.steps.swap import swap
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, blue_green_awaiting_swap, image, web
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import blue_green_awaiting_swap, image, web
 
 
 def _stamp() -> str:
@@ -65,7 +59,9 @@ class StealAfterFirstWrite:
                              acquireTime=_stamp(), leaseDurationSeconds=2)
         lease["metadata"]["annotations"] = {"pipelinelib.dev/holder": "rm-mallory (job 9)"}
         self._cluster.kubectl("replace", "-f", "-", stdin=json.dumps(lease))
-        time.sleep(CONFIRM_S + 0.5)  # the run's last confirmation of the Lease is now stale
+        # the pause IS the behaviour under test: the run's last confirmation of the Lease
+        # grows older than CONFIRM_S, so its next write must confirm again and find the thief
+        time.sleep(CONFIRM_S + 0.5)
 
 
 def _lease_gone(cluster: Cluster, ns: str) -> bool:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_all, git, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all, init_repo
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
 # a PNG header, NUL bytes and invalid UTF-8: what a wrong artifact upload looks like
 BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
@@ -79,8 +80,7 @@ def gate_app(tmp_path: Path) -> tuple[Path, str]:
     app.mkdir(parents=True)
     (app / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n")
     shutil.copy(FIX / "openapi" / "v1.yaml", app / "openapi.yaml")
-    git(app.parent, "init", "-q", "-b", "main")
-    return app, commit_all(app, "release 1.4.0")
+    return app, init_repo(app.parent, "release 1.4.0")
 
 
 def run_gate_config(tmp_path: Path, kind: str) -> tuple[object, Path]:

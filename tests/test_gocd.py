@@ -26,9 +26,9 @@ from responses import matchers
 from pipelinelib.adapters.gocd import GoCDClient
 from pipelinelib.errors import BadInput, Refused, StepFailed, Unreachable
 from pipelinelib.secrets import looks_secret
-from tests.fakes import FakeClock
+from tests.helpers.fakes import FakeClock
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GOCD = ROOT / "gocd"
 SCHEMA = json.loads((GOCD / "format-10.schema.json").read_text())
 CONFIGS = sorted(GOCD.glob("*.gocd.yaml"))

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import ROOT
+
 CONFIGS = sorted((ROOT / "gocd").glob("*.gocd.yaml"))
 
 ROOT_KEYS = {"format_version", "pipelines", "environments", "common"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -19,17 +18,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-GROOVY = ROOT / "tests" / "groovy"
-
-
-def _tools() -> str:
-    if not (shutil.which("mvn") and shutil.which("java")):
-        result = subprocess.run([str(GROOVY / "ensure-tools")], capture_output=True, text=True,
-                                check=False)
-        if result.returncode != 0 or not shutil.which("mvn"):
-            pytest.fail(f"Maven/JDK missing and could not be installed: {result.stderr[-2000:]}")
-    return shutil.which("mvn") or "mvn"
+from tests.helpers.groovy import maven
+from tests.helpers.paths import GROOVY, ROOT
 
 
 def _mvn(mvn: str, build_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +32,7 @@ def _mvn(mvn: str, build_dir: Path, *args: str) -> subprocess.CompletedProcess[s
 @pytest.mark.timeout(900)
 def test_groovy_vars_and_jenkinsfiles_pass_jenkins_pipeline_unit(tmp_path: Path) -> None:
     """All JenkinsPipelineUnit tests pass: stage order, failures, no values in sh text."""
-    mvn = _tools()
+    mvn = maven()
     reports = tmp_path / "surefire-reports"
     result = _mvn(mvn, tmp_path, "-o")
     if result.returncode != 0 and "offline" in (result.stdout + result.stderr):

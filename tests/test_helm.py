@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import subprocess
 import threading
@@ -15,23 +14,13 @@ import pytest
 
 from pipelinelib.adapters import helm
 from pipelinelib.envspec.load import parse_environment
-from pipelinelib.envspec.render import LABEL_ENV, render_app
+from pipelinelib.envspec.render import render_app
 from pipelinelib.errors import StepFailed
-from pipelinelib.testing.testbed import parse_exports
+from pipelinelib.kube.labels import ENV_LABEL
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "tests" / "fixtures" / "charts" / "greeter"
 DIGEST = "sha256:" + "c" * 64
-
-
-@pytest.fixture(scope="session")
-def helm_bin() -> str:
-    """The pinned helm, built from the Go module proxy once (testbed/tools/helm)."""
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / "helm")], capture_output=True,
-                         text=True, check=True)
-    path = parse_exports(out.stdout)["PIPELINELIB_HELM"]
-    os.environ["PIPELINELIB_HELM"] = path
-    return path
 
 
 def spec(repository: str, version: str = "1.2.3", root: Path | None = None):
@@ -65,7 +54,7 @@ def check_rendered(docs):
     assert config["data"] == {"GREETING": "bonjour", "CHART": "greeter-1.2.3"}
     for doc in docs:
         assert doc["metadata"]["namespace"] == "greet"
-        assert doc["metadata"]["labels"][LABEL_ENV] == "staging"
+        assert doc["metadata"]["labels"][ENV_LABEL] == "staging"
 
 
 def test_the_pinned_helm_is_built_and_reports_its_version(helm_bin):

@@ -3,16 +3,15 @@ and every field that is not carried over is reported with its reason."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from pipelinelib.envspec.helmsman import convert
 from pipelinelib.envspec.load import load_environment, parse_environment
 from pipelinelib.errors import EXIT_BAD_INPUT
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
 
-HELMSMAN = Path(__file__).resolve().parent / "fixtures" / "envs" / "helmsman"
+HELMSMAN = FIXTURES / "envs" / "helmsman"
 
 
 class AnyVariable(dict):

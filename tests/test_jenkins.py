@@ -41,7 +41,8 @@ from pipelinelib.adapters.jenkins import (
 )
 from pipelinelib.errors import BadInput, Refused, StepFailed, Unreachable
 from pipelinelib.secrets import Secrets
-from tests.fakes import FakeClock
+from tests.helpers.fakes import FakeClock
+from tests.helpers.paths import ROOT
 
 URL = "https://ci.example.org/"
 JOB = "release/promote"
@@ -49,7 +50,6 @@ JOB_URL = URL + "job/release/job/promote/"
 BUILD_URL = JOB_URL + "42/"
 CRUMB = {"_class": "hudson.security.csrf.DefaultCrumbIssuer", "crumb": "c0ffee",
          "crumbRequestField": "Jenkins-Crumb"}
-ROOT = Path(__file__).resolve().parents[1]
 
 
 

@@ -19,6 +19,7 @@ from pipelinelib.ci.reporter import (
 )
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.secrets import Secrets
+from tests.helpers.jenkins_api import respond_as_build
 
 JENKINS = "https://ci.example.org/"
 BUILD = JENKINS + "job/apps/job/hello/17/"
@@ -58,14 +59,7 @@ def test_jenkins_build_description_is_set_once_and_redacted() -> None:
     assert isinstance(reporter, JenkinsReporter)
     assert (reporter.build.job, reporter.build.number) == ("apps/hello", 17)
     assert "jenkins-token-1" in secrets
-    responses.add(responses.GET, JENKINS + "crumbIssuer/api/json",
-                  json={"crumb": "c1", "crumbRequestField": "Jenkins-Crumb"})
-    responses.add(responses.GET, BUILD + "api/json",
-                  json={"number": 17, "url": BUILD, "result": None, "building": True,
-                        "displayName": "#17", "description": None})
-    responses.add(responses.POST, BUILD + "submitDescription", status=302,
-                  headers={"Location": BUILD})
-    responses.add(responses.GET, BUILD, body="")
+    respond_as_build(JENKINS, BUILD, 17, "submitDescription")
 
     actions = reporter.annotate("Failed Deployment to staging: login hunter2-password refused")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import ROOT
+
 JOBS = ROOT / "jenkins" / "jobs"
 PLUGINS = ROOT / "jenkins" / "plugins-info.yaml"
 PARAMETERS = JOBS / "release-parameters.yaml"

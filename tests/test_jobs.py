@@ -11,15 +11,15 @@ import re
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
 
 from pipelinelib.cli import COMMANDS
-from tests.conftest import commit_all, run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import commit_all
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "jobs"
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
 
@@ -32,7 +32,9 @@ def job_script(name: str, *args: str, env: dict[str, str] | None = None):
                           capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize(("script", "command"), [("build", "build"), ("deploy", "rollout")])
+@pytest.mark.parametrize(("script", "command"), [
+    ("build", "build"), ("deploy", "rollout"), ("autoroll", "autoroll"),
+    ("branch_deploy", "branch-deploy")])
 def test_a_job_script_takes_exactly_its_commands_options(script, command):
     job = job_script(script, "--help")
     cli = run_pipeline(command, "--help")

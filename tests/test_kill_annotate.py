@@ -16,8 +16,8 @@ from pipelinelib.records import states
 from pipelinelib.records.audit import read_jsonl
 from pipelinelib.testing.faults import Scenario, count_retries
 from pipelinelib.testing.kill import AppendWrites, GitRefWrites, KillHarness, RecordedWrites
-from tests.conftest import git, run_pipeline
-from tests.test_records import clone, make_origin
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import clone, git, make_origin
 
 DIGEST = "sha256:" + "5c" * 32
 
@@ -138,12 +138,12 @@ class CIServer:
     def __init__(self, kind: str, fault_proxy) -> None:
         self.kind = kind
         if kind == "jenkins":
-            from tests.jenkins_api import JenkinsBuildAPI
+            from tests.helpers.jenkins_api import JenkinsBuildAPI
 
             self.api: Any = JenkinsBuildAPI("ci-bot", CI_TOKEN, "deploy", 31)
             port = self.api.server.server_address[1]
         else:
-            from tests.gocd_agent import GoCDServerAPI
+            from tests.helpers.gocd_agent import GoCDServerAPI
 
             self.api = GoCDServerAPI(CI_TOKEN)
             port = self.api.server.server_address[1]

@@ -29,19 +29,13 @@ from pipelinelib.testing.faults import (
     kubeconfig_via,
 )
 from pipelinelib.testing.kill import KillHarness, KubeAuditWrites, Trial, Write
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image, web, write
 
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"
 LATENCY_MS = 150
 LOCK_TTL = "3"
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 @pytest.fixture
@@ -236,7 +230,7 @@ def test_swap_killed_after_every_write_is_completed_by_the_rerun(cluster, slow_a
 def test_apply_of_several_apps_killed_after_every_write_converges(cluster, slow_api, tmp_path,
                                                                   scenario):
     """`pipeline apply` of an environment of three apps (two priorities), as the deployer."""
-    from tests.test_apply import app, write_env
+    from tests.helpers.envstate import env_app, write_env
 
     def digests(tag: str) -> dict[str, str]:
         import hashlib
@@ -246,11 +240,11 @@ def test_apply_of_several_apps_killed_after_every_write_converges(cluster, slow_
 
     def setup(ns: str) -> list[str]:
         root = tmp_path / ns
-        write_env(root, "staging", ns, app("api", 0) + app("worker", 0) + app("web", 5))
+        write_env(root, "staging", ns, env_app("api", 0) + env_app("worker", 0) + env_app("web", 5))
         run = run_pipeline("apply", "staging", "--repo", str(root), env=cluster.cli_env())
         assert run.returncode == 0, run.stderr[-2000:]
-        write_env(root, "staging", ns, app("api", 0, tag="2.0") + app("worker", 0, tag="2.0")
-                  + app("web", 5, tag="2.0"))
+        write_env(root, "staging", ns, env_app("api", 0, tag="2.0")
+                  + env_app("worker", 0, tag="2.0") + env_app("web", 5, tag="2.0"))
         return ["apply", "staging", "--repo", str(root)]
 
     def verify(ns: str) -> None:

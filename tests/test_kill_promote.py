@@ -14,8 +14,10 @@ import yaml
 from pipelinelib.records.audit import read_jsonl
 from pipelinelib.testing.faults import Scenario, count_retries
 from pipelinelib.testing.kill import AppendWrites, GitRefWrites, KillHarness, Trial
-from tests.conftest import git, run_pipeline
-from tests.fixtures.envs.helpers import ci_env, pin, push_image, state_repo
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import ci_env, pin, state_repo
+from tests.helpers.git import git
+from tests.helpers.registry import push_image
 
 REV = "1" * 40
 

@@ -9,14 +9,7 @@ import yaml
 
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import BadInput, Refused, Unreachable
-from tests.fixtures.manifests.kit import Cluster, image
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.manifests import image
 
 
 def cm(name: str, ns: str, value: str = "1") -> dict:

@@ -14,7 +14,8 @@ from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.secrets import Secrets
 from pipelinelib.steps.rollout import rollout
-from tests.fixtures.manifests.kit import Cluster, web
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import web
 
 
 class Recorder(KubeClient):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pipelinelib.adapters.git_repo import GitRepo
 from pipelinelib.records import states, tags
-from tests.conftest import git, run_pipeline
-from tests.test_records import clone
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import clone, git
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
 DIGEST = "sha256:" + "12" * 32

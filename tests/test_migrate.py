@@ -16,9 +16,10 @@ import psycopg
 import pytest
 
 from pipelinelib.migrate import pending_migrations
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "migrations"
+FIXTURES = FIXTURES / "migrations"
 
 
 @pytest.fixture

@@ -6,15 +6,8 @@ import pytest
 
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.steps.migrate import job_name, run_migration_job
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.manifests import image
 
 
 def test_job_runs_from_the_digest_and_a_rerun_is_unchanged(cluster):

@@ -13,9 +13,10 @@ import pytest
 from pipelinelib.errors import BadInput
 from pipelinelib.migrate import lint_migrations
 from pipelinelib.migrate.files import load_migrations
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "migrations"
+FIXTURES = FIXTURES / "migrations"
 
 
 def write(tmp_path: Path, name: str, sql: str) -> Path:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.migrate.lint import BLOCK, OPT_IN, PHASE_RULES, lint_migrations
+from tests.helpers.paths import FIXTURES
 
-RULES_DIR = Path(__file__).parent / "fixtures" / "migrations" / "squawk-rules"
+RULES_DIR = FIXTURES / "migrations" / "squawk-rules"
 SQUAWK_RULES = sorted(p.name.removesuffix(".violating.sql")
                       for p in RULES_DIR.glob("*.violating.sql"))
 PG_VERSION = {"prefer-repack": "19"}  # squawk checks it for PostgreSQL 19 (REPACK) only

@@ -6,7 +6,6 @@ this replaces."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,8 +14,9 @@ from pipelinelib.errors import BadInput
 from pipelinelib.gate.checklist import check_semver, interface_changes
 from pipelinelib.gate.config import load_config
 from pipelinelib.gate.openapi_diff import breaking_calls, diff_openapi, diff_schema
+from tests.helpers.paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "openapi"
+FIX = FIXTURES / "openapi"
 
 
 def load(name: str) -> dict:

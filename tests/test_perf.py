@@ -3,15 +3,14 @@ examples/hello, reduced to the parts we read) and coach advice."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pipelinelib.errors import BadInput
 from pipelinelib.perf.lighthouse import Budget, check, load_budget, quantity, read_report
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "perf"
+FIX = FIXTURES / "perf"
 
 
 def test_the_real_hello_report_meets_the_budget():

@@ -13,23 +13,20 @@ import json
 import os
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
-from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_exports
 
-ROOT = Path(__file__).resolve().parents[1]
 VERSION = "12.8.2"
 
 
 @pytest.fixture(scope="session")
 def lighthouse() -> tuple[str, str]:
     """(lighthouse cli, chromium) — testbed/tools/lighthouse installs them on first use."""
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / "lighthouse")], capture_output=True,
-                         text=True, check=True)
-    exports = parse_exports(out.stdout)
+    exports = tool_exports("lighthouse")
     return exports["PIPELINELIB_LIGHTHOUSE"], exports["PIPELINELIB_CHROMIUM"]
 
 

@@ -1,6 +1,6 @@
 """`pipeline plan` against the real control plane: creates, no changes, drift, masking, deletes.
 
-The plan runs as the least-privilege deployer (tests/fixtures/envs/kube.py `deployer_env`);
+The plan runs as the least-privilege deployer (tests/helpers/kube.py `deployer_env`);
 kubectl (admin) only puts objects in place.
 
 Objects are put in place the way a previous apply leaves them (the rendered manifests,
@@ -11,50 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from pipelinelib.envspec.load import load_environment
-from pipelinelib.steps.plan import render_all
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.kube import Kubectl, deployer_env
-
-PLANTED = "planted-plan-secret-5c1d"
-
-
-@pytest.fixture(scope="module")
-def kubectl(kube_env) -> Iterator[Kubectl]:
-    k = Kubectl(kube_env)
-    yield k
-    k.cleanup()
-
-
-def write(root: Path, ns: str, replicas: int = 2, tag: str = "1.0", apps: str = "web") -> None:
-    (root / "environments").mkdir(parents=True, exist_ok=True)
-    body = "".join(f"""\
-  {name}:
-    image: {{repository: 127.0.0.1:5001/t/{name}, tag: "{tag}"}}
-    replicas: {replicas}
-    config: {{LOG_LEVEL: info}}
-    env: {{MODE: prod, API_TOKEN: {PLANTED}}}
-    secrets: {{DATABASE_URL: {{secret: db, key: url}}}}
-    ports: [{{name: http, port: 8080}}]
-    dns: [{name}.{ns}.example]
-    resources: {{memory: 64Mi, cpu: 100m}}
-""" for name in apps.split(","))
-    (root / "environments" / "staging.yaml").write_text(
-        "apiVersion: pipelinelib.dev/v1\nkind: Environment\nname: staging\n"
-        f"namespaces: [{ns}]\napps:\n{body}")
-
-
-def put_in_place(kubectl: Kubectl, root: Path) -> None:
-    """Leave the cluster as an apply of the current spec would."""
-    env = load_environment(root / "environments" / "staging.yaml", root=root)
-    docs = [d for ds in render_all(env).values() for d in ds]
-    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                  "items": docs}))
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import PLAN_PLANTED, put_in_place, write_staging
+from tests.helpers.kube import deployer_env
 
 
 def plan(kube_env, root: Path, *extra: str):
@@ -65,7 +26,7 @@ def plan(kube_env, root: Path, *extra: str):
 def test_plan_lists_creates_then_no_changes_once_the_cluster_matches(kube_env, kubectl,
                                                                      tmp_path):
     ns = kubectl.namespace("plan")
-    write(tmp_path, ns)
+    write_staging(tmp_path, ns)
     out = plan(kube_env, tmp_path)
     assert out.returncode == 4, out.stderr[-3000:]
     assert "+ web  (create" in out.stdout and "+ Deployment/web" in out.stdout
@@ -79,12 +40,13 @@ def test_plan_lists_creates_then_no_changes_once_the_cluster_matches(kube_env, k
 
 def test_plan_shows_each_changed_field_with_secrets_masked(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("plan")
-    write(tmp_path, ns)
+    write_staging(tmp_path, ns)
     put_in_place(kubectl, tmp_path)
-    write(tmp_path, ns, replicas=3, tag="2.0")
+    write_staging(tmp_path, ns, replicas=3, tag="2.0")
     text = (tmp_path / "environments" / "staging.yaml").read_text()
     (tmp_path / "environments" / "staging.yaml").write_text(
-        text.replace(PLANTED, PLANTED + "-rotated").replace("memory: 64Mi", "memory: 96Mi"))
+        text.replace(PLAN_PLANTED, PLAN_PLANTED + "-rotated")
+        .replace("memory: 64Mi", "memory: 96Mi"))
     out = plan(kube_env, tmp_path)
     assert out.returncode == 4
     assert "~ Deployment/web replicas: 2 -> 3" in out.stdout
@@ -92,14 +54,14 @@ def test_plan_shows_each_changed_field_with_secrets_masked(kube_env, kubectl, tm
         in out.stdout
     assert "resources.limits.memory: 64Mi -> 96Mi" in out.stdout
     assert "env[API_TOKEN].value: *** -> ***" in out.stdout
-    assert PLANTED not in out.stdout + out.stderr
+    assert PLAN_PLANTED not in out.stdout + out.stderr
     assert "drift" not in out.stdout, "a spec change is not drift"
 
 
 def live_then_changed_by_hand(kubectl, tmp_path) -> str:
     """The spec's objects live in a fresh namespace, then scaled to 5 and MODE=debug by hand."""
     ns = kubectl.namespace("plan")
-    write(tmp_path, ns)
+    write_staging(tmp_path, ns)
     put_in_place(kubectl, tmp_path)
     kubectl("-n", ns, "scale", "deployment", "web", "--replicas=5")
     kubectl("-n", ns, "set", "env", "deployment/web", "MODE=debug")
@@ -119,7 +81,7 @@ def test_plan_detects_drift_made_by_hand(kube_env, kubectl, tmp_path):
 
 def test_drift_and_a_spec_change_on_one_app_are_both_reported(kube_env, kubectl, tmp_path):
     ns = live_then_changed_by_hand(kubectl, tmp_path)
-    write(tmp_path, ns, tag="2.0")
+    write_staging(tmp_path, ns, tag="2.0")
     out = plan(kube_env, tmp_path, "--output", "json")
     assert out.returncode == 4, out.stderr[-2000:]
     data = json.loads(out.stdout)
@@ -140,9 +102,9 @@ def test_drift_and_a_spec_change_on_one_app_are_both_reported(kube_env, kubectl,
 
 def test_an_app_removed_from_the_spec_is_planned_for_deletion(kube_env, kubectl, tmp_path):
     ns = kubectl.namespace("plan")
-    write(tmp_path, ns, apps="web,old")
+    write_staging(tmp_path, ns, apps="web,old")
     put_in_place(kubectl, tmp_path)
-    write(tmp_path, ns, apps="web")
+    write_staging(tmp_path, ns, apps="web")
     out = plan(kube_env, tmp_path, "--output", "json")
     assert out.returncode == 4
     old = next(a for a in json.loads(out.stdout)["apps"] if a["app"] == "old")
@@ -153,7 +115,7 @@ def test_an_app_removed_from_the_spec_is_planned_for_deletion(kube_env, kubectl,
 
 
 def test_plan_against_an_unreachable_cluster_exits_3(tmp_path):
-    write(tmp_path, "nowhere")
+    write_staging(tmp_path, "nowhere")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("""\
 apiVersion: v1

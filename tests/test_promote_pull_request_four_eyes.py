@@ -12,12 +12,11 @@ import pytest
 from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.trust import NS_PROMOTION, sign
-from tests.conftest import run_pipeline
-from tests.fixtures.envs.helpers import ci_env
-from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
-from tests.fixtures.trust import make_trust
-from tests.test_enforce import signed  # noqa: F401
-from tests.test_promote_pull_request import deployed_image, open_pr, spec, world  # noqa: F401
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import ci_env
+from tests.helpers.git import git
+from tests.helpers.pull_request import PullRequestWorld, deployed_image, open_pr, spec, spec_digest
+from tests.helpers.trust import make_trust
 
 TRUSTED_POLICY = """\
 groups:
@@ -32,21 +31,21 @@ environments:
 
 
 @pytest.fixture
-def trusted(world, tmp_path: Path):  # noqa: F811
-    """``world`` plus a trust root whose signed policy makes preprod four-eyes and names
+def trusted(pr_world, tmp_path: Path):
+    """``pr_world`` plus a trust root whose signed policy makes preprod four-eyes and names
     this Gitea as a review source."""
-    server = world.env["PIPELINELIB_GITEA_URL"]
+    server = pr_world.env["PIPELINELIB_GITEA_URL"]
     trust = make_trust(tmp_path / "t", TRUSTED_POLICY.format(server=server),
                        people=("alice", "bob", "carol"))
-    return world, trust
+    return pr_world, trust
 
 
-def promoted_on_master(w: GiteaWorld, trust, tag: str, promoter: str) -> None:
+def promoted_on_master(w: PullRequestWorld, trust, tag: str, promoter: str) -> None:
     """Master gets the new spec and the promotion record signed by ``promoter``'s key
     (what `pipeline promote --to preprod` writes)."""
     git(w.clone, "pull", "-q", "--rebase", "origin", "master")
     path = w.clone / "environments" / "preprod.yaml"
-    path.write_text(spec(w.namespace, tag))  # type: ignore[attr-defined]
+    path.write_text(spec(w.namespace, tag))
     app = load_environment(environment_path(w.clone, "preprod"), root=w.clone).apps["api"]
     record = approvals.PromotionRecord(env="preprod", app="api", digest=app.image.digest,
                                        fingerprint=app.fingerprint(), promoted_by=promoter,
@@ -58,8 +57,8 @@ def promoted_on_master(w: GiteaWorld, trust, tag: str, promoter: str) -> None:
     git(w.clone, "push", "-q", "origin", "master")
 
 
-def promote(w: GiteaWorld, trust, user: str):
-    env = {**w.kube_env, **ci_env(user), **w.ci_env(), **trust.env()}  # type: ignore
+def promote(w: PullRequestWorld, trust, user: str):
+    env = {**w.kube_env, **ci_env(user), **w.ci_env(), **trust.env()}
     return run_pipeline("promote", "--to", "preprod", "--via-pull-request", "--repo", w.url,
                         "--branch", "master", env=env)
 
@@ -77,7 +76,7 @@ def test_a_review_by_another_release_manager_is_the_four_eyes_approval(trusted):
     merged = w.client.pull_request(w.owner, w.name, pr.number)
     assert merged.merged
     image = deployed_image(w)
-    digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+    digest = spec_digest("1.1")
     assert image is not None and digest in image
     status = w.client.statuses(w.owner, w.name, merged.merge_commit)["pipelinelib/preprod"]
     assert status.state == "success" and "approved by bob" in status.description
@@ -116,18 +115,18 @@ def test_a_review_by_the_promoter_or_from_an_untrusted_server_does_not_deploy(tr
     assert deployed_image(w) is None
 
 
-# --- the rule itself, on the signed fixtures of test_enforce (no server needed) ------------
+# --- the rule itself, on the `signed` fixture (tests/helpers/trust.py; no server needed) -----
 
-def test_enforce_counts_a_review_only_from_a_named_server_on_the_deployed_merge(signed):  # noqa: F811
+def test_enforce_counts_a_review_only_from_a_named_server_on_the_deployed_merge(signed):
     from pipelinelib.errors import Refused
     from pipelinelib.promotion.enforce import enforce
     from pipelinelib.promotion.review_approval import ReviewApproval, ReviewVerdict
-    from tests.conftest import git as run_git
-    from tests.test_enforce import POLICY, _ctx, _write
+    from tests.helpers.trust import TRUST_POLICY, release_ctx, write_signed
 
     trust, clone, env = signed
-    _write(clone, env, "rm-alice", "jenkins", None, None, trust)  # promoted, no signed approval
-    head = run_git(clone, "rev-parse", "HEAD")
+    # promoted, no signed approval
+    write_signed(clone, env, "rm-alice", "jenkins", None, None, trust)
+    head = git(clone, "rev-parse", "HEAD")
     server = "https://git.example.org"
 
     def review(*approvers: str, commit: str = head, at: str = server) -> ReviewApproval:
@@ -136,19 +135,19 @@ def test_enforce_counts_a_review_only_from_a_named_server_on_the_deployed_merge(
 
     def refusal(r: ReviewApproval) -> str:
         with pytest.raises(Refused) as caught:
-            enforce(_ctx(), env, ["api"], review=r)
+            enforce(release_ctx(), env, ["api"], review=r)
         return caught.value.message
 
     assert "names no such review_sources" in refusal(review("rm-bob"))
-    trust.write_policy(POLICY + f"review_sources: [{server}/]\n")
-    [verified] = enforce(_ctx(), env, ["api"], review=review("rm-bob"))
+    trust.write_policy(TRUST_POLICY + f"review_sources: [{server}/]\n")
+    [verified] = enforce(release_ctx(), env, ["api"], review=review("rm-bob"))
     assert (verified.promoted_by, verified.approved_by) == ("rm-alice", "rm-bob")
     assert "cannot approve their own change" in refusal(review("rm-alice"))
     assert "does not hold the approve role" in refusal(review("qa-quinn"))
     assert "is being deployed" in refusal(review("rm-bob", commit="0" * 40))
     assert "names no such review_sources" in refusal(review("rm-bob", at="https://evil.example"))
     assert "is not approved" in refusal(review())
-    [both] = enforce(_ctx(), env, ["api"], review=review("rm-alice", "rm-bob"))
+    [both] = enforce(release_ctx(), env, ["api"], review=review("rm-alice", "rm-bob"))
     assert both.approved_by == "rm-bob"
 
 

@@ -23,17 +23,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.envs.helpers import ci_env
-from tests.fixtures.gitea import GiteaWorld, gitea_env  # noqa: F401
-from tests.test_promote_pull_request import (
+from tests.helpers.envstate import ci_env
+from tests.helpers.pull_request import (
+    PullRequestWorld,
     change_master,
     deployed_image,
     drop_world,
-    make_world,
+    make_pr_world,
     open_pr,
-    spec,
+    spec_digest,
 )
-from tests.test_queue_kill_speculative import statuses_of
+from tests.helpers.queue import statuses_of
 
 CRASHER = """
 import json, os, sys
@@ -82,8 +82,9 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
-def run(w: GiteaWorld, user: str, crash_at: int, journal: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PIPELINE_LOG_FORMAT": "json", **w.kube_env,  # type: ignore
+def run(w: PullRequestWorld, user: str, crash_at: int,
+        journal: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PIPELINE_LOG_FORMAT": "json", **w.kube_env,
            **ci_env(user), **w.ci_env(), "PIPELINE_AUDIT_FILE": str(w.audit),  # type: ignore
            "PIPELINE_AUDIT_SPOOL": str(w.audit.parent / "spool")}  # type: ignore
     return subprocess.run([sys.executable, "-c", CRASHER, str(crash_at), str(journal),
@@ -92,7 +93,7 @@ def run(w: GiteaWorld, user: str, crash_at: int, journal: Path) -> subprocess.Co
                           check=False, timeout=600)
 
 
-def review(w: GiteaWorld) -> None:
+def review(w: PullRequestWorld) -> None:
     pr = open_pr(w)
     assert pr is not None
     if not any(r.user == "bob" for r in w.client.reviews(w.owner, w.name, pr.number)):
@@ -100,20 +101,20 @@ def review(w: GiteaWorld) -> None:
                                        commit=pr.head_sha)
 
 
-def fresh(gitea_env, kube_env, base: Path) -> GiteaWorld:  # noqa: F811
+def fresh(gitea_env, kube_env, base: Path) -> PullRequestWorld:
     base.mkdir(parents=True)
-    w = make_world(gitea_env, kube_env, base, prefix="prkill")
+    w = make_pr_world(gitea_env, kube_env, base, prefix="prkill")
     w.audit = base / "audit.jsonl"  # type: ignore[attr-defined]
     change_master(w, "1.1")
     return w
 
 
-def converged(w: GiteaWorld) -> None:
+def converged(w: PullRequestWorld) -> None:
     assert open_pr(w) is None
     merged = [pr for pr in w.client.pull_requests(w.owner, w.name, "closed") if pr.merged]
     assert len(merged) == 1, "one promotion pull request"
     image = deployed_image(w)
-    digest = spec(w.namespace, "1.1").split('digest: "')[1].split('"')[0]  # type: ignore
+    digest = spec_digest("1.1")
     assert image is not None and digest in image
     results = statuses_of(w, merged[0].merge_commit, "pipelinelib/preprod")
     assert results.count("success") == 1 and "failure" not in results, results
@@ -126,7 +127,7 @@ def converged(w: GiteaWorld) -> None:
 
 @pytest.mark.slow
 def test_pull_request_promotion_killed_after_any_write_a_rerun_converges(
-        gitea_env, kube_env, tmp_path):  # noqa: F811
+        gitea_env, kube_env, tmp_path):
     w = fresh(gitea_env, kube_env, tmp_path / "reference")
     try:
         first = run(w, "alice", 0, tmp_path / "reference-a.jsonl")

@@ -9,7 +9,7 @@ import pytest
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.errors import BadInput, Refused
 from pipelinelib.promotion.policy import identity, load_policy
-from tests.fixtures.envs.helpers import EXAMPLE_STATE
+from tests.helpers.paths import EXAMPLE_STATE
 
 
 def test_the_example_policy_grants_roles_through_groups_and_denies_by_default():

@@ -3,97 +3,33 @@ failed, continual rebasing, a developer's concurrent push, one runner at a time.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from pipelinelib.adapters.git_repo import GitRepo
-from pipelinelib.records import states
-from tests.conftest import run_pipeline
-from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
-
-CHECK_ENV = {"pipeline": ["env", "{workdir}/release.env"]}
-
-
-def queue_config(deploy_log: Path, check: list | None = None) -> dict:
-    return {"environment": "live",
-            "check": check or [CHECK_ENV],
-            "deploy": [{"run": ["sh", "-c", f'echo "$0 $1" >> {deploy_log}', "{branch}",
-                                "{commit}"]}]}
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import git, git_ok
+from tests.helpers.queue import (
+    QueueWorld,
+    branch,
+    deployment_tags,
+    mark,
+    master_log,
+    move_master,
+    note_of,
+    queue,
+    queue_config,
+    seed_queue,
+)
 
 
 @pytest.fixture
-def world(gitea_env, tmp_path: Path):  # noqa: F811
-    w = GiteaWorld.create(gitea_env, tmp_path, "queue")
-    w.deploy_log = tmp_path / "deploys.log"  # type: ignore[attr-defined]
-    (w.clone / ".pipeline").mkdir()
-    (w.clone / ".pipeline" / "queue.yaml").write_text(
-        yaml.safe_dump(queue_config(w.deploy_log)))  # type: ignore[attr-defined]
-    (w.clone / "release.env").write_text("APP=hello\n")
-    (w.clone / "shared.txt").write_text("base\n")
-    git(w.clone, "add", "-A")
-    git(w.clone, "commit", "-q", "-m", "base")
-    git(w.clone, "push", "-q", "origin", "master")
+def world(gitea_env, tmp_path: Path):
+    w = QueueWorld.create(gitea_env, tmp_path, "queue")
+    w.deploy_log = tmp_path / "deploys.log"
+    seed_queue(w, queue_config(w.deploy_log), {"shared.txt": "base\n"})
     yield w
     w.delete()
-
-
-def branch(w: GiteaWorld, name: str, files: dict[str, str], base: str = "master") -> str:
-    git(w.clone, "checkout", "-q", "-B", name, f"origin/{base}" if base == "master" else base)
-    for path, text in files.items():
-        (w.clone / path).write_text(text)
-    git(w.clone, "add", "-A")
-    git(w.clone, "commit", "-q", "-m", f"{name}: change")
-    git(w.clone, "push", "-q", "-f", "origin", name)
-    return git(w.clone, "rev-parse", "HEAD").stdout.strip()
-
-
-def move_master(w: GiteaWorld, files: dict[str, str]) -> str:
-    git(w.clone, "fetch", "-q", "origin")
-    git(w.clone, "checkout", "-q", "-B", "master", "origin/master")
-    for path, text in files.items():
-        (w.clone / path).write_text(text)
-    git(w.clone, "add", "-A")
-    git(w.clone, "commit", "-q", "-m", "master moves")
-    git(w.clone, "push", "-q", "origin", "master")
-    return git(w.clone, "rev-parse", "HEAD").stdout.strip()
-
-
-def mark(w: GiteaWorld, commit: str, state: str) -> None:
-    """What `pipeline state set` does (same records code), in-process to keep tests short."""
-    repo = GitRepo.open(w.clone)
-    states.set_state(repo, commit, {"state": state, "time": _now(), "actor": "dev"})
-    time.sleep(1.05)  # note times have second resolution: keep "became deployable" ordered
-
-
-def _now() -> str:
-    from pipelinelib.records import format as fmt
-
-    return fmt.utc_now()
-
-
-def note_of(w: GiteaWorld, commit: str) -> states.Note:
-    repo = GitRepo.open(w.clone)
-    states.fetch_notes(repo)
-    return states.read_note(repo, commit)
-
-
-def queue(w: GiteaWorld, *args: str):
-    return run_pipeline("queue", "--repo", w.url, "--lock-ttl", "10", *args, env=w.ci_env())
-
-
-def master_log(w: GiteaWorld) -> list[str]:
-    git(w.clone, "fetch", "-q", "origin", "--tags", "--force")
-    return git(w.clone, "log", "--format=%s", "origin/master").stdout.split("\n")
-
-
-def deployment_tags(w: GiteaWorld) -> dict[str, str]:
-    git(w.clone, "fetch", "-q", "origin", "--tags", "--force")
-    out = git(w.clone, "for-each-ref", "--format=%(refname:strip=2) %(*objectname)",
-              "refs/tags/deployment-*").stdout.split("\n")
-    return dict(line.split() for line in out if line.strip())
 
 
 def test_queue_deploys_in_the_order_refspecs_became_deployable_and_records_each(world):
@@ -106,7 +42,7 @@ def test_queue_deploys_in_the_order_refspecs_became_deployable_and_records_each(
     out = queue(w)
     assert out.returncode == 0, out.stderr[-3000:]
     assert master_log(w)[:3] == ["bravo: change", "alpha: change", "charlie: change"]
-    deploys = w.deploy_log.read_text().split("\n")  # type: ignore[attr-defined]
+    deploys = w.deploy_log.read_text().split("\n")
     assert [line.split()[0] for line in deploys if line] == ["charlie", "alpha", "bravo"]
     tags = deployment_tags(w)
     assert sorted(tags) == ["deployment-0001", "deployment-0002", "deployment-0003"]
@@ -176,8 +112,8 @@ def test_master_moving_rebases_deployable_and_staged_refspecs_with_a_lease(world
     rebased = w.remote_sha("refs/heads/staged-work")
     assert rebased != staged
     git(w.clone, "fetch", "-q", "origin")
-    assert git(w.clone, "merge-base", "--is-ancestor", master, rebased, check=False
-               ).returncode == 0, "rebased onto the new master"
+    assert git_ok(w.clone, "merge-base", "--is-ancestor", master, rebased), \
+        "rebased onto the new master"
     note = note_of(w, rebased)
     assert note.state == "staged" and "rebased onto" in note.fields["reason"]
     assert w.remote_sha("refs/heads/dev-work") == dev, "development refspecs are not touched"
@@ -209,7 +145,7 @@ def test_a_developers_concurrent_push_is_never_overwritten(world, tmp_path):
     (w.clone / "racy.txt").write_text("2\n")
     git(w.clone, "commit", "-q", "-am", "racy: more")
     git(w.clone, "push", "-q", "origin", "racy")
-    theirs = git(w.clone, "rev-parse", "HEAD").stdout.strip()
+    theirs = git(w.clone, "rev-parse", "HEAD")
 
     assert runner._push_rebased(cand, rebased.commit, ws.tip("master")) is False
     assert w.remote_sha("refs/heads/racy") == theirs, "the developer's push survives"

@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 
 from pipelinelib.cli import build_parser
-from tests.fixtures.gitea import GiteaWorld, admin_client, git, gitea_env  # noqa: F401
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.git import git
+from tests.helpers.gitea import GiteaWorld, admin_client
+from tests.helpers.paths import ROOT
 
 
 def test_the_queue_jobs_render_with_jenkins_job_builder(tmp_path: Path) -> None:
@@ -62,12 +62,13 @@ def test_the_gocd_pipelines_run_the_queue_and_the_pull_request_promotion() -> No
 
 
 def test_the_gocd_queue_pipeline_runs_the_queue_on_an_agent(
-        gitea_env, tmp_path: Path) -> None:  # noqa: F811
-    """gocd/queue.gocd.yaml's hello-queue, run by the GoCD agent harness (tests/gocd_agent.py)
-    against the real git server: the material is checked out, the task runs `pipeline queue`
-    with the repository from PIPELINE_APP_REPO and the token from the secret store."""
-    from tests.gocd_agent import GoCDAgent, load_pipelines, pipeline_env_for_test
-    from tests.test_queue import branch, deployment_tags, mark, queue_config
+        gitea_env, tmp_path: Path) -> None:
+    """gocd/queue.gocd.yaml's hello-queue, run by the GoCD agent harness
+    (tests/helpers/gocd_agent.py) against the real git server: the material is checked out,
+    the task runs `pipeline queue` with the repository from PIPELINE_APP_REPO and the token
+    from the secret store."""
+    from tests.helpers.gocd_agent import GoCDAgent, load_pipelines, pipeline_env_for_test
+    from tests.helpers.queue import branch, deployment_tags, mark, queue_config
 
     w = GiteaWorld.create(gitea_env, tmp_path / "repo", "gocd")
     try:

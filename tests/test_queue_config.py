@@ -8,7 +8,7 @@ import pytest
 
 from pipelinelib.errors import BadInput
 from pipelinelib.queue.config import parse_config
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
 
 
 def test_every_problem_of_a_bad_configuration_is_reported_at_once() -> None:

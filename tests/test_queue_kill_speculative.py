@@ -12,36 +12,22 @@ exactly one deployment tag names each refspec.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_pipeline
-from tests.fixtures.gitea import GiteaWorld, gitea_env  # noqa: F401
-from tests.test_queue import deployment_tags
-from tests.test_queue_kill import CRASHER, converged, make_world
+from tests.helpers.cli import run_pipeline
+from tests.helpers.gitea import GiteaWorld
+from tests.helpers.queue import (
+    CRASHER,
+    converged,
+    deployment_tags,
+    make_kill_world,
+    run_crasher,
+    statuses_of,
+)
 
 WINDOW = 2
 SPECULATIVE_CRASHER = CRASHER.replace("lock_ttl_s=5,", f"lock_ttl_s=5, window={WINDOW},")
-
-
-def crash_run(w: GiteaWorld, at: int, journal: Path) -> int:
-    proc = subprocess.run([sys.executable, "-c", SPECULATIVE_CRASHER, w.url, str(at),
-                           str(journal)], env={**os.environ, **w.ci_env()},
-                          capture_output=True, text=True, check=False, timeout=600)
-    return proc.returncode
-
-
-def statuses_of(w: GiteaWorld, sha: str, context: str) -> list[str]:
-    """Every status ``context`` ever got on ``sha`` (the server keeps them all)."""
-    response = w.client.session.get(
-        f"{w.client.url}/api/v1/repos/{w.owner}/{w.name}/statuses/{sha}?limit=50", timeout=30)
-    response.raise_for_status()
-    return [d.get("status") or d.get("state") for d in response.json()
-            if d.get("context") == context]
 
 
 def nothing_duplicated(w: GiteaWorld) -> None:
@@ -52,12 +38,12 @@ def nothing_duplicated(w: GiteaWorld) -> None:
 
 
 @pytest.mark.slow
-def test_speculative_queue_killed_after_any_write_a_rerun_converges(gitea_env, tmp_path):  # noqa: F811
+def test_speculative_queue_killed_after_any_write_a_rerun_converges(gitea_env, tmp_path):
     assert f"window={WINDOW}" in SPECULATIVE_CRASHER, "the crasher runs the speculative path"
-    w = make_world(gitea_env, tmp_path / "reference")
+    w = make_kill_world(gitea_env, tmp_path / "reference")
     journal = tmp_path / "reference.jsonl"
     try:
-        assert crash_run(w, 0, journal) == 0
+        assert run_crasher(w, SPECULATIVE_CRASHER, 0, journal) == 0
         writes = [json.loads(line) for line in journal.read_text().splitlines()]
         converged(w)
         nothing_duplicated(w)
@@ -67,10 +53,11 @@ def test_speculative_queue_killed_after_any_write_a_rerun_converges(gitea_env, t
     print(f"{len(writes)} kill points: {writes}")
 
     for at in range(1, len(writes) + 1):
-        w = make_world(gitea_env, tmp_path / f"trial-{at}")
+        w = make_kill_world(gitea_env, tmp_path / f"trial-{at}")
         try:
             before = w.remote_sha("refs/heads/master")
-            assert crash_run(w, at, tmp_path / f"trial-{at}.jsonl") == 137, f"trial {at}"
+            trial = tmp_path / f"trial-{at}.jsonl"
+            assert run_crasher(w, SPECULATIVE_CRASHER, at, trial) == 137, f"trial {at}"
             master = w.remote_sha("refs/heads/master")
             assert master == before or master in deployment_tags(w).values(), \
                 f"killed after {writes[at - 1]!r}: master moved without its deployment record"

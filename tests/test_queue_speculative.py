@@ -9,16 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.fixtures.gitea import GiteaWorld, git, gitea_env  # noqa: F401
-from tests.test_queue import CHECK_ENV, branch, deployment_tags, mark, note_of, queue
+from tests.helpers.git import git
+from tests.helpers.gitea import GiteaWorld
+from tests.helpers.queue import CHECK_ENV, branch, deployment_tags, mark, note_of, queue, seed_queue
 
 # (no literal braces: stage arguments are templates with {workdir}-style placeholders)
 GATE = """
 import json, sys, time
 start = time.time()
-time.sleep(float(sys.argv[3]))
+time.sleep(float(sys.argv[3]))  # the gate's work: its duration is what overlaps
 with open(sys.argv[1], "a") as f:
     f.write(json.dumps(dict(branch=sys.argv[2], start=start, end=time.time(),
                             files=sorted(__import__("os").listdir(".")))) + "\\n")
@@ -27,7 +27,7 @@ sys.exit(1 if __import__("os").path.exists("fail.txt") else 0)
 
 
 @pytest.fixture
-def world(gitea_env, tmp_path: Path):  # noqa: F811
+def world(gitea_env, tmp_path: Path):
     w = GiteaWorld.create(gitea_env, tmp_path, "spec")
     gates = tmp_path / "gates.jsonl"
     deploys = tmp_path / "deploys.log"
@@ -35,12 +35,7 @@ def world(gitea_env, tmp_path: Path):  # noqa: F811
               "check": [CHECK_ENV, {"run": ["python3", "-c", GATE, str(gates), "{branch}",
                                             "4"]}],
               "deploy": [{"run": ["sh", "-c", f'echo "$0" >> {deploys}', "{branch}"]}]}
-    (w.clone / ".pipeline").mkdir()
-    (w.clone / ".pipeline" / "queue.yaml").write_text(yaml.safe_dump(config))
-    (w.clone / "release.env").write_text("APP=hello\n")
-    git(w.clone, "add", "-A")
-    git(w.clone, "commit", "-q", "-m", "base")
-    git(w.clone, "push", "-q", "origin", "master")
+    seed_queue(w, config)
     w.gates, w.deploys = gates, deploys  # type: ignore[attr-defined]
     yield w
     w.delete()
@@ -63,7 +58,7 @@ def test_speculative_checks_overlap_deploys_stay_in_order_and_a_failure_is_eject
     tags = deployment_tags(w)
     assert sorted(tags) == ["deployment-0001", "deployment-0002", "deployment-0003"]
     git(w.clone, "fetch", "-q", "origin")
-    subjects = git(w.clone, "log", "-3", "--format=%s", "origin/master").stdout.splitlines()
+    subjects = git(w.clone, "log", "-3", "--format=%s", "origin/master").splitlines()
     assert subjects == ["d: change", "c: change", "a: change"]
     assert note_of(w, w.remote_sha("refs/heads/b")).fields["annotation"] == "Failed Deployment"
 

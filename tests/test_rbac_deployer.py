@@ -7,14 +7,11 @@ enforcement) run as this identity; kubectl (admin) only sets up and verifies.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import yaml
 
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.kube import Cluster
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"
 WRITE = ["create", "delete", "get", "list", "patch", "update", "watch"]
 READ = ["get", "list", "watch"]
@@ -65,13 +62,6 @@ def test_the_shipped_role_grants_exactly_the_listed_verbs_and_resources():
     assert _rules("ClusterRole", "pipelinelib-deployer") == {
         k: sorted(v) for k, v in NEEDED.items()}
     assert _rules("ClusterRole", "pipelinelib-deployer-namespaces") == CLUSTER_WIDE
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 def _can(cluster: Cluster, verb: str, resource: str, namespace: str | None = None) -> bool:

@@ -18,29 +18,26 @@ import requests
 
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollout import rollout
-from tests.realnode import (  # noqa: F401  (env, image, cluster are fixtures)
+from tests.helpers.realnode import (
     PORT,
     UNKNOWN_DIGEST,
     app,
-    build_hello,
-    cluster,
-    delete_image,
-    env,
     http_get,
-    image,
     pods_of,
-    pull_secret,
     regcred,
     serve,
 )
+from tests.helpers.wait import wait_until
 
+# what a pod or Service still settling raises while a test polls it
+SETTLING = (AssertionError, requests.RequestException, KeyError)
 READY_FILE = {"exec": {"command": ["/bin/cat", "/tmp/ready"]}, "periodSeconds": 1}
 
 
-def fails(cluster, docs, timeout: float = 120) -> StepFailed:
-    ns = cluster.namespace("rn")
+def fails(node_cluster, docs, timeout: float = 120) -> StepFailed:
+    ns = node_cluster.namespace("rn")
     with pytest.raises(StepFailed) as failed:
-        rollout(cluster.ctx("web"), docs, app="web", namespace=ns, timeout=timeout)
+        rollout(node_cluster.ctx("web"), docs, app="web", namespace=ns, timeout=timeout)
     return failed.value
 
 
@@ -50,68 +47,71 @@ def serve_www() -> list[str]:
 
 
 def test_the_built_image_is_pulled_by_digest_through_a_pull_secret_and_serves(
-        cluster, env, image):
-    ns = cluster.namespace("rn")
-    result = rollout(cluster.ctx("web"), app("web", image, command=serve_www(),
-                                             extra=[regcred(env)]),
+        node_cluster, node_env, node_image):
+    ns = node_cluster.namespace("rn")
+    result = rollout(node_cluster.ctx("web"), app("web", node_image, command=serve_www(),
+                                                  extra=[regcred(node_env)]),
                      app="web", namespace=ns, timeout=120)
     assert result.changed
-    [pod] = pods_of(cluster, ns, "web")
-    assert pod["spec"]["nodeName"] == env["PIPELINELIB_REAL_NODE"]
+    [pod] = pods_of(node_cluster, ns, "web")
+    assert pod["spec"]["nodeName"] == node_env["PIPELINELIB_REAL_NODE"]
     status = pod["status"]["containerStatuses"][0]
-    assert status["ready"] and status["imageID"].endswith(image.split("@", 1)[1])
+    assert status["ready"] and status["imageID"].endswith(node_image.split("@", 1)[1])
     assert http_get(pod["status"]["podIP"], "/version.txt") == "version 1.0.0\n"
-    logs = cluster.kubectl("-n", ns, "logs", pod["metadata"]["name"])
+    logs = node_cluster.kubectl("-n", ns, "logs", pod["metadata"]["name"])
     assert "serving /www on :18080" in logs, "the apiserver reaches the kubelet for logs"
 
 
 @pytest.mark.parametrize("case", ["wrong-password", "no-secret"])
-def test_a_pull_the_registry_refuses_fails_with_its_401(cluster, env, image, case):
-    docs = (app("web", image, extra=[regcred(env, "wrong-password-1")])
-            if case == "wrong-password" else app("web", image, pull_secret_name=None))
-    error = fails(cluster, docs)
+def test_a_pull_the_registry_refuses_fails_with_its_401(node_cluster, node_env, node_image, case):
+    docs = (app("web", node_image, extra=[regcred(node_env, "wrong-password-1")])
+            if case == "wrong-password" else app("web", node_image, pull_secret_name=None))
+    error = fails(node_cluster, docs)
     text = error.one_line()
     assert "ErrImagePull" in text or "ImagePullBackOff" in text, text
     assert "401 Unauthorized" in text, text
     assert "wrong-password-1" not in text + "\n".join(error.evidence)
 
 
-def test_an_unknown_digest_fails_with_not_found(cluster, env, image):
-    unknown = image.split("@", 1)[0] + "@" + UNKNOWN_DIGEST
-    error = fails(cluster, app("web", unknown, extra=[regcred(env)]))
+def test_an_unknown_digest_fails_with_not_found(node_cluster, node_env, node_image):
+    unknown = node_image.split("@", 1)[0] + "@" + UNKNOWN_DIGEST
+    error = fails(node_cluster, app("web", unknown, extra=[regcred(node_env)]))
     text = error.one_line()
     assert "ErrImagePull" in text or "ImagePullBackOff" in text, text
     assert f"{UNKNOWN_DIGEST}: not found" in text, text
 
 
-def test_a_crash_loop_fails_with_the_exit_code_and_the_last_log_lines(cluster, env, image):
+def test_a_crash_loop_fails_with_the_exit_code_and_the_last_log_lines(
+        node_cluster, node_env, node_image):
     crash = ["/bin/sh", "-c", "echo starting; echo 'fatal: cannot open /data/db' >&2; exit 3"]
-    error = fails(cluster, app("web", image, command=crash, readiness={}, min_ready_seconds=5,
-                               extra=[regcred(env)]))
+    error = fails(node_cluster, app("web", node_image, command=crash, readiness={},
+                                    min_ready_seconds=5, extra=[regcred(node_env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "last exit code 3 (Error)" in text, text
     assert "fatal: cannot open /data/db" in text, text
     assert "rolled back: first deploy" in text
 
 
-def test_a_container_that_restarts_once_and_stays_up_does_not_fail(cluster, env, image):
+def test_a_container_that_restarts_once_and_stays_up_does_not_fail(
+        node_cluster, node_env, node_image):
     once = ["/bin/sh", "-c", "if [ ! -e /state/started ]; then touch /state/started; "
             "echo 'database not ready yet' >&2; exit 1; fi; " + serve()[2]]
-    ns = cluster.namespace("rn")
-    result = rollout(cluster.ctx("web"), app("web", image, command=once, volumes=True,
-                                             extra=[regcred(env)]),
+    ns = node_cluster.namespace("rn")
+    result = rollout(node_cluster.ctx("web"), app("web", node_image, command=once, volumes=True,
+                                                  extra=[regcred(node_env)]),
                      app="web", namespace=ns, timeout=120)
     assert result.changed
-    [pod] = pods_of(cluster, ns, "web")
+    [pod] = pods_of(node_cluster, ns, "web")
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
     assert http_get(pod["status"]["podIP"]) == "hello\n"
 
 
 def test_a_readiness_probe_that_never_passes_fails_at_the_deadline_naming_it(
-        cluster, env, image):
+        node_cluster, node_env, node_image):
     probe = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
     started = time.monotonic()
-    error = fails(cluster, app("web", image, readiness=probe, extra=[regcred(env)]), timeout=20)
+    error = fails(node_cluster, app("web", node_image, readiness=probe,
+                                    extra=[regcred(node_env)]), timeout=20)
     assert time.monotonic() - started >= 20, "not before the deadline"
     text = error.one_line()
     assert "ReadinessTimeout" in text and "not ready after 20s" in text, text
@@ -119,62 +119,67 @@ def test_a_readiness_probe_that_never_passes_fails_at_the_deadline_naming_it(
     assert "last failure: Readiness probe failed: HTTP probe failed with statuscode: 404" in text
 
 
-def test_a_liveness_probe_that_kills_the_container_reports_the_restarts(cluster, env, image):
+def test_a_liveness_probe_that_kills_the_container_reports_the_restarts(
+        node_cluster, node_env, node_image):
     probe = {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
     slow = ["/bin/sh", "-c", "sleep 5; touch /tmp/ready; exec sleep 3600"]
-    error = fails(cluster, app("web", image, command=slow, readiness=READY_FILE, liveness=probe,
-                               extra=[regcred(env)]))
+    error = fails(node_cluster, app("web", node_image, command=slow, readiness=READY_FILE,
+                                    liveness=probe, extra=[regcred(node_env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "2 restarts" in text, text
     assert "Liveness probe failed" in "\n".join(error.evidence)
 
 
-def test_a_missing_config_key_fails_with_create_container_config_error(cluster, env, image):
+def test_a_missing_config_key_fails_with_create_container_config_error(
+        node_cluster, node_env, node_image):
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
               "data": {"GREETING": "hi"}}
-    error = fails(cluster, app("web", image, env_from_key=("cfg", "DATABASE_URL"),
-                               extra=[regcred(env), config]))
+    error = fails(node_cluster, app("web", node_image, env_from_key=("cfg", "DATABASE_URL"),
+                                    extra=[regcred(node_env), config]))
     text = error.one_line()
     assert "CreateContainerConfigError" in text, text
     assert "couldn't find key DATABASE_URL in ConfigMap" in text, text
 
 
-def test_a_memory_limit_exceeded_is_reported_as_oomkilled(cluster, env, image):
+def test_a_memory_limit_exceeded_is_reported_as_oomkilled(node_cluster, node_env, node_image):
     # dd is the container's main process, so the OOM killer ends the container itself.
     hog = ["/bin/sh", "-c", "echo allocating 64 MiB; exec dd if=/dev/zero of=/dev/null bs=64M"]
-    error = fails(cluster, app("web", image, command=hog, readiness=READY_FILE, memory_limit="16Mi",
-                               extra=[regcred(env)]))
+    error = fails(node_cluster, app("web", node_image, command=hog, readiness=READY_FILE,
+                                    memory_limit="16Mi", extra=[regcred(node_env)]))
     text = error.one_line()
     assert "CrashLoopBackOff" in text and "last exit code 137 (OOMKilled)" in text, text
 
 
 def test_a_pull_that_fails_while_the_registry_restarts_then_succeeds_does_not_fail(
-        cluster, env, tmp_path):
-    spare = env["PIPELINELIB_NODE_SPARE_REGISTRY"]
+        node_cluster, node_env, tmp_path):
+    spare = node_env["PIPELINELIB_NODE_SPARE_REGISTRY"]
     registry = Registry(tmp_path, spare)
     registry.start()
     try:
-        ref = registry.push_base(env)
+        ref = registry.push_base(node_env)
         registry.stop()
-        ns = cluster.namespace("rn")
+        ns = node_cluster.namespace("rn")
         outcome: dict = {}
 
         def deploy():
             try:
-                outcome["result"] = rollout(cluster.ctx("web"),
+                outcome["result"] = rollout(node_cluster.ctx("web"),
                                             app("web", ref, pull_secret_name=None),
                                             app="web", namespace=ns, timeout=120)
             except StepFailed as exc:
                 outcome["error"] = exc
         worker = threading.Thread(target=deploy)
         worker.start()
-        refused = wait_until(lambda: any(
-            "connection refused" in (cs.get("state", {}).get("waiting") or {}).get("message", "")
-            for p in pods_of(cluster, ns, "web")
-            for cs in p.get("status", {}).get("containerStatuses") or []), 60)
-        registry.start()
-        worker.join(150)
-        assert refused, "the pull never failed while the registry was down"
+        try:
+            wait_until(lambda: any(
+                "connection refused" in (cs.get("state", {}).get("waiting") or {}).get(
+                    "message", "")
+                for p in pods_of(node_cluster, ns, "web")
+                for cs in p.get("status", {}).get("containerStatuses") or []), 60,
+                "the pull to fail while the registry is down", interval=0.5, ignoring=SETTLING)
+        finally:
+            registry.start()
+            worker.join(150)
         assert "error" not in outcome, outcome.get("error")
         assert outcome["result"].changed
     finally:
@@ -182,50 +187,40 @@ def test_a_pull_that_fails_while_the_registry_restarts_then_succeeds_does_not_fa
 
 
 def test_blue_green_endpoints_come_from_real_probes_and_the_live_colour_answers(
-        cluster, env, image):
-    ns = cluster.namespace("rn")
+        node_cluster, node_env, node_image):
+    ns = node_cluster.namespace("rn")
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": PORT}]}}
 
     def deploy(greeting: str):
-        docs = app("web", image, env={"GREETING": greeting}, extra=[regcred(env), service])
-        return rollout(cluster.ctx("web"), docs, app="web", namespace=ns, timeout=120,
+        docs = app("web", node_image, env={"GREETING": greeting},
+                   extra=[regcred(node_env), service])
+        return rollout(node_cluster.ctx("web"), docs, app="web", namespace=ns, timeout=120,
                        blue_green=True)
 
     def live_answers() -> tuple[str, set[str]]:
-        color = cluster.json("-n", ns, "get", "service", "web")["spec"]["selector"][
+        color = node_cluster.json("-n", ns, "get", "service", "web")["spec"]["selector"][
             "pipelinelib.dev/color"]
-        slices = cluster.json("-n", ns, "get", "endpointslices", "-l",
-                              "kubernetes.io/service-name=web")["items"]
+        slices = node_cluster.json("-n", ns, "get", "endpointslices", "-l",
+                                   "kubernetes.io/service-name=web")["items"]
         ready = [a for s in slices for e in s.get("endpoints") or []
                  if (e.get("conditions") or {}).get("ready") for a in e["addresses"]]
         assert ready, "the Service has no ready endpoint"
         return color, {http_get(ip) for ip in ready}
 
     deploy("v1")
-    first, answers = wait_until(lambda: _stable(live_answers), 30)
+    first, answers = wait_until(lambda: _stable(live_answers), 30, "v1 to answer",
+                                interval=0.5, ignoring=SETTLING)
     assert answers == {"v1\n"}
     deploy("v2")
-    second, answers = wait_until(lambda: _stable(live_answers, {"v2\n"}), 30)
+    second, answers = wait_until(lambda: _stable(live_answers, {"v2\n"}), 30, "v2 to answer",
+                                 interval=0.5, ignoring=SETTLING)
     assert second != first and answers == {"v2\n"}
 
 
 def _stable(read, want=None):
     color, answers = read()
     return (color, answers) if want is None or answers == want else None
-
-
-def wait_until(check, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (AssertionError, requests.RequestException, KeyError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    return None
 
 
 class Registry:
@@ -242,7 +237,8 @@ class Registry:
     def start(self) -> None:
         self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_until(self._answers, 20), "the registry did not start"
+        wait_until(self._answers, 20, "the registry to start",
+                   ignoring=(requests.RequestException,))
 
     def _answers(self) -> bool:
         return requests.get(f"http://{self.address}/v2/", timeout=2).status_code == 200
@@ -252,14 +248,14 @@ class Registry:
             self.proc.terminate()
             self.proc.wait(10)
 
-    def push_base(self, env) -> str:
+    def push_base(self, node_env) -> str:
         """Push the testbed base image here; return it as REPO@sha256:…"""
         import docker
 
-        client = docker.DockerClient(base_url=env["DOCKER_HOST"])
+        client = docker.DockerClient(base_url=node_env["DOCKER_HOST"])
         repo = f"{self.address}/realnode/base"
         # a new digest every run: the node must really pull it (not find it cached)
-        dockerfile = (f"FROM {env['PIPELINELIB_BASE_IMAGE']}\n"
+        dockerfile = (f"FROM {node_env['PIPELINELIB_BASE_IMAGE']}\n"
                       f"LABEL io.pipelinelib.test.run={uuid.uuid4().hex}\n")
         client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:1",
                             network_mode="none", rm=True)
@@ -281,35 +277,36 @@ REAL_HOST_NETWORK = {
 
 
 def test_the_migration_runs_as_a_job_in_a_real_pod_of_an_image_holding_pipelinelib(
-        cluster, env, postgres_db, tmp_path):
+        node_cluster, node_env, postgres_db, tmp_path):
     import psycopg
 
     from pipelinelib.steps.migrate import run_migration_job
-    from tests.conftest import EXAMPLE, ROOT
-    from tests.realnode import pipelinelib_image
+    from tests.helpers.paths import EXAMPLE, ROOT
+    from tests.helpers.realnode import pipelinelib_image
 
     bad = tmp_path / "bad"  # the example's migrations and a third one that fails
     shutil.copytree(EXAMPLE / "migrations", bad)
     (bad / "V3__boom.sql").write_text("update visits set referrer = (1 / 0)::text;\n")
-    image = pipelinelib_image(tmp_path, env["DOCKER_HOST"], env["PIPELINELIB_REGISTRY"], ROOT,
-                              {"/migrations": EXAMPLE / "migrations", "/bad": bad})
-    ns = cluster.namespace("rn")
-    cluster.kubectl("-n", ns, "create", "secret", "generic", "db",
-                    f"--from-literal=dsn={postgres_db}")
-    ctx = cluster.ctx("hello")
+    image = pipelinelib_image(tmp_path, node_env["DOCKER_HOST"], node_env["PIPELINELIB_REGISTRY"],
+                              ROOT, {"/migrations": EXAMPLE / "migrations", "/bad": bad})
+    ns = node_cluster.namespace("rn")
+    node_cluster.kubectl("-n", ns, "create", "secret", "generic", "db",
+                         f"--from-literal=dsn={postgres_db}")
+    ctx = node_cluster.ctx("hello")
     done = run_migration_job(ctx, ns, image, ["python3", "-m", "pipelinelib", "migrate",
                                               "--dir", "/migrations"],
                              secret_env={"PIPELINE_DB_DSN": ("db", "dsn")},
                              pod_spec=REAL_HOST_NETWORK, timeout_s=180)
     assert done.changed and done.outputs["state"] == "succeeded"
-    [pod] = cluster.json("-n", ns, "get", "pods", "-l", "pipelinelib.dev/purpose=migrate")["items"]
-    assert pod["spec"]["nodeName"] == env["PIPELINELIB_REAL_NODE"]
+    [pod] = node_cluster.json("-n", ns, "get", "pods", "-l",
+                              "pipelinelib.dev/purpose=migrate")["items"]
+    assert pod["spec"]["nodeName"] == node_env["PIPELINELIB_REAL_NODE"]
     with psycopg.connect(postgres_db) as conn:
         columns = {r[0] for r in conn.execute(
             "select column_name from information_schema.columns where table_name = 'visits'")}
     assert "referrer" in columns, "V2 ran inside the pod against the testbed PostgreSQL"
     with pytest.raises(StepFailed) as failed:
-        run_migration_job(cluster.ctx("hello"), ns, image,
+        run_migration_job(node_cluster.ctx("hello"), ns, image,
                           ["python3", "-m", "pipelinelib", "migrate", "--dir", "/bad"],
                           secret_env={"PIPELINE_DB_DSN": ("db", "dsn")},
                           pod_spec=REAL_HOST_NETWORK, timeout_s=180)

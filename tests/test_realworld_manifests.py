@@ -20,19 +20,19 @@ import pytest
 
 from pipelinelib import imageref, yamlsafe
 from pipelinelib.kube import manifests as mf
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.audit import AuditLog, grant_deployer_rbac
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster, grant_deployer_rbac
+from tests.helpers.paths import FIXTURES
 
-REALWORLD = Path(__file__).parent / "fixtures" / "manifests" / "realworld"
+REALWORLD = FIXTURES / "manifests" / "realworld"
 
 
 @pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    grant_deployer_rbac(c)
-    yield c
-    c.cleanup()
+def cluster(cluster: Cluster) -> Cluster:
+    """The shared ``cluster``, with this tree's deployer role applied."""
+    grant_deployer_rbac(cluster)
+    return cluster
 
 
 def pins(folder: Path) -> list[str]:

@@ -12,33 +12,9 @@ from pipelinelib.adapters.git_repo import GitRepo
 from pipelinelib.errors import Refused, Unreachable
 from pipelinelib.records import format as fmt
 from pipelinelib.records import states, tags
-from tests.conftest import git
+from tests.helpers.git import clone, git, make_origin
 
 DIGEST = "sha256:" + "cd" * 32
-
-
-def make_origin(tmp_path: Path, commits: int = 3) -> tuple[Path, list[str]]:
-    """A bare origin with ``commits`` commits on main; returns it and the commit SHAs."""
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    seed = tmp_path / "seed"
-    git(tmp_path, "init", "-q", "-b", "main", str(seed))
-    shas = []
-    for i in range(commits):
-        (seed / "f.txt").write_text(f"{i}\n")
-        git(seed, "add", "f.txt")
-        git(seed, "commit", "-q", "-m", f"change {i}")
-        shas.append(git(seed, "rev-parse", "HEAD"))
-    git(seed, "push", "-q", str(origin), "main")
-    return origin, shas
-
-
-def clone(tmp_path: Path, origin: Path, name: str) -> Path:
-    path = tmp_path / name
-    git(tmp_path, "clone", "-q", str(origin), str(path))
-    git(path, "config", "user.name", name)
-    git(path, "config", "user.email", f"{name}@example.org")
-    return path
 
 
 def tag_fields(commit: str, environment: str, build: str) -> dict[str, str]:

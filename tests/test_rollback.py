@@ -10,15 +10,9 @@ import pytest
 from pipelinelib.errors import StepFailed
 from pipelinelib.steps.rollback import ROLLED_BACK_FROM
 from pipelinelib.steps.rollout import rollout
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image, web, write
 
 
 def git(n: int) -> str:

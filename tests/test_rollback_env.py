@@ -8,23 +8,14 @@ least-privilege deployer (kubectl/admin only sets up the unpromoted revision and
 from __future__ import annotations
 
 import json
-import time
-
-import pytest
 
 from pipelinelib.attest import sign_image
-from tests.conftest import git, run_pipeline
-from tests.fixtures.envs.helpers import ci_env, push_image
-from tests.fixtures.manifests.kit import Cluster
-from tests.fixtures.trust import make_trust
-from tests.test_enforce import POLICY, _ctx, _env_file, _hand_edit, _repo
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.envstate import ci_env, env_file, hand_edit
+from tests.helpers.git import git, write_repo
+from tests.helpers.registry import push_image
+from tests.helpers.trust import TRUST_POLICY, make_trust, release_ctx
+from tests.helpers.wait import wait_until
 
 
 def _image(cluster, ns: str) -> str:
@@ -41,13 +32,13 @@ def test_rollback_in_a_protected_environment_only_to_a_promoted_digest(
                   for n in (1, 2, 3))
     staging_ns, prod_ns = cluster.namespace("rbe"), cluster.namespace("rbe")
     cluster.kubectl("label", "namespace", prod_ns, "pipelinelib.dev/protected=true")
-    trust = make_trust(tmp_path, POLICY)
+    trust = make_trust(tmp_path, TRUST_POLICY)
     monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(trust.keys["attest"]))
     for digest in (v1, v2):
-        sign_image(_ctx(), repository, digest)
-    clone, origin = _repo(tmp_path, {
-        "environments/staging.yaml": _env_file("staging", staging_ns, repository, v1),
-        "environments/prod.yaml": _env_file("prod", prod_ns, repository, v3, "staging")},
+        sign_image(release_ctx(), repository, digest)
+    clone, origin = write_repo(tmp_path, {
+        "environments/staging.yaml": env_file("staging", staging_ns, repository, v1),
+        "environments/prod.yaml": env_file("prod", prod_ns, repository, v3, "staging")},
         origin=True)
     deployer = {**cluster.kube_env, "KUBECONFIG": cluster.deployer_kubeconfig}
 
@@ -67,7 +58,7 @@ def test_rollback_in_a_protected_environment_only_to_a_promoted_digest(
 
     promote_and_apply()  # v1: revision 1
     assert _image(cluster, prod_ns).endswith(v1)
-    _hand_edit(clone, "staging", v1, v2, "dev-dana")  # staging is not protected
+    hand_edit(clone, "staging", v1, v2, "dev-dana")  # staging is not protected
     promote_and_apply()  # v2: revision 2
     assert _image(cluster, prod_ns).endswith(v2)
 
@@ -79,11 +70,20 @@ def test_rollback_in_a_protected_environment_only_to_a_promoted_digest(
 
     for digest, expected in ((v3, [1, 2, 3]), (v2, [1, 3, 4])):
         cluster.kubectl("-n", prod_ns, "set", "image", "deploy/api", f"*={repository}@{digest}")
-        for _ in range(600):  # the deployment controller records the revision
-            if revisions() == expected:
-                break
-            time.sleep(0.2)
-        assert revisions() == expected
+        # the deployment controller records the revision and finishes the rollout (its status
+        # writes, were they still coming, would look like writes of the refused rollback)
+        wait_until(lambda: revisions() == expected, 120, f"revisions {expected}")  # noqa: B023
+        cluster.kubectl("-n", prod_ns, "rollout", "status", "deploy/api", "--timeout=120s")
+
+    def settled() -> bool:  # the controllers' last status writes (the old pod terminating)
+        deploy = cluster.json("-n", prod_ns, "get", "deploy", "api")
+        status = deploy.get("status", {})
+        return (status.get("observedGeneration") == deploy["metadata"]["generation"]
+                and not status.get("terminatingReplicas")
+                and status.get("updatedReplicas") == status.get("replicas")
+                == status.get("availableReplicas"))
+
+    wait_until(settled, 120, "the Deployment's status settled")
 
     # the default target (the revision before the live one) runs v3: refused, nothing written
     before = cluster.versions(prod_ns)

@@ -8,17 +8,11 @@ import time
 import pytest
 
 from pipelinelib.errors import StepFailed
-from pipelinelib.kube import APP_LABEL, MANAGED_BY
+from pipelinelib.kube.labels import APP_LABEL, MANAGED_BY
 from pipelinelib.steps.rollout import rollout
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import PLANTED, Cluster, digest, image, web, write
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import PLANTED, digest, image, web, write
 
 
 def deployment(cluster: Cluster, ns: str, name: str = "web") -> dict:
@@ -227,7 +221,7 @@ def test_deploy_job_and_undo_return_to_the_previous_revision(cluster, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers.paths import ROOT
 
     ns = cluster.namespace()
     env = {**__import__("os").environ, **cluster.cli_env(), "PIPELINE_LOG_FORMAT": "json"}

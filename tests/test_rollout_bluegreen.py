@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import EXIT_AWAITING_PROMOTION
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster
+from tests.helpers.manifests import image, web, write
 
 
 def selector_color(cluster: Cluster, ns: str) -> str:

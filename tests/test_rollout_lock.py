@@ -6,23 +6,14 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import time
-
-import pytest
 
 from pipelinelib.kube.lock import DeployLock, lease_name
 from pipelinelib.kube.revisions import plan_changes, refresh
 from pipelinelib.steps.rollout import prepare, rollout
 from pipelinelib.testing.kill import KubeAuditWrites
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
+from tests.helpers.cli import run_pipeline
+from tests.helpers.manifests import image, web, write
+from tests.helpers.wait import wait_until
 
 
 def test_a_held_lock_names_its_holder_and_times_out(cluster, tmp_path):
@@ -71,11 +62,12 @@ def test_two_rollouts_of_one_app_are_serialized(cluster, tmp_path):
     writes.mark()
     a = subprocess.Popen([*cmd, str(first)], env=env, stderr=subprocess.PIPE, text=True)
     # b starts once a holds the lock (its Lease exists), not after a guessed sleep
-    deadline = time.monotonic() + 60
-    while not cluster.kubectl("-n", ns, "get", "lease", lease_name("web"), "--ignore-not-found",
-                              "-o", "name").strip():
-        assert a.poll() is None and time.monotonic() < deadline, "a never took the lock"
-        time.sleep(0.05)
+    def a_holds_the_lock() -> bool:
+        assert a.poll() is None, "a exited before it took the lock"
+        return bool(cluster.kubectl("-n", ns, "get", "lease", lease_name("web"),
+                                    "--ignore-not-found", "-o", "name").strip())
+
+    wait_until(a_holds_the_lock, 60, "a to take the lock")
     b = subprocess.Popen([*cmd, str(second)], env=env, stderr=subprocess.PIPE, text=True)
     err_a, err_b = a.communicate(120)[1], b.communicate(120)[1]
     assert a.returncode == 0 and b.returncode == 0, err_a[-1500:] + err_b[-1500:]

@@ -17,18 +17,18 @@ import yaml
 
 from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.errors import BadInput
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.audit import AuditLog, grant_deployer_rbac
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-from tests.test_yamlsafe import billion_laughs
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster, grant_deployer_rbac
+from tests.helpers.manifests import image, web, write
+from tests.helpers.yamlbombs import billion_laughs
 
 
 @pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    grant_deployer_rbac(c)
-    yield c
-    c.cleanup()
+def cluster(cluster: Cluster) -> Cluster:
+    """The shared ``cluster``, with this tree's deployer role applied."""
+    grant_deployer_rbac(cluster)
+    return cluster
 
 
 @pytest.fixture

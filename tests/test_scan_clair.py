@@ -7,16 +7,16 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
 from pipelinelib.adapters.clair import ClairClient
 from pipelinelib.errors import StepFailed, Unreachable
 from pipelinelib.scan.parsers import parse_doc
-from tests.fakes import JSONHandler
+from tests.helpers.fakes import JSONHandler
+from tests.helpers.paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "scan"
+FIX = FIXTURES / "scan"
 DIGEST = "sha256:9c1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,10 @@ from pipelinelib.errors import BadInput
 from pipelinelib.scan.model import MISCONFIGURATION, SECRET, Severity, dedupe
 from pipelinelib.scan.parsers import parse_doc, parse_report
 from pipelinelib.scan.policy import evaluate, load_policy
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "scan"
+FIX = FIXTURES / "scan"
 TODAY = dt.date(2026, 11, 23)
 
 

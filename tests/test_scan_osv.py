@@ -8,7 +8,6 @@ and Python dist-info for requests 2.25.1 (GHSA-j8r2-6x86-q33q) and urllib3 1.26.
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -19,19 +18,17 @@ from pipelinelib.adapters.osv_scanner import assemble_local_db
 from pipelinelib.adapters.registry import RegistryClient
 from pipelinelib.attest import read_attestation
 from pipelinelib.context import Context
-from pipelinelib.testing.testbed import parse_exports
-from tests.conftest import run_pipeline
+from tests.helpers.cli import run_pipeline
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_exports
 
-ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "scan"
 
 
 @pytest.fixture(scope="session")
 def osv_bin() -> str:
     """The pinned osv-scanner (testbed/tools/osv-scanner; ~5 min on a cold cache)."""
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / "osv-scanner")], capture_output=True,
-                         text=True, check=True)
-    return parse_exports(out.stdout)["PIPELINELIB_OSV_SCANNER"]
+    return tool_exports("osv-scanner")["PIPELINELIB_OSV_SCANNER"]
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,12 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pipelinelib.secrets import MASK, Secrets, clean_url
-from tests.conftest import git, run_pipeline
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import git, init_repo
+from tests.helpers.paths import FIXTURES
 
 PLANTED = {
     "chart": "chart-secret-6b1d0e",
@@ -109,21 +109,12 @@ apps:
 """)
 
 
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
 def test_a_planted_secret_in_every_input_appears_in_no_output(cluster, tmp_path):
     ns = cluster.namespace("sec")
     root = tmp_path / "env-state"
     _chart(root, PLANTED["chart"])
     _env(root, ns)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "staging")
+    init_repo(root, "staging")
     audit_log = tmp_path / "audit.jsonl"
     env = {**cluster.cli_env(),
            "BUILD_URL": f"https://ci-bot:{PLANTED['build-url']}@ci.example/job/web/9/",
@@ -249,7 +240,7 @@ def test_build_scan_and_annotate_show_no_planted_secret(hello_repo, registry_env
     outputs["image labels"] = json.dumps(engine.inspect_image(name)["Config"]["Labels"])
     outputs["image history"] = json.dumps(engine.api.history(name))
 
-    fix = Path(__file__).parent / "fixtures" / "scan"
+    fix = FIXTURES / "scan"
     run("scan", "scan", "--report", str(fix / "trivy.json"), "--fail-on", "critical",
         ok=(0, 1))
     # the gate against the testbed's PostgreSQL with a wrong (planted) password: it fails
@@ -285,8 +276,9 @@ def test_promote_shows_no_planted_secret(tmp_path, registry_env):
     """The BUILD_URL's password and the registry password, planted in a promotion (with an
     approval): grepped in stdout/stderr, JUnit, summaries, the audit file, and everything the
     promotion wrote to the env-state repository (commits, records, approvals)."""
-    from tests.fixtures.envs.helpers import ci_env, push_image
-    from tests.test_enforce import _env_file, _repo
+    from tests.helpers.envstate import ci_env, env_file
+    from tests.helpers.git import write_repo
+    from tests.helpers.registry import push_image
 
     planted = {"build-url": "promote-build-url-pw-3b8e", "registry": "promote-registry-pw-e41a"}
     registry = registry_env["PIPELINELIB_REGISTRY"]
@@ -298,9 +290,9 @@ def test_promote_shows_no_planted_secret(tmp_path, registry_env):
               "  staging: {promote: ['*'], require_ci: false}\n"
               "  prod: {promote: ['group:release-managers'], approve: "
               "['group:release-managers'], four_eyes: true}\n")
-    _, origin = _repo(tmp_path, {
-        "environments/staging.yaml": _env_file("staging", "s-ns", repository, v2),
-        "environments/prod.yaml": _env_file("prod", "p-ns", repository, v1, "staging"),
+    _, origin = write_repo(tmp_path, {
+        "environments/staging.yaml": env_file("staging", "s-ns", repository, v2),
+        "environments/prod.yaml": env_file("prod", "p-ns", repository, v1, "staging"),
         "policy.yaml": policy}, origin=True)
     audit_log = tmp_path / "audit.jsonl"
     outputs: dict[str, str] = {}

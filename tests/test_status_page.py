@@ -13,13 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pipelinelib.envspec.order import promotion_lines
 from pipelinelib.report.status_page import status_page
-from pipelinelib.testing.testbed import parse_exports
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORTS = Path(os.environ.get("PIPELINELIB_REPORT_DIR", ROOT / "reports")) / "status-page"
 SOURCES = {"int-test": [], "qa": ["int-test"], "preprod": ["qa"], "prod": ["preprod"],
            "sandbox": [], "staging": [], "live": ["staging"]}
@@ -72,13 +69,6 @@ def rows() -> list[dict[str, Any]]:
         row("staging", "uro", B, "1.0.0", live_color="green"),
         row("live", "uro", B, "1.0.0", live_color="green"),
     ]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    out = subprocess.run([str(ROOT / "testbed" / "tools" / "lighthouse")], capture_output=True,
-                         text=True, check=True)
-    return parse_exports(out.stdout)["PIPELINELIB_CHROMIUM"]
 
 
 def headless(chromium: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

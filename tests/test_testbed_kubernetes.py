@@ -18,20 +18,10 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import ROOT
+from tests.helpers.wait import wait_until
+
 DEPLOYER = "system:serviceaccount:pipelinelib-system:pipelinelib-deployer"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``probe`` every 0.1 s until it returns a truthy value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +149,9 @@ def test_deployer_token_is_a_service_account_with_least_privilege(deployer, admi
     assert core.read_namespaced_secret("db", ns).data["pw"]
     client.CoordinationV1Api(deployer).create_namespaced_lease(
         ns, {"metadata": {"name": "deploy-lock-web"}, "spec": {"holderIdentity": "t"}})
-    pod = wait_for("the deployer to see its running pod", lambda: next((
-        p for p in core.list_namespaced_pod(ns).items if p.status.phase == "Running"), None))
+    pod = wait_until(lambda: next((
+        p for p in core.list_namespaced_pod(ns).items if p.status.phase == "Running"), None),
+        what="the deployer to see its running pod")
     core.list_namespaced_event(ns)
     assert "listening on :8080" in core.read_namespaced_pod_log(pod.metadata.name, ns,
                                                                 tail_lines=10)
@@ -176,8 +167,8 @@ def test_deployer_token_is_a_service_account_with_least_privilege(deployer, admi
 
 def test_service_account_tokens_are_issued(admin, ns):
     core = client.CoreV1Api(admin)
-    wait_for("the default service account", lambda: core.list_namespaced_service_account(
-        ns, field_selector="metadata.name=default").items)
+    wait_until(lambda: core.list_namespaced_service_account(
+        ns, field_selector="metadata.name=default").items, what="the default service account")
     token = core.create_namespaced_service_account_token(
         "default", ns, {"spec": {"expirationSeconds": 600}})
     review = client.AuthenticationV1Api(admin).create_token_review(
@@ -197,16 +188,16 @@ def test_deployment_becomes_available_and_rolls_to_a_new_image(deployer, ns):
         s = d.status
         return (s.observed_generation or 0) >= generation and s.available_replicas == 2 \
             and s.updated_replicas == 2 and (s.replicas or 0) == 2
-    wait_for("2 available replicas", available, timeout=20)
+    wait_until(available, 20, "2 available replicas")
     old = {p.metadata.name for p in core.list_namespaced_pod(ns, label_selector="app=web").items}
 
     apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {"containers": [
         {"name": "app", "image": "example.org/web:2"}]}}}})
-    wait_for("the rollout to finish", lambda: available(2), timeout=30)
+    wait_until(lambda: available(2), 30, "the rollout to finish")
     # Old pods are deleted for real (kwok's pod-delete stage), not left Terminating.
-    pods = wait_for("old pods to go", lambda: (lambda items: items if not old & {
+    pods = wait_until(lambda: (lambda items: items if not old & {
         p.metadata.name for p in items} else None)(
-        core.list_namespaced_pod(ns, label_selector="app=web").items), timeout=20)
+        core.list_namespaced_pod(ns, label_selector="app=web").items), 20, "old pods to go")
     assert {p.spec.containers[0].image for p in pods} == {"example.org/web:2"}
     assert all(condition(p, "Ready").status == "True" for p in pods)
 
@@ -218,8 +209,8 @@ def pod_status(core: client.CoreV1Api, ns: str, name: str) -> Any:
 def test_default_pod_is_ready_within_seconds(admin, ns):
     core = client.CoreV1Api(admin)
     core.create_namespaced_pod(ns, pod_body("plain"))
-    pod = wait_for("Ready", lambda: (lambda p: p if condition(p, "Ready") and condition(
-        p, "Ready").status == "True" else None)(pod_status(core, ns, "plain")), timeout=15)
+    pod = wait_until(lambda: (lambda p: p if condition(p, "Ready") and condition(
+        p, "Ready").status == "True" else None)(pod_status(core, ns, "plain")), 15, "Ready")
     assert pod.status.phase == "Running"
     assert pod.status.container_statuses[0].state.running is not None
     assert pod.status.pod_ip
@@ -228,12 +219,12 @@ def test_default_pod_is_ready_within_seconds(admin, ns):
 def test_slow_ready_pod_runs_unready_until_its_delay_passes(admin, ns):
     core = client.CoreV1Api(admin)
     core.create_namespaced_pod(ns, pod_body("slow", "slow-ready", ready_after="3s"))
-    running = wait_for("Running", lambda: (lambda p: p if p.status.phase == "Running" else None)(
-        pod_status(core, ns, "slow")), timeout=15)
+    running = wait_until(lambda: (lambda p: p if p.status.phase == "Running" else None)(
+        pod_status(core, ns, "slow")), 15, "Running")
     assert condition(running, "Ready").status == "False"
     assert running.status.container_statuses[0].started
-    wait_for("Ready", lambda: condition(pod_status(core, ns, "slow"), "Ready").status == "True",
-             timeout=20)
+    wait_until(lambda: condition(pod_status(core, ns, "slow"), "Ready").status == "True",
+               20, "Ready")
     # order from the server's own timestamps (1 s resolution), not this machine's clock
     ready = pod_status(core, ns, "slow")
     delay = condition(ready, "Ready").last_transition_time - ready.status.start_time
@@ -243,8 +234,8 @@ def test_slow_ready_pod_runs_unready_until_its_delay_passes(admin, ns):
 def test_crash_pod_loops_in_crash_loop_back_off(admin, ns):
     core = client.CoreV1Api(admin)
     core.create_namespaced_pod(ns, pod_body("crash", "crash"))
-    pod = wait_for("CrashLoopBackOff", lambda: (lambda p: p if waiting_reason(p) ==
-                   "CrashLoopBackOff" else None)(pod_status(core, ns, "crash")), timeout=15)
+    pod = wait_until(lambda: (lambda p: p if waiting_reason(p) == "CrashLoopBackOff" else None)(
+        pod_status(core, ns, "crash")), 15, "CrashLoopBackOff")
     status = pod.status.container_statuses[0]
     assert pod.status.phase == "Running"
     assert condition(pod, "Ready").status == "False"
@@ -252,8 +243,9 @@ def test_crash_pod_loops_in_crash_loop_back_off(admin, ns):
     assert status.last_state.terminated.reason == "Error"
     first = status.restart_count
     assert first >= 1
-    wait_for("restartCount to grow", lambda: pod_status(
-        core, ns, "crash").status.container_statuses[0].restart_count > first, timeout=15)
+    wait_until(lambda: pod_status(
+        core, ns, "crash").status.container_statuses[0].restart_count > first, 15,
+        "restartCount to grow")
     events = core.list_namespaced_event(ns, field_selector="involvedObject.name=crash").items
     assert any(e.reason == "BackOff" and e.type == "Warning" for e in events)
     previous = core.read_namespaced_pod_log("crash", ns, previous=True, tail_lines=5)
@@ -263,9 +255,8 @@ def test_crash_pod_loops_in_crash_loop_back_off(admin, ns):
 def test_never_ready_pod_runs_but_stays_unready(admin, ns):
     core = client.CoreV1Api(admin)
     core.create_namespaced_pod(ns, pod_body("never", "never-ready"))
-    wait_for("Running", lambda: pod_status(core, ns, "never").status.phase == "Running",
-             timeout=15)
-    time.sleep(2)
+    wait_until(lambda: pod_status(core, ns, "never").status.phase == "Running", 15, "Running")
+    time.sleep(2)  # the pause IS the test: two seconds later it still runs, still unready
     pod = pod_status(core, ns, "never")
     assert pod.status.phase == "Running"
     assert condition(pod, "Ready").status == "False"
@@ -286,7 +277,7 @@ def test_pull_failures_show_err_image_pull_then_back_off(admin, ns, behavior, im
         reason = waiting_reason(pod_status(core, ns, "pull"))
         seen.add(reason)
         return reason == "ImagePullBackOff"
-    wait_for("ImagePullBackOff", backoff, timeout=15)
+    wait_until(backoff, 15, "ImagePullBackOff")
     assert "ErrImagePull" in seen
     pod = pod_status(core, ns, "pull")
     assert pod.status.phase == "Pending"
@@ -310,8 +301,8 @@ def test_jobs_complete_or_fail(deployer, ns):
     def finished(name: str, kind: str) -> bool:
         c = condition(batch.read_namespaced_job(name, ns), kind)
         return bool(c and c.status == "True")
-    wait_for("job ok Complete", lambda: finished("ok", "Complete"), timeout=30)
-    wait_for("job bad Failed", lambda: finished("bad", "Failed"), timeout=30)
+    wait_until(lambda: finished("ok", "Complete"), 30, "job ok Complete")
+    wait_until(lambda: finished("bad", "Failed"), 30, "job bad Failed")
     ok = core.list_namespaced_pod(ns, label_selector="job-name=ok").items
     bad = core.list_namespaced_pod(ns, label_selector="job-name=bad").items
     assert [p.status.phase for p in ok] == ["Succeeded"]
@@ -323,9 +314,8 @@ def test_jobs_complete_or_fail(deployer, ns):
 def test_unschedulable_pod_gets_pod_scheduled_false(admin, ns):
     core = client.CoreV1Api(admin)
     core.create_namespaced_pod(ns, pod_body("nowhere", nodeSelector={"pool": "does-not-match"}))
-    cond = wait_for("PodScheduled=False", lambda: (lambda c: c if c and c.status == "False"
-                    else None)(condition(pod_status(core, ns, "nowhere"), "PodScheduled")),
-                    timeout=15)
+    cond = wait_until(lambda: (lambda c: c if c and c.status == "False" else None)(
+        condition(pod_status(core, ns, "nowhere"), "PodScheduled")), 15, "PodScheduled=False")
     assert cond.reason == "Unschedulable"
     assert "node" in cond.message
     assert pod_status(core, ns, "nowhere").spec.node_name is None
@@ -344,9 +334,7 @@ def test_grant_deployer_script_binds_a_new_namespace(kube_env, admin, deployer):
         assert out.returncode == 0, out.stderr
         # the apiserver's RBAC authorizer learns of the new RoleBinding through an informer:
         # allow it a moment (under load this takes tens of milliseconds)
-        deadline = time.monotonic() + 10
-        while not authz.create_self_subject_access_review(review).status.allowed:
-            assert time.monotonic() < deadline, "the RoleBinding never took effect"
-            time.sleep(0.1)
+        wait_until(lambda: authz.create_self_subject_access_review(review).status.allowed,
+                   10, "the RoleBinding to take effect")
     finally:
         client.CoreV1Api(admin).delete_namespace(name)

@@ -13,21 +13,22 @@ from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.errors import BadInput
 from pipelinelib.promotion.enforce import enforce
 from pipelinelib.promotion.trust import trust_root
-from tests.fixtures.trust import make_trust
-from tests.test_enforce import DIGEST_A, POLICY, _ctx, _env_file, _repo, _write
+from tests.helpers.envstate import env_file
+from tests.helpers.git import write_repo
+from tests.helpers.trust import DIGEST_A, TRUST_POLICY, make_trust, release_ctx, write_signed
 
 
 def test_a_tar_archive_of_the_trust_root_verifies_like_the_directory(tmp_path, monkeypatch):
-    trust = make_trust(tmp_path, POLICY)
+    trust = make_trust(tmp_path, TRUST_POLICY)
     archive = tmp_path / "trust-root.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(trust.directory, arcname=".")
-    clone, _ = _repo(tmp_path, {"environments/prod.yaml": _env_file(
+    clone, _ = write_repo(tmp_path, {"environments/prod.yaml": env_file(
         "prod", "prod-ns", "127.0.0.1:5001/t/api", DIGEST_A)})
     env = load_environment(environment_path(clone, "prod"), root=clone)
-    _write(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
+    write_signed(clone, env, "rm-alice", "jenkins", "rm-bob", "rm-bob", trust)
     monkeypatch.setenv("PIPELINE_TRUST_DIR", str(archive))
-    [verified] = enforce(_ctx(), env, ["api"])
+    [verified] = enforce(release_ctx(), env, ["api"])
     assert (verified.promoted_by, verified.approved_by) == ("rm-alice", "rm-bob")
     unpacked = trust_root().directory
     assert unpacked != trust.directory and (unpacked / "allowed_signers").is_file()

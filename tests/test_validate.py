@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_pipeline
-from tests.fixtures.manifests.audit import AuditLog, grant_deployer_rbac
-from tests.fixtures.manifests.kit import Cluster, image, web, write
-from tests.test_yamlsafe import billion_laughs
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
+from tests.helpers.kube import Cluster, grant_deployer_rbac
+from tests.helpers.manifests import image, web, write
+from tests.helpers.paths import FIXTURES, ROOT
+from tests.helpers.yamlbombs import billion_laughs
 
 HELLO = ROOT / "examples" / "hello"
 
@@ -88,11 +89,10 @@ def test_an_env_state_repository_is_validated_with_its_charts_rendered(tmp_path)
 
 
 @pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    grant_deployer_rbac(c)
-    yield c
-    c.cleanup()
+def cluster(cluster: Cluster) -> Cluster:
+    """The shared ``cluster``, with this tree's deployer role applied."""
+    grant_deployer_rbac(cluster)
+    return cluster
 
 
 def test_with_a_cluster_kinds_fields_and_live_references_are_checked_read_only(
@@ -132,7 +132,7 @@ def test_validate_is_listed_and_explained_in_help():
 
 
 def test_a_kustomize_directory_is_built_for_validation(cluster, tmp_path):
-    folder = Path(__file__).parent / "fixtures" / "manifests" / "realworld" / "kustomize-app"
+    folder = FIXTURES / "manifests" / "realworld" / "kustomize-app"
     out = run_pipeline("validate", str(folder), env={"PIPELINE_KUBECTL": cluster.kubectl_bin})
     assert out.returncode == 0, text(out)
     assert "kustomize-app: manifests, 4 objects" in text(out)

@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 from pipelinelib import yamlsafe
 from pipelinelib.envspec import yamlines
 from pipelinelib.errors import BadInput
-from tests.conftest import run_pipeline
-from tests.fixtures.manifests.audit import AuditLog
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.audit_log import AuditLog
+from tests.helpers.cli import run_pipeline
 
 MAX_PEAK = 64 * 1024 * 1024  # bytes any loader may allocate on hostile input
 
@@ -150,13 +149,6 @@ def test_every_loader_refuses_hostile_yaml_as_bad_input_in_bounded_memory(
         assert outcome != "loaded", f"{loader} accepted hostile {kind}"
     if isinstance(outcome, BadInput):
         assert outcome.exit_code == 2
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 COMMANDS = ["rollout", "apply", "plan", "validate"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,7 +118,9 @@ class DockerEngine:
     def inspect_image(self, reference: str) -> dict[str, Any] | None:
         """The image's inspect data, or None when the engine does not have it."""
         try:
-            return self._translate(lambda: self.api.inspect_image(reference))
+            api: Any = self.api  # docker-py's inspect_image is untyped
+            found: dict[str, Any] = self._translate(lambda: api.inspect_image(reference))
+            return found
         except docker.errors.ImageNotFound:
             return None
 
@@ -210,7 +213,7 @@ class DockerEngine:
                 environment=environment or {},
             )
         )
-        container_id = container["Id"]
+        container_id = str(container["Id"])
         try:
             self._translate(lambda: self.api.start(container_id))
         except Exception:
@@ -219,15 +222,18 @@ class DockerEngine:
         return container_id
 
     def container_state(self, container_id: str) -> dict[str, Any]:
-        return self._translate(lambda: self.api.inspect_container(container_id))["State"]
+        state: dict[str, Any] = self._translate(
+            lambda: self.api.inspect_container(container_id))["State"]
+        return state
 
     def wait(self, container_id: str, timeout: float) -> int:
-        result = self._translate(lambda: self.api.wait(container_id, timeout=timeout))
+        seconds = max(1, math.ceil(timeout))  # docker-py takes whole seconds
+        result = self._translate(lambda: self.api.wait(container_id, timeout=seconds))
         return int(result.get("StatusCode", -1))
 
     def logs_tail(self, container_id: str, lines: int = TAIL) -> list[str]:
         raw = self._translate(lambda: self.api.logs(container_id, tail=lines))
-        return raw.decode("utf-8", "replace").splitlines()
+        return [str(line) for line in raw.decode("utf-8", "replace").splitlines()]
 
     def remove_container(self, container_id: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):

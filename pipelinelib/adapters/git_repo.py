@@ -84,7 +84,7 @@ class GitRepo:
     # -- local reads -----------------------------------------------------------------------
     def _git(self, *args: str, **kwargs: Any) -> str:
         try:
-            return self.repo.git.execute(["git", *args], env=self._env, **kwargs)
+            return str(self.repo.git.execute(["git", *args], env=self._env, **kwargs))
         except git.GitCommandError as exc:
             raise StepFailed(f"git {args[0]} failed", cause=_stderr(exc)) from exc
 
@@ -93,16 +93,47 @@ class GitRepo:
         if not rev or rev.startswith("-"):
             raise BadInput("empty or option-like revision", field=field, expected="a commit")
         try:
-            return self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
-                                           f"{rev}^{{commit}}")
+            return str(self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options",
+                                               f"{rev}^{{commit}}"))
         except git.GitCommandError as exc:
             raise BadInput(f"unknown revision {rev!r}", field=field,
                            expected="a commit in the repository") from exc
 
+    def file_at(self, rev: str, path: str | os.PathLike[str]) -> bytes | None:
+        """``path`` (in the work tree, or relative to the repository root) as ``rev`` has
+        it; None when ``rev`` has no such file. BadInput when ``rev`` names no commit."""
+        sha = self.resolve(rev)
+        target = Path(path)
+        if target.is_absolute():
+            target = target.resolve().relative_to(self.path.resolve())
+        try:
+            blob = self.repo.commit(sha).tree / target.as_posix()
+        except KeyError:
+            return None
+        data: bytes = blob.data_stream.read()
+        return data
+
+    def is_dirty(self, path: str | os.PathLike[str]) -> bool:
+        """Uncommitted changes under ``path`` (untracked files count)."""
+        return bool(self.repo.is_dirty(untracked_files=True, path=str(path)))
+
+    def tags_at(self, commit: str) -> list[str]:
+        """The names of the tags that point at ``commit`` (annotated ones peeled)."""
+        return self._git("tag", "--points-at", commit).split()
+
+    def branch(self) -> str:
+        """The checked-out branch; empty on a detached HEAD."""
+        return "" if self.repo.head.is_detached else str(self.repo.active_branch.name)
+
+    def remote_url(self) -> str:
+        """The first URL of the first remote as configured (may carry credentials)."""
+        remotes = self.repo.remotes
+        return str(next(iter(remotes[0].urls), "")) if remotes else ""
+
     def ref_sha(self, ref: str) -> str | None:
         """The object a ref points at, or None when it does not exist."""
         try:
-            return self.repo.git.rev_parse("--verify", "--quiet", ref)
+            return str(self.repo.git.rev_parse("--verify", "--quiet", ref))
         except git.GitCommandError:
             return None
 
@@ -167,7 +198,8 @@ class GitRepo:
 
     def read_blob(self, sha: str) -> bytes:
         """The content of a blob (persistent cat-file process: cheap to call often)."""
-        return self.repo.odb.stream(bytes.fromhex(sha)).read()
+        data: bytes = self.repo.odb.stream(bytes.fromhex(sha)).read()
+        return data
 
     def notes_list(self, ref: str) -> dict[str, str]:
         """``{commit: note blob}`` of every note under ``ref`` (empty when ref is absent)."""

@@ -190,13 +190,17 @@ class GiteaClient:
     def create_repo(self, name: str, *, default_branch: str = "master",
                     private: bool = False) -> dict[str, Any]:
         """A new empty repository owned by the current user."""
-        return self._json("POST", "/user/repos", what=f"repository {name}", body={
-            "name": name, "private": private, "default_branch": default_branch,
-            "auto_init": False})
+        created: dict[str, Any] = self._json("POST", "/user/repos", what=f"repository {name}",
+                                             body={"name": name, "private": private,
+                                                   "default_branch": default_branch,
+                                                   "auto_init": False})
+        return created
 
     def repo(self, owner: str, repo: str) -> dict[str, Any]:
         """The repository as Gitea reports it (``empty``, ``default_branch`` ...)."""
-        return self._json("GET", f"/repos/{_q(owner)}/{_q(repo)}", what=f"{owner}/{repo}")
+        found: dict[str, Any] = self._json("GET", f"/repos/{_q(owner)}/{_q(repo)}",
+                                           what=f"{owner}/{repo}")
+        return found
 
     def delete_repo(self, owner: str, repo: str) -> None:
         self._json("DELETE", f"/repos/{_q(owner)}/{_q(repo)}", what=f"{owner}/{repo}",

@@ -263,8 +263,9 @@ class JenkinsClient:
     def build_info(self, ref: BuildRef) -> dict[str, Any]:
         """The build's JSON (result, building, duration, displayName, description):
         ``Jenkins.get_build_info``."""
-        return self._api(f"{ref.job} #{ref.number}", self.server.get_build_info, ref.job,
-                         ref.number)
+        info: dict[str, Any] = self._api(f"{ref.job} #{ref.number}",
+                                         self.server.get_build_info, ref.job, ref.number)
+        return info
 
     def build_result(self, ref: BuildRef, timeout_s: float = 120.0,
                      poll_s: float = 1.0) -> BuildOutcome:
@@ -322,8 +323,10 @@ class JenkinsClient:
         """What python-jenkins has no method for: one request through its ``jenkins_request``
         (session, authentication, crumb on POSTs)."""
         request = requests.Request(method, self.url + path, **kwargs)
-        return self._api(what, self.server.jenkins_request, request, add_crumb=method == "POST",
-                         post=method == "POST")
+        response: requests.Response = self._api(
+            what, self.server.jenkins_request, request, add_crumb=method == "POST",
+            post=method == "POST")
+        return response
 
     def _api(self, what: str, call: Callable[..., Any], *args: Any, post: bool = False,
              not_found: Callable[[], Exception] | None = None, **kwargs: Any) -> Any:

@@ -94,7 +94,7 @@ def changelog(base: dict[str, Any], revision: dict[str, Any], *,
         items = json.loads(proc.stdout or "[]") or []
     except ValueError as exc:
         raise StepFailed("oasdiff wrote no JSON", evidence=tail) from exc
-    return [ApiChange(id=str(i.get("id", "")), level=LEVELS.get(i.get("level"), "INFO"),
+    return [ApiChange(id=str(i.get("id", "")), level=LEVELS.get(_level(i.get("level")), "INFO"),
                       text=str(i.get("text") or ""), operation=str(i.get("operation") or ""),
                       path=str(i.get("path") or ""),
                       operation_id=str(i.get("operationId") or ""),
@@ -120,3 +120,8 @@ def check_levels(raw: Any, source: str, line: int | None = None) -> dict[str, st
                            expected=", ".join(CUSTOM_LEVELS))
         out[str(check)] = word
     return out
+
+
+def _level(value: Any) -> int:
+    """oasdiff's numeric level (3 ERR, 2 WARN, 1 INFO); 0 for anything else."""
+    return value if isinstance(value, int) else 0

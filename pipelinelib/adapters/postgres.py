@@ -94,7 +94,7 @@ class Postgres:
         import psycopg
 
         try:
-            cur = self.conn.execute(sql, params)  # type: ignore[arg-type]
+            cur = self.conn.execute(sql, params)
             return cur.fetchall() if cur.description else []
         except psycopg.OperationalError as exc:
             if self.conn.closed or exc.sqlstate is None or exc.sqlstate.startswith("08"):

@@ -39,7 +39,12 @@ WatchEvent = tuple[str, Obj]
 
 @runtime_checkable
 class Kube(Protocol):
-    """One Kubernetes cluster (``pipelinelib.adapters.kube.KubeClient``)."""
+    """One Kubernetes cluster (``pipelinelib.adapters.kube.KubeClient``).
+
+    ``writes`` counts the mutating requests sent (dry runs excluded): a rollout reports a
+    no-op from it."""
+
+    writes: int
 
     def resource(self, kind: str, api_version: str | None = None) -> tuple[str, str, bool]: ...
 
@@ -239,7 +244,12 @@ class Database(Protocol):
 
 @runtime_checkable
 class CIServer(Protocol):
-    """The CI server running this job, as a step talks back to it (Jenkins, GoCD)."""
+    """The CI server running this job, as a step talks back to it (Jenkins, GoCD).
+
+    ``where`` names the build written to (for the step's actions)."""
+
+    @property
+    def where(self) -> str: ...
 
     def annotate(self, text: str, title: str | None = None) -> list[str]: ...
 

@@ -124,7 +124,8 @@ class RegistryClient:
         blob = self._request(
             "GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
         )
-        return json.loads(blob.content)
+        config: dict[str, Any] = json.loads(blob.content)
+        return config
 
     def labels(self, repository: str, reference: str) -> dict[str, str]:
         """The image's labels (empty when it has none)."""
@@ -327,7 +328,7 @@ class RegistryClient:
                 f"registry token service answered {response.status_code}", response.status_code
             )
         body = response.json()
-        return body.get("token") or body["access_token"]
+        return str(body.get("token") or body["access_token"])
 
 
 def _error_text(response: requests.Response) -> str:

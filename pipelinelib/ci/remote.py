@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
@@ -43,10 +45,11 @@ def promotion_parameters(app: str, to: str, source: str | None = None,
     if not image or not _IMAGE.match(image):
         raise BadInput(f"{image!r} is not an image pinned by digest", field="--image",
                        expected="REPOSITORY@sha256:<64 hex digits>")
-    if not (reason or "").strip():
+    reason = (reason or "").strip()
+    if not reason:
         raise BadInput("a hot-fix needs a reason", field="--reason",
                        expected="why this cannot wait for the normal promotion")
-    return {"APP": app, "TO_ENV": to, "IMAGE": image, "REASON": reason.strip()}
+    return {"APP": app, "TO_ENV": to, "IMAGE": image, "REASON": reason}
 
 
 @step("jenkins-job")

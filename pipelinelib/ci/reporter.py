@@ -99,6 +99,6 @@ def reporter_for(ctx: Any, env: Mapping[str, str] | None = None) -> CIReporter |
             return None
         from pipelinelib.adapters.gocd import GoCDClient
 
-        client = GoCDClient.from_env(env, secrets=secrets)
-        return GoCDReporter(client, env.get("GO_PIPELINE_NAME", ctx.ci.job), int(counter), redact)
+        gocd = GoCDClient.from_env(env, secrets=secrets)
+        return GoCDReporter(gocd, env.get("GO_PIPELINE_NAME", ctx.ci.job), int(counter), redact)
     return None

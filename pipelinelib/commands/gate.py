@@ -51,6 +51,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     import os
     from pathlib import Path
 
+    from pipelinelib.envfile import EnvFile
     from pipelinelib.gate.config import load_config
     from pipelinelib.job import Job
     from pipelinelib.report import checklist
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.secrets.add(dsn)
     checked: list = []
     with Job("gate", ctx, args.report_dir) as job:
+        env_file = Path(args.app_dir) / "release.env"
+        if env_file.is_file():  # its secrets may show up in reports the gate reads
+            EnvFile.load(env_file).register_secrets(ctx.secrets)
         override, reason = gate.parse_override(args.override, args.reason)
         only = gate.parse_marks(args.marks, "--marks") if args.marks else None
         cfg = load_config(Path(args.app_dir), args.config)

@@ -60,7 +60,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     import os
     from pathlib import Path
 
-    from pipelinelib.adapters.git_repo import GitRepo
     from pipelinelib.errors import BadInput
     from pipelinelib.records import metrics
 
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     until = _time(args.until, "--until") if args.until else dt.datetime.now(dt.timezone.utc)
     since = (_time(args.since, "--since") if args.since
              else until - dt.timedelta(days=args.days))  # type: ignore[operator]
-    repo = GitRepo.open(Path(args.repo))
+    repo = ctx.git(Path(args.repo))
     audit_file = args.audit_file or os.environ.get("PIPELINE_AUDIT_FILE") or None
     deployments = metrics.collect(repo, audit_file, fetch=args.fetch)
     fetched = metrics.last_fetched(repo)

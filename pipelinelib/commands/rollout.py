@@ -60,12 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def kube_from_args(args: argparse.Namespace, ctx: Context) -> None:
     """Point ``ctx.kube`` at --kubeconfig/--context when given."""
-    if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
-        from pipelinelib.adapters.kube import KubeClient
-
-        ctx.adapters["kube"] = KubeClient.from_kubeconfig(
-            args.kubeconfig or os.environ.get("PIPELINE_KUBECONFIG") or
-            os.environ.get("KUBECONFIG"), args.context)
+    ctx.use_kube(getattr(args, "kubeconfig", None), getattr(args, "context", None))
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

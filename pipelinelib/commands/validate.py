@@ -43,13 +43,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from pipelinelib.steps.validate import validate_inputs
 
     with Job("validate", ctx, args.report_dir) as job:
-        kube = None
-        if args.kubeconfig or args.context:
-            from pipelinelib.adapters.kube import KubeClient
-
-            kube = KubeClient.from_kubeconfig(
-                args.kubeconfig or os.environ.get("PIPELINE_KUBECONFIG")
-                or os.environ.get("KUBECONFIG"), args.context)
+        kube = (ctx.kube_for(args.kubeconfig, args.context)
+                if args.kubeconfig or args.context else None)
         pins = pins_from(args.from_build, args.image)
         job.run(validate_inputs, ctx, args.paths, namespace=args.namespace, app=args.app,
                 kube=kube, pins=pins)

@@ -1,27 +1,48 @@
-"""Compare an app's desired manifests with the live objects: what would change, and drift.
+"""What applying an app would change, field by field, and which of it is drift.
 
-The comparison asks "does the live object hold what we want?": every field we set must
-have the same value live (the API server's defaults are ignored); named lists
-(containers, env, ports) and ConfigMap ``data`` must also hold no extra entries.
-Each object carries ``pipelinelib.dev/spec-hash`` from its last apply: when that hash
-equals the desired one, the spec did not change, so any difference was made by hand
-— drift. When the spec did change too, each differing field is attributed by the live
-object's ``managedFields``: a field now owned by a manager other than the one that applied
-the spec hash (``kubectl scale``/``edit``/``patch``...) was changed by hand — drift — and
-the rest is the spec change, so one app can report both.
+One engine decides what changes, for plan, apply and the rollout (``--dry-run`` or not):
+``pipelinelib.kube.revisions.plan_changes`` applies each object server-side with
+``dryRun=All`` and compares the answer (the object as the apiserver would store it:
+defaults, admission, fields we no longer set removed) with the live one — how ``kubectl
+diff`` decides. This module only explains its verdicts: each ``update`` becomes the
+fields that differ between the live object and the dry run's answer (named lists such
+as containers, env and ports keyed by name; Secret values masked).
+
+Drift: each object carries ``pipelinelib.dev/spec-hash`` from its last apply. When that
+hash equals the desired one, the spec did not change, so any difference was made by hand.
+When the spec changed too, each differing field is attributed by the live object's
+``managedFields``: a field now owned by a manager other than the one that applied the
+spec hash (``kubectl scale``/``edit``/``patch``...) was changed by hand — drift — and the
+rest is the spec change, so one app can report both.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from pipelinelib.envspec.render import ANN_HASH, key
+from pipelinelib.kube.labels import ANN_APPLIED
+from pipelinelib.kube.labels import ANN_SPEC_HASH as ANN_HASH
 from pipelinelib.secrets import MASK, secret_field
 
-IGNORED_META = {"annotations", "labels"}
+# our own bookkeeping annotations: they follow the spec, never a change worth a line
+_BOOKKEEPING = {f"metadata.annotations.{ANN_HASH}", f"metadata.annotations.{ANN_APPLIED}"}
+# server bookkeeping, never a change (as kube.revisions.normalize drops it)
+VOLATILE_META = {"managedFields", "resourceVersion", "generation", "creationTimestamp", "uid"}
+
+
+class ObjectVerdict(Protocol):
+    """One object's verdict from the engine (``kube.revisions.Change``)."""
+
+    action: str
+    live: dict[str, Any] | None
+    new: dict[str, Any] | None
+
+    @property
+    def ref(self) -> str: ...
 
 
 @dataclass
@@ -63,6 +84,12 @@ class AppPlan:
     def pending(self) -> bool:
         return self.action != "none"
 
+    def object_actions(self) -> list[str]:
+        """``create|update|delete KIND/NAME`` per object, as the rollout names its actions."""
+        updates = dict.fromkeys(c.obj for c in self.changes)
+        return ([f"create {o}" for o in self.creates] + [f"update {o}" for o in updates]
+                + [f"delete {o}" for o in self.deletes])
+
     def to_dict(self) -> dict[str, Any]:
         return {"app": self.app, "namespace": self.namespace, "priority": self.priority,
                 "action": self.action, "drift": self.drift, "image": self.image,
@@ -70,53 +97,63 @@ class AppPlan:
                 "changes": [c.to_dict() for c in self.changes], "strategy": self.strategy,
                 "live_color": self.live_color, "awaiting_promotion": self.awaiting,
                 "hooks": self.hooks, "disabled": self.disabled,
-                "hooks_state": self.hooks_state}
-
-
-def _name(doc: dict[str, Any]) -> str:
-    kind, _, name = key(doc)
-    return f"{kind}/{name}"
+                "hooks_state": self.hooks_state, "objects": self.object_actions()}
 
 
 def diff_app(app: str, namespace: str, priority: int, image: str,
-             desired: list[dict[str, Any]], live: dict[tuple[str, str, str], dict[str, Any]],
-             orphans: list[dict[str, Any]] = ()) -> AppPlan:
-    """Plan one app: ``live`` maps (kind, namespace, name) to live objects."""
+             changes: Sequence[ObjectVerdict], orphans: Sequence[dict[str, Any]] = ()
+             ) -> AppPlan:
+    """Plan one app from the engine's verdict on each of its objects (see the module doc);
+    ``orphans``: live objects of the app that its manifests no longer hold."""
     plan = AppPlan(app, namespace, priority, "none", image=image)
-    for doc in desired:
-        current = live.get(key(doc))
-        if current is None:
-            plan.creates.append(_name(doc))
-            continue
-        secret = doc.get("kind") == "Secret"
-        if secret:
-            doc = _secret_as_data(doc)
-        diffs: list[tuple[str, Any, Any]] = []
-        _compare(doc, current, "", diffs, top=True)
-        if not diffs:
-            continue
-        recorded = current.get("metadata", {}).get("annotations", {}).get(ANN_HASH)
-        wanted = doc.get("metadata", {}).get("annotations", {}).get(ANN_HASH)
-        spec_unchanged = recorded == wanted or recorded is None
-        by_hand = _by_hand(current)
-        for path, live_value, desired_value in diffs:
-            drift = spec_unchanged or by_hand(path)
-            plan.changes.append(FieldChange(_name(doc), path, _mask(path, live_value, doc["kind"]),
-                                       _mask(path, desired_value, doc["kind"]), drift))
-            plan.drift = plan.drift or drift
-    plan.deletes = [_name(o) for o in orphans]
-    if plan.creates and len(plan.creates) == len(desired):
+    for change in changes:
+        if change.action == "create":
+            plan.creates.append(change.ref)
+        elif change.action == "update" and change.live is not None and change.new is not None:
+            _explain(plan, change.ref, change.live, change.new)
+    plan.deletes = [f"{o['kind']}/{o['metadata']['name']}" for o in orphans]
+    if plan.creates and len(plan.creates) == len(changes):
         plan.action = "create"
     elif plan.creates or plan.changes or plan.deletes:
         plan.action = "update"
     return plan
 
 
+def _explain(plan: AppPlan, ref: str, live: dict[str, Any], new: dict[str, Any]) -> None:
+    """The fields an update changes, each marked drift or spec change."""
+    kind = str(live.get("kind") or new.get("kind") or ref.split("/", 1)[0])
+    diffs: list[tuple[str, Any, Any]] = []
+    _compare(_comparable(live), _comparable(new), "", diffs)
+    diffs = [d for d in diffs if d[0] not in _BOOKKEEPING] or [
+        ("metadata", None, None)]  # nothing but our bookkeeping: still a write
+    recorded = _annotations(live).get(ANN_HASH)
+    wanted = _annotations(new).get(ANN_HASH)
+    spec_unchanged = recorded == wanted or recorded is None
+    by_hand = _by_hand(live)
+    for path, live_value, new_value in diffs:
+        drift = spec_unchanged or by_hand(path)
+        plan.changes.append(FieldChange(ref, path, _mask(path, live_value, kind),
+                                        _mask(path, new_value, kind), drift))
+        plan.drift = plan.drift or drift
+
+
+def _annotations(obj: dict[str, Any]) -> dict[str, Any]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without status and server bookkeeping (values kept: masking comes last)."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
+                       if k not in VOLATILE_META}
+    return out
+
+
 _HASH_FIELD = ("f:metadata", "f:annotations", f"f:{ANN_HASH}")
 _PART = re.compile(r"\[[^\]]*\]|[^.\[\]]+")
 
 
-def _by_hand(live: dict[str, Any]) -> Any:
+def _by_hand(live: dict[str, Any]) -> Callable[[str], bool]:
     """A predicate: is this diff path owned by a manager that did not apply the spec hash?"""
     entries = [(e.get("manager", ""), e.get("fieldsV1") or {})
                for e in live.get("metadata", {}).get("managedFields") or []]
@@ -167,61 +204,33 @@ def _mask(path: str, value: Any, kind: str | None = None) -> Any:
     return value
 
 
-def _secret_as_data(doc: dict[str, Any]) -> dict[str, Any]:
-    """A Secret as the apiserver keeps it: ``stringData`` folded into base64 ``data``."""
-    import base64
-
-    if not doc.get("stringData"):
-        return doc
-    data = dict(doc.get("data") or {})
-    for k, v in doc["stringData"].items():
-        data[k] = base64.b64encode(str(v).encode()).decode()
-    return {**{k: v for k, v in doc.items() if k != "stringData"}, "data": data}
-
-
-def _compare(want: Any, have: Any, path: str, out: list[tuple[str, Any, Any]],
-             top: bool = False) -> None:
-    if isinstance(want, dict):
-        if not isinstance(have, dict):
-            out.append((path, have, want))
-            return
-        for k, v in want.items():
-            if top and k in ("status", "apiVersion"):
-                continue
-            if path == "metadata" and k in IGNORED_META:
-                continue
-            _compare(v, have.get(k), f"{path}.{k}" if path else k, out)
-        if path == "data" or path.endswith(".data"):
-            for k in have.keys() - want.keys():
-                out.append((f"{path}.{k}", have[k], None))
+def _compare(live: Any, new: Any, path: str, out: list[tuple[str, Any, Any]]) -> None:
+    """Every leaf where ``live`` and ``new`` differ: (path, live value, new value)."""
+    if isinstance(live, dict) and isinstance(new, dict):
+        for k in sorted(live.keys() | new.keys(), key=str):
+            _compare(live.get(k), new.get(k), f"{path}.{k}" if path else str(k), out)
         return
-    if isinstance(want, list):
-        if not isinstance(have, list):
-            out.append((path, have, want))
+    if isinstance(live, list) and isinstance(new, list):
+        if _named(live) and _named(new):
+            theirs, ours = {i["name"]: i for i in live}, {i["name"]: i for i in new}
+            for name in [*ours, *(n for n in theirs if n not in ours)]:
+                if name not in theirs or name not in ours:
+                    out.append((f"{path}[{name}]", _summary(theirs.get(name)),
+                                _summary(ours.get(name))))
+                else:
+                    _compare(theirs[name], ours[name], f"{path}[{name}]", out)
             return
-        if want and all(isinstance(i, dict) and "name" in i for i in want) and all(
-                isinstance(i, dict) and "name" in i for i in have):
-            theirs = {i["name"]: i for i in have}
-            for item in want:
-                _compare(item, theirs.get(item["name"]), f"{path}[{item['name']}]", out)
-            for extra in theirs.keys() - {i["name"] for i in want}:
-                out.append((f"{path}[{extra}]", _summary(theirs[extra]), None))
+        if len(live) == len(new):
+            for i, (h, w) in enumerate(zip(live, new, strict=True)):
+                _compare(h, w, f"{path}[{i}]", out)
             return
-        if len(want) != len(have):
-            out.append((path, have, want))
-            return
-        for i, (w, h) in enumerate(zip(want, have, strict=False)):
-            _compare(w, h, f"{path}[{i}]", out)
-        return
-    if want != have and not _same_scalar(want, have):
-        out.append((path, have, want))
+    if live != new:
+        out.append((path, live, new))
 
 
-def _summary(item: dict[str, Any]) -> Any:
-    return item.get("value", item)
+def _named(items: list[Any]) -> bool:
+    return bool(items) and all(isinstance(i, dict) and "name" in i for i in items)
 
 
-def _same_scalar(want: Any, have: Any) -> bool:
-    if have is None or isinstance(want, bool) or isinstance(have, bool):
-        return False
-    return str(want) == str(have)
+def _summary(item: dict[str, Any] | None) -> Any:
+    return item.get("value", item) if item is not None else None

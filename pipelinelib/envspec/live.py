@@ -10,29 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pipelinelib.envspec.render import LABEL_ENV, key
-
-# kinds the plan compares (others a chart renders are applied, not diffed)
-KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "ConfigMap", "Secret",
-         "ServiceAccount", "Ingress", "Job", "CronJob", "HorizontalPodAutoscaler",
-         "PodDisruptionBudget")
+from pipelinelib.envspec.render import key
+from pipelinelib.kube.kinds import COMPARED as KINDS  # others a chart renders: applied only
+from pipelinelib.kube.labels import ENV_LABEL as LABEL_ENV
 
 
 def kube_for(ctx: Any, kubeconfig: str | None = None, context: str | None = None) -> Any:
-    """The adapter for an environment's cluster."""
-    if not (kubeconfig or context):
-        return ctx.kube
-    name = f"kube:{kubeconfig or ''}#{context or ''}"
-    client = ctx.adapters.get(name)
-    if client is None:
-        import os
-
-        from pipelinelib.adapters.kube import KubeClient
-
-        path = kubeconfig or os.environ.get("PIPELINE_KUBECONFIG") or os.environ.get(
-            "KUBECONFIG")
-        client = ctx.adapters[name] = KubeClient.from_kubeconfig(path, context)
-    return client
+    """The adapter for an environment's cluster (``Context.kube_for``)."""
+    return ctx.kube_for(kubeconfig, context)
 
 
 def list_env_objects(ctx: Any, env: str, namespaces: Iterable[str], kinds: Iterable[str],
@@ -44,7 +29,9 @@ def list_env_objects(ctx: Any, env: str, namespaces: Iterable[str], kinds: Itera
     selector = f"{LABEL_ENV}={env}"
     for namespace in sorted(set(namespaces)):
         for kind in sorted(set(kinds) & set(KINDS)):
-            for item in kube.list(kind, namespace, selector=selector).get("items", []):
-                item["kind"] = kind
+            listed = kube.list(kind, namespace, selector=selector)
+            for item in listed.get("items", []):
+                item["kind"] = kind  # a list's items carry neither kind nor apiVersion
+                item.setdefault("apiVersion", listed.get("apiVersion"))
                 found[key(item)] = item
     return found

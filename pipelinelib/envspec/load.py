@@ -444,7 +444,8 @@ def _semantic_problems(spec: EnvSpec, data: dict[str, Any], lines: yamlines.Line
     for app in spec.apps.values():
         at = ("apps", app.name)
         if spec.namespaces and app.namespace not in spec.namespaces:
-            field = (*at, "namespace") if "namespace" in data["apps"][app.name] else at
+            field: tuple[Any, ...] = (*at, "namespace") if "namespace" in data["apps"][
+                app.name] else at
             problems.append(Problem(src, lines.line(field), _field(field),
                                     f"namespace {app.namespace!r} is not allowed here",
                                     "one of " + ", ".join(spec.namespaces)))
@@ -552,7 +553,7 @@ def _strategy_problems(src: str, app: AppSpec, raw: dict[str, Any],
     """Blue/green needs Services to switch; await_promotion means nothing without it."""
     at = ("apps", app.name)
     if "await_promotion" in raw and not app.blue_green:
-        field = (*at, "await_promotion")
+        field: tuple[Any, ...] = (*at, "await_promotion")
         return [Problem(src, lines.line(field), _field(field),
                         "await_promotion applies to blue/green apps only",
                         "strategy: blue-green on this app, or no await_promotion")]

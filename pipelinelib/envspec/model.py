@@ -82,11 +82,6 @@ class NamespaceSpec:
     limits: list[dict[str, Any]] = field(default_factory=list)
     quotas: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def managed(self) -> bool:
-        """True when the spec asks for more than the namespace's existence."""
-        return bool(self.labels or self.annotations or self.limits or self.quotas)
-
 
 @dataclass
 class AppSpec:
@@ -123,13 +118,6 @@ class AppSpec:
     def image_ref(self) -> str:
         """The app's own image reference, or "" when only ``images`` (or the chart) name it."""
         return self.image.ref if self.image else ""
-
-    def all_images(self) -> dict[str, ImageSpec]:
-        """Every image the spec sets: ``images`` by container name, plus the app's own."""
-        found = dict(self.images)
-        if self.image is not None:
-            found.setdefault(self.name, self.image)
-        return found
 
     @property
     def blue_green(self) -> bool:

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelinelib.envspec.model import EnvSpec, NamespaceSpec
-from pipelinelib.envspec.render import LABEL_ENV, LABEL_MANAGED
+from pipelinelib.kube.labels import ENV_LABEL as LABEL_ENV
+from pipelinelib.kube.labels import MANAGED_BY as LABEL_MANAGED
 
-# The cluster administrator's mark of a protected namespace (promotion.enforce.guard_namespace):
-# never set or removed through a spec (load.py refuses it, plan_namespaces never writes it).
-PROTECTED_LABEL = "pipelinelib.dev/protected"
+# PROTECTED_LABEL: the cluster administrator's mark of a protected namespace
+# (promotion.enforce.guard_namespace): never set or removed through a spec (load.py refuses
+# it, plan_namespaces never writes it).
+from pipelinelib.kube.labels import PROTECTED_LABEL
+
 LIMITS = "pipelinelib-limits"
 QUOTA = "pipelinelib-quota"
 

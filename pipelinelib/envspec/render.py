@@ -19,18 +19,25 @@ from typing import Any
 
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.errors import BadInput
+from pipelinelib.kube import kinds
+from pipelinelib.kube.labels import (
+    ANN_CONFIG_HASH,
+    ANN_HASH,
+    ANN_IMAGE,
+    ANN_REVISION,
+    ANN_SPEC_HASH,
+    ANN_VERSION,
+    APP_LABEL,
+    ENV_LABEL,
+    HOOK_OF,
+    MANAGED_BY,
+    MANAGER,
+)
 
-LABEL_ENV = "pipelinelib.dev/environment"
-LABEL_APP = "pipelinelib.dev/app"
-LABEL_MANAGED = "app.kubernetes.io/managed-by"
-ANN_HASH = "pipelinelib.dev/spec-hash"
-ANN_IMAGE = "pipelinelib.dev/image"
-ANN_REVISION = "pipelinelib.dev/revision"
-ANN_VERSION = "pipelinelib.dev/version"
-ANN_CONFIG = "pipelinelib.dev/config-hash"
-WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
-CLUSTER_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                 "PersistentVolume", "StorageClass", "PriorityClass"}
+__all__ = ["chart_values", "key", "object_hash", "render_app", "workload_image"]
+
+# The app's long-running workloads (those with a revision history) take the image overlay.
+WORKLOADS = kinds.WITH_HISTORY
 
 
 def render_app(env: EnvSpec, app: AppSpec, secrets: Any = None,
@@ -75,8 +82,8 @@ def _hash_config(docs: list[dict[str, Any]]) -> None:
     docs = [d for d in docs if not is_hook(d)]  # hooks keep their names, as helm runs them
     mf.hash_config([mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)])
     for doc in docs:  # already named by content: the rollout must not hash them again
-        if doc.get("kind") in mf.HASHED:
-            doc["metadata"].setdefault("annotations", {})["pipelinelib.dev/hash"] = "false"
+        if doc.get("kind") in kinds.HASHED:
+            doc["metadata"].setdefault("annotations", {})[ANN_HASH] = "false"
 
 
 def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:
@@ -268,7 +275,7 @@ def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, A
         pod_meta.setdefault("annotations", {}).update(app.annotations)
     if app.config:
         digest = hashlib.sha256(json.dumps(app.config, sort_keys=True).encode()).hexdigest()
-        pod_meta.setdefault("annotations", {})[ANN_CONFIG] = digest[:16]
+        pod_meta.setdefault("annotations", {})[ANN_CONFIG_HASH] = digest[:16]
     pod = template.setdefault("spec", {})
     containers = pod.setdefault("containers", [])
     for container in [*pod.get("initContainers", []), *containers]:
@@ -290,9 +297,9 @@ def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, A
         main["env"] = list(env.values())
     if app.config:
         sources = main.setdefault("envFrom", [])
-        ref = {"configMapRef": {"name": f"{app.name}-config"}}
-        if ref not in sources:
-            sources.append(ref)
+        config_ref = {"configMapRef": {"name": f"{app.name}-config"}}
+        if config_ref not in sources:
+            sources.append(config_ref)
     if app.ports and not main.get("ports"):
         main["ports"] = [{"name": p.get("name", f"p{p['port']}"), "containerPort": p["port"],
                           "protocol": p.get("protocol", "TCP")} for p in app.ports]
@@ -359,19 +366,19 @@ def _ingress(app: AppSpec) -> dict[str, Any]:
 def object_hash(doc: dict[str, Any]) -> str:
     """A hash of a manifest without its own hash annotation (stable key order)."""
     body = copy.deepcopy(doc)
-    body.get("metadata", {}).get("annotations", {}).pop(ANN_HASH, None)
+    body.get("metadata", {}).get("annotations", {}).pop(ANN_SPEC_HASH, None)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _own(doc: dict[str, Any], env: EnvSpec, app: AppSpec) -> None:
     meta = doc.setdefault("metadata", {})
-    if doc.get("kind") not in CLUSTER_KINDS:
+    if doc.get("kind") not in kinds.CLUSTER_SCOPED:
         meta["namespace"] = app.namespace
     labels = meta.setdefault("labels", {})
-    from pipelinelib.helm.hooks import HOOK_OF, is_hook
+    from pipelinelib.helm.hooks import is_hook
 
-    owner = HOOK_OF if is_hook(doc) else LABEL_APP  # hooks run at their event, never pruned
-    labels.update({LABEL_ENV: env.name, owner: app.name, LABEL_MANAGED: "pipelinelib"})
+    owner = HOOK_OF if is_hook(doc) else APP_LABEL  # hooks run at their event, never pruned
+    labels.update({ENV_LABEL: env.name, owner: app.name, MANAGED_BY: MANAGER})
     annotations = meta.setdefault("annotations", {})
     if doc.get("kind") in WORKLOADS:
         annotations[ANN_IMAGE] = workload_image(doc, app)
@@ -379,7 +386,7 @@ def _own(doc: dict[str, Any], env: EnvSpec, app: AppSpec) -> None:
             annotations[ANN_REVISION] = app.image.revision
         if app.image and app.image.version:
             annotations[ANN_VERSION] = app.image.version
-    annotations[ANN_HASH] = object_hash(doc)
+    annotations[ANN_SPEC_HASH] = object_hash(doc)
 
 
 def key(doc: dict[str, Any]) -> tuple[str, str, str]:

@@ -99,23 +99,3 @@ def format_status(rows: list[dict[str, Any]]) -> str:
                      for r in table)
 
 
-def status_html(rows: list[dict[str, Any]], generated: str) -> str:
-    """A self-contained static HTML page (inline CSS, no scripts, no outside links)."""
-    import html
-
-    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in STATUS_COLUMNS)
-    body = []
-    for r in rows:
-        cells = _cells(r)
-        cls = "bad" if ("NOT" in cells[-1] or "degraded" in cells[-2] or "missing" in cells[-2]
-                        or r["drift"]) else ("ok" if r["in_sync"] else "warn")
-        body.append(f'<tr class="{cls}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
-                    + "</tr>")
-    return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>What is deployed where"
-            "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
-            "collapse}td,th{border:1px solid #ccc;padding:4px 8px;font-family:monospace}"
-            "tr.ok td:last-child{background:#dfd}tr.warn td:last-child{background:#ffd}"
-            "tr.bad td:last-child{background:#fdd}</style></head><body>"
-            f"<h1>What is deployed where</h1><p>Generated {html.escape(generated)}</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            "</body></html>\n")

@@ -125,11 +125,6 @@ class _Builder:
                         node.start_mark.line + 1)
 
 
-def load_all(text: str) -> list[Any]:
-    """Every document of a multi-document YAML text (manifests, rendered charts)."""
-    return list(yamlsafe.safe_load_all(text))
-
-
 def _find(node: yaml.Node, path: Sequence[Any]) -> tuple[yaml.Node | None, yaml.Node | None]:
     """(parent mapping node, value node) for ``path``; value None when the key is absent."""
     parent = None
@@ -158,6 +153,8 @@ def set_value(text: str, path: Sequence[Any], value: Any) -> str:
     the parent's last key with the same indentation.
     """
     root = compose(text)
+    if root is None:
+        raise YamlError(f"cannot set {'.'.join(map(str, path))}: the document is empty", 1)
     parent, node = _find(root, path)
     rendered = render_scalar(value)
     if node is not None:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,23 +146,22 @@ def read_deployed(app_dir: Path, relpath: str, *, deployed_dir: str | None = Non
     if not deployed_rev:
         raise BadInput("the deployed version is unknown", field="--deployed-rev/--deployed-dir",
                        expected="the revision deployed in the target environment")
-    prefix = _git(app_dir, "rev-parse", "--show-prefix").strip()
-    shown = subprocess.run(["git", "show", f"{deployed_rev}:{prefix}{relpath}"], cwd=app_dir,
-                           capture_output=True, check=False)
-    stderr = shown.stderr.decode("utf-8", "replace")
-    if shown.returncode != 0:
-        if "exists on disk, but not in" in stderr or "does not exist in" in stderr:
-            return None
+    from pipelinelib.adapters.git_repo import GitRepo
+
+    try:
+        repo = GitRepo.open(app_dir, remote=None)
+    except BadInput as exc:
+        raise BadInput(f"not a git repository: {app_dir}", field="--app-dir",
+                       hint=exc.message) from None
+    prefix = Path(app_dir).resolve().relative_to(repo.path.resolve()).as_posix()
+    prefix = "" if prefix == "." else prefix + "/"
+    try:
+        data = repo.file_at(deployed_rev, f"{prefix}{relpath}")
+    except BadInput as exc:
         raise BadInput(f"cannot read {relpath} at {deployed_rev}",
                        field="--deployed-rev", expected="a revision of this repository",
-                       hint=stderr.strip()[:200])
+                       hint=exc.message) from None
+    if data is None:
+        return None
     source = f"{deployed_rev}:{prefix}{relpath}"
-    return read_structured(_text(shown.stdout, source), source)
-
-
-def _git(cwd: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise BadInput(f"not a git repository: {cwd}", field="--app-dir",
-                       hint=out.stderr.strip()[:200])
-    return out.stdout
+    return read_structured(_text(data, source), source)

@@ -27,17 +27,21 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelinelib.errors import StepFailed
+from pipelinelib.kube import kinds
+from pipelinelib.kube.labels import HOOK_OF
+
+if TYPE_CHECKING:
+    from pipelinelib.kube.wait import Outcome
+
+__all__ = ["HOOK", "HOOK_OF", "Hook", "is_hook", "parse", "run", "split"]
 
 HOOK = "helm.sh/hook"
 WEIGHT = "helm.sh/hook-weight"
 DELETE_POLICY = "helm.sh/hook-delete-policy"
-HOOK_OF = "pipelinelib.dev/hook-of"
 RUN_EVENTS = ("pre-install", "post-install", "pre-upgrade", "post-upgrade")
-_KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding",
-               "Service", "Pod", "Job"]
 
 
 @dataclass
@@ -62,8 +66,8 @@ class Hook:
         return f"{self.kind}/{self.name}"
 
     def order(self) -> tuple[int, int, str]:
-        kind = _KIND_ORDER.index(self.kind) if self.kind in _KIND_ORDER else len(_KIND_ORDER)
-        return self.weight, kind, self.name
+        # within one weight: the kinds table's apply order; kinds without one run last
+        return self.weight, kinds.rank(self.kind, unknown=len(kinds.TABLE)), self.name
 
 
 def is_hook(doc: dict[str, Any]) -> bool:
@@ -163,16 +167,17 @@ def run(ctx: Any, hooks: list[Hook], event: str, namespace: str, timeout: float)
         log.info("hook starting", weight=hook.weight)
         kube.create(hook.obj, namespace)
         actions.append(f"{event} hook {hook.ref}")
-        ok, detail = _wait(ctx, kube, hook, namespace, timeout)
-        if ("hook-succeeded" if ok else "hook-failed") in hook.policies:
+        outcome = _wait(ctx, kube, hook, namespace, timeout)
+        if ("hook-succeeded" if outcome.ok else "hook-failed") in hook.policies:
             kube.delete(hook.kind, hook.name, namespace, propagation="Foreground")
             actions.append(f"delete hook {hook.ref}")
-        if not ok:
+        if not outcome.ok:
             raise StepFailed(f"{event} hook {hook.ref} failed", cause=ctx.secrets.redact_text(
-                detail), hint="the app's objects were not changed by this event" if
+                outcome.message), hint="the app's objects were not changed by this event" if
                 event.startswith("pre-") else "the app is deployed; its post hook failed",
-                evidence=[ctx.secrets.redact_text(detail)])
-        log.info("hook done", detail=detail)
+                evidence=[ctx.secrets.redact_text(line)
+                          for line in outcome.evidence or [outcome.message]])
+        log.info("hook done", detail=outcome.message or "ready")
     return actions
 
 
@@ -187,30 +192,12 @@ def _delete_and_wait(kube: Any, hook: Hook, namespace: str, timeout: float) -> N
         time.sleep(0.2)
 
 
-def _wait(ctx: Any, kube: Any, hook: Hook, namespace: str, timeout: float) -> tuple[bool, str]:
-    """Jobs until Complete/Failed, Pods until Succeeded/Failed; other kinds at once."""
-    if hook.kind not in ("Job", "Pod"):
-        return True, "created"
-    deadline, last_log = time.monotonic() + timeout, time.monotonic()
-    while True:
-        obj = kube.get(hook.kind, hook.name, namespace) or {}
-        status = obj.get("status") or {}
-        if hook.kind == "Job":
-            for cond in status.get("conditions") or []:
-                if cond.get("status") != "True":
-                    continue
-                if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
-                    return True, "complete"
-                if cond.get("type") in ("Failed", "FailureTarget"):
-                    return False, f"{cond.get('reason', 'Failed')}: {cond.get('message', '')}"
-        else:
-            phase = status.get("phase")
-            if phase in ("Succeeded", "Failed"):
-                return phase == "Succeeded", phase
-        now = time.monotonic()
-        if now > deadline:
-            return False, f"not finished after {timeout:.0f} s"
-        if now - last_log > 5:
-            ctx.log.info("waiting for hook", hook=hook.ref, active=status.get("active", 0))
-            last_log = now
-        time.sleep(0.25)
+def _wait(ctx: Any, kube: Any, hook: Hook, namespace: str, timeout: float) -> Outcome:
+    """Jobs until complete or failed, Pods until succeeded or failed (the rollout's waiter
+    and health rules, ``kube.wait``); other kinds at once."""
+    from pipelinelib.kube.wait import Outcome, wait_for  # the kubernetes client: when needed
+
+    if kinds.health_rule(hook.kind) not in ("job", "pod"):
+        return Outcome(True, {}, message="created")
+    return wait_for(kube, namespace, [(hook.kind, hook.name)], timeout,
+                    ctx.log.bind(hook=hook.ref))

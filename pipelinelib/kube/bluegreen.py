@@ -13,12 +13,12 @@ import copy
 from typing import Any
 
 from pipelinelib.errors import PipelineError, Refused, StepFailed
-from pipelinelib.kube import APP_LABEL, COLOR_LABEL, owner_selector
 from pipelinelib.kube.health import READY, assess
+from pipelinelib.kube.labels import ANN_BLUE_GREEN as BLUE_GREEN_ANN
+from pipelinelib.kube.labels import APP_LABEL, COLOR_LABEL, owner_selector
 from pipelinelib.kube.manifests import Manifest
 
 COLORS = ("blue", "green")
-BLUE_GREEN_ANN = "pipelinelib.dev/blue-green"
 
 
 def other(color: str | None) -> str:

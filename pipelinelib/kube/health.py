@@ -41,9 +41,12 @@ FATAL_PULL = ("401", "403", "unauthorized", "Unauthorized", "authorization faile
               "invalid reference format")
 # Scheduler reasons (per node group, from the Unschedulable message) that clear by themselves:
 # a port or resources held by the pod being replaced, a PVC still being provisioned, a node
-# briefly not ready or cordoned.
+# briefly not ready or cordoned. Since Kubernetes 1.33 the scheduler no longer names the taint
+# ("N node(s) had untolerated taint(s)"), and the deployer may not read nodes: a taint may be
+# a node briefly NotReady (node.kubernetes.io/not-ready), so it waits within the deadline.
 TRANSIENT_UNSCHEDULABLE = ("free ports", "unbound immediate PersistentVolumeClaims",
                            "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
+                           "untolerated taint(s)",
                            "Insufficient ", "were unschedulable", "Too many pods",
                            "anti-affinity", "waiting for first consumer", "being deleted")
 
@@ -129,8 +132,8 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 
 
 def _generation_seen(obj: dict[str, Any]) -> bool:
-    observed = (obj.get("status") or {}).get("observedGeneration") or 0
-    return observed >= (obj.get("metadata") or {}).get("generation", 0)
+    observed = int((obj.get("status") or {}).get("observedGeneration") or 0)
+    return observed >= int((obj.get("metadata") or {}).get("generation", 0))
 
 
 def _pod_failure(pods: list[dict[str, Any]], what: str) -> Verdict | None:

@@ -14,10 +14,17 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from pipelinelib.kube import ANN_CHANGE_CAUSE, ANN_DEPLOYED_BY, ANN_DIGEST, ANN_REVISION
+from pipelinelib.kube.kinds import WITH_HISTORY as HISTORY_KINDS
+from pipelinelib.kube.labels import (
+    ANN_CHANGE_CAUSE,
+    ANN_DEPLOYED_BY,
+    ANN_DIGEST,
+    ANN_REVISION,
+    DEPLOYMENT_REVISION,
+    POD_TEMPLATE_HASH,
+)
 
-DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
-HISTORY_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+__all__ = ["DEPLOYMENT_REVISION", "HISTORY_KINDS", "Revision", "history", "live_template"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ def history(kube: Any, workload: dict[str, Any]) -> list[Revision]:
         if kind == "Deployment":
             number = int(annotations.get(DEPLOYMENT_REVISION, "0") or 0)
             template = copy.deepcopy(item["spec"]["template"])
-            (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+            (template.get("metadata") or {}).get("labels", {}).pop(POD_TEMPLATE_HASH, None)
         else:
             number = int(item.get("revision", 0))
             template = copy.deepcopy(((item.get("data") or {}).get("spec") or {})
@@ -78,6 +85,6 @@ def history(kube: Any, workload: dict[str, Any]) -> list[Revision]:
 
 def live_template(workload: dict[str, Any]) -> dict[str, Any]:
     """The workload's pod template as comparable with a Revision's."""
-    template = copy.deepcopy(workload["spec"]["template"])
+    template: dict[str, Any] = copy.deepcopy(workload["spec"]["template"])
     (template.get("metadata") or {}).pop("creationTimestamp", None)
     return template

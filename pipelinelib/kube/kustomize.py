@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from pipelinelib import yamlsafe
+from pipelinelib.adapters import process
 from pipelinelib.errors import BadInput
+from pipelinelib.kube.kinds import HASHED
+from pipelinelib.kube.labels import ANN_HASH as HASH_ANNOTATION
 
 FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-HASH_ANNOTATION = "pipelinelib.dev/hash"
 TIMEOUT_S = 120
 
 
@@ -48,13 +49,13 @@ def build(folder: Path) -> list[tuple[Any, int, int]]:
     """(object, line, index) of every document ``kustomize build`` makes of ``folder``."""
     name = f"{folder} (kustomize build)"
     try:
-        out = subprocess.run(command(folder), capture_output=True, timeout=TIMEOUT_S,
-                             check=False)
-    except subprocess.TimeoutExpired as exc:
+        out = process.run(command(folder), timeout=TIMEOUT_S, text=False)
+    except process.TimedOut as exc:
         raise BadInput(f"kustomize build took longer than {TIMEOUT_S}s", source=str(folder)
                        ) from exc
-    except OSError as exc:
-        raise BadInput(f"cannot run kustomize: {exc}", source=str(folder)) from exc
+    except process.CannotRun as exc:
+        raise BadInput(f"cannot run kustomize: {str(exc).split(': ', 1)[-1]}",
+                       source=str(folder)) from exc
     if out.returncode != 0:
         message = out.stderr.decode(errors="replace").strip().splitlines()
         raise BadInput(f"kustomize build failed: {' '.join(message)[-600:]}",
@@ -62,7 +63,7 @@ def build(folder: Path) -> list[tuple[Any, int, int]]:
                        expected="a kustomization that `kubectl kustomize` builds")
     docs = yamlsafe.load_with_lines(out.stdout, name, plain=True)
     for doc, _, _ in docs:
-        if isinstance(doc, dict) and doc.get("kind") in ("ConfigMap", "Secret"):
+        if isinstance(doc, dict) and doc.get("kind") in HASHED:
             meta = doc.setdefault("metadata", {})
             if isinstance(meta, dict):
                 annotations = meta.setdefault("annotations", {}) or {}

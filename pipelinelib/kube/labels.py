@@ -33,6 +33,12 @@ ANN_DEPLOYED_BY = "pipelinelib.dev/deployed-by"
 ANN_BUILD_URL = "pipelinelib.dev/build-url"
 ANN_CHANGE_CAUSE = "kubernetes.io/change-cause"
 RECORD_ANNOTATIONS = (ANN_REVISION, ANN_DIGEST, ANN_DEPLOYED_BY, ANN_BUILD_URL, ANN_CHANGE_CAUSE)
+# A hash of the manifest as applied (record annotations and Secret values left out): a live
+# object that carries the same hash and holds every field of the manifest needs no dry run.
+ANN_APPLIED = "pipelinelib.dev/applied-hash"
+# `pipeline annotate` writes PREFIX + deployment-status, deployment-tag, deployment-id,
+# deployed-revision, deployed-digest, deployed-at, deployed-by (steps/annotate.py)
+ANN_DEPLOYED_DIGEST = "pipelinelib.dev/deployed-digest"
 
 # --- annotations: environment specs, config hashing, rollback, blue/green, lock ---------
 ANN_SPEC_HASH = "pipelinelib.dev/spec-hash"

@@ -28,10 +28,10 @@ import uuid
 from typing import Any
 
 from pipelinelib.errors import StepFailed
-from pipelinelib.kube import APP_LABEL, MANAGED_BY, MANAGER
+from pipelinelib.kube.labels import ANN_LOCK_HOLDER as HOLDER_ANN
+from pipelinelib.kube.labels import ANN_LOCK_PROCESS as PROCESS_ANN
+from pipelinelib.kube.labels import APP_LABEL, MANAGED_BY, MANAGER
 
-HOLDER_ANN = "pipelinelib.dev/holder"
-PROCESS_ANN = "pipelinelib.dev/holder-process"  # boot id/pid namespace/pid/start ticks
 CONFIRM_S = 1.0  # a write re-reads the Lease when the last confirmation is older than this
 
 
@@ -101,6 +101,10 @@ def _parse(value: str | None) -> dt.datetime | None:
         return None
 
 
+def _rv(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def lease_name(app: str) -> str:
     return f"pipelinelib-deploy-{app}"[:63].rstrip("-")
 
@@ -121,6 +125,8 @@ class DeployLock:
         self.lost_to = ""
         self.waited_s = 0.0
         self._confirmed = 0.0  # monotonic time the Lease was last seen ours
+        self._rv = ""  # the Lease's resourceVersion after our last write to it
+        self._seen_held = False  # the last attempt found a Lease
 
     @staticmethod
     def holder_of(ci: Any) -> str:
@@ -146,13 +152,18 @@ class DeployLock:
 
     def try_acquire(self) -> dict[str, Any] | None:
         """One attempt: None when acquired, else the live lease held by someone else."""
-        live = self.kube.get("Lease", self.name, self.namespace)
-        if live is None:
+        live = None
+        if self._seen_held:  # a lease was there a moment ago: read it first
+            live = self.kube.get("Lease", self.name, self.namespace)
+        if live is None:  # usually free: create it at once (409 when someone holds it)
             made = self.kube.create(self._body(), self.namespace, ok=(409,))
-            if "__status__" in made:
-                return self.kube.get("Lease", self.name, self.namespace) or {}
-            self._confirmed = time.monotonic()
-            return None
+            if "__status__" not in made:
+                self._confirmed, self._rv = time.monotonic(), _rv(made)
+                return None
+            self._seen_held = True
+            live = self.kube.get("Lease", self.name, self.namespace)
+            if live is None:
+                return {}
         spec = live.get("spec") or {}
         holder = spec.get("holderIdentity")
         renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
@@ -173,7 +184,7 @@ class DeployLock:
         done = self.kube.replace(body, ok=(409,))
         if "__status__" in done:
             return {}
-        self._confirmed = time.monotonic()
+        self._confirmed, self._rv = time.monotonic(), _rv(done)
         return None
 
     def acquire(self) -> None:
@@ -216,7 +227,7 @@ class DeployLock:
                 live["spec"]["renewTime"] = _fmt(_now())
                 done = self.kube.replace(live, ok=(409,))
                 if "__status__" not in done:
-                    self._confirmed = time.monotonic()
+                    self._confirmed, self._rv = time.monotonic(), _rv(done)
             except Exception as exc:  # keep trying; check() stops writes after a TTL
                 if self.log:
                     self.log.debug("lease renewal failed", error=str(exc)[:200])
@@ -270,6 +281,13 @@ class DeployLock:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+        if self._rv and not self.lost:  # our last write's version: no read needed
+            gone = self.kube.request(
+                "DELETE", self.kube.path("Lease", self.namespace, self.name),
+                body={"propagationPolicy": "Background",
+                      "preconditions": {"resourceVersion": self._rv}}, ok=(404, 409))
+            if gone.get("__status__") != 409:
+                return  # deleted (or already gone)
         live = self.kube.get("Lease", self.name, self.namespace)
         if live and (live.get("spec") or {}).get("holderIdentity") == self.identity:
             self.kube.delete("Lease", self.name, self.namespace,

@@ -20,28 +20,24 @@ from typing import Any
 
 from pipelinelib import yamlsafe
 from pipelinelib.errors import BadInput, PipelineError, Refused
-from pipelinelib.kube import (
+from pipelinelib.kube import kustomize
+from pipelinelib.kube.kinds import APPLY_ORDER as ORDER  # the one kinds table
+from pipelinelib.kube.kinds import HASHED, WORKLOADS
+from pipelinelib.kube.labels import (
+    ANN_APPLIED,
     ANN_BUILD_URL,
     ANN_CHANGE_CAUSE,
     ANN_DEPLOYED_BY,
     ANN_DIGEST,
+    ANN_HASH,
     ANN_REVISION,
     APP_LABEL,
     CONFIG_NAME_LABEL,
     MANAGED_BY,
     MANAGER,
-    kustomize,
+    RECORD_ANNOTATIONS,
 )
 
-ORDER: list[str] = [
-    "ResourceQuota", "LimitRange", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy",
-    "ConfigMap", "Secret", "PersistentVolumeClaim", "PodDisruptionBudget",
-    "Job",  # e.g. a migration Job: before the workloads that need it
-    "Deployment", "StatefulSet", "DaemonSet", "CronJob", "HorizontalPodAutoscaler",
-    "Service", "Ingress",
-]
-WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
-HASHED = ("ConfigMap", "Secret")
 DIGEST_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1123 label
@@ -274,7 +270,7 @@ def hash_config(manifests: list[Manifest]) -> dict[tuple[str, str], str]:
     renames: dict[tuple[str, str], str] = {}
     for m in manifests:
         if m.kind in HASHED and m.obj["metadata"].get("annotations", {}).get(
-                "pipelinelib.dev/hash", "true") != "false":
+                ANN_HASH, "true") != "false":
             base = m.name
             new = f"{base}-{content_hash(m.obj)}"
             m.obj["metadata"]["name"] = new
@@ -350,6 +346,23 @@ def stamp(manifests: list[Manifest], app: str, namespace: str, record: Record,
         meta.setdefault("labels", {}).update({MANAGED_BY: MANAGER, APP_LABEL: app})
         if m.kind in WORKLOADS:
             meta.setdefault("annotations", {}).update(record.annotations(m.obj, redact))
+        meta.setdefault("annotations", {})[ANN_APPLIED] = applied_hash(m.obj)
+
+
+def applied_hash(obj: dict[str, Any]) -> str:
+    """A hash of a stamped manifest without the record annotations (they change with every
+    build) and without Secret values (only their keys): kept on the object as applied, it
+    tells a later plan that no field was added or dropped since (kube.revisions)."""
+    body = copy.deepcopy(obj)
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    for key in (*RECORD_ANNOTATIONS, ANN_APPLIED):
+        annotations.pop(key, None)
+    if body.get("kind") == "Secret":
+        for key in ("data", "stringData"):
+            if isinstance(body.get(key), dict):
+                body[key] = sorted(body[key])
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

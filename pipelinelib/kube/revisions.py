@@ -12,15 +12,24 @@ import copy
 import difflib
 import functools
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from pipelinelib.errors import PipelineError, Refused
-from pipelinelib.kube import COLOR_LABEL, RECORD_ANNOTATIONS, owner_selector
+from pipelinelib.kube.kinds import PRUNABLE as PRUNE_KINDS  # plus any kind the manifests ship
+from pipelinelib.kube.labels import (
+    APP_LABEL,
+    COLOR_LABEL,
+    MANAGED_BY,
+    MANAGER,
+    RECORD_ANNOTATIONS,
+    owner_selector,
+)
 from pipelinelib.kube.manifests import Manifest
 
-PRUNE_KINDS = ("ConfigMap", "Secret", "Deployment", "StatefulSet", "DaemonSet", "Job",
-               "CronJob", "Service", "Ingress")  # plus any other kind the manifests ship
+READS_AT_ONCE = 8  # reads of one plan in flight together (independent GETs, lists, dry runs)
 VOLATILE_META = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 
@@ -56,8 +65,9 @@ def _data(obj: dict[str, Any]) -> str:
     return json.dumps(obj.get("data"), sort_keys=True)
 
 
-def normalize(obj: dict[str, Any] | None) -> dict[str, Any]:
-    """The object without server bookkeeping (for comparison and diffs)."""
+def normalize(obj: dict[str, Any] | None, mask: bool = True) -> dict[str, Any]:
+    """The object without server bookkeeping (for comparison and diffs); Secret values
+    masked unless ``mask`` is false (a comparison must see a changed value)."""
     if not obj:
         return {}
     out = copy.deepcopy(obj)
@@ -65,7 +75,7 @@ def normalize(obj: dict[str, Any] | None) -> dict[str, Any]:
     meta = out.get("metadata", {})
     for key in VOLATILE_META:
         meta.pop(key, None)
-    if out.get("kind") == "Secret":
+    if mask and out.get("kind") == "Secret":
         for key in ("data", "stringData"):
             if isinstance(out.get(key), dict):
                 out[key] = {k: "***" for k in out[key]}
@@ -99,33 +109,177 @@ def _probe(m: Manifest, live: dict[str, Any] | None) -> dict[str, Any]:
     return probe
 
 
-def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool) -> list[Change]:
-    """Each manifest's change against the live state (read-only)."""
+class RunLists:
+    """Every app's owned objects, one list per namespace and kind for a whole run that
+    deploys many apps (``pipeline apply``): selected by the managed-by label, split by the
+    app label here. Each app reads only its own objects, which only its own rollout of the
+    run writes, after its plan; a change made outside the run meanwhile is caught by the
+    re-read under the deploy lock (``refresh``)."""
+
+    def __init__(self, kube: Any, log: Any = None):
+        self.kube, self.log = kube, log
+        self._lock = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._found: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]] | None] = {}
+
+    def by_app(self, kind: str, namespace: str, api_version: str | None = None
+               ) -> dict[str, dict[str, dict[str, Any]]] | None:
+        """{app: {name: object}} of ``kind`` in ``namespace`` (None: it cannot be listed)."""
+        key = (namespace, kind)
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._found:
+                self._found[key] = self._list(kind, namespace, api_version)
+            return self._found[key]
+
+    def _list(self, kind: str, namespace: str, api_version: str | None
+              ) -> dict[str, dict[str, dict[str, Any]]] | None:
+        try:
+            listed = self.kube.list(kind, namespace, selector=f"{MANAGED_BY}={MANAGER}",
+                                    api_version=api_version)
+        except Refused as exc:
+            if self.log:
+                self.log.debug("cannot list owned objects", kind=kind, error=exc.message)
+            return None
+        version = listed.get("apiVersion") or api_version
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for item in listed.get("items", []):
+            app = (item["metadata"].get("labels") or {}).get(APP_LABEL)
+            if app:
+                out.setdefault(app, {})[item["metadata"]["name"]] = {
+                    "apiVersion": version, **item, "kind": kind}
+        return out
+
+
+class Owned:
+    """The app's live objects: one label-selected list per kind, read once per rollout and
+    shared by the plan (no GET per object) and the prune.
+
+    ``kinds`` are listed lazily; a kind the deployer may not list is ``None`` (its objects
+    are read one by one, and it is not pruned).
+    """
+
+    def __init__(self, kube: Any, app: str, namespace: str, log: Any = None,
+                 shared: RunLists | None = None):
+        self.kube, self.app, self.namespace, self.log = kube, app, namespace, log
+        self.shared = shared
+        self._items: dict[str, dict[str, dict[str, Any]] | None] = {}
+
+    def prefetch(self, kinds: dict[str, str | None]) -> None:
+        """List ``kinds`` ({kind: apiVersion or None}) at once, a few requests in flight."""
+        todo = [(k, v) for k, v in kinds.items() if k not in self._items]
+        if len(todo) > 1:
+            with ThreadPoolExecutor(max_workers=min(READS_AT_ONCE, len(todo))) as pool:
+                for kind, found in zip([k for k, _ in todo],
+                                       pool.map(lambda kv: self._list(*kv), todo), strict=True):
+                    self._items[kind] = found
+
+    def items(self, kind: str, api_version: str | None = None
+              ) -> dict[str, dict[str, Any]] | None:
+        """Owned objects of ``kind`` by name (None when the kind cannot be listed)."""
+        if kind not in self._items:
+            self._items[kind] = self._list(kind, api_version)
+        return self._items[kind]
+
+    def _list(self, kind: str, api_version: str | None) -> dict[str, dict[str, Any]] | None:
+        if self.shared is not None:
+            by_app = self.shared.by_app(kind, self.namespace, api_version)
+            return None if by_app is None else dict(by_app.get(self.app, {}))
+        try:
+            listed = self.kube.list(kind, self.namespace, selector=owner_selector(self.app),
+                                    api_version=api_version)
+        except Refused as exc:
+            if self.log:
+                self.log.debug("cannot list owned objects", kind=kind, error=exc.message)
+            return None
+        version = listed.get("apiVersion") or api_version
+        return {i["metadata"]["name"]: {"apiVersion": version, **i, "kind": kind}
+                for i in listed.get("items", [])}
+
+
+def prune_kinds(keep: set[tuple[str, str]]) -> list[str]:
+    """The kinds a prune lists: the usual ones plus any other kind the manifests ship."""
+    return list(PRUNE_KINDS) + sorted({k for k, _ in keep if k not in PRUNE_KINDS})
+
+
+def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool,
+                 owned: Owned | None = None) -> list[Change]:
+    """Each manifest's change against the live state (read-only).
+
+    With ``owned`` the live objects come from its lists: an object absent from them is
+    dry-run at once, and read only when the dry run shows it exists (someone else's, not
+    labelled ours: the apply takes it over)."""
     changes = []
     for m in manifests:
         if not namespace_exists:
             changes.append(Change(m, "create", None, m.obj))
             continue
-        live = kube.get(m.kind, m.name, m.obj["metadata"]["namespace"], m.obj["apiVersion"])
+        namespace, version = m.obj["metadata"]["namespace"], m.obj["apiVersion"]
+        listed = owned.items(m.kind, version) if owned is not None else None
+        if listed is None:
+            live = kube.get(m.kind, m.name, namespace, version)
+        else:
+            live = listed.get(m.name)
+        if live is not None and holds(live, _as_stored(_probe(m, live))):
+            changes.append(Change(m, "none", live))  # same applied hash, every field as live
+            continue
         dry = kube.apply(_probe(m, live), dry_run=True)
+        if live is None and listed is not None and _version(dry):
+            live = kube.get(m.kind, m.name, namespace, version)  # exists, not labelled ours
+            if live is not None:
+                dry = kube.apply(_probe(m, live), dry_run=True)
         if live is None:
             changes.append(Change(m, "create", None, dry))
-        elif normalize(dry) != normalize(live):
+        elif normalize(dry, mask=False) != normalize(live, mask=False):
             changes.append(Change(m, "update", live, dry))
         else:
             changes.append(Change(m, "none", live))
     return changes
 
 
+def holds(live: Any, want: Any) -> bool:
+    """Whether ``live`` has every field of ``want`` with the same value and type (lists of
+    the same length, item by item; an empty or null field may be absent, as the apiserver
+    omits it). Server defaults are extra fields and do not matter; a value the server
+    normalizes differs, and the dry run then decides."""
+    if isinstance(want, dict):
+        return isinstance(live, dict) and all(
+            holds(live[k], v) if k in live else v in (None, {}, [])  # omitted when empty
+            for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(live, list) and len(live) == len(want) and all(
+            holds(h, w) for h, w in zip(live, want, strict=True))
+    return type(live) is type(want) and live == want
+
+
+def _as_stored(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Secret's ``stringData`` folded into base64 ``data``, as the apiserver keeps it."""
+    if obj.get("kind") != "Secret" or not isinstance(obj.get("stringData"), dict):
+        return obj
+    import base64
+
+    data = dict(obj.get("data") or {})
+    for k, v in obj["stringData"].items():
+        data[k] = base64.b64encode(str(v).encode()).decode()
+    return {**{k: v for k, v in obj.items() if k != "stringData"}, "data": data}
+
 
 def refresh(kube: Any, changes: list[Change]) -> list[Change]:
     """The plan again (under the deploy lock): an object whose live version is the one
     planned against keeps its change; any other is planned anew (one GET each, and a dry
     run only for what moved meanwhile)."""
-    out = []
-    for change in changes:
+    def read(change: Change) -> dict[str, Any] | None:
         m = change.manifest
-        live = kube.get(m.kind, m.name, m.obj["metadata"]["namespace"], m.obj["apiVersion"])
+        live: dict[str, Any] | None = kube.get(m.kind, m.name, m.obj["metadata"]["namespace"],
+                                               m.obj["apiVersion"])
+        return live
+
+    with ThreadPoolExecutor(max_workers=max(1, min(READS_AT_ONCE, len(changes)))) as pool:
+        lives = list(pool.map(read, changes))
+    out = []
+    for change, live in zip(changes, lives, strict=True):
+        m = change.manifest
         if _version(live) == _version(change.live):
             out.append(change)
         else:
@@ -137,24 +291,19 @@ def _version(obj: dict[str, Any] | None) -> str | None:
     return obj["metadata"].get("resourceVersion") if obj else None
 
 def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, str]],
-                     log: Any = None) -> list[tuple[str, str]]:
-    """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``.
+                     log: Any = None, owned: Owned | None = None) -> list[tuple[str, str]]:
+    """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``
+    (from ``owned``'s lists when given: the plan's own reads).
 
     A blue/green Deployment's other colour stays: ``NAME-green`` is kept while
     ``NAME-blue`` is shipped. A plain ``NAME`` (from before the app went blue/green) is not.
     """
+    owned = owned or Owned(kube, app, namespace, log)
     colored = {(k, n.rsplit("-", 1)[0]) for k, n in keep
                if k == "Deployment" and n.rsplit("-", 1)[-1] in ("blue", "green")}
     found = []
-    kinds = list(PRUNE_KINDS) + sorted({k for k, _ in keep if k not in PRUNE_KINDS})
-    for kind in kinds:
-        try:
-            items = kube.list(kind, namespace, selector=owner_selector(app))["items"]
-        except Refused as exc:
-            if log:
-                log.debug("cannot list for pruning", kind=kind, error=exc.message)
-            continue
-        for item in items:
+    for kind in prune_kinds(keep):
+        for item in (owned.items(kind) or {}).values():
             meta = item["metadata"]
             if meta.get("ownerReferences"):
                 continue  # created by a controller (a CronJob's Job): not ours to delete

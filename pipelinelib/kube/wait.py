@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelinelib.errors import PipelineError
+from pipelinelib.errors import PipelineError, TransientError
 from pipelinelib.kube import health
+from pipelinelib.kube.labels import CONTROLLER_REVISION_HASH
+from pipelinelib.kube.labels import DEPLOYMENT_REVISION as REVISION
 
 PROGRESS_EVERY_S = 3.0
-REVISION = "deployment.kubernetes.io/revision"
 
 
 @dataclass
@@ -68,24 +69,30 @@ class _Cache:
 
     def _run(self, kind: str, selector: str | None, field_selector: str | None,
              arrived: threading.Event) -> None:
-        try:  # the adapter's iterator lists, watches, and lists again when a watch expires
-            for etype, obj in self.kube.follow(kind, self.namespace, selector, field_selector,
-                                               stop=self.stop):
-                with self.lock:
+        while not self.stop.is_set():
+            try:  # the adapter's iterator lists, watches, and lists again when one expires
+                for etype, obj in self.kube.follow(kind, self.namespace, selector,
+                                                   field_selector, stop=self.stop):
+                    with self.lock:
+                        if etype == "SYNCED":
+                            self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
+                                                  for o in obj["items"]}
+                        elif etype == "DELETED":
+                            self.objects[kind].pop(obj["metadata"]["name"], None)
+                        else:
+                            self.objects[kind][obj["metadata"]["name"]] = {**obj,
+                                                                           "kind": kind}
+                    self.changed.put(kind)
                     if etype == "SYNCED":
-                        self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
-                                              for o in obj["items"]}
-                    elif etype == "DELETED":
-                        self.objects[kind].pop(obj["metadata"]["name"], None)
-                    else:
-                        self.objects[kind][obj["metadata"]["name"]] = {**obj, "kind": kind}
-                self.changed.put(kind)
-                if etype == "SYNCED":
-                    arrived.set()
-        except PipelineError as exc:
-            self.errors.append(exc)
-            self.changed.put("error")
-            arrived.set()
+                        arrived.set()
+            except PipelineError as exc:
+                self.errors.append(exc)
+                self.changed.put("error")
+                arrived.set()
+                return
+            except Exception:  # an undecodable answer: list again shortly
+                if self.stop.wait(0.2):
+                    return
 
     def snapshot(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -114,7 +121,7 @@ def current_pods(cache: _Cache, workload: dict[str, Any]) -> list[dict[str, Any]
     if kind == "StatefulSet":
         update = (workload.get("status") or {}).get("updateRevision")
         return [p for p in owned
-                if not update or p["metadata"]["labels"].get("controller-revision-hash") == update]
+                if not update or p["metadata"]["labels"].get(CONTROLLER_REVISION_HASH) == update]
     return owned
 
 
@@ -158,7 +165,8 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
         cache.watch(kind, field_selector=f"metadata.name={names[0]}" if len(names) == 1 else None)
     cache.wait_listed()
     pods = pod_selector([cache.get(k, n) for k, n in workloads])
-    cache.watch("Pod", pods)
+    if any(k != "Pod" for k, _ in workloads):  # a bare Pod (a hook) is its own evidence
+        cache.watch("Pod", pods)
     if any(k == "Deployment" for k, _ in workloads):
         cache.watch("ReplicaSet", pods)
     cache.wait_listed()
@@ -255,7 +263,7 @@ def pod_clues(kube: Any, namespace: str, pod: str, container: str | None = None,
         try:
             clues["logs"] = kube.pod_logs(pod, namespace, container, tail=lines,
                                           previous=previous)
-        except PipelineError:
+        except (PipelineError, TransientError):  # e.g. the pod's node does not answer
             clues["logs"] = []
         if clues["logs"]:
             break
@@ -282,13 +290,18 @@ def _pod_conditions(pod: dict[str, Any] | None) -> list[str]:
 
 
 def log_evidence(log: Any, workload: str, reason: str, message: str,
-                 conditions: list[str], clues: list[dict[str, Any]]) -> None:
+                 conditions: list[str], clues: list[dict[str, Any]],
+                 events: list[str] | None = None) -> None:
     """The failure's evidence to the console (one readable line each) and the JSON log
     (structured fields: conditions, events, log tail), not only to the report directory."""
     log.error("failure", workload=workload, reason=reason, message=message)
     for line in conditions:
         log.error("evidence", workload=workload, condition=line)
+    for line in events or []:
+        log.error("evidence", workload=workload, k8s_event=line)
     for c in clues:
+        if c.get("summary"):
+            log.error("evidence", pod=c["pod"], status=c["summary"])
         for line in c.get("pod_conditions", []):
             log.error("evidence", pod=c["pod"], condition=line)
         for event in c["events"]:
@@ -297,25 +310,61 @@ def log_evidence(log: Any, workload: str, reason: str, message: str,
             log.error("evidence", pod=c["pod"], log_line=line)
 
 
+def pod_summary(pod: dict[str, Any]) -> str:
+    """``pod NAME: PHASE; container C: exit N (REASON)`` for each container that ended."""
+    status = pod.get("status") or {}
+    parts = [f"pod {pod['metadata']['name']}: {status.get('phase', '?')}"]
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses")
+                                                             or []):
+        term = (cs.get("state") or {}).get("terminated") or {}
+        if term:
+            parts.append(f"container {cs.get('name')}: exit {term.get('exitCode')} "
+                         f"({term.get('reason', 'Error')})" +
+                         (f" {term['message']}" if term.get("message") else ""))
+    return "; ".join(parts)
+
+
+def workload_events(kube: Any, namespace: str, kind: str, name: str) -> list[str]:
+    """The workload's own recent events (a Job's BackoffLimitExceeded, a quota refusal)."""
+    try:
+        return [f"event {kind} {name}: {e.get('type', '')} {e.get('reason', '')}: "
+                f"{e.get('message', '')}" for e in kube.events(namespace, name, kind, limit=6)]
+    except PipelineError as exc:
+        return [f"events of {kind} {name} unavailable: {exc.message}"]
+
+
 def evidence(kube: Any, namespace: str, cache: _Cache, kind: str, name: str,
              verdict: health.Verdict, log: Any = None) -> list[str]:
+    """Why a workload failed: its conditions and events, then the pod at fault (its phase
+    and exit codes, conditions, events and log tail); to ``log`` as well when given."""
     out = [f"reason {verdict.reason}: {verdict.message}"]
     obj = cache.get(kind, name)
     conditions = [f"{cond.get('type')}={cond.get('status')} "
                   f"{cond.get('reason', '')}: {cond.get('message', '')}"
                   for cond in ((obj or {}).get("status") or {}).get("conditions") or []]
     out.extend(f"condition {c}" for c in conditions)
+    events = workload_events(kube, namespace, kind, name)
+    out.extend(events)
     clues = []
-    if verdict.pod:
-        c = pod_clues(kube, namespace, verdict.pod, verdict.container,
+    pod_name = verdict.pod
+    if pod_name is None and obj is not None and kind != "Pod":
+        failed = [p for p in current_pods(cache, obj)
+                  if (p.get("status") or {}).get("phase") == "Failed"]
+        pod_name = failed[0]["metadata"]["name"] if failed else None
+    if pod_name:
+        pod = obj if kind == "Pod" else cache.get("Pod", pod_name)
+        c = pod_clues(kube, namespace, pod_name, verdict.container,
                       crashed=verdict.reason == "CrashLoopBackOff")
-        c["pod_conditions"] = _pod_conditions(cache.get("Pod", verdict.pod))
-        out.extend(f"pod condition {verdict.pod}: {line}" for line in c["pod_conditions"])
+        if pod is not None:
+            c["summary"] = pod_summary(pod)
+            out.append(c["summary"])
+        c["pod_conditions"] = _pod_conditions(pod)
+        out.extend(f"pod condition {pod_name}: {line}" for line in c["pod_conditions"])
         out.extend(_lines(c))
         clues.append(c)
     if log is not None:
         log_evidence(log, f"{kind.lower()}/{name}", verdict.reason, verdict.message,
-                     conditions, clues)
+                     conditions, clues, [e.split(": ", 1)[1] for e in events if ": " in e])
     return out
 
 
@@ -368,8 +417,9 @@ def timeout_evidence(kube: Any, namespace: str, cache: _Cache,
             pname = pod["metadata"]["name"]
             conds = [f"{c.get('type')}={c.get('status')}" for c in
                      (pod.get("status") or {}).get("conditions") or []]
-            out.append(f"pod {pname} not ready: phase {pod.get('status', {}).get('phase')}, "
-                       + ", ".join(conds))
+            where = pod.get("spec", {}).get("nodeName")
+            out.append(f"pod {pname} not ready" + (f" on node {where}" if where else "") +
+                       f": phase {pod.get('status', {}).get('phase')}, " + ", ".join(conds))
             clues = pod_clues(kube, namespace, pname, lines=5)
             clues["pod_conditions"] = _pod_conditions(pod)
             clues_all.append(clues)

@@ -140,10 +140,10 @@ def lint(migrations: Iterable[Migration], *, pg_version: str | None = None,
     findings = []
     for v in sorted(violations, key=lambda v: (list(by_file).index(v.file)
                                                if v.file in by_file else -1, v.line, v.rule)):
-        mig = by_file.get(v.file)
-        if mig is None:
+        found = by_file.get(v.file)
+        if found is None:
             continue
-        findings.append(_decide(mig, v, created[v.file]))
+        findings.append(_decide(found, v, created[v.file]))
     return findings
 
 
@@ -175,11 +175,6 @@ def _decide(mig: Migration, v: Any, new_before: set[str]) -> Finding:
     return Finding(str(mig.path), v.line, v.rule, message,
                    stmt.sql.splitlines()[0][:120] if stmt else "", allowed=bool(reason),
                    reason=reason, contract=is_contract, fix=v.help, phase=phase)
-
-
-def lint_migration(mig: Migration, new_tables: set[str] | None = None) -> list[Finding]:
-    """Findings of one migration on its own."""
-    return lint([mig], each_on_its_own=True)
 
 
 def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None, *,

@@ -70,8 +70,8 @@ def plan(migrations: list[Migration], applied: list[history.Applied], *, directo
     highest = max((Version(k) for k, r in done.items() if r.type == "versioned"), default=None)
     for mig in migrations:
         if mig.repeatable:
-            row = done.get(mig.key)
-            if row is None or row.checksum != mig.checksum:
+            last = done.get(mig.key)
+            if last is None or last.checksum != mig.checksum:
                 result.pending.append(mig)
             continue
         if mig.key in done:
@@ -153,7 +153,7 @@ def watch_client(db: Any, interval_ms: int = 1000) -> None:
 
 def apply_one(db: Any, mig: Migration, options: RunOptions, *, retry: bool = False) -> None:
     """Apply one migration and record it (see the module docstring)."""
-    row = {"key": mig.key, "description": mig.description,
+    row: dict[str, Any] = {"key": mig.key, "description": mig.description,
            "type_": "repeatable" if mig.repeatable else "versioned", "script": mig.name,
            "checksum": mig.checksum, "applied_by": options.applied_by or "unknown",
            "transactional": mig.transactional}

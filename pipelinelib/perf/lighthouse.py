@@ -167,9 +167,10 @@ def check(measured: Measured, budget: Budget) -> list[Check]:
     """One check per budget line (plus one per runtime error)."""
     checks = [Check("runtime", False, f"✗ {e}") for e in measured.errors]
     for name, minimum in budget.categories.items():
-        score = measured.scores.get(name, "missing")
-        if score == "missing" or score is None:
-            why = "not in the report" if score == "missing" else "not measured (score null)"
+        score = measured.scores.get(name)
+        if score is None:
+            why = ("not in the report" if name not in measured.scores
+                   else "not measured (score null)")
             checks.append(Check(name, False, f"✗ category {name}: {why}"))
             continue
         ok = score >= minimum

@@ -4,6 +4,6 @@ A pipeline runs steps inside a ``Job`` (which records them, reports, and decides
 code); its options are a dataclass that ``pipelinelib.commands`` fills from the command
 line (the ``pipeline X`` subcommand and the ``jobs/X.py`` script share that parser).
 
-``build``, ``scan``, ``promote`` (also through a pull request), ``swap``,
+``build``, ``scan``, ``promote`` (also through a pull request), ``swap``, ``rollback``,
 ``branch_deploy``, ``autoroll`` and ``queue``.
 """

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, Refused
 from pipelinelib.promotion.audit import audit
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 
 @dataclasses.dataclass(frozen=True)

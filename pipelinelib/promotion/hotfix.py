@@ -41,24 +41,22 @@ def read_hotfixes(root: Path, env: str) -> dict[str, dict[str, Any]]:
 
 def back_merged(record: dict[str, Any]) -> bool | None:
     """True when the fix commit is in the main branch, False when not, None when unknown."""
-    import git
+    from pipelinelib.adapters.git_repo import GitRepo
+    from pipelinelib.errors import PipelineError
 
     source, commit = record.get("source_repo"), record.get("fix_commit")
     branch = record.get("main_branch") or "main"
     if not source or not commit:
         return None
     try:
-        repo = git.Repo(source)
+        repo = GitRepo.open(source)
         ref = branch
-        if repo.remotes and "origin" in [r.name for r in repo.remotes]:
-            repo.git.fetch("--quiet", "origin", f"+refs/heads/{branch}:refs/remotes/origin/"
-                           f"{branch}")
+        if repo.remote is not None:  # the clone's origin has the main branch
+            repo.fetch([f"+refs/heads/{branch}:refs/remotes/origin/{branch}"], prune=False)
             ref = f"origin/{branch}"
-        status = repo.git.execute(["git", "merge-base", "--is-ancestor", commit, ref],
-                                  with_extended_output=True, with_exceptions=False)[0]
-    except (git.GitError, OSError):
+        return repo.is_ancestor(str(commit), ref)
+    except (PipelineError, OSError):
         return None
-    return {0: True, 1: False}.get(status)
 
 
 def warnings(root: Path, env: str) -> list[str]:

@@ -23,9 +23,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from pipelinelib.context import Context
 from pipelinelib.envspec import yamlines
 from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.envspec.model import AppSpec, EnvSpec, ImageSpec
@@ -42,6 +41,22 @@ from pipelinelib.promotion.trust import (
     sign,
     trust_root,
 )
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
+
+
+class ImageEvidence(Protocol):
+    """The signed evidence about an image (``pipelinelib.attest`` is one): its signature
+    and its recorded gate results. Passed in by the steps, so promotion does not import
+    attest (which reads the trust root from here)."""
+
+    def verify_image(self, ctx: Any, image_repo_ref: str, digest: str, *,
+                     registry: Any = None) -> None: ...
+
+    def read_attestation(self, ctx: Any, repo: str, digest: str, kind: str, *,
+                         registry: Any = None, require_signed: bool = False,
+                         signed_only: bool | None = None) -> dict[str, Any] | None: ...
 
 
 class _Approved(Protocol):
@@ -94,24 +109,6 @@ class Resolved:
         return self.app.image.ref if self.app.image else "(none)"
 
 
-def registry_for_image(ctx: Context, host: str) -> Any:
-    """The registry client for ``host``: the context's, else one with the
-    PIPELINE_REGISTRY_USER/PASSWORD credentials."""
-    reg = ctx.adapters.get("registry")
-    if callable(reg) and not hasattr(reg, "manifest_digest"):
-        return reg(host)
-    if reg is not None:
-        return reg
-    import os
-
-    from pipelinelib.adapters.registry import RegistryClient
-
-    user = os.environ.get("PIPELINE_REGISTRY_USER")
-    password = os.environ.get("PIPELINE_REGISTRY_PASSWORD")
-    ctx.secrets.add(password)
-    return RegistryClient(host, user, password)
-
-
 def refuse(ctx: Context, promotion: Promotion, message: str, hint: str | None = None) -> Refused:
     """Audit a refusal and return the error to raise."""
     audit(ctx, "hotfix" if promotion.hotfix else "promote", target=
@@ -146,7 +143,7 @@ def source_image(ctx: Context, root: Path, promotion: Promotion) -> tuple[ImageS
 
 
 def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
-            check_approval: bool = True) -> Resolved:
+            evidence: ImageEvidence, check_approval: bool = True) -> Resolved:
     """Every check before the write; ``Refused``/``BadInput`` say what is wrong.
     ``check_approval=False``: the caller checks four eyes (a whole-set approval)."""
     rules = policy.env(promotion.target)
@@ -178,7 +175,7 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
         raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP",
                        source=target.source, expected="an app of the target environment")
     image, _origin = source_image(ctx, root, promotion)
-    image = check_image(ctx, promotion, image, rules.gates,
+    image = check_image(ctx, promotion, image, rules.gates, evidence,
                          signed=(rules.guarded or current.protected) and trust_root() is not None)
     new_app = promoted(current, image)
     if check_approval and (rules.four_eyes or current.protected):
@@ -219,11 +216,12 @@ def promoted(current: AppSpec, image: ImageSpec) -> AppSpec:
 
 
 def check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
-                required: Sequence[str] = (), signed: bool = False) -> ImageSpec:
+                required: Sequence[str], evidence: ImageEvidence,
+                signed: bool = False) -> ImageSpec:
     """The image exists at its digest, passed its gates; ``signed``: the image and its
     recorded results carry valid signatures by the attestation key (protected targets)."""
     host, path = image.registry_and_path
-    registry = registry_for_image(ctx, host)
+    registry = ctx.registry(host)
     digest = registry.manifest_digest(path, image.digest or image.tag or "")
     if digest is None:
         raise refuse(ctx, promotion, f"the registry has no image {image.ref}",
@@ -234,13 +232,11 @@ def check_image(ctx: Context, promotion: Promotion, image: ImageSpec,
     revision = labels.get("org.opencontainers.image.revision") or image.revision
     version = labels.get("org.opencontainers.image.version") or image.version
     if signed:
-        from pipelinelib.attest import verify_image
-
         try:
-            verify_image(ctx, image.repository, digest, registry=registry)
+            evidence.verify_image(ctx, image.repository, digest, registry=registry)
         except Refused as exc:
             raise refuse(ctx, promotion, exc.message, hint=exc.hint) from exc
-    check_gates(ctx, promotion, image.repository, digest, labels, required, signed)
+    check_gates(ctx, promotion, image.repository, digest, labels, required, evidence, signed)
     return ImageSpec(image.repository, image.tag, digest, revision, version)
 
 
@@ -248,19 +244,19 @@ GATE_KINDS = ("scan", "gate")
 
 
 def check_gates(ctx: Context, promotion: Promotion, image: str, digest: str,
-                labels: dict[str, str], required: Sequence[str], signed: bool = False) -> None:
+                labels: dict[str, str], required: Sequence[str], evidence: ImageEvidence,
+                signed: bool = False) -> None:
     """Every recorded gate result (scan, gate) must have passed, the policy's required ones
     must exist, and the image must come from the build job (its revision label)."""
     if "org.opencontainers.image.revision" not in labels:
         raise refuse(ctx, promotion, f"{image}@{digest[:19]} was not built by the build job "
                      "(no revision label)", hint="promote images built by `pipeline build`")
-    from pipelinelib.attest import read_attestation
-
     recorded: dict[str, dict[str, Any]] = {}
     if "/" in image:
         for kind in sorted(set(GATE_KINDS) | set(required)):
             try:
-                payload = read_attestation(ctx, image, digest, kind, require_signed=signed)
+                payload = evidence.read_attestation(ctx, image, digest, kind,
+                                                    require_signed=signed)
             except Refused as exc:  # forged, altered or unsigned: never trusted
                 raise refuse(ctx, promotion, exc.message, hint=exc.hint) from exc
             if payload is not None:
@@ -403,12 +399,13 @@ def check_signing_key(ctx: Context, promotion: Promotion, user: str) -> None:
 
 
 def commit_promotion(ctx: Context, state: EnvStateRepo, promotion: Promotion,
-                     resolved: Resolved, approver: str | None) -> Commit | None:
+                     resolved: Resolved, approver: str | None,
+                     evidence: ImageEvidence) -> Commit | None:
     """Commit and push the promotion; the edit is re-resolved on the freshest head (another
     promotion may have landed meanwhile). None when nothing changed."""
 
     def edit(root: Path) -> list[str]:
-        again = resolve(ctx, root, promotion, load_policy(root))
+        again = resolve(ctx, root, promotion, load_policy(root), evidence)
         return edit_target(root, again, promotion)
 
     return state.commit_change(edit, commit_message(ctx, resolved, promotion, approver),
@@ -434,8 +431,8 @@ def approver_of(root: Path, promotion: Promotion, policy: Policy,
     return None
 
 
-def approval_record(ctx: Context, root: Path, promotion: Promotion,
-                    policy: Policy) -> tuple[approvals.Approval, ImageSpec, str]:
+def approval_record(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
+                    evidence: ImageEvidence) -> tuple[approvals.Approval, ImageSpec, str]:
     """Every check of an approval (the approver holds the role, the image and its gates,
     the approver's own signing key): the record it writes (unsigned yet), the image, and
     the approver."""
@@ -449,7 +446,7 @@ def approval_record(ctx: Context, root: Path, promotion: Promotion,
     if current is None:
         raise BadInput(f"{promotion.target} has no app {promotion.app!r}", field="APP")
     image, _ = source_image(ctx, root, promotion)
-    image = check_image(ctx, promotion, image, rules.gates)
+    image = check_image(ctx, promotion, image, rules.gates, evidence)
     new_app = promoted(current, image)
     check_signing_key(ctx, promotion, user)
     record = approvals.new_approval(ctx, promotion.target, promotion.app, image.digest or "",

@@ -11,6 +11,7 @@ Checked before the first write; a refusal exits 2, changes nothing and is audite
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pipelinelib.envspec.model import EnvSpec
@@ -18,7 +19,7 @@ from pipelinelib.errors import Refused
 
 
 def check(ctx: Any, env: EnvSpec, todo: list[dict[str, Any]],
-          namespace_plans: list[Any] = ()) -> None:
+          namespace_plans: Sequence[Any] = ()) -> None:
     """Refuse deletes in protected namespaces, and changes there by a user without the
     environment's promote role. ``todo``: the app plans (dicts) apply would carry out."""
     from pipelinelib.promotion.audit import audit

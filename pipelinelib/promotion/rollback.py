@@ -16,12 +16,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipelinelib.context import Context
 from pipelinelib.errors import Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.access import Entered
 from pipelinelib.promotion.audit import audit
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 HISTORY_LIMIT = 500  # commits of the records read, newest first
 

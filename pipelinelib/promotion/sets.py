@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipelinelib.context import Context
 from pipelinelib.envspec.load import environment_path, load_environment
 from pipelinelib.envspec.staterepo import Commit, EnvStateRepo
 from pipelinelib.errors import BadInput
@@ -24,6 +24,7 @@ from pipelinelib.promotion.audit import audit
 from pipelinelib.promotion.enforce import content_hash
 from pipelinelib.promotion.policy import Policy, identity, load_policy
 from pipelinelib.promotion.promote import (
+    ImageEvidence,
     Promotion,
     Resolved,
     check_approver,
@@ -37,6 +38,9 @@ from pipelinelib.promotion.promote import (
     source_image,
 )
 from pipelinelib.promotion.trust import NS_APPROVAL, SIGNING_KEY_ENV
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 
 def needs_set_approval(root: Path, promotions: list[Promotion], policy: Policy) -> bool:
@@ -62,9 +66,9 @@ def set_members(resolved: list[Resolved]) -> dict[str, dict[str, str]]:
 
 
 def resolve_set(ctx: Context, root: Path, promotions: list[Promotion],
-                policy: Policy) -> list[Resolved]:
+                policy: Policy, evidence: ImageEvidence) -> list[Resolved]:
     """Every member's checks, then the set approval's (four eyes)."""
-    resolved = [resolve(ctx, root, p, policy, check_approval=False) for p in promotions]
+    resolved = [resolve(ctx, root, p, policy, evidence, check_approval=False) for p in promotions]
     whole = whole_set(promotions)
     target, user = whole.target, resolved[0].user
     found = approvals.read_set_approval(root, target)
@@ -116,7 +120,7 @@ def set_commit_message(ctx: Context, resolved: list[Resolved], promotions: list[
 
 
 def commit_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion],
-               moving: list[Resolved]) -> tuple[Commit | None, str]:
+               moving: list[Resolved], evidence: ImageEvidence) -> tuple[Commit | None, str]:
     """Commit every member in one commit (re-checked on the freshest head), audited per
     moving app; returns the commit and the approver."""
     found = approvals.read_set_approval(state.root, promotions[0].target)
@@ -124,7 +128,7 @@ def commit_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion],
 
     def edit(root: Path) -> list[str]:
         # re-checked on the freshest head: another promotion may have landed meanwhile
-        again = resolve_set(ctx, root, promotions, load_policy(root))
+        again = resolve_set(ctx, root, promotions, load_policy(root), evidence)
         written = []
         for r, p in zip(again, promotions, strict=True):
             written += edit_target(root, r, p)
@@ -170,7 +174,8 @@ def complete_set_audit(ctx: Context, state: EnvStateRepo, target: str,
 
 
 def set_approval_record(ctx: Context, root: Path, promotions: list[Promotion],
-                        policy: Policy) -> tuple[approvals.SetApproval, str]:
+                        policy: Policy, evidence: ImageEvidence
+                        ) -> tuple[approvals.SetApproval, str]:
     """Every check of a set approval (the role, each image and its gates, the approver's
     own key); the record it writes (unsigned yet) and the approver."""
     whole = whole_set(promotions)
@@ -186,7 +191,7 @@ def set_approval_record(ctx: Context, root: Path, promotions: list[Promotion],
         if current is None:
             raise BadInput(f"{target} has no app {p.app!r}", field="APP", source=env.source)
         image, _ = source_image(ctx, root, p)
-        image = check_image(ctx, p, image, rules.gates)
+        image = check_image(ctx, p, image, rules.gates, evidence)
         new_app = promoted(current, image)
         members[p.app] = {"digest": image.digest or "", "fingerprint": new_app.fingerprint()}
         if content := content_hash(root, new_app):

@@ -7,15 +7,20 @@ The swap job itself (privilege, this rule, the swap step, audit) is
 
 from __future__ import annotations
 
-from pipelinelib.context import Context
+from typing import TYPE_CHECKING
+
 from pipelinelib.errors import Refused
 from pipelinelib.promotion.audit import audit
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 
 def check_colour_runs(ctx: Context, env_name: str, app: str, namespace: str, digest: str,
                       to: str | None) -> None:
     """Refuse a switch to a colour whose Deployments run anything but the spec's digest."""
-    from pipelinelib.kube import COLOR_LABEL, bluegreen, owner_selector
+    from pipelinelib.kube import bluegreen
+    from pipelinelib.kube.labels import COLOR_LABEL, owner_selector
 
     kube = ctx.kube
     target = to or bluegreen.other(bluegreen.live_color(kube, app, namespace))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipelinelib.adapters.git_repo import PushRejected
 from pipelinelib.errors import StepFailed
@@ -49,12 +50,12 @@ class QueueLock:
         body = self.ws.out("log", "-1", "--format=%b", LOCAL_REF)
         return remote, fmt.load(body)
 
-    def acquire(self, wait_s: float = 0.0, log: object = None) -> None:
+    def acquire(self, wait_s: float = 0.0, log: Any = None) -> None:
         deadline = time.monotonic() + wait_s
         next_progress = time.monotonic() + 5
         while True:
             current, fields = self._read()
-            expired = current is not None and float(fields.get("until") or 0) < time.time()
+            expired = current is not None and float(str(fields.get("until") or 0)) < time.time()
             if current is None or expired:
                 mine = self._lease_commit()
                 self.ws.git("update-ref", LOCAL_REF, mine)
@@ -68,7 +69,7 @@ class QueueLock:
                                 previous_holder=fields.get("holder"))
                 return
             if time.monotonic() >= deadline:
-                until = time.gmtime(float(fields.get("until") or 0))
+                until = time.gmtime(float(str(fields.get("until") or 0)))
                 raise StepFailed("another queue runner holds the queue lock",
                                  cause=f"held by {fields.get('holder')} until "
                                        f"{time.strftime('%H:%M:%SZ', until)}",

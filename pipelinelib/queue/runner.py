@@ -31,7 +31,6 @@ when missing (``complete_statuses``).
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -481,5 +480,3 @@ class QueueRunner:
         return self.ctx.ci.user or "pipelinelib-queue"
 
 
-def wait_between_rounds(seconds: float) -> None:  # pragma: no cover - used by --watch
-    time.sleep(seconds)

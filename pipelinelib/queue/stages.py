@@ -11,13 +11,14 @@ queue stops and the refspec keeps its place; anything else fails the candidate.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from pipelinelib.adapters import process
 from pipelinelib.errors import EXIT_UNREACHABLE
 from pipelinelib.queue.config import Stage
 
@@ -43,7 +44,7 @@ class StagesOutcome:
 
 
 def run_stages(stages: Sequence[Stage], *, workdir: Path, commit: str, branch: str,
-               reports: Path, redact: object = str, log: object = None,
+               reports: Path, redact: Callable[[str], str] = str, log: Any = None,
                timeout_s: float = 3600.0) -> StagesOutcome:
     """Run ``stages`` in order in ``workdir``; stop at the first that fails."""
     durations: dict[str, float] = {}
@@ -59,13 +60,12 @@ def run_stages(stages: Sequence[Stage], *, workdir: Path, commit: str, branch: s
         if log is not None:
             log.info("stage", stage=stage.name, commit=commit[:12], branch=branch)
         try:
-            proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
-                                  timeout=timeout_s, check=False)
-            code, output = proc.returncode, (proc.stdout or "") + (proc.stderr or "")
-        except subprocess.TimeoutExpired as exc:
-            code, output = 124, f"timed out after {timeout_s:.0f}s: {exc}"
-        except OSError as exc:
-            code, output = 127, f"cannot run {argv[0]}: {exc}"
+            proc = process.run(argv, cwd=workdir, env=env, timeout=timeout_s)
+            code, output = proc.returncode, proc.stdout + proc.stderr
+        except process.TimedOut as exc:
+            code, output = 124, f"timed out after {timeout_s:.0f}s: {exc.__cause__}"
+        except process.CannotRun as exc:
+            code, output = 127, str(exc)
         durations[stage.name] = round(time.monotonic() - started, 3)
         if code != 0:
             tail = tuple(redact(line)[:300] for line in output.splitlines()[-TAIL_LINES:])

@@ -13,11 +13,11 @@ after a kill recognises the work it already pushed.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelinelib.adapters import process
 from pipelinelib.adapters.git_repo import GitRepo
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.records import format as fmt
@@ -56,8 +56,8 @@ class Workspace:
     @classmethod
     def clone(cls, url: str, path: str | os.PathLike[str]) -> Workspace:
         path = Path(path)
-        proc = subprocess.run(["git", "clone", "--quiet", "--no-checkout", "--", url, str(path)],
-                              capture_output=True, text=True, env=_env(), check=False)
+        proc = process.run(["git", "clone", "--quiet", "--no-checkout", "--", url, str(path)],
+                           env=_env())
         if proc.returncode != 0:
             from pipelinelib.adapters.git_repo import _UNREACHABLE
 
@@ -73,9 +73,8 @@ class Workspace:
 
     # -- plumbing -----------------------------------------------------------------------------
     def git(self, *args: str, cwd: Path | None = None, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(["git", *args], cwd=cwd or self.path, capture_output=True,
-                              text=True, env=_env(env), check=False)
+            env: dict[str, str] | None = None) -> process.Finished:
+        proc = process.run(["git", *args], cwd=cwd or self.path, env=_env(env))
         if check and proc.returncode != 0:
             raise StepFailed(f"git {args[0]} failed",
                              cause=" ".join((proc.stderr or proc.stdout).split())[:400])
@@ -103,8 +102,8 @@ class Workspace:
         return self.out("log", "-1", "--format=%an <%ae>", commit)
 
     def show(self, commit: str, path: str) -> bytes | None:
-        proc = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=self.path,
-                              capture_output=True, env=_env(), check=False)
+        proc = process.run(["git", "show", f"{commit}:{path}"], cwd=self.path, env=_env(),
+                           text=False)
         return proc.stdout if proc.returncode == 0 else None
 
     # -- rebase -------------------------------------------------------------------------------

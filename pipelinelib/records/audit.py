@@ -45,11 +45,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from pipelinelib.errors import TransientError
 from pipelinelib.secrets import Secrets, clean_url
 
-ACTIONS = ("deployment", "promotion", "refusal", "override", "swap", "rollback", "approval",
-           "annotation", "state")
 RESULTS = ("success", "failure", "refused", "overridden", "pending")
 DEFAULT_INDEX = "pipeline-audit"
 TOP_LEVEL_DETAILS = ("digest", "from", "to", "revision", "deployment_id", "tag", "state")
@@ -92,7 +89,7 @@ class AuditEvent:
     warnings: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {
+        doc: dict[str, Any] = {
             "@timestamp": self.time, "id": self.id, "action": self.action,
             "target": self.target, "result": self.result, "reason": self.reason,
             "user": self.user, "provider": self.provider, "build_url": self.build_url,
@@ -208,40 +205,23 @@ class BulkSink:
         ident = f"{clean_url(self.url)}|{index}"
         self.key = "bulk-" + uuid.uuid5(uuid.NAMESPACE_URL, ident).hex[:12]
         self.name = f"index {index} at {clean_url(self.url)}"
-        self.timeout_s = timeout_s
-        self.auth = (user, password) if user else None
-        self.headers = {"Authorization": f"ApiKey {api_key}"} if api_key else {}
+        from pipelinelib.adapters.search_index import SearchIndex
+
+        self.server = SearchIndex(self.url, user=user, password=password, api_key=api_key,
+                                  timeout_s=timeout_s)
 
     def _send(self, method: str, path: str, body: str | bytes, content_type: str) -> Any:
-        import requests
-
-        from pipelinelib.retry import transient_retry
-
-        @transient_retry(attempts=3, max_delay_s=8.0, max_wait_s=1.0)
-        def send() -> Any:
-            try:
-                resp = requests.request(
-                    method, f"{self.url}/{path}", data=body, auth=self.auth,
-                    headers={**self.headers, "Content-Type": content_type},
-                    timeout=self.timeout_s)
-            except requests.RequestException as exc:
-                raise TransientError(f"{type(exc).__name__}: {str(exc)[:160]}") from exc
-            if resp.status_code in (429, 502, 503, 504) or resp.status_code >= 500:
-                raise TransientError(f"HTTP {resp.status_code}", status=resp.status_code)
-            return resp
+        from pipelinelib.adapters.search_index import IndexRefused
+        from pipelinelib.errors import Unreachable
 
         try:
-            resp = send()
-        except TransientError as exc:
-            raise SinkError(f"{self.name} did not answer: {exc}") from exc
-        if resp.status_code >= 400:
-            permanent = resp.status_code not in (401, 403, 404, 409)
-            raise SinkError(f"{self.name}: {method} {path} answered HTTP {resp.status_code}: "
-                            f"{resp.text[:200]}", permanent=permanent)
-        try:
-            return resp.json()
-        except ValueError:
-            return {}
+            return self.server.send(method, path, body, content_type)
+        except Unreachable as exc:
+            raise SinkError(f"{self.name} did not answer: {exc.message}") from exc
+        except IndexRefused as exc:
+            permanent = exc.status not in (401, 403, 404, 409)
+            raise SinkError(f"{self.name}: {method} {path} answered HTTP {exc.status}: "
+                            f"{exc.text}", permanent=permanent) from exc
 
     def ensure_template(self) -> None:
         """PUT the index template once per process (idempotent on the server too)."""
@@ -269,12 +249,19 @@ class BulkSink:
                             f"{str(reply.get('error') or 'items missing')[:200]}",
                             permanent=True)
         if isinstance(reply, dict) and reply.get("errors"):
-            failed = [item for item in reply.get("items", [])
-                      if (next(iter(item.values()), {}) or {}).get("status", 200) >= 300]
-            statuses = [next(iter(i.values())).get("status", 0) for i in failed]
+            items: list[dict[str, Any]] = reply.get("items", [])
+            failed = [item for item in items if _item_status(item, 200) >= 300]
+            statuses = [_item_status(i, 0) for i in failed]
             permanent = bool(statuses) and all(400 <= s < 500 and s != 429 for s in statuses)
             raise SinkError(f"{self.name}: {len(failed)} of {len(docs)} events not indexed "
                             f"(statuses {sorted(set(statuses))})", permanent=permanent)
+
+
+def _item_status(item: dict[str, Any], default: int) -> int:
+    """The HTTP status of one ``_bulk`` reply item (``{"index": {"status": N}}``)."""
+    actions = list(item.values())
+    action: dict[str, Any] = (actions[0] if actions else None) or {}
+    return int(action.get("status", default))
 
 
 def sinks_from_env(env: Mapping[str, str], secrets: Secrets) -> list[Any]:
@@ -437,6 +424,7 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
     if "from_" in details:
         top["from"] = details.pop("from_")
     ci = ctx.ci
+    given_id: dict[str, Any] = {"id": event_id} if event_id else {}
     event = AuditEvent(
         action=action, target=target, result=result, reason=reason,
         user=ci.user, provider=ci.provider, build_url=clean_url(ci.build_url), job=ci.job,
@@ -444,11 +432,13 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
         revision=str(top.get("revision") or ctx.revision or ci.revision),
         digest=str(top.get("digest") or ""), from_=str(top.get("from") or ""),
         to=str(top.get("to") or ""),
-        **({"id": event_id} if event_id else {}),
+        **given_id,
         details={**{k: v for k, v in top.items()
                     if k not in ("digest", "from", "to", "revision")},
                  **details},
     )
+    if event_id:
+        event.id = event_id
     redacted = secrets.redact(event.to_dict())
     return AuditEvent.from_dict(redacted)
 

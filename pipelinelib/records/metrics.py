@@ -176,7 +176,7 @@ def compute(deployments: list[Deployment], *, environment: str = "",
     ok = [d for d in window if d.result == "success"]
     days = max((until - since).total_seconds() / 86400, 1e-9)
     leads = [_hours(d.time - d.commit_time) for d in ok if d.commit_time is not None]
-    restores = []
+    restores: list[dict[str, Any]] = []
     for fail in failed:
         start = fail.failed_at or fail.time
         fixed = next((d for d in mine if d.environment == fail.environment

@@ -30,13 +30,14 @@ from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, PipelineError, StepFailed
+from pipelinelib.kube import kinds
+from pipelinelib.kube.labels import PREFIX
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
-ANNOTATION_PREFIX = "pipelinelib.dev/"
-WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet",
-                  "daemonset": "DaemonSet", "cronjob": "CronJob", "job": "Job",
-                  "replicaset": "ReplicaSet"}
+ANNOTATION_PREFIX = PREFIX
+# the workloads of the kinds table, and the ReplicaSet a Deployment rolls out
+WORKLOAD_KINDS = {k.lower(): k for k in (*kinds.WORKLOADS, "ReplicaSet")}
 
 
 def workload_from_report(report_dir: str | Path, app: str, namespace: str = "",
@@ -251,7 +252,7 @@ def _annotate_ci(ctx: Context, success: bool, environment: str, tag: str,
     already says so), None when there is no write-back."""
     from pipelinelib.ci.reporter import outcome_text, outcome_title, reporter_for
 
-    reporter = reporter_for(ctx, env)
+    reporter = ctx.ci_server if env is None else reporter_for(ctx, env)
     if reporter is None:
         return None
     text = outcome_text(success, environment, tag)

@@ -32,9 +32,10 @@ from pipelinelib.steps.plan import compute_plans, render_all
 
 
 def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, Any]],
-                plan: dict[str, Any]) -> StepResult:
+                plan: dict[str, Any], owned_lists: Any = None) -> StepResult:
     """Deploy one app through the rollout step (apply, wait, prune, roll back on failure);
-    an app gone from the spec has its owned objects pruned."""
+    an app gone from the spec has its owned objects pruned. ``owned_lists``: the run's
+    lists of owned objects (kube.revisions.RunLists), one per namespace and kind."""
     from pipelinelib.steps import rollout
 
     if env.kubeconfig or env.context:  # the environment's own cluster
@@ -57,7 +58,8 @@ def rollout_app(ctx: Context, env: EnvSpec, app: str, manifests: list[dict[str, 
                              timeout=spec.timeout, prune=True,
                              allowed_namespaces=env.namespaces or None,
                              blue_green=spec.blue_green,
-                             await_promotion=env.awaits_promotion(spec))
+                             await_promotion=env.awaits_promotion(spec),
+                             owned_lists=owned_lists)
     if app_hooks:
         hooks.run(ctx, app_hooks, f"post-{event}", spec.namespace, spec.timeout)
         hooks.record(ctx.kube, app, spec.namespace, labels, event, wanted, done=True)
@@ -106,11 +108,19 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
 def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> None:
     """An apply killed after an app's last write left that app's deploy lock; the re-run has
     nothing to write there, so it removes the lock when its holder is known dead."""
-    from pipelinelib.kube.lock import DeployLock
+    from pipelinelib.kube.labels import MANAGED_BY, MANAGER
+    from pipelinelib.kube.lock import DeployLock, lease_name
 
+    leases: dict[str, set[str]] = {}  # one list of our Leases per namespace, not a GET per app
     for plan in unchanged:
-        if plan.get("namespace"):
-            DeployLock.clear_dead(kube, plan["app"], plan["namespace"], log)
+        namespace = plan.get("namespace")
+        if not namespace:
+            continue
+        if namespace not in leases:
+            listed = kube.list("Lease", namespace, selector=f"{MANAGED_BY}={MANAGER}")
+            leases[namespace] = {i["metadata"]["name"] for i in listed.get("items", [])}
+        if lease_name(plan["app"]) in leases[namespace]:
+            DeployLock.clear_dead(kube, plan["app"], namespace, log)
 
 
 @step("apply")
@@ -145,13 +155,18 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     if not todo or ctx.dry_run:
         return StepResult.of("apply", actions, dry_run=ctx.dry_run, applied=[], outcomes={},
                              writes=getattr(kube, "writes", 0) - writes_before,
-                             awaiting_promotion=[])
+                             awaiting_promotion=[],
+                             changes={p["app"]: p["objects"] for p in todo})
     limit = max_parallel or env.max_parallel
     ctx.log.info("applying", apps=len(todo), parallel=limit,
                  priorities=sorted({p["priority"] for p in todo}))
 
+    from pipelinelib.kube.revisions import RunLists
+
+    owned_lists = RunLists(kube, ctx.log)  # one list per namespace and kind for every app
+
     def deploy(app: str) -> StepResult:
-        return rollout_app(ctx, env, app, rendered.get(app, []), plans[app])
+        return rollout_app(ctx, env, app, rendered.get(app, []), plans[app], owned_lists)
 
     outcome = run_by_priority(((p["priority"], p["app"]) for p in todo), deploy, limit)
     outcomes = {name: str(result.status) for name, result in outcome.results.items()}

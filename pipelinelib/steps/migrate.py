@@ -13,6 +13,9 @@ from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, GateFailed, StepFailed
+from pipelinelib.kube import health
+from pipelinelib.kube.labels import ANN_IMAGE, APP_LABEL, MANAGED_BY, MANAGER, PURPOSE_LABEL
+from pipelinelib.kube.wait import wait_for
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -127,12 +130,11 @@ def job_manifest(name: str, namespace: str, app: str, image: str, command: list[
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in (env or {}).items()]
     env_list += [{"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key}}}
                  for k, (s, key) in (secret_env or {}).items()]
-    labels = {"app.kubernetes.io/managed-by": "pipelinelib", "pipelinelib.dev/app": app or "app",
-              "pipelinelib.dev/purpose": "migrate"}
+    labels = {MANAGED_BY: MANAGER, APP_LABEL: app or "app", PURPOSE_LABEL: "migrate"}
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                     "annotations": {"pipelinelib.dev/image": image}},
+                     "annotations": {ANN_IMAGE: image}},
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": int(timeout_s),
@@ -147,18 +149,9 @@ def job_manifest(name: str, namespace: str, app: str, image: str, command: list[
 
 
 def job_state(job: dict[str, Any]) -> str:
-    """``succeeded``, ``failed`` or ``running`` from the Job's conditions."""
-    for cond in job.get("status", {}).get("conditions") or []:
-        if cond.get("status") != "True":
-            continue
-        if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
-            return "succeeded"
-        if cond.get("type") in ("Failed", "FailureTarget"):
-            return "failed"
-    status = job.get("status", {})
-    if status.get("succeeded"):
-        return "succeeded"
-    return "running"
+    """``succeeded``, ``failed`` or ``running``: the Job's health rule (``kube.health``)."""
+    state = health.job(job, []).state
+    return {health.READY: "succeeded", health.FAILED: "failed"}.get(state, "running")
 
 
 @step("migrate-job")
@@ -198,13 +191,15 @@ def run_migration_job(ctx: Context, namespace: str, image: str, command: list[st
                                 annotations=annotations, timeout_s=timeout_s,
                                 secret_env=secret_env, pod_spec=pod_spec)
         kube.create(manifest, namespace, ok=(409,))
-    final = wait_for_job(ctx, name, namespace, timeout_s=timeout_s + 30)
-    if job_state(final) != "succeeded":
-        evidence = [ctx.secrets.redact_text(line) for line in job_evidence(ctx, name, namespace)]
-        for line in evidence:
-            ctx.log.error("migration Job output", job=name, line=line)
-        raise StepFailed(f"migration Job {namespace}/{name} failed",
-                         cause=_failure_reason(final),
+    # the rollout's waiter: the Job's health rule, its watch, its evidence
+    outcome = wait_for(kube, namespace, [("Job", name)], timeout_s + 30,
+                       ctx.log.bind(job=name))
+    if not outcome.ok:
+        evidence = [ctx.secrets.redact_text(line) for line in outcome.evidence]
+        still = outcome.reason == "ReadinessTimeout"
+        raise StepFailed(f"migration Job {namespace}/{name} " +
+                         (f"still running after {timeout_s + 30:.0f}s" if still else "failed"),
+                         cause=ctx.secrets.redact_text(outcome.message),
                          hint="read the migration's output below; fix and re-run (the failed "
                               "Job is replaced)",
                          evidence=evidence)
@@ -218,69 +213,3 @@ def _wait_gone(ctx: Context, name: str, namespace: str, timeout_s: float = 60) -
             raise StepFailed(f"the failed Job {namespace}/{name} was not deleted in "
                              f"{timeout_s:.0f}s")
         time.sleep(0.5)
-
-
-def wait_for_job(ctx: Context, name: str, namespace: str, timeout_s: float) -> dict[str, Any]:
-    """Watch the Job until it succeeds or fails; progress every 5 s; StepFailed on timeout."""
-    from pipelinelib.adapters.kube import WatchExpired
-
-    kube = ctx.kube
-    deadline = time.monotonic() + timeout_s
-    started = time.monotonic()
-    last_log = started
-    selector = f"metadata.name={name}"
-    while True:
-        listed = kube.list("Job", namespace, field_selector=selector)
-        items = listed.get("items", [])
-        if items and job_state(items[0]) != "running":
-            return items[0]
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise StepFailed(f"migration Job {namespace}/{name} still running after "
-                             f"{timeout_s:.0f}s",
-                             evidence=job_evidence(ctx, name, namespace))
-        rv = listed.get("metadata", {}).get("resourceVersion", "0")
-        try:
-            for _type, obj in kube.watch("Job", namespace, rv, field_selector=selector,
-                                         timeout_s=max(1, min(int(remaining), 5))):
-                if obj.get("kind") == "Job" and job_state(obj) != "running":
-                    return obj
-                if time.monotonic() - last_log >= 5:
-                    break
-        except WatchExpired:
-            continue
-        if time.monotonic() - last_log >= 5:
-            last_log = time.monotonic()
-            status = items[0].get("status", {}) if items else {}
-            ctx.log.info("waiting for the migration Job", job=name,
-                         waited_s=round(last_log - started), active=status.get("active", 0))
-
-
-def _failure_reason(job: dict[str, Any]) -> str:
-    for cond in job.get("status", {}).get("conditions") or []:
-        if cond.get("type") in ("Failed", "FailureTarget") and cond.get("status") == "True":
-            return f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
-    return "the Job did not complete"
-
-
-def job_evidence(ctx: Context, name: str, namespace: str) -> list[str]:
-    """Pod phases, container exit codes, log tails and events of the Job."""
-    kube = ctx.kube
-    lines: list[str] = []
-    pods = kube.list("Pod", namespace, selector=f"job-name={name}").get("items", [])
-    for pod in pods:
-        pname = pod["metadata"]["name"]
-        status = pod.get("status", {})
-        lines.append(f"pod {pname}: {status.get('phase', '?')}")
-        for cs in status.get("containerStatuses") or []:
-            term = (cs.get("state") or {}).get("terminated") or {}
-            if term:
-                lines.append(f"  container {cs.get('name')}: exit {term.get('exitCode')} "
-                             f"{term.get('reason', '')} {term.get('message', '')}".rstrip())
-        logs = kube.pod_logs(pname, namespace, tail=30)
-        lines += [f"  log: {line}" for line in logs] or ["  (no log output available)"]
-        for event in kube.events(namespace, pname, "Pod"):
-            lines.append(f"  event {event.get('reason')}: {event.get('message', '')}")
-    for event in kube.events(namespace, name, "Job"):
-        lines.append(f"event Job {event.get('reason')}: {event.get('message', '')}")
-    return lines

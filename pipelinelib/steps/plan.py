@@ -7,6 +7,7 @@ pending (the command maps that to exit 4).
 
 from __future__ import annotations
 
+import copy
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,10 +16,14 @@ from pipelinelib.envspec.diff import AppPlan, FieldChange, diff_app
 from pipelinelib.envspec.live import KINDS, kube_for, list_env_objects
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.envspec.namespaces import plan_namespaces
-from pipelinelib.envspec.render import LABEL_APP, key, render_app
+from pipelinelib.envspec.render import key, render_app
 from pipelinelib.helm import hooks
+from pipelinelib.kube import manifests as mf
+from pipelinelib.kube.labels import APP_LABEL
+from pipelinelib.kube.revisions import PRUNE_KINDS, Owned, plan_changes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
+from pipelinelib.steps.rollout import namespace_exists, plan_validated
 
 
 def render_all(env: EnvSpec, secrets: Any = None) -> dict[str, list[dict[str, Any]]]:
@@ -58,30 +63,45 @@ def render_all(env: EnvSpec, secrets: Any = None) -> dict[str, list[dict[str, An
 
 def compute_plans(ctx: Context, env: EnvSpec,
                   rendered: dict[str, list[dict[str, Any]]]) -> list[AppPlan]:
-    """One plan per app (and per live app no longer in the spec), lowest priority first."""
+    """One plan per app (and per live app no longer in the spec), lowest priority first.
+
+    What changes is decided by the rollout's engine (``kube.revisions.plan_changes``: a
+    server-side dry run of each object as the rollout would apply it, compared with the live
+    one), so plan, apply and ``rollout --dry-run`` agree; see ``envspec.diff``."""
     for doc in (d for docs in rendered.values() for d in docs):
         ctx.secrets.add_manifest(doc)  # Secrets from charts too: masked in every output
-    kinds = {d["kind"] for docs in rendered.values() for d in docs} | {"Deployment"}
-    if any(hooks.is_hook(d) for docs in rendered.values() for d in docs):
-        kinds.add("ConfigMap")  # the hook markers (helm.hooks.record)
+    # every kind the rollout prunes too: an object dropped from the manifests is a delete
+    kinds = {d["kind"] for docs in rendered.values() for d in docs} | set(PRUNE_KINDS)
     namespaces = {a.namespace for a in env.apps.values()} | set(env.namespaces)
+    kube = kube_for(ctx, env.kubeconfig, env.context)
     live = list_env_objects(ctx, env.name, namespaces, kinds & set(KINDS), env.kubeconfig,
                             env.context)
     by_app: dict[str, list[dict[str, Any]]] = {}
     for obj in live.values():
-        app_name = obj.get("metadata", {}).get("labels", {}).get(LABEL_APP, "")
+        if (obj.get("metadata") or {}).get("ownerReferences"):
+            continue  # made by a controller (a CronJob's Job): never the app's to prune
+        app_name = obj.get("metadata", {}).get("labels", {}).get(APP_LABEL, "")
         by_app.setdefault(app_name, []).append(obj)
+    exists: dict[str, bool] = {}
     plans = []
     for app in sorted(env.apps.values(), key=lambda a: (a.priority, a.name)):
         main, app_hooks = hooks.split(rendered[app.name])
         docs = [d for d in main if d["kind"] in KINDS]
+        if app.namespace not in exists:  # objects listed there: it exists (no GET)
+            exists[app.namespace] = any(k[1] == app.namespace for k in live) or \
+                namespace_exists(kube, app.namespace)
+        manifests = as_applied(ctx, docs, app.name, app.namespace)
         if app.blue_green:
-            plans.append(_blue_green_plan(app, docs, live, by_app.get(app.name, [])))
+            plans.append(_blue_green_plan(kube, app, manifests, by_app.get(app.name, []),
+                                          exists[app.namespace]))
         else:
             wanted = {key(d) for d in docs}
             orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
-            plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref, docs,
-                                  live, orphans))
+            changes = plan_validated(kube, manifests, exists[app.namespace],
+                                     _Listed(kube, app, by_app.get(app.name, []),
+                                             kinds & set(KINDS)))
+            plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref,
+                                  changes, orphans))
         plans[-1].hooks = hooks.describe(app_hooks)
         if app_hooks:
             _hooks_pending(plans[-1], app, rendered[app.name], live)
@@ -93,6 +113,39 @@ def compute_plans(ctx: Context, env: EnvSpec,
     return plans
 
 
+class _Listed(Owned):
+    """An app's live objects from the plan's environment-wide lists, as
+    ``kube.revisions.Owned`` hands them to the engine: no GET per object. A kind listed at
+    another apiVersion is None (the engine reads those objects itself)."""
+
+    def __init__(self, kube: Any, app: AppSpec, objs: list[dict[str, Any]], kinds: set[str]):
+        super().__init__(kube, app.name, app.namespace)
+        self.kinds = kinds
+        self.by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+        for obj in objs:
+            self.by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+
+    def items(self, kind: str, api_version: str | None = None
+              ) -> dict[str, dict[str, Any]] | None:
+        if kind not in self.kinds:
+            return super().items(kind, api_version)
+        found = self.by_kind.get(kind, {})
+        if api_version and any(o.get("apiVersion") != api_version for o in found.values()):
+            return None
+        return found
+
+
+def as_applied(ctx: Context, docs: list[dict[str, Any]], app: str,
+               namespace: str) -> list[mf.Manifest]:
+    """The app's rendered docs exactly as the rollout step applies them: hashed config
+    names (render did that already), ownership labels and record annotations stamped."""
+    manifests = [mf.Manifest(copy.deepcopy(d), "<render>", i) for i, d in enumerate(docs)]
+    mf.hash_config(manifests)
+    mf.stamp(manifests, app, namespace, mf.Record(ctx.revision, ctx.ci.user, ctx.ci.build_url),
+             ctx.secrets.redact)
+    return mf.order(manifests)
+
+
 def _hooks_pending(plan: AppPlan, app: AppSpec, docs: list[dict[str, Any]],
                    live: dict[tuple[str, str, str], dict[str, Any]]) -> None:
     """An app whose chart hooks have not run to the end for this spec is pending."""
@@ -102,39 +155,32 @@ def _hooks_pending(plan: AppPlan, app: AppSpec, docs: list[dict[str, Any]],
     if reason and plan.action == "none":
         plan.action = "update"
         plan.changes.append(FieldChange(f"ConfigMap/{hooks.marker_name(app.name)}", "data",
-                                   reason, "hooks run for this spec"))
+                                        reason, "hooks run for this spec"))
 
 
-def _colored(docs: list[dict[str, Any]], color: str) -> list[dict[str, Any]]:
-    """The docs with each Deployment named as the rollout step names its ``color``."""
-    out = []
-    for doc in docs:
-        if doc["kind"] == "Deployment":
-            doc = {**doc, "metadata": {**doc["metadata"],
-                                       "name": f"{doc['metadata']['name']}-{color}"}}
-        out.append(doc)
-    return out
+def _blue_green_plan(kube: Any, app: AppSpec, manifests: list[mf.Manifest],
+                     objs: list[dict[str, Any]], exists: bool) -> AppPlan:
+    """Compare with the live colour (the one the Services select), as the rollout does
+    before it picks a colour. When only the idle colour holds the spec, the plan says so:
+    it is ready and awaits ``pipeline swap``."""
+    from pipelinelib.kube.bluegreen import COLORS, colored, live_of, other
+    from pipelinelib.kube.labels import COLOR_LABEL
 
-
-def _blue_green_plan(app: AppSpec, docs: list[dict[str, Any]],
-                     live: dict[tuple[str, str, str], dict[str, Any]],
-                     objs: list[dict[str, Any]]) -> AppPlan:
-    """Compare with the live colour (the one the Services select). When only the idle colour
-    holds the spec, the plan says so: it is ready and awaits ``pipeline swap``."""
-    from pipelinelib.kube import COLOR_LABEL
-    from pipelinelib.kube.bluegreen import COLORS, live_of, other
-
+    services = [o for o in objs if o["kind"] == "Service"]
     live_color = live_of([((o.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)
-                          for o in objs if o["kind"] == "Service"])
-    current = _colored(docs, live_color or "blue")
-    wanted = {key(d) for color in COLORS for d in _colored(docs, color)} | {key(d) for d in docs}
+                          for o in services])
+    color = live_color or "blue"
+    current = colored(manifests, color, color if live_color or not services else None)
+    wanted = {(m.kind, m.obj["metadata"]["namespace"], m.name)
+              for c in COLORS for m in colored(manifests, c, c)}
+    wanted |= {(m.kind, m.obj["metadata"]["namespace"], m.name) for m in manifests}
     orphans = [o for o in objs if key(o) not in wanted]
-    plan = diff_app(app.name, app.namespace, app.priority, app.image_ref, current, live, orphans)
+    plan = diff_app(app.name, app.namespace, app.priority, app.image_ref,
+                    plan_validated(kube, current, exists), orphans)
     plan.strategy, plan.live_color = app.strategy, live_color
-    if live_color and plan.pending:
-        idle = _colored(docs, other(live_color))
-        ready = diff_app(app.name, app.namespace, app.priority, app.image_ref, idle, live)
-        if not ready.pending and any(d["kind"] == "Deployment" for d in docs):
+    if live_color and plan.pending and any(m.kind == "Deployment" for m in manifests):
+        idle = colored(manifests, other(live_color), live_color)
+        if all(c.action == "none" for c in plan_changes(kube, idle, exists)):
             plan.awaiting = other(live_color)
     return plan
 
@@ -162,5 +208,3 @@ def plan_environment(ctx: Context, env: EnvSpec,
                          namespaces=[p.to_dict() for p in ns_plans])
 
 
-def app_of(env: EnvSpec, name: str) -> AppSpec | None:
-    return env.apps.get(name)

@@ -1,12 +1,14 @@
 """The promote and approve steps: one app's digest into the next environment's spec.
 
-Observe (the policy, every check: ``promotion.promote.resolve``) -> plan (the spec line to
+Observe (the policy, every check: ``promotion.promote.resolve``, with ``pipelinelib.attest``
+as the image's signed evidence) -> plan (the spec line to
 set) -> apply (one commit to the env-state repo, audited). The checks, the edit and the
 commit live in ``pipelinelib.promotion.promote``.
 """
 
 from __future__ import annotations
 
+from pipelinelib import attest
 from pipelinelib.context import Context
 from pipelinelib.envspec.staterepo import EnvStateRepo
 from pipelinelib.promotion.policy import load_policy
@@ -31,7 +33,7 @@ __all__ = ["Promotion", "approve", "promote"]
 def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResult:
     """Promote one app; ``unchanged`` when the target already runs that digest."""
     policy = load_policy(state.root)
-    resolved = resolve(ctx, state.root, promotion, policy)
+    resolved = resolve(ctx, state.root, promotion, policy, attest)
     target = f"{promotion.target}/{promotion.app}"
     digest = resolved.image.digest
     if resolved.previous_digest == digest and not promotion.hotfix:
@@ -42,7 +44,7 @@ def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
     if ctx.dry_run:
         return StepResult.of("promote", [action], dry_run=True, digest=digest)
     approver = approver_of(state.root, promotion, policy, resolved)
-    commit = commit_promotion(ctx, state, promotion, resolved, approver)
+    commit = commit_promotion(ctx, state, promotion, resolved, approver, attest)
     audit_promotion(ctx, promotion, resolved, commit, approver)
     if commit is None:
         return StepResult.of("promote", [], digest=digest, commit="")
@@ -53,7 +55,8 @@ def promote(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
 @step("approve")
 def approve(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResult:
     """Record a second person's approval of exactly this promotion (four eyes)."""
-    record, image, user = approval_record(ctx, state.root, promotion, load_policy(state.root))
+    record, image, user = approval_record(ctx, state.root, promotion, load_policy(state.root),
+                                          attest)
     action = f"approve {promotion.target}/{promotion.app} at {image.digest}"
     if ctx.dry_run:
         return StepResult.of("approve", [action], dry_run=True)

@@ -7,6 +7,7 @@ The rules live in ``pipelinelib.promotion.sets``.
 
 from __future__ import annotations
 
+from pipelinelib import attest
 from pipelinelib.context import Context
 from pipelinelib.envspec.staterepo import EnvStateRepo
 from pipelinelib.promotion.policy import load_policy
@@ -31,7 +32,7 @@ __all__ = ["approve_set", "needs_set_approval", "promote_set"]
 def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) -> StepResult:
     """Promote several apps as one approved set, in one commit; ``unchanged`` when every
     member already runs its digest."""
-    resolved = resolve_set(ctx, state.root, promotions, load_policy(state.root))
+    resolved = resolve_set(ctx, state.root, promotions, load_policy(state.root), attest)
     moving = [r for r in resolved if r.previous_digest != r.image.digest]
     target = promotions[0].target
     if not moving:  # a run killed after its push may still owe audit events
@@ -41,7 +42,7 @@ def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
     apps = [r.new_app.name for r in moving]
     if ctx.dry_run:
         return StepResult.of("promote", actions, dry_run=True, target=target, apps=apps)
-    commit, _ = commit_set(ctx, state, promotions, moving)
+    commit, _ = commit_set(ctx, state, promotions, moving, attest)
     return StepResult.of("promote", actions, target=target, apps=apps,
                          commit=commit.sha if commit else "",
                          pushed=bool(commit and commit.pushed))
@@ -50,7 +51,8 @@ def promote_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
 @step("approve")
 def approve_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) -> StepResult:
     """Record a second person's approval of exactly this set (four eyes, one approval)."""
-    record, user = set_approval_record(ctx, state.root, promotions, load_policy(state.root))
+    record, user = set_approval_record(ctx, state.root, promotions, load_policy(state.root),
+                                       attest)
     action = f"approve {record.env}: {whole_set(promotions).app} as one set"
     if ctx.dry_run:
         return StepResult.of("approve", [action], dry_run=True)

@@ -24,7 +24,9 @@ from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, StepFailed
-from pipelinelib.kube import (
+from pipelinelib.kube import bluegreen, kinds
+from pipelinelib.kube.history import Revision, history, live_template
+from pipelinelib.kube.labels import (
     ANN_BUILD_URL,
     ANN_CHANGE_CAUSE,
     ANN_DEPLOYED_BY,
@@ -32,18 +34,15 @@ from pipelinelib.kube import (
     ANN_REVISION,
     COLOR_LABEL,
     MANAGER,
-    bluegreen,
     owner_selector,
 )
-from pipelinelib.kube.history import HISTORY_KINDS, Revision, history, live_template
+from pipelinelib.kube.labels import ANN_ROLLED_BACK_FROM as ROLLED_BACK_FROM
 from pipelinelib.kube.lock import DeployLock
 from pipelinelib.kube.revisions import restore_body
 from pipelinelib.kube.wait import wait_for
 from pipelinelib.promotion.enforce import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
-
-ROLLED_BACK_FROM = "pipelinelib.dev/rolled-back-from"
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Target:
 def workloads(kube: Any, app: str, namespace: str) -> list[dict[str, Any]]:
     """The app's live Deployments, StatefulSets and DaemonSets (kind set on each)."""
     found = []
-    for kind in HISTORY_KINDS:
+    for kind in kinds.WITH_HISTORY:
         for item in kube.list(kind, namespace, selector=owner_selector(app))["items"]:
             item["kind"], item["apiVersion"] = kind, "apps/v1"
             found.append(item)
@@ -203,9 +202,10 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
                for t in targets]
     for line in actions:
         log.info(line)
-    for t in targets if vet is not None else []:
-        vet(f"{t.ref} revision #{t.revision.number} (git {t.revision.git_revision[:12] or '-'})",
-            t.revision.images)
+    if vet is not None:
+        for t in targets:
+            vet(f"{t.ref} revision #{t.revision.number} "
+                f"(git {t.revision.git_revision[:12] or '-'})", t.revision.images)
     refs = [(w["kind"], w["metadata"]["name"]) for w in found]
     if ctx.dry_run:
         return StepResult.of("rollback", actions, dry_run=True)

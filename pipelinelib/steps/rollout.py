@@ -27,14 +27,18 @@ from typing import Any
 from pipelinelib.context import Context
 from pipelinelib.errors import BadInput, PipelineError, Refused, StepFailed
 from pipelinelib.imageref import ImageRef
-from pipelinelib.kube import MANAGED_BY, MANAGER, bluegreen
+from pipelinelib.kube import bluegreen, kinds
 from pipelinelib.kube import manifests as mf
 from pipelinelib.kube.images import pin
+from pipelinelib.kube.labels import MANAGED_BY, MANAGER
 from pipelinelib.kube.lock import DeployLock, LeaseLost
 from pipelinelib.kube.revisions import (
     Change,
+    Owned,
+    RunLists,
     plan_changes,
     prune_candidates,
+    prune_kinds,
     refresh,
     rollback,
 )
@@ -43,7 +47,8 @@ from pipelinelib.promotion.enforce import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
-PHASE_ONE = set(mf.ORDER[: mf.ORDER.index("Job") + 1])
+# applied and waited for before the rest: the dependencies and the Jobs (a migration Job)
+PHASE_ONE = kinds.ordered_up_to("Job")
 
 
 def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
@@ -103,7 +108,7 @@ def namespace_exists(kube: Any, namespace: str) -> bool:
 
 def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
     return [(c.manifest.kind, c.manifest.name) for c in changes
-            if c.manifest.kind in mf.WORKLOADS]
+            if c.manifest.kind in kinds.WORKLOADS]
 
 
 @step("rollout")
@@ -111,10 +116,12 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             prune: bool = True, rollback_on_failure: bool = True,
             allowed_namespaces: list[str] | None = None, blue_green: bool = False,
             await_promotion: bool = False, lock_timeout: float = 300,
-            lock_ttl: int = 30, images: Mapping[str, ImageRef] | None = None) -> StepResult:
+            lock_ttl: int = 30, images: Mapping[str, ImageRef] | None = None,
+            owned_lists: RunLists | None = None) -> StepResult:
     """Deploy ``manifests`` (path or dicts) of ``app`` into ``namespace``; see the module doc.
 
     ``images`` pins container images to digests ({repository: pinned ref}, see kube.images).
+    ``owned_lists``: the run's lists of owned objects, shared by the apps of one apply.
     """
     log = ctx.log.bind(app=app, namespace=namespace)
     docs, known = _prepare(ctx, manifests, app, namespace, allowed_namespaces, images,
@@ -138,8 +145,13 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             color = bluegreen.other(live) if live else "blue"
             docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
-    changes = plan_validated(kube, docs, exists)
-    prunes = prune_candidates(kube, app, namespace, keep, log) if prune and exists else []
+    owned = Owned(kube, app, namespace, log, owned_lists) if exists else None  # list per kind
+    if owned is not None and prune:  # the prune's lists in flight with the plan's own
+        owned.prefetch({**dict.fromkeys(prune_kinds(keep)),
+                        **{m.kind: m.obj.get("apiVersion") for m in docs}})
+    changes = plan_validated(kube, docs, exists, owned)
+    prunes = prune_candidates(kube, app, namespace, keep, log, owned) if prune and exists \
+        else []
     actions = _actions(changes, prunes, exists, namespace)
     awaiting = bool(blue_green and live and color != live and await_promotion)
     switch_to = color if (blue_green and color != live and not await_promotion) else None
@@ -167,10 +179,11 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     guard_namespace(ctx, kube, namespace, app, "rollout")  # protected: only verified changes
     holder = DeployLock.holder_of(ctx.ci)
     with DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl, wait_s=lock_timeout,
-                    log=log) if exists else _NoLock() as lock:
-        if exists:  # re-plan under the lock: another rollout may have finished meanwhile
+                    log=log) if exists else _NoLock() as held:
+        if held is not None:  # re-plan under the lock: another rollout may have finished
             changes = refresh(kube, changes)
-        else:
+            lock = held
+        else:  # a first deploy: the namespace, then the Lease in it
             kube.apply({"apiVersion": "v1", "kind": "Namespace",
                         "metadata": {"name": namespace, "labels": {MANAGED_BY: MANAGER}}})
             lock = DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl,
@@ -200,20 +213,28 @@ def schema_problems(kube: Any, docs: list[mf.Manifest]) -> list[BadInput]:
     return Schemas(kube).problems(docs)
 
 
-def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool) -> list[Change]:
+def plan_validated(kube: Any, docs: list[mf.Manifest], exists: bool,
+                   owned: Owned | None = None) -> list[Change]:
     """``plan_changes`` object by object: every dry run the apiserver refuses is collected
     (schema errors, invalid values, too large) and all of them raised together."""
-    changes: list[Change] = []
-    problems: list[BadInput] = []
-    for m in docs:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelinelib.kube.revisions import READS_AT_ONCE
+
+    def one(m: mf.Manifest) -> list[Change] | BadInput:
         try:
-            changes += plan_changes(kube, [m], exists)
+            return plan_changes(kube, [m], exists, owned)
         except Refused:
             raise
         except BadInput as exc:
-            problems.append(m.bad("", exc.message, "an object the apiserver accepts"))
-    mf.Invalid.raise_if(problems)
-    return changes
+            return m.bad("", exc.message, "an object the apiserver accepts")
+
+    if owned is not None:  # the lists first, all at once
+        owned.prefetch({m.kind: m.obj.get("apiVersion") for m in docs})
+    with ThreadPoolExecutor(max_workers=max(1, min(READS_AT_ONCE, len(docs)))) as pool:
+        results = list(pool.map(one, docs))  # in order; the first Refused is raised
+    mf.Invalid.raise_if([r for r in results if isinstance(r, BadInput)])
+    return [c for r in results if not isinstance(r, BadInput) for c in r]
 
 
 def _complete_rollback(ctx: Context, app: str, namespace: str, outcome: Any, timeout: float,

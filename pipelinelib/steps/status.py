@@ -6,8 +6,14 @@ from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.envspec.model import EnvSpec, ImageSpec
-from pipelinelib.envspec.render import ANN_REVISION, ANN_VERSION, LABEL_APP
 from pipelinelib.envspec.staterepo import EnvStateRepo
+from pipelinelib.kube.labels import (
+    ANN_DEPLOYED_DIGEST,
+    ANN_REVISION,
+    ANN_VERSION,
+    APP_LABEL,
+    COLOR_LABEL,
+)
 from pipelinelib.promotion.hotfix import back_merged, read_hotfixes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -48,35 +54,35 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
     live = list_env_objects(ctx, env.name, namespaces, ["Deployment", "StatefulSet"],
                             env.kubeconfig, env.context)
     workloads: dict[str, dict[str, Any]] = {}
-    for obj in live.values():  # blue/green: the colour the Services select
-        labels = obj["metadata"].get("labels", {})
-        plan = plans.get(labels.get(LABEL_APP, ""))
-        color = labels.get("pipelinelib.dev/color")
+    for live_obj in live.values():  # blue/green: the colour the Services select
+        labels = live_obj["metadata"].get("labels", {})
+        plan = plans.get(labels.get(APP_LABEL, ""))
+        color = labels.get(COLOR_LABEL)
         if color is None or plan is None or plan.live_color in (None, color):
-            workloads[labels.get(LABEL_APP, "")] = obj
+            workloads[labels.get(APP_LABEL, "")] = live_obj
     hotfixes = read_hotfixes(state.root, env.name) if state else {}
     commits = state.log(f"environments/{env.name}.yaml", max_count=200) if state else []
     rows = []
     for name, app in sorted(env.apps.items()):
-        obj = workloads.get(name)
-        ann = (obj or {}).get("metadata", {}).get("annotations", {})
+        workload = workloads.get(name)
+        ann = (workload or {}).get("metadata", {}).get("annotations", {})
         plan = plans.get(name)
         fix = hotfixes.get(name)
         merged = back_merged(fix) if fix else None
         image = app.image or ImageSpec(repository="")  # a chart that names its own images
-        containers = ((obj or {}).get("spec", {}).get("template", {}).get("spec", {})
+        containers = ((workload or {}).get("spec", {}).get("template", {}).get("spec", {})
                       .get("containers") or [{}])
         running = str(containers[0].get("image") or "")
         rows.append({
             "environment": env.name, "app": name, "namespace": app.namespace,
-            "deployed": obj is not None,
+            "deployed": workload is not None,
             "live_digest": running.split("@", 1)[1] if "@" in running else
-            ann.get("pipelinelib.dev/deployed-digest", ""),
+            ann.get(ANN_DEPLOYED_DIGEST, ""),
             "image": image.repository, "digest": image.digest or "",
             "tag": image.tag or "",
             "revision": ann.get(ANN_REVISION, image.revision or ""),
             "version": ann.get(ANN_VERSION, image.version or ""),
-            "health": _health(obj),
+            "health": _health(workload),
             "in_sync": plan is not None and not plan.pending,
             "drift": bool(plan and plan.drift),
             "hotfix": bool(fix), "hotfix_back_merged": merged,

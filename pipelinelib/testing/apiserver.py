@@ -124,8 +124,8 @@ class RequestCounter:
         return total
 
     def writes_since(self, offset: int) -> int:
-        """Write requests (dry runs excluded) the audit log recorded for the account after byte
-        ``offset``."""
+        """Writes (answered < 400, dry runs excluded) the audit log recorded for the account
+        after byte ``offset``."""
         if not self.audit_log or not os.path.exists(self.audit_log):
             return 0
         count = 0
@@ -138,6 +138,7 @@ class RequestCounter:
                 if (event.get("user", {}).get("username") == self.user
                         and event.get("verb") in WRITE_VERBS
                         and "dryRun=" not in event.get("requestURI", "")
+                        and (event.get("responseStatus") or {}).get("code", 500) < 400
                         and event.get("stage") == "ResponseComplete"):
                     count += 1
         return count

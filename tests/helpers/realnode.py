@@ -11,14 +11,17 @@ import base64
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import EXAMPLE, git, run_pipeline
-from tests.fixtures.manifests.kit import Cluster
+from tests.helpers.cli import run_pipeline
+from tests.helpers.git import copy_hello, init_repo
+from tests.helpers.kube import Cluster
+from tests.helpers.paths import ROOT
 
 NODE_LABEL = "pipelinelib.dev/real-node"
 PORT = 18080
@@ -29,14 +32,9 @@ def build_hello(tmp: Path, env: dict[str, str], registry: str, user: str, passwo
                 version: str = "1.0.0") -> str:
     """`pipeline build` of examples/hello pushed to ``registry``; returns REPO@sha256:…"""
     repo = tmp / "repo"
-    shutil.copytree(EXAMPLE, repo / "hello", ignore=shutil.ignore_patterns("build"))
-    env_file = repo / "hello" / "release.env"
-    text = env_file.read_text().replace("PROJECT_NAMESPACE=hello-example-org",
-                                        f"PROJECT_NAMESPACE=realnode{int(time.time())}")
-    env_file.write_text(text.replace("APP_VERSION=1.0.0", f"APP_VERSION={version}"))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "hello")
+    copy_hello(repo / "hello", PROJECT_NAMESPACE=f"realnode{int(time.time())}",
+               APP_VERSION=version)
+    init_repo(repo, "hello")
     report = tmp / "build-report"
     out = run_pipeline("--report-dir", str(report), "build", "--app-dir", str(repo / "hello"),
                        "--registry", registry,
@@ -55,7 +53,7 @@ def delete_image(image: str, user: str | None = None, password: str | None = Non
     name, digest = image.split("@", 1)
     registry, repo = name.split("/", 1)
     requests.delete(f"http://{registry}/v2/{repo}/manifests/{digest}", timeout=10,
-                    auth=(user, password) if user else None)
+                    auth=(user, password or "") if user else None)
 
 
 def pull_secret(name: str, registry: str, user: str, password: str) -> dict[str, Any]:
@@ -200,9 +198,9 @@ def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
     for so in [rootfs / str(prefix / "bin" / "python3").lstrip("/"),
                rootfs / str(prefix / "bin" / "squawk").lstrip("/"), *rootfs.rglob("*.so*")]:
         libs |= _ldd(so)
-    for lib in libs:
-        if not (rootfs / lib.lstrip("/")).exists():
-            put(Path(lib), Path(lib))
+    for lib_path in libs:
+        if not (rootfs / lib_path.lstrip("/")).exists():
+            put(Path(lib_path), Path(lib_path))
     put(root / "pipelinelib", Path("/app/pipelinelib"))
     for target, source in migrations.items():
         put(source, Path(target))
@@ -232,25 +230,25 @@ def pipelinelib_image(tmp: Path, docker_host: str, registry: str, root: Path,
     return f"{repo}@{head.headers['Docker-Content-Digest']}"
 
 
-# Fixtures both real-node modules use (import them into the test module by name).
+# Fixtures the real-node modules use (registered in tests/conftest.py); ``node_env`` (the
+# control plane, registries and the real node) comes from pipelinelib.testing.plugin.
 @pytest.fixture(scope="module")
-def env(node_env: dict[str, str]) -> dict[str, str]:
-    return node_env
-
-
-@pytest.fixture(scope="module")
-def image(env, tmp_path_factory):
+def node_image(node_env: dict[str, str],
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The hello app built and pushed by `pipeline build` to the htpasswd registry."""
-    auth = (env["PIPELINELIB_AUTH_REGISTRY_USER"], env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
-    ref = build_hello(tmp_path_factory.mktemp("build"), env, env["PIPELINELIB_AUTH_REGISTRY"],
-                      *auth)
+    auth = (node_env["PIPELINELIB_AUTH_REGISTRY_USER"],
+            node_env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+    ref = build_hello(tmp_path_factory.mktemp("build"), node_env,
+                      node_env["PIPELINELIB_AUTH_REGISTRY"], *auth)
     yield ref
     delete_image(ref, *auth)
 
 
 @pytest.fixture
-def cluster(env):
-    c = Cluster(env)
+def node_cluster(node_env: dict[str, str]) -> Iterator[Cluster]:
+    """The cluster (admin kubectl, deployer clients) with the real node; namespaces it
+    makes are deleted afterwards."""
+    c = Cluster(node_env)
     yield c
     c.cleanup()
 
@@ -260,3 +258,103 @@ def regcred(env: dict[str, str], password: str | None = None) -> dict[str, Any]:
     return pull_secret("regcred", env["PIPELINELIB_AUTH_REGISTRY"],
                        env["PIPELINELIB_AUTH_REGISTRY_USER"],
                        password or env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
+
+
+STAGES = ROOT / "testbed" / "kubernetes" / "stages"
+
+
+class PrivateNode(str):
+    """A private kwok node's name; ``pause()``/``resume()`` stop and continue its kwok (as a
+    stopped kubelet: nothing on the node changes meanwhile)."""
+
+    proc: Any
+
+    def pause(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture(scope="module")
+def private_kwok(node_env: dict[str, str]) -> Iterator[str]:
+    """A kwok of its own with THIS tree's stages (testbed/kubernetes/stages) managing one
+    node of its own, tainted so only pods that ask for it land there: the shared testbed's
+    kwok loaded its stages when it started, so a stage added since is staged here. Yields
+    the node's name; the node and the process go afterwards."""
+    import os
+    import socket
+    import subprocess
+    import uuid
+
+    env = node_env
+    state = Path(env.get("PIPELINELIB_TESTBED", "/tmp/pipelinelib-testbed")) / "kubernetes"
+    kubectl = str(Path(env["PIPELINELIB_KUBE_BIN"]) / "kubectl")
+    tag = uuid.uuid4().hex[:8]
+    node = f"kwok-private-{tag}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stages = [a for f in sorted(STAGES.glob("*.yaml")) for a in ("--config", str(f))]
+    log = (state / "logs").joinpath(f"kwok-private-{tag}.log").open("wb")
+    proc = subprocess.Popen(
+        [str(Path(env["PIPELINELIB_KUBE_BIN"]) / "kwok"), "--kubeconfig",
+         str(state / "kwok.kubeconfig"), "--manage-all-nodes=false",
+         "--manage-nodes-with-annotation-selector", f"kwok.x-k8s.io/node=private-{tag}",
+         "--cidr", "10.246.0.0/16", "--node-ip", "127.0.0.1", "--node-port", str(port),
+         "--server-address", f"127.0.0.1:{port}",
+         "--tls-cert-file", str(state / "pki" / "kwok-serving.crt"),
+         "--tls-private-key-file", str(state / "pki" / "kwok-serving.key"),
+         "--node-lease-duration-seconds", "40", *stages],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    node_yaml = json.dumps({
+        "apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": node, "annotations": {"kwok.x-k8s.io/node": f"private-{tag}",
+                                          "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux",
+                       "type": "kwok-private"}},
+        "spec": {"taints": [{"key": PRIVATE_TAINT, "value": tag, "effect": "NoSchedule"}]},
+        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"}}})
+    run = {**os.environ, **env}
+    try:
+        subprocess.run([kubectl, "apply", "-f", "-"], input=node_yaml, text=True, env=run,
+                       check=True, capture_output=True)
+        subprocess.run([kubectl, "wait", "--for=condition=Ready", f"node/{node}",
+                        "--timeout=90s"], env=run, check=True, capture_output=True)
+        for _ in range(900):  # until the node controller lifts its not-ready taint
+            taints = subprocess.run([kubectl, "get", "node", node, "-o",
+                                     "jsonpath={.spec.taints[*].key}"], env=run, check=True,
+                                    capture_output=True, text=True).stdout.split()
+            if taints == [PRIVATE_TAINT]:
+                break
+            time.sleep(0.1)
+        named = PrivateNode(node)
+        named.proc = proc
+        yield named
+    finally:
+        subprocess.run([kubectl, "delete", "node", node, "--ignore-not-found", "--wait=false"],
+                       env=run, check=False, capture_output=True)
+        proc.send_signal(__import__("signal").SIGCONT)
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+PRIVATE_TAINT = "pipelinelib.dev/private-kwok"
+
+
+def on_node(docs: list[dict[str, Any]], node: str) -> list[dict[str, Any]]:
+    """``docs`` with every pod template pinned to ``node`` (a private kwok node)."""
+    node = str(node)  # a plain name, not the PrivateNode
+    for doc in docs:
+        pod = ((doc.get("spec") or {}).get("template") or {}).get("spec")
+        if pod is not None:
+            pod["nodeSelector"] = {"kubernetes.io/hostname": node}
+            pod["tolerations"] = [{"key": PRIVATE_TAINT, "operator": "Exists",
+                                   "effect": "NoSchedule"}]
+    return docs

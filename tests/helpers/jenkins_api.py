@@ -106,3 +106,18 @@ class JenkinsBuildAPI:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def respond_as_build(jenkins: str, build: str, number: int, submit: str) -> None:
+    """Register `responses` answers for what editing build ``number`` at ``build`` calls:
+    the crumb, the build's api/json (running, no description), POST ``submit``
+    (``submitDescription`` or ``configSubmit``) -> 302 to the build page, the build page."""
+    import responses
+
+    responses.add(responses.GET, jenkins + "crumbIssuer/api/json",
+                  json={"crumb": "c1", "crumbRequestField": "Jenkins-Crumb"})
+    responses.add(responses.GET, build + "api/json",
+                  json={"number": number, "url": build, "result": None, "building": True,
+                        "displayName": f"#{number}", "description": None})
+    responses.add(responses.POST, build + submit, status=302, headers={"Location": build})
+    responses.add(responses.GET, build, body="")

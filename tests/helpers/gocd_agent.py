@@ -384,7 +384,8 @@ class GoCDServerAPI:
         import json
         import threading
 
-        self.token, self.comments = token, {}
+        self.token = token
+        self.comments: dict[tuple[str, int], Any] = {}
         self.requests: list[tuple[str, str]] = []
         api = self
 

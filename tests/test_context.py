@@ -1,0 +1,90 @@
+"""The context resolves credentials and the kubeconfig once and hands out typed adapters.
+
+Real components: the testbed's htpasswd registry, its Kubernetes control plane (as the
+least-privilege deployer) and its PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelinelib.adapters.protocols import Database, Helm, Http, Kube, Registry
+from pipelinelib.context import Context, Credentials
+from pipelinelib.errors import StepFailed
+
+
+def test_credentials_come_from_the_environment_once_and_the_password_is_a_secret():
+    env = {"PIPELINE_KUBECONFIG": "/k/pipeline", "KUBECONFIG": "/k/default",
+           "PIPELINE_KUBE_CONTEXT": "staging", "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+           "PIPELINE_REGISTRY_USER": "ci", "PIPELINE_REGISTRY_PASSWORD": "planted-s3cret-pw"}
+    cred = Credentials.from_env(env)
+    assert (cred.kubeconfig, cred.kube_context, cred.in_cluster) == ("/k/pipeline", "staging",
+                                                                     False)
+    assert (cred.registry_user, cred.registry_password) == ("ci", "planted-s3cret-pw")
+    assert "planted-s3cret-pw" not in repr(cred)
+    assert Credentials.from_env({"KUBECONFIG": "/k/default"}).kubeconfig == "/k/default"
+    pod = Credentials.from_env({"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+    assert pod.in_cluster and pod.kubeconfig is None
+    ctx = Context(credentials=cred)
+    assert "planted-s3cret-pw" not in ctx.secrets.redact_text("login planted-s3cret-pw")
+
+
+def test_the_registry_client_is_one_per_host_and_logs_in_with_the_runs_credentials(
+        registry_env):
+    host = registry_env["PIPELINELIB_AUTH_REGISTRY"]
+    user = registry_env["PIPELINELIB_AUTH_REGISTRY_USER"]
+    password = registry_env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"]
+    ctx = Context(credentials=Credentials(registry_user=user, registry_password=password))
+    registry = ctx.registry(host)
+    assert isinstance(registry, Registry)
+    registry.ping()
+    assert ctx.registry(host) is registry, "one client per host for the run"
+    assert password not in ctx.secrets.redact_text(f"pw {password}")
+
+    anonymous = Context(credentials=Credentials())
+    with pytest.raises(StepFailed):
+        anonymous.registry(host).ping()
+    # a build's env file logs in to its own registry instead (validate_build does this)
+    anonymous.use_registry_credentials(host, user, password)
+    anonymous.registry(host).ping()
+    assert password not in anonymous.secrets.redact_text(password)
+
+
+def test_a_registry_given_to_the_context_wins_over_the_default(registry_env):
+    host = registry_env["PIPELINELIB_REGISTRY"]
+    from pipelinelib.adapters.registry import RegistryClient
+
+    mine = RegistryClient(host)
+    assert Context(adapters={"registry": mine}).registry("elsewhere:5000") is mine
+    per_host = Context(adapters={"registry": lambda h: RegistryClient(h)})
+    assert per_host.registry(host).host == host
+
+
+def test_one_kubernetes_client_per_cluster_and_use_kube_switches_the_runs_cluster(kube_env):
+    deployer = kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"]
+    ctx = Context(credentials=Credentials(kubeconfig=deployer))
+    assert isinstance(ctx.kube, Kube)
+    assert ctx.kube_for() is ctx.kube, "no kubeconfig or context: the run's cluster"
+    other = ctx.kube_for(deployer, None)
+    assert ctx.kube_for(deployer, None) is other, "cached per (kubeconfig, context)"
+    assert other.server_version().startswith("v")
+    ctx.use_kube(deployer, None)
+    assert ctx.kube is other
+
+
+def test_a_database_session_registers_the_dsn_password(postgres_db):
+    from pipelinelib.adapters.postgres import dsn_parts
+
+    ctx = Context()
+    with ctx.database(postgres_db, application_name="pipelinelib test") as db:
+        assert isinstance(db, Database)
+        assert db.scalar("select 1") == 1
+    password = dsn_parts(postgres_db)["password"]
+    assert password not in ctx.secrets.redact_text(f"dsn password {password}")
+
+
+def test_tool_adapters_satisfy_their_seams():
+    ctx = Context()
+    assert isinstance(ctx.helm, Helm)
+    assert isinstance(ctx.http, Http)
+    assert ctx.helm is ctx.helm, "created once"
