@@ -110,10 +110,10 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 result.append(marks.Mark(number, False, ["no `migrations` directory in "
                                                          f"{cfg.source or 'gate.yaml'}"]))
             elif number == 2:
-                result.append(marks.check_pending(dsn, app / cfg.migrations, ctx.secrets,
+                result.append(marks.check_pending(ctx, dsn, app / cfg.migrations,
                                                   migrate_next))
             else:
-                result.append(marks.check_lint(app / cfg.migrations, dsn, ctx.secrets,
+                result.append(marks.check_lint(ctx, app / cfg.migrations, dsn,
                                                contract_guard(ctx, app)))
         elif number == 4:
             if not cfg.openapi:
