@@ -112,16 +112,6 @@ class KubeClient:
 
     # construction -------------------------------------------------------------------------
     @classmethod
-    def from_env(cls) -> KubeClient:
-        """From ``PIPELINE_KUBECONFIG``/``KUBECONFIG`` (+ ``PIPELINE_KUBE_CONTEXT``), else
-        in-cluster credentials, else ``~/.kube/config``."""
-        path = os.environ.get("PIPELINE_KUBECONFIG") or os.environ.get("KUBECONFIG")
-        context = os.environ.get("PIPELINE_KUBE_CONTEXT") or None
-        if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return cls.in_cluster()
-        return cls.from_kubeconfig(path, context)
-
-    @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
         """From a kubeconfig file (first entry of a ``:``-separated list) and context."""
         from kubernetes import client as k8s
