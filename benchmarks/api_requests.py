@@ -23,6 +23,12 @@ Before issue 13 (main dfa793f; requests / writes / ms, ours | kubectl):
     1 app, no-op               18    0   2002 |     6    0   1355
     50 apps, first apply     1718  250  20960 |   551  150  19849
     50 apps, no-op apply       53    0   1853 |   251    0  19483
+After (this branch merged with main at b675c87, same machine, load average ~20):
+    1 app, first deploy        28    5   2550 |    12    3    865
+    1 app, image update        24    3   3012 |     7    1   1695
+    1 app, no-op               12    0   2582 |     6    0   1149
+    50 apps, first apply     1185  250  15032 |   551  150  29703
+    50 apps, no-op apply       11    0   2344 |   251    0  38593
 (wall times on the shared 2-core testbed under load; the counts are exact.)
 """
 

@@ -29,11 +29,15 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelinelib.envfile import EnvFile
 from pipelinelib.errors import BadInput
 from pipelinelib.imageref import ImageName, ImageRef, tag_for_branch
 from pipelinelib.secrets import clean_url
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 SEMVER_TAG = re.compile(r"v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
 OCI = "org.opencontainers.image."
@@ -110,6 +114,7 @@ class BuildSpec:
 
 
 def load(
+    ctx: Context,
     app_dir: str | Path,
     *,
     env_file: str | None = None,
@@ -148,7 +153,7 @@ def load(
             field="DOCKERFILE",
             expected="a Dockerfile in the app directory",
         )
-    git = _git_facts(app, revision, allow_dirty)
+    git = _git_facts(ctx, app, revision, allow_dirty)
     version = env.get("APP_VERSION") or git.semver or git.revision[:length]
     extra = (version,) if (env.get("APP_VERSION") or git.semver) else ()
     mutable = (tag_for_branch(git.branch),) if branch_tag and git.branch else ()
@@ -179,11 +184,9 @@ class _GitFacts:
     source_url: str = ""
 
 
-def _git_facts(app: Path, revision: str | None, allow_dirty: bool) -> _GitFacts:
-    from pipelinelib.adapters.git_repo import GitRepo  # GitPython, loaded only when building
-
+def _git_facts(ctx: Context, app: Path, revision: str | None, allow_dirty: bool) -> _GitFacts:
     try:
-        repo = GitRepo.open(app, remote=None)
+        repo = ctx.git(app, remote=None)
     except BadInput:
         raise BadInput(
             "not inside a git repository",

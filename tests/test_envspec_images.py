@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.envspec.load import SpecInvalid, parse_environment
-from pipelinelib.envspec.render import ANN_IMAGE, render_app
+from pipelinelib.envspec.render import render_app
+from pipelinelib.kube.labels import ANN_IMAGE
 from tests.helpers.paths import FIXTURES
 
 GUESTBOOK = FIXTURES / "envs" / "guestbook"

@@ -6,6 +6,7 @@ registry writes (read from the registry's access log)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 import uuid
@@ -274,19 +275,16 @@ def test_connection_cut_half_way_through_a_blob_upload_is_retried(
     writes.mark()
     cut: list[str] = []
 
-    def lift_after_the_cut() -> None:
-        deadline = time.monotonic() + 300
-        import re
+    def the_cut_upload() -> re.Match[str] | None:
+        """A PATCH or PUT of a blob the registry answered >= 400, in its log."""
+        text = private_registry.log.read_text(errors="replace")
+        return re.search(r'"(PATCH|PUT) (/v2/\S+/blobs/uploads/\S*) HTTP/[\d.]+" '
+                         r'([45]\d\d)', text)
 
-        while time.monotonic() < deadline and not cut:
-            text = private_registry.log.read_text(errors="replace")
-            # the cut upload: a PATCH or PUT of a blob the registry answered >= 400
-            found = re.search(r'"(PATCH|PUT) (/v2/\S+/blobs/uploads/\S*) HTTP/[\d.]+" '
-                              r'([45]\d\d)', text)
-            if found:
-                proxy.remove(toxic)
-                cut.append(f"{found.group(1)} answered {found.group(3)}")
-            time.sleep(0.02)
+    def lift_after_the_cut() -> None:
+        found = wait_until(the_cut_upload, 300, "the cut upload", interval=0.02)
+        proxy.remove(toxic)
+        cut.append(f"{found.group(1)} answered {found.group(3)}")
 
     watcher = threading.Thread(target=lift_after_the_cut, daemon=True)
     watcher.start()

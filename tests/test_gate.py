@@ -13,7 +13,7 @@ import yaml
 from pipelinelib.attest import read_attestation
 from pipelinelib.context import Context
 from tests.helpers.cli import run_pipeline
-from tests.helpers.git import commit_all, git
+from tests.helpers.git import add_origin, commit_all, init_repo
 from tests.helpers.paths import ROOT
 
 FIX = ROOT / "tests" / "fixtures"
@@ -34,8 +34,7 @@ def app(tmp_path: Path) -> tuple[Path, str]:
     shutil.copy(FIX / "gate" / "audit-mapping.yaml", app)
     shutil.copy(FIX / "openapi" / "v1.yaml", app / "openapi.yaml")
     shutil.copytree(FIX / "migrations" / "app", app / "migrations")
-    git(app.parent, "init", "-q", "-b", "main")
-    deployed = commit_all(app, "release 1.4.0")
+    deployed = init_repo(app.parent, "release 1.4.0")
     shutil.copy(FIX / "gate" / "junit-pass.xml", app / "build" / "test-results" / "junit.xml")
     return app, deployed
 
@@ -231,10 +230,7 @@ def test_a_removed_parameter_warns_in_mark_4_unless_the_project_makes_it_breakin
 
 def test_environment_reads_the_deployed_release_from_our_records(app, db, tmp_path):
     app_dir, deployed = app
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(app_dir, "remote", "add", "origin", str(origin))
-    git(app_dir, "push", "-q", "origin", "main")
+    add_origin(app_dir, tmp_path / "origin.git")
     migrate(db, app_dir)
     release(app_dir, "v2-breaking.yaml", "1.5.0")
 
@@ -266,8 +262,7 @@ def test_mark_3_lints_only_the_migrations_this_release_will_run(tmp_path, db):
     migrations.mkdir(parents=True)
     shutil.copy(FIX / "migrations" / "destructive" / "V1__create_users.sql", migrations)
     (app_dir / "gate.yaml").write_text("marks: [2, 3]\nmigrations: migrations\n")
-    git(app_dir.parent, "init", "-q", "-b", "main")
-    commit_all(app_dir, "users table")
+    init_repo(app_dir.parent, "users table")
 
     def run_migrate(*extra: str) -> None:
         done = run_pipeline("migrate", "--dir", str(migrations), *extra,
@@ -297,12 +292,8 @@ def test_a_contract_migration_passes_mark_3_only_when_no_older_version_runs_anyw
                 app_dir / "migrations")
     (app_dir / "gate.yaml").write_text("marks: [3]\nmigrations: migrations\n")
     (app_dir / "app.txt").write_text("reads users.legacy\n")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(app_dir.parent, "init", "-q", "-b", "main")
-    old = commit_all(app_dir, "release 1: reads users.legacy")
-    git(app_dir, "remote", "add", "origin", str(origin))
-    git(app_dir, "push", "-q", "origin", "main")
+    old = init_repo(app_dir.parent, "release 1: reads users.legacy")
+    add_origin(app_dir, tmp_path / "origin.git")
     (app_dir / "app.txt").write_text("no longer reads users.legacy\n")
     expand = commit_all(app_dir, "release 2: stops reading users.legacy")
     (app_dir / "migrations" / "V2__drop_legacy.sql").write_text(

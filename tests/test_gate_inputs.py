@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import run_pipeline
-from tests.helpers.git import commit_all, git
+from tests.helpers.git import commit_all, init_repo
 from tests.helpers.paths import ROOT
 
 FIX = ROOT / "tests" / "fixtures"
@@ -80,8 +80,7 @@ def gate_app(tmp_path: Path) -> tuple[Path, str]:
     app.mkdir(parents=True)
     (app / "gate.yaml").write_text("marks: [4]\nopenapi: openapi.yaml\n")
     shutil.copy(FIX / "openapi" / "v1.yaml", app / "openapi.yaml")
-    git(app.parent, "init", "-q", "-b", "main")
-    return app, commit_all(app, "release 1.4.0")
+    return app, init_repo(app.parent, "release 1.4.0")
 
 
 def run_gate_config(tmp_path: Path, kind: str) -> tuple[object, Path]:

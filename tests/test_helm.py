@@ -14,8 +14,9 @@ import pytest
 
 from pipelinelib.adapters import helm
 from pipelinelib.envspec.load import parse_environment
-from pipelinelib.envspec.render import LABEL_ENV, render_app
+from pipelinelib.envspec.render import render_app
 from pipelinelib.errors import StepFailed
+from pipelinelib.kube.labels import ENV_LABEL
 from tests.helpers.paths import ROOT
 
 CHART = ROOT / "tests" / "fixtures" / "charts" / "greeter"
@@ -53,7 +54,7 @@ def check_rendered(docs):
     assert config["data"] == {"GREETING": "bonjour", "CHART": "greeter-1.2.3"}
     for doc in docs:
         assert doc["metadata"]["namespace"] == "greet"
-        assert doc["metadata"]["labels"][LABEL_ENV] == "staging"
+        assert doc["metadata"]["labels"][ENV_LABEL] == "staging"
 
 
 def test_the_pinned_helm_is_built_and_reports_its_version(helm_bin):

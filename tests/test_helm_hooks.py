@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from pipelinelib.envspec.load import load_environment
-from pipelinelib.envspec.render import LABEL_APP
 from pipelinelib.helm import hooks
+from pipelinelib.kube.labels import APP_LABEL
 from pipelinelib.secrets import Secrets
 from pipelinelib.steps.plan import render_all
 from tests.helpers.cli import run_pipeline
@@ -67,7 +67,7 @@ def test_hooks_are_split_from_the_app_and_ordered_by_event_and_weight(helm_bin, 
         "post-upgrade Job/shop-post-upgrade (weight 5; hook-succeeded)"]
     for hook in found:
         labels = hook.obj["metadata"]["labels"]
-        assert labels[hooks.HOOK_OF] == "shop" and LABEL_APP not in labels
+        assert labels[hooks.HOOK_OF] == "shop" and APP_LABEL not in labels
     images = {c["name"]: c["image"] for d in main if d["kind"] == "Deployment"
               for c in d["spec"]["template"]["spec"]["containers"]}
     assert images == {"shop": f"127.0.0.1:5001/t/shop@{DIGEST}",
@@ -123,7 +123,7 @@ def test_apply_runs_hooks_in_order_and_plan_lists_the_secret_it_creates(helm_bin
     assert any(c["type"] == "Complete" for c in jobs["shop-pre-install"]["status"]["conditions"])
     first_uid = jobs["shop-pre-install"]["metadata"]["uid"]
     live_secret = cluster.json("-n", ns, "get", secrets[0].replace("Secret/", "secret/"))
-    assert live_secret["metadata"]["labels"][LABEL_APP] == "shop"
+    assert live_secret["metadata"]["labels"][APP_LABEL] == "shop"
     again = run_pipeline("plan", "staging", "--repo", str(tmp_path), "--output", "json", env=env)
     assert again.returncode == 0, again.stdout[-3000:]
     marker = cluster.json("-n", ns, "get", "configmap", "shop-hooks")["data"]

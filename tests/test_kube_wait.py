@@ -193,8 +193,12 @@ def _pod(waiting: dict | None = None, restarts: int = 0, unschedulable: str | No
     (_pod(unschedulable="0/4 nodes are available: 1 node(s) had untolerated taint "
           "{pipelinelib.dev/real-node: true}, 3 node(s) didn't match Pod's node "
           "affinity/selector."), True),
+    # 1.33+ names no taint: it may be a node briefly NotReady (tests/test_real_node_kwok.py)
+    (_pod(unschedulable="0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 "
+          "node(s) didn't match Pod's node affinity/selector. no new claims to deallocate"),
+     False),
 ], ids=["401", "not-found", "registry-down", "first-restart", "crash-loop", "config",
-        "host-port", "unbound-pvc", "no-node-matches"])
+        "host-port", "unbound-pvc", "no-node-matches", "taint-unnamed"])
 def test_doom_or_delay(pod, fatal):
     found = health.pod_condition(pod)
     assert found is not None and found[3] is fatal, found

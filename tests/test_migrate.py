@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pipelinelib.context import Context
 from pipelinelib.migrate import pending_migrations
 from tests.helpers.cli import run_pipeline
 from tests.helpers.paths import FIXTURES
@@ -81,7 +82,9 @@ def test_dry_run_lists_pending_and_writes_nothing(db: str, mig_dir: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "apply V3__index_email.sql (no transaction)" in proc.stderr
     assert rows(db, "select to_regclass('pipelinelib_schema_history')")[0][0] is None
-    assert [m.name for m in pending_migrations(db, mig_dir)] == [
+    with Context().database(db) as session:
+        pending = pending_migrations(session, mig_dir)
+    assert [m.name for m in pending] == [
         "V1__create_users.sql", "V2__add_email.sql", "V3__index_email.sql",
         "R__user_directory.sql"]
 

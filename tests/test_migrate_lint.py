@@ -236,11 +236,13 @@ def test_migrate_lints_for_the_postgresql_version_of_the_database_it_migrates(
     import sys
 
     from pipelinelib.adapters.squawk import find_binary
-    from pipelinelib.migrate.lint import server_version
+    from pipelinelib.context import Context
+    from pipelinelib.migrate.lint import version_of
 
     name = f"lintver_{uuid.uuid4().hex[:10]}"
     admin = postgres_env["PIPELINELIB_PG_DSN"]
-    expected = server_version(admin)
+    with Context().database(admin) as session:
+        expected = version_of(session)
     assert expected and expected[0].isdigit()
     argv_log = tmp_path / "squawk-argv.jsonl"
     wrapper = tmp_path / "squawk"

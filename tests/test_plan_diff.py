@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from pipelinelib.envspec.load import load_environment, parse_environment
-from pipelinelib.envspec.render import ANN_HASH, render_app
+from pipelinelib.envspec.render import render_app
+from pipelinelib.kube.labels import ANN_SPEC_HASH
 from pipelinelib.steps.plan import render_all
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import stamped
@@ -158,7 +159,7 @@ def test_objects_no_longer_rendered_are_planned_for_deletion(world, kubectl):
 def test_an_unowned_live_object_without_our_hash_counts_as_drift(world, kubectl):
     ns, _, put_in_place, _, plan_json = world
     put_in_place()
-    kubectl("-n", ns, "annotate", "deployment", "web", f"{ANN_HASH}-")
+    kubectl("-n", ns, "annotate", "deployment", "web", f"{ANN_SPEC_HASH}-")
     kubectl("-n", ns, "scale", "deployment", "web", "--replicas=1")
     assert plan_json()["drift"]
 

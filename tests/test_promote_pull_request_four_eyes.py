@@ -115,7 +115,7 @@ def test_a_review_by_the_promoter_or_from_an_untrusted_server_does_not_deploy(tr
     assert deployed_image(w) is None
 
 
-# --- the rule itself, on the signed fixtures of test_enforce (no server needed) ------------
+# --- the rule itself, on the `signed` fixture (tests/helpers/trust.py; no server needed) -----
 
 def test_enforce_counts_a_review_only_from_a_named_server_on_the_deployed_merge(signed):
     from pipelinelib.errors import Refused

@@ -12,7 +12,7 @@ from pipelinelib.promotion import hotfix
 from pipelinelib.secrets import Secrets
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import ci_env, pin
-from tests.helpers.git import git
+from tests.helpers.git import git, hotfix_repo
 from tests.helpers.paths import ROOT
 from tests.helpers.promotion import (
     REV,
@@ -189,15 +189,7 @@ def test_preprod_lands_through_a_branch_not_directly(promo_world):
 
 def test_hotfix_needs_a_reason_is_recorded_and_warns_until_back_merged(promo_world):
     app_repo = promo_world["tmp"] / "records-api-src"
-    app_repo.mkdir()
-    git(app_repo, "init", "-q", "-b", "main")
-    (app_repo / "app.txt").write_text("v1\n")
-    git(app_repo, "add", ".")
-    git(app_repo, "commit", "-q", "-m", "v1")
-    git(app_repo, "checkout", "-q", "-b", "hotfix/cve")
-    (app_repo / "app.txt").write_text("v1 fixed\n")
-    git(app_repo, "commit", "-q", "-am", "fix the CVE")
-    fix = git(app_repo, "rev-parse", "HEAD")
+    fix = hotfix_repo(app_repo, "hotfix/cve", "fix the CVE")
     image = push_image(promo_world["registry"],
                        f"{promo_world['prefix']}/records-api", "1.0.1-hotfix", fix)
     ref = f"{promo_world['registry']}/{promo_world['prefix']}/records-api@{image}"

@@ -22,6 +22,7 @@ from tests.helpers.realnode import (
     regcred,
     serve,
 )
+from tests.helpers.wait import wait_until
 
 PROBE = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 1}
 CRASH = ["/bin/sh", "-c", "echo starting; echo 'fatal: simulated crash' >&2; exit 1"]
@@ -144,3 +145,105 @@ def test_a_container_that_restarts_once_and_stays_up_passes_on_both(
     assert cs["lastState"]["terminated"]["exitCode"] == 1, cs
     assert pod["spec"]["nodeName"] == (private_kwok if where == "kwok" else node_env[
         "PIPELINELIB_REAL_NODE"])
+
+
+def _node_ready(node_cluster, node: str, ready: bool) -> None:
+    """Write the node's Ready condition as its kubelet would (admin: test set-up only)."""
+    import datetime
+    import json
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cond = {"type": "Ready", "status": "True" if ready else "False",
+            "reason": "KubeletReady" if ready else "KubeletNotReady",
+            "message": "kubelet is posting ready status" if ready else
+            "container runtime is down (staged by the test)",
+            "lastHeartbeatTime": now, "lastTransitionTime": now}
+    node_cluster.kubectl("patch", "node", node, "--subresource", "status", "--type", "strategic",
+                         "-p", json.dumps({"status": {"conditions": [cond]}}))
+
+
+def test_a_node_briefly_not_ready_waits_and_the_rollout_finishes(
+        node_cluster, node_env, node_image, private_kwok):
+    """Doom vs. delay: the node of the app's pods goes NotReady (its kwok stopped, Ready=False,
+    as a kubelet whose runtime is down) while an update rolls out, and comes back: the node
+    controller taints the node, the new pod cannot be scheduled ("untolerated taint(s)") —
+    and the rollout waits that out and finishes, no false failure."""
+    import threading
+
+    node = private_kwok
+    ns = node_cluster.namespace("nr-brief")
+
+    def docs(greeting: str) -> list[dict]:
+        return on_node(app("web", node_image, env={"GREETING": greeting},
+                           extra=[regcred(node_env)]), node)
+
+    rollout(node_cluster.ctx("web"), docs("v1"), app="web", namespace=ns, timeout=60)
+    node.pause()
+    try:
+        _node_ready(node_cluster, node, False)
+        result: dict = {}
+
+        def update() -> None:
+            try:
+                result["ok"] = rollout(node_cluster.ctx("web"), docs("v2"), app="web", namespace=ns,
+                                       timeout=120)
+            except Exception as exc:  # reported below
+                result["error"] = exc
+
+        thread = threading.Thread(target=update)
+        thread.start()
+
+        def tainted() -> bool:  # the node controller has seen the node NotReady
+            taints = node_cluster.json("get", "node", node)["spec"].get("taints") or []
+            return any(t["key"] == "node.kubernetes.io/not-ready" for t in taints)
+
+        def new_pod_waits() -> bool:  # ... and the new pod cannot be scheduled meanwhile
+            return any(c.get("reason") == "Unschedulable" for p in pods_of(node_cluster, ns, "web")
+                       for c in p["status"].get("conditions", []))
+
+        wait_until(tainted, 60, "the node controller to taint the NotReady node")
+        wait_until(new_pod_waits, 60, "the new pod to wait for a schedulable node")
+        assert thread.is_alive(), result  # still waiting, not failed
+        _node_ready(node_cluster, node, True)  # the kubelet's runtime is back
+    finally:
+        node.resume()
+    thread.join(150)
+    assert "error" not in result, result.get("error")
+    assert result["ok"].changed
+    [pod] = pods_of(node_cluster, ns, "web")
+    assert {"name": "GREETING", "value": "v2"} in pod["spec"]["containers"][0]["env"]
+    assert pod["spec"]["nodeName"] == node
+
+
+def test_a_node_not_ready_past_the_deadline_fails_naming_the_node(
+        node_cluster, node_env, node_image, private_kwok):
+    """The same node stays NotReady past the rollout's deadline: a failure whose evidence
+    names the node the pod is bound to."""
+    import threading
+
+    node = private_kwok
+    ns = node_cluster.namespace("nr-long")
+    docs = on_node(app("web", node_image, extra=[regcred(node_env)]), node)
+    node.pause()  # pods get bound to the node but nothing runs them
+    failed: dict = {}
+
+    def first() -> None:
+        try:
+            rollout(node_cluster.ctx("web"), docs, app="web", namespace=ns, timeout=25,
+                    rollback_on_failure=False)
+        except StepFailed as exc:
+            failed["error"] = exc
+
+    thread = threading.Thread(target=first)
+    try:
+        thread.start()
+        wait_until(lambda: any(p["spec"].get("nodeName") for p in pods_of(node_cluster, ns, "web")),
+                   60, "the pod to be bound to the node")
+        _node_ready(node_cluster, node, False)
+        thread.join(120)
+    finally:
+        node.resume()
+    error = failed["error"]
+    text = error.one_line() + "\n" + "\n".join(error.evidence)
+    assert "ReadinessTimeout" in text, text
+    assert f"on node {node}" in text, text

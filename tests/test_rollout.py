@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pipelinelib.errors import StepFailed
-from pipelinelib.kube import APP_LABEL, MANAGED_BY
+from pipelinelib.kube.labels import APP_LABEL, MANAGED_BY
 from pipelinelib.steps.rollout import rollout
 from tests.helpers.cli import run_pipeline
 from tests.helpers.kube import Cluster

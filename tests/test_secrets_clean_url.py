@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelinelib import buildspec
+from pipelinelib.context import Context
 from pipelinelib.secrets import MASK, clean_url
 
 
@@ -52,6 +53,6 @@ def test_the_build_records_its_git_remote_without_credentials(tmp_path: Path):
     git("-c", "user.name=t", "-c", "user.email=t@example", "commit", "-q", "-m", "env")
     git("remote", "add", "origin",
         "https://ci-bot:tok3n-9f1e@git.example:8443/shop/web.git?access_token=tok3n-9f1e")
-    spec = buildspec.load(app, registry="127.0.0.1:5001")
+    spec = buildspec.load(Context(), app, registry="127.0.0.1:5001")
     assert spec.source_url == f"https://git.example:8443/shop/web.git?access_token={MASK}"
     assert "tok3n" not in repr(spec)

@@ -20,7 +20,7 @@ import yaml
 
 from pipelinelib.secrets import MASK, Secrets, clean_url
 from tests.helpers.cli import run_pipeline
-from tests.helpers.git import git
+from tests.helpers.git import git, init_repo
 from tests.helpers.paths import FIXTURES
 
 PLANTED = {
@@ -114,9 +114,7 @@ def test_a_planted_secret_in_every_input_appears_in_no_output(cluster, tmp_path)
     root = tmp_path / "env-state"
     _chart(root, PLANTED["chart"])
     _env(root, ns)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "staging")
+    init_repo(root, "staging")
     audit_log = tmp_path / "audit.jsonl"
     env = {**cluster.cli_env(),
            "BUILD_URL": f"https://ci-bot:{PLANTED['build-url']}@ci.example/job/web/9/",

@@ -7,7 +7,7 @@ import json
 
 from tests.helpers.cli import run_pipeline
 from tests.helpers.envstate import put_in_place, write_staging
-from tests.helpers.git import git
+from tests.helpers.git import git, hotfix_repo, init_repo
 from tests.helpers.kube import deployer_env
 
 
@@ -15,9 +15,7 @@ def test_status_table_json_and_html(kube_env, kubectl, tmp_path):
     repo = tmp_path / "state"
     ns = kubectl.namespace("st")
     write_staging(repo, ns, replicas=1)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "staging: web 1.0\n\nApp: web\nPromoted-by: rm-alice (jenkins)")
+    init_repo(repo, "staging: web 1.0\n\nApp: web\nPromoted-by: rm-alice (jenkins)")
     put_in_place(kubectl, repo)
     kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=60s")
     out = run_pipeline("status", "--repo", str(repo), "--output", "json",
@@ -43,24 +41,14 @@ def test_status_table_json_and_html(kube_env, kubectl, tmp_path):
 
 def test_status_shows_a_hotfix_until_it_is_merged_back(kube_env, kubectl, tmp_path):
     app_repo = tmp_path / "app"
-    app_repo.mkdir()
-    git(app_repo, "init", "-q", "-b", "main")
-    (app_repo / "f").write_text("1")
-    git(app_repo, "add", ".")
-    git(app_repo, "commit", "-q", "-m", "one")
-    git(app_repo, "checkout", "-q", "-b", "hotfix")
-    (app_repo / "f").write_text("2")
-    git(app_repo, "commit", "-q", "-am", "fix")
-    fix = git(app_repo, "rev-parse", "HEAD")
+    fix = hotfix_repo(app_repo)
     repo = tmp_path / "state"
     ns = kubectl.namespace("hf")
     write_staging(repo, ns, replicas=1)
     (repo / "hotfixes" / "staging").mkdir(parents=True)
     (repo / "hotfixes" / "staging" / "web.yaml").write_text(
         f"fix_commit: {fix}\nsource_repo: {app_repo}\nmain_branch: main\nreason: CVE\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "hot-fix")
+    init_repo(repo, "hot-fix")
     out = run_pipeline("status", "--repo", str(repo), env=deployer_env(kube_env))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "hot-fix NOT BACK-MERGED" in out.stdout

@@ -18,6 +18,10 @@ an unknown or duplicate field is an error, not a warning lost in a header.
 
 ``writes`` counts the mutating requests sent (dry runs excluded): a no-op rollout
 must leave it at zero.
+
+``follow`` is the watch as steps see it: an iterator that lists, watches, resumes a watch
+the server ends at its last resourceVersion, and lists again (yielding what changed) when
+the apiserver answers 410 Gone — never an exception for an expired watch.
 """
 
 from __future__ import annotations
@@ -107,16 +111,6 @@ class KubeClient:
         self._kinds: dict[tuple[str, str], tuple[str, str, bool] | None] = {}
 
     # construction -------------------------------------------------------------------------
-    @classmethod
-    def from_env(cls) -> KubeClient:
-        """From ``PIPELINE_KUBECONFIG``/``KUBECONFIG`` (+ ``PIPELINE_KUBE_CONTEXT``), else
-        in-cluster credentials, else ``~/.kube/config``."""
-        path = os.environ.get("PIPELINE_KUBECONFIG") or os.environ.get("KUBECONFIG")
-        context = os.environ.get("PIPELINE_KUBE_CONTEXT") or None
-        if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return cls.in_cluster()
-        return cls.from_kubeconfig(path, context)
-
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
         """From a kubeconfig file (first entry of a ``:``-separated list) and context."""
@@ -332,7 +326,8 @@ class KubeClient:
               timeout_s: int = 60) -> Iterator[tuple[str, dict[str, Any]]]:
         """Watch events ``(type, object)`` after ``resource_version``, for ``timeout_s``.
 
-        Raises WatchExpired (list again) on 410; connection faults end the iteration.
+        One server-side watch: raises WatchExpired (list again) on 410; connection faults
+        end the iteration. Steps use ``follow``, which does both for them.
         """
         query = {"watch": "1", "resourceVersion": resource_version, "labelSelector": selector,
                  "fieldSelector": field_selector, "timeoutSeconds": str(timeout_s),

@@ -29,7 +29,9 @@ def list_env_objects(ctx: Any, env: str, namespaces: Iterable[str], kinds: Itera
     selector = f"{LABEL_ENV}={env}"
     for namespace in sorted(set(namespaces)):
         for kind in sorted(set(kinds) & set(KINDS)):
-            for item in kube.list(kind, namespace, selector=selector).get("items", []):
-                item["kind"] = kind
+            listed = kube.list(kind, namespace, selector=selector)
+            for item in listed.get("items", []):
+                item["kind"] = kind  # a list's items carry neither kind nor apiVersion
+                item.setdefault("apiVersion", listed.get("apiVersion"))
                 found[key(item)] = item
     return found

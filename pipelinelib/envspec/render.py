@@ -20,22 +20,21 @@ from typing import Any
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.errors import BadInput
 from pipelinelib.kube import kinds
-from pipelinelib.kube.labels import ANN_CONFIG_HASH as ANN_CONFIG
-from pipelinelib.kube.labels import ANN_HASH as ANN_NO_HASH
 from pipelinelib.kube.labels import (
+    ANN_CONFIG_HASH,
+    ANN_HASH,
     ANN_IMAGE,
     ANN_REVISION,
+    ANN_SPEC_HASH,
     ANN_VERSION,
+    APP_LABEL,
+    ENV_LABEL,
     HOOK_OF,
+    MANAGED_BY,
     MANAGER,
 )
-from pipelinelib.kube.labels import ANN_SPEC_HASH as ANN_HASH
-from pipelinelib.kube.labels import APP_LABEL as LABEL_APP
-from pipelinelib.kube.labels import ENV_LABEL as LABEL_ENV
-from pipelinelib.kube.labels import MANAGED_BY as LABEL_MANAGED
 
-__all__ = ["ANN_CONFIG", "ANN_HASH", "ANN_IMAGE", "ANN_REVISION", "ANN_VERSION", "LABEL_APP",
-           "LABEL_ENV", "LABEL_MANAGED", "key", "object_hash", "render_app", "workload_image"]
+__all__ = ["chart_values", "key", "object_hash", "render_app", "workload_image"]
 
 # The app's long-running workloads (those with a revision history) take the image overlay.
 WORKLOADS = kinds.WITH_HISTORY
@@ -84,7 +83,7 @@ def _hash_config(docs: list[dict[str, Any]]) -> None:
     mf.hash_config([mf.Manifest(doc, "<render>", i) for i, doc in enumerate(docs)])
     for doc in docs:  # already named by content: the rollout must not hash them again
         if doc.get("kind") in kinds.HASHED:
-            doc["metadata"].setdefault("annotations", {})[ANN_NO_HASH] = "false"
+            doc["metadata"].setdefault("annotations", {})[ANN_HASH] = "false"
 
 
 def _has(docs: list[dict[str, Any]], kind: str, name: str) -> bool:
@@ -276,7 +275,7 @@ def _overlay(workload: dict[str, Any], app: AppSpec, workloads: list[dict[str, A
         pod_meta.setdefault("annotations", {}).update(app.annotations)
     if app.config:
         digest = hashlib.sha256(json.dumps(app.config, sort_keys=True).encode()).hexdigest()
-        pod_meta.setdefault("annotations", {})[ANN_CONFIG] = digest[:16]
+        pod_meta.setdefault("annotations", {})[ANN_CONFIG_HASH] = digest[:16]
     pod = template.setdefault("spec", {})
     containers = pod.setdefault("containers", [])
     for container in [*pod.get("initContainers", []), *containers]:
@@ -367,7 +366,7 @@ def _ingress(app: AppSpec) -> dict[str, Any]:
 def object_hash(doc: dict[str, Any]) -> str:
     """A hash of a manifest without its own hash annotation (stable key order)."""
     body = copy.deepcopy(doc)
-    body.get("metadata", {}).get("annotations", {}).pop(ANN_HASH, None)
+    body.get("metadata", {}).get("annotations", {}).pop(ANN_SPEC_HASH, None)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -378,8 +377,8 @@ def _own(doc: dict[str, Any], env: EnvSpec, app: AppSpec) -> None:
     labels = meta.setdefault("labels", {})
     from pipelinelib.helm.hooks import is_hook
 
-    owner = HOOK_OF if is_hook(doc) else LABEL_APP  # hooks run at their event, never pruned
-    labels.update({LABEL_ENV: env.name, owner: app.name, LABEL_MANAGED: MANAGER})
+    owner = HOOK_OF if is_hook(doc) else APP_LABEL  # hooks run at their event, never pruned
+    labels.update({ENV_LABEL: env.name, owner: app.name, MANAGED_BY: MANAGER})
     annotations = meta.setdefault("annotations", {})
     if doc.get("kind") in WORKLOADS:
         annotations[ANN_IMAGE] = workload_image(doc, app)
@@ -387,7 +386,7 @@ def _own(doc: dict[str, Any], env: EnvSpec, app: AppSpec) -> None:
             annotations[ANN_REVISION] = app.image.revision
         if app.image and app.image.version:
             annotations[ANN_VERSION] = app.image.version
-    annotations[ANN_HASH] = object_hash(doc)
+    annotations[ANN_SPEC_HASH] = object_hash(doc)
 
 
 def key(doc: dict[str, Any]) -> tuple[str, str, str]:

@@ -20,11 +20,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelinelib.errors import BadInput
 from pipelinelib.gate.openapi_diff import ApiChange, breaking_calls, diff_openapi, diff_schema
 from pipelinelib.report import checklist
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 TITLES = {
     1: "built and tested: tests pass and the build is stable",
@@ -117,7 +120,7 @@ def check_tests(reports: list[Path], build_result: str | None = None) -> Mark:
 
 
 # -- marks 2 and 3 (pipelinelib.migrate) -----------------------------------------------------
-def check_pending(dsn: str | None, directory: Path, secrets: Any = None,
+def check_pending(ctx: Context, dsn: str | None, directory: Path,
                   migrate_next: bool = False) -> Mark:
     """Mark 2: nothing pending in the target database.
 
@@ -126,12 +129,14 @@ def check_pending(dsn: str | None, directory: Path, secrets: Any = None,
     migration), and a second ``--marks 2`` gate right before the rollout refuses it if
     any is still pending.
     """
-    from pipelinelib.migrate import pending_migrations
+    from pipelinelib.migrate import load_migrations, pending_migrations
 
     if not dsn:
         return Mark(2, False, ["no database to check: pass --database-dsn (or "
                                "PIPELINE_DB_DSN) for the target environment"])
-    pending = pending_migrations(dsn, directory, secrets=secrets)
+    load_migrations(directory)  # bad files fail before connecting
+    with ctx.database(dsn, application_name="pipelinelib gate") as db:
+        pending = pending_migrations(db, directory)
     names = ", ".join(m.path.name for m in pending)
     if pending and migrate_next:
         return Mark(2, True, [f"{len(pending)} migration(s) to apply next: {names}",
@@ -142,7 +147,7 @@ def check_pending(dsn: str | None, directory: Path, secrets: Any = None,
     return Mark(2, True, [f"no pending migrations in {directory}"])
 
 
-def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None,
+def check_lint(ctx: Context, directory: Path, dsn: str | None = None,
                contract_guard: Callable[[Path], tuple[bool, str]] | None = None) -> Mark:
     """Mark 3: the expand/contract lint of the migrations this release will run.
 
@@ -151,14 +156,17 @@ def check_lint(directory: Path, dsn: str | None = None, secrets: Any = None,
     A contract-phase file (``-- pipelinelib:contract reason: ...``) is accepted only when
     ``contract_guard(file)`` says the app version before it runs nowhere any more.
     """
-    from pipelinelib.migrate import lint_migrations, pending_migrations
+    from pipelinelib.migrate import lint_migrations, load_migrations, pending_migrations
 
     if dsn:
-        from pipelinelib.migrate.lint import server_version
+        from pipelinelib.migrate.lint import version_of
 
-        pending = pending_migrations(dsn, directory, secrets=secrets)
+        load_migrations(directory)  # bad files fail before connecting
+        with ctx.database(dsn, application_name="pipelinelib gate") as db:
+            pending = pending_migrations(db, directory)
+            pg_version = version_of(db)
         findings = lint_migrations(directory, [m.key for m in pending],
-                                   pg_version=server_version(dsn, secrets) or None)
+                                   pg_version=pg_version or None)
         scope = (f"{len(pending)} pending migration(s) linted" if pending
                  else "no pending migrations to lint")
     else:

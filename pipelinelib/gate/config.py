@@ -18,9 +18,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelinelib.errors import BadInput
+
+if TYPE_CHECKING:
+    from pipelinelib.context import Context
 
 KEYS = {"marks", "test_reports", "migrations", "openapi", "audit_mapping", "overriders",
         "openapi_levels"}
@@ -136,7 +139,7 @@ def _text(data: bytes, source: str) -> str:
                        expected="a YAML or JSON document") from None
 
 
-def read_deployed(app_dir: Path, relpath: str, *, deployed_dir: str | None = None,
+def read_deployed(ctx: Context, app_dir: Path, relpath: str, *, deployed_dir: str | None = None,
                   deployed_rev: str | None = None) -> dict[str, Any] | None:
     """The deployed release's copy of ``relpath`` (None when it did not have one)."""
     if deployed_dir:
@@ -146,10 +149,8 @@ def read_deployed(app_dir: Path, relpath: str, *, deployed_dir: str | None = Non
     if not deployed_rev:
         raise BadInput("the deployed version is unknown", field="--deployed-rev/--deployed-dir",
                        expected="the revision deployed in the target environment")
-    from pipelinelib.adapters.git_repo import GitRepo
-
     try:
-        repo = GitRepo.open(app_dir, remote=None)
+        repo = ctx.git(app_dir, remote=None)
     except BadInput as exc:
         raise BadInput(f"not a git repository: {app_dir}", field="--app-dir",
                        hint=exc.message) from None

@@ -41,9 +41,12 @@ FATAL_PULL = ("401", "403", "unauthorized", "Unauthorized", "authorization faile
               "invalid reference format")
 # Scheduler reasons (per node group, from the Unschedulable message) that clear by themselves:
 # a port or resources held by the pod being replaced, a PVC still being provisioned, a node
-# briefly not ready or cordoned.
+# briefly not ready or cordoned. Since Kubernetes 1.33 the scheduler no longer names the taint
+# ("N node(s) had untolerated taint(s)"), and the deployer may not read nodes: a taint may be
+# a node briefly NotReady (node.kubernetes.io/not-ready), so it waits within the deadline.
 TRANSIENT_UNSCHEDULABLE = ("free ports", "unbound immediate PersistentVolumeClaims",
                            "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
+                           "untolerated taint(s)",
                            "Insufficient ", "were unschedulable", "Too many pods",
                            "anti-affinity", "waiting for first consumer", "being deleted")
 

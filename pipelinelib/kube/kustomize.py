@@ -21,6 +21,7 @@ from typing import Any
 from pipelinelib import yamlsafe
 from pipelinelib.adapters import process
 from pipelinelib.errors import BadInput
+from pipelinelib.kube.kinds import HASHED
 from pipelinelib.kube.labels import ANN_HASH as HASH_ANNOTATION
 
 FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -62,7 +63,7 @@ def build(folder: Path) -> list[tuple[Any, int, int]]:
                        expected="a kustomization that `kubectl kustomize` builds")
     docs = yamlsafe.load_with_lines(out.stdout, name, plain=True)
     for doc, _, _ in docs:
-        if isinstance(doc, dict) and doc.get("kind") in ("ConfigMap", "Secret"):
+        if isinstance(doc, dict) and doc.get("kind") in HASHED:
             meta = doc.setdefault("metadata", {})
             if isinstance(meta, dict):
                 annotations = meta.setdefault("annotations", {}) or {}

@@ -20,23 +20,23 @@ from typing import Any
 
 from pipelinelib import yamlsafe
 from pipelinelib.errors import BadInput, PipelineError, Refused
-from pipelinelib.kube import (
+from pipelinelib.kube import kustomize
+from pipelinelib.kube.kinds import APPLY_ORDER as ORDER  # the one kinds table
+from pipelinelib.kube.kinds import HASHED, WORKLOADS
+from pipelinelib.kube.labels import (
     ANN_APPLIED,
     ANN_BUILD_URL,
     ANN_CHANGE_CAUSE,
     ANN_DEPLOYED_BY,
     ANN_DIGEST,
+    ANN_HASH,
     ANN_REVISION,
     APP_LABEL,
     CONFIG_NAME_LABEL,
     MANAGED_BY,
     MANAGER,
     RECORD_ANNOTATIONS,
-    kustomize,
 )
-from pipelinelib.kube.kinds import APPLY_ORDER as ORDER  # the one kinds table
-from pipelinelib.kube.kinds import HASHED, WORKLOADS
-from pipelinelib.kube.labels import ANN_HASH
 
 DIGEST_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")

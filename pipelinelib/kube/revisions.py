@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelinelib.errors import PipelineError, Refused
-from pipelinelib.kube import (
+from pipelinelib.kube.kinds import PRUNABLE as PRUNE_KINDS  # plus any kind the manifests ship
+from pipelinelib.kube.labels import (
     APP_LABEL,
     COLOR_LABEL,
     MANAGED_BY,
@@ -26,7 +27,6 @@ from pipelinelib.kube import (
     RECORD_ANNOTATIONS,
     owner_selector,
 )
-from pipelinelib.kube.kinds import PRUNABLE as PRUNE_KINDS  # plus any kind the manifests ship
 from pipelinelib.kube.manifests import Manifest
 
 READS_AT_ONCE = 8  # reads of one plan in flight together (independent GETs, lists, dry runs)
@@ -165,6 +165,21 @@ class Owned:
         self.kube, self.app, self.namespace, self.log = kube, app, namespace, log
         self.shared = shared
         self._items: dict[str, dict[str, dict[str, Any]] | None] = {}
+
+    @classmethod
+    def from_objects(cls, kube: Any, app: str, namespace: str, objects: list[dict[str, Any]],
+                     kinds: set[str], log: Any = None) -> Owned:
+        """The app's objects of ``kinds`` as a caller already listed them (the plan step's
+        lists, served at each kind's default version): no list of its own for those."""
+        owned = cls(kube, app, namespace, log)
+        found: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in kinds}
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            if obj.get("kind") in kinds and meta.get("namespace") == namespace:
+                version = obj.get("apiVersion") or kube.resource(obj["kind"])[0]
+                found[obj["kind"]][meta["name"]] = {**obj, "apiVersion": version}
+        owned._items.update(found)
+        return owned
 
     def prefetch(self, kinds: dict[str, str | None]) -> None:
         """List ``kinds`` ({kind: apiVersion or None}) at once, a few requests in flight."""

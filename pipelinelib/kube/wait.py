@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelinelib.errors import PipelineError
+from pipelinelib.errors import PipelineError, TransientError
 from pipelinelib.kube import health
 from pipelinelib.kube.labels import CONTROLLER_REVISION_HASH
 from pipelinelib.kube.labels import DEPLOYMENT_REVISION as REVISION
@@ -263,7 +263,7 @@ def pod_clues(kube: Any, namespace: str, pod: str, container: str | None = None,
         try:
             clues["logs"] = kube.pod_logs(pod, namespace, container, tail=lines,
                                           previous=previous)
-        except PipelineError:
+        except (PipelineError, TransientError):  # e.g. the pod's node does not answer
             clues["logs"] = []
         if clues["logs"]:
             break
@@ -417,8 +417,9 @@ def timeout_evidence(kube: Any, namespace: str, cache: _Cache,
             pname = pod["metadata"]["name"]
             conds = [f"{c.get('type')}={c.get('status')}" for c in
                      (pod.get("status") or {}).get("conditions") or []]
-            out.append(f"pod {pname} not ready: phase {pod.get('status', {}).get('phase')}, "
-                       + ", ".join(conds))
+            where = pod.get("spec", {}).get("nodeName")
+            out.append(f"pod {pname} not ready" + (f" on node {where}" if where else "") +
+                       f": phase {pod.get('status', {}).get('phase')}, " + ", ".join(conds))
             clues = pod_clues(kube, namespace, pname, lines=5)
             clues["pod_conditions"] = _pod_conditions(pod)
             clues_all.append(clues)

@@ -194,16 +194,9 @@ def lint_migrations(directory: str | Path, versions: Iterable[str] | None = None
                 pg_version=pg_version)
 
 
-def server_version(dsn: str, secrets: Any = None) -> str:
-    """The target database's PostgreSQL version as squawk's ``--pg-version`` reads it."""
-    from pipelinelib.adapters.postgres import Postgres
-
-    with Postgres.connect(dsn, secrets=secrets, application_name="pipelinelib lint") as db:
-        return version_of(db)
-
-
 def version_of(db: Any) -> str:
-    """``--pg-version`` of an open connection (``pipelinelib.adapters.postgres.Postgres``)."""
+    """The PostgreSQL version of an open session (``ctx.database(dsn)``) as squawk's
+    ``--pg-version`` reads it."""
     import re
 
     text = str(db.scalar("show server_version"))

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def check_colour_runs(ctx: Context, env_name: str, app: str, namespace: str, digest: str,
                       to: str | None) -> None:
     """Refuse a switch to a colour whose Deployments run anything but the spec's digest."""
-    from pipelinelib.kube import COLOR_LABEL, bluegreen, owner_selector
+    from pipelinelib.kube import bluegreen
+    from pipelinelib.kube.labels import COLOR_LABEL, owner_selector
 
     kube = ctx.kube
     target = to or bluegreen.other(bluegreen.live_color(kube, app, namespace))

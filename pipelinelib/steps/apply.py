@@ -108,7 +108,7 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
 def _clear_dead_locks(kube: Any, unchanged: list[dict[str, Any]], log: Any) -> None:
     """An apply killed after an app's last write left that app's deploy lock; the re-run has
     nothing to write there, so it removes the lock when its holder is known dead."""
-    from pipelinelib.kube import MANAGED_BY, MANAGER
+    from pipelinelib.kube.labels import MANAGED_BY, MANAGER
     from pipelinelib.kube.lock import DeployLock, lease_name
 
     leases: dict[str, set[str]] = {}  # one list of our Leases per namespace, not a GET per app

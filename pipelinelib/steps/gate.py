@@ -110,10 +110,10 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 result.append(marks.Mark(number, False, ["no `migrations` directory in "
                                                          f"{cfg.source or 'gate.yaml'}"]))
             elif number == 2:
-                result.append(marks.check_pending(dsn, app / cfg.migrations, ctx.secrets,
+                result.append(marks.check_pending(ctx, dsn, app / cfg.migrations,
                                                   migrate_next))
             else:
-                result.append(marks.check_lint(app / cfg.migrations, dsn, ctx.secrets,
+                result.append(marks.check_lint(ctx, app / cfg.migrations, dsn,
                                                contract_guard(ctx, app)))
         elif number == 4:
             if not cfg.openapi:
@@ -124,7 +124,7 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 changes = []
                 continue
             new = read_current(app, cfg.openapi)
-            old = read_deployed(app, cfg.openapi, deployed_dir=deployed_dir,
+            old = read_deployed(ctx, app, cfg.openapi, deployed_dir=deployed_dir,
                                 deployed_rev=deployed_rev)
             if old is None:
                 result.append(marks.Mark(4, True, ["first release of this interface"]))
@@ -146,7 +146,7 @@ def check_marks(ctx: Context, cfg: GateConfig, *, deployed_dir: str | None = Non
                 result.append(marks.check_audit_mapping(changes, {}, {}))
             else:
                 new_map = read_audit_mapping(app, cfg.audit_mapping)
-                old_map = read_deployed(app, cfg.audit_mapping, deployed_dir=deployed_dir,
+                old_map = read_deployed(ctx, app, cfg.audit_mapping, deployed_dir=deployed_dir,
                                         deployed_rev=deployed_rev) or {}
                 result.append(marks.check_audit_mapping(changes, old_map, new_map))
     return result

@@ -16,10 +16,11 @@ from pipelinelib.envspec.diff import AppPlan, FieldChange, diff_app
 from pipelinelib.envspec.live import KINDS, kube_for, list_env_objects
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.envspec.namespaces import plan_namespaces
-from pipelinelib.envspec.render import LABEL_APP, key, render_app
+from pipelinelib.envspec.render import key, render_app
 from pipelinelib.helm import hooks
 from pipelinelib.kube import manifests as mf
-from pipelinelib.kube.revisions import PRUNE_KINDS, plan_changes
+from pipelinelib.kube.labels import APP_LABEL
+from pipelinelib.kube.revisions import PRUNE_KINDS, Owned, plan_changes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.rollout import namespace_exists, plan_validated
@@ -79,15 +80,16 @@ def compute_plans(ctx: Context, env: EnvSpec,
     for obj in live.values():
         if (obj.get("metadata") or {}).get("ownerReferences"):
             continue  # made by a controller (a CronJob's Job): never the app's to prune
-        app_name = obj.get("metadata", {}).get("labels", {}).get(LABEL_APP, "")
+        app_name = obj.get("metadata", {}).get("labels", {}).get(APP_LABEL, "")
         by_app.setdefault(app_name, []).append(obj)
     exists: dict[str, bool] = {}
     plans = []
     for app in sorted(env.apps.values(), key=lambda a: (a.priority, a.name)):
         main, app_hooks = hooks.split(rendered[app.name])
         docs = [d for d in main if d["kind"] in KINDS]
-        if app.namespace not in exists:
-            exists[app.namespace] = namespace_exists(kube, app.namespace)
+        if app.namespace not in exists:  # objects listed there: it exists (no GET)
+            exists[app.namespace] = any(k[1] == app.namespace for k in live) or \
+                namespace_exists(kube, app.namespace)
         manifests = as_applied(ctx, docs, app.name, app.namespace)
         if app.blue_green:
             plans.append(_blue_green_plan(kube, app, manifests, by_app.get(app.name, []),
@@ -95,7 +97,9 @@ def compute_plans(ctx: Context, env: EnvSpec,
         else:
             wanted = {key(d) for d in docs}
             orphans = [o for o in by_app.get(app.name, []) if key(o) not in wanted]
-            changes = plan_validated(kube, manifests, exists[app.namespace])
+            owned = Owned.from_objects(kube, app.name, app.namespace,  # no GET per object
+                                       by_app.get(app.name, []), kinds & set(KINDS))
+            changes = plan_validated(kube, manifests, exists[app.namespace], owned)
             plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref,
                                   changes, orphans))
         plans[-1].hooks = hooks.describe(app_hooks)
@@ -137,8 +141,8 @@ def _blue_green_plan(kube: Any, app: AppSpec, manifests: list[mf.Manifest],
     """Compare with the live colour (the one the Services select), as the rollout does
     before it picks a colour. When only the idle colour holds the spec, the plan says so:
     it is ready and awaits ``pipeline swap``."""
-    from pipelinelib.kube import COLOR_LABEL
     from pipelinelib.kube.bluegreen import COLORS, colored, live_of, other
+    from pipelinelib.kube.labels import COLOR_LABEL
 
     services = [o for o in objs if o["kind"] == "Service"]
     live_color = live_of([((o.get("spec") or {}).get("selector") or {}).get(COLOR_LABEL)

@@ -6,9 +6,14 @@ from typing import Any
 
 from pipelinelib.context import Context
 from pipelinelib.envspec.model import EnvSpec, ImageSpec
-from pipelinelib.envspec.render import ANN_REVISION, ANN_VERSION, LABEL_APP
 from pipelinelib.envspec.staterepo import EnvStateRepo
-from pipelinelib.kube.labels import ANN_DEPLOYED_DIGEST, COLOR_LABEL
+from pipelinelib.kube.labels import (
+    ANN_DEPLOYED_DIGEST,
+    ANN_REVISION,
+    ANN_VERSION,
+    APP_LABEL,
+    COLOR_LABEL,
+)
 from pipelinelib.promotion.hotfix import back_merged, read_hotfixes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -51,10 +56,10 @@ def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[d
     workloads: dict[str, dict[str, Any]] = {}
     for live_obj in live.values():  # blue/green: the colour the Services select
         labels = live_obj["metadata"].get("labels", {})
-        plan = plans.get(labels.get(LABEL_APP, ""))
+        plan = plans.get(labels.get(APP_LABEL, ""))
         color = labels.get(COLOR_LABEL)
         if color is None or plan is None or plan.live_color in (None, color):
-            workloads[labels.get(LABEL_APP, "")] = live_obj
+            workloads[labels.get(APP_LABEL, "")] = live_obj
     hotfixes = read_hotfixes(state.root, env.name) if state else {}
     commits = state.log(f"environments/{env.name}.yaml", max_count=200) if state else []
     rows = []

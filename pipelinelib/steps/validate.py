@@ -26,7 +26,7 @@ def validate_build(ctx: Context, options: dict[str, Any], *, push: bool = True) 
     REGISTRY_USER/REGISTRY_PASSWORD, when given, become the context's login to the spec's
     registry (``ctx.registry(host)``).
     """
-    spec = buildspec.load(**options)
+    spec = buildspec.load(ctx, **options)
     spec.env.register_secrets(ctx.secrets)
     ctx.app = ctx.app or spec.name.container_name
     ctx.revision = spec.revision

@@ -97,6 +97,17 @@ def hello_repo_at(base: Path) -> Path:
     return repo / "hello"
 
 
+def hotfix_repo(path: Path, branch: str = "hotfix", message: str = "fix") -> str:
+    """An app repository at ``path``: one commit on main, and ``branch`` off it with one
+    more (``message``) that main does not have; returns that fix commit."""
+    path.mkdir(parents=True)
+    (path / "app.txt").write_text("v1\n")
+    init_repo(path, "v1")
+    git(path, "checkout", "-q", "-b", branch)
+    (path / "app.txt").write_text("v1 fixed\n")
+    return commit_all(path, message)
+
+
 def make_origin(tmp_path: Path, commits: int = 3) -> tuple[Path, list[str]]:
     """A bare origin with ``commits`` commits on main; returns it and the commit SHAs."""
     origin = tmp_path / "origin.git"

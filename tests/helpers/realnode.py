@@ -21,6 +21,8 @@ import requests
 from tests.helpers.cli import run_pipeline
 from tests.helpers.git import copy_hello, init_repo
 from tests.helpers.kube import Cluster
+from tests.helpers.paths import ROOT
+from tests.helpers.wait import wait_until
 
 NODE_LABEL = "pipelinelib.dev/real-node"
 PORT = 18080
@@ -259,7 +261,24 @@ def regcred(env: dict[str, str], password: str | None = None) -> dict[str, Any]:
                        password or env["PIPELINELIB_AUTH_REGISTRY_PASSWORD"])
 
 
-STAGES = Path(__file__).resolve().parents[1] / "testbed" / "kubernetes" / "stages"
+STAGES = ROOT / "testbed" / "kubernetes" / "stages"
+
+
+class PrivateNode(str):
+    """A private kwok node's name; ``pause()``/``resume()`` stop and continue its kwok (as a
+    stopped kubelet: nothing on the node changes meanwhile)."""
+
+    proc: Any
+
+    def pause(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture(scope="module")
@@ -308,17 +327,19 @@ def private_kwok(node_env: dict[str, str]) -> Iterator[str]:
                        check=True, capture_output=True)
         subprocess.run([kubectl, "wait", "--for=condition=Ready", f"node/{node}",
                         "--timeout=90s"], env=run, check=True, capture_output=True)
-        for _ in range(900):  # until the node controller lifts its not-ready taint
-            taints = subprocess.run([kubectl, "get", "node", node, "-o",
-                                     "jsonpath={.spec.taints[*].key}"], env=run, check=True,
-                                    capture_output=True, text=True).stdout.split()
-            if taints == [PRIVATE_TAINT]:
-                break
-            time.sleep(0.1)
-        yield node
+        def only_our_taint() -> bool:  # the node controller lifted its not-ready taint
+            return subprocess.run([kubectl, "get", "node", node, "-o",
+                                   "jsonpath={.spec.taints[*].key}"], env=run, check=True,
+                                  capture_output=True, text=True).stdout.split() == [PRIVATE_TAINT]
+
+        wait_until(only_our_taint, 90, "the node controller to lift the not-ready taint")
+        named = PrivateNode(node)
+        named.proc = proc
+        yield named
     finally:
         subprocess.run([kubectl, "delete", "node", node, "--ignore-not-found", "--wait=false"],
                        env=run, check=False, capture_output=True)
+        proc.send_signal(__import__("signal").SIGCONT)
         proc.terminate()
         proc.wait(10)
         log.close()
@@ -329,6 +350,7 @@ PRIVATE_TAINT = "pipelinelib.dev/private-kwok"
 
 def on_node(docs: list[dict[str, Any]], node: str) -> list[dict[str, Any]]:
     """``docs`` with every pod template pinned to ``node`` (a private kwok node)."""
+    node = str(node)  # a plain name, not the PrivateNode
     for doc in docs:
         pod = ((doc.get("spec") or {}).get("template") or {}).get("spec")
         if pod is not None:
