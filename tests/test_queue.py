@@ -134,7 +134,7 @@ def test_a_developers_concurrent_push_is_never_overwritten(world, tmp_path):
     tip = branch(w, "racy", {"racy.txt": "1\n"})
     mark(w, tip, "deployable")
     move_master(w, {"other.txt": "o\n"})
-    ws = Workspace.clone(w.url, tmp_path / "queue-clone")
+    ws = Workspace.clone(Context(), w.url, tmp_path / "queue-clone")
     ws.refresh()
     config = parse_config(queue_config(tmp_path / "log"))
     runner = QueueRunner(Context(), ws, config, reports=tmp_path / "reports")
@@ -154,13 +154,14 @@ def test_a_developers_concurrent_push_is_never_overwritten(world, tmp_path):
 
 
 def test_one_queue_runner_at_a_time(world, tmp_path):
+    from pipelinelib.context import Context
     from pipelinelib.queue.lock import QueueLock
     from pipelinelib.queue.workspace import Workspace
 
     w = world
     tip = branch(w, "waits", {"waits.txt": "1\n"})
     mark(w, tip, "deployable")
-    ws = Workspace.clone(w.url, tmp_path / "holder")
+    ws = Workspace.clone(Context(), w.url, tmp_path / "holder")
     lock = QueueLock(ws, holder="another runner", ttl_s=120)
     lock.acquire()
     try:

@@ -44,7 +44,7 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
 
     server, server_repo = client_for_repo(url, env, ctx.secrets)
     with tempfile.TemporaryDirectory(prefix="pipelinelib-queue-", dir=workdir) as scratch:
-        ws = Workspace.clone(url, Path(scratch) / "repo")
+        ws = Workspace.clone(ctx, url, Path(scratch) / "repo")
         ws.refresh()
         if config is None:
             default = _default_branch(ws)

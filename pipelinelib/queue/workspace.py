@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelinelib.adapters import process
-from pipelinelib.adapters.git_repo import GitRepo
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.records import format as fmt
 from pipelinelib.records import states
+
+if TYPE_CHECKING:
+    from pipelinelib.adapters.protocols import GitRepository
+    from pipelinelib.context import Context
 
 HEADS_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
 # the committer of rebased commits (authors are kept); notes commits use the clone's config
@@ -48,13 +52,11 @@ class Workspace:
 
     path: Path
     url: str
-    repo: GitRepo = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.repo = GitRepo.open(self.path)
+    repo: GitRepository
 
     @classmethod
-    def clone(cls, url: str, path: str | os.PathLike[str]) -> Workspace:
+    def clone(cls, ctx: Context, url: str, path: str | os.PathLike[str]) -> Workspace:
+        """Clone ``url`` into ``path``; the repository adapter comes from ``ctx.git``."""
         path = Path(path)
         proc = process.run(["git", "clone", "--quiet", "--no-checkout", "--", url, str(path)],
                            env=_env())
@@ -66,7 +68,7 @@ class Workspace:
                 raise BadInput("cannot clone the app repository", field="--repo",
                                source=url.rsplit("@", 1)[-1], expected="a reachable git URL")
             raise StepFailed("git clone failed", cause=text)
-        ws = cls(path, url)
+        ws = cls(path, url, ctx.git(path))
         ws.git("config", "user.name", IDENTITY["GIT_COMMITTER_NAME"])
         ws.git("config", "user.email", IDENTITY["GIT_COMMITTER_EMAIL"])
         return ws
