@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     @step("audit-flush")
     def flush_step(ctx: Context) -> StepResult:
-        sinks = audit.sinks_from_env(env, ctx.secrets)
+        sinks = ctx.audit_sinks
         spool = audit.Spool(audit.spool_dir(env))
         pending = spool.count()
         if ctx.dry_run or not pending:

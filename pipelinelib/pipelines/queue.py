@@ -120,8 +120,6 @@ def _plan(ctx: Context, ws: Any, config: Any, candidates: Any) -> StepResult:
 
 def _write_back(ctx: Context, report: Any, environment: str) -> None:
     """One line per refspec into the CI build (Jenkins description / GoCD comment)."""
-    from pipelinelib.ci.reporter import reporter_for
-
     lines = report.actions()
     if not lines:
         return
@@ -129,7 +127,7 @@ def _write_back(ctx: Context, report: Any, environment: str) -> None:
     if report.failed or report.broken:
         title += f", {len(report.failed)} failed, {len(report.broken)} broken"
     try:
-        reporter = reporter_for(ctx)
+        reporter = ctx.ci_server
         if reporter is not None:
             reporter.annotate(ctx.secrets.redact_text("; ".join(lines)), title=title)
     except PipelineError as exc:  # the queue's work stands; the build just lacks its line

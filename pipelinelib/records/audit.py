@@ -453,12 +453,15 @@ def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
 
     Never raises for a sink outage: the event is spooled and ``event.warnings`` says so.
     Earlier spooled events are delivered first, so sinks keep the order events happened.
+
+    The sinks are the context's (``ctx.audit_sinks``, built once per run); ``env`` (tests,
+    an explicit configuration) names other sinks and the spool instead.
     """
+    sinks = ctx.audit_sinks if env is None else sinks_from_env(env, ctx.secrets)
     env = os.environ if env is None else env
     event = build_event(ctx, action, target=target, result=result, reason=reason,
                         event_id=event_id, **details)
     doc = event.to_dict()
-    sinks = sinks_from_env(env, ctx.secrets)
     spool = Spool(spool_dir(env))
     log.info("audit event", action=action, target=target, result=result, reason=reason,
              user=event.user, event_id=event.id)
