@@ -22,6 +22,7 @@ import structlog
 from pipelinelib.secrets import Secrets, clean_url
 
 if TYPE_CHECKING:
+    from pipelinelib.adapters.gitea import GiteaClient
     from pipelinelib.adapters.protocols import (
         AuditSink,
         CIServer,
@@ -244,6 +245,14 @@ class Context:
 
         return Postgres.connect(dsn, secrets=self.secrets, application_name=application_name,
                                 connect_timeout=connect_timeout)
+
+    def git_server(self, url: str) -> tuple[GiteaClient | None, tuple[str, str] | None]:
+        """The git server hosting the repository at ``url`` (Gitea at
+        ``PIPELINELIB_GITEA_URL``, token ``PIPELINELIB_GITEA_TOKEN``, a secret from here on)
+        and its ``(owner, repo)``; ``(None, None)`` when the repository lives elsewhere."""
+        from pipelinelib.adapters.gitea import client_for_repo
+
+        return client_for_repo(url, secrets=self.secrets)
 
     @property
     def ci_server(self) -> CIServer | None:

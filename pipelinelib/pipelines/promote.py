@@ -111,7 +111,6 @@ def promote_in(job: Job, ctx: Context, state: EnvStateRepo, options: PromoteOpti
 def promote_via_pull_request(job: Job, ctx: Context, *, repo: str, branch: str,
                              target: str) -> None:
     """Request, merge when approved, apply when merged (``pipelinelib.steps.promote_pr``)."""
-    from pipelinelib.adapters.gitea import client_for_repo
     from pipelinelib.envspec.load import environment_path, load_environment
     from pipelinelib.envspec.staterepo import origin_of, scratch_checkout
     from pipelinelib.promotion.policy import load_policy
@@ -124,7 +123,7 @@ def promote_via_pull_request(job: Job, ctx: Context, *, repo: str, branch: str,
     )
 
     url = origin_of(repo)
-    client, where = client_for_repo(url, secrets=ctx.secrets)
+    client, where = ctx.git_server(url)
     if client is None or where is None:
         raise BadInput("--via-pull-request needs the env-state repository on the git server",
                        field="--repo", expected="a URL under $PIPELINELIB_GITEA_URL "

@@ -28,8 +28,7 @@ def _register_url_secret(ctx: Context, url: str) -> None:
 def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window: int = 1,
               rebase_only: bool = False, lock_ttl_s: float = 600.0, lock_wait_s: float = 0.0,
               workdir: str | None = None, report_dir: str | None = None,
-              after_write: Callable[[str], None] | None = None,
-              env: Any = None) -> StepResult:
+              after_write: Callable[[str], None] | None = None) -> StepResult:
     """Run the deploy queue once (see ``pipelinelib.queue.runner``)."""
     from pipelinelib.envspec.staterepo import origin_of
     from pipelinelib.queue.config import CONFIG_PATH, load_config, parse_config
@@ -40,9 +39,7 @@ def run_queue(ctx: Context, *, repo: str, config_path: str | None = None, window
     url = origin_of(repo)
     _register_url_secret(ctx, url)
     config = load_config(config_path) if config_path else None
-    from pipelinelib.adapters.gitea import client_for_repo
-
-    server, server_repo = client_for_repo(url, env, ctx.secrets)
+    server, server_repo = ctx.git_server(url)
     with tempfile.TemporaryDirectory(prefix="pipelinelib-queue-", dir=workdir) as scratch:
         ws = Workspace.clone(ctx, url, Path(scratch) / "repo")
         ws.refresh()
