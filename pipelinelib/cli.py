@@ -101,6 +101,14 @@ def _selected_command(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if a in COMMANDS), None)
 
 
+def _command_module(module_name: str) -> Any:
+    """Import one command's module; structlog first, without rich (``log.load_structlog``)."""
+    from pipelinelib.log import load_structlog
+
+    load_structlog()
+    return importlib.import_module(f"pipelinelib.commands.{module_name}")
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The full parser; only the selected command's module is imported."""
     parser = _Parser(
@@ -119,7 +127,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         if name != selected:
             subparsers.add_parser(name, help=summary)
             continue
-        module = importlib.import_module(f"pipelinelib.commands.{module_name}")
+        module = _command_module(module_name)
         sub = subparsers.add_parser(
             name,
             help=summary,
@@ -137,7 +145,7 @@ def command_parser(name: str, prog: str | None = None) -> argparse.ArgumentParse
     """The parser of ``pipeline NAME`` (its options, their environment defaults and the
     global options) as a stand-alone parser: a job script in jobs/ that runs the same
     command parses with this, so its options are never declared twice."""
-    module = importlib.import_module(f"pipelinelib.commands.{COMMANDS[name][0]}")
+    module = _command_module(COMMANDS[name][0])
     parser = _Parser(prog=prog or f"pipeline {name}", description=module.DESCRIPTION,
                      epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
@@ -159,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_job(name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Entry point of a job script in jobs/: ``pipeline NAME``'s own parser (same options,
     same environment defaults), its pipeline, its exit code."""
-    module = importlib.import_module(f"pipelinelib.commands.{COMMANDS[name][0]}")
+    module = _command_module(COMMANDS[name][0])
     args = command_parser(name, prog=prog).parse_args(
         list(sys.argv[1:] if argv is None else argv))
     args.command = name

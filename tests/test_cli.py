@@ -38,6 +38,25 @@ def test_help_does_not_import_docker_or_kubernetes():
     assert out.stdout.strip() == "[]"
 
 
+def test_rollout_help_imports_neither_the_context_nor_structlog():
+    code = ("import sys; from pipelinelib.cli import build_parser; "
+            "build_parser(['rollout', '--help']); "
+            "print(sorted(m for m in ('pipelinelib.context', 'rich') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_a_command_logs_through_structlog_without_importing_rich(tmp_path, log_format):
+    good = tmp_path / "release.env"
+    good.write_text("NAME=web\n")
+    code = ("import sys; from pipelinelib.cli import main; "
+            f"code = main(['env', {str(good)!r}, '--log-format', {log_format!r}]); "
+            "print(code, 'structlog' in sys.modules, 'rich' in sys.modules)")  # no None left
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 True False", out.stdout + out.stderr
+
+
 def test_unknown_flag_exits_2_with_one_line():
     out = pipeline("build", "--no-such-flag")
     assert out.returncode == 2

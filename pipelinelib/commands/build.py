@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from pipelinelib.context import Context
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `pipeline build --help` imports neither the context nor structlog
+    from pipelinelib.context import Context
     from pipelinelib.pipelines.build import BuildOptions
 
 DESCRIPTION = """\

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
-from pipelinelib.context import Context
+if TYPE_CHECKING:  # `pipeline rollout --help` imports neither the context nor structlog
+    from pipelinelib.context import Context
 
 DESCRIPTION = """\
 Deploy APP's Kubernetes manifests (a file or directory of multi-document YAML; images

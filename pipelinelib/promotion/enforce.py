@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,16 +274,20 @@ def mark_verified(namespace: str, app: str) -> None:
         _verified.add((namespace, app))
 
 
-def guard_namespace(ctx: Any, kube: Any, namespace: str, app: str, action: str) -> None:
+def guard_namespace(ctx: Any, kube: Any, namespace: str, app: str, action: str, *,
+                    labels: Mapping[str, str] | None = None) -> None:
     """Refuse ``action`` on ``app`` in a namespace labelled protected unless this process
-    verified the app's change (``enforce``); audited. Call before the first write."""
+    verified the app's change (``enforce``); audited. Call before the first write.
+    ``labels``: the namespace's labels as this run already read them ({} when absent or not
+    readable); None reads the Namespace here."""
     from pipelinelib.promotion.audit import audit
 
-    try:
-        ns = kube.get("Namespace", namespace)
-    except Refused:
-        return  # the deployer may not read namespaces here: RBAC is the guard
-    labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+    if labels is None:
+        try:
+            ns = kube.get("Namespace", namespace)
+        except Refused:
+            return  # the deployer may not read namespaces here: RBAC is the guard
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
     if labels.get(PROTECTED_LABEL) != "true":
         return
     with _verified_lock:

@@ -62,9 +62,10 @@ def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
 def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
              allowed_namespaces: list[str] | None = None,
              images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False
-             ) -> tuple[list[mf.Manifest], bool | None]:
+             ) -> tuple[list[mf.Manifest], bool | None, dict[str, str]]:
     """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
-    all reported with the rest. Returns the docs and whether the namespace exists."""
+    all reported with the rest. Returns the docs, whether the namespace exists and its
+    labels (one read of the Namespace serves the checks and ``guard_namespace``)."""
     problems = [p for p in (mf.check_name(app, "app name", "--app"),
                             mf.check_name(namespace, "namespace", "--namespace")) if p]
     names_ok = not problems
@@ -82,9 +83,10 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
         problems.append(exc)
     problems += mf.problems(docs, namespace, ctx.kube if names_ok else None,
                             allowed_namespaces)
-    exists = None
+    exists: bool | None = None
+    labels: dict[str, str] = {}
     if cluster_checks and names_ok:
-        exists = namespace_exists(ctx.kube, namespace)
+        exists, labels = read_namespace(ctx.kube, namespace)
         problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
         if not exists:
             problems += schema_problems(ctx.kube, docs)
@@ -92,7 +94,7 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     mf.hash_config(docs)
     record = mf.Record(ctx.revision, ctx.ci.user, ctx.ci.build_url)
     mf.stamp(docs, app, namespace, record, ctx.secrets.redact)
-    return mf.order(docs), exists
+    return mf.order(docs), exists, labels
 
 
 def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
@@ -100,10 +102,16 @@ def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
 
 
 def namespace_exists(kube: Any, namespace: str) -> bool:
+    return read_namespace(kube, namespace)[0]
+
+
+def read_namespace(kube: Any, namespace: str) -> tuple[bool, dict[str, str]]:
+    """Whether ``namespace`` exists, and its labels ({} when absent or not readable)."""
     try:
-        return kube.get("Namespace", namespace) is not None
+        ns = kube.get("Namespace", namespace)
     except Refused:
-        return True  # a deployer may not read namespaces; its own namespace exists
+        return True, {}  # a deployer may not read namespaces; its own namespace exists
+    return ns is not None, dict(((ns or {}).get("metadata") or {}).get("labels") or {})
 
 
 def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
@@ -124,8 +132,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     ``owned_lists``: the run's lists of owned objects, shared by the apps of one apply.
     """
     log = ctx.log.bind(app=app, namespace=namespace)
-    docs, known = _prepare(ctx, manifests, app, namespace, allowed_namespaces, images,
-                           cluster_checks=True)
+    docs, known, ns_labels = _prepare(ctx, manifests, app, namespace, allowed_namespaces,
+                                      images, cluster_checks=True)
     kube = ctx.kube
     writes_before = kube.writes  # _prepare() only reads
     exists = bool(known)
@@ -176,7 +184,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
                              f"{outcome.message}", evidence=_redact(ctx, outcome.evidence))
         return StepResult.of("rollout", [], writes=kube.writes - writes_before,
                              awaiting_promotion=awaiting, **outputs)
-    guard_namespace(ctx, kube, namespace, app, "rollout")  # protected: only verified changes
+    guard_namespace(ctx, kube, namespace, app, "rollout",  # protected: only verified changes
+                    labels=ns_labels)  # as read by _prepare: one Namespace read per rollout
     holder = DeployLock.holder_of(ctx.ci)
     with DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl, wait_s=lock_timeout,
                     log=log) if exists else _NoLock() as held:
