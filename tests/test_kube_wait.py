@@ -160,11 +160,13 @@ def test_a_rolling_update_waits_for_the_host_port_the_replaced_pod_holds(cluster
         "the surge pod never waited for the port: the case was not exercised"
 
 
-def _pod(waiting: dict | None = None, restarts: int = 0, unschedulable: str | None = None):
+def _pod(waiting: dict | None = None, restarts: int = 0, unschedulable: str | None = None,
+         since: str | None = None):
     status: dict = {"conditions": [], "containerStatuses": []}
     if unschedulable:
         status["conditions"].append({"type": "PodScheduled", "status": "False",
-                                     "reason": "Unschedulable", "message": unschedulable})
+                                     "reason": "Unschedulable", "message": unschedulable,
+                                     "lastTransitionTime": since})
     if waiting:
         status["containerStatuses"].append({
             "name": "web", "restartCount": restarts, "state": {"waiting": waiting},
@@ -197,8 +199,13 @@ def _pod(waiting: dict | None = None, restarts: int = 0, unschedulable: str | No
     (_pod(unschedulable="0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 "
           "node(s) didn't match Pod's node affinity/selector. no new claims to deallocate"),
      False),
+    # ... but most clusters carry taints that never lift (control-plane nodes): past the
+    # grace the same message is doom
+    (_pod(unschedulable="0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 "
+          "node(s) didn't match Pod's node affinity/selector. no new claims to deallocate",
+          since="2026-01-01T00:00:00Z"), True),
 ], ids=["401", "not-found", "registry-down", "first-restart", "crash-loop", "config",
-        "host-port", "unbound-pvc", "no-node-matches", "taint-unnamed"])
+        "host-port", "unbound-pvc", "no-node-matches", "taint-unnamed", "taint-unnamed-long"])
 def test_doom_or_delay(pod, fatal):
     found = health.pod_condition(pod)
     assert found is not None and found[3] is fatal, found

@@ -121,7 +121,10 @@ def test_failure_is_detected_fast_with_evidence_and_rolled_back(cluster, case, b
     error = failed.value
     assert reason in error.one_line(), error.one_line()
     assert "previous revision is ready again" in error.one_line()
-    assert elapsed < (timeout + 15 if case == "timeout" else 20), elapsed
+    # failed on its own evidence, not by running out of time (an unschedulable pod waits out
+    # the unnamed-taint grace first: the testbed's real node is tainted, as control planes are)
+    assert elapsed < (timeout + 15 if case == "timeout" else
+                      timeout if case == "unschedulable" else 20), elapsed
     evidence = "\n".join(error.evidence)
     if case in ("crash", "pull", "config"):
         assert "event web-" in evidence and "log web-" in evidence, evidence

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pipelinelib.kube import kinds
@@ -46,9 +46,13 @@ FATAL_PULL = ("401", "403", "unauthorized", "Unauthorized", "authorization faile
 # a node briefly NotReady (node.kubernetes.io/not-ready), so it waits within the deadline.
 TRANSIENT_UNSCHEDULABLE = ("free ports", "unbound immediate PersistentVolumeClaims",
                            "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
-                           "untolerated taint(s)",
                            "Insufficient ", "were unschedulable", "Too many pods",
                            "anti-affinity", "waiting for first consumer", "being deleted")
+# An unnamed taint may be a node briefly NotReady, but most clusters also carry taints that
+# never lift (control-plane nodes, dedicated pools): when it is the only reason that could
+# clear, the pod waits this long after it was found unschedulable, then the rollout fails.
+UNNAMED_TAINT = "untolerated taint(s)"
+UNNAMED_TAINT_GRACE_S = 30.0
 
 
 @dataclass
@@ -70,9 +74,23 @@ def transient_pull(message: str) -> bool:
     return any(m in message for m in TRANSIENT_PULL)
 
 
-def transient_unschedulable(message: str) -> bool:
-    """True when at least one reason the scheduler gives can clear by itself."""
-    return any(m in message for m in TRANSIENT_UNSCHEDULABLE)
+def transient_unschedulable(message: str, unschedulable_for: float = 0.0) -> bool:
+    """True when at least one reason the scheduler gives can clear by itself; an unnamed
+    taint counts only for ``UNNAMED_TAINT_GRACE_S`` after the pod was found unschedulable."""
+    if any(m in message for m in TRANSIENT_UNSCHEDULABLE):
+        return True
+    return UNNAMED_TAINT in message and unschedulable_for < UNNAMED_TAINT_GRACE_S
+
+
+def _seconds_since(timestamp: str | None) -> float:
+    """Seconds since an RFC 3339 timestamp of the apiserver (0 when absent or unreadable)."""
+    if not timestamp:
+        return 0.0
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
 
 
 def _last_exit(cs: dict[str, Any]) -> str:
@@ -103,7 +121,9 @@ def pod_condition(pod: dict[str, Any]) -> tuple[str, str, str | None, bool] | No
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and \
                 cond.get("reason") == "Unschedulable":
             message = cond.get("message", "")
-            found = ("Unschedulable", message, None, not transient_unschedulable(message))
+            waited = _seconds_since(cond.get("lastTransitionTime"))
+            found = ("Unschedulable", message, None,
+                     not transient_unschedulable(message, waited))
     for group in ("initContainerStatuses", "containerStatuses"):
         for cs in status.get(group) or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
