@@ -27,8 +27,6 @@ EXCEPTIONS: dict[str, tuple[set[str], str]] = {
     "testing/kill.py": ({"subprocess"}, "kill trials run the CLI as a child and kill it"),
     # issue 13(a), owned by the `pipes` helper: promotion and its commands are being
     # re-laid out; each moves to ctx.git()/GitRepo and adapters/ there (see the report)
-    "promotion/enforce.py": ({"git"}, "PENDING 13(a): GitPython -> ctx.git()"),
-    "promotion/rollback.py": ({"git"}, "PENDING 13(a): GitPython -> ctx.git()"),
     "envspec/staterepo.py": ({"git"}, "PENDING 13(a): the env repo's scratch checkout"),
 }
 

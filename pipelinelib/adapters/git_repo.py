@@ -53,6 +53,17 @@ class RefInfo:
     message: str
 
 
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as ``GitRepo.log`` lists it."""
+
+    sha: str
+    author_name: str
+    author_email: str
+    committed_iso: str  # committer time, ISO 8601 with its offset
+    message: str
+
+
 class GitRepo:
     """One local clone and (optionally) its remote; see the module docstring."""
 
@@ -168,6 +179,46 @@ class GitRepo:
             except (ValueError, git.BadName, git.BadObject):
                 continue
         return times
+
+    def head_commit(self) -> str | None:
+        """The commit checked out (HEAD), or None while the repository has no commit."""
+        try:
+            return str(self.repo.head.commit.hexsha)
+        except ValueError:
+            return None
+
+    def log(self, paths: Sequence[str] = (), max_count: int = 50) -> list[CommitInfo]:
+        """Commits from HEAD that changed any of ``paths`` (relative to the repository
+        root; all commits when empty), newest first; empty while there is no commit."""
+        try:
+            commits = list(self.repo.iter_commits(paths=list(paths), max_count=max_count)
+                           if paths else self.repo.iter_commits(max_count=max_count))
+        except ValueError:
+            return []
+        except git.GitCommandError as exc:
+            if self.head_commit() is None:
+                return []
+            raise StepFailed("git log failed", cause=_stderr(exc)) from exc
+        return [CommitInfo(c.hexsha, str(c.author.name or ""), str(c.author.email or ""),
+                           c.committed_datetime.isoformat(), str(c.message))
+                for c in commits]
+
+    def files_at(self, commit: str, paths: Iterable[str]) -> dict[str, bytes]:
+        """``{path: content}`` of those of ``paths`` (relative to the repository root) that
+        ``commit`` has, read in process (cheap across many commits)."""
+        try:
+            tree = self.repo.commit(commit).tree
+        except (ValueError, git.BadName, git.BadObject) as exc:
+            raise BadInput(f"unknown commit {commit!r}", field="commit",
+                           expected="a commit in the repository") from exc
+        found: dict[str, bytes] = {}
+        for path in paths:
+            try:
+                blob = tree / path
+            except KeyError:
+                continue
+            found[path] = blob.data_stream.read()
+        return found
 
     def refs(self, pattern: str) -> list[RefInfo]:
         """Refs matching ``pattern`` with their peeled commit and message, in one call."""

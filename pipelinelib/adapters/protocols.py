@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
-    "AuditSink", "CIServer", "ClairScanner", "Database", "Engine", "GitRepository", "Helm",
-    "Http", "Kube", "LineSink", "Obj", "OsvScanner", "PushResult", "RefRecord", "Registry",
-    "WatchEvent",
+    "AuditSink", "CIServer", "ClairScanner", "CommitRecord", "Database", "Engine",
+    "GitRepository", "Helm", "Http", "Kube", "LineSink", "Obj", "OsvScanner", "PushResult",
+    "RefRecord", "Registry", "WatchEvent",
 ]
 
 Obj = dict[str, Any]
@@ -162,6 +162,25 @@ class Registry(Protocol):
     def check_uploads(self, repository: str) -> None: ...
 
 
+class CommitRecord(Protocol):
+    """One commit as ``GitRepository.log`` lists it."""
+
+    @property
+    def sha(self) -> str: ...
+
+    @property
+    def author_name(self) -> str: ...
+
+    @property
+    def author_email(self) -> str: ...
+
+    @property
+    def committed_iso(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
 class RefRecord(Protocol):
     """One ref as ``GitRepository.refs`` lists it."""
 
@@ -211,6 +230,12 @@ class GitRepository(Protocol):
     def added_in(self, path: str | os.PathLike[str]) -> str | None: ...
 
     def commit_times(self, shas: Iterable[str]) -> dict[str, int]: ...
+
+    def head_commit(self) -> str | None: ...
+
+    def log(self, paths: Sequence[str] = (), max_count: int = 50) -> Sequence[CommitRecord]: ...
+
+    def files_at(self, commit: str, paths: Iterable[str]) -> dict[str, bytes]: ...
 
     def refs(self, pattern: str) -> Sequence[RefRecord]: ...
 
