@@ -25,12 +25,6 @@ EXCEPTIONS: dict[str, tuple[set[str], str]] = {
                           "fault injection drives Toxiproxy, a private registry and "
                           "PostgreSQL directly"),
     "testing/kill.py": ({"subprocess"}, "kill trials run the CLI as a child and kill it"),
-    # issue 13(a), owned by the `pipes` helper: promotion and its commands are being
-    # re-laid out; each moves to ctx.git()/GitRepo and adapters/ there (see the report)
-    "promotion/trust.py": ({"subprocess"}, "PENDING 13(a): ssh-keygen signing -> adapter"),
-    "promotion/enforce.py": ({"git"}, "PENDING 13(a): GitPython -> ctx.git()"),
-    "promotion/rollback.py": ({"git"}, "PENDING 13(a): GitPython -> ctx.git()"),
-    "envspec/staterepo.py": ({"git"}, "PENDING 13(a): the env repo's scratch checkout"),
 }
 
 

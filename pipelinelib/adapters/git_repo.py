@@ -43,6 +43,10 @@ class PushRejected(StepFailed):
     """The remote refused a compare-and-swap push: another writer moved the ref first."""
 
 
+class NoSuchBranch(BadInput):
+    """A clone asked for a branch the remote does not have."""
+
+
 @dataclass(frozen=True)
 class RefInfo:
     """One ref from ``for-each-ref``: name, object, peeled commit and (tag) message."""
@@ -50,6 +54,17 @@ class RefInfo:
     name: str
     sha: str
     commit: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as ``GitRepo.log`` lists it."""
+
+    sha: str
+    author_name: str
+    author_email: str
+    committed_iso: str  # committer time, ISO 8601 with its offset
     message: str
 
 
@@ -63,14 +78,38 @@ class GitRepo:
         self._env = {} if self._has_identity() else dict(_FALLBACK_IDENTITY)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] = ".", remote: str | None = "origin") -> GitRepo:
-        """Open the repository at (or above) ``path``; BadInput when there is none."""
+    def open(cls, path: str | os.PathLike[str] = ".", remote: str | None = "origin", *,
+             search_parents: bool = True) -> GitRepo:
+        """Open the repository at (or, with ``search_parents``, above) ``path``; BadInput
+        when there is none."""
         try:
-            repo = git.Repo(path, search_parent_directories=True)
+            repo = git.Repo(path, search_parent_directories=search_parents)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
             raise BadInput("not a git repository", field="--repo", source=str(path),
                            expected="a git clone") from exc
         return cls(repo, remote)
+
+    @classmethod
+    def clone(cls, url: str, target: str | os.PathLike[str], branch: str) -> GitRepo:
+        """A full clone of ``url`` at ``branch`` into ``target`` (remote ``origin``), with
+        a fallback identity configured when none is; ``NoSuchBranch`` when ``url`` lacks
+        ``branch``, ``Unreachable`` when it does not answer."""
+        try:
+            repo = git.Repo.clone_from(url, target, branch=branch,
+                                       env={"GIT_TERMINAL_PROMPT": "0"})
+        except git.GitCommandError as exc:
+            text = _stderr(exc)
+            if "Remote branch" in text and "not found" in text:
+                raise NoSuchBranch(f"{url} has no branch {branch!r}", source=url,
+                                   field="--branch", expected="an existing branch") from exc
+            raise _translate("clone", url, exc) from exc
+        cloned = cls(repo, "origin")
+        if cloned._env:
+            with repo.config_writer() as writer:
+                writer.set_value("user", "name", "pipelinelib")
+                writer.set_value("user", "email", "pipelinelib@localhost")
+            cloned._env = {}
+        return cloned
 
     @property
     def path(self) -> Path:
@@ -169,6 +208,60 @@ class GitRepo:
                 continue
         return times
 
+    def head_commit(self) -> str | None:
+        """The commit checked out (HEAD), or None while the repository has no commit."""
+        try:
+            return str(self.repo.head.commit.hexsha)
+        except ValueError:
+            return None
+
+    def log(self, paths: Sequence[str] = (), max_count: int = 50) -> list[CommitInfo]:
+        """Commits from HEAD that changed any of ``paths`` (relative to the repository
+        root; all commits when empty), newest first; empty while there is no commit."""
+        try:
+            commits = list(self.repo.iter_commits(paths=list(paths), max_count=max_count)
+                           if paths else self.repo.iter_commits(max_count=max_count))
+        except ValueError:
+            return []
+        except git.GitCommandError as exc:
+            if self.head_commit() is None:
+                return []
+            raise StepFailed("git log failed", cause=_stderr(exc)) from exc
+        return [CommitInfo(c.hexsha, str(c.author.name or ""), str(c.author.email or ""),
+                           c.committed_datetime.isoformat(), str(c.message))
+                for c in commits]
+
+    def files_at(self, commit: str, paths: Iterable[str]) -> dict[str, bytes]:
+        """``{path: content}`` of those of ``paths`` (relative to the repository root) that
+        ``commit`` has, read in process (cheap across many commits)."""
+        try:
+            tree = self.repo.commit(commit).tree
+        except (ValueError, git.BadName, git.BadObject) as exc:
+            raise BadInput(f"unknown commit {commit!r}", field="commit",
+                           expected="a commit in the repository") from exc
+        found: dict[str, bytes] = {}
+        for path in paths:
+            try:
+                blob = tree / path
+            except KeyError:
+                continue
+            found[path] = blob.data_stream.read()
+        return found
+
+    def changed_files(self, commit: str) -> list[str]:
+        """Paths ``commit`` changed against its first parent (every file of a root
+        commit); BadInput when ``commit`` names no commit."""
+        obj = self.repo.commit(self.resolve(commit, field="commit"))
+        if not obj.parents:
+            return sorted(str(p) for p in obj.stats.files)
+        diffs = obj.parents[0].diff(obj)
+        return sorted({str(d.a_path) for d in diffs if d.a_path} |
+                      {str(d.b_path) for d in diffs if d.b_path})
+
+    def diff_names(self, old: str, new: str) -> list[str]:
+        """Paths that differ between the commits ``old`` and ``new``."""
+        return [f for f in self._git("diff", "--name-only", old, new).split() if f]
+
     def refs(self, pattern: str) -> list[RefInfo]:
         """Refs matching ``pattern`` with their peeled commit and message, in one call."""
         fmt = _SEP.join(("%(refname)", "%(objectname)", "%(*objectname)", "%(contents)")) + "\x1e"
@@ -182,6 +275,34 @@ class GitRepo:
         return result
 
     # -- local writes ----------------------------------------------------------------------
+    def checkout_detached(self, commit: str) -> None:
+        """Put the work tree at ``commit`` (detached HEAD)."""
+        self._git("checkout", "--detach", commit)
+
+    def reset_branch(self, branch: str, start: str) -> None:
+        """Check ``branch`` out at ``start``, discarding local changes (checkout -B, reset
+        --hard)."""
+        self._git("checkout", "-B", branch, start)
+        self._git("reset", "--hard", start)
+
+    def add(self, paths: Sequence[str]) -> None:
+        """Stage ``paths`` (relative to the work tree)."""
+        self._git("add", "--", *paths)
+
+    def has_staged_changes(self) -> bool:
+        """True when the index differs from HEAD."""
+        return bool(self.repo.is_dirty(index=True, working_tree=False, untracked_files=False))
+
+    def commit(self, message: str, author: tuple[str, str] | None = None) -> str:
+        """Commit the index with ``message`` (author ``(name, email)``, else the configured
+        identity; committer pipelinelib); returns the new commit's SHA."""
+        actor = git.Actor(*author) if author else (
+            git.Actor("pipelinelib", "pipelinelib@localhost") if self._env else None)
+        made = self.repo.index.commit(message, author=actor,
+                                      committer=git.Actor("pipelinelib",
+                                                          "pipelinelib@localhost"))
+        return str(made.hexsha)
+
     def create_tag(self, name: str, target: str, message: str) -> None:
         """Create the annotated tag ``name`` on ``target`` locally (never forced)."""
         self._git("tag", "--annotate", "--cleanup=verbatim", f"--message={message}",

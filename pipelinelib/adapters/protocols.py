@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
-    "AuditSink", "CIServer", "ClairScanner", "Database", "Engine", "GitRepository", "Helm",
-    "Http", "Kube", "LineSink", "Obj", "OsvScanner", "PushResult", "RefRecord", "Registry",
-    "WatchEvent",
+    "AuditSink", "CIServer", "ClairScanner", "CommitRecord", "Database", "Engine",
+    "GitRepository", "Helm", "Http", "Kube", "LineSink", "Obj", "OsvScanner", "PushResult",
+    "RefRecord", "Registry", "WatchEvent",
 ]
 
 Obj = dict[str, Any]
@@ -162,6 +162,25 @@ class Registry(Protocol):
     def check_uploads(self, repository: str) -> None: ...
 
 
+class CommitRecord(Protocol):
+    """One commit as ``GitRepository.log`` lists it."""
+
+    @property
+    def sha(self) -> str: ...
+
+    @property
+    def author_name(self) -> str: ...
+
+    @property
+    def author_email(self) -> str: ...
+
+    @property
+    def committed_iso(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
 class RefRecord(Protocol):
     """One ref as ``GitRepository.refs`` lists it."""
 
@@ -212,7 +231,27 @@ class GitRepository(Protocol):
 
     def commit_times(self, shas: Iterable[str]) -> dict[str, int]: ...
 
+    def head_commit(self) -> str | None: ...
+
+    def log(self, paths: Sequence[str] = (), max_count: int = 50) -> Sequence[CommitRecord]: ...
+
+    def files_at(self, commit: str, paths: Iterable[str]) -> dict[str, bytes]: ...
+
+    def changed_files(self, commit: str) -> list[str]: ...
+
+    def diff_names(self, old: str, new: str) -> list[str]: ...
+
     def refs(self, pattern: str) -> Sequence[RefRecord]: ...
+
+    def checkout_detached(self, commit: str) -> None: ...
+
+    def reset_branch(self, branch: str, start: str) -> None: ...
+
+    def add(self, paths: Sequence[str]) -> None: ...
+
+    def has_staged_changes(self) -> bool: ...
+
+    def commit(self, message: str, author: tuple[str, str] | None = None) -> str: ...
 
     def create_tag(self, name: str, target: str, message: str) -> None: ...
 

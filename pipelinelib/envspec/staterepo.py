@@ -1,11 +1,12 @@
-"""The env-state repository (GitPython): read specs, and commit + push changes safely.
+"""The env-state repository: read specs, and commit + push changes safely.
 
 Writes never happen in a user's working copy: ``EnvStateRepo.checkout(origin, branch)``
 makes a private clone. ``commit_change(edit, message)`` applies ``edit`` (a function of the
 checkout returning the paths it wrote) on top of the freshest origin branch, commits and
-pushes; when another writer pushed first the push is rejected, and we fetch, redo the edit
-on the new head and push again (bounded), so concurrent promotions serialize without lost
-updates and without a lock server.
+pushes it compare-and-swap; when another writer pushed first the push is rejected, and we
+fetch, redo the edit on the new head and push again (bounded), so concurrent promotions
+serialize without lost updates and without a lock server. Git itself is reached through
+``pipelinelib.adapters.git_repo.GitRepo`` only.
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelinelib.adapters.git_repo import GitRepo, NoSuchBranch, PushRejected
+from pipelinelib.adapters.protocols import CommitRecord
 from pipelinelib.errors import BadInput, StepFailed, Unreachable
-
-_REJECTED = ("[rejected]", "fetch first", "non-fast-forward", "failed to push some refs",
-             "cannot lock ref", "stale info")
-_UNREACHABLE = ("does not appear to be a git repository", "Could not read from remote",
-                "unable to access", "Connection refused", "Could not resolve host")
 
 
 class PushConflict(StepFailed):
@@ -41,175 +39,141 @@ class Commit:
     pushed: bool
 
 
-def _git_error(exc: Any, what: str) -> Exception:
-    text = " ".join(f"{getattr(exc, 'stderr', '')}".split())[:400]
-    if any(m in text for m in _UNREACHABLE):
-        return Unreachable(f"env-state repository: {what} failed", cause=text,
-                           hint="check the origin URL, network and credentials")
-    return StepFailed(f"env-state repository: {what} failed", cause=text)
+@contextlib.contextmanager
+def _doing(what: str) -> Iterator[None]:
+    """Name the env-state repository and ``what`` in a git failure."""
+    try:
+        yield
+    except Unreachable as exc:
+        raise Unreachable(f"env-state repository: {what} failed",
+                          cause=exc.cause or exc.message,
+                          hint="check the origin URL, network and credentials") from exc
+    except PushRejected:
+        raise
+    except StepFailed as exc:
+        raise StepFailed(f"env-state repository: {what} failed",
+                         cause=exc.cause or exc.message) from exc
 
 
 class EnvStateRepo:
     """A clone of the env-state repository on one branch."""
 
-    def __init__(self, repo: Any, branch: str):
+    def __init__(self, repo: GitRepo, branch: str):
         self.repo = repo
         self.branch = branch
 
     @property
     def root(self) -> Path:
-        return Path(self.repo.working_tree_dir)
+        return self.repo.path
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], branch: str | None = None) -> EnvStateRepo:
         """Open an existing clone (for reading); ``BadInput`` when it is none."""
-        import git
-
         try:
-            repo = git.Repo(path, search_parent_directories=False)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+            repo = GitRepo.open(path, search_parents=False)
+        except BadInput as exc:
             raise BadInput("not a git repository", source=str(path), field="--repo",
                            expected="a clone of the env-state repository") from exc
-        if branch is None:
-            try:
-                branch = repo.active_branch.name
-            except TypeError:
-                branch = "main"
-        return cls(repo, branch)
+        return cls(repo, branch or repo.branch() or "main")
 
     @classmethod
     def checkout(cls, origin: str, branch: str, workdir: str | None = None) -> EnvStateRepo:
         """A private clone of ``origin`` at ``branch`` (for writing)."""
-        import git
-
         target = workdir or tempfile.mkdtemp(prefix="pipelinelib-envstate-")
         try:
-            repo = git.Repo.clone_from(origin, target, branch=branch, depth=None,
-                                       env={"GIT_TERMINAL_PROMPT": "0"})
-        except git.GitCommandError as exc:
-            if "Remote branch" in str(exc.stderr) and "not found" in str(exc.stderr):
-                raise BadInput(f"the env-state repository has no branch {branch!r}",
-                               source=origin, field="--branch",
-                               expected="an existing branch") from exc
-            raise _git_error(exc, f"clone of {origin}") from exc
-        _ensure_identity(repo)
+            with _doing(f"clone of {origin}"):
+                repo = GitRepo.clone(origin, target, branch)
+        except NoSuchBranch as exc:
+            raise BadInput(f"the env-state repository has no branch {branch!r}",
+                           source=origin, field="--branch",
+                           expected="an existing branch") from exc
         return cls(repo, branch)
 
     def origin_url(self) -> str | None:
         """The origin's URL, or None without an origin."""
-        try:
-            return self.repo.remotes.origin.url
-        except (AttributeError, IndexError):
-            return None
+        return (self.repo.remote_url() or None) if self.repo.remote == "origin" else None
 
     def head(self) -> str:
-        return self.repo.head.commit.hexsha
+        return self.repo.head_commit() or ""
 
     def detach_at(self, commit: str) -> None:
         """Put the work tree at ``commit`` (detached): read the specs as that commit left
         them."""
-        import git
-
-        try:
-            self.repo.git.checkout("--detach", commit)
-        except git.GitCommandError as exc:
-            raise _git_error(exc, f"checkout of {commit[:12]}") from exc
+        with _doing(f"checkout of {commit[:12]}"):
+            self.repo.checkout_detached(commit)
 
     def refresh(self) -> None:
         """Move the clone to the origin's newest ``branch`` (discarding local work)."""
-        import git
-
-        try:
-            self.repo.git.fetch("origin", f"+refs/heads/{self.branch}:"
-                                f"refs/remotes/origin/{self.branch}")
-            self.repo.git.checkout("-B", self.branch, f"origin/{self.branch}")
-            self.repo.git.reset("--hard", f"origin/{self.branch}")
-        except git.GitCommandError as exc:
-            raise _git_error(exc, "fetch") from exc
+        with _doing("fetch"):
+            self.repo.fetch([f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}"],
+                            prune=False)
+            self.repo.reset_branch(self.branch, f"origin/{self.branch}")
 
     def commit_change(self, edit: Callable[[Path], list[str]], message: str, *,
                       author: tuple[str, str] | None = None, push: bool = True,
                       attempts: int = 8) -> Commit | None:
         """Apply ``edit`` on the freshest branch, commit and push; None when nothing changed."""
-        import git
-
         for attempt in range(1, attempts + 1):
             if push and self.origin_url():
                 self.refresh()
+            base = self.repo.ref_sha(f"refs/remotes/origin/{self.branch}")
             paths = edit(self.root)
             if not paths:
                 return None
-            self.repo.git.add("--", *paths)
-            if not self.repo.is_dirty(index=True, working_tree=False, untracked_files=False):
-                return None
-            actor = git.Actor(*author) if author else None
-            commit = self.repo.index.commit(message, author=actor,
-                                            committer=git.Actor("pipelinelib",
-                                                                "pipelinelib@localhost"))
+            with _doing("commit"):
+                self.repo.add(paths)
+                if not self.repo.has_staged_changes():
+                    return None
+                sha = self.repo.commit(message, author)
             if not (push and self.origin_url()):
-                return Commit(commit.hexsha, message, pushed=False)
+                return Commit(sha, message, pushed=False)
             try:
-                self.repo.git.push("--porcelain", "origin", f"HEAD:refs/heads/{self.branch}",
-                                   env={"GIT_TERMINAL_PROMPT": "0"})
-                return Commit(commit.hexsha, message, pushed=True)
-            except git.GitCommandError as exc:
-                text = f"{exc.stderr} {exc.stdout}"
-                if not any(m in text for m in _REJECTED):
-                    raise _git_error(exc, "push") from exc
+                with _doing("push"):
+                    self.repo.push_cas([("HEAD", f"refs/heads/{self.branch}", base)])
+                return Commit(sha, message, pushed=True)
+            except PushRejected:
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
         raise PushConflict(f"env-state branch {self.branch} kept moving: gave up after "
                            f"{attempts} attempts", hint="run the promotion again")
 
     def read(self, relpath: str, rev: str | None = None) -> str | None:
         """A file's text in the work tree (or at ``rev``); None when absent."""
-        import git
-
         if rev is None:
             path = self.root / relpath
             return path.read_text(encoding="utf-8") if path.is_file() else None
         try:
-            return self.repo.git.show(f"{rev}:{relpath}")
-        except git.GitCommandError:
+            data = self.repo.file_at(rev, relpath)
+        except BadInput:
             return None
+        return None if data is None else data.decode("utf-8").removesuffix("\n")
 
     def changed_files(self, commit: str) -> list[str]:
         """Paths a commit changed (against its first parent; all files for a root commit)."""
-        import git
-
         try:
-            sha = self.repo.git.rev_parse("--verify", f"{commit}^{{commit}}")
-        except git.GitCommandError as exc:
+            return self.repo.changed_files(commit)
+        except BadInput as exc:
             raise BadInput(f"unknown commit {commit!r}", field="--commit",
                            expected="a commit of the env-state repository") from exc
-        obj = self.repo.commit(sha)
-        if not obj.parents:
-            return sorted(str(p) for p in obj.stats.files)
-        return sorted({d.a_path for d in obj.parents[0].diff(obj)} |
-                      {d.b_path for d in obj.parents[0].diff(obj)})
 
     def files_differing_from(self, branch: str) -> list[str]:
         """Paths that differ between the origin's ``branch`` and this checkout's head."""
-        import git
-
-        try:
-            self.repo.git.fetch("origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
-            out = self.repo.git.diff("--name-only", f"origin/{branch}", self.head())
-        except git.GitCommandError as exc:
-            raise _git_error(exc, f"diff against {branch}") from exc
-        return [f for f in out.split() if f]
+        with _doing(f"diff against {branch}"):
+            self.repo.fetch([f"+refs/heads/{branch}:refs/remotes/origin/{branch}"],
+                            prune=False)
+            return self.repo.diff_names(f"origin/{branch}", self.head())
 
     def last_commit(self, relpath: str) -> dict[str, Any] | None:
         """Who changed ``relpath`` last, when, and the message."""
-        commits = list(self.repo.iter_commits(paths=relpath, max_count=1))
+        commits = self.repo.log([relpath], max_count=1)
         if not commits:
             return None
         c = commits[0]
-        return {"sha": c.hexsha, "author": c.author.name, "time": c.committed_datetime
-                .isoformat(), "message": c.message}
+        return {"sha": c.sha, "author": c.author_name, "time": c.committed_iso,
+                "message": c.message}
 
-    def log(self, relpath: str, max_count: int = 50) -> list[Any]:
+    def log(self, relpath: str, max_count: int = 50) -> Sequence[CommitRecord]:
         """Commits that changed ``relpath``, newest first."""
-        return list(self.repo.iter_commits(paths=relpath, max_count=max_count))
+        return self.repo.log([relpath], max_count=max_count)
 
 
 def origin_of(repo: str) -> str:
@@ -217,11 +181,9 @@ def origin_of(repo: str) -> str:
     names: the env-state repository is always written through its origin."""
     path = Path(repo)
     if path.is_dir() and (path / ".git").exists():
-        import git
-
-        clone = git.Repo(repo)
-        if "origin" in [r.name for r in clone.remotes]:
-            return str(clone.remotes.origin.url)
+        clone = GitRepo.open(path, search_parents=False)
+        if clone.remote == "origin":
+            return clone.remote_url()
     return repo
 
 
@@ -245,10 +207,3 @@ def readable_root(repo: str, branch: str = "main") -> Iterator[Path]:
     with scratch_checkout(repo, branch, prefix="pipelinelib-envstate-read-") as state:
         yield state.root
 
-
-def _ensure_identity(repo: Any) -> None:
-    reader = repo.config_reader()
-    if not reader.get_value("user", "email", ""):
-        with repo.config_writer() as writer:
-            writer.set_value("user", "name", "pipelinelib")
-            writer.set_value("user", "email", "pipelinelib@localhost")

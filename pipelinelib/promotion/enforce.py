@@ -40,7 +40,7 @@ from typing import Any
 
 from pipelinelib.envspec.model import AppSpec, EnvSpec
 from pipelinelib.envspec.namespaces import PROTECTED_LABEL
-from pipelinelib.errors import Refused
+from pipelinelib.errors import PipelineError, Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.policy import POLICY_FILE, Policy, load_policy
 from pipelinelib.promotion.review_approval import ReviewApproval
@@ -160,11 +160,11 @@ def _review_approver(policy: Policy, env: str, author: str, review: ReviewApprov
 
 def _head(root: Path) -> str:
     """The commit checked out at ``root`` ('' when it is not a git checkout)."""
-    import git
+    from pipelinelib.adapters.git_repo import GitRepo
 
     try:
-        return git.Repo(root, search_parent_directories=True).head.commit.hexsha
-    except (git.GitError, ValueError, OSError):
+        return GitRepo.open(root, remote=None).head_commit() or ""
+    except (PipelineError, OSError):
         return ""
 
 
@@ -196,7 +196,7 @@ def guarded_apps(policy: Policy, env: EnvSpec, apps: list[str]) -> list[str]:
 def _last_change(root: Path, env: str, spec: AppSpec | None) -> tuple[str, str]:
     """The commit that last changed the app (its environment's spec, its local chart or
     manifests; else HEAD) and its author; ('', '') when ``root`` is not a git checkout."""
-    import git
+    from pipelinelib.adapters.git_repo import GitRepo
 
     rels = [f"environments/{env}.yaml"]
     if spec is not None and spec.manifests:
@@ -204,12 +204,14 @@ def _last_change(root: Path, env: str, spec: AppSpec | None) -> tuple[str, str]:
     if spec is not None and spec.chart is not None and spec.chart.kind == "local":
         rels.append(spec.chart.repository)
     try:
-        repo = git.Repo(root, search_parent_directories=True)
-        top = Path(repo.working_tree_dir or root).resolve()
+        repo = GitRepo.open(root, remote=None)
+        top = repo.path.resolve()
         paths = [str((Path(root).resolve() / r).relative_to(top)) for r in rels]
-        commit = next(repo.iter_commits(paths=paths, max_count=1), None) or repo.head.commit
-        return commit.hexsha[:12], f"{commit.author.name} <{commit.author.email}>"
-    except (git.GitError, ValueError, OSError):
+        commits = repo.log(paths, max_count=1) or repo.log(max_count=1)
+        if not commits:
+            return "", ""
+        return commits[0].sha[:12], f"{commits[0].author_name} <{commits[0].author_email}>"
+    except (PipelineError, ValueError, OSError):
         return "", ""
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelinelib.errors import Refused
+from pipelinelib.errors import PipelineError, Refused
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.access import Entered
 from pipelinelib.promotion.audit import audit
@@ -33,8 +33,7 @@ def promoted_digests(root: Path, env: str, app: str) -> dict[str, str]:
     """Every digest a valid signed promotion (and under four eyes a valid approval) carried
     into ``env`` for ``app``, with who promoted it, from the git history of the records.
     Empty without a trust root or a trusted policy (then nothing counts as promoted)."""
-    import git
-
+    from pipelinelib.adapters.git_repo import GitRepo
     from pipelinelib.promotion.enforce import _approver, check_four_eyes
     from pipelinelib.promotion.policy import load_policy
     from pipelinelib.promotion.trust import NS_PROMOTION, trust_root
@@ -47,24 +46,24 @@ def promoted_digests(root: Path, env: str, app: str) -> dict[str, str]:
     rels = [approvals.promotion_path(env, app), approvals.approval_path(env, app),
             approvals.set_approval_path(env)]
     try:
-        repo = git.Repo(root, search_parent_directories=True)
-        top = Path(repo.working_tree_dir or root).resolve()
+        repo = GitRepo.open(root, remote=None)
+        top = repo.path.resolve()
         prefix = Path(root).resolve().relative_to(top)
-        commits = list(repo.iter_commits(paths=[str(prefix / r) for r in rels[:2]] + [
-            str(prefix / approvals.APPROVALS_DIR / env)], max_count=HISTORY_LIMIT))
-    except (git.GitError, ValueError, OSError):
+        commits = repo.log([str(prefix / r) for r in rels[:2]] + [
+            str(prefix / approvals.APPROVALS_DIR / env)], max_count=HISTORY_LIMIT)
+    except (PipelineError, ValueError, OSError):
         return {}
     found: dict[str, str] = {}
     for commit in commits:
+        files = repo.files_at(commit.sha, [str(prefix / rel) for rel in rels])
         with tempfile.TemporaryDirectory(prefix="pipelinelib-records-") as scratch:
             at = Path(scratch)
             for rel in rels:
-                try:
-                    blob = commit.tree / str(prefix / rel)
-                except KeyError:
+                data = files.get(str(prefix / rel))
+                if data is None:
                     continue
                 (at / rel).parent.mkdir(parents=True, exist_ok=True)
-                (at / rel).write_bytes(blob.data_stream.read())
+                (at / rel).write_bytes(data)
             record = approvals.read_promotion(at, env, app)
             if record is None or record.digest in found or (record.env, record.app) != (
                     env, app):

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelinelib.adapters import ssh_keygen
 from pipelinelib.errors import BadInput, Refused
 
 TRUST_ENV = "PIPELINE_TRUST_DIR"
@@ -44,31 +44,17 @@ NS_POLICY = "pipelinelib-policy"
 POLICY_SIGNERS_NEEDED = 2
 
 
-def _ssh_keygen() -> str:
-    found = shutil.which("ssh-keygen")
-    if not found:
-        raise BadInput("ssh-keygen is not installed", field="ssh-keygen",
-                       expected="OpenSSH's client (Debian: apt-get install openssh-client)")
-    return found
-
-
 def sign(data: bytes, key: str | Path, namespace: str) -> str:
     """An SSH signature (armored text) of ``data`` with the private key file ``key``."""
     key = Path(key)
     if not key.is_file():
         raise BadInput(f"no signing key at {key}", field=SIGNING_KEY_ENV,
                        expected="the path of an SSH private key (ssh-keygen -t ed25519)")
-    with tempfile.TemporaryDirectory(prefix="pipelinelib-sign-") as scratch:
-        path = Path(scratch) / "data"
-        path.write_bytes(data)
-        out = subprocess.run([_ssh_keygen(), "-q", "-Y", "sign", "-f", str(key), "-n",
-                              namespace, str(path)], capture_output=True, text=True,
-                             check=False, stdin=subprocess.DEVNULL)
-        sig = path.with_name("data.sig")
-        if out.returncode != 0 or not sig.is_file():
-            raise BadInput(f"could not sign with {key}: {out.stderr.strip()[:200]}",
-                           field=SIGNING_KEY_ENV, expected="an unencrypted SSH private key")
-        return sig.read_text()
+    try:
+        return ssh_keygen.sign(data, key, namespace)
+    except ssh_keygen.KeygenFailed as exc:
+        raise BadInput(f"could not sign with {key}: {exc.cause or ''}",
+                       field=SIGNING_KEY_ENV, expected="an unencrypted SSH private key") from exc
 
 
 @dataclass(frozen=True)
@@ -86,20 +72,9 @@ class TrustRoot:
         None when no allowed signer did (forged, altered, wrong namespace, unknown key)."""
         if not signature or "BEGIN SSH SIGNATURE" not in signature:
             return None
-        with tempfile.TemporaryDirectory(prefix="pipelinelib-verify-") as scratch:
-            sig = Path(scratch) / "sig"
-            sig.write_text(signature)
-            found = subprocess.run([_ssh_keygen(), "-Y", "find-principals", "-s", str(sig),
-                                    "-f", str(self.allowed_signers), "-n", namespace],
-                                   capture_output=True, text=True, check=False,
-                                   stdin=subprocess.DEVNULL)
-            for principal in found.stdout.split():
-                ok = subprocess.run([_ssh_keygen(), "-Y", "verify", "-f",
-                                     str(self.allowed_signers), "-I", principal, "-n",
-                                     namespace, "-s", str(sig)], input=data,
-                                    capture_output=True, check=False)
-                if ok.returncode == 0:
-                    return principal
+        for principal in ssh_keygen.find_principals(self.allowed_signers, signature, namespace):
+            if ssh_keygen.verify(self.allowed_signers, principal, namespace, signature, data):
+                return principal
         return None
 
     def principal_of_key(self, key: str | Path, namespace: str) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from pipelinelib.adapters.protocols import CommitRecord
 from pipelinelib.context import Context
 from pipelinelib.envspec.model import EnvSpec, ImageSpec
 from pipelinelib.envspec.staterepo import EnvStateRepo
@@ -33,16 +35,15 @@ def _health(deployment: dict[str, Any] | None) -> str:
     return f"degraded ({ready}/{want} ready)"
 
 
-def _who(commits: list[Any], app: str) -> dict[str, str]:
+def _who(commits: Sequence[CommitRecord], app: str) -> dict[str, str]:
     """Who changed ``app`` last: the newest commit naming it (``App:`` trailer), else the
     newest commit of the environment file."""
     if not commits:
         return {}
     chosen = next((c for c in commits if f"App: {app}\n" in c.message), commits[0])
     by = next((ln.split(":", 1)[1].strip() for ln in chosen.message.splitlines()
-               if ln.startswith("Promoted-by:")), chosen.author.name)
-    return {"by": by, "when": chosen.committed_datetime.isoformat(),
-            "commit": chosen.hexsha[:12]}
+               if ln.startswith("Promoted-by:")), chosen.author_name)
+    return {"by": by, "when": chosen.committed_iso, "commit": chosen.sha[:12]}
 
 
 def env_status(ctx: Context, env: EnvSpec, state: EnvStateRepo | None) -> list[dict[str, Any]]:
