@@ -97,7 +97,7 @@ def test_a_review_by_the_promoter_or_from_an_untrusted_server_does_not_deploy(tr
     merged = w.client.pull_request(w.owner, w.name, pr.number)
     assert merged.merged and deployed_image(w) is None
     status = w.client.statuses(w.owner, w.name, merged.merge_commit)["pipelinelib/preprod"]
-    assert status.state == "failure" and "own change" in status.description
+    assert status.state == "failure" and "own change" in status.description, refused.stderr[-4000:]
     comments = w.client.comments(w.owner, w.name, pr.number)
     assert sum("own change" in c["body"] for c in comments) == 1
 

@@ -317,14 +317,17 @@ class GiteaClient:
         """The latest status per context on ``sha``."""
         data = self._json("GET", f"/repos/{_q(owner)}/{_q(repo)}/statuses/{sha}?limit=50"
                           "&sort=newest", what=f"statuses of {sha[:12]}")
-        latest: dict[str, CommitStatus] = {}
+        # "newest" sorts by creation time in whole seconds: two statuses set within the same
+        # second tie, so the latest is the one with the highest id (ids only grow)
+        latest: dict[str, tuple[int, CommitStatus]] = {}
         for d in data or []:
             context = d.get("context") or ""
-            if context not in latest:  # newest first
-                latest[context] = CommitStatus(context, d.get("status") or d.get("state") or "",
-                                               d.get("description") or "",
-                                               d.get("target_url") or "")
-        return latest
+            order = int(d.get("id") or 0)
+            if context not in latest or order > latest[context][0]:
+                latest[context] = (order, CommitStatus(
+                    context, d.get("status") or d.get("state") or "",
+                    d.get("description") or "", d.get("target_url") or ""))
+        return {context: status for context, (_, status) in latest.items()}
 
     def comments(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
         data = self._json("GET", f"/repos/{_q(owner)}/{_q(repo)}/issues/{number}/comments",
