@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from pathlib import Path
 
@@ -24,14 +25,24 @@ def engine(registry_env) -> DockerEngine:
 
 @pytest.fixture
 def app(hello_repo: Path) -> Path:
-    """The hello app with a unique project namespace, so tests never share registry tags."""
+    """The hello app with a unique project namespace, so tests never share registry tags,
+    and its own smoke port (the image's httpd listens on the host network: the demo and the
+    other workers' builds probe 18080 at the same time)."""
     env_file = hello_repo / "release.env"
+    port = free_port()
     text = env_file.read_text().replace(
         "PROJECT_NAMESPACE=hello-example-org", f"PROJECT_NAMESPACE=t{uuid.uuid4().hex[:10]}"
-    )
+    ).replace("HTTP_PORT=18080", f"HTTP_PORT={port}")
     env_file.write_text(text + f"DB_PASSWORD='{PLANTED}'  # secret\n")
     commit_all(hello_repo, "unique namespace")
     return hello_repo
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def env_value(app: Path, key: str) -> str:
