@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pipelinelib.context import Context
 from pipelinelib.migrate import pending_migrations
 from tests.helpers.cli import run_pipeline
 from tests.helpers.paths import FIXTURES
+from tests.helpers.wait import wait_until
 
 FIXTURES = FIXTURES / "migrations"
 
@@ -208,24 +208,21 @@ def test_killed_runner_releases_lock_and_rerun_converges(db: str, mig_dir: Path)
     env = {**os.environ, "PIPELINE_DB_DSN": db, "PIPELINE_LOG_FORMAT": "json"}
     proc = subprocess.Popen([sys.executable, "-m", "pipelinelib", "migrate", "--dir",
                              str(mig_dir)], env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if rows(db, "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' "
-                    "and pid <> pg_backend_pid() and state = 'active'")[0][0]:
-            break
-        time.sleep(0.1)
-    else:
+    try:
+        wait_until(lambda: rows(db, "select count(*) from pg_stat_activity where query like "
+                                    "'%pg_sleep(30)%' and pid <> pg_backend_pid() and "
+                                    "state = 'active'")[0][0], 30, "the runner to reach V4")
+    except AssertionError:
         proc.kill()
-        pytest.fail("the runner never reached V4")
+        raise
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     # the runner's session checks its client every second: the server ends the session,
     # rolls V4's transaction back and releases the advisory lock (V4 is not recorded and its
     # table is gone: checked below). The deadline only keeps a broken server from hanging us.
-    deadline = time.monotonic() + 60
-    while rows(db, "select count(*) from pg_locks where locktype = 'advisory'")[0][0]:
-        assert time.monotonic() < deadline, "the lock outlived the killed runner"
-        time.sleep(0.2)
+    wait_until(lambda: not rows(db, "select count(*) from pg_locks "
+                                    "where locktype = 'advisory'")[0][0],
+               60, "the advisory lock to go with the killed runner", interval=0.2)
     assert rows(db, "select to_regclass('slow')")[0][0] is None
     assert rows(db, "select count(*) from pipelinelib_schema_history where version = '4'"
                 )[0][0] == 0
