@@ -86,3 +86,23 @@ def test_every_kind_with_a_health_rule_has_a_recorded_fixture():
     covered = {load(case)[1]["kind"] for case in EXPECTED}
     ruled = {k.name for k in kinds.TABLE.values() if k.health is not None}
     assert ruled - covered == {"CronJob"}  # a CronJob is ready once accepted: no status
+
+
+def test_an_oom_kill_seen_at_an_earlier_restart_stays_in_view_when_containerd_misses_the_next():
+    # the CI run of 2026-11-28: restart 1 reported OOMKilled, restart 2 the same kill as
+    # "Error" (137) — containerd missed the cgroup v2 OOM event under load
+    _, workload, pods = load("deployment-oomkilled")
+    seen: set[tuple[str, str]] = set()
+    first = health.carry_oom_kills(pods[0], seen)
+    assert first is pods[0] and len(seen) == 1
+    later = health.copy_pod(pods[0])
+    for cs in later["status"]["containerStatuses"]:
+        cs["lastState"]["terminated"]["reason"] = "Error"
+    kept = health.carry_oom_kills(later, seen)
+    verdict = health.assess(workload, [kept])
+    assert verdict.state == health.FAILED
+    assert "last exit code 137 (Error; OOMKilled before)" in verdict.message, verdict.message
+    assert later["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == \
+        "Error", "the observed object is not edited"
+    unseen = health.carry_oom_kills(later, set())
+    assert "OOMKilled" not in health.assess(workload, [unseen]).message

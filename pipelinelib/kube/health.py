@@ -101,6 +101,48 @@ def _last_exit(cs: dict[str, Any]) -> str:
     return f"last exit code {term.get('exitCode')} ({term.get('reason', 'Error')})"
 
 
+def carry_oom_kills(pod: dict[str, Any], seen: set[tuple[str, str]]) -> dict[str, Any]:
+    """``pod`` with an OOM kill seen at an earlier restart kept in view.
+
+    containerd on cgroup v2 can miss the OOM event of a later kill of the same container and
+    report it as plain ``Error`` (exit 137); ``seen`` remembers (pod uid, container) pairs
+    once reported ``OOMKilled``, and such a later 137 reads "Error; OOMKilled before".
+    """
+    uid = (pod.get("metadata") or {}).get("uid", "")
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    carried = False
+    for cs in statuses:
+        for term in _terminations(cs):
+            if term.get("reason") == "OOMKilled":
+                seen.add((uid, cs.get("name", "")))
+            elif term.get("exitCode") == 137 and (uid, cs.get("name", "")) in seen:
+                carried = True
+    if not carried:
+        return pod
+    copy = copy_pod(pod)
+    for cs in copy["status"]["containerStatuses"]:
+        for term in _terminations(cs):
+            if term.get("exitCode") == 137 and term.get("reason") != "OOMKilled" and \
+                    (uid, cs.get("name", "")) in seen:
+                term["reason"] = f"{term.get('reason') or 'Error'}; OOMKilled before"
+    return copy
+
+
+def _terminations(cs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in (((cs.get("lastState") or {}).get("terminated")),
+                        ((cs.get("state") or {}).get("terminated"))) if t]
+
+
+def copy_pod(pod: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``pod`` whose container statuses may be edited."""
+    status = dict(pod.get("status") or {})
+    status["containerStatuses"] = [
+        {**cs, "lastState": {k: dict(v) for k, v in (cs.get("lastState") or {}).items()},
+         "state": {k: dict(v) for k, v in (cs.get("state") or {}).items()}}
+        for cs in status.get("containerStatuses") or []]
+    return {**pod, "status": status}
+
+
 def pod_problem(pod: dict[str, Any]) -> tuple[str, str, str | None] | None:
     """(reason, message, container) when a pod shows a failure that cannot clear, else None."""
     found = pod_condition(pod)

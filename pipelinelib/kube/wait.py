@@ -51,6 +51,12 @@ class _Cache:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self._listed: list[threading.Event] = []
+        self._oom_killed: set[tuple[str, str]] = set()
+
+    def _keep(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        if kind == "Pod":
+            obj = health.carry_oom_kills(obj, self._oom_killed)
+        return {**obj, "kind": kind}
 
     def watch(self, kind: str, selector: str | None = None,
               field_selector: str | None = None) -> None:
@@ -75,13 +81,13 @@ class _Cache:
                                                    field_selector, stop=self.stop):
                     with self.lock:
                         if etype == "SYNCED":
-                            self.objects[kind] = {o["metadata"]["name"]: {**o, "kind": kind}
+                            self.objects[kind] = {o["metadata"]["name"]: self._keep(kind, o)
                                                   for o in obj["items"]}
                         elif etype == "DELETED":
                             self.objects[kind].pop(obj["metadata"]["name"], None)
                         else:
-                            self.objects[kind][obj["metadata"]["name"]] = {**obj,
-                                                                           "kind": kind}
+                            self.objects[kind][obj["metadata"]["name"]] = self._keep(kind,
+                                                                                     obj)
                     self.changed.put(kind)
                     if etype == "SYNCED":
                         arrived.set()
