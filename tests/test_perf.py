@@ -131,6 +131,9 @@ def test_pipeline_perf_judges_the_median_of_a_glob_of_runs_and_shows_every_run(t
     assert missed.returncode == 1, missed.stdout + missed.stderr[-2000:]
     assert "(median of 3 valid run(s) of 3: run 3)" in missed.stdout
     assert "✗ total-blocking-time: 418 ms (budget 200 ms)" in missed.stdout
+    # Lighthouse's own runWarnings of the judged run say why
+    assert "Lighthouse warned: The tested device appears to have a slower CPU than " \
+           "Lighthouse expects." in missed.stdout
     (runs / "lighthouse-3.json").write_text((FIX / "lighthouse-run-idle-2.json").read_text())
     (runs / "lighthouse-4.json").write_text((FIX / "lighthouse-error.json").read_text())
     met = run_pipeline("--report-dir", str(tmp_path / "r2"), "perf", "--report",
@@ -139,6 +142,7 @@ def test_pipeline_perf_judges_the_median_of_a_glob_of_runs_and_shows_every_run(t
     assert "(median of 3 valid run(s) of 4: run 3)" in met.stdout
     assert "run 4 (lighthouse-4.json): performance -, benchmarkIndex 3014  dropped: " \
            "lighthouse runtime error NO_FCP" in met.stdout
+    assert "Lighthouse warned" not in met.stdout, "the judged idle run has no warning"
     markdown = (tmp_path / "r2" / "summary.md").read_text()
     assert "run 1 (lighthouse-1.json): performance 77" in markdown
     assert "← judged (median run)" in markdown

@@ -118,3 +118,9 @@ def describe(page: Page) -> list[str]:
         lines.append(f"run {run.number} ({Path(run.path).name}): " + ", ".join(values)
                      + (f"  {mark}" if mark else ""))
     return lines
+
+
+def warnings(page: Page) -> list[str]:
+    """What Lighthouse warned about the judged run (a slow or busy CPU, say)."""
+    return [f"Lighthouse warned: {w}" for w in (page.judged.measured.warnings
+                                                if page.judged else [])]

@@ -10,7 +10,7 @@ from pathlib import Path
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
 from pipelinelib.perf.lighthouse import Budget, Measured, check
-from pipelinelib.perf.runs import describe, pages
+from pipelinelib.perf.runs import describe, pages, warnings
 from pipelinelib.report.checklist import item
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -40,7 +40,8 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
         if len(page.runs) > 1:
             title += (f" (median of {len(page.runs) - len(page.dropped)} valid run(s) of "
                       f"{len(page.runs)}: run {page.judged.number})")
-        evidence += item(all(c.ok for c in checks), title, [*runs, *(c.line for c in checks)])
+        evidence += item(all(c.ok for c in checks), title,
+                         [*runs, *warnings(page), *(c.line for c in checks)])
     actions: list[str] = []
     if image and digest:
         from pipelinelib.attest import write_attestation
