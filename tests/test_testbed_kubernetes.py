@@ -149,7 +149,7 @@ def test_deployer_token_is_a_service_account_with_least_privilege(deployer, admi
         ns, {"metadata": {"name": "deploy-lock-web"}, "spec": {"holderIdentity": "t"}})
     pod = wait_until(lambda: next((
         p for p in core.list_namespaced_pod(ns).items if p.status.phase == "Running"), None),
-        what="the deployer to see its running pod")
+        timeout=120, what="the deployer to see its running pod")
     core.list_namespaced_event(ns)
     assert "listening on :8080" in core.read_namespaced_pod_log(pod.metadata.name, ns,
                                                                 tail_lines=10)
@@ -166,7 +166,8 @@ def test_deployer_token_is_a_service_account_with_least_privilege(deployer, admi
 def test_service_account_tokens_are_issued(admin, ns):
     core = client.CoreV1Api(admin)
     wait_until(lambda: core.list_namespaced_service_account(
-        ns, field_selector="metadata.name=default").items, what="the default service account")
+        ns, field_selector="metadata.name=default").items, timeout=120,
+        what="the default service account")
     token = core.create_namespaced_service_account_token(
         "default", ns, {"spec": {"expirationSeconds": 600}})
     review = client.AuthenticationV1Api(admin).create_token_review(
