@@ -211,7 +211,7 @@ def test_killed_runner_releases_lock_and_rerun_converges(db: str, mig_dir: Path)
     try:
         wait_until(lambda: rows(db, "select count(*) from pg_stat_activity where query like "
                                     "'%pg_sleep(30)%' and pid <> pg_backend_pid() and "
-                                    "state = 'active'")[0][0], 30, "the runner to reach V4")
+                                    "state = 'active'")[0][0], 120, "the runner to reach V4")
     except AssertionError:
         proc.kill()
         raise
