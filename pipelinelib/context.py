@@ -15,10 +15,12 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import structlog
 
+from pipelinelib.errors import BadInput
 from pipelinelib.secrets import Secrets, clean_url
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class CIInfo:
     build_number: str = ""
     job: str = ""
     revision: str = ""
+    counter: str = ""  # GoCD: the pipeline instance's counter (GO_PIPELINE_COUNTER)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CIInfo:
@@ -81,6 +84,7 @@ class CIInfo:
                 build_number=env.get("GO_PIPELINE_LABEL", counter),
                 job=name,
                 revision=revision,
+                counter=counter,
             )
         try:
             user = getpass.getuser()
@@ -90,13 +94,68 @@ class CIInfo:
 
 
 @dataclass(frozen=True)
+class CILogin:
+    """Our API login to a CI server, to write back to the build running this job."""
+
+    url: str | None = None
+    user: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+
+def default_audit_spool(env: Mapping[str, str]) -> str:
+    """``$XDG_STATE_HOME/pipelinelib/audit-spool`` (``~/.local/state`` without it)."""
+    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "pipelinelib", "audit-spool")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where audit events go (``pipelinelib.records.audit`` lists the variables).
+
+    ``url`` never carries credentials: user and password given in it are moved to
+    ``user``/``password``. ``spool`` is where events wait while a sink is down.
+    """
+
+    file: str | None = None
+    url: str | None = None
+    index: str = ""
+    user: str = ""
+    password: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
+    spool: str = field(default_factory=lambda: default_audit_spool(os.environ))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AuditSettings:
+        url = env.get("PIPELINE_AUDIT_URL") or None
+        user = env.get("PIPELINE_AUDIT_USER", "")
+        password = env.get("PIPELINE_AUDIT_PASSWORD", "")
+        if url:
+            from urllib.parse import unquote, urlsplit
+
+            parts = urlsplit(url)
+            if parts.password:  # credentials in the URL: use them, never show them
+                user = user or unquote(parts.username or "")
+                password = password or unquote(parts.password)
+                url = clean_url(url)
+        return cls(file=env.get("PIPELINE_AUDIT_FILE") or None, url=url,
+                   index=env.get("PIPELINE_AUDIT_INDEX", ""), user=user, password=password,
+                   api_key=env.get("PIPELINE_AUDIT_API_KEY", ""),
+                   spool=env.get("PIPELINE_AUDIT_SPOOL") or default_audit_spool(env))
+
+
+@dataclass(frozen=True)
 class Credentials:
-    """Where the clusters are and how to log in to registries, read once per run.
+    """Where the clusters, registries, CI server and audit sinks are and how to log in to
+    them, read once per run.
 
     ``PIPELINE_KUBECONFIG`` (else ``KUBECONFIG``) and ``PIPELINE_KUBE_CONTEXT``; without a
     kubeconfig inside a pod (``KUBERNETES_SERVICE_HOST``) the in-cluster service account.
     ``PIPELINE_REGISTRY_USER``/``_PASSWORD`` for every registry; a build's env file may give
     other ones for its own registry (``Context.use_registry_credentials``).
+    Write-back to the CI server: ``PIPELINELIB_JENKINS_URL`` (else Jenkins' ``JENKINS_URL``),
+    ``PIPELINELIB_JENKINS_USER``, ``PIPELINELIB_JENKINS_TOKEN``; ``PIPELINELIB_GOCD_URL``
+    (else the agent's ``GO_SERVER_URL``), ``PIPELINELIB_GOCD_TOKEN``. The audit sinks:
+    ``PIPELINE_AUDIT_*`` (``AuditSettings``).
     """
 
     kubeconfig: str | None = None
@@ -104,6 +163,9 @@ class Credentials:
     in_cluster: bool = False
     registry_user: str | None = None
     registry_password: str | None = field(default=None, repr=False)
+    jenkins: CILogin = field(default_factory=CILogin)
+    gocd: CILogin = field(default_factory=CILogin)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
@@ -115,7 +177,19 @@ class Credentials:
             in_cluster=not kubeconfig and bool(env.get("KUBERNETES_SERVICE_HOST")),
             registry_user=env.get("PIPELINE_REGISTRY_USER") or None,
             registry_password=env.get("PIPELINE_REGISTRY_PASSWORD") or None,
+            jenkins=CILogin(url=env.get("PIPELINELIB_JENKINS_URL") or env.get("JENKINS_URL")
+                            or None, user=env.get("PIPELINELIB_JENKINS_USER") or None,
+                            token=env.get("PIPELINELIB_JENKINS_TOKEN") or None),
+            gocd=CILogin(url=env.get("PIPELINELIB_GOCD_URL") or env.get("GO_SERVER_URL")
+                         or None, token=env.get("PIPELINELIB_GOCD_TOKEN") or None),
+            audit=AuditSettings.from_env(env),
         )
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every password and token here (the context marks them secret)."""
+        return (self.registry_password, self.jenkins.token, self.gocd.token,
+                self.audit.password, self.audit.api_key)
 
 
 AdapterFactory = Callable[["Context"], Any]
@@ -149,7 +223,13 @@ class Context:
         default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.secrets.add(self.credentials.registry_password)
+        self.secrets.add(*self.credentials.secrets)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **fields: Any) -> Context:
+        """A context for the environment ``env`` (the CI server's variables and the
+        credentials) instead of this process's: who runs, and where everything is."""
+        return cls(ci=CIInfo.from_env(env), credentials=Credentials.from_env(env), **fields)
 
     def adapter(self, name: str) -> Any:
         """The adapter ``name``, created on first use from its factory."""
@@ -264,9 +344,14 @@ class Context:
 
     @property
     def audit_sinks(self) -> list[AuditSink]:
-        """Where audit events go (``PIPELINE_AUDIT_FILE``, ``PIPELINE_AUDIT_URL``...)."""
+        """Where audit events go (``credentials.audit``: a JSONL file, a search index)."""
         sinks: list[AuditSink] = self.adapter("audit")
         return sinks
+
+    @property
+    def audit_spool(self) -> Path:
+        """Where audit events wait while their sink is down (``credentials.audit.spool``)."""
+        return Path(self.credentials.audit.spool)
 
     @property
     def helm(self) -> Helm:
@@ -336,16 +421,42 @@ def _kube_from_credentials(ctx: Context) -> Any:
     return KubeClient.from_kubeconfig(cred.kubeconfig, cred.kube_context)
 
 
-def _ci_server(ctx: Context) -> Any:
-    from pipelinelib.ci.reporter import reporter_for
+def _ci_server(ctx: Context) -> CIServer | None:
+    """The CI server running this job, to write back to: Jenkins (the build at
+    ``ci.build_url``) or GoCD (the pipeline instance ``ci.job``/``ci.counter``); None
+    without our API token there (a local run, a server not set up for write-back)."""
+    ci, redact = ctx.ci, ctx.secrets.redact_text
+    if ci.provider == "jenkins" and ctx.credentials.jenkins.token and ci.build_url:
+        from pipelinelib.adapters.jenkins import BuildRef, JenkinsClient
+        from pipelinelib.ci.reporter import JenkinsReporter
 
-    return reporter_for(ctx)
+        login = ctx.credentials.jenkins
+        client = JenkinsClient(_ci_url(login, "Jenkins", "PIPELINELIB_JENKINS_URL",
+                                       "the Jenkins URL, e.g. https://ci.example.org/"),
+                               login.user, login.token, redact=redact)
+        return JenkinsReporter(client, BuildRef.from_url(ci.build_url), redact)
+    if ci.provider == "gocd" and ctx.credentials.gocd.token and ci.counter.isdigit():
+        from pipelinelib.adapters.gocd import GoCDClient
+        from pipelinelib.ci.reporter import GoCDReporter
+
+        login = ctx.credentials.gocd
+        gocd = GoCDClient(_ci_url(login, "GoCD", "PIPELINELIB_GOCD_URL",
+                                  "the server URL, e.g. https://gocd.example.org/go"),
+                          token=login.token)
+        return GoCDReporter(gocd, ci.job, int(ci.counter), redact)
+    return None
+
+
+def _ci_url(login: CILogin, server: str, variable: str, expected: str) -> str:
+    if not login.url:
+        raise BadInput(f"no {server} server configured", field=variable, expected=expected)
+    return login.url
 
 
 def _audit_sinks(ctx: Context) -> Any:
-    from pipelinelib.records.audit import sinks_from_env
+    from pipelinelib.records.audit import sinks_for
 
-    return sinks_from_env(os.environ, ctx.secrets)
+    return sinks_for(ctx.credentials.audit)
 
 
 def _helm(ctx: Context) -> Any:

@@ -90,19 +90,20 @@ def test_tool_adapters_satisfy_their_seams():
     assert ctx.helm is ctx.helm, "created once"
 
 
-def test_the_ci_server_is_built_once_by_the_context_and_none_without_a_token(monkeypatch):
+def test_the_ci_server_is_built_once_by_the_context_and_none_without_a_token():
     from pipelinelib.context import CIInfo
 
     jenkins = CIInfo(provider="jenkins", user="rita", build_number="42", job="deploy",
                      build_url="https://ci.example.org/job/deploy/42/")
-    monkeypatch.setenv("JENKINS_URL", "https://ci.example.org/")
-    monkeypatch.setenv("PIPELINELIB_JENKINS_USER", "rita")
-    monkeypatch.setenv("PIPELINELIB_JENKINS_TOKEN", "planted-ci-tok3n")
-    ctx = Context(ci=jenkins)
+    login = {"JENKINS_URL": "https://ci.example.org/", "PIPELINELIB_JENKINS_USER": "rita",
+             "PIPELINELIB_JENKINS_TOKEN": "planted-ci-tok3n"}
+    ctx = Context(ci=jenkins, credentials=Credentials.from_env(login))
+    assert "planted-ci-tok3n" not in repr(ctx.credentials)
     server = ctx.ci_server
     assert server is not None and server.where == "jenkins"
     assert ctx.ci_server is server, "one client for the whole run"
     assert "planted-ci-tok3n" not in ctx.secrets.redact_text("token planted-ci-tok3n")
-    monkeypatch.delenv("PIPELINELIB_JENKINS_TOKEN")
-    assert Context(ci=jenkins).ci_server is None
-    assert Context(ci=CIInfo(provider="local", user="me")).ci_server is None
+    no_token = {k: v for k, v in login.items() if k != "PIPELINELIB_JENKINS_TOKEN"}
+    assert Context(ci=jenkins, credentials=Credentials.from_env(no_token)).ci_server is None
+    assert Context(ci=CIInfo(provider="local", user="me"),
+                   credentials=Credentials.from_env(login)).ci_server is None
