@@ -6,6 +6,9 @@ lazily (``ctx.engine`` imports docker-py on first use) so a job only pays for wh
 touches, and a test swaps one real component for another by passing its own in
 ``Context.adapters``. Every adapter is typed by its Protocol
 (``pipelinelib.adapters.protocols``); no step constructs one or takes one as a parameter.
+Each adapter is built here, into its Protocol's type, so the type check proves that every
+adapter satisfies its seam (a method renamed in an adapter or added to a Protocol fails
+``make lint`` here, not in a step at run time).
 """
 
 from __future__ import annotations
@@ -384,11 +387,13 @@ class Context:
         if name == "osv-scanner":
             from pipelinelib.adapters.osv_scanner import OsvScannerTool
 
-            return OsvScannerTool(binary)
+            osv: OsvScanner = OsvScannerTool(binary)
+            return osv
         if name == "clair":
             from pipelinelib.adapters.clair import ClairClient
 
-            return ClairClient(indexer, matcher)
+            clair: ClairScanner = ClairClient(indexer, matcher)
+            return clair
         raise KeyError(f"no scanner named {name!r}")
 
     @property
@@ -406,13 +411,13 @@ def adapter_factory(fn: AdapterFactory) -> AdapterFactory:
     return fn
 
 
-def _docker_from_env(ctx: Context) -> Any:
+def _docker_from_env(ctx: Context) -> Engine:
     from pipelinelib.adapters.docker_engine import DockerEngine
 
     return DockerEngine.from_env()
 
 
-def _kube_from_credentials(ctx: Context) -> Any:
+def _kube_from_credentials(ctx: Context) -> Kube:
     from pipelinelib.adapters.kube import KubeClient
 
     cred = ctx.credentials
@@ -453,19 +458,19 @@ def _ci_url(login: CILogin, server: str, variable: str, expected: str) -> str:
     return login.url
 
 
-def _audit_sinks(ctx: Context) -> Any:
+def _audit_sinks(ctx: Context) -> list[AuditSink]:
     from pipelinelib.records.audit import sinks_for
 
     return sinks_for(ctx.credentials.audit)
 
 
-def _helm(ctx: Context) -> Any:
+def _helm(ctx: Context) -> Helm:
     from pipelinelib.adapters.helm import HelmTool
 
     return HelmTool()
 
 
-def _http(ctx: Context) -> Any:
+def _http(ctx: Context) -> Http:
     from pipelinelib.adapters.http import HttpProbe
 
     return HttpProbe()
