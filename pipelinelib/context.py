@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import structlog
 
-from pipelinelib.errors import BadInput
 from pipelinelib.secrets import Secrets, clean_url
 
 if TYPE_CHECKING:
@@ -430,32 +429,21 @@ def _ci_server(ctx: Context) -> CIServer | None:
     """The CI server running this job, to write back to: Jenkins (the build at
     ``ci.build_url``) or GoCD (the pipeline instance ``ci.job``/``ci.counter``); None
     without our API token there (a local run, a server not set up for write-back)."""
-    ci, redact = ctx.ci, ctx.secrets.redact_text
-    if ci.provider == "jenkins" and ctx.credentials.jenkins.token and ci.build_url:
+    ci, cred, redact = ctx.ci, ctx.credentials, ctx.secrets.redact_text
+    if ci.provider == "jenkins" and cred.jenkins.token and ci.build_url:
         from pipelinelib.adapters.jenkins import BuildRef, JenkinsClient
         from pipelinelib.ci.reporter import JenkinsReporter
 
-        login = ctx.credentials.jenkins
-        client = JenkinsClient(_ci_url(login, "Jenkins", "PIPELINELIB_JENKINS_URL",
-                                       "the Jenkins URL, e.g. https://ci.example.org/"),
-                               login.user, login.token, redact=redact)
+        client = JenkinsClient.login(cred.jenkins.url, cred.jenkins.user, cred.jenkins.token,
+                                     secrets=ctx.secrets)
         return JenkinsReporter(client, BuildRef.from_url(ci.build_url), redact)
-    if ci.provider == "gocd" and ctx.credentials.gocd.token and ci.counter.isdigit():
+    if ci.provider == "gocd" and cred.gocd.token and ci.counter.isdigit():
         from pipelinelib.adapters.gocd import GoCDClient
         from pipelinelib.ci.reporter import GoCDReporter
 
-        login = ctx.credentials.gocd
-        gocd = GoCDClient(_ci_url(login, "GoCD", "PIPELINELIB_GOCD_URL",
-                                  "the server URL, e.g. https://gocd.example.org/go"),
-                          token=login.token)
+        gocd = GoCDClient.login(cred.gocd.url, cred.gocd.token, secrets=ctx.secrets)
         return GoCDReporter(gocd, ci.job, int(ci.counter), redact)
     return None
-
-
-def _ci_url(login: CILogin, server: str, variable: str, expected: str) -> str:
-    if not login.url:
-        raise BadInput(f"no {server} server configured", field=variable, expected=expected)
-    return login.url
 
 
 def _audit_sinks(ctx: Context) -> list[AuditSink]:
