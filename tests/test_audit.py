@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -23,6 +22,7 @@ from tests.helpers.audit_sink import (
     zinc_search,
 )
 from tests.helpers.fakes import JSONHandler
+from tests.helpers.processes import run_at_once
 from tests.helpers.tools import tool_exports
 
 DIGEST = "sha256:" + "ab" * 32
@@ -200,13 +200,7 @@ def _write_many(path: str, worker: int, count: int) -> None:
 
 def test_concurrent_writers_keep_every_jsonl_line_whole(tmp_path: Path) -> None:
     path = str(tmp_path / "audit.jsonl")
-    procs = [multiprocessing.get_context("spawn").Process(target=_write_many, args=(path, w, 40))
-             for w in range(3)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(60)
-        assert proc.exitcode == 0
+    run_at_once(_write_many, [(path, w, 40) for w in range(3)], timeout_s=60)
     lines = Path(path).read_text().splitlines()
     events = [json.loads(line) for line in lines]  # a torn line would not parse
     assert len(events) == 120
