@@ -96,12 +96,13 @@ class CIInfo:
 
 
 @dataclass(frozen=True)
-class CILogin:
-    """Our API login to a CI server, to write back to the build running this job."""
+class Login:
+    """A server's URL and our login there: an API token, or a user and password."""
 
     url: str | None = None
     user: str | None = None
     token: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
 
 
 def default_audit_spool(env: Mapping[str, str]) -> str:
@@ -154,10 +155,12 @@ class Credentials:
     kubeconfig inside a pod (``KUBERNETES_SERVICE_HOST``) the in-cluster service account.
     ``PIPELINE_REGISTRY_USER``/``_PASSWORD`` for every registry; a build's env file may give
     other ones for its own registry (``Context.use_registry_credentials``).
-    Write-back to the CI server: ``PIPELINELIB_JENKINS_URL`` (else Jenkins' ``JENKINS_URL``),
+    The CI servers: ``PIPELINELIB_JENKINS_URL`` (else Jenkins' ``JENKINS_URL``),
     ``PIPELINELIB_JENKINS_USER``, ``PIPELINELIB_JENKINS_TOKEN``; ``PIPELINELIB_GOCD_URL``
-    (else the agent's ``GO_SERVER_URL``), ``PIPELINELIB_GOCD_TOKEN``. The audit sinks:
-    ``PIPELINE_AUDIT_*`` (``AuditSettings``).
+    (else the agent's ``GO_SERVER_URL``), ``PIPELINELIB_GOCD_TOKEN``. The git server
+    (pull requests, commit statuses): ``PIPELINELIB_GITEA_URL``, ``PIPELINELIB_GITEA_TOKEN``
+    (or ``_USER`` and ``_PASSWORD``). The audit sinks: ``PIPELINE_AUDIT_*``
+    (``AuditSettings``).
     """
 
     kubeconfig: str | None = None
@@ -165,8 +168,9 @@ class Credentials:
     in_cluster: bool = False
     registry_user: str | None = None
     registry_password: str | None = field(default=None, repr=False)
-    jenkins: CILogin = field(default_factory=CILogin)
-    gocd: CILogin = field(default_factory=CILogin)
+    jenkins: Login = field(default_factory=Login)
+    gocd: Login = field(default_factory=Login)
+    gitea: Login = field(default_factory=Login)
     audit: AuditSettings = field(default_factory=AuditSettings)
 
     @classmethod
@@ -179,11 +183,15 @@ class Credentials:
             in_cluster=not kubeconfig and bool(env.get("KUBERNETES_SERVICE_HOST")),
             registry_user=env.get("PIPELINE_REGISTRY_USER") or None,
             registry_password=env.get("PIPELINE_REGISTRY_PASSWORD") or None,
-            jenkins=CILogin(url=env.get("PIPELINELIB_JENKINS_URL") or env.get("JENKINS_URL")
-                            or None, user=env.get("PIPELINELIB_JENKINS_USER") or None,
-                            token=env.get("PIPELINELIB_JENKINS_TOKEN") or None),
-            gocd=CILogin(url=env.get("PIPELINELIB_GOCD_URL") or env.get("GO_SERVER_URL")
-                         or None, token=env.get("PIPELINELIB_GOCD_TOKEN") or None),
+            jenkins=Login(url=env.get("PIPELINELIB_JENKINS_URL") or env.get("JENKINS_URL")
+                          or None, user=env.get("PIPELINELIB_JENKINS_USER") or None,
+                          token=env.get("PIPELINELIB_JENKINS_TOKEN") or None),
+            gocd=Login(url=env.get("PIPELINELIB_GOCD_URL") or env.get("GO_SERVER_URL")
+                       or None, token=env.get("PIPELINELIB_GOCD_TOKEN") or None),
+            gitea=Login(url=env.get("PIPELINELIB_GITEA_URL") or None,
+                        user=env.get("PIPELINELIB_GITEA_USER") or None,
+                        token=env.get("PIPELINELIB_GITEA_TOKEN") or None,
+                        password=env.get("PIPELINELIB_GITEA_PASSWORD") or None),
             audit=AuditSettings.from_env(env),
         )
 
@@ -191,7 +199,7 @@ class Credentials:
     def secrets(self) -> tuple[str | None, ...]:
         """Every password and token here (the context marks them secret)."""
         return (self.registry_password, self.jenkins.token, self.gocd.token,
-                self.audit.password, self.audit.api_key)
+                self.gitea.token, self.gitea.password, self.audit.password, self.audit.api_key)
 
 
 AdapterFactory = Callable[["Context"], Any]
@@ -329,12 +337,16 @@ class Context:
                                 connect_timeout=connect_timeout)
 
     def git_server(self, url: str) -> tuple[GiteaClient | None, tuple[str, str] | None]:
-        """The git server hosting the repository at ``url`` (Gitea at
-        ``PIPELINELIB_GITEA_URL``, token ``PIPELINELIB_GITEA_TOKEN``, a secret from here on)
-        and its ``(owner, repo)``; ``(None, None)`` when the repository lives elsewhere."""
-        from pipelinelib.adapters.gitea import client_for_repo
+        """The git server hosting the repository at ``url`` (the Gitea of
+        ``credentials.gitea``) and its ``(owner, repo)``; ``(None, None)`` when the
+        repository lives elsewhere."""
+        from pipelinelib.adapters.gitea import GiteaClient, repository_on
 
-        return client_for_repo(url, secrets=self.secrets)
+        login = self.credentials.gitea
+        where = repository_on(login.url, url) if login.url else None
+        if where is None:
+            return None, None
+        return GiteaClient.login(login.url, login.user, login.token, login.password), where
 
     @property
     def ci_server(self) -> CIServer | None:
