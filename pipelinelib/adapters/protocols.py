@@ -2,11 +2,11 @@
 
 Steps, pipelines and the concept packages type what they reach through the context
 (``ctx.kube``, ``ctx.engine``, ``ctx.registry(host)``, ``ctx.git(path)``,
-``ctx.database(dsn)``, ``ctx.ci_server``, ``ctx.audit``, ``ctx.helm``, ``ctx.scanner(name)``,
-``ctx.http``)
-with these Protocols, never with a concrete adapter class or a third-party type. Each
-Protocol lists only the methods callers use; the adapters in this package satisfy them
-structurally (no inheritance), and a test may pass any object that does too.
+``ctx.database(dsn)``, ``ctx.ci_server``, ``ctx.audit_sinks``, ``ctx.helm``,
+``ctx.scanner(name)``, ``ctx.http``) with these Protocols, never with a concrete adapter
+class or a third-party type. Each Protocol lists only the methods callers use; the adapters
+in this package satisfy them structurally (no inheritance), and a test may pass any object
+that does too.
 
 Every method raises only pipelinelib's own errors (``pipelinelib.errors``): adapters
 translate third-party exceptions at this boundary.
