@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from pipelinelib import Context, Job
+from pipelinelib.context import Credentials
 from pipelinelib.errors import PipelineError
 from pipelinelib.log import configure
 
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
     try:
         parameters = promotion_parameters(args.app, args.to, args.source, args.image,
                                           args.reason, hotfix=args.hotfix, approve=args.approve)
-        client = JenkinsClient.from_env(env, secrets=secrets, **client_options)
+        login = Credentials.from_env(env).jenkins
+        client = JenkinsClient.login(login.url, login.user, login.token, secrets=secrets,
+                                     **client_options)
     except PipelineError as exc:
         print(f"promote_trigger: {secrets.redact_text(exc.one_line())}", file=sys.stderr)
         return exc.exit_code

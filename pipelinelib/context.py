@@ -6,6 +6,9 @@ lazily (``ctx.engine`` imports docker-py on first use) so a job only pays for wh
 touches, and a test swaps one real component for another by passing its own in
 ``Context.adapters``. Every adapter is typed by its Protocol
 (``pipelinelib.adapters.protocols``); no step constructs one or takes one as a parameter.
+Each adapter is built here, into its Protocol's type, so the type check proves that every
+adapter satisfies its seam (a method renamed in an adapter or added to a Protocol fails
+``make lint`` here, not in a step at run time).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import structlog
@@ -53,6 +57,7 @@ class CIInfo:
     build_number: str = ""
     job: str = ""
     revision: str = ""
+    counter: str = ""  # GoCD: the pipeline instance's counter (GO_PIPELINE_COUNTER)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CIInfo:
@@ -81,6 +86,7 @@ class CIInfo:
                 build_number=env.get("GO_PIPELINE_LABEL", counter),
                 job=name,
                 revision=revision,
+                counter=counter,
             )
         try:
             user = getpass.getuser()
@@ -90,13 +96,71 @@ class CIInfo:
 
 
 @dataclass(frozen=True)
+class Login:
+    """A server's URL and our login there: an API token, or a user and password."""
+
+    url: str | None = None
+    user: str | None = None
+    token: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+def default_audit_spool(env: Mapping[str, str]) -> str:
+    """``$XDG_STATE_HOME/pipelinelib/audit-spool`` (``~/.local/state`` without it)."""
+    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "pipelinelib", "audit-spool")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where audit events go (``pipelinelib.records.audit`` lists the variables).
+
+    ``url`` never carries credentials: user and password given in it are moved to
+    ``user``/``password``. ``spool`` is where events wait while a sink is down.
+    """
+
+    file: str | None = None
+    url: str | None = None
+    index: str = ""
+    user: str = ""
+    password: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
+    spool: str = field(default_factory=lambda: default_audit_spool(os.environ))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AuditSettings:
+        url = env.get("PIPELINE_AUDIT_URL") or None
+        user = env.get("PIPELINE_AUDIT_USER", "")
+        password = env.get("PIPELINE_AUDIT_PASSWORD", "")
+        if url:
+            from urllib.parse import unquote, urlsplit
+
+            parts = urlsplit(url)
+            if parts.password:  # credentials in the URL: use them, never show them
+                user = user or unquote(parts.username or "")
+                password = password or unquote(parts.password)
+                url = clean_url(url)
+        return cls(file=env.get("PIPELINE_AUDIT_FILE") or None, url=url,
+                   index=env.get("PIPELINE_AUDIT_INDEX", ""), user=user, password=password,
+                   api_key=env.get("PIPELINE_AUDIT_API_KEY", ""),
+                   spool=env.get("PIPELINE_AUDIT_SPOOL") or default_audit_spool(env))
+
+
+@dataclass(frozen=True)
 class Credentials:
-    """Where the clusters are and how to log in to registries, read once per run.
+    """Where the clusters, registries, CI server and audit sinks are and how to log in to
+    them, read once per run.
 
     ``PIPELINE_KUBECONFIG`` (else ``KUBECONFIG``) and ``PIPELINE_KUBE_CONTEXT``; without a
     kubeconfig inside a pod (``KUBERNETES_SERVICE_HOST``) the in-cluster service account.
     ``PIPELINE_REGISTRY_USER``/``_PASSWORD`` for every registry; a build's env file may give
     other ones for its own registry (``Context.use_registry_credentials``).
+    The CI servers: ``PIPELINELIB_JENKINS_URL`` (else Jenkins' ``JENKINS_URL``),
+    ``PIPELINELIB_JENKINS_USER``, ``PIPELINELIB_JENKINS_TOKEN``; ``PIPELINELIB_GOCD_URL``
+    (else the agent's ``GO_SERVER_URL``), ``PIPELINELIB_GOCD_TOKEN``. The git server
+    (pull requests, commit statuses): ``PIPELINELIB_GITEA_URL``, ``PIPELINELIB_GITEA_TOKEN``
+    (or ``_USER`` and ``_PASSWORD``). The audit sinks: ``PIPELINE_AUDIT_*``
+    (``AuditSettings``).
     """
 
     kubeconfig: str | None = None
@@ -104,6 +168,10 @@ class Credentials:
     in_cluster: bool = False
     registry_user: str | None = None
     registry_password: str | None = field(default=None, repr=False)
+    jenkins: Login = field(default_factory=Login)
+    gocd: Login = field(default_factory=Login)
+    gitea: Login = field(default_factory=Login)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
@@ -115,7 +183,23 @@ class Credentials:
             in_cluster=not kubeconfig and bool(env.get("KUBERNETES_SERVICE_HOST")),
             registry_user=env.get("PIPELINE_REGISTRY_USER") or None,
             registry_password=env.get("PIPELINE_REGISTRY_PASSWORD") or None,
+            jenkins=Login(url=env.get("PIPELINELIB_JENKINS_URL") or env.get("JENKINS_URL")
+                          or None, user=env.get("PIPELINELIB_JENKINS_USER") or None,
+                          token=env.get("PIPELINELIB_JENKINS_TOKEN") or None),
+            gocd=Login(url=env.get("PIPELINELIB_GOCD_URL") or env.get("GO_SERVER_URL")
+                       or None, token=env.get("PIPELINELIB_GOCD_TOKEN") or None),
+            gitea=Login(url=env.get("PIPELINELIB_GITEA_URL") or None,
+                        user=env.get("PIPELINELIB_GITEA_USER") or None,
+                        token=env.get("PIPELINELIB_GITEA_TOKEN") or None,
+                        password=env.get("PIPELINELIB_GITEA_PASSWORD") or None),
+            audit=AuditSettings.from_env(env),
         )
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every password and token here (the context marks them secret)."""
+        return (self.registry_password, self.jenkins.token, self.gocd.token,
+                self.gitea.token, self.gitea.password, self.audit.password, self.audit.api_key)
 
 
 AdapterFactory = Callable[["Context"], Any]
@@ -149,7 +233,13 @@ class Context:
         default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.secrets.add(self.credentials.registry_password)
+        self.secrets.add(*self.credentials.secrets)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **fields: Any) -> Context:
+        """A context for the environment ``env`` (the CI server's variables and the
+        credentials) instead of this process's: who runs, and where everything is."""
+        return cls(ci=CIInfo.from_env(env), credentials=Credentials.from_env(env), **fields)
 
     def adapter(self, name: str) -> Any:
         """The adapter ``name``, created on first use from its factory."""
@@ -247,12 +337,16 @@ class Context:
                                 connect_timeout=connect_timeout)
 
     def git_server(self, url: str) -> tuple[GiteaClient | None, tuple[str, str] | None]:
-        """The git server hosting the repository at ``url`` (Gitea at
-        ``PIPELINELIB_GITEA_URL``, token ``PIPELINELIB_GITEA_TOKEN``, a secret from here on)
-        and its ``(owner, repo)``; ``(None, None)`` when the repository lives elsewhere."""
-        from pipelinelib.adapters.gitea import client_for_repo
+        """The git server hosting the repository at ``url`` (the Gitea of
+        ``credentials.gitea``) and its ``(owner, repo)``; ``(None, None)`` when the
+        repository lives elsewhere."""
+        from pipelinelib.adapters.gitea import GiteaClient, repository_on
 
-        return client_for_repo(url, secrets=self.secrets)
+        login = self.credentials.gitea
+        where = repository_on(login.url, url) if login.url else None
+        if where is None:
+            return None, None
+        return GiteaClient.login(login.url, login.user, login.token, login.password), where
 
     @property
     def ci_server(self) -> CIServer | None:
@@ -264,9 +358,14 @@ class Context:
 
     @property
     def audit_sinks(self) -> list[AuditSink]:
-        """Where audit events go (``PIPELINE_AUDIT_FILE``, ``PIPELINE_AUDIT_URL``...)."""
+        """Where audit events go (``credentials.audit``: a JSONL file, a search index)."""
         sinks: list[AuditSink] = self.adapter("audit")
         return sinks
+
+    @property
+    def audit_spool(self) -> Path:
+        """Where audit events wait while their sink is down (``credentials.audit.spool``)."""
+        return Path(self.credentials.audit.spool)
 
     @property
     def helm(self) -> Helm:
@@ -299,11 +398,13 @@ class Context:
         if name == "osv-scanner":
             from pipelinelib.adapters.osv_scanner import OsvScannerTool
 
-            return OsvScannerTool(binary)
+            osv: OsvScanner = OsvScannerTool(binary)
+            return osv
         if name == "clair":
             from pipelinelib.adapters.clair import ClairClient
 
-            return ClairClient(indexer, matcher)
+            clair: ClairScanner = ClairClient(indexer, matcher)
+            return clair
         raise KeyError(f"no scanner named {name!r}")
 
     @property
@@ -321,13 +422,13 @@ def adapter_factory(fn: AdapterFactory) -> AdapterFactory:
     return fn
 
 
-def _docker_from_env(ctx: Context) -> Any:
+def _docker_from_env(ctx: Context) -> Engine:
     from pipelinelib.adapters.docker_engine import DockerEngine
 
     return DockerEngine.from_env()
 
 
-def _kube_from_credentials(ctx: Context) -> Any:
+def _kube_from_credentials(ctx: Context) -> Kube:
     from pipelinelib.adapters.kube import KubeClient
 
     cred = ctx.credentials
@@ -336,25 +437,40 @@ def _kube_from_credentials(ctx: Context) -> Any:
     return KubeClient.from_kubeconfig(cred.kubeconfig, cred.kube_context)
 
 
-def _ci_server(ctx: Context) -> Any:
-    from pipelinelib.ci.reporter import reporter_for
+def _ci_server(ctx: Context) -> CIServer | None:
+    """The CI server running this job, to write back to: Jenkins (the build at
+    ``ci.build_url``) or GoCD (the pipeline instance ``ci.job``/``ci.counter``); None
+    without our API token there (a local run, a server not set up for write-back)."""
+    ci, cred, redact = ctx.ci, ctx.credentials, ctx.secrets.redact_text
+    if ci.provider == "jenkins" and cred.jenkins.token and ci.build_url:
+        from pipelinelib.adapters.jenkins import BuildRef, JenkinsClient
+        from pipelinelib.ci.reporter import JenkinsReporter
 
-    return reporter_for(ctx)
+        client = JenkinsClient.login(cred.jenkins.url, cred.jenkins.user, cred.jenkins.token,
+                                     secrets=ctx.secrets)
+        return JenkinsReporter(client, BuildRef.from_url(ci.build_url), redact)
+    if ci.provider == "gocd" and cred.gocd.token and ci.counter.isdigit():
+        from pipelinelib.adapters.gocd import GoCDClient
+        from pipelinelib.ci.reporter import GoCDReporter
+
+        gocd = GoCDClient.login(cred.gocd.url, cred.gocd.token, secrets=ctx.secrets)
+        return GoCDReporter(gocd, ci.job, int(ci.counter), redact)
+    return None
 
 
-def _audit_sinks(ctx: Context) -> Any:
-    from pipelinelib.records.audit import sinks_from_env
+def _audit_sinks(ctx: Context) -> list[AuditSink]:
+    from pipelinelib.records.audit import sinks_for
 
-    return sinks_from_env(os.environ, ctx.secrets)
+    return sinks_for(ctx.credentials.audit)
 
 
-def _helm(ctx: Context) -> Any:
+def _helm(ctx: Context) -> Helm:
     from pipelinelib.adapters.helm import HelmTool
 
     return HelmTool()
 
 
-def _http(ctx: Context) -> Any:
+def _http(ctx: Context) -> Http:
     from pipelinelib.adapters.http import HttpProbe
 
     return HttpProbe()

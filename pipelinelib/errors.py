@@ -20,6 +20,11 @@ Every error carries a one-line ``message`` (what happened), an optional ``cause`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Self
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -90,6 +95,13 @@ class BadInput(PipelineError):
             text = f"{text} (expected {expected})"
         super().__init__(text, hint=hint)
         self.source, self.field, self.line, self.expected = source, field, line, expected
+
+    @classmethod
+    def not_utf8(cls, exc: UnicodeDecodeError, *, source: str, expected: str) -> Self:
+        """Input that is not UTF-8 text, naming the first byte that is not."""
+        return cls(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                   f"{exc.start}); binary or another encoding", source=source,
+                   expected=expected)
 
 
 class Refused(BadInput):

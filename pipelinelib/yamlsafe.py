@@ -122,9 +122,7 @@ def read(source: str | bytes | Path, name: str | None = None,
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise YamlRefused(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                              f"{exc.start}); binary or another encoding", source=name,
-                              expected="a UTF-8 YAML file") from exc
+            raise YamlRefused.not_utf8(exc, source=name, expected="a UTF-8 YAML file") from exc
     return data.removeprefix("\ufeff"), name
 
 

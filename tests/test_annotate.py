@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pipelinelib.adapters.git_repo import GitRepo
-from pipelinelib.context import CIInfo, Context
+from pipelinelib.context import CIInfo, Context, Credentials
 from pipelinelib.errors import BadInput, StepFailed
 from pipelinelib.job import Job
 from pipelinelib.records import states
@@ -35,12 +35,14 @@ def world(tmp_path: Path) -> dict[str, Any]:
                     "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}}
 
 
-def make_ctx(revision: str, environment: str = "live", **adapters: Any) -> Context:
+def make_ctx(world: dict[str, Any], revision: str, environment: str = "live",
+             **adapters: Any) -> Context:
+    """deploy-dave's Jenkins run (no write-back token), auditing to the world's file."""
     ctx = Context(app="hello", environment=environment, revision=revision,
                   ci=CIInfo(provider="jenkins", user="deploy-dave",
                             build_url=f"https://ci:{PLANTED}@ci.example.org/job/deploy/7/",
                             build_number="7", job="deploy"),
-                  adapters=dict(adapters))
+                  credentials=Credentials.from_env(world["env"]), adapters=dict(adapters))
     ctx.secrets.add(PLANTED)
     return ctx
 
@@ -48,10 +50,10 @@ def make_ctx(revision: str, environment: str = "live", **adapters: Any) -> Conte
 def test_success_tags_notes_and_audits_once_and_a_rerun_writes_nothing(
         world: dict[str, Any]) -> None:
     sha = world["shas"][-1]
-    ctx = make_ctx(sha)
-    first = annotate_deployment(ctx, repo=world["repo"], digest=DIGEST, env=world["env"],
+    ctx = make_ctx(world, sha)
+    first = annotate_deployment(ctx, repo=world["repo"], digest=DIGEST,
                                 reason=f"release {PLANTED}")
-    again = annotate_deployment(ctx, repo=world["repo"], digest=DIGEST, env=world["env"])
+    again = annotate_deployment(ctx, repo=world["repo"], digest=DIGEST)
     assert first.changed and first.outputs["tag"] == "deployment-0001"
     assert first.outputs["state"] == "deployed"
     assert not again.changed and "already annotated" in again.summary
@@ -76,10 +78,10 @@ def failing_rollout(ctx: Context) -> Any:
 def test_failure_annotation_is_written_after_an_earlier_step_failed(
         world: dict[str, Any]) -> None:
     sha = world["shas"][0]
-    ctx = make_ctx(sha)
+    ctx = make_ctx(world, sha)
     with Job("deploy", ctx) as job:
         job.always(annotate_deployment, ctx, repo=world["repo"], digest=DIGEST,
-                   reason="rollout failed", env=world["env"])
+                   reason="rollout failed")
         job.run(failing_rollout, ctx)
     assert job.exit_code == 1 and "did not become ready" in job.error.message
     annotated = job.results[-1]
@@ -95,13 +97,13 @@ def test_failure_annotation_is_written_after_an_earlier_step_failed(
 
 
 def test_bad_input_is_refused_before_any_write(world: dict[str, Any]) -> None:
-    ctx = make_ctx(world["shas"][0])
+    ctx = make_ctx(world, world["shas"][0])
     for kwargs in ({"digest": "sha256:short"}, {"workload": "pod"},
                    {"workload": "deployment/hello"}, {"result": "maybe"}):
         with pytest.raises(BadInput):
-            annotate_deployment(ctx, repo=world["repo"], env=world["env"], **kwargs)
+            annotate_deployment(ctx, repo=world["repo"], **kwargs)
     with pytest.raises(BadInput, match="unknown revision"):
-        annotate_deployment(make_ctx("f" * 40), repo=world["repo"], env=world["env"])
+        annotate_deployment(make_ctx(world, "f" * 40), repo=world["repo"])
     assert git(world["origin"], "for-each-ref") .count("refs/") == 1  # only main
     assert not Path(world["env"]["PIPELINE_AUDIT_FILE"]).exists()
 
@@ -163,9 +165,9 @@ def test_workload_is_annotated_on_the_control_plane(
     try:
         kube.create(_deployment("hello", namespace), namespace)
         sha = world["shas"][-1]
-        ok = annotate_deployment(make_ctx(sha, kube=kube), repo=world["repo"], digest=DIGEST,
-                                 workload="deployment/hello", namespace=namespace,
-                                 env=world["env"])
+        ok = annotate_deployment(make_ctx(world, sha, kube=kube), repo=world["repo"],
+                                 digest=DIGEST, workload="deployment/hello",
+                                 namespace=namespace)
         live = kube.get("Deployment", "hello", namespace)
         notes = live["metadata"]["annotations"]
         assert notes["pipelinelib.dev/deployment-status"] == "Successfully Deployed (live)"
@@ -177,9 +179,10 @@ def test_workload_is_annotated_on_the_control_plane(
         template = live["spec"]["template"]["metadata"]  # metadata only: no new rollout
         assert "pipelinelib.dev/deployment-status" not in (template.get("annotations") or {})
         # the next deployment of another commit fails: the workload says so
-        failed = annotate_deployment(make_ctx(world["shas"][0], kube=kube), repo=world["repo"],
+        failed = annotate_deployment(make_ctx(world, world["shas"][0], kube=kube),
+                                     repo=world["repo"],
                                      digest=DIGEST, workload="deployment/hello",
-                                     namespace=namespace, job_failed=True, env=world["env"])
+                                     namespace=namespace, job_failed=True)
         notes = kube.get("Deployment", "hello", namespace)["metadata"]["annotations"]
         assert failed.outputs["result"] == "failure"
         assert notes["pipelinelib.dev/deployment-status"] == "Failed Deployment (live)"
@@ -196,8 +199,8 @@ def test_a_missing_workload_fails_the_step_but_git_and_audit_are_still_written(
     kube = KubeClient.from_kubeconfig(kube_env["KUBECONFIG"])
     sha = world["shas"][0]
     with pytest.raises(StepFailed, match="1 place") as raised:
-        annotate_deployment(make_ctx(sha, kube=kube), repo=world["repo"], digest=DIGEST,
-                            workload="deployment/nope", namespace="default", env=world["env"])
+        annotate_deployment(make_ctx(world, sha, kube=kube), repo=world["repo"], digest=DIGEST,
+                            workload="deployment/nope", namespace="default")
     assert any("kubernetes: deployment/nope not found" in e for e in raised.value.evidence)
     assert git(world["origin"], "tag", "-l") == "deployment-0001"
     [event] = read_jsonl(world["env"]["PIPELINE_AUDIT_FILE"])

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import responses
 
-from pipelinelib.context import CIInfo, Context
+from pipelinelib.context import Context
 from pipelinelib.records.audit import read_jsonl
 from pipelinelib.steps.annotate import annotate_deployment
 from tests.helpers.git import clone, git, make_origin
@@ -32,11 +32,11 @@ def test_failed_deployment_sets_the_jenkins_build_description(tmp_path: Path) ->
            "PIPELINELIB_JENKINS_USER": "deploy-bot", "PIPELINELIB_JENKINS_TOKEN": "jt-secret-77",
            "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = Context(app="hello", environment="live", revision=shas[-1], ci=CIInfo.from_env(env))
+    ctx = Context.from_env(env, app="hello", environment="live", revision=shas[-1])
     respond_as_build(JENKINS, BUILD, 23, "configSubmit")
 
     result = annotate_deployment(ctx, repo=repo, digest=DIGEST, job_failed=True,
-                                 reason="rollout timed out", env=env)
+                                 reason="rollout timed out")
 
     post = next(c.request for c in responses.calls if c.request.method == "POST")
     form = json.loads(parse_qs(post.body)["json"][0])

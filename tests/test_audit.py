@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -23,6 +22,7 @@ from tests.helpers.audit_sink import (
     zinc_search,
 )
 from tests.helpers.fakes import JSONHandler
+from tests.helpers.processes import run_at_once
 from tests.helpers.tools import tool_exports
 
 DIGEST = "sha256:" + "ab" * 32
@@ -93,9 +93,9 @@ def peer() -> Iterator[BulkPeer]:
 def test_event_records_who_what_where_from_to_and_redacts_secrets(tmp_path: Path) -> None:
     env = {"PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    event = record(audit_ctx(), "promotion", target="hello", result="success",
+    event = record(audit_ctx(env), "promotion", target="hello", result="success",
                    reason=f"approved, token {PLANTED}", digest=DIGEST, from_="staging",
-                   to="live", api_token="raw-token-value", note=PLANTED, env=env)
+                   to="live", api_token="raw-token-value", note=PLANTED)
     [doc] = read_jsonl(tmp_path / "audit.jsonl")
     assert doc["id"] == event.id
     assert (doc["action"], doc["target"], doc["result"]) == ("promotion", "hello", "success")
@@ -117,10 +117,9 @@ def test_bulk_sink_puts_the_index_template_then_indexes_ndjson(
     env = {"PIPELINE_AUDIT_URL": peer.url, "PIPELINE_AUDIT_INDEX": "deploys-audit",
            "PIPELINE_AUDIT_USER": "writer", "PIPELINE_AUDIT_PASSWORD": "pw-" + PLANTED,
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = audit_ctx()
-    first = record(ctx, "deployment", target="hello", result="success", digest=DIGEST, env=env)
-    second = record(ctx, "swap", target="hello", result="failure", reason="green not ready",
-                    env=env)
+    ctx = audit_ctx(env)
+    first = record(ctx, "deployment", target="hello", result="success", digest=DIGEST)
+    second = record(ctx, "swap", target="hello", result="failure", reason="green not ready")
     template = peer.templates["deploys-audit-template"]
     assert template["index_patterns"] == ["deploys-audit*"]
     props = template["template"]["mappings"]["properties"]
@@ -140,9 +139,9 @@ def test_outage_spools_events_and_the_next_run_delivers_them_in_order_once(
         tmp_path: Path, peer: BulkPeer) -> None:
     env = {"PIPELINE_AUDIT_URL": peer.url, "PIPELINE_AUDIT_FILE": str(tmp_path / "a.jsonl"),
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = audit_ctx()
+    ctx = audit_ctx(env)
     peer.fail_status = 503
-    down = [record(ctx, "deployment", target="hello", result="success", env=env)
+    down = [record(ctx, "deployment", target="hello", result="success")
             for _ in range(2)]
     for event in down:
         assert event.spooled and event.degraded
@@ -153,7 +152,7 @@ def test_outage_spools_events_and_the_next_run_delivers_them_in_order_once(
 
     peer.fail_status = None
     audit._TEMPLATES_DONE.clear()
-    back = record(ctx, "override", target="hello", result="overridden", reason="hot-fix", env=env)
+    back = record(ctx, "override", target="hello", result="overridden", reason="hot-fix")
     assert not back.spooled
     assert any("delivered 2 spooled" in w for w in back.warnings)
     assert set(peer.docs) == {down[0].id, down[1].id, back.id}
@@ -162,20 +161,20 @@ def test_outage_spools_events_and_the_next_run_delivers_them_in_order_once(
     assert times == sorted(times)
 
     # a flush repeated after the spool is empty indexes nothing twice
-    report = audit.flush(audit.sinks_from_env(env, ctx.secrets), audit.Spool(tmp_path / "spool"))
+    report = audit.flush(ctx.audit_sinks, audit.Spool(ctx.audit_spool))
     assert report.delivered == {} and len(peer.docs) == 3
 
 
 def test_an_event_the_server_refuses_for_good_is_set_aside_and_the_rest_delivered(
         tmp_path: Path, peer: BulkPeer) -> None:
     env = {"PIPELINE_AUDIT_URL": peer.url, "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = audit_ctx()
+    ctx = audit_ctx(env)
     peer.fail_status = 503
-    spooled = [record(ctx, "swap", target=t, result="success", env=env)
+    spooled = [record(ctx, "swap", target=t, result="success")
                for t in ("hello", "poison", "world")]
     peer.fail_status = None
     audit._TEMPLATES_DONE.clear()
-    last = record(ctx, "swap", target="last", result="success", env=env)
+    last = record(ctx, "swap", target="last", result="success")
     assert set(peer.docs) == {spooled[0].id, spooled[2].id, last.id}
     [aside] = list((tmp_path / "spool" / "rejected").glob("*/*.json"))
     assert spooled[1].id in aside.name
@@ -184,8 +183,8 @@ def test_an_event_the_server_refuses_for_good_is_set_aside_and_the_rest_delivere
 
 def test_unreachable_server_spools_instead_of_failing(tmp_path: Path) -> None:
     env = {"PIPELINE_AUDIT_URL": "http://127.0.0.1:9/", "PIPELINE_AUDIT_SPOOL": str(tmp_path)}
-    event = record(audit_ctx(), "refusal", target="hello", result="refused",
-                   reason="no approval", env=env)
+    event = record(audit_ctx(env), "refusal", target="hello", result="refused",
+                   reason="no approval")
     assert event.spooled and not event.delivered
     [path] = list(tmp_path.glob("*/*.json"))
     assert json.loads(path.read_text())["id"] == event.id
@@ -193,21 +192,15 @@ def test_unreachable_server_spools_instead_of_failing(tmp_path: Path) -> None:
 
 def _write_many(path: str, worker: int, count: int) -> None:
     env = {"PIPELINE_AUDIT_FILE": path, "PIPELINE_AUDIT_SPOOL": path + ".spool"}
-    ctx = audit_ctx()
+    ctx = audit_ctx(env)
     for i in range(count):
         record(ctx, "deployment", target=f"app-{worker}", result="success",
-               reason="x" * 3000, seq=i, env=env)
+               reason="x" * 3000, seq=i)
 
 
 def test_concurrent_writers_keep_every_jsonl_line_whole(tmp_path: Path) -> None:
     path = str(tmp_path / "audit.jsonl")
-    procs = [multiprocessing.get_context("spawn").Process(target=_write_many, args=(path, w, 40))
-             for w in range(3)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(60)
-        assert proc.exitcode == 0
+    run_at_once(_write_many, [(path, w, 40) for w in range(3)], timeout_s=60)
     lines = Path(path).read_text().splitlines()
     events = [json.loads(line) for line in lines]  # a torn line would not parse
     assert len(events) == 120
@@ -244,9 +237,9 @@ def test_events_land_in_zincsearch_through_bulk_with_the_template(
     env = {"PIPELINE_AUDIT_URL": zincsearch, "PIPELINE_AUDIT_INDEX": "pipeline-audit-zt1",
            "PIPELINE_AUDIT_USER": ZINC_USER, "PIPELINE_AUDIT_PASSWORD": ZINC_PASSWORD,
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
-    ctx = audit_ctx()
+    ctx = audit_ctx(env)
     event = record(ctx, "swap", target="hello", result="success", reason=f"go {PLANTED}",
-                   from_="blue", to="green", digest=DIGEST, env=env)
+                   from_="blue", to="green", digest=DIGEST)
     assert event.delivered and not event.degraded
     [doc] = zinc_search(zincsearch, "pipeline-audit-zt1", 1, {"term": {"id": event.id}})
     assert (doc["action"], doc["from"], doc["to"], doc["digest"]) == ("swap", "blue", "green",
@@ -266,17 +259,17 @@ def test_events_spooled_during_an_outage_reach_zincsearch_once_it_answers(
            "PIPELINE_AUDIT_USER": ZINC_USER, "PIPELINE_AUDIT_PASSWORD": ZINC_PASSWORD,
            "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool"),
            "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")}
-    ctx = audit_ctx()
+    ctx = audit_ctx(env)
     zinc.stop()  # the outage
     try:
-        lost = [record(ctx, "refusal", target="hello", result="refused", reason="no approval",
-                       env=env) for _ in range(2)]
+        lost = [record(ctx, "refusal", target="hello", result="refused", reason="no approval")
+                for _ in range(2)]
     finally:
         zinc.start()
     for event in lost:
         assert event.spooled == [f"index pipeline-audit-zt2 at {zinc.url}"]
         assert event.delivered == [f"file {tmp_path / 'audit.jsonl'}"]
-    later = record(ctx, "deployment", target="hello", result="success", env=env)
+    later = record(ctx, "deployment", target="hello", result="success")
     assert later.delivered and any("delivered 2 spooled" in w for w in later.warnings)
     found = zinc_search(zinc.url, "pipeline-audit-zt2", 3)
     assert sorted(d["id"] for d in found) == sorted(e.id for e in (*lost, later))

@@ -90,19 +90,58 @@ def test_tool_adapters_satisfy_their_seams():
     assert ctx.helm is ctx.helm, "created once"
 
 
-def test_the_ci_server_is_built_once_by_the_context_and_none_without_a_token(monkeypatch):
+def test_the_ci_server_is_built_once_by_the_context_and_none_without_a_token():
     from pipelinelib.context import CIInfo
 
     jenkins = CIInfo(provider="jenkins", user="rita", build_number="42", job="deploy",
                      build_url="https://ci.example.org/job/deploy/42/")
-    monkeypatch.setenv("JENKINS_URL", "https://ci.example.org/")
-    monkeypatch.setenv("PIPELINELIB_JENKINS_USER", "rita")
-    monkeypatch.setenv("PIPELINELIB_JENKINS_TOKEN", "planted-ci-tok3n")
-    ctx = Context(ci=jenkins)
+    login = {"JENKINS_URL": "https://ci.example.org/", "PIPELINELIB_JENKINS_USER": "rita",
+             "PIPELINELIB_JENKINS_TOKEN": "planted-ci-tok3n"}
+    ctx = Context(ci=jenkins, credentials=Credentials.from_env(login))
+    assert "planted-ci-tok3n" not in repr(ctx.credentials)
     server = ctx.ci_server
     assert server is not None and server.where == "jenkins"
     assert ctx.ci_server is server, "one client for the whole run"
     assert "planted-ci-tok3n" not in ctx.secrets.redact_text("token planted-ci-tok3n")
-    monkeypatch.delenv("PIPELINELIB_JENKINS_TOKEN")
-    assert Context(ci=jenkins).ci_server is None
-    assert Context(ci=CIInfo(provider="local", user="me")).ci_server is None
+    no_token = {k: v for k, v in login.items() if k != "PIPELINELIB_JENKINS_TOKEN"}
+    assert Context(ci=jenkins, credentials=Credentials.from_env(no_token)).ci_server is None
+    assert Context(ci=CIInfo(provider="local", user="me"),
+                   credentials=Credentials.from_env(login)).ci_server is None
+
+
+def test_every_login_is_read_once_and_every_password_and_token_is_a_secret(tmp_path):
+    planted = {"registry": "planted-reg-pw", "jenkins": "planted-jenkins-tok",
+               "gocd": "planted-gocd-tok", "gitea": "planted-gitea-tok",
+               "audit-key": "planted-audit-key",
+               "audit-url": "planted-url-pw"}
+    env = {"PIPELINE_REGISTRY_USER": "ci", "PIPELINE_REGISTRY_PASSWORD": planted["registry"],
+           "JENKINS_URL": "https://ci.example.org/", "PIPELINELIB_JENKINS_USER": "bot",
+           "PIPELINELIB_JENKINS_TOKEN": planted["jenkins"],
+           "GO_SERVER_URL": "https://gocd.example.org/go",
+           "PIPELINELIB_GOCD_TOKEN": planted["gocd"],
+           "PIPELINELIB_GITEA_URL": "https://git.example.org",
+           "PIPELINELIB_GITEA_TOKEN": planted["gitea"],
+           "PIPELINE_AUDIT_URL": f"https://writer:{planted['audit-url']}@audit.example.org:9200",
+           "PIPELINE_AUDIT_API_KEY": planted["audit-key"],
+           "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+    ctx = Context.from_env(env)
+    cred = ctx.credentials
+    assert (cred.jenkins.url, cred.jenkins.user) == ("https://ci.example.org/", "bot")
+    assert cred.gocd.url == "https://gocd.example.org/go"
+    # the audit URL's own login is used, and never shown
+    assert cred.audit.url == "https://audit.example.org:9200"
+    assert (cred.audit.user, cred.audit.password) == ("writer", planted["audit-url"])
+    assert ctx.audit_spool == tmp_path / "spool"
+    assert [s.name for s in ctx.audit_sinks] == [
+        f"file {tmp_path / 'audit.jsonl'}", "index pipeline-audit at https://audit.example.org:9200"]
+    shown = repr(cred) + ctx.secrets.redact_text(" ".join(planted.values()))
+    for value in planted.values():
+        assert value in ctx.secrets and value not in shown
+    # the git server: a repository on the configured Gitea, and one elsewhere
+    client, where = ctx.git_server("https://git.example.org/team/web.git")
+    assert client is not None and client.url == "https://git.example.org"
+    assert where == ("team", "web")
+    assert ctx.git_server("https://github.com/team/web.git") == (None, None)
+    assert Context.from_env({}).git_server("https://git.example.org/team/web.git") == (None,
+                                                                                        None)

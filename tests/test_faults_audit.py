@@ -97,8 +97,8 @@ def test_zincsearch_refusing_one_event_of_a_batch_sets_it_aside_and_delivers_the
     spool_dir = tmp_path / "spool"
     env = {"PIPELINE_AUDIT_URL": "http://127.0.0.1:9/", "PIPELINE_AUDIT_INDEX": index,
            "PIPELINE_AUDIT_SPOOL": str(spool_dir)}
-    ctx = audit_ctx()
-    down = [audit.record(ctx, "swap", target=f"app-{i}", result="success", env=env)
+    ctx = audit_ctx(env)
+    down = [audit.record(ctx, "swap", target=f"app-{i}", result="success")
             for i in range(4)]
     assert all(e.spooled for e in down)
     # the second event is one the server refuses for good: a timestamp it cannot parse
@@ -109,7 +109,7 @@ def test_zincsearch_refusing_one_event_of_a_batch_sets_it_aside_and_delivers_the
     # the spool belongs to the URL it was written for: move it to the real sink's folder
     real = {**env, "PIPELINE_AUDIT_URL": sink.url, "PIPELINE_AUDIT_USER": ZINC_USER,
             "PIPELINE_AUDIT_PASSWORD": ZINC_PASSWORD}
-    [sink_obj] = audit.sinks_from_env(real, ctx.secrets)
+    [sink_obj] = audit_ctx(real).audit_sinks
     target = spool_dir / sink_obj.key
     target.mkdir()
     for path in spool_dir.glob("bulk-*/*.json"):

@@ -484,12 +484,14 @@ def test_encrypt_returns_the_ciphertext_for_secure_variables() -> None:
                         value)
 
 
-def test_from_env_reads_the_agent_url_and_registers_the_token() -> None:
+def test_login_takes_the_agent_url_and_registers_the_token() -> None:
+    from pipelinelib.context import Credentials
     from pipelinelib.secrets import Secrets
 
     with pytest.raises(BadInput, match="PIPELINELIB_GOCD_URL"):
-        GoCDClient.from_env({})
+        GoCDClient.login(None, None)
     secrets = Secrets()
-    client = GoCDClient.from_env({"GO_SERVER_URL": GO + "/", "PIPELINELIB_GOCD_TOKEN": "tok-9999"},
-                                 secrets=secrets)
+    login = Credentials.from_env({"GO_SERVER_URL": GO + "/",
+                                  "PIPELINELIB_GOCD_TOKEN": "tok-9999"}).gocd
+    client = GoCDClient.login(login.url, login.token, secrets=secrets)
     assert client.url == GO and "tok-9999" in secrets

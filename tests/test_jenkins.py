@@ -353,13 +353,16 @@ def test_build_urls_and_job_paths_round_trip_folders() -> None:
         BuildRef.from_url("https://ci.example.org/view/all/")
 
 
-def test_from_env_needs_a_url_and_registers_the_token_as_a_secret() -> None:
+def test_login_needs_a_url_and_registers_the_token_as_a_secret() -> None:
+    from pipelinelib.context import Credentials
+
     with pytest.raises(BadInput, match="PIPELINELIB_JENKINS_URL"):
-        JenkinsClient.from_env({})
+        JenkinsClient.login(None, None, None)
     secrets = Secrets()
-    built = JenkinsClient.from_env({"JENKINS_URL": URL, "PIPELINELIB_JENKINS_USER": "rita",
-                                    "PIPELINELIB_JENKINS_TOKEN": "tok-456"}, secrets=secrets)
-    assert built.url == URL and "tok-456" in secrets
+    login = Credentials.from_env({"JENKINS_URL": URL, "PIPELINELIB_JENKINS_USER": "rita",
+                                  "PIPELINELIB_JENKINS_TOKEN": "tok-456"}).jenkins
+    built = JenkinsClient.login(login.url, login.user, login.token, secrets=secrets)
+    assert built.url == URL and built.username == "rita" and "tok-456" in secrets
 
 
 # -- jobs/promote_trigger.py -----------------------------------------------------------------

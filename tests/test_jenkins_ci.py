@@ -11,12 +11,7 @@ from urllib.parse import parse_qs
 
 import responses
 
-from pipelinelib.ci.reporter import (
-    GoCDReporter,
-    JenkinsReporter,
-    outcome_text,
-    reporter_for,
-)
+from pipelinelib.ci.reporter import GoCDReporter, JenkinsReporter, outcome_text
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.secrets import Secrets
 from tests.helpers.jenkins_api import respond_as_build
@@ -34,8 +29,9 @@ GOCD_ENV = {"GO_SERVER_URL": GO, "GO_PIPELINE_NAME": "hello", "GO_PIPELINE_COUNT
 
 
 def ctx_for(env: dict[str, str], secrets: Secrets | None = None) -> Context:
-    return Context(app="hello", environment="staging", ci=CIInfo.from_env(env),
-                   secrets=secrets or Secrets())
+    """A run of the CI server whose variables are ``env``; its ``ci_server`` is the reporter."""
+    return Context.from_env(env, app="hello", environment="staging",
+                            secrets=secrets or Secrets())
 
 
 def test_outcome_texts_are_the_seed_003_annotations() -> None:
@@ -45,17 +41,16 @@ def test_outcome_texts_are_the_seed_003_annotations() -> None:
 
 
 def test_no_reporter_without_a_ci_server_or_credentials() -> None:
-    assert reporter_for(ctx_for({}), {}) is None
+    assert ctx_for({}).ci_server is None
     without_token = {k: v for k, v in JENKINS_ENV.items() if k != "PIPELINELIB_JENKINS_TOKEN"}
-    assert reporter_for(ctx_for(without_token), without_token) is None
-    assert reporter_for(ctx_for({**GOCD_ENV, "PIPELINELIB_GOCD_TOKEN": ""}),
-                        {**GOCD_ENV, "PIPELINELIB_GOCD_TOKEN": ""}) is None
+    assert ctx_for(without_token).ci_server is None
+    assert ctx_for({**GOCD_ENV, "PIPELINELIB_GOCD_TOKEN": ""}).ci_server is None
 
 
 @responses.activate
 def test_jenkins_build_description_is_set_once_and_redacted() -> None:
     secrets = Secrets(["hunter2-password"])
-    reporter = reporter_for(ctx_for(JENKINS_ENV, secrets), JENKINS_ENV)
+    reporter = ctx_for(JENKINS_ENV, secrets).ci_server
     assert isinstance(reporter, JenkinsReporter)
     assert (reporter.build.job, reporter.build.number) == ("apps/hello", 17)
     assert "jenkins-token-1" in secrets
@@ -72,7 +67,7 @@ def test_jenkins_build_description_is_set_once_and_redacted() -> None:
 
 @responses.activate
 def test_gocd_instance_comment_names_the_outcome() -> None:
-    reporter = reporter_for(ctx_for(GOCD_ENV), GOCD_ENV)
+    reporter = ctx_for(GOCD_ENV).ci_server
     assert isinstance(reporter, GoCDReporter)
     assert (reporter.pipeline, reporter.counter) == ("hello", 8)
     responses.add(responses.GET, f"{GO}/api/pipelines/hello/8",
@@ -97,5 +92,5 @@ def test_the_identity_the_vars_pass_is_the_one_the_library_reads() -> None:
     assert (ci.provider, ci.user, ci.build_url, ci.build_number, ci.job, ci.revision) == (
         "jenkins", "alice", BUILD, "17", "apps/hello", env["GIT_COMMIT"])
     gocd = CIInfo.from_env(GOCD_ENV)
-    assert (gocd.provider, gocd.user, gocd.job, gocd.build_number) == (
-        "gocd", "rita", "hello", "8-abc12345")
+    assert (gocd.provider, gocd.user, gocd.job, gocd.build_number, gocd.counter) == (
+        "gocd", "rita", "hello", "8-abc12345", "8")

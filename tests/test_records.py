@@ -12,6 +12,7 @@ from pipelinelib.adapters.git_repo import GitRepo
 from pipelinelib.errors import Refused, Unreachable
 from pipelinelib.records import format as fmt
 from pipelinelib.records import states, tags
+from tests.helpers import processes
 from tests.helpers.git import clone, git, make_origin
 
 DIGEST = "sha256:" + "cd" * 32
@@ -78,16 +79,9 @@ def _tag_many(path: str, shas: list[str], worker: int, out: multiprocessing.Queu
 def test_two_processes_tagging_at_once_get_unique_numbers(
         tmp_path: Path, world: tuple[Path, list[str]]) -> None:
     origin, shas = world
-    mp = multiprocessing.get_context("spawn")
-    out = mp.Queue()
-    procs = [mp.Process(target=_tag_many,
-                        args=(str(clone(tmp_path, origin, f"c{w}")), shas * 2, w, out))
-             for w in range(2)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(120)
-        assert proc.exitcode == 0
+    out = processes.queue()
+    processes.run_at_once(_tag_many, [(str(clone(tmp_path, origin, f"c{w}")), shas * 2, w, out)
+                                      for w in range(2)], timeout_s=120)
     results = [out.get(timeout=5) for _ in range(12)]
     names = sorted(name for _, name, _ in results)
     assert names == [f"deployment-{n:04d}" for n in range(1, 13)]
@@ -138,15 +132,8 @@ def _note_many(path: str, shas: list[str], worker: int) -> None:
 
 def test_racing_note_writers_lose_no_write(tmp_path: Path, world: tuple[Path, list[str]]) -> None:
     origin, shas = world
-    mp = multiprocessing.get_context("spawn")
-    procs = [mp.Process(target=_note_many,
-                        args=(str(clone(tmp_path, origin, f"c{w}")), shas * 3, w))
-             for w in range(2)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(120)
-        assert proc.exitcode == 0
+    processes.run_at_once(_note_many, [(str(clone(tmp_path, origin, f"c{w}")), shas * 3, w)
+                                       for w in range(2)], timeout_s=120)
     repo = GitRepo.open(clone(tmp_path, origin, "check"))
     states.fetch_notes(repo)
     notes = states.read_all(repo)

@@ -11,7 +11,7 @@ two writers racing for the same ref never clobber each other: the loser gets
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 import git
 from gitdb.base import IStream
 
+from pipelinelib.adapters import process
 from pipelinelib.errors import BadInput, StepFailed, TransientError, Unreachable
 from pipelinelib.retry import transient_retry
 
@@ -90,13 +91,18 @@ class GitRepo:
         return cls(repo, remote)
 
     @classmethod
-    def clone(cls, url: str, target: str | os.PathLike[str], branch: str) -> GitRepo:
-        """A full clone of ``url`` at ``branch`` into ``target`` (remote ``origin``), with
-        a fallback identity configured when none is; ``NoSuchBranch`` when ``url`` lacks
+    def clone(cls, url: str, target: str | os.PathLike[str], branch: str | None = None, *,
+              checkout: bool = True) -> GitRepo:
+        """A full clone of ``url`` (at ``branch``, else the remote's default branch; without
+        a work tree when ``checkout`` is false) into ``target`` (remote ``origin``), with a
+        fallback identity configured when none is; ``NoSuchBranch`` when ``url`` lacks
         ``branch``, ``Unreachable`` when it does not answer."""
+        options: dict[str, Any] = {"branch": branch} if branch else {}
+        if not checkout:
+            options["no_checkout"] = True
         try:
-            repo = git.Repo.clone_from(url, target, branch=branch,
-                                       env={"GIT_TERMINAL_PROMPT": "0"})
+            repo = git.Repo.clone_from(url, target, env={"GIT_TERMINAL_PROMPT": "0"},
+                                       **options)
         except git.GitCommandError as exc:
             text = _stderr(exc)
             if "Remote branch" in text and "not found" in text:
@@ -105,11 +111,15 @@ class GitRepo:
             raise _translate("clone", url, exc) from exc
         cloned = cls(repo, "origin")
         if cloned._env:
-            with repo.config_writer() as writer:
-                writer.set_value("user", "name", "pipelinelib")
-                writer.set_value("user", "email", "pipelinelib@localhost")
-            cloned._env = {}
+            cloned.set_identity("pipelinelib", "pipelinelib@localhost")
         return cloned
+
+    def set_identity(self, name: str, email: str) -> None:
+        """Commit as ``name <email>`` in this clone (``user.name``/``user.email``)."""
+        with self.repo.config_writer() as writer:
+            writer.set_value("user", "name", name)
+            writer.set_value("user", "email", email)
+        self._env = {}
 
     @property
     def path(self) -> Path:
@@ -126,6 +136,19 @@ class GitRepo:
             return str(self.repo.git.execute(["git", *args], env=self._env, **kwargs))
         except git.GitCommandError as exc:
             raise StepFailed(f"git {args[0]} failed", cause=_stderr(exc)) from exc
+
+    def plumbing(self, *args: str, cwd: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> process.Finished:
+        """``git ARGS`` in this clone (or ``cwd``, one of its worktrees), for plumbing a
+        caller composes itself (the queue's rebases, worktrees and lock commits): never a
+        prompt, ``env`` on top of this process's; the exit code is the caller's to judge."""
+        full = {**os.environ, **self._env, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+        full.pop("GIT_DIR", None)
+        full.pop("GIT_WORK_TREE", None)
+        try:
+            return process.run(["git", *args], cwd=Path(cwd) if cwd else self.path, env=full)
+        except process.CannotRun as exc:
+            raise StepFailed(f"git {args[0] if args else ''} failed", cause=str(exc)) from exc
 
     def resolve(self, rev: str, field: str = "revision") -> str:
         """The full SHA of the commit ``rev`` names; BadInput when it names none."""

@@ -130,24 +130,18 @@ class GiteaClient:
         self._auth = (token, username, password)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], secrets: Any = None, **kwargs: Any) -> GiteaClient:
-        """From ``PIPELINELIB_GITEA_URL`` and ``PIPELINELIB_GITEA_TOKEN`` (or
-        ``PIPELINELIB_GITEA_USER`` + ``PIPELINELIB_GITEA_PASSWORD``)."""
-        url = env.get("PIPELINELIB_GITEA_URL", "")
+    def login(cls, url: str | None, user: str | None, token: str | None,
+              password: str | None, **kwargs: Any) -> GiteaClient:
+        """Logged in to ``url`` with an access token, or a user and password (the
+        context's ``Credentials.gitea``: ``PIPELINELIB_GITEA_URL``, ``_TOKEN``, ``_USER``,
+        ``_PASSWORD``, already secrets there). BadInput without a URL or a login."""
         if not url:
             raise BadInput("no git server configured", field="PIPELINELIB_GITEA_URL",
                            expected="the Gitea base URL, e.g. https://git.example.org")
-        token = env.get("PIPELINELIB_GITEA_TOKEN") or None
-        user = env.get("PIPELINELIB_GITEA_USER") or None
-        password = env.get("PIPELINELIB_GITEA_PASSWORD") or None
         if not token and not (user and password):
             raise BadInput("no git server credentials", field="PIPELINELIB_GITEA_TOKEN",
                            expected="an access token, or PIPELINELIB_GITEA_USER and "
                                     "PIPELINELIB_GITEA_PASSWORD")
-        if secrets is not None:
-            for value in (token, password):
-                if value:
-                    secrets.add(value)
         return cls(url, token=token, username=user, password=password, **kwargs)
 
     def as_user(self, user: str) -> GiteaClient:
@@ -387,25 +381,18 @@ class GiteaClient:
         return StepFailed(f"Gitea answered {status} for {what}", cause=message[:300] or None)
 
 
-def client_for_repo(url: str, env: Mapping[str, str] | None = None, secrets: Any = None
-                    ) -> tuple[GiteaClient | None, tuple[str, str] | None]:
-    """The client and ``(owner, repo)`` when the git URL ``url`` lives on the configured
-    Gitea (``PIPELINELIB_GITEA_URL``); ``(None, None)`` otherwise."""
-    import os
+def repository_on(server: str, url: str) -> tuple[str, str] | None:
+    """``(owner, repo)`` when the git URL ``url`` lives on the Gitea at ``server``."""
     from urllib.parse import urlsplit
 
-    env = os.environ if env is None else env
-    base = env.get("PIPELINELIB_GITEA_URL", "").rstrip("/")
-    if not base:
-        return None, None
-    parts, server = urlsplit(url), urlsplit(base)
-    if parts.hostname != server.hostname or parts.port != server.port:
-        return None, None
-    path = parts.path[len(server.path):] if parts.path.startswith(server.path) else parts.path
+    parts, base = urlsplit(url), urlsplit(server.rstrip("/"))
+    if parts.hostname != base.hostname or parts.port != base.port:
+        return None
+    path = parts.path[len(base.path):] if parts.path.startswith(base.path) else parts.path
     segments = [s for s in path.strip("/").removesuffix(".git").split("/") if s]
     if len(segments) != 2:
-        return None, None
-    return GiteaClient.from_env(env, secrets), (segments[0], segments[1])
+        return None
+    return segments[0], segments[1]
 
 
 def _message(response: requests.Response) -> str:

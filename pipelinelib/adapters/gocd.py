@@ -90,14 +90,15 @@ class GoCDClient:
         self.log = structlog.get_logger("pipelinelib.gocd").bind(gocd=self.url)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], secrets: Any = None, **kwargs: Any) -> GoCDClient:
-        """From ``PIPELINELIB_GOCD_URL`` (or the agent's ``GO_SERVER_URL``) and
-        ``PIPELINELIB_GOCD_TOKEN`` (a personal access token)."""
-        url = env.get("PIPELINELIB_GOCD_URL") or env.get("GO_SERVER_URL")
+    def login(cls, url: str | None, token: str | None, *, secrets: Any = None,
+              **kwargs: Any) -> GoCDClient:
+        """Logged in to ``url`` with a personal access token (the context's
+        ``Credentials.gocd``: ``PIPELINELIB_GOCD_URL`` or the agent's ``GO_SERVER_URL``,
+        ``PIPELINELIB_GOCD_TOKEN``); the token is one of ``secrets``. BadInput without a
+        URL."""
         if not url:
             raise BadInput("no GoCD server configured", field="PIPELINELIB_GOCD_URL",
                            expected="the server URL, e.g. https://gocd.example.org/go")
-        token = env.get("PIPELINELIB_GOCD_TOKEN") or None
         if secrets is not None and token:
             secrets.add(token)
         return cls(url, token=token, **kwargs)

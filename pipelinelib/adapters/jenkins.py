@@ -146,18 +146,19 @@ class JenkinsClient:
         self.log = structlog.get_logger("pipelinelib.jenkins").bind(jenkins=self.url)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], secrets: Any = None, **kwargs: Any) -> JenkinsClient:
-        """From ``PIPELINELIB_JENKINS_URL`` (or Jenkins' own ``JENKINS_URL``),
-        ``PIPELINELIB_JENKINS_USER`` and ``PIPELINELIB_JENKINS_TOKEN`` (an API token)."""
-        url = env.get("PIPELINELIB_JENKINS_URL") or env.get("JENKINS_URL")
+    def login(cls, url: str | None, user: str | None, token: str | None, *,
+              secrets: Any = None, **kwargs: Any) -> JenkinsClient:
+        """Logged in to ``url`` as ``user`` with an API token (the context's
+        ``Credentials.jenkins``: ``PIPELINELIB_JENKINS_URL`` or Jenkins' own
+        ``JENKINS_URL``, ``PIPELINELIB_JENKINS_USER``, ``PIPELINELIB_JENKINS_TOKEN``); the
+        token is one of ``secrets``. BadInput without a URL."""
         if not url:
             raise BadInput("no Jenkins server configured", field="PIPELINELIB_JENKINS_URL",
                            expected="the Jenkins URL, e.g. https://ci.example.org/")
-        token = env.get("PIPELINELIB_JENKINS_TOKEN") or None
         if secrets is not None and token:
             secrets.add(token)
             kwargs.setdefault("redact", secrets.redact_text)
-        return cls(url, env.get("PIPELINELIB_JENKINS_USER") or None, token, **kwargs)
+        return cls(url, user, token, **kwargs)
 
     # -- trigger and follow ------------------------------------------------------------------
     def trigger(self, job: str, parameters: Mapping[str, str] | None = None) -> int:

@@ -2,11 +2,11 @@
 
 Steps, pipelines and the concept packages type what they reach through the context
 (``ctx.kube``, ``ctx.engine``, ``ctx.registry(host)``, ``ctx.git(path)``,
-``ctx.database(dsn)``, ``ctx.ci_server``, ``ctx.audit``, ``ctx.helm``, ``ctx.scanner(name)``,
-``ctx.http``)
-with these Protocols, never with a concrete adapter class or a third-party type. Each
-Protocol lists only the methods callers use; the adapters in this package satisfy them
-structurally (no inheritance), and a test may pass any object that does too.
+``ctx.database(dsn)``, ``ctx.ci_server``, ``ctx.audit_sinks``, ``ctx.helm``,
+``ctx.scanner(name)``, ``ctx.http``) with these Protocols, never with a concrete adapter
+class or a third-party type. Each Protocol lists only the methods callers use; the adapters
+in this package satisfy them structurally (no inheritance), and a test may pass any object
+that does too.
 
 Every method raises only pipelinelib's own errors (``pipelinelib.errors``): adapters
 translate third-party exceptions at this boundary.
@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from pipelinelib.adapters.process import Finished
 
 __all__ = [
     "AuditSink", "CIServer", "ClairScanner", "CommitRecord", "Database", "Engine",
@@ -210,6 +213,11 @@ class GitRepository(Protocol):
     def path(self) -> Path: ...
 
     def resolve(self, rev: str, field: str = "revision") -> str: ...
+
+    def set_identity(self, name: str, email: str) -> None: ...
+
+    def plumbing(self, *args: str, cwd: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> Finished: ...
 
     def file_at(self, rev: str, path: str | os.PathLike[str]) -> bytes | None: ...
 

@@ -9,16 +9,17 @@ credentials all come from the environment the CI server sets, plus our API crede
     GoCD     GO_PIPELINE_NAME, GO_PIPELINE_COUNTER, GO_SERVER_URL (or PIPELINELIB_GOCD_URL),
              PIPELINELIB_GOCD_TOKEN
 
-Without credentials there is nothing to write with: ``reporter_for`` returns None and the
-caller reports that as skipped (a local run, or a CI server not set up for write-back).
+The context builds the reporter once, from the credentials it resolved (``ctx.ci_server``,
+typed ``adapters.protocols.CIServer``). Without credentials there is nothing to write with:
+``ctx.ci_server`` is None and the caller reports that as skipped (a local run, or a CI server
+not set up for write-back).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 SUCCESS_TEXT = "Successfully Deployed"
 FAILURE_TEXT = "Failed Deployment"
@@ -36,14 +37,6 @@ def outcome_title(success: bool, app: str = "", environment: str = "", tag: str 
     """A short build title: ``✓ web → live deployment-0007`` / ``✗ web → live``."""
     where = " → ".join(part for part in (app, environment) if part)
     return " ".join(part for part in ("✓" if success else "✗", where, tag) if part)
-
-
-class CIReporter(Protocol):
-    """Writes one line about this run into the CI server; returns the actions taken."""
-
-    where: str
-
-    def annotate(self, text: str, title: str | None = None) -> list[str]: ...
 
 
 @dataclass
@@ -75,30 +68,3 @@ class GoCDReporter:
     def annotate(self, text: str, title: str | None = None) -> list[str]:
         """GoCD has no per-run title: ``title`` is not used."""
         return self.client.comment(self.pipeline, self.counter, self.redact(text))
-
-
-def reporter_for(ctx: Any, env: Mapping[str, str] | None = None) -> CIReporter | None:
-    """The reporter for the CI server running this job, or None (local run, no credentials).
-
-    Raises BadInput when the CI server's own variables are malformed.
-    """
-    env = os.environ if env is None else env
-    provider = ctx.ci.provider
-    secrets = getattr(ctx, "secrets", None)
-    redact = secrets.redact_text if secrets is not None else str
-    if provider == "jenkins":
-        if not env.get("PIPELINELIB_JENKINS_TOKEN") or not ctx.ci.build_url:
-            return None
-        from pipelinelib.adapters.jenkins import BuildRef, JenkinsClient
-
-        client = JenkinsClient.from_env(env, secrets=secrets)
-        return JenkinsReporter(client, BuildRef.from_url(ctx.ci.build_url), redact)
-    if provider == "gocd":
-        counter = env.get("GO_PIPELINE_COUNTER", "")
-        if not env.get("PIPELINELIB_GOCD_TOKEN") or not counter.isdigit():
-            return None
-        from pipelinelib.adapters.gocd import GoCDClient
-
-        gocd = GoCDClient.from_env(env, secrets=secrets)
-        return GoCDReporter(gocd, env.get("GO_PIPELINE_NAME", ctx.ci.job), int(counter), redact)
-    return None

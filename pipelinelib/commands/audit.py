@@ -54,19 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    import os
 
     from pipelinelib.errors import EXIT_OK, BadInput
     from pipelinelib.records import audit
 
-    env = os.environ
     if args.action == "template":
-        index = args.index or env.get("PIPELINE_AUDIT_INDEX") or audit.DEFAULT_INDEX
+        index = args.index or ctx.credentials.audit.index or audit.DEFAULT_INDEX
         json.dump(audit.index_template(index), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
     if args.action == "show":
-        path = args.file or env.get("PIPELINE_AUDIT_FILE")
+        path = args.file or ctx.credentials.audit.file
         if not path:
             raise BadInput("no audit file", field="--file",
                            expected="--file or PIPELINE_AUDIT_FILE")
@@ -91,7 +89,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     @step("audit-flush")
     def flush_step(ctx: Context) -> StepResult:
         sinks = ctx.audit_sinks
-        spool = audit.Spool(audit.spool_dir(env))
+        spool = audit.Spool(ctx.audit_spool)
         pending = spool.count()
         if ctx.dry_run or not pending:
             return StepResult.of("audit-flush", [f"deliver {pending} spooled event(s)"]

@@ -57,7 +57,6 @@ def _time(value: str | None, field: str) -> object:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     import datetime as dt
-    import os
     from pathlib import Path
 
     from pipelinelib.errors import BadInput
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     since = (_time(args.since, "--since") if args.since
              else until - dt.timedelta(days=args.days))  # type: ignore[operator]
     repo = ctx.git(Path(args.repo))
-    audit_file = args.audit_file or os.environ.get("PIPELINE_AUDIT_FILE") or None
+    audit_file = args.audit_file or ctx.credentials.audit.file
     deployments = metrics.collect(repo, audit_file, fetch=args.fetch)
     fetched = metrics.last_fetched(repo)
     age = _age(fetched, dt.datetime.now(dt.timezone.utc))

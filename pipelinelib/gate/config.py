@@ -134,9 +134,7 @@ def _text(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadInput(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                       "binary or another encoding", source=source,
-                       expected="a YAML or JSON document") from None
+        raise BadInput.not_utf8(exc, source=source, expected="a YAML or JSON document") from None
 
 
 def read_deployed(ctx: Context, app_dir: Path, relpath: str, *, deployed_dir: str | None = None,

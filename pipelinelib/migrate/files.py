@@ -193,9 +193,7 @@ def load_migration(path: Path, source: str | None = None) -> Migration:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise BadInput(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                       f"{exc.start}); binary or another encoding", source=source,
-                       expected="SQL in UTF-8") from None
+        raise BadInput.not_utf8(exc, source=source, expected="SQL in UTF-8") from None
     except OSError as exc:
         raise BadInput(f"cannot read migration: {exc}", source=source) from exc
     statements = parse_statements(text, source)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelinelib.adapters import process
-from pipelinelib.errors import BadInput, StepFailed
+from pipelinelib.errors import BadInput, StepFailed, TransientError, Unreachable
 from pipelinelib.records import format as fmt
 from pipelinelib.records import states
 
 if TYPE_CHECKING:
+    from pipelinelib.adapters.process import Finished
     from pipelinelib.adapters.protocols import GitRepository
     from pipelinelib.context import Context
 
@@ -56,27 +56,27 @@ class Workspace:
 
     @classmethod
     def clone(cls, ctx: Context, url: str, path: str | os.PathLike[str]) -> Workspace:
-        """Clone ``url`` into ``path``; the repository adapter comes from ``ctx.git``."""
-        path = Path(path)
-        proc = process.run(["git", "clone", "--quiet", "--no-checkout", "--", url, str(path)],
-                           env=_env())
-        if proc.returncode != 0:
-            from pipelinelib.adapters.git_repo import _UNREACHABLE
+        """Clone ``url`` into ``path`` (no work tree); then the repository adapter comes
+        from ``ctx.git``."""
+        from pipelinelib.adapters.git_repo import GitRepo
 
-            text = " ".join(proc.stderr.split())[:300]
-            if any(m in text for m in _UNREACHABLE):
-                raise BadInput("cannot clone the app repository", field="--repo",
-                               source=url.rsplit("@", 1)[-1], expected="a reachable git URL")
-            raise StepFailed("git clone failed", cause=text)
+        path = Path(path)
+        try:
+            GitRepo.clone(url, path, checkout=False)
+        except Unreachable as exc:
+            raise BadInput("cannot clone the app repository", field="--repo",
+                           source=url.rsplit("@", 1)[-1], expected="a reachable git URL"
+                           ) from exc
+        except TransientError as exc:
+            raise StepFailed("git clone failed", cause=str(exc)[:300]) from exc
         ws = cls(path, url, ctx.git(path))
-        ws.git("config", "user.name", IDENTITY["GIT_COMMITTER_NAME"])
-        ws.git("config", "user.email", IDENTITY["GIT_COMMITTER_EMAIL"])
+        ws.repo.set_identity(IDENTITY["GIT_COMMITTER_NAME"], IDENTITY["GIT_COMMITTER_EMAIL"])
         return ws
 
     # -- plumbing -----------------------------------------------------------------------------
     def git(self, *args: str, cwd: Path | None = None, check: bool = True,
-            env: dict[str, str] | None = None) -> process.Finished:
-        proc = process.run(["git", *args], cwd=cwd or self.path, env=_env(env))
+            env: dict[str, str] | None = None) -> Finished:
+        proc = self.repo.plumbing(*args, cwd=cwd, env={**IDENTITY, **(env or {})})
         if check and proc.returncode != 0:
             raise StepFailed(f"git {args[0]} failed",
                              cause=" ".join((proc.stderr or proc.stdout).split())[:400])
@@ -104,9 +104,11 @@ class Workspace:
         return self.out("log", "-1", "--format=%an <%ae>", commit)
 
     def show(self, commit: str, path: str) -> bytes | None:
-        proc = process.run(["git", "show", f"{commit}:{path}"], cwd=self.path, env=_env(),
-                           text=False)
-        return proc.stdout if proc.returncode == 0 else None
+        """``path`` as ``commit`` has it; None when it has no such file (or no commit)."""
+        try:
+            return self.repo.file_at(commit, path)
+        except BadInput:
+            return None
 
     # -- rebase -------------------------------------------------------------------------------
     def rebase(self, commit: str, onto: str) -> Rebased:
@@ -166,9 +168,3 @@ class Workspace:
         """Drop local note writes that were not pushed (keep local == remote)."""
         self.repo.update_ref(states.NOTES_REF, remote_sha)
 
-
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **IDENTITY, **(extra or {})}
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    return env

@@ -3,7 +3,8 @@
 ``record(ctx, action, target=..., result=..., reason=..., **details)`` builds an
 ``AuditEvent`` (who: CI user and provider, build URL; what: action, target, result,
 reason; where: app, environment, revision; from -> to, digest and any other details),
-redacts secrets, and writes it to every sink configured by the environment:
+redacts secrets, and writes it to every sink of the context (``ctx.audit_sinks``, which
+the context builds once from these variables, read into ``Credentials.audit``):
 
 ==========================  ==========================================================
 PIPELINE_AUDIT_FILE         append one JSON line per event to this file (locked append)
@@ -41,11 +42,15 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from pipelinelib.secrets import Secrets, clean_url
+
+if TYPE_CHECKING:
+    from pipelinelib.adapters.protocols import AuditSink
+    from pipelinelib.context import AuditSettings, Context
 
 RESULTS = ("success", "failure", "refused", "overridden", "pending")
 DEFAULT_INDEX = "pipeline-audit"
@@ -121,14 +126,6 @@ class AuditEvent:
         if self.spooled:
             line += f"; spooled for {', '.join(self.spooled)} (retried on the next run)"
         return line
-
-
-class Sink(Protocol):
-    """Where events go. ``key`` names the sink's spool folder; ``write`` raises on failure."""
-
-    key: str
-
-    def write(self, docs: list[dict[str, Any]]) -> None: ...
 
 
 class SinkError(Exception):
@@ -264,35 +261,17 @@ def _item_status(item: dict[str, Any], default: int) -> int:
     return int(action.get("status", default))
 
 
-def sinks_from_env(env: Mapping[str, str], secrets: Secrets) -> list[Any]:
-    """The sinks the environment configures (see the module docstring)."""
-    sinks: list[Any] = []
-    if env.get("PIPELINE_AUDIT_FILE"):
-        sinks.append(JsonlSink(env["PIPELINE_AUDIT_FILE"]))
-    if env.get("PIPELINE_AUDIT_URL"):
-        user, password = env.get("PIPELINE_AUDIT_USER", ""), env.get("PIPELINE_AUDIT_PASSWORD", "")
-        api_key = env.get("PIPELINE_AUDIT_API_KEY", "")
-        secrets.add(password, api_key)
-        url = env["PIPELINE_AUDIT_URL"]
-        from urllib.parse import unquote, urlsplit
-
-        parts = urlsplit(url)
-        if parts.password:  # credentials in the URL: use them, never show them
-            secrets.add(unquote(parts.password))
-            user, password = user or unquote(parts.username or ""), password or unquote(
-                parts.password)
-            url = clean_url(url)
-        sinks.append(BulkSink(url, env.get("PIPELINE_AUDIT_INDEX") or DEFAULT_INDEX,
-                              user=user, password=password, api_key=api_key))
+def sinks_for(settings: AuditSettings) -> list[AuditSink]:
+    """The sinks ``settings`` configure (the context's ``credentials.audit``; see the module
+    docstring); their passwords are already the context's secrets."""
+    sinks: list[AuditSink] = []
+    if settings.file:
+        sinks.append(JsonlSink(settings.file))
+    if settings.url:
+        sinks.append(BulkSink(settings.url, settings.index or DEFAULT_INDEX,
+                              user=settings.user, password=settings.password,
+                              api_key=settings.api_key))
     return sinks
-
-
-def spool_dir(env: Mapping[str, str]) -> Path:
-    """The spool directory (``PIPELINE_AUDIT_SPOOL`` or under ``XDG_STATE_HOME``)."""
-    if env.get("PIPELINE_AUDIT_SPOOL"):
-        return Path(env["PIPELINE_AUDIT_SPOOL"])
-    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state) / "pipelinelib" / "audit-spool"
 
 
 class Spool:
@@ -301,7 +280,7 @@ class Spool:
     def __init__(self, root: Path):
         self.root = root
 
-    def put(self, sink: Any, doc: dict[str, Any]) -> Path:
+    def put(self, sink: AuditSink, doc: dict[str, Any]) -> Path:
         folder = self.root / sink.key
         folder.mkdir(parents=True, exist_ok=True)
         already = sorted(folder.glob(f"*-{doc['id']}.json"))
@@ -313,7 +292,7 @@ class Spool:
         os.replace(tmp, final)
         return final
 
-    def pending(self, sink: Any) -> list[Path]:
+    def pending(self, sink: AuditSink) -> list[Path]:
         folder = self.root / sink.key
         return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
@@ -321,7 +300,7 @@ class Spool:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0
 
     @contextlib.contextmanager
-    def locked(self, sink: Any) -> Iterator[bool]:
+    def locked(self, sink: AuditSink) -> Iterator[bool]:
         """Hold the sink's flush lock if no other process does (yields False otherwise)."""
         folder = self.root / sink.key
         folder.mkdir(parents=True, exist_ok=True)
@@ -353,7 +332,7 @@ class FlushReport:
     errors: list[str] = field(default_factory=list)
 
 
-def flush(sinks: list[Any], spool: Spool, batch: int = 500) -> FlushReport:
+def flush(sinks: list[AuditSink], spool: Spool, batch: int = 500) -> FlushReport:
     """Deliver spooled events, oldest first, to their sinks; stops a sink at its first error."""
     report = FlushReport()
     for sink in sinks:
@@ -393,7 +372,7 @@ def flush(sinks: list[Any], spool: Spool, batch: int = 500) -> FlushReport:
     return report
 
 
-def _one_by_one(sink: Any, spool: Spool, paths: list[Path],
+def _one_by_one(sink: AuditSink, spool: Spool, paths: list[Path],
                 report: FlushReport) -> tuple[int, bool]:
     """After a batch was refused: send each event alone, move the refused ones aside.
     Returns (delivered, True unless the sink went down meanwhile)."""
@@ -416,7 +395,7 @@ def _one_by_one(sink: Any, spool: Spool, paths: list[Path],
     return sent, True
 
 
-def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
+def build_event(ctx: Context, action: str, *, target: str, result: str, reason: str = "",
                 event_id: str = "", **details: Any) -> AuditEvent:
     """The event for ``record`` (redacted; nothing written)."""
     secrets: Secrets = ctx.secrets
@@ -443,9 +422,8 @@ def build_event(ctx: Any, action: str, *, target: str, result: str, reason: str 
     return AuditEvent.from_dict(redacted)
 
 
-def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
-           env: Mapping[str, str] | None = None, event_id: str = "",
-           **details: Any) -> AuditEvent:
+def record(ctx: Context, action: str, *, target: str, result: str, reason: str = "",
+           event_id: str = "", **details: Any) -> AuditEvent:
     """Record one audit event in every configured sink; see the module docstring.
 
     With ``event_id`` a sink that already holds that event (or has it spooled) is left
@@ -454,15 +432,15 @@ def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
     Never raises for a sink outage: the event is spooled and ``event.warnings`` says so.
     Earlier spooled events are delivered first, so sinks keep the order events happened.
 
-    The sinks are the context's (``ctx.audit_sinks``, built once per run); ``env`` (tests,
-    an explicit configuration) names other sinks and the spool instead.
+    The sinks and the spool are the context's (``ctx.audit_sinks``, ``ctx.audit_spool``,
+    built once per run from its credentials); a test builds a context for its own
+    environment (``Context.from_env``).
     """
-    sinks = ctx.audit_sinks if env is None else sinks_from_env(env, ctx.secrets)
-    env = os.environ if env is None else env
+    sinks = ctx.audit_sinks
     event = build_event(ctx, action, target=target, result=result, reason=reason,
                         event_id=event_id, **details)
     doc = event.to_dict()
-    spool = Spool(spool_dir(env))
+    spool = Spool(ctx.audit_spool)
     log.info("audit event", action=action, target=target, result=result, reason=reason,
              user=event.user, event_id=event.id)
     if sinks and spool.count():
@@ -485,7 +463,7 @@ def record(ctx: Any, action: str, *, target: str, result: str, reason: str = "",
     return event
 
 
-def _already_has(sink: Any, spool: Spool, event_id: str) -> bool:
+def _already_has(sink: AuditSink, spool: Spool, event_id: str) -> bool:
     """The sink holds the event, or it waits in the sink's spool (the bulk sink indexes by
     ``_id``: writing it again replaces, never duplicates)."""
     if any(path.name.endswith(f"-{event_id}.json") for path in spool.pending(sink)):
@@ -494,7 +472,7 @@ def _already_has(sink: Any, spool: Spool, event_id: str) -> bool:
     return bool(has and has(event_id))
 
 
-def _spool(event: AuditEvent, spool: Spool, sink: Any, doc: dict[str, Any], why: str) -> None:
+def _spool(event: AuditEvent, spool: Spool, sink: AuditSink, doc: dict[str, Any], why: str) -> None:
     try:
         spool.put(sink, doc)
     except OSError as exc:

@@ -33,9 +33,7 @@ def load_json(path: str | Path) -> Any:
     except FileNotFoundError as exc:
         raise BadInput("report not found", source=source) from exc
     except UnicodeDecodeError as exc:
-        raise BadInput(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                       f"{exc.start}); binary or another encoding", source=source,
-                       expected="a JSON document") from None
+        raise BadInput.not_utf8(exc, source=source, expected="a JSON document") from None
     except OSError as exc:
         raise BadInput(f"cannot read the report: {exc}", source=source) from exc
     if not text.strip():

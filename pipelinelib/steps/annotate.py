@@ -113,8 +113,7 @@ def _build_identity(ctx: Context, digest: str) -> str:
 def annotate_deployment(ctx: Context, *, repo: str | os.PathLike[str] = ".", digest: str = "",
                         workload: str = "", namespace: str = "", result: str | None = None,
                         job_failed: bool = False, per_environment: bool = False,
-                        reason: str = "", tag_failures: bool = False,
-                        env: Mapping[str, str] | None = None) -> StepResult:
+                        reason: str = "", tag_failures: bool = False) -> StepResult:
     """Write the deployment's outcome to git, Kubernetes, the CI server and the audit trail.
 
     ``result`` is ``success`` or ``failure``; when omitted it follows ``job_failed``.
@@ -186,7 +185,7 @@ def annotate_deployment(ctx: Context, *, repo: str | os.PathLike[str] = ".", dig
     # 4. CI server (observed: a build that already says so is not written again) -------------
     if not ctx.dry_run:
         ci_actions = attempt("ci", lambda: _annotate_ci(ctx, success, environment,
-                                                         fields.get("tag", ""), env))
+                                                         fields.get("tag", "")))
         if ci_actions is None and not any(f.startswith("ci:") for f in failures):
             notes.append("CI server: no write-back configured (local run or no API token)")
         elif ci_actions:
@@ -203,7 +202,7 @@ def annotate_deployment(ctx: Context, *, repo: str | os.PathLike[str] = ".", dig
                        reason=reason or ("; ".join(failures) if failures else ""),
                        digest=digest, to=environment, tag=fields.get("tag", ""), revision=commit,
                        deployment_id=fields["deployment_id"], workload=workload,
-                       namespace=namespace, env=env, event_id=event_id)
+                       namespace=namespace, event_id=event_id)
         if event.delivered or event.spooled:
             actions.append(event.summary().split(";")[0])
         warnings.extend(event.warnings)
@@ -246,13 +245,13 @@ def _annotate_workload(ctx: Context, kind: str, name: str, namespace: str,
     return True
 
 
-def _annotate_ci(ctx: Context, success: bool, environment: str, tag: str,
-                 env: Mapping[str, str] | None) -> list[str] | None:
+def _annotate_ci(ctx: Context, success: bool, environment: str,
+                 tag: str) -> list[str] | None:
     """Write the outcome into the CI server's build: the actions taken ([] when the build
     already says so), None when there is no write-back."""
-    from pipelinelib.ci.reporter import outcome_text, outcome_title, reporter_for
+    from pipelinelib.ci.reporter import outcome_text, outcome_title
 
-    reporter = ctx.ci_server if env is None else reporter_for(ctx, env)
+    reporter = ctx.ci_server
     if reporter is None:
         return None
     text = outcome_text(success, environment, tag)

@@ -20,6 +20,7 @@ No test module imports another; what two of them share lives here.
 - ``tools``: the testbed's pinned tools (testbed/tools/NAME) and their exports.
 - ``fakes``: a fake clock and a JSON HTTP handler.
 - ``wait``: poll for a condition with a deadline (``wait_until``), instead of sleeping.
+- ``processes``: racing writers, one function in several processes at once.
 - ``yamlbombs``: hostile YAML.
 
 Pytest fixtures shared across modules are registered in tests/conftest.py.

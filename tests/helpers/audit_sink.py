@@ -7,24 +7,27 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from pipelinelib.context import CIInfo, Context
+from pipelinelib.context import CIInfo, Context, Credentials
 from tests.helpers.wait import wait_until
 
 AUDIT_PLANTED = "planted-s3cret-9431"
 ZINC_USER, ZINC_PASSWORD = "admin", "Zinc-" + AUDIT_PLANTED
 
 
-def audit_ctx() -> Context:
-    """release-rita's Jenkins run deploying hello to live; ``AUDIT_PLANTED`` is a secret."""
+def audit_ctx(env: Mapping[str, str]) -> Context:
+    """release-rita's Jenkins run deploying hello to live, with the audit sinks and spool
+    ``env`` names (``PIPELINE_AUDIT_*``); ``AUDIT_PLANTED`` is a secret."""
     ctx = Context(app="hello", environment="live", revision="c0ffee" * 6 + "abcd",
                   ci=CIInfo(provider="jenkins", user="release-rita",
                             build_url="https://bot:tok3n-xyz@ci.example.org/job/deploy/42/",
-                            build_number="42", job="deploy"))
+                            build_number="42", job="deploy"),
+                  credentials=Credentials.from_env(env))
     ctx.secrets.add(AUDIT_PLANTED)
     return ctx
 
