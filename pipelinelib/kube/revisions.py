@@ -109,6 +109,28 @@ def _probe(m: Manifest, live: dict[str, Any] | None) -> dict[str, Any]:
     return probe
 
 
+def list_owned(kube: Any, kind: str, namespace: str, selector: str,
+               api_version: str | None = None, log: Any = None
+               ) -> dict[str, dict[str, dict[str, Any]]] | None:
+    """{app: {name: object}} of ``kind`` in ``namespace`` selected by ``selector`` (one
+    list; items get the list's apiVersion and the kind); None when the deployer may not
+    list the kind (its objects are then read one by one, and it is not pruned)."""
+    try:
+        listed = kube.list(kind, namespace, selector=selector, api_version=api_version)
+    except Refused as exc:
+        if log:
+            log.debug("cannot list owned objects", kind=kind, error=exc.message)
+        return None
+    version = listed.get("apiVersion") or api_version
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for item in listed.get("items", []):
+        app = (item["metadata"].get("labels") or {}).get(APP_LABEL)
+        if app:
+            out.setdefault(app, {})[item["metadata"]["name"]] = {
+                "apiVersion": version, **item, "kind": kind}
+    return out
+
+
 class RunLists:
     """Every app's owned objects, one list per namespace and kind for a whole run that
     deploys many apps (``pipeline apply``): selected by the managed-by label, split by the
@@ -130,26 +152,9 @@ class RunLists:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._found:
-                self._found[key] = self._list(kind, namespace, api_version)
+                self._found[key] = list_owned(self.kube, kind, namespace,
+                                              f"{MANAGED_BY}={MANAGER}", api_version, self.log)
             return self._found[key]
-
-    def _list(self, kind: str, namespace: str, api_version: str | None
-              ) -> dict[str, dict[str, dict[str, Any]]] | None:
-        try:
-            listed = self.kube.list(kind, namespace, selector=f"{MANAGED_BY}={MANAGER}",
-                                    api_version=api_version)
-        except Refused as exc:
-            if self.log:
-                self.log.debug("cannot list owned objects", kind=kind, error=exc.message)
-            return None
-        version = listed.get("apiVersion") or api_version
-        out: dict[str, dict[str, dict[str, Any]]] = {}
-        for item in listed.get("items", []):
-            app = (item["metadata"].get("labels") or {}).get(APP_LABEL)
-            if app:
-                out.setdefault(app, {})[item["metadata"]["name"]] = {
-                    "apiVersion": version, **item, "kind": kind}
-        return out
 
 
 class Owned:
@@ -200,17 +205,10 @@ class Owned:
     def _list(self, kind: str, api_version: str | None) -> dict[str, dict[str, Any]] | None:
         if self.shared is not None:
             by_app = self.shared.by_app(kind, self.namespace, api_version)
-            return None if by_app is None else dict(by_app.get(self.app, {}))
-        try:
-            listed = self.kube.list(kind, self.namespace, selector=owner_selector(self.app),
-                                    api_version=api_version)
-        except Refused as exc:
-            if self.log:
-                self.log.debug("cannot list owned objects", kind=kind, error=exc.message)
-            return None
-        version = listed.get("apiVersion") or api_version
-        return {i["metadata"]["name"]: {"apiVersion": version, **i, "kind": kind}
-                for i in listed.get("items", [])}
+        else:
+            by_app = list_owned(self.kube, kind, self.namespace, owner_selector(self.app),
+                                api_version, self.log)
+        return None if by_app is None else dict(by_app.get(self.app, {}))
 
 
 def prune_kinds(keep: set[tuple[str, str]]) -> list[str]:
