@@ -93,8 +93,9 @@ def _spec_images(app: Any) -> list[tuple[str, Any]]:
 
 
 def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
-    """Prune every object the rollout step owns for ``app`` (it left the spec)."""
-    from pipelinelib.kube.revisions import prune_candidates
+    """Prune every object the rollout step owns for ``app`` (it left the spec): the kinds its
+    record names (every prunable kind without one), then the record itself."""
+    from pipelinelib.kube.revisions import prune_candidates, record_name
 
     kube = ctx.kube
     gone = []
@@ -102,6 +103,7 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
         if kube.delete(kind, name, namespace):
             gone.append(f"delete {kind}/{name}")
     gone += hooks.remove_all(kube, app, namespace)
+    kube.delete("ConfigMap", record_name(app), namespace)  # last: a re-run still reads it
     return StepResult.of("remove", gone)
 
 
