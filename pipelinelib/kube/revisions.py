@@ -137,6 +137,15 @@ def list_owned(kube: Any, kind: str, namespace: str, selector: str,
     return out
 
 
+def read_namespace(kube: Any, namespace: str) -> tuple[bool, dict[str, str]]:
+    """Whether ``namespace`` exists, and its labels ({} when absent or not readable)."""
+    try:
+        ns = kube.get("Namespace", namespace)
+    except Refused:
+        return True, {}  # a deployer may not read namespaces; its own namespace exists
+    return ns is not None, dict(((ns or {}).get("metadata") or {}).get("labels") or {})
+
+
 class RunLists:
     """Every app's owned objects, one list per namespace and kind for a whole run that
     deploys many apps (``pipeline apply``): selected by the managed-by label, split by the
@@ -149,6 +158,19 @@ class RunLists:
         self._lock = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._found: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]] | None] = {}
+        self._namespaces: dict[str, tuple[bool, dict[str, str]]] = {}
+
+    def namespace(self, namespace: str) -> tuple[bool, dict[str, str]]:
+        """``read_namespace``, once per run for a namespace that exists (the run made its
+        namespaces before its first app: one that does not is read again)."""
+        with self._lock:
+            known = self._namespaces.get(namespace)
+        if known is None:
+            known = read_namespace(self.kube, namespace)
+            if known[0]:
+                with self._lock:
+                    self._namespaces[namespace] = known
+        return known
 
     def by_app(self, kind: str, namespace: str, api_version: str | None = None
                ) -> dict[str, dict[str, dict[str, Any]]] | None:

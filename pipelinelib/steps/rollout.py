@@ -41,6 +41,7 @@ from pipelinelib.kube.revisions import (
     plan_changes,
     prune_candidates,
     prune_kinds,
+    read_namespace,
     record_body,
     record_name,
     refresh,
@@ -65,7 +66,8 @@ def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
 
 def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
              allowed_namespaces: list[str] | None = None,
-             images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False
+             images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False,
+             run: RunLists | None = None
              ) -> tuple[list[mf.Manifest], bool | None, dict[str, str]]:
     """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
     all reported with the rest. Returns the docs, whether the namespace exists and its
@@ -90,7 +92,8 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     exists: bool | None = None
     labels: dict[str, str] = {}
     if cluster_checks and names_ok:
-        exists, labels = read_namespace(ctx.kube, namespace)
+        exists, labels = run.namespace(namespace) if run is not None else \
+            read_namespace(ctx.kube, namespace)
         problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
         if not exists:
             problems += schema_problems(ctx.kube, docs)
@@ -109,13 +112,6 @@ def namespace_exists(kube: Any, namespace: str) -> bool:
     return read_namespace(kube, namespace)[0]
 
 
-def read_namespace(kube: Any, namespace: str) -> tuple[bool, dict[str, str]]:
-    """Whether ``namespace`` exists, and its labels ({} when absent or not readable)."""
-    try:
-        ns = kube.get("Namespace", namespace)
-    except Refused:
-        return True, {}  # a deployer may not read namespaces; its own namespace exists
-    return ns is not None, dict(((ns or {}).get("metadata") or {}).get("labels") or {})
 
 
 def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
@@ -137,7 +133,7 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     """
     log = ctx.log.bind(app=app, namespace=namespace)
     docs, known, ns_labels = _prepare(ctx, manifests, app, namespace, allowed_namespaces,
-                                      images, cluster_checks=True)
+                                      images, cluster_checks=True, run=owned_lists)
     kube = ctx.kube
     writes_before = kube.writes  # _prepare() only reads
     exists = bool(known)
