@@ -8,12 +8,11 @@ Before issue 13 (same manifests: ConfigMap, Secret, Deployment, Service): a one-
 made 31 requests, a no-op rollout 18; a no-op `pipeline apply` 3 lists plus one GET per app
 (the plan engine of issue 13 alone would add one GET per object). On main 57bf78b this test
 measured first deploy 30, update 24, no-op 12 (kubectl 15, 9, 9); now 27, 15, 7. An update
-makes the
-Namespace read, one list per kind the app's record of owned kinds names (4 here), the dry
-run of the changed object, Lease create, the apply (conditional on the listed
-resourceVersion: no re-read under the lock), the waiter's requests and Lease delete; a no-op
-`pipeline apply` the plan's lists, one namespace read and one Lease list, whatever the app
-count.
+makes the Namespace read, one list per kind the app's record of owned kinds names (4 here),
+the dry run of the changed object, Lease create, the apply (conditional on the listed
+resourceVersion: no re-read under the lock), the waiter's requests and Lease delete; a
+no-op `pipeline apply` the plan's lists, one namespace read and one Lease list, whatever
+the app count.
 """
 
 from __future__ import annotations
