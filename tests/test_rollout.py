@@ -8,6 +8,7 @@ import pytest
 
 from pipelinelib.errors import StepFailed
 from pipelinelib.kube.labels import APP_LABEL, MANAGED_BY
+from pipelinelib.kube.revisions import RECORD_PREFIX
 from pipelinelib.steps.rollout import rollout
 from tests.helpers.cli import run_pipeline
 from tests.helpers.kube import Cluster
@@ -19,8 +20,10 @@ def deployment(cluster: Cluster, ns: str, name: str = "web") -> dict:
 
 
 def configmaps(cluster: Cluster, ns: str) -> list[str]:
+    """The app's ConfigMaps (not the namespace's CA, nor the app's record of owned kinds)."""
     return sorted(i["metadata"]["name"] for i in cluster.json("-n", ns, "get", "configmaps")
-                  ["items"] if i["metadata"]["name"] != "kube-root-ca.crt")
+                  ["items"] if i["metadata"]["name"] != "kube-root-ca.crt"
+                  and not i["metadata"]["name"].startswith(RECORD_PREFIX))
 
 
 def test_first_deploy_records_who_and_a_rerun_writes_nothing(cluster, tmp_path):

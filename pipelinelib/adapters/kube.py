@@ -274,9 +274,11 @@ class KubeClient:
                                   {"labelSelector": selector, "fieldSelector": field_selector}))
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = True,
-              namespace: str | None = None) -> dict[str, Any]:
+              namespace: str | None = None, ok: tuple[int, ...] = ()) -> dict[str, Any]:
         """Server-side apply ``obj`` as field manager ``pipelinelib``; returns the result.
 
+        ``metadata.resourceVersion`` in ``obj`` makes it conditional (409 when the live
+        object has moved on; pass ``ok=(409,)`` to get ``{"__status__": 409}`` back).
         An object over the apiserver's request limit is refused here (BadInput), unsent."""
         meta = obj.get("metadata", {})
         size = len(json.dumps(obj, default=str))
@@ -288,7 +290,7 @@ class KubeClient:
                          obj.get("apiVersion"))
         query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None,
                  "dryRun": "All" if dry_run else None, "fieldValidation": "Strict"}
-        return _dict(self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE))
+        return _dict(self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE, ok=ok))
 
     def patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
               api_version: str | None = None) -> dict[str, Any]:
