@@ -117,12 +117,22 @@ class KubeClient:
     # construction -------------------------------------------------------------------------
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
-        """From a kubeconfig file (first entry of a ``:``-separated list) and context."""
+        """From a kubeconfig file (first entry of a ``:``-separated list) and context.
+
+        A server, CA and token or client certificate are served by urllib3 alone
+        (``kube_http``: the official client's imports cost ~250 ms per run); any other
+        kubeconfig by the official client's loader."""
+        from pipelinelib.adapters.kube_http import lean_client
+
+        path = (path or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+        source = f"{path}" + (f"#{context}" if context else "")
+        lean = lean_client(path, context, POOL_SIZE)
+        if lean is not None:
+            return cls(lean, source=source)
         from kubernetes import client as k8s
         from kubernetes import config
         from kubernetes.config.config_exception import ConfigException
 
-        path = (path or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
         configuration = k8s.Configuration()
         try:
             config.load_kube_config(config_file=path, context=context,  # type: ignore[no-untyped-call]
@@ -131,8 +141,7 @@ class KubeClient:
             where = f"{path}" + (f" (context {context})" if context else "")
             raise Unreachable(f"no usable kubeconfig at {where}", cause=str(exc)[:200],
                               hint="set KUBECONFIG or PIPELINE_KUBECONFIG") from exc
-        return cls(_api_client(configuration),
-                   source=f"{path}" + (f"#{context}" if context else ""))
+        return cls(_api_client(configuration), source=source)
 
     @classmethod
     def in_cluster(cls) -> KubeClient:
