@@ -34,6 +34,10 @@ class WatchRecorder(KubeClient):
         return super().watch(kind, namespace, resource_version, selector, field_selector,
                              timeout_s)
 
+    def watch_list(self, kind, namespace, selector=None, field_selector=None, timeout_s=60):
+        self.seen.append(("watch", kind, selector, field_selector))  # a watch, state first
+        return super().watch_list(kind, namespace, selector, field_selector, timeout_s)
+
 
 def test_label_selector_renders_match_labels_and_every_expression_operator():
     assert label_selector({"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [

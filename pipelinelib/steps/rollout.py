@@ -182,7 +182,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     if not actions:
         if exists:  # a killed run's lock must not outlive it
             DeployLock.clear_dead(kube, app, namespace, log)
-        outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
+        outcome = wait_for(kube, namespace, _workloads(changes), timeout, log,
+                           known={(c.manifest.kind, c.manifest.name): c.live for c in changes})
         if not outcome.ok and rollback_on_failure and exists and not blue_green:
             _complete_rollback(ctx, app, namespace, outcome, timeout, lock_timeout, lock_ttl)
         if not outcome.ok:
@@ -331,6 +332,7 @@ def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
     phases = [[c for c in todo if c.manifest.kind in PHASE_ONE],
               [c for c in todo if c.manifest.kind not in PHASE_ONE]]
     applied: list[Change] = []
+    live = {(c.manifest.kind, c.manifest.name): c.live for c in changes}  # the waiter's start
     for i, phase in enumerate(phases):
         generations = {}
         for planned in phase:
@@ -340,12 +342,13 @@ def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
                 continue
             generations[(change.manifest.kind, change.manifest.name)] = \
                 result["metadata"].get("generation", 0)
+            live[(change.manifest.kind, change.manifest.name)] = result
             applied.append(change)
             log.info(f"{change.action}d {change.ref}")
         wait_set = _workloads(phase) if i == 0 else _workloads(
             [c for c in changes if c.manifest.kind not in PHASE_ONE])
         remaining = max(1.0, timeout - (time.monotonic() - started))
-        outcome = wait_for(kube, namespace, wait_set, remaining, log, generations)
+        outcome = wait_for(kube, namespace, wait_set, remaining, log, generations, live)
         if not outcome.ok:
             _fail(ctx, log, kube, app, namespace, applied, outcome, timeout, do_rollback)
     seconds = round(time.monotonic() - started, 3)
