@@ -45,10 +45,12 @@ def test_a_rollout_whose_lease_is_stolen_stops_before_its_next_write(cluster):
     old_config = _config_maps(cluster, ns)
     outcome: dict = {}
 
-    def second() -> None:  # v2 waits ~6 s for readiness, then would prune the old ConfigMap
+    # v2 waits ~20 s for readiness, then would prune the old ConfigMap: time enough for the
+    # theft below (three kubectl calls) on a loaded machine, where 6 s was not always
+    def second() -> None:
         try:
             outcome["result"] = rollout(
-                cluster.ctx(), web(2, greeting="v2", behavior="slow-ready", ready_after="6s"),
+                cluster.ctx(), web(2, greeting="v2", behavior="slow-ready", ready_after="20s"),
                 app="web", namespace=ns, timeout=120)
         except Exception as exc:
             outcome["error"] = exc

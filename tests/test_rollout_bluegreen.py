@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from pipelinelib.adapters.kube import KubeClient
@@ -64,19 +65,28 @@ def test_swap_refuses_an_unhealthy_colour(cluster, tmp_path):
 
 
 class ReadyEndpoints(threading.Thread):
-    """Samples, until stopped, how many ready endpoints the Service ``web`` has."""
+    """Samples, until stopped (and once more then), how many ready endpoints the Service
+    ``web`` has (``samples``) and which colour its selector names (``colors``, "" for none)."""
 
     def __init__(self, cluster: Cluster, namespace: str):
         super().__init__(daemon=True)
         self.kube = KubeClient.from_kubeconfig(cluster.kube_env["KUBECONFIG"])
-        self.namespace, self.samples, self.stop = namespace, [], threading.Event()
+        self.namespace, self.stop = namespace, threading.Event()
+        self.samples: list[int] = []
+        self.colors: list[str] = []
+
+    def sample(self) -> None:
+        service = self.kube.get("Service", "web", self.namespace) or {}
+        slices = self.kube.list("EndpointSlice", self.namespace,
+                                selector="kubernetes.io/service-name=web")["items"]
+        self.colors.append(((service.get("spec") or {}).get("selector") or {})
+                           .get("pipelinelib.dev/color", ""))
+        self.samples.append(sum(1 for s in slices for e in s.get("endpoints") or []
+                                if (e.get("conditions") or {}).get("ready")))
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
-            slices = self.kube.list("EndpointSlice", self.namespace,
-                                    selector="kubernetes.io/service-name=web")["items"]
-            self.samples.append(sum(1 for s in slices for e in s.get("endpoints") or []
-                                    if (e.get("conditions") or {}).get("ready")))
+            self.sample()
 
     def __enter__(self) -> ReadyEndpoints:
         self.start()
@@ -85,6 +95,7 @@ class ReadyEndpoints(threading.Thread):
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.join()
+        self.sample()  # after the rollout: the selector it left
 
 
 def test_an_app_that_goes_blue_green_loses_its_plain_deployment_after_success(cluster, tmp_path):
@@ -97,7 +108,11 @@ def test_an_app_that_goes_blue_green_loses_its_plain_deployment_after_success(cl
         out = run_pipeline("rollout", str(v2), "--app", "web", "-n", ns, "--blue-green", env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     serving = endpoints.samples[next(i for i, n in enumerate(endpoints.samples) if n):]
-    assert len(serving) > 20 and min(serving) >= 2, \
+    # seen serving before the switch (the rolling Deployment's pods) and after it (blue's),
+    # never below 2 ready endpoints in between, however many samples a busy machine took
+    switched = [color for color, _ in itertools.groupby(endpoints.colors)]
+    assert switched == ["", "blue"], endpoints.colors
+    assert min(serving) >= 2, \
         f"the Service kept ready endpoints while blue became ready: {endpoints.samples}"
     names = sorted(d["metadata"]["name"]
                    for d in cluster.json("-n", ns, "get", "deploy")["items"])

@@ -20,6 +20,7 @@ Several reports of the same URL (repeat --report, or a glob such as
 the median run (closest to the median FCP and TTI) is judged; the evidence shows
 every run's values and which run was judged. Run Lighthouse 3 times or more: one
 run is a noisy sample on a busy machine.
+
 With --image and --digest the result is recorded against the image as a signed perf
 attestation (see docs/security.md), which promotion can require (policy `gates: [perf]`).
 """
