@@ -88,11 +88,14 @@ def gocd_api():
 def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
           kube_env: dict[str, str], postgres_db: str, gocd_api: GoCDServerAPI) -> GoCDAgent:
     stamp = f"{int(time.time())}{os.getpid() % 1000:03d}"
-    scanner = tool_exports("osv-scanner")
+    scanner, lighthouse = tool_exports("osv-scanner"), tool_exports("lighthouse")
     env = pipeline_env_for_test({**registry_env, **kube_env, **scanner,
                                  "KUBECONFIG": kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"],
                                  "PIPELINE_OSV_DB": str(ROOT / "tests/fixtures/scan/osv-db"),
-                                 "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl")})
+                                 "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+                                 "CHROME_PATH": lighthouse["PIPELINELIB_CHROMIUM"]})
+    # the build stage's perf task runs `lighthouse` from the agent's PATH
+    env["PATH"] = f"{Path(lighthouse['PIPELINELIB_LIGHTHOUSE']).parent}:{env['PATH']}"
     # the trust root and attestation key the agent administrators install (their paths are
     # secret params): the same policy as the env-state repository's, signed by two people
     trust = make_trust(tmp_path / "trust-root", yaml.safe_dump(LIVE_POLICY),
@@ -168,6 +171,11 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     # the failure annotation was skipped, every other task ran
     assert [(t.index, t.ran) for t in run.tasks if t.stage == "sandbox"][-2:] == [
         (7, True), (8, False)]
+    # Lighthouse ran 3 times; the budget judged the median run (and shows every run)
+    job = agent.root / "artifacts" / run.name / str(run.counter) / "build" / "1" / "build"
+    assert len(list(job.glob("reports/reports/lighthouse-*.json"))) == 3
+    [perf] = summary(run, agent, "build", "build", "perf")["steps"]
+    assert " valid run(s) of 3: run " in perf["outputs"]["checklist"][0], perf
     pushed = [s for s in summary(run, agent, "build", "build", "build")["steps"]
               if (s.get("outputs") or {}).get("image")][-1]["outputs"]["image"]
     digest = pushed.split("@", 1)[1]

@@ -127,8 +127,13 @@ def test_a_step_survives_or_fails_clearly_through_an_apiserver_fault(
 
 def test_a_watch_cut_mid_wait_is_resumed_and_the_rollout_converges(
         cluster, fault_proxy, tmp_path, scenario):
-    """Every open connection (the wait's watch among them) is reset once the Deployment is
-    written, as the audit log shows; the wait watches again and the rollout succeeds."""
+    """Every open connection (the wait's watches among them) is reset once the Deployment
+    is written (the audit log shows it) and the wait says it is waiting (its first progress
+    line comes after every watch has listed); the wait watches again and the rollout
+    succeeds."""
+    import json
+    import os
+    import sys
     import threading
 
     from pipelinelib.testing.kill import KubeAuditWrites
@@ -141,25 +146,43 @@ def test_a_watch_cut_mid_wait_is_resumed_and_the_rollout_converges(
     proxy = fault_proxy("apiserver", host_port(kube_server(cluster.deployer_kubeconfig)))
     writes = KubeAuditWrites(cluster.kube_env["PIPELINELIB_KUBE_AUDIT_LOG"], [ns])
     writes.mark()
+    kubeconfig = kubeconfig_via(cluster.deployer_kubeconfig, proxy,
+                                tmp_path / f"{proxy.name}.kubeconfig")
+    stderr: list[str] = []
     cut: list[str] = []
 
-    def cut_after_the_deployment_write() -> None:
+    def waiting() -> bool:
+        return any(line.startswith("{") and json.loads(line).get("event") == "waiting"
+                   for line in list(stderr))
+
+    def cut_once_the_wait_watches() -> None:
         wait_until(lambda: any(w.what == "patch deployments/web" for w in writes.poll()),
                    120, "the Deployment write", interval=0.02)
-        time.sleep(0.5)  # the wait is watching now
+        wait_until(waiting, 120, "the wait's first progress line", interval=0.02)
         with proxy.toxic("reset_peer", timeout=0):
             cut.append("reset")
             time.sleep(0.3)  # the fault itself: connections reset for 0.3 s
 
-    cutter = threading.Thread(target=cut_after_the_deployment_write, daemon=True)
-    cutter.start()
-    out, row.seconds = run_through(cluster, proxy, tmp_path, [
-        "rollout", str(write(tmp_path / "v2.yaml", web(2, ready_after="4s"))), "--app", "web",
-        "-n", ns, "--lock-ttl", "3"])
+    started = time.monotonic()
+    with open(tmp_path / "stdout", "w") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelinelib", "rollout",
+             str(write(tmp_path / "v2.yaml", web(2, ready_after="4s"))), "--app", "web",
+             "-n", ns, "--lock-ttl", "3"], stdout=stdout, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PIPELINE_LOG_FORMAT": "json",
+                 **cluster.cli_env(), "KUBECONFIG": str(kubeconfig)})
+        assert proc.stderr is not None
+        cutter = threading.Thread(target=cut_once_the_wait_watches, daemon=True)
+        cutter.start()
+        for line in proc.stderr:  # until it exits; the cutter reads the lines so far
+            stderr.append(line)
+        code = proc.wait(timeout=600)
+    row.seconds = round(time.monotonic() - started, 2)
     cutter.join(10)
+    text = "".join(stderr)
     assert cut == ["reset"], "the cut happened while the rollout waited"
-    row.retries = count_retries(out.stderr)
-    assert out.returncode == 0, out.stderr[-3000:]
+    row.retries = count_retries(text)
+    assert code == 0, text[-3000:]
     row.outcome = "survived" + (f" ({row.retries} retries)" if row.retries else "")
     assert image_of(cluster, ns) == image(2)
     assert cluster.json("-n", ns, "get", "deploy", "web")["status"].get("readyReplicas") == 2

@@ -166,7 +166,8 @@ def test_sandbox_branch_and_main_branch_pipelines_after_seed_002() -> None:
     assert [s for s, _ in stages(main)] == ["build", "staging", "swap-live"]
     build = dict(stages(main))["build"]
     variables = main["environment_variables"]
-    assert [subcommand(pipeline_argv(t, variables)) for t in tasks(build)] == ["build", "scan"]
+    assert [subcommand(pipeline_argv(t, variables)) for t in tasks(build)] == [
+        "build", "scan", "perf"]
     scan = pipeline_argv(tasks(build)[1], variables)
     # the image the build pushed: release.env's REGISTRY/CONTAINER_NAMESPACE/PROJECT-NAME
     assert scan[scan.index("--osv-image") + 1] == (

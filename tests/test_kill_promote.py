@@ -49,42 +49,55 @@ def assert_promoted_once(world: dict, base: str) -> None:
     assert len(events) == 1, f"one promotion event, got {len(events)}"
 
 
-def test_promote_killed_after_every_write_converges(tmp_path, registry_env, scenario):
-    registry = registry_env["PIPELINELIB_REGISTRY"]
-    world = promote_world(tmp_path, registry)
+def kill_at_every_write(tmp_path: Path, registry: str, scenario, label: str,
+                        make_world, make_args, assert_once,
+                        twice: bool = False) -> tuple[list, list[Trial]]:
+    """Record a promotion's writes (the origin's refs, the audit file), then for each k kill
+    it right after write k in a fresh world and re-run it (``twice``: and once more): the
+    world must hold the promotion once. The recorded writes and the trials."""
+    world = make_world(tmp_path, registry)
     base = git(world["origin"], "rev-parse", "main")
-    harness = KillHarness([sys.executable, "-m", "pipelinelib", *args(world)],
+    harness = KillHarness([sys.executable, "-m", "pipelinelib", *make_args(world)],
                           {**os.environ, **world["env"]},
                           [GitRefWrites(world["origin"]), AppendWrites(world["audit"])])
     done, writes = harness.record()
     assert done.returncode == 0, done.stderr[-3000:]
     assert writes, "the promotion's writes"
-    assert_promoted_once(world, base)
+    assert_once(world, base)
     state: dict = {}
 
     def fresh(_k: int) -> None:
-        w = promote_world(tmp_path, registry)
+        w = make_world(tmp_path, registry)
         state["world"], state["base"] = w, git(w["origin"], "rev-parse", "main")
-        harness.cmd = [sys.executable, "-m", "pipelinelib", *args(w)]
+        harness.cmd = [sys.executable, "-m", "pipelinelib", *make_args(w)]
         harness.env = {**os.environ, **w["env"]}
         harness.sources = [GitRefWrites(w["origin"]), AppendWrites(w["audit"])]
 
     def check(k: int, trial: Trial) -> None:
         w = writes[k - 1]
-        row: Scenario = scenario("promote (single)", f"SIGKILL after write {k}/{len(writes)} "
+        row: Scenario = scenario(label, f"SIGKILL after write {k}/{len(writes)} "
                                  f"({w.system} {w.what})", w.system)
         row.outcome = f"killed after {trial.landed} write(s)"
         assert trial.killed and trial.landed == k, (k, trial.writes, writes)
         started = time.monotonic()
-        rerun = run_pipeline(*args(state["world"]), env=state["world"]["env"])
+        rerun = run_pipeline(*make_args(state["world"]), env=state["world"]["env"])
         row.seconds = round(time.monotonic() - started, 2)
         row.retries = count_retries(rerun.stderr)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
-        assert_promoted_once(state["world"], state["base"])
-        row.rerun = "converged"
+        assert_once(state["world"], state["base"])
+        if twice:
+            again = run_pipeline(*make_args(state["world"]), env=state["world"]["env"])
+            assert again.returncode == 0, again.stderr[-3000:]
+            assert_once(state["world"], state["base"])
+        row.rerun = "converged" if k < len(writes) else "unchanged (nothing left to write)"
         row.passed = True
 
-    harness.kill_at_every_write(len(writes), fresh, check)
+    return writes, harness.kill_at_every_write(len(writes), fresh, check)
+
+
+def test_promote_killed_after_every_write_converges(tmp_path, registry_env, scenario):
+    kill_at_every_write(tmp_path, registry_env["PIPELINELIB_REGISTRY"], scenario,
+                        "promote (single)", promote_world, args, assert_promoted_once)
 
 
 # -- a set: several apps into a four-eyes environment, one approval, one commit -------------
@@ -140,42 +153,8 @@ def test_set_promote_killed_after_every_write_converges(tmp_path, registry_env, 
     """`pipeline promote --all --from preprod --to prod` (two apps, one set approval): its
     writes are the state repo's ref update (one commit for the set) and one audit event per
     member. Killed after each, re-run: one commit, one event per member, none twice."""
-    registry = registry_env["PIPELINELIB_REGISTRY"]
-    world = set_world(tmp_path, registry)
-    base = git(world["origin"], "rev-parse", "main")
-    harness = KillHarness([sys.executable, "-m", "pipelinelib", *set_args(world)],
-                          {**os.environ, **world["env"]},
-                          [GitRefWrites(world["origin"]), AppendWrites(world["audit"])])
-    done, writes = harness.record()
-    assert done.returncode == 0, done.stderr[-3000:]
+    writes, trials = kill_at_every_write(tmp_path, registry_env["PIPELINELIB_REGISTRY"],
+                                         scenario, "promote (set of 2)", set_world, set_args,
+                                         assert_set_promoted_once, twice=True)
     assert [w.system for w in writes] == ["git", "audit", "audit"], writes
-    assert_set_promoted_once(world, base)
-    state: dict = {}
-
-    def fresh(_k: int) -> None:
-        w = set_world(tmp_path, registry)
-        state["world"], state["base"] = w, git(w["origin"], "rev-parse", "main")
-        harness.cmd = [sys.executable, "-m", "pipelinelib", *set_args(w)]
-        harness.env = {**os.environ, **w["env"]}
-        harness.sources = [GitRefWrites(w["origin"]), AppendWrites(w["audit"])]
-
-    def check(k: int, trial: Trial) -> None:
-        w = writes[k - 1]
-        row: Scenario = scenario("promote (set of 2)", f"SIGKILL after write {k}/{len(writes)}"
-                                 f" ({w.system} {w.what})", w.system)
-        row.outcome = f"killed after {trial.landed} write(s)"
-        assert trial.killed and trial.landed == k, (k, trial.writes, writes)
-        started = time.monotonic()
-        rerun = run_pipeline(*set_args(state["world"]), env=state["world"]["env"])
-        row.seconds = round(time.monotonic() - started, 2)
-        row.retries = count_retries(rerun.stderr)
-        assert rerun.returncode == 0, rerun.stderr[-3000:]
-        assert_set_promoted_once(state["world"], state["base"])
-        again = run_pipeline(*set_args(state["world"]), env=state["world"]["env"])
-        assert again.returncode == 0, again.stderr[-3000:]
-        assert_set_promoted_once(state["world"], state["base"])
-        row.rerun = "converged" if k < len(writes) else "unchanged (nothing left to write)"
-        row.passed = True
-
-    trials = harness.kill_at_every_write(len(writes), fresh, check)
     assert [t.landed for t in trials] == [1, 2, 3]

@@ -211,7 +211,7 @@ def test_killed_runner_releases_lock_and_rerun_converges(db: str, mig_dir: Path)
     try:
         wait_until(lambda: rows(db, "select count(*) from pg_stat_activity where query like "
                                     "'%pg_sleep(30)%' and pid <> pg_backend_pid() and "
-                                    "state = 'active'")[0][0], 30, "the runner to reach V4")
+                                    "state = 'active'")[0][0], 120, "the runner to reach V4")
     except AssertionError:
         proc.kill()
         raise
@@ -263,6 +263,11 @@ def test_dsn_password_never_reaches_logs_or_reports(postgres_env: dict[str, str]
         unreachable = migrate(f"postgresql://{role}:{planted}@127.0.0.1:1/{name}",
                               "--dir", str(d))
         assert unreachable.returncode == 3 and planted not in unreachable.stderr
+        # the server answers "database does not exist": bad input at once, never retried
+        absent = migrate(dsn.replace(f"/{name}", f"/{name}_absent"), "--dir", str(d))
+        assert absent.returncode == 2, absent.stderr[-2000:]
+        assert f"has no database '{name}_absent'" in absent.stderr, absent.stderr[-2000:]
+        assert "retrying" not in absent.stderr and planted not in absent.stderr
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')

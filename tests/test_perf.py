@@ -1,5 +1,7 @@
 """Performance budgets over Lighthouse reports (a real Lighthouse 12.8 run against
-examples/hello, reduced to the parts we read) and coach advice."""
+examples/hello, reduced to the parts we read) and coach advice; several runs of one page
+and the median run that is judged (real runs: tests/fixtures/perf/README.md says how each
+was recorded, lighthouse-run-starved-* with Chrome sharing one core with three busy loops)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import pytest
 
 from pipelinelib.errors import BadInput
 from pipelinelib.perf.lighthouse import Budget, check, load_budget, quantity, read_report
+from pipelinelib.perf.runs import describe, pages
 from tests.helpers.cli import run_pipeline
 from tests.helpers.paths import FIXTURES
 
@@ -67,3 +70,81 @@ def test_pipeline_perf_exits_1_on_a_missed_budget_and_2_on_unreadable_input(tmp_
     truncated.write_text((FIX / "lighthouse-hello.json").read_text()[:500])
     bad = run_pipeline("perf", "--report", str(truncated), "--budget", str(FIX / "budget.yaml"))
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+
+
+def runs_of(*names: str):
+    return [(FIX / f"lighthouse-{name}.json", read_report(FIX / f"lighthouse-{name}.json"))
+            for name in names]
+
+
+def test_a_starved_run_alone_misses_the_budget_the_median_of_three_does_not():
+    budget = load_budget(FIX / "budget.yaml")
+    starved = read_report(FIX / "lighthouse-run-starved-2.json")
+    assert {c.name for c in check(starved, budget) if not c.ok} == {
+        "performance", "total-blocking-time"}
+    [page] = pages(runs_of("run-idle-1", "run-starved-2", "run-idle-2"))
+    # medians: FCP 774 ms, TTI 774 ms -> run 3 (FCP 774, TTI 774) is the median run
+    assert page.judged is not None and page.judged.number == 3 and not page.dropped
+    assert all(c.ok for c in check(page.judged.measured, budget))
+    lines = describe(page)
+    assert lines[1] == ("run 2 (lighthouse-run-starved-2.json): performance 77, FCP 859 ms, "
+                        "TTI 2449 ms, LCP 859 ms, TBT 1123 ms, benchmarkIndex 434")
+    assert lines[2].endswith("← judged (median run)") and "judged" not in lines[0] + lines[1]
+
+
+def test_the_median_run_is_the_closest_to_the_median_fcp_and_tti():
+    [page] = pages(runs_of("run-idle-1", "run-starved-2", "run-idle-3", "run-starved-1"))
+    # FCP 768 859 791 867 -> 825; TTI 772 2449 941 1547 -> 1244: run 3 is 34/303 ms away,
+    # run 4 (starved-1) 42/303 ms, run 1 57/472 ms
+    assert page.judged is not None and page.judged.number == 3
+
+
+def test_runs_with_a_runtime_error_are_dropped():
+    [page] = pages(runs_of("run-starved-1", "error", "run-idle-1"))
+    assert page.dropped == {2: "lighthouse runtime error NO_FCP"}
+    # two valid runs sit (up to float rounding) equally far from their mean: Lighthouse's
+    # computeMedianRun picks run 1 here (test_perf_lighthouse compares with its code)
+    assert page.judged is not None and page.judged.number == 1
+    assert describe(page)[1].endswith("dropped: lighthouse runtime error NO_FCP")
+
+
+def test_a_page_without_a_valid_run_fails_and_one_report_is_judged_as_it_is():
+    [page] = pages(runs_of("error", "error"))
+    assert page.judged is None and set(page.dropped) == {1, 2}
+    [single] = pages(runs_of("error"))
+    assert single.judged is not None and not single.dropped and describe(single) == []
+    coach = (FIX / "coach.json", read_report(FIX / "coach.json"))
+    two_pages = pages([*runs_of("run-idle-1"), coach])
+    assert [len(p.runs) for p in two_pages] == [1, 1]
+
+
+def test_pipeline_perf_judges_the_median_of_a_glob_of_runs_and_shows_every_run(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for number, name in enumerate(["run-starved-2", "run-idle-1", "run-starved-1"], 1):
+        (runs / f"lighthouse-{number}.json").write_text(
+            (FIX / f"lighthouse-{name}.json").read_text())
+    budget = str(FIX / "budget.yaml")
+    # two starved runs of three: the median run is starved too, and the budget is missed
+    missed = run_pipeline("--report-dir", str(tmp_path / "r1"), "perf", "--report",
+                          str(runs / "lighthouse-*.json"), "--budget", budget)
+    assert missed.returncode == 1, missed.stdout + missed.stderr[-2000:]
+    assert "(median of 3 valid run(s) of 3: run 3)" in missed.stdout
+    assert "✗ total-blocking-time: 418 ms (budget 200 ms)" in missed.stdout
+    # Lighthouse's own runWarnings of the judged run say why
+    assert "Lighthouse warned: The tested device appears to have a slower CPU than " \
+           "Lighthouse expects." in missed.stdout
+    (runs / "lighthouse-3.json").write_text((FIX / "lighthouse-run-idle-2.json").read_text())
+    (runs / "lighthouse-4.json").write_text((FIX / "lighthouse-error.json").read_text())
+    met = run_pipeline("--report-dir", str(tmp_path / "r2"), "perf", "--report",
+                       str(runs / "lighthouse-*.json"), "--budget", budget)
+    assert met.returncode == 0, met.stdout + met.stderr[-2000:]
+    assert "(median of 3 valid run(s) of 4: run 3)" in met.stdout
+    assert "run 4 (lighthouse-4.json): performance -, benchmarkIndex 3014  dropped: " \
+           "lighthouse runtime error NO_FCP" in met.stdout
+    assert "Lighthouse warned" not in met.stdout, "the judged idle run has no warning"
+    markdown = (tmp_path / "r2" / "summary.md").read_text()
+    assert "run 1 (lighthouse-1.json): performance 77" in markdown
+    assert "← judged (median run)" in markdown
+    none = run_pipeline("perf", "--report", str(runs / "nothing-*.json"), "--budget", budget)
+    assert none.returncode == 2 and "no report matches" in none.stderr, none.stderr[-2000:]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from pipelinelib.kube.lock import DeployLock, lease_name
-from pipelinelib.kube.revisions import plan_changes, refresh
+from pipelinelib.kube.revisions import Owned, apply_planned, plan_changes, refresh
 from pipelinelib.steps.rollout import prepare, rollout
 from pipelinelib.testing.kill import KubeAuditWrites
 from tests.helpers.cli import run_pipeline
@@ -100,3 +100,32 @@ def test_under_the_lock_only_objects_that_moved_are_planned_again(cluster):
         assert (after is before) != moved, f"{before.ref}: re-planned only if it moved"
 
 
+
+
+def test_an_update_is_written_only_over_the_version_it_was_planned_against(cluster):
+    """No re-read under the lock: each update carries the listed resourceVersion, and an
+    object that moved since the plan (409) is planned again and that change written."""
+    ns = cluster.namespace("lk")
+    rollout(cluster.ctx(), web(1), app="web", namespace=ns, timeout=60)
+    kube = cluster.deployer()
+
+    def planned(n: int):
+        owned = Owned(kube, "web", ns)  # the plan's lists: the live state it writes over
+        changes = plan_changes(kube, prepare(cluster.ctx(), web(n), "web", ns), True, owned)
+        return next(c for c in changes if c.manifest.kind == "Deployment")
+
+    stale = planned(2)
+    assert stale.action == "update"
+    rollout(cluster.ctx(), web(3), app="web", namespace=ns, timeout=60)  # lands meanwhile
+    result, written = apply_planned(kube, stale)
+    assert result is not None and written is not stale and written.action == "update"
+    assert written.live["spec"]["template"]["spec"]["containers"][0]["image"] == image(3), \
+        "planned again against what is live now (what a rollback would restore)"
+    assert result["spec"]["template"]["spec"]["containers"][0]["image"] == image(2)
+
+    stale = planned(4)
+    rollout(cluster.ctx(), web(4), app="web", namespace=ns, timeout=60)  # the same version
+    writes = kube.writes
+    result, written = apply_planned(kube, stale)
+    assert result is None and written.action == "none" and kube.writes == writes, \
+        "nothing left to write"

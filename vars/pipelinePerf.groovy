@@ -1,5 +1,6 @@
 // pipelinePerf: the performance budget, seed 003 (`pipeline perf`): check a Lighthouse (or
-// coach) JSON report against the budget YAML. See pipelinePerf.txt.
+// coach) JSON report against the budget YAML; `report` may be a glob of several Lighthouse
+// runs of one page (the median run is judged). See pipelinePerf.txt.
 
 def call(Map params = [:]) {
     pipelineCli.checkParams('pipelinePerf', params, ['report', 'budget', 'attestKeyCredentialsId', 'reportDir'],

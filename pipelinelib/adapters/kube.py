@@ -19,9 +19,10 @@ an unknown or duplicate field is an error, not a warning lost in a header.
 ``writes`` counts the mutating requests sent (dry runs excluded): a no-op rollout
 must leave it at zero.
 
-``follow`` is the watch as steps see it: an iterator that lists, watches, resumes a watch
-the server ends at its last resourceVersion, and lists again (yielding what changed) when
-the apiserver answers 410 Gone — never an exception for an expired watch.
+``follow`` is the watch as steps see it: an iterator that reads the current state (one
+streaming watch-list where the apiserver serves it, else list + watch), watches, resumes a
+watch the server ends at its last resourceVersion, and reads the state again (yielding what
+changed) when the apiserver answers 410 Gone — never an exception for an expired watch.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ POOL_SIZE = 64
 # A watch's ``timeoutSeconds``: the server ends it then and ``follow`` watches again from
 # the last resourceVersion (a stuck connection is noticed within this time).
 WATCH_TIMEOUT_S = 15
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"  # the bookmark ending a watch-list's state
 
 
 def _api_client(configuration: Any) -> Any:
@@ -106,6 +108,8 @@ class KubeClient:
         self.timeout_s = timeout_s
         self.writes = 0
         self.relists = 0  # watches answered 410 Gone and listed again (follow)
+        # streaming lists (watch_list) served: None until the first one answers
+        self.streaming_lists: bool | None = None
         self.watch_timeout_s = WATCH_TIMEOUT_S
         self._lock = threading.Lock()
         self._kinds: dict[tuple[str, str], tuple[str, str, bool] | None] = {}
@@ -113,12 +117,22 @@ class KubeClient:
     # construction -------------------------------------------------------------------------
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
-        """From a kubeconfig file (first entry of a ``:``-separated list) and context."""
+        """From a kubeconfig file (first entry of a ``:``-separated list) and context.
+
+        A server, CA and token or client certificate are served by urllib3 alone
+        (``kube_http``: the official client's imports cost ~250 ms per run); any other
+        kubeconfig by the official client's loader."""
+        from pipelinelib.adapters.kube_http import lean_client
+
+        path = (path or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+        source = f"{path}" + (f"#{context}" if context else "")
+        lean = lean_client(path, context, POOL_SIZE)
+        if lean is not None:
+            return cls(lean, source=source)
         from kubernetes import client as k8s
         from kubernetes import config
         from kubernetes.config.config_exception import ConfigException
 
-        path = (path or os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
         configuration = k8s.Configuration()
         try:
             config.load_kube_config(config_file=path, context=context,  # type: ignore[no-untyped-call]
@@ -127,8 +141,7 @@ class KubeClient:
             where = f"{path}" + (f" (context {context})" if context else "")
             raise Unreachable(f"no usable kubeconfig at {where}", cause=str(exc)[:200],
                               hint="set KUBECONFIG or PIPELINE_KUBECONFIG") from exc
-        return cls(_api_client(configuration),
-                   source=f"{path}" + (f"#{context}" if context else ""))
+        return cls(_api_client(configuration), source=source)
 
     @classmethod
     def in_cluster(cls) -> KubeClient:
@@ -274,9 +287,11 @@ class KubeClient:
                                   {"labelSelector": selector, "fieldSelector": field_selector}))
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = True,
-              namespace: str | None = None) -> dict[str, Any]:
+              namespace: str | None = None, ok: tuple[int, ...] = ()) -> dict[str, Any]:
         """Server-side apply ``obj`` as field manager ``pipelinelib``; returns the result.
 
+        ``metadata.resourceVersion`` in ``obj`` makes it conditional (409 when the live
+        object has moved on; pass ``ok=(409,)`` to get ``{"__status__": 409}`` back).
         An object over the apiserver's request limit is refused here (BadInput), unsent."""
         meta = obj.get("metadata", {})
         size = len(json.dumps(obj, default=str))
@@ -288,7 +303,7 @@ class KubeClient:
                          obj.get("apiVersion"))
         query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None,
                  "dryRun": "All" if dry_run else None, "fieldValidation": "Strict"}
-        return _dict(self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE))
+        return _dict(self.request("PATCH", path, query, obj, APPLY_CONTENT_TYPE, ok=ok))
 
     def patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
               api_version: str | None = None) -> dict[str, Any]:
@@ -332,6 +347,28 @@ class KubeClient:
         query = {"watch": "1", "resourceVersion": resource_version, "labelSelector": selector,
                  "fieldSelector": field_selector, "timeoutSeconds": str(timeout_s),
                  "allowWatchBookmarks": "true"}
+        return self._stream(kind, namespace, query, timeout_s)
+
+    def watch_list(self, kind: str, namespace: str | None, selector: str | None = None,
+                   field_selector: str | None = None, timeout_s: int = 60
+                   ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A watch that starts with the current state: one request instead of list + watch.
+
+        ``sendInitialEvents=true`` with ``resourceVersionMatch=NotOlderThan`` and no
+        resourceVersion (a consistent read, as a list): an ADDED event for every object that
+        exists, then a BOOKMARK annotated ``k8s.io/initial-events-end: "true"`` carrying the
+        state's resourceVersion, then changes as any watch. An apiserver without streaming
+        lists (WatchList, on by default since Kubernetes 1.32) refuses the parameters with a
+        4xx, raised as from ``list``; ``follow`` then lists and watches instead.
+        """
+        query = {"watch": "1", "sendInitialEvents": "true",
+                 "resourceVersionMatch": "NotOlderThan", "labelSelector": selector,
+                 "fieldSelector": field_selector, "timeoutSeconds": str(timeout_s),
+                 "allowWatchBookmarks": "true"}
+        return self._stream(kind, namespace, query, timeout_s)
+
+    def _stream(self, kind: str, namespace: str | None, query: dict[str, Any],
+                timeout_s: int) -> Iterator[tuple[str, dict[str, Any]]]:
         response = self._send("GET", self.path(kind, namespace), query, None, None,
                               (5, timeout_s + 10), stream=True)
         if response.status >= 300:
@@ -366,41 +403,56 @@ class KubeClient:
                resource_version: str | None = None,
                known: builtins.list[dict[str, Any]] | None = None,
                api_version: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """List, then watch, until ``stop`` is set (or the consumer stops iterating).
+        """The current state, then every change, until ``stop`` is set (or the consumer
+        stops iterating).
 
-        Yields ``(ADDED | MODIFIED | DELETED, object)`` and, after every list,
-        ``(SYNCED, list)`` (the list's ``items`` and ``metadata``). Started at
+        Yields ``(ADDED | MODIFIED | DELETED, object)`` and, each time the state is read
+        whole, ``(SYNCED, list)`` (its ``items`` and ``metadata.resourceVersion``): the
+        consumer's "caught up" signal. The state is read by one streaming watch
+        (``watch_list``: the objects, then the initial-events-end bookmark) where the
+        apiserver serves it, else by a list followed by a watch. Started at
         ``resource_version`` with the ``known`` objects of that version, it watches from
-        there without listing first. A watch the server ends (its ``timeoutSeconds``, a
-        closed stream, a dropped connection) resumes at the last resourceVersion seen. A
-        watch answered 410 Gone (the resourceVersion is older than what the apiserver keeps)
-        lists again and yields what changed meanwhile, deletions included: the consumer
-        misses no change and never sees the expiry. Faults of the API itself (forbidden,
-        not found) are raised as from ``list``.
+        there without reading the state first. A watch the server ends (its
+        ``timeoutSeconds``, a closed stream, a dropped connection) resumes at the last
+        resourceVersion seen. A watch answered 410 Gone (the resourceVersion is older than
+        what the apiserver keeps) reads the state again and yields what changed meanwhile,
+        deletions included: the consumer misses no change and never sees the expiry.
+        Faults of the API itself (forbidden, not found) are raised as from ``list``.
         """
         stop = stop or threading.Event()
         seen = {_name(o): o for o in known or []}
         version = resource_version
         quiet = 0  # watches in a row that ended at once without an event
         while not stop.is_set():
-            if version is None:
+            initial: dict[str, dict[str, Any]] | None = None  # a watch-list's, until synced
+            if version is None and self.streaming_lists is not False:
+                initial = {}
+                stream = self.watch_list(kind, namespace, selector, field_selector,
+                                         timeout_s=self.watch_timeout_s)
+            elif version is None:
                 listed = self.list(kind, namespace, selector, field_selector, api_version)
                 current = {_name(o): o for o in listed.get("items", [])}
-                for name, obj in current.items():
-                    if name not in seen:
-                        yield "ADDED", obj
-                    elif _rv(seen[name]) != _rv(obj):
-                        yield "MODIFIED", obj
-                for name in seen.keys() - current.keys():
-                    yield "DELETED", seen[name]
+                yield from _changes(seen, current)
                 seen, version = current, str(listed.get("metadata", {}).get(
                     "resourceVersion", ""))
                 yield "SYNCED", listed
+            if version is not None:
+                stream = self.watch(kind, namespace, version, selector, field_selector,
+                                    timeout_s=self.watch_timeout_s)
             events, started = 0, time.monotonic()
             try:
-                for etype, obj in self.watch(kind, namespace, version, selector, field_selector,
-                                             timeout_s=self.watch_timeout_s):
+                for etype, obj in stream:
                     events += 1
+                    if initial is not None:  # the state, object by object, then its end
+                        if etype != "BOOKMARK":
+                            initial[_name(obj)] = obj
+                        elif _initial_events_end(obj):
+                            self.streaming_lists = True
+                            yield from _changes(seen, initial)
+                            seen, version, initial = initial, _rv(obj), None
+                            yield "SYNCED", {"items": builtins.list(seen.values()),
+                                             "metadata": {"resourceVersion": version}}
+                        continue
                     version = _rv(obj) or version
                     if etype == "BOOKMARK":
                         continue
@@ -418,6 +470,13 @@ class KubeClient:
                 continue
             except TransientError:
                 events = 0  # the API did not answer: back off below, then watch again
+            except (BadInput, StepFailed):
+                if initial is None or events or self.streaming_lists:
+                    raise
+                self.streaming_lists = False  # parameters refused: list and watch instead
+                continue
+            if initial is not None and events and not self.streaming_lists:
+                self.streaming_lists = False  # ended without the initial-events-end bookmark
             quiet = 0 if events or time.monotonic() - started > 1 else quiet + 1
             if quiet and stop.wait(min(2.0, 0.05 * 2 ** quiet)):
                 return
@@ -467,6 +526,24 @@ def _name(obj: dict[str, Any]) -> str:
 
 def _rv(obj: dict[str, Any]) -> str:
     return str(obj.get("metadata", {}).get("resourceVersion", ""))
+
+
+def _initial_events_end(bookmark: dict[str, Any]) -> bool:
+    """The bookmark that ends a watch-list's initial events (``k8s.io/initial-events-end``)."""
+    annotations = bookmark.get("metadata", {}).get("annotations") or {}
+    return bool(annotations.get(INITIAL_EVENTS_END) == "true")
+
+
+def _changes(seen: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]]
+             ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """What a fresh read of the state shows against what was seen: added, modified, deleted."""
+    for name, obj in current.items():
+        if name not in seen:
+            yield "ADDED", obj
+        elif _rv(seen[name]) != _rv(obj):
+            yield "MODIFIED", obj
+    for name in seen.keys() - current.keys():
+        yield "DELETED", seen[name]
 
 
 def _json(data: Any) -> Any:

@@ -11,11 +11,12 @@ attempt, so it never reaches a log line, an error or a report.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pipelinelib.errors import Refused, StepFailed, TransientError, Unreachable
+from pipelinelib.errors import BadInput, Refused, StepFailed, TransientError, Unreachable
 from pipelinelib.retry import transient_retry
 from pipelinelib.secrets import Secrets
 
@@ -72,6 +73,11 @@ class Postgres:
         except _AuthFailed as exc:
             raise Refused(f"PostgreSQL at {where} refused the login",
                           hint="check the DSN's user and password") from exc
+        except _NoDatabase as exc:
+            raise BadInput(f"PostgreSQL at {where} has no database "
+                           f"{dsn_parts(dsn).get('dbname', '')!r}", source="the DSN",
+                           hint="check the DSN's database name, or create the database first"
+                           ) from exc
         return cls(conn, where, secrets)
 
     def close(self) -> None:
@@ -141,6 +147,13 @@ class _AuthFailed(Exception):
     pass
 
 
+_NO_DATABASE = re.compile(r'FATAL:\s+database "[^"]*" does not exist')
+
+
+class _NoDatabase(Exception):
+    """The server answered: the DSN's database does not exist (never clears by retrying)."""
+
+
 @transient_retry(attempts=4, max_delay_s=20.0, max_wait_s=3.0)
 def _connect(dsn: str, application_name: str, connect_timeout: int) -> Any:
     import psycopg
@@ -153,9 +166,9 @@ def _connect(dsn: str, application_name: str, connect_timeout: int) -> Any:
         if "password authentication failed" in text or "no password supplied" in text \
                 or exc.sqlstate in ("28P01", "28000"):
             raise _AuthFailed(text) from exc
-        if exc.sqlstate == "3D000":  # database does not exist
-            raise DatabaseError(_one_line(text), sqlstate=exc.sqlstate,
-                                hint="create the database first") from exc
+        # libpq reports a refused connection without a SQLSTATE: read the server's FATAL line
+        if exc.sqlstate == "3D000" or _NO_DATABASE.search(text):
+            raise _NoDatabase(_one_line(text)) from exc
         raise TransientError(_one_line(text) or "no answer") from exc
 
 

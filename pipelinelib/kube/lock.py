@@ -127,6 +127,7 @@ class DeployLock:
         self._confirmed = 0.0  # monotonic time the Lease was last seen ours
         self._rv = ""  # the Lease's resourceVersion after our last write to it
         self._seen_held = False  # the last attempt found a Lease
+        self.contended = False  # some attempt found a Lease: another run held (or holds) it
 
     @staticmethod
     def holder_of(ci: Any) -> str:
@@ -160,7 +161,7 @@ class DeployLock:
             if "__status__" not in made:
                 self._confirmed, self._rv = time.monotonic(), _rv(made)
                 return None
-            self._seen_held = True
+            self._seen_held = self.contended = True
             live = self.kube.get("Lease", self.name, self.namespace)
             if live is None:
                 return {}

@@ -17,13 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pipelinelib.errors import PipelineError, Refused
+from pipelinelib.errors import BadInput, PipelineError, Refused, StepFailed
 from pipelinelib.kube.kinds import PRUNABLE as PRUNE_KINDS  # plus any kind the manifests ship
 from pipelinelib.kube.labels import (
     APP_LABEL,
     COLOR_LABEL,
     MANAGED_BY,
     MANAGER,
+    PURPOSE_LABEL,
     RECORD_ANNOTATIONS,
     owner_selector,
 )
@@ -109,18 +110,67 @@ def _probe(m: Manifest, live: dict[str, Any] | None) -> dict[str, Any]:
     return probe
 
 
+def list_owned(kube: Any, kind: str, namespace: str, selector: str,
+               api_version: str | None = None, log: Any = None
+               ) -> dict[str, dict[str, dict[str, Any]]] | None:
+    """{app: {name: object}} of ``kind`` in ``namespace`` selected by ``selector`` (one
+    list; items get the list's apiVersion and the kind); None when the deployer may not
+    list the kind (its objects are then read one by one, and it is not pruned)."""
+    try:
+        try:
+            listed = kube.list(kind, namespace, selector=selector, api_version=api_version)
+        except BadInput:  # not served at that version (any more): at its preferred one
+            if api_version is None:
+                return {}  # the cluster serves no such kind: nothing of it can exist
+            return list_owned(kube, kind, namespace, selector, None, log)
+    except Refused as exc:
+        if log:
+            log.debug("cannot list owned objects", kind=kind, error=exc.message)
+        return None
+    version = listed.get("apiVersion") or api_version
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for item in listed.get("items", []):
+        app = (item["metadata"].get("labels") or {}).get(APP_LABEL)
+        if app:
+            out.setdefault(app, {})[item["metadata"]["name"]] = {
+                "apiVersion": version, **item, "kind": kind}
+    return out
+
+
+def read_namespace(kube: Any, namespace: str) -> tuple[bool, dict[str, str]]:
+    """Whether ``namespace`` exists, and its labels ({} when absent or not readable)."""
+    try:
+        ns = kube.get("Namespace", namespace)
+    except Refused:
+        return True, {}  # a deployer may not read namespaces; its own namespace exists
+    return ns is not None, dict(((ns or {}).get("metadata") or {}).get("labels") or {})
+
+
 class RunLists:
     """Every app's owned objects, one list per namespace and kind for a whole run that
     deploys many apps (``pipeline apply``): selected by the managed-by label, split by the
     app label here. Each app reads only its own objects, which only its own rollout of the
     run writes, after its plan; a change made outside the run meanwhile is caught by the
-    re-read under the deploy lock (``refresh``)."""
+    apply's resourceVersion precondition (``apply_planned``)."""
 
     def __init__(self, kube: Any, log: Any = None):
         self.kube, self.log = kube, log
         self._lock = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._found: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]] | None] = {}
+        self._namespaces: dict[str, tuple[bool, dict[str, str]]] = {}
+
+    def namespace(self, namespace: str) -> tuple[bool, dict[str, str]]:
+        """``read_namespace``, once per run for a namespace that exists (the run made its
+        namespaces before its first app: one that does not is read again)."""
+        with self._lock:
+            known = self._namespaces.get(namespace)
+        if known is None:
+            known = read_namespace(self.kube, namespace)
+            if known[0]:
+                with self._lock:
+                    self._namespaces[namespace] = known
+        return known
 
     def by_app(self, kind: str, namespace: str, api_version: str | None = None
                ) -> dict[str, dict[str, dict[str, Any]]] | None:
@@ -130,31 +180,15 @@ class RunLists:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._found:
-                self._found[key] = self._list(kind, namespace, api_version)
+                self._found[key] = list_owned(self.kube, kind, namespace,
+                                              f"{MANAGED_BY}={MANAGER}", api_version, self.log)
             return self._found[key]
-
-    def _list(self, kind: str, namespace: str, api_version: str | None
-              ) -> dict[str, dict[str, dict[str, Any]]] | None:
-        try:
-            listed = self.kube.list(kind, namespace, selector=f"{MANAGED_BY}={MANAGER}",
-                                    api_version=api_version)
-        except Refused as exc:
-            if self.log:
-                self.log.debug("cannot list owned objects", kind=kind, error=exc.message)
-            return None
-        version = listed.get("apiVersion") or api_version
-        out: dict[str, dict[str, dict[str, Any]]] = {}
-        for item in listed.get("items", []):
-            app = (item["metadata"].get("labels") or {}).get(APP_LABEL)
-            if app:
-                out.setdefault(app, {})[item["metadata"]["name"]] = {
-                    "apiVersion": version, **item, "kind": kind}
-        return out
 
 
 class Owned:
     """The app's live objects: one label-selected list per kind, read once per rollout and
-    shared by the plan (no GET per object) and the prune.
+    shared by the plan (no GET per object), the prune, the app's record of owned kinds and
+    the apply (the resourceVersion each update is conditional on: no re-read under the lock).
 
     ``kinds`` are listed lazily; a kind the deployer may not list is ``None`` (its objects
     are read one by one, and it is not pruned).
@@ -197,25 +231,72 @@ class Owned:
             self._items[kind] = self._list(kind, api_version)
         return self._items[kind]
 
+    def recorded(self) -> set[tuple[str, str]] | None:
+        """The app's record of owned kinds as listed (None: no record yet)."""
+        record = (self.items("ConfigMap", "v1") or {}).get(record_name(self.app))
+        return None if record is None else parse_record(record)
+
     def _list(self, kind: str, api_version: str | None) -> dict[str, dict[str, Any]] | None:
         if self.shared is not None:
             by_app = self.shared.by_app(kind, self.namespace, api_version)
-            return None if by_app is None else dict(by_app.get(self.app, {}))
-        try:
-            listed = self.kube.list(kind, self.namespace, selector=owner_selector(self.app),
-                                    api_version=api_version)
-        except Refused as exc:
-            if self.log:
-                self.log.debug("cannot list owned objects", kind=kind, error=exc.message)
-            return None
-        version = listed.get("apiVersion") or api_version
-        return {i["metadata"]["name"]: {"apiVersion": version, **i, "kind": kind}
-                for i in listed.get("items", [])}
+        else:
+            by_app = list_owned(self.kube, kind, self.namespace, owner_selector(self.app),
+                                api_version, self.log)
+        return None if by_app is None else dict(by_app.get(self.app, {}))
 
 
-def prune_kinds(keep: set[tuple[str, str]]) -> list[str]:
-    """The kinds a prune lists: the usual ones plus any other kind the manifests ship."""
-    return list(PRUNE_KINDS) + sorted({k for k, _ in keep if k not in PRUNE_KINDS})
+# --- the app's record of owned kinds (kapp's "app record") ------------------------------
+# Which kinds the app's rollouts applied, as (apiVersion, kind): the prune lists those and
+# the kinds being applied, not every kind there is. It is a ConfigMap of the app (listed with
+# the app's ConfigMaps anyway: no read of its own), written under the deploy lock before the
+# first object when the kinds being applied are not all in it yet, and narrowed after a
+# complete prune; so it always names every kind the app may still own. Without one (the
+# first run after an upgrade, or the record deleted) the prune lists every prunable kind.
+RECORD_PREFIX = "pipelinelib-owned-"
+RECORD_KEY = "kinds"
+
+
+def record_name(app: str) -> str:
+    """The name of ``app``'s record of owned kinds (a ConfigMap in its namespace)."""
+    return f"{RECORD_PREFIX}{app}"
+
+
+def parse_record(obj: dict[str, Any]) -> set[tuple[str, str]]:
+    """(apiVersion, kind) pairs of a record (``apps/v1/Deployment`` a line)."""
+    text = str((obj.get("data") or {}).get(RECORD_KEY) or "")
+    out = set()
+    for line in text.split():
+        version, _, kind = line.rpartition("/")
+        if version and kind:
+            out.add((version, kind))
+    return out
+
+
+def record_body(app: str, namespace: str, gvks: set[tuple[str, str]]) -> dict[str, Any]:
+    """The record ConfigMap naming ``gvks``."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": record_name(app), "namespace": namespace,
+                         "labels": {MANAGED_BY: MANAGER, APP_LABEL: app,
+                                    PURPOSE_LABEL: "owned-kinds"}},
+            "data": {RECORD_KEY: "\n".join(f"{v}/{k}" for v, k in sorted(gvks))}}
+
+
+def applied_kinds(manifests: list[Manifest]) -> set[tuple[str, str]]:
+    """(apiVersion, kind) of each manifest."""
+    return {(str(m.obj.get("apiVersion")), m.kind) for m in manifests}
+
+
+def prune_kinds(applying: set[tuple[str, str]], recorded: set[tuple[str, str]] | None
+                ) -> dict[str, str | None]:
+    """{kind: apiVersion or None} a prune lists: the recorded kinds and those being applied;
+    without a record every prunable kind as well (correctness first: nothing the app owned
+    may be left)."""
+    kinds: dict[str, str | None] = {}
+    if recorded is None:
+        kinds.update(dict.fromkeys(PRUNE_KINDS))
+    for version, kind in sorted(recorded or set()) + sorted(applying):
+        kinds[kind] = version
+    return kinds
 
 
 def plan_changes(kube: Any, manifests: list[Manifest], namespace_exists: bool,
@@ -302,13 +383,39 @@ def refresh(kube: Any, changes: list[Change]) -> list[Change]:
     return out
 
 
+def apply_planned(kube: Any, change: Change, attempts: int = 3
+                  ) -> tuple[dict[str, Any] | None, Change]:
+    """Write a planned change: (the apply's answer, the change written), or (None, change)
+    when nothing is left to write.
+
+    An update carries the resourceVersion it was planned against (optimistic concurrency,
+    the plan's lists are the live state: no re-read before the write); an object that moved
+    since is planned again (one GET and a dry run) and that change written."""
+    for _ in range(attempts):
+        body = change.manifest.obj
+        version = _version(change.live) if change.action == "update" else None
+        if version:
+            body = {**body, "metadata": {**body["metadata"], "resourceVersion": version}}
+        result = kube.apply(body, ok=(409,))
+        if "__status__" not in result:
+            return result, change
+        (change,) = plan_changes(kube, [change.manifest], True)  # it moved: plan again
+        if change.action == "none":
+            return None, change
+    raise StepFailed(f"{change.ref} kept changing while it was written",
+                     cause=f"{attempts} conflicts (409) in a row",
+                     hint="something else writes this object; re-run once it is done")
+
+
 def _version(obj: dict[str, Any] | None) -> str | None:
     return obj["metadata"].get("resourceVersion") if obj else None
 
 def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, str]],
-                     log: Any = None, owned: Owned | None = None) -> list[tuple[str, str]]:
+                     log: Any = None, owned: Owned | None = None,
+                     kinds: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
     """(kind, name) of objects labelled as owned by ``app`` and absent from ``keep``
-    (from ``owned``'s lists when given: the plan's own reads).
+    (from ``owned``'s lists when given: the plan's own reads), among ``kinds`` (by default
+    the app's recorded kinds, see ``prune_kinds``). The record itself is never a candidate.
 
     A blue/green Deployment's other colour stays: ``NAME-green`` is kept while
     ``NAME-blue`` is shipped. A plain ``NAME`` (from before the app went blue/green) is not.
@@ -316,10 +423,17 @@ def prune_candidates(kube: Any, app: str, namespace: str, keep: set[tuple[str, s
     owned = owned or Owned(kube, app, namespace, log)
     colored = {(k, n.rsplit("-", 1)[0]) for k, n in keep
                if k == "Deployment" and n.rsplit("-", 1)[-1] in ("blue", "green")}
+    if kinds is None:
+        kinds = prune_kinds(set(), owned.recorded())
+        for kind, _ in sorted(keep):
+            kinds.setdefault(kind, None)
+    owned.prefetch(kinds)
     found = []
-    for kind in prune_kinds(keep):
-        for item in (owned.items(kind) or {}).values():
+    for kind, version in kinds.items():
+        for item in (owned.items(kind, version) or {}).values():
             meta = item["metadata"]
+            if kind == "ConfigMap" and meta["name"] == record_name(app):
+                continue  # the record of owned kinds: written and deleted on its own
             if meta.get("ownerReferences"):
                 continue  # created by a controller (a CronJob's Job): not ours to delete
             labels = meta.get("labels") or {}

@@ -1,9 +1,15 @@
 """Wait for workloads with watches (no sleeps): ready, failed with evidence, or timed out.
 
-One thread per kind lists then watches the namespace and feeds a shared cache; every
+One thread per kind follows the namespace (``KubeClient.follow``: one streaming watch-list
+request that sends the current state, then its changes) and feeds a shared cache; every
 event re-assesses every workload with ``health.assess``, so success is reported within a
 fraction of a second of the last pod becoming ready, and a failure as soon as a pod shows
 it. A progress line is logged every few seconds while waiting.
+
+Requests: one per kind watched (the workloads' kinds, their Pods, a Deployment's
+ReplicaSets) — 3 for a Deployment — plus one more per watch the server ends after
+``watch_timeout_s`` on a long wait; none when every workload is already ready as the caller
+read it (``known``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +43,7 @@ class Outcome:
 
 
 class _Cache:
-    """Objects by kind and name, kept current by one list+watch thread per kind.
+    """Objects by kind and name, kept current by one watch thread per kind.
 
     Each kind's watch may be narrowed by a label and a field selector, so a rollout in a
     namespace shared with many apps receives (and decodes) only the events of its own
@@ -68,7 +75,8 @@ class _Cache:
                          daemon=True, name=f"watch-{kind}").start()
 
     def wait_listed(self, timeout_s: float = 30) -> None:
-        """Block until every started watch has listed once (or given up)."""
+        """Block until every started watch has read the state once (its SYNCED: the end of
+        the watch-list's initial events, or a list), or given up."""
         deadline = time.monotonic() + timeout_s
         for listed in self._listed:
             listed.wait(max(0.0, deadline - time.monotonic()))
@@ -76,7 +84,8 @@ class _Cache:
     def _run(self, kind: str, selector: str | None, field_selector: str | None,
              arrived: threading.Event) -> None:
         while not self.stop.is_set():
-            try:  # the adapter's iterator lists, watches, and lists again when one expires
+            try:  # the adapter's iterator reads the state, watches, and reads it again
+                #     when a watch expires (410 Gone)
                 for etype, obj in self.kube.follow(kind, self.namespace, selector,
                                                    field_selector, stop=self.stop):
                     with self.lock:
@@ -157,20 +166,28 @@ def label_selector(selector: dict[str, Any]) -> str:
 
 
 def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeout_s: float,
-             log: Any, min_generation: dict[tuple[str, str], int] | None = None) -> Outcome:
-    """Wait until every ``(kind, name)`` is ready, one fails, or ``timeout_s`` passes."""
+             log: Any, min_generation: dict[tuple[str, str], int] | None = None,
+             known: Mapping[tuple[str, str], dict[str, Any] | None] | None = None) -> Outcome:
+    """Wait until every ``(kind, name)`` is ready, one fails, or ``timeout_s`` passes.
+
+    ``min_generation``: the generations just applied (nothing counts as ready before the
+    controllers have seen them). ``known``: the live objects as the caller last read or
+    applied them: an unchanged workload ready there costs no request, and their pod
+    selector lets the Pod watches start with the workloads' own.
+    """
     started = time.monotonic()
     workloads = [w for w in workloads if w[0] in health.RULES]
     if not workloads:
         return Outcome(True, {})
-    if _already_ready(kube, namespace, workloads, min_generation):
+    if _already_ready(kube, namespace, workloads, min_generation, known):
         return Outcome(True, {}, seconds=round(time.monotonic() - started, 3))
     cache = _Cache(kube, namespace)
     for kind in sorted({k for k, _ in workloads}):
         names = [n for k, n in workloads if k == kind]
         cache.watch(kind, field_selector=f"metadata.name={names[0]}" if len(names) == 1 else None)
-    cache.wait_listed()
-    pods = pod_selector([cache.get(k, n) for k, n in workloads])
+    if not all((known or {}).get(w) for w in workloads):
+        cache.wait_listed()  # their selectors, from the objects themselves
+    pods = pod_selector([(known or {}).get((k, n)) or cache.get(k, n) for k, n in workloads])
     if any(k != "Pod" for k, _ in workloads):  # a bare Pod (a hook) is its own evidence
         cache.watch("Pod", pods)
     if any(k == "Deployment" for k, _ in workloads):
@@ -234,16 +251,17 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
 
 
 def _already_ready(kube: Any, namespace: str, workloads: list[tuple[str, str]],
-                   min_generation: dict[tuple[str, str], int] | None) -> bool:
-    """A cheap read-only pass (one GET each): True when every workload is ready now."""
+                   min_generation: dict[tuple[str, str], int] | None,
+                   known: Mapping[tuple[str, str], dict[str, Any] | None] | None) -> bool:
+    """True when every workload is ready now: judged on the caller's ``known`` objects,
+    else on one GET each (stopping at the first that is not ready)."""
     if min_generation:
         return False  # just applied: the controllers have not seen it yet
     for kind, name in workloads:
-        obj = kube.get(kind, name, namespace)
+        obj = (known or {}).get((kind, name)) or kube.get(kind, name, namespace)
         if obj is None:
             return False
-        obj["kind"] = kind
-        if health.assess(obj, []).state != health.READY:
+        if health.assess({**obj, "kind": kind}, []).state != health.READY:
             return False
     return True
 

@@ -50,6 +50,8 @@ class Measured:
     units: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     tool: str = "lighthouse"
+    benchmark_index: float | None = None  # environment.benchmarkIndex: the host's CPU speed
+    warnings: list[str] = field(default_factory=list)  # runWarnings, first sentence each
 
 
 @dataclass
@@ -121,6 +123,14 @@ def read_report(path: str | Path) -> Measured:
                                 "(lighthouse --output json)")
     measured = Measured(url=str(doc.get("finalDisplayedUrl") or doc.get("finalUrl")
                                 or doc.get("requestedUrl") or ""))
+    env = doc.get("environment")
+    index = env.get("benchmarkIndex") if isinstance(env, dict) else None
+    if isinstance(index, (int, float)) and not isinstance(index, bool):
+        measured.benchmark_index = float(index)
+    run_warnings = doc.get("runWarnings")
+    for warning in run_warnings if isinstance(run_warnings, list) else []:
+        if isinstance(warning, str) and warning.strip():
+            measured.warnings.append(" ".join(warning.split()).split(". ")[0].rstrip(".") + ".")
     error = doc.get("runtimeError")
     if isinstance(error, dict) and error.get("code") not in (None, "NO_ERROR"):
         measured.errors.append(f"lighthouse runtime error {error.get('code')}: "

@@ -76,14 +76,15 @@ def _validate_all(ctx: Context, env: EnvSpec, todo: list[dict[str, Any]],
     if env.kubeconfig or env.context:
         ctx = dataclasses.replace(ctx, adapters={**ctx.adapters, "kube": kube_for(
             ctx, env.kubeconfig, env.context)})
+    exists: dict[str, bool] = {}  # one Namespace read per namespace, not per app
     for p in todo:
         if p["action"] != "delete":
             spec = env.apps[p["app"]]
             docs = prepare(ctx, rendered[p["app"]], p["app"], spec.namespace,
                            env.namespaces or None)
-            check = getattr(mf, "check_references", None)
-            if check is not None:
-                check(docs, ctx.kube, spec.namespace, namespace_exists(ctx.kube, spec.namespace))
+            if spec.namespace not in exists:
+                exists[spec.namespace] = namespace_exists(ctx.kube, spec.namespace)
+            mf.check_references(docs, ctx.kube, spec.namespace, exists[spec.namespace])
 
 
 def _spec_images(app: Any) -> list[tuple[str, Any]]:
@@ -93,8 +94,9 @@ def _spec_images(app: Any) -> list[tuple[str, Any]]:
 
 
 def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
-    """Prune every object the rollout step owns for ``app`` (it left the spec)."""
-    from pipelinelib.kube.revisions import prune_candidates
+    """Prune every object the rollout step owns for ``app`` (it left the spec): the kinds its
+    record names (every prunable kind without one), then the record itself."""
+    from pipelinelib.kube.revisions import prune_candidates, record_name
 
     kube = ctx.kube
     gone = []
@@ -102,6 +104,7 @@ def _remove_app(ctx: Context, app: str, namespace: str) -> StepResult:
         if kube.delete(kind, name, namespace):
             gone.append(f"delete {kind}/{name}")
     gone += hooks.remove_all(kube, app, namespace)
+    kube.delete("ConfigMap", record_name(app), namespace)  # last: a re-run still reads it
     return StepResult.of("remove", gone)
 
 

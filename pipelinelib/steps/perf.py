@@ -1,4 +1,7 @@
-"""The performance budget (seed 003: lighthouse, coach): read reports, check the budget."""
+"""The performance budget (seed 003: lighthouse, coach): read reports, check the budget.
+
+Several Lighthouse reports of one page are runs of one measurement: the median run
+(perf.runs, Lighthouse's own rule) is judged, and the evidence shows every run."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from pathlib import Path
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
 from pipelinelib.perf.lighthouse import Budget, Measured, check
+from pipelinelib.perf.runs import describe, pages, warnings
 from pipelinelib.report.checklist import item
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
@@ -16,15 +20,28 @@ from pipelinelib.step import step
 def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
                 budget: Budget, image: str | None = None,
                 digest: str | None = None) -> StepResult:
-    """Fail when any report misses the budget; the evidence lists every line checked.
+    """Fail when any page misses the budget; the evidence lists every line checked.
+    Several reports of one URL are runs: the median run is judged (perf.runs).
     With ``image`` and ``digest`` the verdict is recorded as a signed perf attestation."""
     evidence: list[str] = []
     missed: list[str] = []
-    for path, measured in reports:
-        checks = check(measured, budget)
+    measured_pages = pages(reports)
+    for page in measured_pages:
+        runs = describe(page)
+        if page.judged is None:
+            why = f"no valid run of {page.url} among {len(page.runs)}"
+            missed.append(why)
+            evidence += item(False, f"lighthouse {page.url}: {why}", runs)
+            continue
+        judged = page.judged.measured
+        checks = check(judged, budget)
         missed += [c.line.removeprefix("✗ ") for c in checks if not c.ok]
-        evidence += item(all(c.ok for c in checks), f"{measured.tool} {measured.url or path}",
-                         [c.line for c in checks])
+        title = f"{judged.tool} {judged.url or page.judged.path}"
+        if len(page.runs) > 1:
+            title += (f" (median of {len(page.runs) - len(page.dropped)} valid run(s) of "
+                      f"{len(page.runs)}: run {page.judged.number})")
+        evidence += item(all(c.ok for c in checks), title,
+                         [*runs, *warnings(page), *(c.line for c in checks)])
     actions: list[str] = []
     if image and digest:
         from pipelinelib.attest import write_attestation
@@ -40,5 +57,6 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
                          hint=f"see the evidence; the budget is {budget.source}",
                          evidence=evidence)
     return StepResult.of("perf", actions, dry_run=ctx.dry_run,
-                         summary=f"performance budget met ({len(reports)} report(s))",
+                         summary=f"performance budget met ({len(measured_pages)} page(s), "
+                                 f"{len(reports)} report(s))",
                          checklist=evidence)

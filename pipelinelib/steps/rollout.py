@@ -36,9 +36,14 @@ from pipelinelib.kube.revisions import (
     Change,
     Owned,
     RunLists,
+    applied_kinds,
+    apply_planned,
     plan_changes,
     prune_candidates,
     prune_kinds,
+    read_namespace,
+    record_body,
+    record_name,
     refresh,
     rollback,
 )
@@ -61,7 +66,8 @@ def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
 
 def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
              allowed_namespaces: list[str] | None = None,
-             images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False
+             images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False,
+             run: RunLists | None = None
              ) -> tuple[list[mf.Manifest], bool | None, dict[str, str]]:
     """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
     all reported with the rest. Returns the docs, whether the namespace exists and its
@@ -86,7 +92,8 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     exists: bool | None = None
     labels: dict[str, str] = {}
     if cluster_checks and names_ok:
-        exists, labels = read_namespace(ctx.kube, namespace)
+        exists, labels = run.namespace(namespace) if run is not None else \
+            read_namespace(ctx.kube, namespace)
         problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
         if not exists:
             problems += schema_problems(ctx.kube, docs)
@@ -105,13 +112,6 @@ def namespace_exists(kube: Any, namespace: str) -> bool:
     return read_namespace(kube, namespace)[0]
 
 
-def read_namespace(kube: Any, namespace: str) -> tuple[bool, dict[str, str]]:
-    """Whether ``namespace`` exists, and its labels ({} when absent or not readable)."""
-    try:
-        ns = kube.get("Namespace", namespace)
-    except Refused:
-        return True, {}  # a deployer may not read namespaces; its own namespace exists
-    return ns is not None, dict(((ns or {}).get("metadata") or {}).get("labels") or {})
 
 
 def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
@@ -133,7 +133,7 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     """
     log = ctx.log.bind(app=app, namespace=namespace)
     docs, known, ns_labels = _prepare(ctx, manifests, app, namespace, allowed_namespaces,
-                                      images, cluster_checks=True)
+                                      images, cluster_checks=True, run=owned_lists)
     kube = ctx.kube
     writes_before = kube.writes  # _prepare() only reads
     exists = bool(known)
@@ -153,13 +153,19 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             color = bluegreen.other(live) if live else "blue"
             docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
+    applying = applied_kinds(docs)
     owned = Owned(kube, app, namespace, log, owned_lists) if exists else None  # list per kind
-    if owned is not None and prune:  # the prune's lists in flight with the plan's own
-        owned.prefetch({**dict.fromkeys(prune_kinds(keep)),
-                        **{m.kind: m.obj.get("apiVersion") for m in docs}})
+    recorded: set[tuple[str, str]] | None = None  # the app's record of owned kinds
+    listed: dict[str, str | None] = {}
+    if owned is not None:  # the applied kinds and ConfigMaps (the record is one) at once
+        owned.prefetch({"ConfigMap": "v1", **{m.kind: m.obj.get("apiVersion") for m in docs}})
+        recorded = owned.recorded()
+        if prune:  # the recorded kinds not applied now (none, usually): listed too
+            listed = prune_kinds(applying, recorded)
     changes = plan_validated(kube, docs, exists, owned)
-    prunes = prune_candidates(kube, app, namespace, keep, log, owned) if prune and exists \
-        else []
+    prunes = prune_candidates(kube, app, namespace, keep, log, owned, listed) \
+        if prune and exists else []
+    owning = applying | {(_version_of(owned, k, n), k) for k, n in prunes}
     actions = _actions(changes, prunes, exists, namespace)
     awaiting = bool(blue_green and live and color != live and await_promotion)
     switch_to = color if (blue_green and color != live and not await_promotion) else None
@@ -176,7 +182,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     if not actions:
         if exists:  # a killed run's lock must not outlive it
             DeployLock.clear_dead(kube, app, namespace, log)
-        outcome = wait_for(kube, namespace, _workloads(changes), timeout, log)
+        outcome = wait_for(kube, namespace, _workloads(changes), timeout, log,
+                           known={(c.manifest.kind, c.manifest.name): c.live for c in changes})
         if not outcome.ok and rollback_on_failure and exists and not blue_green:
             _complete_rollback(ctx, app, namespace, outcome, timeout, lock_timeout, lock_ttl)
         if not outcome.ok:
@@ -189,9 +196,10 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     holder = DeployLock.holder_of(ctx.ci)
     with DeployLock(kube, app, namespace, holder, ttl_s=lock_ttl, wait_s=lock_timeout,
                     log=log) if exists else _NoLock() as held:
-        if held is not None:  # re-plan under the lock: another rollout may have finished
-            changes = refresh(kube, changes)
-            lock = held
+        if held is not None:
+            if held.contended:  # another run held the lock since the plan: plan anew
+                changes = refresh(kube, changes)  # (else each update is conditional on
+            lock = held  # the resourceVersion it was planned against: apply_planned)
         else:  # a first deploy: the namespace, then the Lease in it
             kube.apply({"apiVersion": "v1", "kind": "Namespace",
                         "metadata": {"name": namespace, "labels": {MANAGED_BY: MANAGER}}})
@@ -200,12 +208,24 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             lock.acquire()
         fenced = lock.fenced(kube)  # every write first checks the Lease is still ours
         try:
-            seconds = _apply_and_wait(ctx, log, fenced, app, namespace, changes, timeout,
-                                      rollback_on_failure)
+            grown = (recorded or set()) | owning  # before the first object: the record
+            if grown != recorded:                 # names every kind the app may own
+                fenced.apply(record_body(app, namespace, grown))
+            try:
+                seconds = _apply_and_wait(ctx, log, fenced, app, namespace, changes, timeout,
+                                          rollback_on_failure)
+            except StepFailed as exc:
+                if not isinstance(exc, LeaseLost) and recorded is None and not prunes and all(
+                        c.action == "create" for c in changes):  # a first deploy, undone
+                    fenced.delete("ConfigMap", record_name(app), namespace)
+                raise
             if switch_later:  # before the prune: what served stays until the new colour does
                 bluegreen.switch(fenced, app, namespace, str(switch_to))
                 log.info("services switched", color=switch_to, previous=live or "rolling")
-            pruned = _prune(fenced, namespace, prunes, log)
+            pruned, failed = _prune(fenced, namespace, prunes, log)
+            left = {(_version_of(owned, k, n), k) for k, n in failed}
+            if prune and applying | left != grown:  # kinds the app owns no more
+                fenced.apply(record_body(app, namespace, applying | left))
         finally:
             if not exists:
                 lock.release()
@@ -213,6 +233,12 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     return StepResult.of("rollout", actions, seconds_to_ready=seconds, pruned=pruned,
                          writes=kube.writes - writes_before, awaiting_promotion=awaiting,
                          **outputs)
+
+
+def _version_of(owned: Owned | None, kind: str, name: str) -> str:
+    """The apiVersion an owned object was listed at."""
+    item = ((owned.items(kind) if owned is not None else None) or {}).get(name) or {}
+    return str(item.get("apiVersion") or "v1")
 
 
 def schema_problems(kube: Any, docs: list[mf.Manifest]) -> list[BadInput]:
@@ -306,18 +332,23 @@ def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
     phases = [[c for c in todo if c.manifest.kind in PHASE_ONE],
               [c for c in todo if c.manifest.kind not in PHASE_ONE]]
     applied: list[Change] = []
+    live = {(c.manifest.kind, c.manifest.name): c.live for c in changes}  # the waiter's start
     for i, phase in enumerate(phases):
         generations = {}
-        for change in phase:
-            result = kube.apply(change.manifest.obj)
+        for planned in phase:
+            result, change = apply_planned(kube, planned)
+            if result is None:
+                log.info(f"unchanged {change.ref} (another run wrote it meanwhile)")
+                continue
             generations[(change.manifest.kind, change.manifest.name)] = \
                 result["metadata"].get("generation", 0)
+            live[(change.manifest.kind, change.manifest.name)] = result
             applied.append(change)
             log.info(f"{change.action}d {change.ref}")
         wait_set = _workloads(phase) if i == 0 else _workloads(
             [c for c in changes if c.manifest.kind not in PHASE_ONE])
         remaining = max(1.0, timeout - (time.monotonic() - started))
-        outcome = wait_for(kube, namespace, wait_set, remaining, log, generations)
+        outcome = wait_for(kube, namespace, wait_set, remaining, log, generations, live)
         if not outcome.ok:
             _fail(ctx, log, kube, app, namespace, applied, outcome, timeout, do_rollback)
     seconds = round(time.monotonic() - started, 3)
@@ -349,8 +380,10 @@ def _fail(ctx: Context, log: Any, kube: Any, app: str, namespace: str, applied: 
                      hint="fix the cause shown in the evidence and deploy again")
 
 
-def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any) -> list[str]:
-    done = []
+def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any
+           ) -> tuple[list[str], list[tuple[str, str]]]:
+    """Delete each of ``prunes``: the ones deleted, and the ones that failed (warned)."""
+    done, failed = [], []
     for kind, name in prunes:
         try:
             if kube.delete(kind, name, namespace):
@@ -360,7 +393,8 @@ def _prune(kube: Any, namespace: str, prunes: list[tuple[str, str]], log: Any) -
             raise  # another run owns the app now: stop writing
         except PipelineError as exc:
             log.warning("prune failed", object=f"{kind}/{name}", error=exc.message)
-    return done
+            failed.append((kind, name))
+    return done, failed
 
 
 def _redact(ctx: Context, lines: list[str]) -> list[str]:

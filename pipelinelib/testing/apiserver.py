@@ -167,9 +167,12 @@ class RequestCounter:
 
         config = self.admin.api_client.configuration
         cluster: dict[str, Any] = {"server": config.host}
-        if config.ssl_ca_cert:
-            import base64
+        import base64
 
+        if getattr(config, "ca_cert_data", None):  # the lean client keeps the CA's PEM
+            cluster["certificate-authority-data"] = base64.b64encode(
+                str(config.ca_cert_data).encode()).decode()
+        elif config.ssl_ca_cert:
             cluster["certificate-authority-data"] = base64.b64encode(
                 Path(config.ssl_ca_cert).read_bytes()).decode()
         doc = {"apiVersion": "v1", "kind": "Config", "current-context": self.name,

@@ -77,7 +77,15 @@ def write_repo(base: Path, files: dict[str, str], origin: bool = False,
 
 def copy_hello(dest: Path, **release_env: str) -> Path:
     """examples/hello (without build output) copied to ``dest``, with the release.env
-    variables given replaced (``APP_VERSION="1.0.1"``); returns ``dest``."""
+    variables given replaced (``APP_VERSION="1.0.1"``); returns ``dest``.
+
+    Each copy serves on its own free port (HTTP_PORT, SMOKE_HTTP_PORT): the build's smoke
+    test runs the image on the host network, where other xdist workers and the demo build
+    at the same time (the example's 18080 was shared); pass HTTP_PORT=... to pin one."""
+    from pipelinelib.testing.faults import free_port
+
+    port = str(free_port())
+    release_env = {"HTTP_PORT": port, "SMOKE_HTTP_PORT": port, **release_env}
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build"))
     env_file = dest / "release.env"
     text = env_file.read_text()

@@ -28,9 +28,10 @@ class JenkinsfileTest extends PipelineLibTestBase {
         Map lighthouse = shCalls.find { it.label == 'lighthouse' }
         assertEquals('examples/hello/build/public', lighthouse.env.PAGE_DIR)
         assertTrue(lighthouse.script.contains('--directory "$PAGE_DIR"'))
-        assertTrue(lighthouse.script.contains('--output-path reports/lighthouse.json'))
+        assertEquals('3', lighthouse.env.LIGHTHOUSE_RUNS)
+        assertTrue(lighthouse.script.contains('--output-path "reports/lighthouse-$run.json"'))
         Map perf = shCalls.find { commandOf(it.script) == 'perf' }
-        assertEquals('reports/lighthouse.json', perf.env.PIPELINE_PERF_REPORT)
+        assertEquals('reports/lighthouse-*.json', perf.env.PIPELINE_PERF_REPORT)
         assertEquals('examples/hello/perf-budget.yaml', perf.env.PIPELINE_BUDGET)
         List gates = shCalls.findAll { commandOf(it.script) == 'gate' }
         assertEquals(['1', ''], gates.collect { it.env.PIPELINE_MIGRATE_NEXT })

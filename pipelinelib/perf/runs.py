@@ -1,0 +1,126 @@
+"""Several Lighthouse runs of one page, and the median run that is judged.
+
+One Lighthouse run is a noisy sample: a host whose CPU is busy (parallel builds, pods)
+makes the main-thread tasks Lighthouse observes longer, and the simulated throttling
+multiplies them (``cpuSlowdownMultiplier``), so TBT, TTI and the performance score swing.
+Lighthouse's answer (docs/variability.md; lhci ``numberOfRuns``) is to run it several
+times and judge the median run, chosen as Lighthouse's own ``computeMedianRun``
+(core/lib/median-run.js) chooses it:
+
+- runs without a finite first-contentful-paint and interactive (``filterToValidRuns``,
+  where a value of 0 counts as missing, as ``numericValue || NaN`` does), and runs with a
+  ``runtimeError``, are dropped;
+- the median run is the one closest (Euclidean distance) to the median FCP and the median
+  TTI of the valid runs; ties go to the lower TTI, then to the earlier run.
+
+Reports are grouped by the URL they requested; a page measured once is judged as it is.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelinelib.perf.lighthouse import Measured
+
+FCP, TTI = "first-contentful-paint", "interactive"
+SHOWN = (("performance", "performance"), (FCP, "FCP"), (TTI, "TTI"),
+         ("largest-contentful-paint", "LCP"), ("total-blocking-time", "TBT"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One report: its number among the page's runs (1-based), file and what it measured."""
+
+    number: int
+    path: str
+    measured: Measured
+
+
+@dataclass
+class Page:
+    """Every run of one URL, the runs dropped (and why) and the run that is judged."""
+
+    url: str
+    runs: list[Run] = field(default_factory=list)
+    dropped: dict[int, str] = field(default_factory=dict)
+    judged: Run | None = None
+
+
+def invalid(measured: Measured) -> str | None:
+    """Why a run cannot take part in the median (None when it can)."""
+    if measured.errors:
+        return measured.errors[0].split(":")[0]  # "lighthouse runtime error NO_FCP"
+    for audit in (FCP, TTI):
+        value = measured.values.get(audit) or math.nan  # Lighthouse: numericValue || NaN
+        if not math.isfinite(value):
+            return f"no {audit} value"
+    return None
+
+
+def median_run(runs: list[Run]) -> Run:
+    """Lighthouse's computeMedianRun over valid runs (at least one)."""
+    if not runs:
+        raise ValueError("no runs")
+    median_fcp = statistics.median(r.measured.values[FCP] for r in runs)
+    median_tti = statistics.median(r.measured.values[TTI] for r in runs)
+
+    def distance(run: Run) -> tuple[float, float, int]:
+        fcp, tti = run.measured.values[FCP], run.measured.values[TTI]
+        d_fcp, d_tti = median_fcp - fcp, median_tti - tti  # the same float steps as Lighthouse
+        return (d_fcp * d_fcp + d_tti * d_tti, tti, run.number)
+
+    return min(runs, key=distance)
+
+
+def pages(reports: list[tuple[str | Path, Measured]]) -> list[Page]:
+    """Group reports by the URL they measured (in order) and pick each page's judged run."""
+    by_url: dict[str, Page] = {}
+    for path, measured in reports:
+        # runs of one page share its URL; coach reports are each judged on their own
+        key = f"lighthouse {measured.url}" if measured.tool == "lighthouse" and measured.url \
+            else f"{measured.tool} {path}"
+        page = by_url.setdefault(key, Page(measured.url or str(path)))
+        page.runs.append(Run(len(page.runs) + 1, str(path), measured))
+    for page in by_url.values():
+        if len(page.runs) == 1:
+            page.judged = page.runs[0]
+            continue
+        for run in page.runs:
+            why = invalid(run.measured)
+            if why:
+                page.dropped[run.number] = why
+        valid = [r for r in page.runs if r.number not in page.dropped]
+        page.judged = median_run(valid) if valid else None
+    return list(by_url.values())
+
+
+def describe(page: Page) -> list[str]:
+    """One line per run: its values, and which run was judged or dropped (and why)."""
+    if len(page.runs) == 1:
+        return []
+    lines = []
+    for run in page.runs:
+        values = []
+        for key, label in SHOWN:
+            if key == "performance":
+                score = run.measured.scores.get(key)
+                values.append(f"{label} {'-' if score is None else round(score * 100)}")
+            elif key in run.measured.values:
+                values.append(f"{label} {run.measured.values[key]:.0f} ms")
+        if run.measured.benchmark_index is not None:
+            values.append(f"benchmarkIndex {run.measured.benchmark_index:.0f}")
+        mark = ("← judged (median run)" if run is page.judged
+                else f"dropped: {page.dropped[run.number]}" if run.number in page.dropped
+                else "")
+        lines.append(f"run {run.number} ({Path(run.path).name}): " + ", ".join(values)
+                     + (f"  {mark}" if mark else ""))
+    return lines
+
+
+def warnings(page: Page) -> list[str]:
+    """What Lighthouse warned about the judged run (a slow or busy CPU, say)."""
+    return [f"Lighthouse warned: {w}" for w in (page.judged.measured.warnings
+                                                if page.judged else [])]
