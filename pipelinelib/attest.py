@@ -85,15 +85,15 @@ def _split(image_repo_ref: str) -> tuple[str, str]:
 # keys --------------------------------------------------------------------------------------
 
 def _signer(ctx: Any) -> Any | None:
-    """The attestation signer from ``PIPELINE_ATTEST_KEY`` (None when unset)."""
-    path = os.environ.get(KEY_ENV)
+    """The attestation signer from the context's ``credentials.attest_key``
+    (``PIPELINE_ATTEST_KEY``; None when unset)."""
+    path = ctx.credentials.attest_key
     if not path:
         return None
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from securesystemslib.signer import CryptoSigner
 
-    password = os.environ.get(KEY_PASSWORD_ENV)
-    ctx.secrets.add(password)
+    password = ctx.credentials.attest_key_password
     try:
         key = load_pem_private_key(Path(path).read_bytes(),
                                    password.encode() if password else None)

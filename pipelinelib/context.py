@@ -160,7 +160,9 @@ class Credentials:
     (else the agent's ``GO_SERVER_URL``), ``PIPELINELIB_GOCD_TOKEN``. The git server
     (pull requests, commit statuses): ``PIPELINELIB_GITEA_URL``, ``PIPELINELIB_GITEA_TOKEN``
     (or ``_USER`` and ``_PASSWORD``). The audit sinks: ``PIPELINE_AUDIT_*``
-    (``AuditSettings``).
+    (``AuditSettings``). The signing keys (paths): ``PIPELINE_SIGNING_KEY`` (an SSH key:
+    promotion and approval records), ``PIPELINE_ATTEST_KEY`` and its
+    ``PIPELINE_ATTEST_KEY_PASSWORD`` (a PEM key: attestations and image signatures).
     """
 
     kubeconfig: str | None = None
@@ -172,6 +174,9 @@ class Credentials:
     gocd: Login = field(default_factory=Login)
     gitea: Login = field(default_factory=Login)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    signing_key: str | None = None
+    attest_key: str | None = None
+    attest_key_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
@@ -193,13 +198,17 @@ class Credentials:
                         token=env.get("PIPELINELIB_GITEA_TOKEN") or None,
                         password=env.get("PIPELINELIB_GITEA_PASSWORD") or None),
             audit=AuditSettings.from_env(env),
+            signing_key=env.get("PIPELINE_SIGNING_KEY") or None,
+            attest_key=env.get("PIPELINE_ATTEST_KEY") or None,
+            attest_key_password=env.get("PIPELINE_ATTEST_KEY_PASSWORD") or None,
         )
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
         """Every password and token here (the context marks them secret)."""
         return (self.registry_password, self.jenkins.token, self.gocd.token,
-                self.gitea.token, self.gitea.password, self.audit.password, self.audit.api_key)
+                self.gitea.token, self.gitea.password, self.audit.password, self.audit.api_key,
+                self.attest_key_password)
 
 
 AdapterFactory = Callable[["Context"], Any]

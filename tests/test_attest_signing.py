@@ -3,6 +3,7 @@ verified when promotion reads them; forged records in the real registry are refu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
@@ -16,7 +17,7 @@ from pipelinelib.attest import (
     verify_image,
     write_attestation,
 )
-from pipelinelib.context import CIInfo, Context
+from pipelinelib.context import CIInfo, Context, Credentials
 from pipelinelib.errors import Refused
 from pipelinelib.secrets import Secrets
 from tests.helpers.cli import run_pipeline
@@ -33,22 +34,26 @@ def world(tmp_path, registry_env, monkeypatch):
     repo = f"att{uuid.uuid4().hex[:8]}/api"
     digest = push_image(registry, repo, "1.0.0", "1" * 40)
     trust = make_trust(tmp_path, POLICY, people=("rm-alice", "rm-bob"))
-    for name, value in trust.env(attest=True).items():
+    for name, value in trust.env(attest=True).items():  # for `pipeline perf` below
         monkeypatch.setenv(name, value)
-    ctx = Context(secrets=Secrets(), ci=CIInfo(provider="jenkins", user="rm-alice"))
+    ctx = Context(secrets=Secrets(), ci=CIInfo(provider="jenkins", user="rm-alice"),
+                  credentials=Credentials(attest_key=str(trust.keys["attest"])))
     return {"ctx": ctx, "image": f"{registry}/{repo}", "repo": repo, "digest": digest,
             "client": RegistryClient(registry), "trust": trust, "tmp": tmp_path}
 
 
-def _forge(world, monkeypatch, kind: str, payload: dict, *, key: str | None) -> None:
+def _use_attest_key(world, key: str | None) -> None:
+    """The run's attestation key (``credentials.attest_key``) is ``key`` from here on."""
+    ctx = world["ctx"]
+    ctx.credentials = dataclasses.replace(ctx.credentials, attest_key=key)
+
+
+def _forge(world, kind: str, payload: dict, *, key: str | None) -> None:
     """Someone who can push to the registry records a result: unsigned, or signed with a
     key of their own."""
-    if key is None:
-        monkeypatch.delenv("PIPELINE_ATTEST_KEY")
-    else:
-        monkeypatch.setenv("PIPELINE_ATTEST_KEY", key)
+    _use_attest_key(world, key)
     write_attestation(world["ctx"], world["image"], world["digest"], kind, payload)
-    monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(world["trust"].keys["attest"]))
+    _use_attest_key(world, str(world["trust"].keys["attest"]))
 
 
 def test_a_signed_result_is_verified_on_read_and_laid_out_for_cosign(world):
@@ -72,13 +77,13 @@ def test_a_signed_result_is_verified_on_read_and_laid_out_for_cosign(world):
 
 
 @pytest.mark.parametrize("forger", ["unsigned", "other key"])
-def test_a_forged_passed_verdict_is_refused(world, monkeypatch, forger):
+def test_a_forged_passed_verdict_is_refused(world, forger):
     ctx, image, digest = world["ctx"], world["image"], world["digest"]
     write_attestation(ctx, image, digest, "scan", {"passed": False, "total": 3})
     other = None
     if forger == "other key":
         other = str(ec_key(world["tmp"] / "mallory.pem", world["tmp"] / "mallory.pub"))
-    _forge(world, monkeypatch, "scan", {"passed": True, "total": 0}, key=other)
+    _forge(world, "scan", {"passed": True, "total": 0}, key=other)
     with pytest.raises(Refused, match="not signed"):
         read_attestation(ctx, image, digest, "scan")
     rewritten = write_attestation(ctx, image, digest, "scan", {"passed": False, "total": 3})
@@ -93,16 +98,15 @@ def test_without_a_public_key_a_required_signature_is_refused(world, monkeypatch
         read_attestation(ctx, image, digest, "scan", require_signed=True)
 
 
-def test_images_are_signed_as_cosign_does_and_verified(world, monkeypatch):
+def test_images_are_signed_as_cosign_does_and_verified(world):
     ctx, image, digest = world["ctx"], world["image"], world["digest"]
     with pytest.raises(Refused, match="not signed by the attestation key"):
         verify_image(ctx, image, digest)
-    monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(ec_key(world["tmp"] / "m.pem",
-                                                          world["tmp"] / "m.pub")))
+    _use_attest_key(world, str(ec_key(world["tmp"] / "m.pem", world["tmp"] / "m.pub")))
     assert sign_image(ctx, image, digest)["changed"]
     with pytest.raises(Refused, match="unsigned or signed by another key"):
         verify_image(ctx, image, digest)
-    monkeypatch.setenv("PIPELINE_ATTEST_KEY", str(world["trust"].keys["attest"]))
+    _use_attest_key(world, str(world["trust"].keys["attest"]))
     assert sign_image(ctx, image, digest)["changed"]
     assert not sign_image(ctx, image, digest)["changed"], "idempotent"
     verify_image(ctx, image, digest)
@@ -206,8 +210,7 @@ def sigstore_verify() -> str:
     return out.stdout.strip().split("=", 1)[1]
 
 
-def test_sigstores_own_verifier_accepts_our_signatures_as_cosign_would(world, sigstore_verify,
-                                                                       monkeypatch):
+def test_sigstores_own_verifier_accepts_our_signatures_as_cosign_would(world, sigstore_verify):
     """The cosign interop check: the image signature (``cosign verify --key … --insecure-
     ignore-tlog``) and the scan/gate attestations (``cosign verify-attestation --type …``)
     verify with sigstore's library and the trust root's attestation.pub; another key, a
@@ -248,7 +251,7 @@ def test_sigstores_own_verifier_accepts_our_signatures_as_cosign_would(world, si
         wrong = verify(*args, key=str(tmp / "mallory.pub"))
         assert wrong.returncode == 1 and "no matching" in wrong.stderr, wrong.stderr
     # a registry writer replaces the failed scan verdict with a passed one signed by their key
-    _forge(world, monkeypatch, "scan", {"passed": True, "total": 0}, key=mallory)
+    _forge(world, "scan", {"passed": True, "total": 0}, key=mallory)
     forged = verify("attestation", "--type", "https://pipelinelib.dev/attestation/scan/v1", ref)
     assert forged.returncode == 1 and "no matching attestations" in forged.stderr, forged.stdout
     elsewhere = push_image(image.split("/", 1)[0], world["repo"], "1.0.1", "2" * 40)

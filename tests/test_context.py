@@ -113,7 +113,7 @@ def test_every_login_is_read_once_and_every_password_and_token_is_a_secret(tmp_p
     planted = {"registry": "planted-reg-pw", "jenkins": "planted-jenkins-tok",
                "gocd": "planted-gocd-tok", "gitea": "planted-gitea-tok",
                "audit-key": "planted-audit-key",
-               "audit-url": "planted-url-pw"}
+               "audit-url": "planted-url-pw", "attest-key": "planted-attest-key-pw"}
     env = {"PIPELINE_REGISTRY_USER": "ci", "PIPELINE_REGISTRY_PASSWORD": planted["registry"],
            "JENKINS_URL": "https://ci.example.org/", "PIPELINELIB_JENKINS_USER": "bot",
            "PIPELINELIB_JENKINS_TOKEN": planted["jenkins"],
@@ -124,11 +124,14 @@ def test_every_login_is_read_once_and_every_password_and_token_is_a_secret(tmp_p
            "PIPELINE_AUDIT_URL": f"https://writer:{planted['audit-url']}@audit.example.org:9200",
            "PIPELINE_AUDIT_API_KEY": planted["audit-key"],
            "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
-           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool")}
+           "PIPELINE_AUDIT_SPOOL": str(tmp_path / "spool"),
+           "PIPELINE_SIGNING_KEY": "/keys/rm-alice", "PIPELINE_ATTEST_KEY": "/keys/ci.pem",
+           "PIPELINE_ATTEST_KEY_PASSWORD": planted["attest-key"]}
     ctx = Context.from_env(env)
     cred = ctx.credentials
     assert (cred.jenkins.url, cred.jenkins.user) == ("https://ci.example.org/", "bot")
     assert cred.gocd.url == "https://gocd.example.org/go"
+    assert (cred.signing_key, cred.attest_key) == ("/keys/rm-alice", "/keys/ci.pem")
     # the audit URL's own login is used, and never shown
     assert cred.audit.url == "https://audit.example.org:9200"
     assert (cred.audit.user, cred.audit.password) == ("writer", planted["audit-url"])

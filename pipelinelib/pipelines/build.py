@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +52,7 @@ def build(job: Job, ctx: Context, options: BuildOptions) -> dict[str, Any]:
         job.run(push_step.tag_image, ctx, spec, image_id)
     if push and spec.name.registry:
         outputs.update(job.run(push_step.push_image, ctx, spec).outputs)
-        if outputs.get("digest") and os.environ.get("PIPELINE_ATTEST_KEY"):
+        if outputs.get("digest") and ctx.credentials.attest_key:
             from pipelinelib.steps.sign import sign_image
 
             job.run(sign_image, ctx, f"{spec.name.registry}/{spec.name.repository}",

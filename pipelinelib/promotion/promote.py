@@ -19,7 +19,6 @@ them (observe -> plan -> apply); several apps approved as one set are in
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,17 +185,17 @@ def resolve(ctx: Context, root: Path, promotion: Promotion, policy: Policy,
             promotion.target, promotion.app, image.digest or "", new_app.fingerprint(), user,
             approvals.now(), ctx.secrets.redact_text(
                 ctx.ci.build_url))
-        if trust_root() is not None and not os.environ.get(SIGNING_KEY_ENV):
+        if trust_root() is not None and not ctx.credentials.signing_key:
             raise refuse(ctx, promotion, f"promotions into {promotion.target} are signed and "
                          f"no signing key is set", hint=f"the CI server sets {SIGNING_KEY_ENV} "
                          "to its promotion key (a credential), or yours")
     return Resolved(current, new_app, image, target, user, record)
 
 
-def sign_record(record: Any, namespace: str) -> Any:
-    """``record`` with its SSH signature (``PIPELINE_SIGNING_KEY``); unsigned without a key
-    (an unsigned record never passes ``promotion.enforce``)."""
-    key = os.environ.get(SIGNING_KEY_ENV)
+def sign_record(record: Any, namespace: str, key: str | None) -> Any:
+    """``record`` with its SSH signature by ``key`` (the context's
+    ``credentials.signing_key``, ``PIPELINE_SIGNING_KEY``); unsigned without a key (an
+    unsigned record never passes ``promotion.enforce``)."""
     if not key:
         return record
     record = dataclasses.replace(record, signature="")
@@ -304,7 +303,8 @@ def check_fresh_approval(ctx: Context, root: Path, promotion: Promotion, policy:
                      "since it was given", hint=hint)
 
 
-def edit_target(root: Path, resolved: Resolved, promotion: Promotion) -> list[str]:
+def edit_target(root: Path, resolved: Resolved, promotion: Promotion,
+                signing_key: str | None) -> list[str]:
     """Write the new image into the target file; returns the paths written."""
     rel = f"environments/{promotion.target}.yaml"
     path = root / rel
@@ -329,7 +329,8 @@ def edit_target(root: Path, resolved: Resolved, promotion: Promotion) -> list[st
         landed = load_environment(path, root=root).apps[promotion.app]  # as written
         record = dataclasses.replace(resolved.record, fingerprint=landed.fingerprint(),
                                      content=content_hash(root, landed))
-        written.append(approvals.write_promotion(root, sign_record(record, NS_PROMOTION)))
+        written.append(approvals.write_promotion(root, sign_record(record, NS_PROMOTION,
+                                                                   signing_key)))
     if promotion.hotfix and written:
         written.append(hotfix.write_hotfix(
             root, promotion.target, promotion.app, reason=promotion.reason,
@@ -386,7 +387,7 @@ def check_signing_key(ctx: Context, promotion: Promotion, user: str) -> None:
     trust = trust_root()
     if trust is None:
         return
-    key = os.environ.get(SIGNING_KEY_ENV)
+    key = ctx.credentials.signing_key
     if not key:
         raise refuse(ctx, promotion, f"approvals of {promotion.target} are signed with the "
                      "approver's own key and none is set", hint=f"set {SIGNING_KEY_ENV} to "
@@ -406,7 +407,7 @@ def commit_promotion(ctx: Context, state: EnvStateRepo, promotion: Promotion,
 
     def edit(root: Path) -> list[str]:
         again = resolve(ctx, root, promotion, load_policy(root), evidence)
-        return edit_target(root, again, promotion)
+        return edit_target(root, again, promotion, ctx.credentials.signing_key)
 
     return state.commit_change(edit, commit_message(ctx, resolved, promotion, approver),
                                author=(resolved.user, f"{resolved.user}@ci"))
@@ -455,19 +456,19 @@ def approval_record(ctx: Context, root: Path, promotion: Promotion, policy: Poli
     return record, image, user
 
 
-def approval_recorded(root: Path, promotion: Promotion, record: approvals.Approval,
-                      user: str) -> bool:
+def approval_recorded(ctx: Context, root: Path, promotion: Promotion,
+                      record: approvals.Approval, user: str) -> bool:
     """The same approval by the same person is already there (signed, when keys are set)."""
     existing = approvals.read_approval(root, promotion.target, promotion.app)
     return bool(existing and (existing.fingerprint, existing.content, existing.approved_by)
                 == (record.fingerprint, record.content, user) and (
-                    existing.signature or not os.environ.get(SIGNING_KEY_ENV)))
+                    existing.signature or not ctx.credentials.signing_key))
 
 
 def commit_approval(ctx: Context, state: EnvStateRepo, promotion: Promotion,
                     record: approvals.Approval, image: ImageSpec, user: str) -> Commit | None:
     """Sign, commit and push ``user``'s approval; audited."""
-    signed = sign_record(record, NS_APPROVAL)
+    signed = sign_record(record, NS_APPROVAL, ctx.credentials.signing_key)
     commit = state.commit_change(
         lambda root: [approvals.write_approval(root, signed)],
         f"approve {promotion.app} to {promotion.target}: {image.digest}\n\n"

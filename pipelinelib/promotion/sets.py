@@ -12,7 +12,6 @@ stale and the promotion is refused (exit 2, nothing written, audited).
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +36,7 @@ from pipelinelib.promotion.promote import (
     sign_record,
     source_image,
 )
-from pipelinelib.promotion.trust import NS_APPROVAL, SIGNING_KEY_ENV
+from pipelinelib.promotion.trust import NS_APPROVAL
 
 if TYPE_CHECKING:
     from pipelinelib.context import Context
@@ -131,7 +130,7 @@ def commit_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion],
         again = resolve_set(ctx, root, promotions, load_policy(root), evidence)
         written = []
         for r, p in zip(again, promotions, strict=True):
-            written += edit_target(root, r, p)
+            written += edit_target(root, r, p, ctx.credentials.signing_key)
         return sorted(set(written))  # the set approval stays: the deploy checks it again
 
     user = moving[0].user
@@ -200,19 +199,20 @@ def set_approval_record(ctx: Context, root: Path, promotions: list[Promotion],
     return approvals.new_set_approval(ctx, target, whole.source or "", members), user
 
 
-def set_approval_recorded(root: Path, record: approvals.SetApproval, user: str) -> bool:
+def set_approval_recorded(ctx: Context, root: Path, record: approvals.SetApproval,
+                          user: str) -> bool:
     """The same set approval by the same person is already there."""
     existing = approvals.read_set_approval(root, record.env)
     return bool(existing and existing.members == record.members and
                 existing.approved_by == user and (
-                    existing.signature or not os.environ.get(SIGNING_KEY_ENV)))
+                    existing.signature or not ctx.credentials.signing_key))
 
 
 def commit_set_approval(ctx: Context, state: EnvStateRepo, promotions: list[Promotion],
                         record: approvals.SetApproval, user: str) -> Commit | None:
     """Sign, commit and push ``user``'s approval of the set; audited."""
     target, whole = record.env, whole_set(promotions)
-    signed = sign_record(record, NS_APPROVAL)
+    signed = sign_record(record, NS_APPROVAL, ctx.credentials.signing_key)
     lines = [f"{app}: {m['digest']}" for app, m in record.members.items()]
     commit = state.commit_change(
         lambda root: [approvals.write_set_approval(root, signed)],

@@ -60,7 +60,7 @@ def approve(ctx: Context, state: EnvStateRepo, promotion: Promotion) -> StepResu
     action = f"approve {promotion.target}/{promotion.app} at {image.digest}"
     if ctx.dry_run:
         return StepResult.of("approve", [action], dry_run=True)
-    if approval_recorded(state.root, promotion, record, user):
+    if approval_recorded(ctx, state.root, promotion, record, user):
         return StepResult.of("approve", [], digest=image.digest)
     commit = commit_approval(ctx, state, promotion, record, image, user)
     return StepResult.of("approve", [action], digest=image.digest,

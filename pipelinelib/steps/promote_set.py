@@ -56,7 +56,7 @@ def approve_set(ctx: Context, state: EnvStateRepo, promotions: list[Promotion]) 
     action = f"approve {record.env}: {whole_set(promotions).app} as one set"
     if ctx.dry_run:
         return StepResult.of("approve", [action], dry_run=True)
-    if set_approval_recorded(state.root, record, user):
+    if set_approval_recorded(ctx, state.root, record, user):
         return StepResult.of("approve", [], members=record.members)
     commit = commit_set_approval(ctx, state, promotions, record, user)
     return StepResult.of("approve", [action], members=record.members,
