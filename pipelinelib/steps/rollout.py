@@ -162,7 +162,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         recorded = owned.recorded()
         if prune:  # the recorded kinds not applied now (none, usually): listed too
             listed = prune_kinds(applying, recorded)
-    changes = plan_validated(kube, docs, exists, owned)
+    changes = (owned_lists.plan_of(app, docs) if owned_lists is not None and exists
+               and not blue_green else None) or plan_validated(kube, docs, exists, owned)
     prunes = prune_candidates(kube, app, namespace, keep, log, owned, listed) \
         if prune and exists else []
     owning = applying | {(_version_of(owned, k, n), k) for k, n in prunes}
