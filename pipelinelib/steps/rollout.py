@@ -8,14 +8,17 @@ Reads like the procedure (seed 003: create before delete):
    ConfigMaps/Secrets/ServiceAccounts/PVCs shipped or present, fields against the schema).
    Then hash ConfigMap/Secret names; stamp ownership labels and the record annotations;
    order dependencies -> workloads -> Services.
-2. Plan: each object is server-side applied with ``dryRun=All`` (strict field validation)
-   and compared with the live one — a schema error is collected with the others; in a
-   namespace that does not exist yet, the cluster's OpenAPI schema checks the fields.
-   Owned objects absent from the manifests are the prune list. An empty plan is
-   ``unchanged`` and writes nothing (health is still checked, read-only).
-3. Under the app's deploy lock (a Lease): apply (dependencies and Jobs first, then the
-   rest), wait with watches, fail fast with evidence, roll back on failure, prune after
-   success. Blue/green deploys the idle colour and switches the Services when it is ready.
+2. Plan: the live state is one owner-selected list per kind (the kinds applied and those
+   the app's record of owned kinds names); each object that differs is server-side applied
+   with ``dryRun=All`` (strict field validation) and compared with the live one — a schema
+   error is collected with the others; in a namespace that does not exist yet, the
+   cluster's OpenAPI schema checks the fields. Owned objects absent from the manifests are
+   the prune list. An empty plan is ``unchanged`` and writes nothing (health is still
+   checked, read-only).
+3. Under the app's deploy lock (a Lease): record the kinds, apply (dependencies and Jobs
+   first, then the rest; each update conditional on the version planned against), wait
+   with watches, fail fast with evidence, roll back on failure, prune after success.
+   Blue/green deploys the idle colour and switches the Services when it is ready.
 """
 
 from __future__ import annotations
@@ -110,8 +113,6 @@ def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
 
 def namespace_exists(kube: Any, namespace: str) -> bool:
     return read_namespace(kube, namespace)[0]
-
-
 
 
 def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
