@@ -29,14 +29,15 @@ After (this branch merged with main at b675c87, same machine, load average ~20):
     1 app, no-op               12    0   2582 |     6    0   1149
     50 apps, first apply     1185  250  15032 |   551  150  29703
     50 apps, no-op apply       11    0   2344 |   251    0  38593
-Issue 13, write path (branch writes, 2026-11-28, load average ~15): a record of the app's
+Issue 13, write path (branch writes, 2026-11-28, load average ~8): a record of the app's
 owned kinds (prune lists those, not all nine), updates conditional on the listed
-resourceVersion (no re-read under the lock), one Namespace read per namespace for an apply:
-    1 app, first deploy        25    6   2084 |    12    3   1508
-    1 app, image update        14    3   2597 |     7    1   2110
-    1 app, no-op                6    0   1516 |     6    0   1156
-    50 apps, first apply      974  300  17187 |   551  150  22182
-    50 apps, no-op apply       10    0   2051 |   251    0  32445
+resourceVersion (no re-read under the lock), one Namespace read per namespace for an apply,
+apply's rollouts writing the plan's changes (no second dry run):
+    1 app, first deploy        25    6   1484 |    12    3   1027
+    1 app, image update        14    3   2032 |     7    1   1826
+    1 app, no-op                6    0   1215 |     6    0    821
+    50 apps, first apply      794  300  14509 |   551  150  13407
+    50 apps, no-op apply       10    0    796 |   251    0  23428
 The update's 14: Namespace read (existence and the protected-namespace guard), 3 lists
 (ConfigMap — the record comes with it —, Deployment, Service), 1 dry run, Lease create,
 apply, Lease delete = 8; the waiter's list+watch of 3 kinds = 6 (its cut to ~3 is the

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pipelinelib.kube.revisions import RECORD_PREFIX
+from pipelinelib.kube.revisions import RECORD_PREFIX, parse_record
 from pipelinelib.testing.faults import (
     Scenario,
     clear_reason,
@@ -167,6 +167,35 @@ def test_a_crashing_rollout_killed_after_every_write_is_rolled_back_by_the_rerun
     trials = kill_at_every_write(cluster, scenario, "rollout (crashing version)", slow_api,
                                  setup, verify, exit_code=1)
     assert [t.landed for t in trials] == list(range(1, len(trials) + 1))
+
+
+def test_a_rollout_that_drops_a_kind_killed_after_every_write_converges(
+        cluster, slow_api, tmp_path, scenario):
+    """The record of owned kinds narrows after the prune: killed anywhere, the re-run leaves
+    no object of the dropped kind and a record naming every kind still live."""
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "web"}, "spec": {"rules": [{"http": {"paths": [{
+                   "path": "/", "pathType": "Prefix", "backend": {"service": {
+                       "name": "web", "port": {"number": 80}}}}]}}]}}
+
+    def setup(ns: str) -> list[str]:
+        run = run_pipeline("rollout", str(write(tmp_path / f"{ns}-1.yaml", web(
+            1, extra=[ingress]))), "--app", "web", "-n", ns, env=cluster.cli_env())
+        assert run.returncode == 0, run.stderr[-2000:]
+        path = write(tmp_path / f"{ns}-2.yaml", web(2))
+        return ["rollout", str(path), "--app", "web", "-n", ns, "--lock-ttl", LOCK_TTL]
+
+    def verify(ns: str) -> None:
+        assert image_of(cluster, ns) == image(2)
+        assert cluster.json("-n", ns, "get", "ingress")["items"] == [], "pruned"
+        live = cluster.json("-n", ns, "get", "cm,secret,deploy,svc", "-l",
+                            "pipelinelib.dev/app=web")["items"]
+        record = next(parse_record(i) for i in live if i["metadata"]["name"] ==
+                      f"{RECORD_PREFIX}web")
+        assert {i["kind"] for i in live} <= {kind for _, kind in record}, record
+
+    kill_at_every_write(cluster, scenario, "rollout (a kind dropped)", slow_api, setup,
+                        verify)
 
 
 COLOR = "pipelinelib.dev/color"

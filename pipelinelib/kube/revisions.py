@@ -159,6 +159,15 @@ class RunLists:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._found: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]] | None] = {}
         self._namespaces: dict[str, tuple[bool, dict[str, str]]] = {}
+        self.planned: dict[str, list[Change]] = {}  # by app: the run's plan (apply's)
+
+    def plan_of(self, app: str, manifests: list[Manifest]) -> list[Change] | None:
+        """The run's plan of ``app`` when it planned exactly ``manifests`` (the same objects
+        in the same order; its dry runs validated them), else None: plan again."""
+        changes = self.planned.get(app)
+        if changes is None or [c.manifest.obj for c in changes] != [m.obj for m in manifests]:
+            return None
+        return changes
 
     def namespace(self, namespace: str) -> tuple[bool, dict[str, str]]:
         """``read_namespace``, once per run for a namespace that exists (the run made its

@@ -135,7 +135,8 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     kube = kube_for(ctx, env.kubeconfig, env.context)
     writes_before = getattr(kube, "writes", 0)
     rendered = render_all(env, ctx.secrets)
-    plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered)}
+    planned: dict[str, Any] = {}  # each app's changes: its rollout writes them
+    plans = {p.app: p.to_dict() for p in compute_plans(ctx, env, rendered, planned)}
     todo = [p for p in plans.values() if p["action"] != "none" and (not only or p["app"] in only)]
     actions = [f"{p['action']} {p['app']}" for p in todo]
     unpinned = [(a, field, image) for p in todo if (a := env.apps.get(p["app"]))
@@ -167,6 +168,7 @@ def apply_environment(ctx: Context, env: EnvSpec, only: list[str] | None = None,
     from pipelinelib.kube.revisions import RunLists
 
     owned_lists = RunLists(kube, ctx.log)  # one list per namespace and kind for every app
+    owned_lists.planned = planned  # and the plan's dry runs: not done again per app
 
     def deploy(app: str) -> StepResult:
         return rollout_app(ctx, env, app, rendered.get(app, []), plans[app], owned_lists)

@@ -20,7 +20,7 @@ from pipelinelib.envspec.render import key, render_app
 from pipelinelib.helm import hooks
 from pipelinelib.kube import manifests as mf
 from pipelinelib.kube.labels import APP_LABEL
-from pipelinelib.kube.revisions import PRUNE_KINDS, Owned, plan_changes
+from pipelinelib.kube.revisions import PRUNE_KINDS, Change, Owned, plan_changes
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 from pipelinelib.steps.rollout import namespace_exists, plan_validated
@@ -62,12 +62,14 @@ def render_all(env: EnvSpec, secrets: Any = None) -> dict[str, list[dict[str, An
 
 
 def compute_plans(ctx: Context, env: EnvSpec,
-                  rendered: dict[str, list[dict[str, Any]]]) -> list[AppPlan]:
+                  rendered: dict[str, list[dict[str, Any]]],
+                  planned: dict[str, list[Change]] | None = None) -> list[AppPlan]:
     """One plan per app (and per live app no longer in the spec), lowest priority first.
 
     What changes is decided by the rollout's engine (``kube.revisions.plan_changes``: a
     server-side dry run of each object as the rollout would apply it, compared with the live
-    one), so plan, apply and ``rollout --dry-run`` agree; see ``envspec.diff``."""
+    one), so plan, apply and ``rollout --dry-run`` agree; see ``envspec.diff``.
+    ``planned`` (apply) receives each app's changes, so its rollout does not plan again."""
     for doc in (d for docs in rendered.values() for d in docs):
         ctx.secrets.add_manifest(doc)  # Secrets from charts too: masked in every output
     # every kind the rollout prunes too: an object dropped from the manifests is a delete
@@ -100,6 +102,8 @@ def compute_plans(ctx: Context, env: EnvSpec,
             owned = Owned.from_objects(kube, app.name, app.namespace,  # no GET per object
                                        by_app.get(app.name, []), kinds & set(KINDS))
             changes = plan_validated(kube, manifests, exists[app.namespace], owned)
+            if planned is not None and exists[app.namespace]:  # apply writes these (dry
+                planned[app.name] = changes  # runs done; updates conditional on the lists)
             plans.append(diff_app(app.name, app.namespace, app.priority, app.image_ref,
                                   changes, orphans))
         plans[-1].hooks = hooks.describe(app_hooks)

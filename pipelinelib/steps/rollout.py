@@ -8,14 +8,17 @@ Reads like the procedure (seed 003: create before delete):
    ConfigMaps/Secrets/ServiceAccounts/PVCs shipped or present, fields against the schema).
    Then hash ConfigMap/Secret names; stamp ownership labels and the record annotations;
    order dependencies -> workloads -> Services.
-2. Plan: each object is server-side applied with ``dryRun=All`` (strict field validation)
-   and compared with the live one — a schema error is collected with the others; in a
-   namespace that does not exist yet, the cluster's OpenAPI schema checks the fields.
-   Owned objects absent from the manifests are the prune list. An empty plan is
-   ``unchanged`` and writes nothing (health is still checked, read-only).
-3. Under the app's deploy lock (a Lease): apply (dependencies and Jobs first, then the
-   rest), wait with watches, fail fast with evidence, roll back on failure, prune after
-   success. Blue/green deploys the idle colour and switches the Services when it is ready.
+2. Plan: the live state is one owner-selected list per kind (the kinds applied and those
+   the app's record of owned kinds names); each object that differs is server-side applied
+   with ``dryRun=All`` (strict field validation) and compared with the live one — a schema
+   error is collected with the others; in a namespace that does not exist yet, the
+   cluster's OpenAPI schema checks the fields. Owned objects absent from the manifests are
+   the prune list. An empty plan is ``unchanged`` and writes nothing (health is still
+   checked, read-only).
+3. Under the app's deploy lock (a Lease): record the kinds, apply (dependencies and Jobs
+   first, then the rest; each update conditional on the version planned against), wait
+   with watches, fail fast with evidence, roll back on failure, prune after success.
+   Blue/green deploys the idle colour and switches the Services when it is ready.
 """
 
 from __future__ import annotations
@@ -112,8 +115,6 @@ def namespace_exists(kube: Any, namespace: str) -> bool:
     return read_namespace(kube, namespace)[0]
 
 
-
-
 def _workloads(changes: list[Change]) -> list[tuple[str, str]]:
     return [(c.manifest.kind, c.manifest.name) for c in changes
             if c.manifest.kind in kinds.WORKLOADS]
@@ -162,7 +163,8 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         recorded = owned.recorded()
         if prune:  # the recorded kinds not applied now (none, usually): listed too
             listed = prune_kinds(applying, recorded)
-    changes = plan_validated(kube, docs, exists, owned)
+    changes = (owned_lists.plan_of(app, docs) if owned_lists is not None and exists
+               and not blue_green else None) or plan_validated(kube, docs, exists, owned)
     prunes = prune_candidates(kube, app, namespace, keep, log, owned, listed) \
         if prune and exists else []
     owning = applying | {(_version_of(owned, k, n), k) for k, n in prunes}
