@@ -31,12 +31,10 @@ from tests.helpers.kube import Cluster
 from tests.helpers.manifests import web, write
 
 # The write path of an update (ns read, 4 owned lists, dry run, Lease create, apply, Lease
-# delete) is 9 requests; the waiter's list+watch of Deployment, Pods and ReplicaSets is 6.
-# kubectl makes 9 here (a GET per object, the changed one's PATCH, rollout status'
-# list+watch...). Goal (issue 13): kubectl + 3. WAITER_EXCESS is what the waiter makes over
-# its goal of 3 until its cut lands; it comes out of the bound then.
-WAITER_EXCESS = 3
-UPDATE_OVER_KUBECTL = 3 + WAITER_EXCESS + 1  # + 1: the fence's re-read of the Lease
+# delete) is 9 requests; the waiter's one watch-list each of Deployment, Pods and
+# ReplicaSets is 3. kubectl makes 9 here (a GET per object, the changed one's PATCH,
+# rollout status' list+watch...). Goal (issue 13): kubectl + 3.
+UPDATE_OVER_KUBECTL = 3 + 1  # + 1: the fence's re-read of the Lease
 #   before the apply when the machine is slow (over a second since the Lease was taken)
 NOOP_REQUESTS = 8  # ns, 4 owned lists (no dry run: applied hash), dead-lock check, health
 
