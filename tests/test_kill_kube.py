@@ -73,7 +73,7 @@ def kill_at_every_write(cluster: Cluster, scenario: Callable[..., Scenario], ste
         ns = cluster.namespace("kill")
         state["ns"], state["args"] = ns, setup(ns)
         harness.cmd = [sys.executable, "-m", "pipelinelib", *state["args"]]
-        harness.sources = [KubeAuditWrites(audit_log, [ns], DEPLOYER)]
+        harness.sources = [KubeAuditWrites(audit_log, [ns], DEPLOYER, skip_renewals=True)]
 
     harness = KillHarness([], slow_env, [])
     fresh(0)

@@ -84,15 +84,18 @@ class _Tail:
 
 class KubeAuditWrites:
     """Writes in the apiserver's JSON audit log: a write verb answered < 400, not a dry run,
-    in one of ``namespaces``, by ``user`` (when given)."""
+    in one of ``namespaces``, by ``user`` (when given). ``skip_renewals``: leave out the
+    deploy lock's renewals (``update`` of a Lease) — heartbeats whose number depends on how
+    long the step runs, so write k of one run would be another write in the next."""
 
     system = "kubernetes"
 
     def __init__(self, audit_log: str | os.PathLike[str], namespaces: Sequence[str],
-                 user: str | None = None):
+                 user: str | None = None, skip_renewals: bool = False):
         self.tail = _Tail(audit_log)
         self.namespaces = set(namespaces)
         self.user = user
+        self.skip_renewals = skip_renewals
 
     def mark(self) -> None:
         self.tail.mark()
@@ -109,7 +112,9 @@ class KubeAuditWrites:
                     or ref.get("namespace") not in self.namespaces
                     or "dryRun=" in event.get("requestURI", "")
                     or (event.get("responseStatus") or {}).get("code", 500) >= 400
-                    or (self.user and (event.get("user") or {}).get("username") != self.user)):
+                    or (self.user and (event.get("user") or {}).get("username") != self.user)
+                    or (self.skip_renewals and event["verb"] == "update"
+                        and ref.get("resource") == "leases")):
                 continue
             what = f"{event['verb']} {ref.get('resource')}/{ref.get('name', '')}"
             writes.append(Write(self.system, what, time.monotonic()))
