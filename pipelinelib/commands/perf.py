@@ -44,11 +44,11 @@ attestation (see docs/security.md), which promotion can require (policy `gates: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--serve", metavar="DIR",
-                      help="serve this static directory on a free loopback port and measure it")
-    what.add_argument("--url", metavar="URL", help="measure this page (http or https)")
-    what.add_argument("--report", action="append", metavar="FILE",
+    parser.add_argument("--serve", metavar="DIR",
+                        help="serve this static directory on a free loopback port and measure "
+                             "it")
+    parser.add_argument("--url", metavar="URL", help="measure this page (http or https)")
+    parser.add_argument("--report", action="append", metavar="FILE",
                         help="a Lighthouse or coach JSON report, or a glob of them (repeatable; "
                              "several runs of one URL: the median run is judged)")
     parser.add_argument("--budget", required=True, metavar="FILE", help="the budget (YAML)")
@@ -116,6 +116,10 @@ def measure_of(args: argparse.Namespace) -> Measure | None:
     from pipelinelib.errors import BadInput
     from pipelinelib.perf.collect import Measure
 
+    given = [f"--{name}" for name in ("serve", "url", "report") if getattr(args, name)]
+    if len(given) != 1:
+        raise BadInput(f"{' and '.join(given) or 'none of them'} given", field="perf",
+                       expected="one of --serve DIR, --url URL or --report FILE")
     if args.report:
         return None
     problems: list[str] = []
