@@ -128,6 +128,10 @@ def test_bad_measure_parameters_are_all_reported_before_anything_runs(tmp_path):
     assert not list((tmp_path / "r").glob("lighthouse-*.json"))
     url = run_pipeline("perf", "--url", "file:///etc/passwd", "--budget", budget)
     assert url.returncode == 2 and "expected an http:// or https:// URL" in url.stderr
+    planted = run_pipeline("perf", "--url", "http://ci:planted-s3cret@127.0.0.1:1/",
+                           "--budget", budget)
+    assert planted.returncode == 2 and "no user or password in the URL" in planted.stderr
+    assert "planted-s3cret" not in planted.stdout + planted.stderr
     both = run_pipeline("perf", "--url", "http://127.0.0.1:1/", "--report", "x.json",
                         "--budget", budget)
     assert both.returncode == 2 and "--url and --report given (expected one of --serve DIR, " \

@@ -115,6 +115,7 @@ def measure_of(args: argparse.Namespace) -> Measure | None:
 
     from pipelinelib.errors import BadInput
     from pipelinelib.perf.collect import Measure
+    from pipelinelib.secrets import clean_url
 
     given = [f"--{name}" for name in ("serve", "url", "report") if getattr(args, name)]
     if len(given) != 1:
@@ -129,7 +130,11 @@ def measure_of(args: argparse.Namespace) -> Measure | None:
     if args.url:
         parts = urlsplit(args.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append(f"--url {args.url!r}: expected an http:// or https:// URL")
+            problems.append(f"--url {clean_url(args.url)!r}: expected an http:// or https:// "
+                            "URL")
+        elif parts.username or parts.password:
+            problems.append(f"--url {clean_url(args.url)!r}: no user or password in the URL "
+                            "(Lighthouse writes the URL into every report)")
     if not 1 <= args.runs <= 20:
         problems.append(f"--runs {args.runs}: expected 1 to 20")
     if not 0 < args.timeout <= 24 * 3600:
