@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         Helm,
         Http,
         Kube,
+        Lighthouse,
         OsvScanner,
         Registry,
     )
@@ -383,6 +384,12 @@ class Context:
         return helm
 
     @property
+    def lighthouse(self) -> Lighthouse:
+        """Lighthouse in headless Chromium (``pipelinelib.adapters.lighthouse.LighthouseTool``)."""
+        lighthouse: Lighthouse = self.adapter("lighthouse")
+        return lighthouse
+
+    @property
     def http(self) -> Http:
         """Plain HTTP probes (``pipelinelib.adapters.http.HttpProbe``)."""
         http: Http = self.adapter("http")
@@ -485,6 +492,12 @@ def _http(ctx: Context) -> Http:
     return HttpProbe()
 
 
+def _lighthouse(ctx: Context) -> Lighthouse:
+    from pipelinelib.adapters.lighthouse import LighthouseTool
+
+    return LighthouseTool()
+
+
 DEFAULT_FACTORIES: dict[str, AdapterFactory] = {
     "docker": _docker_from_env,
     "kube": _kube_from_credentials,
@@ -492,4 +505,5 @@ DEFAULT_FACTORIES: dict[str, AdapterFactory] = {
     "audit": _audit_sinks,
     "helm": _helm,
     "http": _http,
+    "lighthouse": _lighthouse,
 }

@@ -94,7 +94,7 @@ def agent(tmp_path: Path, testbed: Testbed, registry_env: dict[str, str],
                                  "PIPELINE_OSV_DB": str(ROOT / "tests/fixtures/scan/osv-db"),
                                  "PIPELINE_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
                                  "CHROME_PATH": lighthouse["PIPELINELIB_CHROMIUM"]})
-    # the build stage's perf task runs `lighthouse` from the agent's PATH
+    # the build stage's `pipeline perf` runs `lighthouse` from the agent's PATH
     env["PATH"] = f"{Path(lighthouse['PIPELINELIB_LIGHTHOUSE']).parent}:{env['PATH']}"
     # the trust root and attestation key the agent administrators install (their paths are
     # secret params): the same policy as the env-state repository's, signed by two people
@@ -171,11 +171,13 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     # the failure annotation was skipped, every other task ran
     assert [(t.index, t.ran) for t in run.tasks if t.stage == "sandbox"][-2:] == [
         (7, True), (8, False)]
-    # Lighthouse ran 3 times; the budget judged the median run (and shows every run)
+    # pipeline perf served the page and ran Lighthouse until 3 good runs (a starved run is
+    # measured again, 6 at most); the budget judged the median run (and shows every run)
     job = agent.root / "artifacts" / run.name / str(run.counter) / "build" / "1" / "build"
-    assert len(list(job.glob("reports/reports/lighthouse-*.json"))) == 3
+    runs = list(job.glob("reports/reports/perf/lighthouse-*.json"))
+    assert 3 <= len(runs) <= 6, runs
     [perf] = summary(run, agent, "build", "build", "perf")["steps"]
-    assert " valid run(s) of 3: run " in perf["outputs"]["checklist"][0], perf
+    assert f" valid run(s) of {len(runs)}: run " in perf["outputs"]["checklist"][0], perf
     pushed = [s for s in summary(run, agent, "build", "build", "build")["steps"]
               if (s.get("outputs") or {}).get("image")][-1]["outputs"]["image"]
     digest = pushed.split("@", 1)[1]

@@ -95,16 +95,18 @@ def test_the_example_jenkinsfile_runs_for_real_against_the_testbed(
     report = "\n".join(f"{c['command']} exit={c['status']}\n{c['output'][-1500:]}"
                        for c in results["sh"] if c["status"])
     assert [(cmd, status) for label, cmd, status in calls] == [
-        ("build", 0), ("mkdir", 0), ("scan", 0), ("set", 0), ("perf", 0), ("gate", 0),
+        ("build", 0), ("mkdir", 0), ("scan", 0), ("perf", 0), ("gate", 0),
         ("migrate", 0), ("gate", 0), ("rollout", 0), ("annotate", 0)], report
     # nobody approved the promotion: the build stops at the input, after the deployment
     assert results["error"] == "Aborted by rm-bob", results["error"]
     assert "input Promote hello from sandbox to staging?" in results["events"]
 
-    # Lighthouse ran 3 times; the budget judged the median run (and shows every run)
-    assert len(list((ws / "reports").glob("lighthouse-*.json"))) == 3
+    # pipeline perf served the page and ran Lighthouse until 3 good runs (a starved run is
+    # measured again, 6 at most); the budget judged the median run (and shows every run)
+    runs = list((ws / "reports" / "perf").glob("lighthouse-*.json"))
+    assert 3 <= len(runs) <= 6, runs
     [perf] = json.loads((ws / "reports" / "perf" / "summary.json").read_text())["steps"]
-    assert " valid run(s) of 3: run " in perf["outputs"]["checklist"][0], perf
+    assert f" valid run(s) of {len(runs)}: run " in perf["outputs"]["checklist"][0], perf
     build = json.loads((ws / "reports" / "build" / "summary.json").read_text())
     pushed = [s for s in build["steps"] if (s.get("outputs") or {}).get("image")][-1]
     digest = pushed["outputs"]["image"].split("@", 1)[1]

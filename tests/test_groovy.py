@@ -128,7 +128,8 @@ def test_var_command_lines_parse_with_the_real_cli(tmp_path: Path) -> None:
         samples = {"PIPELINE_DIGEST": "sha256:" + "a" * 64, "PIPELINE_RESULT": "success",
                    "PIPELINE_COLOUR": "green", "PIPELINE_FAIL_ON": "high",
                    "PIPELINE_BUILD_RESULT": "SUCCESS", "PIPELINE_OVERRIDE": "4",
-                   "PIPELINE_TO_REVISION": "3", "PIPELINE_MARKS": "2"}
+                   "PIPELINE_TO_REVISION": "3", "PIPELINE_MARKS": "2",
+                   "PIPELINE_PERF_RUNS": "3"}
         env = {n: samples.get(n, "value") for n in set(_VARIABLE.findall(script))}
         env["PIPELINE_REPORT_DIR"] = str(tmp_path / "reports")
         argv = run_sh(script, env, tmp_path)

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuditSink", "CIServer", "ClairScanner", "CommitRecord", "Database", "Engine",
-    "GitRepository", "Helm", "Http", "Kube", "LineSink", "Obj", "OsvScanner", "PushResult",
-    "RefRecord", "Registry", "WatchEvent",
+    "GitRepository", "Helm", "Http", "Kube", "Lighthouse", "LineSink", "Obj", "OsvScanner",
+    "PushResult", "RefRecord", "Registry", "WatchEvent",
 ]
 
 Obj = dict[str, Any]
@@ -337,6 +337,12 @@ class Helm(Protocol):
 
 
 @runtime_checkable
+class Lighthouse(Protocol):
+    """The Lighthouse CLI in headless Chromium (``pipelinelib.adapters.lighthouse``)."""
+
+    def run(self, url: str, output: str | Path, *, timeout: float) -> Path: ...
+
+
 class OsvScanner(Protocol):
     """OSV-Scanner, its binary bound (``pipelinelib.adapters.osv_scanner``): native JSON."""
 

@@ -14,6 +14,14 @@ times and judge the median run, chosen as Lighthouse's own ``computeMedianRun``
   TTI of the valid runs; ties go to the lower TTI, then to the earlier run.
 
 Reports are grouped by the URL they requested; a page measured once is judged as it is.
+
+A run on a CPU-starved host is not a sample of the page: Lighthouse itself warns ("The
+tested device appears to have a slower CPU than Lighthouse expects", runWarnings) when its
+``benchmarkIndex`` is at most 1000 (``SLOW_CPU_BENCHMARK_INDEX_THRESHOLD``,
+core/gather/driver/environment.js in 12.8.2). When the step runs Lighthouse itself
+(``pipeline perf --serve/--url``) such runs are measured again (perf.collect) and, as long
+as one unstarved run exists, left out of the median (``skip_starved``); when every run was
+starved they are all judged, and ``Page.all_starved`` says so.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from pathlib import Path
 from pipelinelib.perf.lighthouse import Measured
 
 FCP, TTI = "first-contentful-paint", "interactive"
+SLOW_CPU_INDEX = 1000  # Lighthouse's SLOW_CPU_BENCHMARK_INDEX_THRESHOLD
+SLOW_CPU_WARNING = "The tested device appears to have a slower CPU than Lighthouse expects."
 SHOWN = (("performance", "performance"), (FCP, "FCP"), (TTI, "TTI"),
          ("largest-contentful-paint", "LCP"), ("total-blocking-time", "TBT"))
 
@@ -47,6 +57,7 @@ class Page:
     runs: list[Run] = field(default_factory=list)
     dropped: dict[int, str] = field(default_factory=dict)
     judged: Run | None = None
+    all_starved: bool = False  # every valid run was starved of CPU (judged anyway)
 
 
 def invalid(measured: Measured) -> str | None:
@@ -57,6 +68,15 @@ def invalid(measured: Measured) -> str | None:
         value = measured.values.get(audit) or math.nan  # Lighthouse: numericValue || NaN
         if not math.isfinite(value):
             return f"no {audit} value"
+    return None
+
+
+def starved(measured: Measured) -> str | None:
+    """Why a run was starved of CPU (Lighthouse's slow-CPU rule), None when it was not."""
+    index = measured.benchmark_index
+    if SLOW_CPU_WARNING in measured.warnings or (index is not None and index <= SLOW_CPU_INDEX):
+        shown = "unknown" if index is None else f"{index:.0f}"
+        return f"CPU starved (benchmarkIndex {shown}, Lighthouse expects over {SLOW_CPU_INDEX})"
     return None
 
 
@@ -75,8 +95,10 @@ def median_run(runs: list[Run]) -> Run:
     return min(runs, key=distance)
 
 
-def pages(reports: list[tuple[str | Path, Measured]]) -> list[Page]:
-    """Group reports by the URL they measured (in order) and pick each page's judged run."""
+def pages(reports: list[tuple[str | Path, Measured]], *,
+          skip_starved: bool = False) -> list[Page]:
+    """Group reports by the URL they measured (in order) and pick each page's judged run.
+    ``skip_starved``: starved runs are dropped while the page has an unstarved valid run."""
     by_url: dict[str, Page] = {}
     for path, measured in reports:
         # runs of one page share its URL; coach reports are each judged on their own
@@ -87,12 +109,21 @@ def pages(reports: list[tuple[str | Path, Measured]]) -> list[Page]:
     for page in by_url.values():
         if len(page.runs) == 1:
             page.judged = page.runs[0]
+            page.all_starved = skip_starved and starved(page.judged.measured) is not None
             continue
         for run in page.runs:
             why = invalid(run.measured)
             if why:
                 page.dropped[run.number] = why
         valid = [r for r in page.runs if r.number not in page.dropped]
+        if skip_starved and valid:
+            fed = [r for r in valid if not starved(r.measured)]
+            page.all_starved = not fed
+            for run in valid if fed else []:
+                why = starved(run.measured)
+                if why:
+                    page.dropped[run.number] = why
+            valid = fed or valid
         page.judged = median_run(valid) if valid else None
     return list(by_url.values())
 

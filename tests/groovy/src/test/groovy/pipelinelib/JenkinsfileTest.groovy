@@ -20,18 +20,16 @@ class JenkinsfileTest extends PipelineLibTestBase {
         runScript('examples/jenkins/Jenkinsfile')
         assertEquals(['Checkout', 'Build', 'Scan', 'Perf', 'Gate', 'Migrate', 'Deploy sandbox', 'Approve',
                       'Promote to staging'], stages())
-        // Lighthouse measures the built page, the budget checks its report; the gate before
+        // pipeline perf serves the built page and runs Lighthouse itself; the gate before
         // migrate (pending migrations expected), mark 2 again before the rollout
-        assertEquals(['build', 'test results', 'scan', 'lighthouse', 'perf', 'gate', 'migrate', 'gate',
+        assertEquals(['build', 'test results', 'scan', 'perf', 'gate', 'migrate', 'gate',
                       'rollout', 'annotate', 'promote'],
-                     shCalls.collect { it.label in ['lighthouse', 'test results'] ? it.label : commandOf(it.script) })
-        Map lighthouse = shCalls.find { it.label == 'lighthouse' }
-        assertEquals('examples/hello/build/public', lighthouse.env.PAGE_DIR)
-        assertTrue(lighthouse.script.contains('--directory "$PAGE_DIR"'))
-        assertEquals('3', lighthouse.env.LIGHTHOUSE_RUNS)
-        assertTrue(lighthouse.script.contains('--output-path "reports/lighthouse-$run.json"'))
+                     shCalls.collect { it.label == 'test results' ? it.label : commandOf(it.script) })
         Map perf = shCalls.find { commandOf(it.script) == 'perf' }
-        assertEquals('reports/lighthouse-*.json', perf.env.PIPELINE_PERF_REPORT)
+        assertEquals('examples/hello/build/public', perf.env.PIPELINE_PERF_SERVE)
+        assertEquals('3', perf.env.PIPELINE_PERF_RUNS)
+        assertEquals('', perf.env.PIPELINE_PERF_REPORT)
+        assertTrue(perf.script.contains('${PIPELINE_PERF_SERVE:+--serve "$PIPELINE_PERF_SERVE"}'))
         assertEquals('examples/hello/perf-budget.yaml', perf.env.PIPELINE_BUDGET)
         List gates = shCalls.findAll { commandOf(it.script) == 'gate' }
         assertEquals(['1', ''], gates.collect { it.env.PIPELINE_MIGRATE_NEXT })
@@ -62,7 +60,7 @@ class JenkinsfileTest extends PipelineLibTestBase {
             assertTrue(e.message, e.message.startsWith("pipeline ${command} failed: exit 1"))
         }
         assertEquals(expectedStages, stages())
-        assertEquals(commands, shCalls.findAll { !(it.label in ['lighthouse', 'test results']) }
+        assertEquals(commands, shCalls.findAll { it.label != 'test results' }
                                       .collect { commandOf(it.script) })
         assertEquals('failure', shCalls.last().env.PIPELINE_RESULT)
         assertTrue(events.contains("junit reports/${command}/junit.xml".toString()))

@@ -444,4 +444,20 @@ class VarsTest extends PipelineLibTestBase {
         runVar('pipelineBuild', [:])
         assertEquals('', shCalls[0].env.PIPELINE_REGISTRY)
     }
+
+    @Test
+    void perfMeasuresOneThingServedOrAtAUrlOrReadsReports() {
+        runVar('pipelinePerf', [serve: 'build/public', runs: 5, budget: 'perf-budget.yaml'])
+        assertEquals('build/public', shCalls[0].env.PIPELINE_PERF_SERVE)
+        assertEquals('5', shCalls[0].env.PIPELINE_PERF_RUNS)
+        assertEquals('', shCalls[0].env.PIPELINE_PERF_URL)
+        [[budget: 'b.yaml'], [serve: 'd', url: 'http://127.0.0.1:8080/', budget: 'b.yaml']].each {
+            try {
+                runVar('pipelinePerf', it)
+                fail("pipelinePerf ${it} must be refused")
+            } catch (PipelineAbort e) {
+                assertTrue(e.message, e.message.contains('pipelinePerf: give one of serve:'))
+            }
+        }
+    }
 }
