@@ -114,3 +114,4 @@ def test_a_missing_context_is_still_reported_by_the_official_loader(kube_env):
         KubeClient.from_kubeconfig(kube_env["PIPELINELIB_DEPLOYER_KUBECONFIG"], "no-such")
     assert "no usable kubeconfig" in caught.value.message
     assert "no-such" in caught.value.message
+

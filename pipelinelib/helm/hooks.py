@@ -43,6 +43,8 @@ WEIGHT = "helm.sh/hook-weight"
 DELETE_POLICY = "helm.sh/hook-delete-policy"
 RUN_EVENTS = ("pre-install", "post-install", "pre-upgrade", "post-upgrade")
 
+DELETE_TIMEOUT_S = 60.0  # a hook object's foreground deletion (remove_all)
+
 
 @dataclass
 class Hook:
@@ -154,6 +156,9 @@ def remove_all(kube: Any, app: str, namespace: str) -> list[str]:
         for item in items:
             if kube.delete(kind, item["metadata"]["name"], namespace, propagation="Foreground"):
                 gone.append(f"delete {kind}/{item['metadata']['name']}")
+    for line in gone:  # foreground: a Job goes once its pods have gone
+        kind, name = line.removeprefix("delete ").split("/", 1)
+        _wait_deleted(kube, kind, name, namespace, DELETE_TIMEOUT_S)
     return gone
 
 
@@ -169,7 +174,7 @@ def run(ctx: Any, hooks: list[Hook], event: str, namespace: str, timeout: float)
         actions.append(f"{event} hook {hook.ref}")
         outcome = _wait(ctx, kube, hook, namespace, timeout)
         if ("hook-succeeded" if outcome.ok else "hook-failed") in hook.policies:
-            kube.delete(hook.kind, hook.name, namespace, propagation="Foreground")
+            _delete_and_wait(kube, hook, namespace, timeout)  # with its pods, then go on
             actions.append(f"delete hook {hook.ref}")
         if not outcome.ok:
             raise StepFailed(f"{event} hook {hook.ref} failed", cause=ctx.secrets.redact_text(
@@ -182,13 +187,17 @@ def run(ctx: Any, hooks: list[Hook], event: str, namespace: str, timeout: float)
 
 
 def _delete_and_wait(kube: Any, hook: Hook, namespace: str, timeout: float) -> None:
-    if not kube.delete(hook.kind, hook.name, namespace, propagation="Foreground"):
-        return
+    if kube.delete(hook.kind, hook.name, namespace, propagation="Foreground"):
+        _wait_deleted(kube, hook.kind, hook.name, namespace, timeout)
+
+
+def _wait_deleted(kube: Any, kind: str, name: str, namespace: str, timeout: float) -> None:
+    """Until a foreground deletion has finished (a Job's pods are deleted first)."""
     deadline = time.monotonic() + timeout
-    while kube.get(hook.kind, hook.name, namespace) is not None:
+    while kube.get(kind, name, namespace) is not None:
         if time.monotonic() > deadline:
-            raise StepFailed(f"the previous {hook.ref} is still being deleted",
-                             hint="hook-delete-policy before-hook-creation waits for it")
+            raise StepFailed(f"{kind}/{name} is still being deleted after {timeout:.0f}s",
+                             hint="a foreground deletion waits for the object's pods")
         time.sleep(0.2)
 
 

@@ -334,7 +334,7 @@ def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
     phases = [[c for c in todo if c.manifest.kind in PHASE_ONE],
               [c for c in todo if c.manifest.kind not in PHASE_ONE]]
     applied: list[Change] = []
-    live = {(c.manifest.kind, c.manifest.name): c.live for c in changes}  # the waiter's start
+    live: dict[tuple[str, str], Any] = {}  # as applied: the waiter's selectors at once
     for i, phase in enumerate(phases):
         generations = {}
         for planned in phase:

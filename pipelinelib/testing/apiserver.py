@@ -111,6 +111,22 @@ class RequestCounter:
             "subjects": [{"kind": "ServiceAccount", "name": self.name,
                           "namespace": ACCOUNT_NAMESPACE}]})
         self._granted.append(namespace)
+        self._wait_allowed(namespace)
+
+    def _wait_allowed(self, namespace: str, timeout_s: float = 30.0) -> None:
+        """Until the apiserver's authorizer has seen the binding (its RBAC cache lags a
+        write by a moment under load: a first write would be refused)."""
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": self.user, "groups": ["system:serviceaccounts"],
+                           "resourceAttributes": {"namespace": namespace, "verb": "patch",
+                                                  "resource": "configmaps"}}}
+        deadline = time.monotonic() + timeout_s
+        while not self.admin.request(
+                "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                body=review).get("status", {}).get("allowed"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.user} is still not allowed in {namespace}")
+            time.sleep(0.1)
 
     # counting -------------------------------------------------------------------------------
     def requests(self) -> int:
