@@ -69,8 +69,28 @@ def test_a_rollout_in_a_shared_namespace_watches_only_its_own_objects(cluster):
     assert result.changed and result.outputs["seconds_to_ready"] >= 0
     watched = {(kind, sel, field) for verb, kind, sel, field in kube.seen if verb == "watch"}
     assert ("Deployment", None, "metadata.name=web") in watched
-    assert ("Pod", "app=web", None) in watched and ("ReplicaSet", "app=web", None) in watched
+    assert ("Pod", "app=web", None) in watched
+    # a healthy update needs no ReplicaSets: the Deployment's status says when it is ready
+    assert not any(kind == "ReplicaSet" for kind, _, _ in watched), watched
     assert all(sel or field for _, sel, field in watched), f"an unfiltered watch: {watched}"
+
+
+def test_an_update_that_fixes_a_crash_loop_is_not_failed_by_the_old_revisions_pods(cluster):
+    """The waiter judges a doomed-looking pod only once it knows the revisions (their
+    ReplicaSets, watched then): the old revision's crash-looping pods are not the update's."""
+    ns = cluster.namespace()
+    with pytest.raises(StepFailed) as crashed:
+        rollout(cluster.ctx("web"), web(1, behavior="crash"), app="web", namespace=ns,
+                timeout=60, rollback_on_failure=False)
+    assert "CrashLoopBackOff" in crashed.value.one_line()
+    kube = WatchRecorder.from_kubeconfig(cluster.deployer_kubeconfig)
+    kube.seen = []
+    ctx = dataclasses.replace(cluster.ctx("web"), adapters={"kube": kube})
+    result = rollout(ctx, web(2), app="web", namespace=ns, timeout=60)
+    assert result.changed
+    pods = cluster.json("-n", ns, "get", "pods", "-l", "app=web")["items"]
+    assert pods and all(not (p["status"].get("containerStatuses") or [{}])[0].get(
+        "restartCount") for p in pods if not p["metadata"].get("deletionTimestamp")), pods
 
 
 # --- doom vs. delay: conditions that clear by themselves wait within the deadline ---------

@@ -3,9 +3,10 @@ API Priority and Fairness metrics of a FlowSchema matching only the test's Servi
 which has the deployer's Role only). Counts, never wall time.
 
 Before issue 13's "fewer API calls": 6 requests to wait for an updated Deployment (a list
-and a watch each of the Deployment, its ReplicaSets and its Pods). Now 3: one streaming
-watch-list each (sendInitialEvents; the initial-events-end bookmark is the "caught up"
-signal), and none for an unchanged workload whose live object the caller already read.
+and a watch each of the Deployment, its ReplicaSets and its Pods). Now 2: one streaming
+watch-list each of the Deployment and its Pods (sendInitialEvents; the initial-events-end
+bookmark is the "caught up" signal) — the ReplicaSets only when a pod looks doomed (is it of
+the new revision?) — and none for an unchanged workload the caller already read.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pipelinelib.testing.apiserver import RequestCounter
 from tests.helpers.kube import Cluster
 from tests.helpers.manifests import web
 
-WAIT_REQUESTS = 3  # Deployment, ReplicaSets, Pods: one watch-list each
+WAIT_REQUESTS = 2  # Deployment, Pods: one watch-list each (no ReplicaSets while healthy)
 
 
 @pytest.fixture

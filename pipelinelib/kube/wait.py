@@ -109,6 +109,10 @@ class _Cache:
                 if self.stop.wait(0.2):
                     return
 
+    def watching(self, kind: str) -> bool:
+        """True once ``kind`` is being kept current."""
+        return kind in self.objects
+
     def snapshot(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:
             return list(self.objects.get(kind, {}).values())
@@ -127,6 +131,8 @@ def current_pods(cache: _Cache, workload: dict[str, Any]) -> list[dict[str, Any]
     uid, kind = workload["metadata"]["uid"], workload["kind"]
     pods = cache.snapshot("Pod")
     if kind == "Deployment":
+        if not cache.watching("ReplicaSet"):  # see wait_for: every live pod is a candidate
+            return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         revision = workload["metadata"].get("annotations", {}).get(REVISION)
         sets = [rs for rs in cache.snapshot("ReplicaSet") if _owned_by(rs, uid)]
         current = [rs["metadata"]["uid"] for rs in sets
@@ -190,8 +196,18 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
     pods = pod_selector([(known or {}).get((k, n)) or cache.get(k, n) for k, n in workloads])
     if any(k != "Pod" for k, _ in workloads):  # a bare Pod (a hook) is its own evidence
         cache.watch("Pod", pods)
-    if any(k == "Deployment" for k, _ in workloads):
-        cache.watch("ReplicaSet", pods)
+    # A Deployment's ReplicaSets tell which pods are of the new revision; until a pod looks
+    # doomed the waiter does without them (the Deployment's status says when it is ready):
+    # their watch is one request more, made only to judge a failing pod, or for evidence.
+    revisions_unknown = any(k == "Deployment" for k, _ in workloads)
+
+    def learn_revisions() -> None:
+        nonlocal revisions_unknown
+        if revisions_unknown:
+            revisions_unknown = False
+            cache.watch("ReplicaSet", pods)
+            cache.wait_listed()
+
     cache.wait_listed()
     deadline = started + timeout_s
     last_progress, _last_line = 0.0, ""
@@ -213,8 +229,12 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
                     continue
                 verdicts[ref] = health.assess(obj, current_pods(cache, obj))
             failed = next((r for r, v in verdicts.items() if v.state == health.FAILED), None)
+            if failed and verdicts[failed].pod and revisions_unknown:
+                learn_revisions()  # is the doomed pod of the new revision or an old one?
+                continue
             now = time.monotonic()
             if failed:
+                learn_revisions()  # the evidence names the new revision's pods
                 v = verdicts[failed]
                 kind, name = next(w for w in workloads if f"{w[0].lower()}/{w[1]}" == failed)
                 lines = evidence(kube, namespace, cache, kind, name, v, log)
@@ -230,6 +250,7 @@ def wait_for(kube: Any, namespace: str, workloads: list[tuple[str, str]], timeou
             if now >= deadline:
                 waiting = [v for v in verdicts.values() if v.state != health.READY]
                 ref = next(r for r, v in verdicts.items() if v.state != health.READY)
+                learn_revisions()
                 lines, probes = timeout_evidence(kube, namespace, cache, workloads, log)
                 message = (f"not ready after {timeout_s:.0f}s: " +
                            "; ".join(v.message for v in waiting) +
