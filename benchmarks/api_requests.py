@@ -40,9 +40,21 @@ apply's rollouts writing the plan's changes (no second dry run):
     50 apps, no-op apply       10    0    796 |   251    0  23428
 The update's 14: Namespace read (existence and the protected-namespace guard), 3 lists
 (ConfigMap — the record comes with it —, Deployment, Service), 1 dry run, Lease create,
-apply, Lease delete = 8; the waiter's list+watch of 3 kinds = 6 (its cut to ~3 is the
-waiter's part of issue 13). A first deploy writes the record once (+1 write per app); with
-no record yet it lists every prunable kind, once.
+apply, Lease delete = 8; the waiter's list+watch of 3 kinds = 6. A first deploy writes the
+record once (+1 write per app); with no record yet it lists every prunable kind, once.
+Issue 13, waiter (main d967ebf, 2026-11-28, load average ~8 from a test run alongside):
+one streaming watch-list per kind (sendInitialEvents, the initial-events-end bookmark as
+"caught up"), the Deployment's ReplicaSets only to judge a doomed-looking pod, no GET for a
+workload the caller just read; kubeconfigs with static credentials served without importing
+the official client:
+    1 app, first deploy        21    6   1288 |    12    3    914
+    1 app, image update        10    3   1992 |     7    1   1749
+    1 app, no-op                5    0    449 |     6    0    719
+    50 apps, first apply      572  300   7782 |   551  150  11717
+    50 apps, no-op apply       10    0    483 |   251    0  36021
+The update's 10: the write path's 8 and the waiter's watch-lists of the Deployment and its
+Pods. First deploy through the CLI measured back to back on a quieter machine (waiter
+branch, load 1.4-4, 3 runs each): median 1.09x kubectl's wall time (was 1.41x).
 (wall times on the shared 2-core testbed under load; the counts are exact.)
 """
 
