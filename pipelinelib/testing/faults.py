@@ -35,6 +35,10 @@ import yaml
 
 from pipelinelib.testing.testbed import TestbedError, scripts_dir
 
+# Toxiproxy's API answers a toxic's removal only once the proxy's links have taken it out:
+# with a bandwidth toxic holding a large body that took over 5 s on a loaded machine
+API_TIMEOUT_S = 60
+
 TOXIC_TYPES = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                "limit_data")
 
@@ -85,16 +89,17 @@ class Proxy:
         name = name or f"{kind}_{stream}_{uuid.uuid4().hex[:6]}"
         body = {"name": name, "type": kind, "stream": stream, "toxicity": toxicity,
                 "attributes": attributes}
-        reply = requests.post(f"{self.api}/proxies/{self.name}/toxics", json=body, timeout=5)
+        reply = requests.post(f"{self.api}/proxies/{self.name}/toxics", json=body,
+                              timeout=API_TIMEOUT_S)
         reply.raise_for_status()
         return name
 
     def remove(self, toxic: str) -> None:
         requests.delete(f"{self.api}/proxies/{self.name}/toxics/{toxic}",
-                        timeout=5).raise_for_status()
+                        timeout=API_TIMEOUT_S).raise_for_status()
 
     def toxics(self) -> list[dict[str, Any]]:
-        reply = requests.get(f"{self.api}/proxies/{self.name}/toxics", timeout=5)
+        reply = requests.get(f"{self.api}/proxies/{self.name}/toxics", timeout=API_TIMEOUT_S)
         reply.raise_for_status()
         return list(reply.json())
 
@@ -107,7 +112,7 @@ class Proxy:
     def set_enabled(self, enabled: bool) -> None:
         """Disabled: listening stops and open connections are closed (the system is 'down')."""
         requests.post(f"{self.api}/proxies/{self.name}", json={"enabled": enabled},
-                      timeout=5).raise_for_status()
+                      timeout=API_TIMEOUT_S).raise_for_status()
 
     @contextlib.contextmanager
     def toxic(self, kind: str, **kwargs: Any) -> Iterator[str]:
@@ -157,14 +162,14 @@ class Toxiproxy:
     def proxy(self, name: str, upstream: str) -> Proxy:
         """A new proxy to ``upstream`` (``host:port``) on a free loopback port."""
         body = {"name": name, "listen": "127.0.0.1:0", "upstream": upstream, "enabled": True}
-        reply = requests.post(f"{self.api}/proxies", json=body, timeout=5)
+        reply = requests.post(f"{self.api}/proxies", json=body, timeout=API_TIMEOUT_S)
         reply.raise_for_status()
         data = reply.json()
         return Proxy(self.api, data["name"], data["listen"], data["upstream"])
 
     def delete(self, proxy: Proxy) -> None:
         with contextlib.suppress(requests.RequestException):
-            requests.delete(f"{self.api}/proxies/{proxy.name}", timeout=5)
+            requests.delete(f"{self.api}/proxies/{proxy.name}", timeout=API_TIMEOUT_S)
 
 
 # -- endpoints through a proxy ------------------------------------------------------------------
