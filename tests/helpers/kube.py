@@ -18,6 +18,7 @@ from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.context import CIInfo, Context
 from pipelinelib.secrets import Secrets
 from tests.helpers.paths import RBAC_FILE
+from tests.helpers.wait import wait_until
 
 DEPLOYER_SA = "pipelinelib-system:pipelinelib-deployer"
 MANAGED = "app.kubernetes.io/managed-by=pipelinelib"
@@ -52,6 +53,12 @@ class Kubectl:
         if bind:
             self("-n", name, "create", "rolebinding", "pipelinelib-deployer",
                  "--clusterrole=pipelinelib-deployer", f"--serviceaccount={DEPLOYER_SA}")
+            # the authorizer learns of a new binding from its watch: under load the
+            # deployer's first write right after it was refused (403) — wait until allowed
+            user = "system:serviceaccount:" + DEPLOYER_SA
+            wait_until(lambda: self("auth", "can-i", "create", "deployments.apps", "-n", name,
+                                    f"--as={user}", check=False).strip() == "yes",
+                       120, f"the deployer allowed in {name}", interval=0.2)
         self.namespaces.append(name)
         return name
 
