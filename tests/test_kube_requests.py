@@ -40,13 +40,6 @@ NOOP_REQUESTS = 8  # ns, 4 owned lists (no dry run: applied hash), dead-lock che
 
 
 @pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
-
-
-@pytest.fixture
 def admin(cluster):
     return KubeClient.from_kubeconfig(cluster.kube_env["KUBECONFIG"])
 

@@ -18,17 +18,9 @@ from pipelinelib.adapters.kube import KubeClient
 from pipelinelib.kube import health
 from pipelinelib.kube.wait import wait_for
 from pipelinelib.testing.apiserver import RequestCounter
-from tests.helpers.kube import Cluster
 from tests.helpers.manifests import web
 
 WAIT_REQUESTS = 2  # Deployment, Pods: one watch-list each (no ReplicaSets while healthy)
-
-
-@pytest.fixture
-def cluster(kube_env):
-    c = Cluster(kube_env)
-    yield c
-    c.cleanup()
 
 
 @pytest.fixture
