@@ -172,9 +172,12 @@ def test_a_pull_that_fails_while_the_registry_restarts_then_succeeds_does_not_fa
         worker = threading.Thread(target=deploy)
         worker.start()
         try:
+            # ErrImagePull (the registry's "connection refused") lasts only until the
+            # kubelet's back-off begins (ImagePullBackOff: "Back-off pulling image"): either
+            # says the pull failed; the reason is asserted from the events below
             wait_until(lambda: any(
-                "connection refused" in (cs.get("state", {}).get("waiting") or {}).get(
-                    "message", "")
+                (cs.get("state", {}).get("waiting") or {}).get("reason") in (
+                    "ErrImagePull", "ImagePullBackOff")
                 for p in pods_of(node_cluster, ns, "web")
                 for cs in p.get("status", {}).get("containerStatuses") or []), 60,
                 "the pull to fail while the registry is down", interval=0.5, ignoring=SETTLING)
@@ -183,6 +186,9 @@ def test_a_pull_that_fails_while_the_registry_restarts_then_succeeds_does_not_fa
             worker.join(150)
         assert "error" not in outcome, outcome.get("error")
         assert outcome["result"].changed
+        events = node_cluster.json("-n", ns, "get", "events")["items"]
+        assert any("connection refused" in (e.get("message") or "") for e in events), [
+            e.get("message") for e in events]
     finally:
         registry.stop()
 

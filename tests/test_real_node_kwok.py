@@ -87,7 +87,12 @@ def test_the_same_failure_reads_the_same_on_the_real_node_and_on_kwok(
     assert pod["spec"]["nodeName"].startswith("kwok-" if where == "kwok" else "real-")
     status = pod["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "False" and ready.get("reason") == "ContainersNotReady"
+    running = any((cs.get("state") or {}).get("running")
+                  for cs in status.get("containerStatuses") or [])
+    # a crashing container without a readiness probe is Ready for the moment it runs
+    # between two crashes (the real kubelet restarts it while the test reads the pod)
+    if not (case == "crash" and running):
+        assert ready["status"] == "False" and ready.get("reason") == "ContainersNotReady"
     if case == "crash":
         cs = status["containerStatuses"][0]
         # the real kubelet is at 2 for 40 s (its back-off); kwok counts on every 3 s
