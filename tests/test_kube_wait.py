@@ -272,3 +272,20 @@ def test_the_failing_pods_evidence_is_in_the_log_not_only_the_report(cluster, tm
     assert any("fatal: simulated crash" in e.get("log_line", "") for e in evidence), evidence
     failure = next(e for e in events if e.get("event") == "failure")
     assert failure["reason"] == "CrashLoopBackOff" and failure["workload"] == "deployment/web"
+
+
+def test_the_warnings_that_explain_a_failure_are_not_pushed_out_by_normal_events():
+    from pipelinelib.kube.wait import telling_events
+
+    def event(kind, reason, n):
+        return {"type": kind, "reason": reason, "message": f"{reason} {n}"}
+    events = ([event("Normal", "Scheduled", 0), event("Warning", "Unhealthy", 1)] +
+              [event("Normal", "Started", n) for n in range(2, 12)] +
+              [event("Warning", "BackOff", 12)])
+    chosen = telling_events(events, limit=4)
+    assert [e["message"] for e in chosen] == ["Unhealthy 1", "Started 10", "Started 11",
+                                               "BackOff 12"], "oldest first, warnings kept"
+    many = [event("Warning", "Unhealthy", n) for n in range(10)]
+    assert [e["message"] for e in telling_events(many, limit=3)] == [
+        "Unhealthy 7", "Unhealthy 8", "Unhealthy 9"]
+    assert telling_events([], limit=3) == []

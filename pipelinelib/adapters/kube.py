@@ -486,13 +486,14 @@ class KubeClient:
         """The last ``tail`` log lines of a pod (empty when the node serves none)."""
         query = {"tailLines": str(tail), "container": container,
                  "previous": "true" if previous else None}
-        status, data = self.raw("GET", self.path("Pod", namespace, name, subresource="log"),
-                                query, timeout_s=5)
-        if status >= 300 or not isinstance(data, str):
-            if isinstance(data, (dict, list)) and status < 300:
-                return [json.dumps(data)]
+        # read as text: a log that happens to be JSON (or is empty) is still lines
+        response = self._send("GET", self.path("Pod", namespace, name, subresource="log"),
+                              query, None, None, 5, stream=False)
+        data = response.read()
+        if response.status >= 300:
             return []
-        return data.splitlines()[-tail:]
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        return text.splitlines()[-tail:]
 
     def events(self, namespace: str, name: str | None = None, kind: str | None = None,
                limit: int = 10) -> builtins.list[dict[str, Any]]:

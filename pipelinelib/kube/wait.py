@@ -299,7 +299,7 @@ def pod_clues(kube: Any, namespace: str, pod: str, container: str | None = None,
     for a ``crashed`` container the log of its terminated run comes first."""
     clues: dict[str, Any] = {"pod": pod, "events": [], "logs": []}
     try:
-        for e in kube.events(namespace, pod, "Pod", limit=6):
+        for e in telling_events(kube.events(namespace, pod, "Pod", limit=50)):
             clues["events"].append(f"{e.get('type', '')} {e.get('reason', '')}: "
                                    f"{e.get('message', '')}".strip())
     except PipelineError as exc:
@@ -313,6 +313,17 @@ def pod_clues(kube: Any, namespace: str, pod: str, container: str | None = None,
         if clues["logs"]:
             break
     return clues
+
+
+def telling_events(events: list[dict[str, Any]], limit: int = 8) -> list[dict[str, Any]]:
+    """The events that explain a failure, oldest first: the newest ``limit`` Warnings (a
+    probe's failure, a pull's refusal), then the newest Normal ones while room is left —
+    a crash loop's Created/Started/Pulled churn must not push the one Warning out."""
+    warnings = [e for e in events if e.get("type") == "Warning"][-limit:]
+    room = limit - len(warnings)
+    normal = [e for e in events if e.get("type") != "Warning"][-room:] if room > 0 else []
+    chosen = {id(e) for e in warnings + normal}
+    return [e for e in events if id(e) in chosen]
 
 
 def _lines(clues: dict[str, Any]) -> list[str]:
@@ -373,7 +384,8 @@ def workload_events(kube: Any, namespace: str, kind: str, name: str) -> list[str
     """The workload's own recent events (a Job's BackoffLimitExceeded, a quota refusal)."""
     try:
         return [f"event {kind} {name}: {e.get('type', '')} {e.get('reason', '')}: "
-                f"{e.get('message', '')}" for e in kube.events(namespace, name, kind, limit=6)]
+                f"{e.get('message', '')}"
+                for e in telling_events(kube.events(namespace, name, kind, limit=50))]
     except PipelineError as exc:
         return [f"events of {kind} {name} unavailable: {exc.message}"]
 
