@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelinelib.context import Context
-from pipelinelib.errors import GateFailed
+from pipelinelib.errors import GateFailed, StepFailed
 from pipelinelib.perf.collect import Measure, collect
 from pipelinelib.perf.lighthouse import load_budget, read_report
 from pipelinelib.perf.runs import pages, starved
@@ -35,6 +35,10 @@ class Recorded:
 
     def run(self, url: str, output: str | Path, *, timeout: float) -> Path:
         self.urls.append(url)
+        if self.names[0] == "crash":  # what LighthouseTool raises when no report was written
+            self.names.pop(0)
+            raise StepFailed("lighthouse exited 1 without a report",
+                             evidence=["Runtime error encountered: Unable to connect to Chrome"])
         shutil.copyfile(FIX / f"lighthouse-{self.names.pop(0)}.json", output)
         return Path(output)
 
@@ -66,6 +70,22 @@ def test_starved_and_failed_runs_are_measured_again_until_n_good_runs(tmp_path):
     [page] = pages(done.reports, skip_starved=True)
     assert set(page.dropped) == {1, 3, 4} and not page.all_starved
     assert page.judged is not None and page.judged.number in (2, 5, 6)
+
+
+def test_a_run_that_wrote_no_report_is_tried_again_once_and_twice_in_a_row_fails(tmp_path):
+    lighthouse = Recorded("run-idle-1", "crash", "run-idle-2")
+    progress: list[str] = []
+    done = collect(lighthouse, "http://127.0.0.1:1/", 2, tmp_path, timeout=600,
+                   progress=progress.append)
+    assert done.good == 2 and not done.stopped
+    assert [p.name for p, _ in done.reports] == ["lighthouse-1.json", "lighthouse-3.json"]
+    assert any("attempt 2 wrote no report (lighthouse exited 1" in p for p in progress)
+    crashing = Recorded("run-idle-1", "crash", "crash", "run-idle-2")
+    with pytest.raises(StepFailed, match="without a report") as failed:
+        collect(crashing, "http://127.0.0.1:1/", 2, tmp_path, timeout=600,
+                progress=progress.append)
+    assert "Unable to connect to Chrome" in failed.value.evidence[0]
+    assert crashing.names == ["run-idle-2"], "no third attempt after two crashes in a row"
 
 
 def test_attempts_are_bounded_at_twice_n_and_the_good_runs_are_judged(tmp_path):

@@ -5,8 +5,10 @@ A run counts toward N when it measured the page: no ``runtimeError``, an FCP and
 (perf.runs.invalid) and a CPU that was not starved (perf.runs.starved: Lighthouse's own
 slow-CPU rule, benchmarkIndex at most 1000). Other runs are kept (their reports are
 archived and shown) and Lighthouse runs again, up to ``2 x N`` runs in all and within the
-deadline. The judge (perf.runs.pages with ``skip_starved``) then takes the median of the
-good runs, or of every run when all were starved.
+deadline. A run that wrote no report (Chromium slow to start on a busy host) is tried
+again once; a second crash in a row fails the step. The judge (perf.runs.pages with
+``skip_starved``) then takes the median of the good runs, or of every run when all were
+starved.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pipelinelib.perf.lighthouse import Measured, read_report
 from pipelinelib.perf.runs import invalid, starved
 
 ATTEMPTS_PER_RUN = 2  # at most 2 x N Lighthouse runs in all
+CRASHES_IN_A_ROW = 2  # Lighthouse runs in a row that wrote no report: not transient
 
 
 @dataclass
@@ -42,6 +45,7 @@ def collect(lighthouse: Lighthouse, url: str, runs: int, out_dir: Path, *, timeo
     for stale in out_dir.glob("lighthouse-*.json"):
         stale.unlink()  # a re-run's reports are this run's only
     done = Collected()
+    crashes = 0
     for attempt in range(1, ATTEMPTS_PER_RUN * runs + 1):
         if done.good >= runs:
             break
@@ -52,11 +56,19 @@ def collect(lighthouse: Lighthouse, url: str, runs: int, out_dir: Path, *, timeo
         progress(f"lighthouse run {done.good + 1}/{runs} (attempt {attempt}) of {url}")
         try:
             path = lighthouse.run(url, out_dir / f"lighthouse-{attempt}.json", timeout=left)
-        except StepFailed:
-            if not done.reports or time.monotonic() < deadline:
-                raise  # a run that wrote no report, not the deadline
-            done.stopped = f"the deadline ({timeout:.0f}s) passed during attempt {attempt}"
-            break
+        except StepFailed as crash:
+            if done.reports and time.monotonic() >= deadline:
+                done.stopped = f"the deadline ({timeout:.0f}s) passed during attempt {attempt}"
+                break
+            crashes += 1
+            # Chromium that did not start in time on a busy host clears by itself; a
+            # crash twice in a row (no Chromium, a broken install) does not
+            if crashes >= CRASHES_IN_A_ROW or attempt == ATTEMPTS_PER_RUN * runs:
+                raise
+            progress(f"lighthouse attempt {attempt} wrote no report ({crash.message}); "
+                     "measuring again")
+            continue
+        crashes = 0
         measured = read_report(path)
         done.reports.append((path, measured))
         why = invalid(measured) or starved(measured)
