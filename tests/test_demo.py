@@ -15,11 +15,13 @@ import os
 import re
 import subprocess
 
+import psycopg
 import pytest
 
 from pipelinelib.promotion import approvals
 from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, policy_signers
 from tests.helpers.audit_log import DEPLOYER, WRITE_VERBS, AuditLog
+from tests.helpers.kube import Kubectl
 from tests.helpers.paths import ROOT
 
 # the issue's order: build -> scan -> perf -> gate -> migrate -> rollout -> annotate -> promote
@@ -62,7 +64,19 @@ def test_demo_runs_every_stage_in_order_and_each_gate_catches_its_bad_variant(
     out = subprocess.run([str(ROOT / "examples" / "demo" / "run")], env=env,
                          capture_output=True, text=True, timeout=900, check=False)
     text = out.stdout + out.stderr
-    assert out.returncode == 0, text[-4000:]
+    try:
+        check_the_demo(text, out.returncode, audit, tmp_path)
+    finally:  # the demo leaves its namespaces and database for a person to look at
+        for stamp in set(re.findall(r"\bhello-demo-(\d+)\b", text)):
+            for ns in (f"hello-demo-{stamp}", f"hello-demo-{stamp}-live"):
+                Kubectl(kube_env)("delete", "namespace", ns, "--ignore-not-found",
+                                  "--wait=false")
+            with psycopg.connect(postgres_env["PIPELINELIB_PG_DSN"], autocommit=True) as db:
+                db.execute(f'drop database if exists "hello_demo_{stamp}" with (force)')
+
+
+def check_the_demo(text: str, returncode: int, audit: AuditLog, tmp_path) -> None:
+    assert returncode == 0, text[-4000:]
     headers = re.findall(r"== (.*?)\x1b", text)
     positions = [next(i for i, h in enumerate(headers) if h.startswith(stage))
                  for stage in STAGES]
