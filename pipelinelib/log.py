@@ -6,9 +6,11 @@ does ``log = structlog.get_logger(__name__)`` and binds context.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
+import types
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -16,20 +18,40 @@ from pipelinelib.secrets import Secrets
 
 
 def load_structlog() -> None:
-    """Import structlog without rich, for an entry point to call before anything logs.
+    """Import structlog without rich and without asyncio, for an entry point to call before
+    anything logs.
 
     structlog imports rich when it is installed (import-linter brings it to dev and CI
     machines) only for its console's exception formatter: ~45 ms of start-up, and a
     traceback that prints local variables, which the secrets processor never sees. JSON
     logs and our plain console lines need neither, so rich stays hidden while structlog
-    loads (a plain traceback then) and is importable as usual afterwards."""
+    loads (a plain traceback then) and is importable as usual afterwards.
+
+    structlog also imports asyncio (~20 ms: its event loop machinery) for its async logging
+    methods alone, which pipelinelib never calls: structlog gets a stand-in that imports
+    the real asyncio on its first use (``_OnFirstUse``); everyone else imports asyncio as
+    usual."""
     if "structlog" in sys.modules or "rich" in sys.modules:
         return
+    deferred = "asyncio" not in sys.modules
     sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
+    if deferred:
+        sys.modules["asyncio"] = _OnFirstUse("asyncio")
     try:
         import structlog  # noqa: F401
     finally:
         del sys.modules["rich"]
+        if deferred and isinstance(sys.modules.get("asyncio"), _OnFirstUse):
+            del sys.modules["asyncio"]
+
+
+class _OnFirstUse(types.ModuleType):
+    """A module's stand-in: the first attribute read imports the module and reads it there
+    (the module itself then sits in ``sys.modules``; the stand-in only in the importers that
+    got it)."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attr)
 
 
 class RedactSecrets:
