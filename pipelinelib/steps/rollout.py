@@ -51,7 +51,7 @@ from pipelinelib.kube.revisions import (
     rollback,
 )
 from pipelinelib.kube.wait import wait_for
-from pipelinelib.promotion.enforce import guard_namespace
+from pipelinelib.promotion.guard import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
