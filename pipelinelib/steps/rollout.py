@@ -70,11 +70,14 @@ def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
 def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
              allowed_namespaces: list[str] | None = None,
              images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False,
-             run: RunLists | None = None
-             ) -> tuple[list[mf.Manifest], bool | None, dict[str, str]]:
+             run: RunLists | None = None, log: Any = None
+             ) -> tuple[list[mf.Manifest], bool | None, dict[str, str], Owned | None]:
     """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
     all reported with the rest. Returns the docs, whether the namespace exists and its
-    labels (one read of the Namespace serves the checks and ``guard_namespace``)."""
+    labels (one read of the Namespace serves the checks and ``guard_namespace``), and the
+    app's objects (``Owned``), their lists started while the Namespace is read once the
+    manifests passed every local check (in a namespace that does not exist they find
+    nothing: None is returned then)."""
     problems = [p for p in (mf.check_name(app, "app name", "--app"),
                             mf.check_name(namespace, "namespace", "--namespace")) if p]
     names_ok = not problems
@@ -94,7 +97,11 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
                             allowed_namespaces)
     exists: bool | None = None
     labels: dict[str, str] = {}
+    owned: Owned | None = None
     if cluster_checks and names_ok:
+        if not problems:  # the record of owned kinds and the kinds applied, in flight with
+            owned = Owned(ctx.kube, app, namespace, log, run)  # the Namespace read
+            owned.prefetch(_listed_first(docs), wait=False)
         exists, labels = run.namespace(namespace) if run is not None else \
             read_namespace(ctx.kube, namespace)
         problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
@@ -104,7 +111,13 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     mf.hash_config(docs)
     record = mf.Record(ctx.revision, ctx.ci.user, ctx.ci.build_url)
     mf.stamp(docs, app, namespace, record, ctx.secrets.redact)
-    return mf.order(docs), exists, labels
+    return mf.order(docs), exists, labels, owned if exists else None
+
+
+def _listed_first(docs: list[mf.Manifest]) -> dict[str, str | None]:
+    """The kinds a plan lists: ConfigMaps (the record of owned kinds is one) and the kinds
+    applied, at the manifests' versions."""
+    return {"ConfigMap": "v1", **{m.kind: m.obj.get("apiVersion") for m in docs}}
 
 
 def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
@@ -133,8 +146,9 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     ``owned_lists``: the run's lists of owned objects, shared by the apps of one apply.
     """
     log = ctx.log.bind(app=app, namespace=namespace)
-    docs, known, ns_labels = _prepare(ctx, manifests, app, namespace, allowed_namespaces,
-                                      images, cluster_checks=True, run=owned_lists)
+    docs, known, ns_labels, owned = _prepare(ctx, manifests, app, namespace,
+                                             allowed_namespaces, images, cluster_checks=True,
+                                             run=owned_lists, log=log)  # owned: list per kind
     kube = ctx.kube
     writes_before = kube.writes  # _prepare() only reads
     exists = bool(known)
@@ -155,14 +169,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
     applying = applied_kinds(docs)
-    owned = Owned(kube, app, namespace, log, owned_lists) if exists else None  # list per kind
     recorded: set[tuple[str, str]] | None = None  # the app's record of owned kinds
     listed: dict[str, str | None] = {}
     if owned is not None:  # the applied kinds and ConfigMaps (the record is one) at once
-        owned.prefetch({"ConfigMap": "v1", **{m.kind: m.obj.get("apiVersion") for m in docs}})
+        owned.prefetch(_listed_first(docs))
         recorded = owned.recorded()
-        if prune:  # the recorded kinds not applied now (none, usually): listed too
-            listed = prune_kinds(applying, recorded)
+        if prune:  # the recorded kinds not applied now (none, usually; every prunable
+            listed = prune_kinds(applying, recorded)  # kind without a record): listed
+            owned.prefetch(listed, wait=False)  # while the objects are dry-run
     changes = (owned_lists.plan_of(app, docs) if owned_lists is not None and exists
                and not blue_green else None) or plan_validated(kube, docs, exists, owned)
     prunes = prune_candidates(kube, app, namespace, keep, log, owned, listed) \
