@@ -28,21 +28,25 @@ def load_structlog() -> None:
     loads (a plain traceback then) and is importable as usual afterwards.
 
     structlog also imports asyncio (~20 ms: its event loop machinery) for its async logging
-    methods alone, which pipelinelib never calls: structlog gets a stand-in that imports
-    the real asyncio on its first use (``_OnFirstUse``); everyone else imports asyncio as
-    usual."""
+    methods alone, and uuid (~5 ms, with platform) for its deprecated thread-local context,
+    neither of which pipelinelib calls: structlog gets stand-ins that import the real
+    module on first use (``_OnFirstUse``); everyone else imports them as usual."""
     if "structlog" in sys.modules or "rich" in sys.modules:
         return
-    deferred = "asyncio" not in sys.modules
+    deferred = [name for name in _DEFERRED if name not in sys.modules]
     sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
-    if deferred:
-        sys.modules["asyncio"] = _OnFirstUse("asyncio")
+    for name in deferred:
+        sys.modules[name] = _OnFirstUse(name)
     try:
         import structlog  # noqa: F401
     finally:
         del sys.modules["rich"]
-        if deferred and isinstance(sys.modules.get("asyncio"), _OnFirstUse):
-            del sys.modules["asyncio"]
+        for name in deferred:
+            if isinstance(sys.modules.get(name), _OnFirstUse):
+                del sys.modules[name]
+
+
+_DEFERRED = ("asyncio", "uuid")  # imported by structlog for what pipelinelib does not use
 
 
 class _OnFirstUse(types.ModuleType):

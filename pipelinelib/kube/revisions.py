@@ -9,7 +9,6 @@ writes nothing. Secret values never appear in a diff.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import json
 import threading
@@ -84,6 +83,8 @@ def normalize(obj: dict[str, Any] | None, mask: bool = True) -> dict[str, Any]:
 
 
 def unified_diff(live: dict[str, Any] | None, new: dict[str, Any], ref: str) -> list[str]:
+    import difflib
+
     import yaml
 
     def dump(o: dict[str, Any] | None) -> list[str]:
