@@ -23,7 +23,7 @@ Reads like the procedure (seed 003: create before delete):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -225,11 +225,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         fenced = lock.fenced(kube)  # every write first checks the Lease is still ours
         try:
             grown = (recorded or set()) | owning  # before the first object: the record
-            if grown != recorded:                 # names every kind the app may own
+            later = _record_may_follow(recorded, grown)  # names every kind the app may own
+            if grown != recorded and not later:
                 fenced.apply(record_body(app, namespace, grown))
             try:
-                seconds = _apply_and_wait(ctx, log, fenced, app, namespace, changes, timeout,
-                                          rollback_on_failure)
+                seconds = _apply_and_wait(
+                    ctx, log, fenced, app, namespace, changes, timeout, rollback_on_failure,
+                    written=(lambda: fenced.apply(record_body(app, namespace, grown)))
+                    if later else None)
             except StepFailed as exc:
                 if not isinstance(exc, LeaseLost) and recorded is None and not prunes and all(
                         c.action == "create" for c in changes):  # a first deploy, undone
@@ -249,6 +252,15 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     return StepResult.of("rollout", actions, seconds_to_ready=seconds, pruned=pruned,
                          writes=kube.writes - writes_before, awaiting_promotion=awaiting,
                          **outputs)
+
+
+def _record_may_follow(recorded: set[tuple[str, str]] | None,
+                       grown: set[tuple[str, str]]) -> bool:
+    """Whether the record of owned kinds may be written after the objects rather than
+    before them: there is none yet and every kind is prunable — until it is written, a run
+    (one that re-runs this one, killed) lists every prunable kind, as without a record.
+    Then the first deploy's first object is one write earlier."""
+    return recorded is None and all(kind in kinds.PRUNABLE for _, kind in grown)
 
 
 def _version_of(owned: Owned | None, kind: str, name: str) -> str:
@@ -339,8 +351,10 @@ def _actions(changes: list[Change], prunes: list[tuple[str, str]], exists: bool,
 
 
 def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
-                    changes: list[Change], timeout: float, do_rollback: bool) -> float:
-    """Apply in two phases (dependencies and Jobs, then the rest) and wait for each."""
+                    changes: list[Change], timeout: float, do_rollback: bool,
+                    written: Callable[[], object] | None = None) -> float:
+    """Apply in two phases (dependencies and Jobs, then the rest) and wait for each;
+    ``written`` is called once every object is written, before the last wait."""
     import time
 
     started = time.monotonic()
@@ -363,6 +377,8 @@ def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
             log.info(f"{change.action}d {change.ref}")
         wait_set = _workloads(phase) if i == 0 else _workloads(
             [c for c in changes if c.manifest.kind not in PHASE_ONE])
+        if written is not None and i == len(phases) - 1:
+            written()
         remaining = max(1.0, timeout - (time.monotonic() - started))
         outcome = wait_for(kube, namespace, wait_set, remaining, log, generations, live)
         if not outcome.ok:
