@@ -278,7 +278,8 @@ class Owned:
 # the app's ConfigMaps anyway: no read of its own), written under the deploy lock before the
 # first object when the kinds being applied are not all in it yet, and narrowed after a
 # complete prune; so it always names every kind the app may still own. Without one (the
-# first run after an upgrade, or the record deleted) the prune lists every prunable kind.
+# first run after an upgrade, or the record deleted) the prune lists every prunable kind —
+# so a first deploy of prunable kinds only writes it after its objects (steps.rollout).
 RECORD_PREFIX = "pipelinelib-owned-"
 RECORD_KEY = "kinds"
 
