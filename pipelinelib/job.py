@@ -35,7 +35,6 @@ from pipelinelib.errors import (
     PipelineError,
     StepFailed,
 )
-from pipelinelib.report import write_reports
 from pipelinelib.result import Status, StepResult
 from pipelinelib.step import step_name
 
@@ -134,6 +133,8 @@ class Job:
     def _finish(self) -> None:
         secrets = self.ctx.secrets
         if self.report_dir:
+            from pipelinelib.report import write_reports  # a job without reports skips it
+
             meta = {
                 "app": self.ctx.app,
                 "environment": self.ctx.environment,

@@ -6,9 +6,11 @@ does ``log = structlog.get_logger(__name__)`` and binds context.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
+import types
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -16,20 +18,44 @@ from pipelinelib.secrets import Secrets
 
 
 def load_structlog() -> None:
-    """Import structlog without rich, for an entry point to call before anything logs.
+    """Import structlog without rich and without asyncio, for an entry point to call before
+    anything logs.
 
     structlog imports rich when it is installed (import-linter brings it to dev and CI
     machines) only for its console's exception formatter: ~45 ms of start-up, and a
     traceback that prints local variables, which the secrets processor never sees. JSON
     logs and our plain console lines need neither, so rich stays hidden while structlog
-    loads (a plain traceback then) and is importable as usual afterwards."""
+    loads (a plain traceback then) and is importable as usual afterwards.
+
+    structlog also imports asyncio (~20 ms: its event loop machinery) for its async logging
+    methods alone, and uuid (~5 ms, with platform) for its deprecated thread-local context,
+    neither of which pipelinelib calls: structlog gets stand-ins that import the real
+    module on first use (``_OnFirstUse``); everyone else imports them as usual."""
     if "structlog" in sys.modules or "rich" in sys.modules:
         return
+    deferred = [name for name in _DEFERRED if name not in sys.modules]
     sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
+    for name in deferred:
+        sys.modules[name] = _OnFirstUse(name)
     try:
         import structlog  # noqa: F401
     finally:
         del sys.modules["rich"]
+        for name in deferred:
+            if isinstance(sys.modules.get(name), _OnFirstUse):
+                del sys.modules[name]
+
+
+_DEFERRED = ("asyncio", "uuid")  # imported by structlog for what pipelinelib does not use
+
+
+class _OnFirstUse(types.ModuleType):
+    """A module's stand-in: the first attribute read imports the module and reads it there
+    (the module itself then sits in ``sys.modules``; the stand-in only in the importers that
+    got it)."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attr)
 
 
 class RedactSecrets:

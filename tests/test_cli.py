@@ -57,6 +57,23 @@ def test_a_command_logs_through_structlog_without_importing_rich(tmp_path, log_f
     assert out.stdout.strip().splitlines()[-1] == "0 True False", out.stdout + out.stderr
 
 
+def test_structlog_loads_without_asyncio_and_uuid_and_still_uses_them(tmp_path):
+    good = tmp_path / "release.env"
+    good.write_text("NAME=web\n")
+    code = ("import sys; from pipelinelib.cli import main; "
+            f"code = main(['env', {str(good)!r}, '--log-format', 'json']); "
+            "print(code, 'asyncio' in sys.modules, 'uuid' in sys.modules)\n"
+            "import asyncio, structlog\n"
+            "async def later(): await structlog.get_logger().ainfo('async', n=1)\n"
+            "asyncio.run(later()); print(sys.modules['asyncio'] is asyncio)\n"
+            "from structlog.threadlocal import wrap_dict; import warnings\n"
+            "warnings.simplefilter('ignore'); print(wrap_dict(dict).__name__[:12])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[-3:] == ["0 False False", "True", "WrappedDict-"], out.stdout + out.stderr
+    assert '"n": 1, "event": "async"' in out.stderr  # logged through the real asyncio
+
+
 def test_unknown_flag_exits_2_with_one_line():
     out = pipeline("build", "--no-such-flag")
     assert out.returncode == 2

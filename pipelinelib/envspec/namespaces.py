@@ -17,7 +17,7 @@ from pipelinelib.kube.labels import ENV_LABEL as LABEL_ENV
 from pipelinelib.kube.labels import MANAGED_BY as LABEL_MANAGED
 
 # PROTECTED_LABEL: the cluster administrator's mark of a protected namespace
-# (promotion.enforce.guard_namespace): never set or removed through a spec (load.py refuses
+# (promotion.guard.guard_namespace): never set or removed through a spec (load.py refuses
 # it, plan_namespaces never writes it).
 from pipelinelib.kube.labels import PROTECTED_LABEL
 

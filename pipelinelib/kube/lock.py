@@ -24,7 +24,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from typing import Any
 
 from pipelinelib.errors import StepFailed
@@ -117,7 +116,7 @@ class DeployLock:
         self.kube, self.app, self.namespace = kube, app, namespace
         self.name = lease_name(app)
         self.holder = holder
-        self.identity = f"{holder} #{uuid.uuid4().hex[:8]}"
+        self.identity = f"{holder} #{os.urandom(4).hex()}"  # this run's: 32 random bits
         self.ttl_s, self.wait_s, self.log = max(2, int(ttl_s)), wait_s, log
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -9,11 +9,10 @@ writes nothing. Secret values never appear in a diff.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +83,8 @@ def normalize(obj: dict[str, Any] | None, mask: bool = True) -> dict[str, Any]:
 
 
 def unified_diff(live: dict[str, Any] | None, new: dict[str, Any], ref: str) -> list[str]:
+    import difflib
+
     import yaml
 
     def dump(o: dict[str, Any] | None) -> list[str]:
@@ -208,6 +209,7 @@ class Owned:
         self.kube, self.app, self.namespace, self.log = kube, app, namespace, log
         self.shared = shared
         self._items: dict[str, dict[str, dict[str, Any]] | None] = {}
+        self._pending: dict[str, Future[dict[str, dict[str, Any]] | None]] = {}
 
     @classmethod
     def from_objects(cls, kube: Any, app: str, namespace: str, objects: list[dict[str, Any]],
@@ -224,21 +226,37 @@ class Owned:
         owned._items.update(found)
         return owned
 
-    def prefetch(self, kinds: dict[str, str | None]) -> None:
-        """List ``kinds`` ({kind: apiVersion or None}) at once, a few requests in flight."""
-        todo = [(k, v) for k, v in kinds.items() if k not in self._items]
-        if len(todo) > 1:
-            with ThreadPoolExecutor(max_workers=min(READS_AT_ONCE, len(todo))) as pool:
-                for kind, found in zip([k for k, _ in todo],
-                                       pool.map(lambda kv: self._list(*kv), todo), strict=True):
-                    self._items[kind] = found
+    def prefetch(self, kinds: dict[str, str | None], wait: bool = True) -> None:
+        """List ``kinds`` ({kind: apiVersion or None}) at once, a few requests in flight.
+
+        ``wait=False`` returns at once: the lists go on meanwhile (while the caller reads
+        something else, e.g. the Namespace or the dry runs) and ``items`` waits for its
+        kind's. Call it from one thread (the rollout's)."""
+        todo = [(k, v) for k, v in kinds.items() if k not in self._items
+                and k not in self._pending]
+        if len(todo) > 1 or (todo and not wait):
+            pool = ThreadPoolExecutor(max_workers=min(READS_AT_ONCE, len(todo)))
+            for kind, version in todo:
+                self._pending[kind] = pool.submit(self._list, kind, version)
+            pool.shutdown(wait=False)  # its threads end with the last list
+        if wait:
+            for kind in kinds:
+                self._settle(kind)
 
     def items(self, kind: str, api_version: str | None = None
               ) -> dict[str, dict[str, Any]] | None:
         """Owned objects of ``kind`` by name (None when the kind cannot be listed)."""
+        self._settle(kind)
         if kind not in self._items:
             self._items[kind] = self._list(kind, api_version)
         return self._items[kind]
+
+    def _settle(self, kind: str) -> None:
+        """A list of ``kind`` in flight: wait for it (its error is raised here)."""
+        pending = self._pending.get(kind)
+        if pending is not None:
+            self._items[kind] = pending.result()
+            del self._pending[kind]
 
     def recorded(self) -> set[tuple[str, str]] | None:
         """The app's record of owned kinds as listed (None: no record yet)."""
@@ -260,7 +278,8 @@ class Owned:
 # the app's ConfigMaps anyway: no read of its own), written under the deploy lock before the
 # first object when the kinds being applied are not all in it yet, and narrowed after a
 # complete prune; so it always names every kind the app may still own. Without one (the
-# first run after an upgrade, or the record deleted) the prune lists every prunable kind.
+# first run after an upgrade, or the record deleted) the prune lists every prunable kind —
+# so a first deploy of prunable kinds only writes it after its objects (steps.rollout).
 RECORD_PREFIX = "pipelinelib-owned-"
 RECORD_KEY = "kinds"
 

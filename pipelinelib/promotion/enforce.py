@@ -25,29 +25,25 @@ contains the signed promotion record of this digest and fingerprint) and a revie
 ``check_four_eyes`` against the promoter.
 
 Paths that know no environment (``pipeline rollout -n``, ``rollback``, ``swap -n``) are
-stopped by ``guard_namespace``: a namespace the cluster administrator labelled
+stopped by ``promotion.guard``: a namespace the cluster administrator labelled
 ``pipelinelib.dev/protected=true`` takes writes only for apps this process verified.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipelinelib.envspec.model import AppSpec, EnvSpec
-from pipelinelib.envspec.namespaces import PROTECTED_LABEL
 from pipelinelib.errors import PipelineError, Refused
 from pipelinelib.promotion import approvals
+from pipelinelib.promotion.guard import mark_verified
 from pipelinelib.promotion.policy import POLICY_FILE, Policy, load_policy
 from pipelinelib.promotion.review_approval import ReviewApproval
 from pipelinelib.promotion.trust import NS_APPROVAL, NS_PROMOTION, TrustRoot, trust_root
-
-_verified: set[tuple[str, str]] = set()  # (namespace, app) verified in this process
-_verified_lock = threading.Lock()
 
 
 @dataclass
@@ -251,8 +247,8 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
         except ChangeRefused as refused:
             problems.append(refused)
     if not problems:
-        with _verified_lock:
-            _verified.update((env.apps[v.app].namespace, v.app) for v in verified)
+        for v in verified:
+            mark_verified(env.apps[v.app].namespace, v.app)
         for v in verified:
             ctx.log.info("change verified", environment=env.name, app=v.app,
                          promoted_by=v.promoted_by, approved_by=v.approved_by or None)
@@ -267,37 +263,3 @@ def enforce(ctx: Any, env: EnvSpec, apps: list[str], *, action: str = "apply",
     raise Refused(f"{action} of {env.name} refused: " + "; ".join(lines), field="approval",
                   hint=f"promote with `pipeline promote --to {env.name}` (signed) and, under "
                        "four eyes, have a second person approve with their own key")
-
-
-def mark_verified(namespace: str, app: str) -> None:
-    """Let ``guard_namespace`` pass ``app`` in ``namespace``: its change was verified here
-    by another check (``promotion.rollback``: the target digest was promoted before)."""
-    with _verified_lock:
-        _verified.add((namespace, app))
-
-
-def guard_namespace(ctx: Any, kube: Any, namespace: str, app: str, action: str, *,
-                    labels: Mapping[str, str] | None = None) -> None:
-    """Refuse ``action`` on ``app`` in a namespace labelled protected unless this process
-    verified the app's change (``enforce``); audited. Call before the first write.
-    ``labels``: the namespace's labels as this run already read them ({} when absent or not
-    readable); None reads the Namespace here."""
-    from pipelinelib.promotion.audit import audit
-
-    if labels is None:
-        try:
-            ns = kube.get("Namespace", namespace)
-        except Refused:
-            return  # the deployer may not read namespaces here: RBAC is the guard
-        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-    if labels.get(PROTECTED_LABEL) != "true":
-        return
-    with _verified_lock:
-        if (namespace, app) in _verified:
-            return
-    reason = (f"{namespace} is protected ({PROTECTED_LABEL}=true): {action} of {app} goes "
-              "through its environment (`pipeline apply`/`swap --env` with a signed, approved "
-              "promotion)")
-    audit(ctx, action, target=f"{namespace}/{app}", result="refused", reason=reason)
-    raise Refused(f"{action} refused: {reason}", field="namespace",
-                  hint="promote the digest you want (an earlier one to roll back)")

@@ -88,7 +88,8 @@ def rollback_vetter(ctx: Context, root: Path, entered: Entered, env_name: str,
     """In a protected environment: the check the rollback step runs on every target it
     would roll to (refused unless each digest was promoted into ``env_name``); None
     elsewhere. Marks the namespace verified for the step's own guard."""
-    from pipelinelib.promotion.enforce import guarded_apps, mark_verified
+    from pipelinelib.promotion.enforce import guarded_apps
+    from pipelinelib.promotion.guard import mark_verified
 
     env, spec, policy, rules, target = (entered.env, entered.spec, entered.policy,
                                         entered.rules, entered.target)

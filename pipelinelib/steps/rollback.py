@@ -40,7 +40,7 @@ from pipelinelib.kube.labels import ANN_ROLLED_BACK_FROM as ROLLED_BACK_FROM
 from pipelinelib.kube.lock import DeployLock
 from pipelinelib.kube.revisions import restore_body
 from pipelinelib.kube.wait import wait_for
-from pipelinelib.promotion.enforce import guard_namespace
+from pipelinelib.promotion.guard import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 

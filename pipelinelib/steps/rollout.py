@@ -23,7 +23,7 @@ Reads like the procedure (seed 003: create before delete):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from pipelinelib.kube.revisions import (
     rollback,
 )
 from pipelinelib.kube.wait import wait_for
-from pipelinelib.promotion.enforce import guard_namespace
+from pipelinelib.promotion.guard import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
@@ -70,11 +70,14 @@ def prepare(ctx: Context, manifests: Any, app: str, namespace: str,
 def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
              allowed_namespaces: list[str] | None = None,
              images: Mapping[str, ImageRef] | None = None, cluster_checks: bool = False,
-             run: RunLists | None = None
-             ) -> tuple[list[mf.Manifest], bool | None, dict[str, str]]:
+             run: RunLists | None = None, log: Any = None
+             ) -> tuple[list[mf.Manifest], bool | None, dict[str, str], Owned | None]:
     """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
     all reported with the rest. Returns the docs, whether the namespace exists and its
-    labels (one read of the Namespace serves the checks and ``guard_namespace``)."""
+    labels (one read of the Namespace serves the checks and ``guard_namespace``), and the
+    app's objects (``Owned``), their lists started while the Namespace is read once the
+    manifests passed every local check (in a namespace that does not exist they find
+    nothing: None is returned then)."""
     problems = [p for p in (mf.check_name(app, "app name", "--app"),
                             mf.check_name(namespace, "namespace", "--namespace")) if p]
     names_ok = not problems
@@ -94,7 +97,11 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
                             allowed_namespaces)
     exists: bool | None = None
     labels: dict[str, str] = {}
+    owned: Owned | None = None
     if cluster_checks and names_ok:
+        if not problems:  # the record of owned kinds and the kinds applied, in flight with
+            owned = Owned(ctx.kube, app, namespace, log, run)  # the Namespace read
+            owned.prefetch(_listed_first(docs), wait=False)
         exists, labels = run.namespace(namespace) if run is not None else \
             read_namespace(ctx.kube, namespace)
         problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
@@ -104,7 +111,13 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     mf.hash_config(docs)
     record = mf.Record(ctx.revision, ctx.ci.user, ctx.ci.build_url)
     mf.stamp(docs, app, namespace, record, ctx.secrets.redact)
-    return mf.order(docs), exists, labels
+    return mf.order(docs), exists, labels, owned if exists else None
+
+
+def _listed_first(docs: list[mf.Manifest]) -> dict[str, str | None]:
+    """The kinds a plan lists: ConfigMaps (the record of owned kinds is one) and the kinds
+    applied, at the manifests' versions."""
+    return {"ConfigMap": "v1", **{m.kind: m.obj.get("apiVersion") for m in docs}}
 
 
 def _register_secret(ctx: Context, obj: dict[str, Any]) -> None:
@@ -133,8 +146,9 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     ``owned_lists``: the run's lists of owned objects, shared by the apps of one apply.
     """
     log = ctx.log.bind(app=app, namespace=namespace)
-    docs, known, ns_labels = _prepare(ctx, manifests, app, namespace, allowed_namespaces,
-                                      images, cluster_checks=True, run=owned_lists)
+    docs, known, ns_labels, owned = _prepare(ctx, manifests, app, namespace,
+                                             allowed_namespaces, images, cluster_checks=True,
+                                             run=owned_lists, log=log)  # owned: list per kind
     kube = ctx.kube
     writes_before = kube.writes  # _prepare() only reads
     exists = bool(known)
@@ -155,14 +169,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
             docs = bluegreen.colored(docs, color, None if converting else live or color)
     keep = {(m.kind, m.name) for m in docs}
     applying = applied_kinds(docs)
-    owned = Owned(kube, app, namespace, log, owned_lists) if exists else None  # list per kind
     recorded: set[tuple[str, str]] | None = None  # the app's record of owned kinds
     listed: dict[str, str | None] = {}
     if owned is not None:  # the applied kinds and ConfigMaps (the record is one) at once
-        owned.prefetch({"ConfigMap": "v1", **{m.kind: m.obj.get("apiVersion") for m in docs}})
+        owned.prefetch(_listed_first(docs))
         recorded = owned.recorded()
-        if prune:  # the recorded kinds not applied now (none, usually): listed too
-            listed = prune_kinds(applying, recorded)
+        if prune:  # the recorded kinds not applied now (none, usually; every prunable
+            listed = prune_kinds(applying, recorded)  # kind without a record): listed
+            owned.prefetch(listed, wait=False)  # while the objects are dry-run
     changes = (owned_lists.plan_of(app, docs) if owned_lists is not None and exists
                and not blue_green else None) or plan_validated(kube, docs, exists, owned)
     prunes = prune_candidates(kube, app, namespace, keep, log, owned, listed) \
@@ -211,11 +225,14 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
         fenced = lock.fenced(kube)  # every write first checks the Lease is still ours
         try:
             grown = (recorded or set()) | owning  # before the first object: the record
-            if grown != recorded:                 # names every kind the app may own
+            later = _record_may_follow(recorded, grown)  # names every kind the app may own
+            if grown != recorded and not later:
                 fenced.apply(record_body(app, namespace, grown))
             try:
-                seconds = _apply_and_wait(ctx, log, fenced, app, namespace, changes, timeout,
-                                          rollback_on_failure)
+                seconds = _apply_and_wait(
+                    ctx, log, fenced, app, namespace, changes, timeout, rollback_on_failure,
+                    written=(lambda: fenced.apply(record_body(app, namespace, grown)))
+                    if later else None)
             except StepFailed as exc:
                 if not isinstance(exc, LeaseLost) and recorded is None and not prunes and all(
                         c.action == "create" for c in changes):  # a first deploy, undone
@@ -235,6 +252,15 @@ def rollout(ctx: Context, manifests: Any, *, app: str, namespace: str, timeout: 
     return StepResult.of("rollout", actions, seconds_to_ready=seconds, pruned=pruned,
                          writes=kube.writes - writes_before, awaiting_promotion=awaiting,
                          **outputs)
+
+
+def _record_may_follow(recorded: set[tuple[str, str]] | None,
+                       grown: set[tuple[str, str]]) -> bool:
+    """Whether the record of owned kinds may be written after the objects rather than
+    before them: there is none yet and every kind is prunable — until it is written, a run
+    (one that re-runs this one, killed) lists every prunable kind, as without a record.
+    Then the first deploy's first object is one write earlier."""
+    return recorded is None and all(kind in kinds.PRUNABLE for _, kind in grown)
 
 
 def _version_of(owned: Owned | None, kind: str, name: str) -> str:
@@ -325,8 +351,10 @@ def _actions(changes: list[Change], prunes: list[tuple[str, str]], exists: bool,
 
 
 def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
-                    changes: list[Change], timeout: float, do_rollback: bool) -> float:
-    """Apply in two phases (dependencies and Jobs, then the rest) and wait for each."""
+                    changes: list[Change], timeout: float, do_rollback: bool,
+                    written: Callable[[], object] | None = None) -> float:
+    """Apply in two phases (dependencies and Jobs, then the rest) and wait for each;
+    ``written`` is called once every object is written, before the last wait."""
     import time
 
     started = time.monotonic()
@@ -349,6 +377,8 @@ def _apply_and_wait(ctx: Context, log: Any, kube: Any, app: str, namespace: str,
             log.info(f"{change.action}d {change.ref}")
         wait_set = _workloads(phase) if i == 0 else _workloads(
             [c for c in changes if c.manifest.kind not in PHASE_ONE])
+        if written is not None and i == len(phases) - 1:
+            written()
         remaining = max(1.0, timeout - (time.monotonic() - started))
         outcome = wait_for(kube, namespace, wait_set, remaining, log, generations, live)
         if not outcome.ok:

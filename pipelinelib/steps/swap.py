@@ -10,7 +10,7 @@ from pipelinelib.context import Context
 from pipelinelib.errors import BadInput
 from pipelinelib.kube import bluegreen
 from pipelinelib.kube.lock import DeployLock
-from pipelinelib.promotion.enforce import guard_namespace
+from pipelinelib.promotion.guard import guard_namespace
 from pipelinelib.result import StepResult
 from pipelinelib.step import step
 
