@@ -55,6 +55,8 @@ class _OnFirstUse(types.ModuleType):
     got it)."""
 
     def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:  # read while structlog still loads
+            del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), attr)
 
 
