@@ -159,3 +159,18 @@ def test_history_reads_the_local_clone_offline_and_fetches_only_when_asked(tmp_p
 
     asked = run_pipeline("history", "--fetch", "--env", "live", cwd=reader)
     assert asked.returncode == 3, (asked.returncode, asked.stderr)
+
+
+def test_two_deployments_within_one_second_are_ordered_by_their_tags(tmp_path: Path) -> None:
+    from pipelinelib.records.metrics import deployed_in
+
+    _, work = new_repo(tmp_path)
+    commits = [commit_at(work, 0, "c1"), commit_at(work, 1, "c2")]
+    repo = GitRepo.open(work)
+    # the records' times have whole seconds: c2 follows c1 into live within the same one;
+    # c2's commit sorts first by sha in one of the two orders, so both are tried
+    for n, (first, second) in enumerate((commits, commits[::-1])):
+        deploy(repo, first, "live", 2, True, f"b{n}-1")
+        deploy(repo, second, "live", 2, True, f"b{n}-2")
+        latest = deployed_in(repo, "live")
+        assert latest is not None and latest.commit == second, (latest, second)

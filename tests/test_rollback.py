@@ -130,11 +130,21 @@ def test_blue_green_rolls_back_by_switching_to_the_colour_that_served_before(clu
     out = run_pipeline("rollback", "--app", "web", "-n", ns, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert svc()["pipelinelib.dev/color"] == "blue"
+    mark = lambda: (cluster.json("-n", ns, "get", "svc", "web")["metadata"]  # noqa: E731
+                    .get("annotations") or {}).get("pipelinelib.dev/rolled-back-from")
+    assert mark() == "green", "the Service says which colour the rollback left"
     before = cluster.versions(ns)
+    # the two rollouts may fall within one second (managedFields times): the mark, not the
+    # times, tells that green was left by a rollback
     out = run_pipeline("rollback", "--app", "web", "-n", ns, env=env)
     assert out.returncode == 0 and cluster.versions(ns) == before, "no toggling back"
     out = run_pipeline("rollback", "--app", "web", "-n", ns, "--to-revision", "1", env=env)
     assert out.returncode == 2 and "rolls back by colour" in out.stderr
+    out = run_pipeline("rollout", str(write(tmp_path / "v3.yaml", web(3))), *base, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert svc()["pipelinelib.dev/color"] == "green" and mark() is None, "a rollout clears it"
+    out = run_pipeline("rollback", "--app", "web", "-n", ns, env=env)
+    assert out.returncode == 0 and svc()["pipelinelib.dev/color"] == "blue"
 
 
 def test_a_failed_first_deploy_deletes_what_it_created(cluster):

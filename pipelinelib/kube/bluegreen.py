@@ -15,7 +15,7 @@ from typing import Any
 from pipelinelib.errors import PipelineError, Refused, StepFailed
 from pipelinelib.kube.health import READY, assess
 from pipelinelib.kube.labels import ANN_BLUE_GREEN as BLUE_GREEN_ANN
-from pipelinelib.kube.labels import APP_LABEL, COLOR_LABEL, owner_selector
+from pipelinelib.kube.labels import ANN_ROLLED_BACK_FROM, APP_LABEL, COLOR_LABEL, owner_selector
 from pipelinelib.kube.manifests import Manifest
 
 COLORS = ("blue", "green")
@@ -34,6 +34,15 @@ def service_colors(kube: Any, app: str, namespace: str) -> list[str | None]:
 def live_color(kube: Any, app: str, namespace: str) -> str | None:
     """The colour the app's Services select now (None before the first deploy)."""
     return live_of(service_colors(kube, app, namespace))
+
+
+def rolled_back_from(kube: Any, app: str, namespace: str) -> str | None:
+    """The colour a rollback switched the app's Services away from (None: the last switch
+    was a rollout's or a swap's): a second rollback does not toggle back to it."""
+    return next((str(v) for svc in kube.list("Service", namespace,
+                                             selector=owner_selector(app))["items"]
+                 if (v := (svc["metadata"].get("annotations") or {}).get(ANN_ROLLED_BACK_FROM))),
+                None)
 
 
 def live_of(colors: list[str | None]) -> str | None:
@@ -83,9 +92,11 @@ def color_health(kube: Any, app: str, namespace: str, color: str) -> list[str]:
     return problems
 
 
-def switch(kube: Any, app: str, namespace: str, color: str, dry_run: bool = False
-           ) -> list[str]:
-    """Point every Service of ``app`` at ``color`` together, or none of them.
+def switch(kube: Any, app: str, namespace: str, color: str, dry_run: bool = False,
+           rollback_from: str | None = None) -> list[str]:
+    """Point every Service of ``app`` at ``color`` together, or none of them; a rollback
+    marks each Service with the colour it left (``rollback_from``), any other switch clears
+    that mark.
 
     Returns the actions (idempotent: Services already there are left alone). When one
     Service cannot be switched, the ones switched before it go back to what they selected
@@ -103,7 +114,9 @@ def switch(kube: Any, app: str, namespace: str, color: str, dry_run: bool = Fals
     done: list[tuple[str, str | None]] = []
     for name, before in todo:
         try:
-            kube.patch("Service", name, namespace, {"spec": {"selector": {COLOR_LABEL: color}}})
+            kube.patch("Service", name, namespace, {
+                "metadata": {"annotations": {ANN_ROLLED_BACK_FROM: rollback_from}},
+                "spec": {"selector": {COLOR_LABEL: color}}})
         except PipelineError as exc:
             if type(exc).__name__ == "LeaseLost":
                 raise  # another run owns the app now: no write, not even an undo (it converges)

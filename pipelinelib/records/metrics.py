@@ -132,7 +132,14 @@ def collect(repo: Any, audit_file: str | None = None, fetch: bool = True) -> lis
     for d in deployments:
         if d.commit in times:
             d.commit_time = dt.datetime.fromtimestamp(times[d.commit], dt.timezone.utc)
-    return sorted(deployments, key=lambda d: d.time)
+    return sorted(deployments, key=lambda d: (d.time, _tag_number(d.tag)))
+
+
+def _tag_number(tag: str) -> int:
+    """A deployment tag's number: the order of two deployments within one second (the
+    records' times have whole seconds; the tags are numbered as they are made)."""
+    number = re.search(r"-(\d+)$", tag)
+    return int(number.group(1)) if number else -1
 
 
 def deployed_in(repo: Any, environment: str) -> Deployment | None:

@@ -140,9 +140,14 @@ def rollback_color(kube: Any, app: str, namespace: str, live: str,
                 return color
         raise BadInput(f"no colour of {app} runs git {to_git_revision}",
                        field="--to-git-revision", expected="the git revision of blue or green")
-    times = {color: last_applied(kube, app, namespace, color) for color in bluegreen.COLORS}
-    newest = max(times, key=lambda c: times[c])
-    return live if newest != live else bluegreen.other(live)
+    other = bluegreen.other(live)
+    # the idle colour applied after the live one awaits its switch, or a rollback already
+    # left it: nothing to go back to. Otherwise the idle colour served before (also when the
+    # two were applied within one second: managedFields times have whole seconds)
+    if last_applied(kube, app, namespace, other) > last_applied(kube, app, namespace, live) \
+            or bluegreen.rolled_back_from(kube, app, namespace) == other:
+        return live
+    return other
 
 
 def last_applied(kube: Any, app: str, namespace: str, color: str) -> str:
@@ -187,7 +192,8 @@ def rollback(ctx: Context, *, app: str, namespace: str, to_revision: int | None 
         guard_namespace(ctx, kube, namespace, app, "rollback")
         with DeployLock(kube, app, namespace, DeployLock.holder_of(ctx.ci), ttl_s=lock_ttl,
                         wait_s=lock_timeout, log=log) as lock:
-            bluegreen.switch(lock.fenced(kube), app, namespace, target_color)
+            bluegreen.switch(lock.fenced(kube), app, namespace, target_color,
+                             rollback_from=live)
         audit(ctx, "rollback", target=f"{namespace}/{app}", result="success",
               reason=f"switched services from {live} to {target_color}")
         return StepResult.of("rollback", actions, live_color=target_color, previous=live)

@@ -75,9 +75,8 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     """``prepare``; with ``cluster_checks`` also references and (new namespace) the schema,
     all reported with the rest. Returns the docs, whether the namespace exists and its
     labels (one read of the Namespace serves the checks and ``guard_namespace``), and the
-    app's objects (``Owned``), their lists started while the Namespace is read once the
-    manifests passed every local check (in a namespace that does not exist they find
-    nothing: None is returned then)."""
+    app's objects (``Owned``), their lists started once the Namespace was read and the
+    manifests passed every local check (None in a namespace that does not exist yet)."""
     problems = [p for p in (mf.check_name(app, "app name", "--app"),
                             mf.check_name(namespace, "namespace", "--namespace")) if p]
     names_ok = not problems
@@ -99,11 +98,12 @@ def _prepare(ctx: Context, manifests: Any, app: str, namespace: str,
     labels: dict[str, str] = {}
     owned: Owned | None = None
     if cluster_checks and names_ok:
-        if not problems:  # the record of owned kinds and the kinds applied, in flight with
-            owned = Owned(ctx.kube, app, namespace, log, run)  # the Namespace read
-            owned.prefetch(_listed_first(docs), wait=False)
         exists, labels = run.namespace(namespace) if run is not None else \
             read_namespace(ctx.kube, namespace)
+        if exists and not problems:  # the record of owned kinds and the kinds applied, in
+            owned = Owned(ctx.kube, app, namespace, log, run)  # flight with the checks
+            owned.prefetch(_listed_first(docs), wait=False)  # (only once the cluster
+            # answered: an apiserver that is down gets one call's retries, not five calls')
         problems += mf.reference_problems(docs, ctx.kube, namespace, exists)
         if not exists:
             problems += schema_problems(ctx.kube, docs)
