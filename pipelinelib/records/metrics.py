@@ -132,14 +132,13 @@ def collect(repo: Any, audit_file: str | None = None, fetch: bool = True) -> lis
     for d in deployments:
         if d.commit in times:
             d.commit_time = dt.datetime.fromtimestamp(times[d.commit], dt.timezone.utc)
-    return sorted(deployments, key=lambda d: (d.time, _tag_number(d.tag)))
-
-
-def _tag_number(tag: str) -> int:
-    """A deployment tag's number: the order of two deployments within one second (the
-    records' times have whole seconds; the tags are numbered as they are made)."""
-    number = re.search(r"-(\d+)$", tag)
-    return int(number.group(1)) if number else -1
+    # the records' times have whole seconds: within one, the tags' numbers (given as they
+    # are made, in the repository's series or the environment's) tell the order
+    def order(d: Deployment) -> tuple[dt.datetime, int]:
+        number = tags.tag_number(d.tag, tags.tag_prefix(None)) \
+            or tags.tag_number(d.tag, tags.tag_prefix(d.environment))
+        return d.time, number if number is not None else -1
+    return sorted(deployments, key=order)
 
 
 def deployed_in(repo: Any, environment: str) -> Deployment | None:
