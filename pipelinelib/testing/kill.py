@@ -13,12 +13,17 @@ aimed (and the harness retries a trial whose kill came late).
 
 Detection has to beat the command's next write: put the command's connection through a
 Toxiproxy ``latency`` toxic (the server records the write before it answers, the answer then
-waits in the proxy) or, for git, let the hook hold the push for a moment after the ref is
-committed (``GitRefWrites(hold_s=...)``).
+waits in the proxy); for git, let the hook hold the push for a moment after the ref is
+committed (``GitRefWrites(hold_s=...)``); for a file the command appends to and fsyncs,
+hold each ``fsync`` for a moment after it returned (``AppendWrites(hold_s=...)``: the
+command runs under ``strace --inject=fsync:delay_exit``). Without a hold, a last write that
+is followed only by the command's exit can finish before a loaded machine schedules the
+poller. The kill goes to the command's whole process group, as a CI server's abort does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -154,11 +159,15 @@ class GitRefWrites:
 
 
 class AppendWrites:
-    """Each new line of a file is one write (the JSONL audit sink)."""
+    """Each new line of a file is one write (the JSONL audit sink, which fsyncs each
+    append). ``hold_s``: how long each ``fsync`` is held after it returned (see the module
+    doc)."""
 
-    def __init__(self, path: str | os.PathLike[str], system: str = "audit"):
+    def __init__(self, path: str | os.PathLike[str], system: str = "audit",
+                 hold_s: float = 0.3):
         self.system = system
         self.tail = _Tail(path)
+        self.hold_fsync_s = hold_s
 
     def mark(self) -> None:
         self.tail.mark()
@@ -245,6 +254,12 @@ class PostgresWrites:
         return out
 
 
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command and every process it started (its session's group)."""
+    with contextlib.suppress(ProcessLookupError):  # the group exited before the kill
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 @dataclass
 class Trial:
     """One killed run: aimed after write ``k``, ``landed`` writes really made before death."""
@@ -268,6 +283,15 @@ class KillHarness:
 
     def _poll(self) -> list[Write]:
         return [w for source in self.sources for w in source.poll()]
+
+    def _held(self) -> list[str]:
+        """The command, run under strace when a source asks for its fsyncs to be held."""
+        hold = max((getattr(source, "hold_fsync_s", 0.0) for source in self.sources),
+                   default=0.0)
+        if not hold:
+            return self.cmd
+        return ["strace", "-f", "--seccomp-bpf", "-qq", "-o", "/dev/null", "-e", "trace=fsync",
+                "-e", f"inject=fsync:delay_exit={int(hold * 1_000_000)}", *self.cmd]
 
     def _settle(self, writes: list[Write]) -> list[Write]:
         """Read what the sources still report for a moment (buffered log lines)."""
@@ -294,19 +318,20 @@ class KillHarness:
         import tempfile
 
         errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below, after the kill)
-        proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=errors)
+        proc = subprocess.Popen(self._held(), env=self.env, cwd=self.cwd,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=errors, start_new_session=True)
         writes: list[Write] = []
         killed = False
         try:
             while proc.poll() is None:
                 writes.extend(self._poll())
                 if (when(writes) if when else len(writes) >= k):
-                    proc.send_signal(signal.SIGKILL)
+                    _kill_group(proc)
                     killed = True
                     break
                 if time.monotonic() - started > self.timeout_s:
-                    proc.send_signal(signal.SIGKILL)
+                    _kill_group(proc)
                     break
                 time.sleep(self.poll_s)
         finally:
