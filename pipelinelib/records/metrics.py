@@ -135,9 +135,9 @@ def collect(repo: Any, audit_file: str | None = None, fetch: bool = True) -> lis
     # the records' times have whole seconds: within one, the tags' numbers (given as they
     # are made, in the repository's series or the environment's) tell the order
     def order(d: Deployment) -> tuple[dt.datetime, int]:
-        number = tags.tag_number(d.tag, tags.tag_prefix(None)) \
-            or tags.tag_number(d.tag, tags.tag_prefix(d.environment))
-        return d.time, number if number is not None else -1
+        numbers = (tags.tag_number(d.tag, tags.tag_prefix(series))
+                   for series in (None, d.environment))
+        return d.time, next((n for n in numbers if n is not None), -1)
     return sorted(deployments, key=order)
 
 
