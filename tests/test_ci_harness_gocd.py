@@ -172,12 +172,14 @@ def test_hello_sandbox_builds_gates_migrates_deploys_and_annotates(
     assert [(t.index, t.ran) for t in run.tasks if t.stage == "sandbox"][-2:] == [
         (7, True), (8, False)]
     # pipeline perf served the page and ran Lighthouse until 3 good runs (a starved run is
-    # measured again, 6 at most); the budget judged the median run (and shows every run)
+    # measured again, 6 at most); the app's budget is optimistic: each check on its best
+    # value of the valid runs (and the evidence shows every run)
     job = agent.root / "artifacts" / run.name / str(run.counter) / "build" / "1" / "build"
     runs = list(job.glob("reports/reports/perf/lighthouse-*.json"))
     assert 3 <= len(runs) <= 6, runs
     [perf] = summary(run, agent, "build", "build", "perf")["steps"]
-    assert f" valid run(s) of {len(runs)}: run " in perf["outputs"]["checklist"][0], perf
+    assert "(optimistic: each check on its best value of " in perf["outputs"]["checklist"][0]
+    assert f" valid run(s) of {len(runs)})" in perf["outputs"]["checklist"][0], perf
     pushed = [s for s in summary(run, agent, "build", "build", "build")["steps"]
               if (s.get("outputs") or {}).get("image")][-1]["outputs"]["image"]
     digest = pushed.split("@", 1)[1]

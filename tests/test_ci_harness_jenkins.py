@@ -102,11 +102,13 @@ def test_the_example_jenkinsfile_runs_for_real_against_the_testbed(
     assert "input Promote hello from sandbox to staging?" in results["events"]
 
     # pipeline perf served the page and ran Lighthouse until 3 good runs (a starved run is
-    # measured again, 6 at most); the budget judged the median run (and shows every run)
+    # measured again, 6 at most); the app's budget is optimistic: each check on its best
+    # value of the valid runs (and the evidence shows every run)
     runs = list((ws / "reports" / "perf").glob("lighthouse-*.json"))
     assert 3 <= len(runs) <= 6, runs
     [perf] = json.loads((ws / "reports" / "perf" / "summary.json").read_text())["steps"]
-    assert f" valid run(s) of {len(runs)}: run " in perf["outputs"]["checklist"][0], perf
+    assert "(optimistic: each check on its best value of " in perf["outputs"]["checklist"][0]
+    assert f" valid run(s) of {len(runs)})" in perf["outputs"]["checklist"][0], perf
     build = json.loads((ws / "reports" / "build" / "summary.json").read_text())
     pushed = [s for s in build["steps"] if (s.get("outputs") or {}).get("image")][-1]
     digest = pushed["outputs"]["image"].split("@", 1)[1]

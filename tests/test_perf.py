@@ -9,7 +9,7 @@ import pytest
 
 from pipelinelib.errors import BadInput
 from pipelinelib.perf.lighthouse import Budget, check, load_budget, quantity, read_report
-from pipelinelib.perf.runs import describe, pages
+from pipelinelib.perf.runs import describe, judge, pages, title, warnings
 from tests.helpers.cli import run_pipeline
 from tests.helpers.paths import FIXTURES
 
@@ -116,6 +116,73 @@ def test_a_page_without_a_valid_run_fails_and_one_report_is_judged_as_it_is():
     coach = (FIX / "coach.json", read_report(FIX / "coach.json"))
     two_pages = pages([*runs_of("run-idle-1"), coach])
     assert [len(p.runs) for p in two_pages] == [1, 1]
+
+
+def raw(name: str, audit: str) -> float:
+    """An audit's numericValue straight from the fixture's JSON (not through read_report)."""
+    import json
+
+    doc = json.loads((FIX / f"lighthouse-{name}.json").read_text())
+    return float(doc["audits"][audit]["numericValue"])
+
+
+@pytest.mark.parametrize("aggregation, tbt, source, ok", [
+    ("median-run", "run-starved-1", None, False),
+    ("optimistic", "run-idle-1", "run 3", True),
+    ("pessimistic", "run-starved-2", "run 1", False),
+    ("median", "run-starved-1", "median of 3 runs", False),
+])
+def test_the_budgets_aggregation_picks_each_checks_value_as_lhci_does(aggregation, tbt,
+                                                                      source, ok):
+    """lhci's aggregationMethod (lighthouse-ci docs/assertions.md) over two starved runs
+    and an idle one: median-run judges run 2 (FCP 867/TTI 1547 ms is the median pair), the
+    others each check on its best, worst or median value, naming the run it came from."""
+    names = ("run-starved-2", "run-starved-1", "run-idle-1")
+    [page] = pages(runs_of(*names))
+    assert page.judged is not None and page.judged.number == 2
+    budget = Budget(categories={"performance": 0.9},
+                    metrics={"total-blocking-time": 200.0}, aggregation=aggregation)
+    performance, blocking = judge(page, budget)
+    assert blocking.ok is ok and performance.name == "performance"
+    shown = f"{raw(tbt, 'total-blocking-time'):.0f} ms (budget 200 ms)"
+    assert blocking.line == f"{'✓' if ok else '✗'} total-blocking-time: {shown}" + (
+        f" — {source}" if source else "")
+    scores = {"median-run": 90, "optimistic": 100, "pessimistic": 77, "median": 90}
+    assert f"category performance: {scores[aggregation]} (minimum 90)" in performance.line
+    marked = [line for line in describe(page, aggregation) if "← judged" in line]
+    assert len(marked) == (1 if aggregation == "median-run" else 0)
+    slow = "The tested device appears to have a slower CPU than Lighthouse expects."
+    assert warnings(page, aggregation) == (
+        [f"Lighthouse warned: {slow}"] if aggregation == "median-run" else
+        [f"Lighthouse warned about run {n}: {slow}" for n in (1, 2)])
+    which = {"median-run": "", "optimistic": "best", "pessimistic": "worst", "median": "median"}
+    assert title(page, aggregation) == (
+        " (median of 3 valid run(s) of 3: run 2)" if aggregation == "median-run" else
+        f" ({aggregation}: each check on its {which[aggregation]} value of 3 valid run(s) of 3)")
+
+
+def test_an_unmeasured_value_fails_under_every_aggregation():
+    """A score no run measured (null) and an audit no run has fail, optimistic or not."""
+    [page] = pages(runs_of("error", "run-idle-1", "run-idle-2"))
+    budget = Budget(categories={"performance": 0.5, "pwa": 0.5},
+                    metrics={"total-blocking-time": 200.0, "no-such-audit": 1.0},
+                    aggregation="optimistic")
+    lines = {c.name: (c.ok, c.line) for c in judge(page, budget)}
+    assert lines["performance"][0] and lines["total-blocking-time"][0]
+    assert lines["pwa"] == (False, "✗ category pwa: not in the report")
+    assert lines["no-such-audit"] == (False, "✗ no-such-audit: not in the report")
+
+
+def test_a_budgets_aggregation_is_validated(tmp_path):
+    budget = tmp_path / "budget.yaml"
+    budget.write_text("aggregation: best\nmetrics:\n  total-blocking-time: 200ms\n")
+    with pytest.raises(BadInput) as err:
+        load_budget(budget)
+    assert err.value.field == "aggregation" and "median-run, optimistic" in str(err.value)
+    budget.write_text("aggregation: optimistic\nmetrics:\n  total-blocking-time: 200ms\n")
+    assert load_budget(budget).aggregation == "optimistic"
+    budget.write_text("metrics:\n  total-blocking-time: 200ms\n")
+    assert load_budget(budget).aggregation == "median-run"
 
 
 def test_pipeline_perf_judges_the_median_of_a_glob_of_runs_and_shows_every_run(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,13 +29,43 @@ def lighthouse() -> tuple[str, str]:
     return exports["PIPELINELIB_LIGHTHOUSE"], exports["PIPELINELIB_CHROMIUM"]
 
 
+# the fixture budget's lines: (the line's label, where in Lighthouse's JSON, limit, unit shown)
+BUDGET_LINES = [
+    ("category performance", ("categories", "performance", "score"), 0.9, "score"),
+    ("category accessibility", ("categories", "accessibility", "score"), 0.9, "score"),
+    ("largest-contentful-paint", ("audits", "largest-contentful-paint", "numericValue"),
+     2500, "ms"),
+    ("total-blocking-time", ("audits", "total-blocking-time", "numericValue"), 200, "ms"),
+    ("cumulative-layout-shift", ("audits", "cumulative-layout-shift", "numericValue"), 0.1, ""),
+    ("total-byte-weight", ("audits", "total-byte-weight", "numericValue"), 500 * 1024, "KiB"),
+]
+TIMED = {"category performance", "largest-contentful-paint", "total-blocking-time"}
+
+
+def expected_line(label: str, value: float, limit: float, unit: str) -> str:
+    """The checklist line a budget line gives for a value read straight from the JSON."""
+    if unit == "score":
+        return (f"{'✓' if value >= limit else '✗'} {label}: {round(value * 100)} "
+                f"(minimum {round(limit * 100)})")
+    shown = {"ms": lambda v: f"{v:.0f} ms", "KiB": lambda v: f"{v / 1024:.1f} KiB",
+             "": lambda v: f"{v:g}"}[unit]
+    return f"{'✓' if value <= limit else '✗'} {label}: {shown(value)} (budget {shown(limit)})"
+
+
+def raw(doc: dict, where: tuple[str, str, str]) -> float:
+    return float(doc[where[0]][where[1]][where[2]])
+
+
 def test_pipeline_perf_serves_the_hello_app_runs_real_lighthouse_and_judges_the_median(
         lighthouse, tmp_path):
     """`pipeline perf --serve examples/hello/public --runs 3`, as the example pipelines run
     it: the step serves the directory on a free loopback port and runs Lighthouse until 3
-    runs measured the page on an unstarved CPU (one run alone failed this test on a machine
-    at load 12 on 2 cores: TBT 596 ms, performance 85, Lighthouse warning of a slower CPU
-    than it expects); each run's report is archived in the report dir."""
+    runs measured the page on an unstarved CPU; each run's report is archived in the report
+    dir. The verdict is checked against the judged run's own JSON, line by line, not assumed
+    to pass: timing on a shared machine is not the test's to promise (CI's agent, busy with
+    the other tests, measured TBT 253 and 260 ms in two runs of three of this 1.6 KiB page,
+    18 ms in the third). What does not depend on the CPU (bytes, layout shift,
+    accessibility) must pass."""
     cli, chromium = lighthouse
     env = {"PIPELINELIB_LIGHTHOUSE": cli, "PIPELINELIB_CHROMIUM": chromium}
     reports = tmp_path / "reports"
@@ -42,23 +73,44 @@ def test_pipeline_perf_serves_the_hello_app_runs_real_lighthouse_and_judges_the_
                        str(ROOT / "examples" / "hello" / "public"), "--runs", "3",
                        "--budget", str(ROOT / "tests" / "fixtures" / "perf" / "budget.yaml"),
                        env=env)
-    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     runs = sorted(reports.glob("lighthouse-*.json"))
-    assert 3 <= len(runs) <= 6, [p.name for p in runs]
-    doc = json.loads(runs[0].read_text())
-    url = doc["finalDisplayedUrl"]
-    assert doc["lighthouseVersion"] == VERSION and url.startswith("http://127.0.0.1:")
-    assert f"✓ lighthouse {url} (median of 3 valid run(s) of {len(runs)}: run " in out.stdout
-    assert "✓ category performance:" in out.stdout and "✓ total-byte-weight:" in out.stdout
-    assert out.stdout.count("← judged (median run)") == 1
+    assert 3 <= len(runs) <= 6, ([p.name for p in runs], out.stdout + out.stderr[-3000:])
+    docs = {p.name: json.loads(p.read_text()) for p in runs}
+    url = docs[runs[0].name]["finalDisplayedUrl"]
+    assert {d["lighthouseVersion"] for d in docs.values()} == {VERSION}
+    assert url.startswith("http://127.0.0.1:")
+    assert f" lighthouse {url} (median of 3 valid run(s) of {len(runs)}: run " in out.stdout
+    [judged] = re.findall(r"run \d+ \((lighthouse-\d+\.json)\): .*← judged \(median run\)",
+                          out.stdout)
     assert out.stdout.count("dropped: ") == len(runs) - 3
     assert '"event": "lighthouse run 1/3 (attempt 1) of ' + url in out.stderr
-    # the reports it archived are Lighthouse's own: --report judges them again
-    tight = tmp_path / "tight.yaml"
-    tight.write_text("metrics:\n  total-byte-weight: 100B\n")
+    lines = [expected_line(label, raw(docs[judged], where), limit, unit)
+             for label, where, limit, unit in BUDGET_LINES]
+    for line in lines:
+        assert f"    {line}\n" in out.stdout, (line, out.stdout)
+    assert all(line.startswith("✓") for line, (label, *_) in
+               zip(lines, BUDGET_LINES, strict=True) if label not in TIMED), lines
+    assert out.returncode == (0 if all(line.startswith("✓") for line in lines) else 1), \
+        out.stdout + out.stderr[-3000:]
+
+    # the archived reports are Lighthouse's own: --report judges them again, here each
+    # check on its best value of the valid runs (lhci's "optimistic"); reports read back
+    # are all judged, starved or not (only runs with an error or no FCP/TTI are dropped)
+    kept = [name for name, doc in docs.items() if not doc.get("runtimeError") and all(
+        doc["audits"][a].get("numericValue") for a in ("first-contentful-paint", "interactive"))]
+    optimistic = tmp_path / "optimistic.yaml"
+    optimistic.write_text("aggregation: optimistic\nmetrics:\n  total-blocking-time: 200ms\n"
+                          "  total-byte-weight: 100B\n")
     again = run_pipeline("perf", "--report", str(reports / "lighthouse-*.json"), "--budget",
-                         str(tight))
+                         str(optimistic))
+    blocking = min(raw(docs[name], BUDGET_LINES[3][1]) for name in kept)
+    best = next(n for n in kept if raw(docs[n], BUDGET_LINES[3][1]) == blocking)
+    number = sorted(docs).index(best) + 1
+    assert expected_line("total-blocking-time", blocking, 200, "ms") + f" — run {number}" \
+        in again.stdout, again.stdout
     assert again.returncode == 1 and "✗ total-byte-weight:" in again.stdout
+    assert (f"(optimistic: each check on its best value of {len(kept)} valid run(s) of "
+            f"{len(runs)})") in again.stdout
 
 
 MEDIAN_JS = """

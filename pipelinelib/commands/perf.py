@@ -36,7 +36,11 @@ Several reports of the same URL (repeat --report, or a glob such as
 (computeMedianRun), runs with a runtime error or without FCP/TTI are dropped and
 the median run (closest to the median FCP and TTI) is judged; the evidence shows
 every run's values and which run was judged. Run Lighthouse 3 times or more: one
-run is a noisy sample on a busy machine.
+run is a noisy sample on a busy machine. The budget's `aggregation:` changes what
+is judged, as Lighthouse CI's aggregationMethod does: `median-run` (the default,
+above), `optimistic` (each check on its best value of the runs: lhci's default,
+for shared CI agents, where load spoils some runs while a regression in the page
+shows in all), `pessimistic` (its worst) or `median` (its median value).
 
 With --image and --digest the result is recorded against the image as a signed perf
 attestation (see docs/security.md), which promotion can require (policy `gates: [perf]`).

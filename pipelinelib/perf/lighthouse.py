@@ -10,6 +10,13 @@ A budget file (YAML)::
       total-blocking-time: 200ms
       cumulative-layout-shift: 0.1
       total-byte-weight: 500KiB
+    aggregation: median-run         # several runs of a page: which value each check judges
+
+``aggregation`` is lhci's ``aggregationMethod`` (docs/assertions.md of lighthouse-ci):
+``median-run`` (the default) judges every check on the run Lighthouse's computeMedianRun
+picks; ``optimistic`` judges each check on its best value among the valid runs (lhci's own
+default: a regression that is in the page is in every run, while a busy CI agent spoils
+only some), ``pessimistic`` on its worst, ``median`` on the median value.
 
 Lighthouse writes ``categories.<id>.score`` (0-1, ``null`` when the category could not be
 measured) and ``audits.<id>.numericValue``. A report with a ``runtimeError``, a null score
@@ -27,7 +34,8 @@ from typing import Any
 
 from pipelinelib.errors import BadInput
 
-KEYS = {"categories", "metrics"}
+KEYS = {"categories", "metrics", "aggregation"}
+AGGREGATIONS = ("median-run", "optimistic", "pessimistic", "median")
 _UNITS = {"": 1, "ms": 1, "s": 1000, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2,
           "mib": 1024 ** 2}
 _QUANTITY = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
@@ -38,6 +46,7 @@ class Budget:
     categories: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     source: str = ""
+    aggregation: str = "median-run"  # one of AGGREGATIONS
 
 
 @dataclass
@@ -90,7 +99,12 @@ def load_budget(path: str | Path) -> Budget:
         raise BadInput("a budget is a mapping", source=source, expected="categories, metrics")
     unknown = sorted(set(data) - KEYS)
     if unknown:
-        raise BadInput(f"unknown key {unknown[0]!r}", source=source, expected="categories, metrics")
+        raise BadInput(f"unknown key {unknown[0]!r}", source=source,
+                       expected="categories, metrics, aggregation")
+    aggregation = data.get("aggregation", "median-run")
+    if aggregation not in AGGREGATIONS:
+        raise BadInput(f"unknown aggregation {aggregation!r}", source=source,
+                       field="aggregation", expected=", ".join(AGGREGATIONS))
     for key in ("categories", "metrics"):
         if not isinstance(data.get(key) or {}, dict):
             raise BadInput(f"{key} is a {type(data[key]).__name__}", source=source, field=key,
@@ -104,7 +118,7 @@ def load_budget(path: str | Path) -> Budget:
                for k, v in (data.get("metrics") or {}).items()}
     if not cats and not metrics:
         raise BadInput("the budget is empty", source=source, expected="categories or metrics")
-    return Budget(cats, metrics, source)
+    return Budget(cats, metrics, source, str(aggregation))
 
 
 def read_report(path: str | Path) -> Measured:

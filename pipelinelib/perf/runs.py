@@ -22,6 +22,11 @@ core/gather/driver/environment.js in 12.8.2). When the step runs Lighthouse itse
 (``pipeline perf --serve/--url``) such runs are measured again (perf.collect) and, as long
 as one unstarved run exists, left out of the median (``skip_starved``); when every run was
 starved they are all judged, and ``Page.all_starved`` says so.
+
+The budget's ``aggregation`` (lhci's aggregationMethod) says which value each check judges:
+the median run's (``median-run``, the default), or each value's best, worst or median over
+the page's valid runs (``optimistic``, ``pessimistic``, ``median``) — ``judge`` names the
+run each best or worst value came from.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelinelib.perf.lighthouse import Measured
+from pipelinelib.perf.lighthouse import Budget, Check, Measured, check
 
 FCP, TTI = "first-contentful-paint", "interactive"
 SLOW_CPU_INDEX = 1000  # Lighthouse's SLOW_CPU_BENCHMARK_INDEX_THRESHOLD
@@ -128,7 +133,59 @@ def pages(reports: list[tuple[str | Path, Measured]], *,
     return list(by_url.values())
 
 
-def describe(page: Page) -> list[str]:
+def valid(page: Page) -> list[Run]:
+    """The runs that take part in the judgement (not dropped)."""
+    return [r for r in page.runs if r.number not in page.dropped]
+
+
+def judge(page: Page, budget: Budget) -> list[Check]:
+    """The budget's checks on the page, each on the value its aggregation picks."""
+    if page.judged is None:
+        raise ValueError("no valid run")
+    runs = valid(page)
+    if budget.aggregation == "median-run" or len(runs) < 2:
+        return check(page.judged.measured, budget)
+    combined = Measured(url=page.url)
+    source: dict[str, str] = {}  # check name -> where its value came from
+    for name in budget.categories:
+        scores = [(s, r) for r in runs if (s := r.measured.scores.get(name)) is not None]
+        if scores:
+            combined.scores[name], source[name] = _pick(scores, budget.aggregation, higher=True)
+        elif any(name in r.measured.scores for r in runs):
+            combined.scores[name] = None  # in the reports, never measured
+    for name in budget.metrics:
+        values = [(r.measured.values[name], r) for r in runs if name in r.measured.values]
+        if values:
+            combined.values[name], source[name] = _pick(values, budget.aggregation, higher=False)
+            combined.units[name] = values[0][1].measured.units.get(name, "")
+    return [Check(c.name, c.ok, f"{c.line} — {source[c.name]}" if c.name in source else c.line)
+            for c in check(combined, budget)]
+
+
+def _pick(values: list[tuple[float, Run]], aggregation: str, *,
+          higher: bool) -> tuple[float, str]:
+    """The value an aggregation judges (``higher``: a higher value is better), and whence."""
+    if aggregation == "median":
+        return statistics.median(v for v, _ in values), f"median of {len(values)} runs"
+    best = max if higher else min
+    worst = min if higher else max
+    value, run = (best if aggregation == "optimistic" else worst)(values, key=lambda p: p[0])
+    return value, f"run {run.number}"
+
+
+def title(page: Page, aggregation: str) -> str:
+    """How the page's runs were judged, for the checklist's title line."""
+    kept, total = len(valid(page)), len(page.runs)
+    if total < 2:
+        return ""
+    if aggregation == "median-run" or kept < 2:
+        return f" (median of {kept} valid run(s) of {total}: run {page.judged.number})" \
+            if page.judged else ""
+    what = {"optimistic": "best", "pessimistic": "worst", "median": "median"}[aggregation]
+    return f" ({aggregation}: each check on its {what} value of {kept} valid run(s) of {total})"
+
+
+def describe(page: Page, aggregation: str = "median-run") -> list[str]:
     """One line per run: its values, and which run was judged or dropped (and why)."""
     if len(page.runs) == 1:
         return []
@@ -143,7 +200,8 @@ def describe(page: Page) -> list[str]:
                 values.append(f"{label} {run.measured.values[key]:.0f} ms")
         if run.measured.benchmark_index is not None:
             values.append(f"benchmarkIndex {run.measured.benchmark_index:.0f}")
-        mark = ("← judged (median run)" if run is page.judged
+        mark = ("← judged (median run)" if run is page.judged and (
+                    aggregation == "median-run" or len(valid(page)) < 2)
                 else f"dropped: {page.dropped[run.number]}" if run.number in page.dropped
                 else "")
         lines.append(f"run {run.number} ({Path(run.path).name}): " + ", ".join(values)
@@ -151,7 +209,11 @@ def describe(page: Page) -> list[str]:
     return lines
 
 
-def warnings(page: Page) -> list[str]:
-    """What Lighthouse warned about the judged run (a slow or busy CPU, say)."""
-    return [f"Lighthouse warned: {w}" for w in (page.judged.measured.warnings
-                                                if page.judged else [])]
+def warnings(page: Page, aggregation: str = "median-run") -> list[str]:
+    """What Lighthouse warned about the judged run (a slow or busy CPU, say); with values
+    picked from several runs, about each of them, naming the run."""
+    if aggregation == "median-run" or len(valid(page)) < 2:
+        return [f"Lighthouse warned: {w}" for w in (page.judged.measured.warnings
+                                                    if page.judged else [])]
+    return [f"Lighthouse warned about run {run.number}: {w}"
+            for run in valid(page) for w in run.measured.warnings]

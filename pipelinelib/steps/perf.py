@@ -15,8 +15,8 @@ from pathlib import Path
 from pipelinelib.context import Context
 from pipelinelib.errors import GateFailed
 from pipelinelib.perf.collect import Measure, collect
-from pipelinelib.perf.lighthouse import Budget, Measured, check
-from pipelinelib.perf.runs import describe, pages, warnings
+from pipelinelib.perf.lighthouse import Budget, Measured
+from pipelinelib.perf.runs import describe, judge, pages, title, warnings
 from pipelinelib.perf.serve import serve
 from pipelinelib.report.checklist import item
 from pipelinelib.result import StepResult
@@ -28,7 +28,8 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
                 budget: Budget, image: str | None = None,
                 digest: str | None = None, measure: Measure | None = None) -> StepResult:
     """Fail when any page misses the budget; the evidence lists every line checked.
-    Several reports of one URL are runs: the median run is judged (perf.runs).
+    Several reports of one URL are runs: the median run is judged (perf.runs), or each
+    check on the value the budget's ``aggregation`` picks.
     ``measure``: run Lighthouse on the page first (perf.collect), starved runs measured again.
     With ``image`` and ``digest`` the verdict is recorded as a signed perf attestation."""
     evidence: list[str] = []
@@ -39,7 +40,7 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
         reports, notes = _measure(ctx, measure, reports)
     measured_pages = pages(reports, skip_starved=measure is not None)
     for page in measured_pages:
-        runs = describe(page)
+        runs = describe(page, budget.aggregation)
         if page.all_starved:
             line = (f"⚠ every run of {page.url} was starved of CPU (Lighthouse's slow-CPU "
                     "warning): its blocking time is overstated; judged anyway")
@@ -52,14 +53,12 @@ def perf_budget(ctx: Context, reports: list[tuple[str | Path, Measured]],
             evidence += item(False, f"lighthouse {page.url}: {why}", runs)
             continue
         judged = page.judged.measured
-        checks = check(judged, budget)
+        checks = judge(page, budget)
         missed += [c.line.removeprefix("✗ ") for c in checks if not c.ok]
-        title = f"{judged.tool} {judged.url or page.judged.path}"
-        if len(page.runs) > 1:
-            title += (f" (median of {len(page.runs) - len(page.dropped)} valid run(s) of "
-                      f"{len(page.runs)}: run {page.judged.number})")
-        evidence += item(all(c.ok for c in checks), title,
-                         [*runs, *warnings(page), *(c.line for c in checks)])
+        heading = f"{judged.tool} {judged.url or page.judged.path}" + title(
+            page, budget.aggregation)
+        evidence += item(all(c.ok for c in checks), heading,
+                         [*runs, *warnings(page, budget.aggregation), *(c.line for c in checks)])
     actions: list[str] = []
     if image and digest:
         from pipelinelib.attest import write_attestation
