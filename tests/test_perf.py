@@ -161,12 +161,13 @@ def test_the_budgets_aggregation_picks_each_checks_value_as_lhci_does(aggregatio
         f" ({aggregation}: each check on its {which[aggregation]} value of 3 valid run(s) of 3)")
 
 
-def test_an_unmeasured_value_fails_under_every_aggregation():
-    """A score no run measured (null) and an audit no run has fail, optimistic or not."""
+@pytest.mark.parametrize("aggregation", ["median-run", "optimistic", "pessimistic", "median"])
+def test_an_unmeasured_value_fails_under_every_aggregation(aggregation):
+    """A category and an audit no run has fail, optimistic or not."""
     [page] = pages(runs_of("error", "run-idle-1", "run-idle-2"))
     budget = Budget(categories={"performance": 0.5, "pwa": 0.5},
                     metrics={"total-blocking-time": 200.0, "no-such-audit": 1.0},
-                    aggregation="optimistic")
+                    aggregation=aggregation)
     lines = {c.name: (c.ok, c.line) for c in judge(page, budget)}
     assert lines["performance"][0] and lines["total-blocking-time"][0]
     assert lines["pwa"] == (False, "✗ category pwa: not in the report")

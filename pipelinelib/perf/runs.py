@@ -138,13 +138,18 @@ def valid(page: Page) -> list[Run]:
     return [r for r in page.runs if r.number not in page.dropped]
 
 
+def per_check(page: Page, aggregation: str) -> bool:
+    """Whether each check picks its own value among the runs (not all from the median run)."""
+    return aggregation != "median-run" and len(valid(page)) > 1
+
+
 def judge(page: Page, budget: Budget) -> list[Check]:
     """The budget's checks on the page, each on the value its aggregation picks."""
     if page.judged is None:
         raise ValueError("no valid run")
-    runs = valid(page)
-    if budget.aggregation == "median-run" or len(runs) < 2:
+    if not per_check(page, budget.aggregation):
         return check(page.judged.measured, budget)
+    runs = valid(page)
     combined = Measured(url=page.url)
     source: dict[str, str] = {}  # check name -> where its value came from
     for name in budget.categories:
@@ -178,7 +183,7 @@ def title(page: Page, aggregation: str) -> str:
     kept, total = len(valid(page)), len(page.runs)
     if total < 2:
         return ""
-    if aggregation == "median-run" or kept < 2:
+    if not per_check(page, aggregation):
         return f" (median of {kept} valid run(s) of {total}: run {page.judged.number})" \
             if page.judged else ""
     what = {"optimistic": "best", "pessimistic": "worst", "median": "median"}[aggregation]
@@ -200,8 +205,7 @@ def describe(page: Page, aggregation: str = "median-run") -> list[str]:
                 values.append(f"{label} {run.measured.values[key]:.0f} ms")
         if run.measured.benchmark_index is not None:
             values.append(f"benchmarkIndex {run.measured.benchmark_index:.0f}")
-        mark = ("← judged (median run)" if run is page.judged and (
-                    aggregation == "median-run" or len(valid(page)) < 2)
+        mark = ("← judged (median run)" if run is page.judged and not per_check(page, aggregation)
                 else f"dropped: {page.dropped[run.number]}" if run.number in page.dropped
                 else "")
         lines.append(f"run {run.number} ({Path(run.path).name}): " + ", ".join(values)
@@ -212,7 +216,7 @@ def describe(page: Page, aggregation: str = "median-run") -> list[str]:
 def warnings(page: Page, aggregation: str = "median-run") -> list[str]:
     """What Lighthouse warned about the judged run (a slow or busy CPU, say); with values
     picked from several runs, about each of them, naming the run."""
-    if aggregation == "median-run" or len(valid(page)) < 2:
+    if not per_check(page, aggregation):
         return [f"Lighthouse warned: {w}" for w in (page.judged.measured.warnings
                                                     if page.judged else [])]
     return [f"Lighthouse warned about run {run.number}: {w}"
