@@ -100,6 +100,11 @@ def median_run(runs: list[Run]) -> Run:
     return min(runs, key=distance)
 
 
+def valid(page: Page) -> list[Run]:
+    """The runs that take part in the judgement (not dropped)."""
+    return [r for r in page.runs if r.number not in page.dropped]
+
+
 def pages(reports: list[tuple[str | Path, Measured]], *,
           skip_starved: bool = False) -> list[Page]:
     """Group reports by the URL they measured (in order) and pick each page's judged run.
@@ -120,22 +125,17 @@ def pages(reports: list[tuple[str | Path, Measured]], *,
             why = invalid(run.measured)
             if why:
                 page.dropped[run.number] = why
-        valid = [r for r in page.runs if r.number not in page.dropped]
-        if skip_starved and valid:
-            fed = [r for r in valid if not starved(r.measured)]
+        kept = valid(page)
+        if skip_starved and kept:
+            fed = [r for r in kept if not starved(r.measured)]
             page.all_starved = not fed
-            for run in valid if fed else []:
+            for run in kept if fed else []:
                 why = starved(run.measured)
                 if why:
                     page.dropped[run.number] = why
-            valid = fed or valid
-        page.judged = median_run(valid) if valid else None
+        kept = valid(page)
+        page.judged = median_run(kept) if kept else None
     return list(by_url.values())
-
-
-def valid(page: Page) -> list[Run]:
-    """The runs that take part in the judgement (not dropped)."""
-    return [r for r in page.runs if r.number not in page.dropped]
 
 
 def per_check(page: Page, aggregation: str) -> bool:
